@@ -1,0 +1,77 @@
+"""The ``provisioner`` command group and the one place errors become output.
+
+Each command lives in its own module and is registered here. Commands raise
+``ProvisionerError``; ``ProvisionerGroup.invoke`` turns any of them into a
+clean message on stderr and the error's exit code. No traceback reaches a
+user unless ``-vv`` asks for one, and even then it carries no API key because
+error messages are built without it.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from provisioner import __version__
+from provisioner.errors import ProvisionerError
+
+
+class ProvisionerClickError(click.ClickException):
+    """A ``ProvisionerError`` rendered for click: message and exit code."""
+
+    def __init__(self, error: ProvisionerError):
+        super().__init__(str(error))
+        self.exit_code = error.exit_code
+
+    def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
+class ProvisionerGroup(click.Group):
+    """A click group that converts the project's error hierarchy, once."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except ProvisionerError as error:
+            raise ProvisionerClickError(error) from None
+
+
+def configure_logging(verbosity: int) -> None:
+    """-v shows INFO, -vv DEBUG. Logs go to stderr and never contain the key."""
+    level = logging.WARNING - 10 * min(verbosity, 2)
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True
+    )
+
+
+@click.group(cls=ProvisionerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="provisioner")
+@click.option("-v", "--verbose", count=True, help="More output on stderr: -v info, -vv debug.")
+@click.pass_context
+def cli(ctx: click.Context, verbose: int) -> None:
+    """Access management as code: declare users, roles and workspaces in YAML,
+    then plan and apply them against the regional API."""
+    ctx.ensure_object(dict)
+    ctx.obj["verbosity"] = verbose
+    configure_logging(verbose)
+
+
+def _register() -> None:
+    # Each command module owns its command and options; the list is explicit.
+    from provisioner.cli.reconcile import apply, plan
+    from provisioner.cli.sandbox import sandbox
+    from provisioner.cli.validate import validate
+
+    for command in (validate, plan, apply, sandbox):
+        cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="provisioner")

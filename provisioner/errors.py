@@ -1,0 +1,126 @@
+"""The one error hierarchy of provisioner.
+
+Every failure a user can meet is a ``ProvisionerError``. Each message says what
+happened, where, and what to do next. The CLI turns these into clean output and
+an exit code in exactly one place (``provisioner.cli.main``); nothing else
+catches them to print.
+
+Messages must never contain an API key. Code that builds a message from a
+request or response goes through ``provisioner.api.client``, which redacts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ProvisionerError(Exception):
+    """Base class of every error provisioner reports to a user."""
+
+    exit_code: int = 1
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a config file: 1-based line and column."""
+
+    file: str
+    line: int
+    column: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One problem found in a config: where, at which path, and what to do."""
+
+    location: Location | None
+    path: str  # e.g. "workspaces[0].members.production[1]"; "" for the document
+    message: str
+
+    def __str__(self) -> str:
+        where = str(self.location) if self.location else "<config>"
+        at = f" {self.path}:" if self.path else ""
+        return f"{where}:{at} {self.message}"
+
+
+class ConfigError(ProvisionerError):
+    """The config is invalid. Carries every issue found, not just the first."""
+
+    def __init__(self, issues: list[ConfigIssue] | tuple[ConfigIssue, ...]):
+        self.issues: tuple[ConfigIssue, ...] = tuple(issues)
+        n = len(self.issues)
+        head = f"{n} error{'s' if n != 1 else ''} in config"
+        super().__init__(head + ":\n" + "\n".join(f"  {i}" for i in self.issues))
+
+
+class ApiError(ProvisionerError):
+    """The regional API answered with an error, or could not be reached.
+
+    ``status`` is the HTTP status when there was one; ``code`` the API's error
+    code (``already_exists``, ``not_supported``, ...). Only the HTTP client
+    creates these; nothing above it looks at status codes except through the
+    subclasses below.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: str | None = None,
+        method: str | None = None,
+        url: str | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.method = method
+        self.url = url
+
+
+class AuthenticationError(ApiError):
+    """401: the key is missing or unknown."""
+
+
+class PermissionDeniedError(ApiError):
+    """403: the key's user may not do this (for example a developer writing)."""
+
+
+class NotFoundError(ApiError):
+    """404: the object does not exist (any more)."""
+
+
+class ConflictError(ApiError):
+    """409: the object already exists."""
+
+
+class PreconditionFailedError(ApiError):
+    """412: the object changed since it was read (If-Match mismatch)."""
+
+
+class RateLimitedError(ApiError):
+    """429 whose Retry-After exceeds what we are willing to wait."""
+
+
+class TransportError(ApiError):
+    """The request could not be completed: timeouts, refused connections,
+    retries exhausted, refused redirects or insecure URLs."""
+
+
+class UnsafePlanError(ProvisionerError):
+    """A guard refused the plan (lockout, min_admins, protected users, mass removal, ...)."""
+
+
+class StalePlanError(ProvisionerError):
+    """A saved plan may not be applied: state changed, file modified, other version, too old."""
+
+
+class ApplyError(ProvisionerError):
+    """An apply finished with failed or skipped changes. The report is in the message."""
+
+
+class RefusedError(ProvisionerError):
+    """The user did not confirm, or confirmation was impossible (no terminal, no --auto-approve)."""

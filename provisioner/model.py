@@ -1,0 +1,205 @@
+"""The domain model: frozen dataclasses keyed by identity.
+
+Both sides of a reconciliation are a ``State``:
+
+* ``desired`` comes from the YAML config (``provisioner.config``);
+* ``current`` comes from the regional API (``provisioner.api.reader``).
+
+Identity is what the diff keys on:
+
+* a user by lowercased email;
+* a workspace by name;
+* a membership by ``(workspace name, user email)``.
+
+Server ids are carried on the ``current`` side only (``id=None`` on the desired
+side). They never take part in identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from types import MappingProxyType
+from typing import Mapping
+
+ADMIN = "admin"
+DEVELOPER = "developer"
+ROLES: tuple[str, ...] = (ADMIN, DEVELOPER)
+
+ACTIVE = "active"
+INVITED = "invited"
+
+REGIONS: tuple[str, ...] = ("us-east-1", "us-west-2", "eu-central-1", "ap-northeast-1")
+DEFAULT_TOKEN_ENV = "RECALL_API_KEY"
+DEFAULT_WORKSPACE_LIMIT = 50
+
+
+def region_base_url(region: str) -> str:
+    """The base URL of a region's API, e.g. ``https://us-east-1.recall.ai/api/v1``."""
+    return f"https://{region}.recall.ai/api/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """A user of the organization. ``email`` is lowercased and is the identity."""
+
+    email: str
+    role: str  # ADMIN or DEVELOPER
+    status: str = ACTIVE  # ACTIVE or INVITED; INVITED users are pending, not absent
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """A workspace instance, identified by its full name (e.g. ``notetaker-production``).
+
+    ``environment`` is known on the desired side for instances expanded from a
+    workspace with ``environments`` (and for exported ones); renderers use it to
+    put production first. It never takes part in identity or in the diff.
+    """
+
+    name: str
+    id: str | None = None
+    environment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """Access of one user to one workspace instance.
+
+    ``expires`` (timezone-aware, UTC) and ``reason`` only exist on the desired
+    side. After ``expires`` the grant counts as absent.
+    """
+
+    workspace: str  # workspace name
+    user: str  # lowercased email
+    id: str | None = None
+    expires: datetime | None = None
+    reason: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.workspace, self.user)
+
+
+def _frozen(mapping: Mapping) -> Mapping:
+    return MappingProxyType(dict(mapping))
+
+
+@dataclass(frozen=True)
+class State:
+    """One side of the reconciliation: users, workspaces and memberships by identity.
+
+    Build one with ``State.build(users, workspaces, memberships)``; the mappings
+    are read-only.
+    """
+
+    users: Mapping[str, User] = field(default_factory=lambda: MappingProxyType({}))
+    workspaces: Mapping[str, Workspace] = field(default_factory=lambda: MappingProxyType({}))
+    memberships: Mapping[tuple[str, str], Membership] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+    @classmethod
+    def build(
+        cls,
+        users: "list[User] | tuple[User, ...]" = (),
+        workspaces: "list[Workspace] | tuple[Workspace, ...]" = (),
+        memberships: "list[Membership] | tuple[Membership, ...]" = (),
+    ) -> "State":
+        """Key the objects by identity. Later duplicates replace earlier ones."""
+        return cls(
+            users=_frozen({u.email: u for u in users}),
+            workspaces=_frozen({w.name: w for w in workspaces}),
+            memberships=_frozen({m.key: m for m in memberships}),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    """What the API says about the key's organization (``GET /me/``)."""
+
+    id: str
+    name: str
+    region: str
+    workspace_limit: int = DEFAULT_WORKSPACE_LIMIT
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who the API key belongs to (``GET /me/``)."""
+
+    user_id: str
+    email: str  # lowercased
+    role: str
+    organization: Organization
+
+
+@dataclass(frozen=True, slots=True)
+class RemovalLimit:
+    """``policy.max_removals``: an absolute count or a percentage of existing objects."""
+
+    count: int | None = None
+    percent: float | None = 25.0
+
+    def allowed(self, existing: int) -> int:
+        """How many removals are allowed when ``existing`` objects exist."""
+        if self.count is not None:
+            return self.count
+        assert self.percent is not None
+        return int(existing * self.percent / 100)
+
+    def __str__(self) -> str:
+        if self.count is not None:
+            return str(self.count)
+        pct = self.percent
+        return f"{pct:g}%"
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """The ``policy`` section of the config."""
+
+    min_admins: int = 1
+    max_removals: RemovalLimit = RemovalLimit()
+    protected_users: frozenset[str] = frozenset()  # lowercased emails
+    ignore_users: tuple[str, ...] = ()  # fnmatch globs over lowercased emails
+    ignore_workspaces: tuple[str, ...] = ()  # fnmatch globs over workspace names
+
+
+@dataclass(frozen=True, slots=True)
+class OrganizationSettings:
+    """The ``organization`` section of the config: where and how to connect."""
+
+    region: str | None = None
+    api_url: str | None = None
+    token_env: str = DEFAULT_TOKEN_ENV
+    name: str | None = None
+
+    def base_url(self) -> str:
+        """``api_url`` when given, else the region's URL."""
+        if self.api_url:
+            return self.api_url.rstrip("/")
+        if self.region:
+            return region_base_url(self.region)
+        raise ValueError("organization needs a region or an api_url")
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded, validated config: one organization's desired state and settings.
+
+    ``desired`` holds every declared grant, with ``expires`` where given; the
+    diff decides (given ``now``) which grants have expired. ``digest`` is the
+    sha256 of the loaded sources; ``sources`` the files it was read from.
+    ``environments`` lists the declared environment names in file order.
+    """
+
+    organization: OrganizationSettings
+    policy: Policy
+    desired: State
+    workspace_name_format: str = "{workspace}-{environment}"
+    environments: tuple[str, ...] = ()
+    sources: tuple[str, ...] = ()
+    digest: str = ""

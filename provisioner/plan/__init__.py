@@ -1,0 +1,1 @@
+"""Plans: the diff between current and desired state, its guards, renderers and plan files."""

@@ -1,0 +1,1 @@
+"""The API contract (openapi.yaml) and the JSON Schemas, shipped as package data."""
