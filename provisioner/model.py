@@ -11,8 +11,9 @@ Identity is what the diff keys on:
 * a workspace by name;
 * a membership by ``(workspace name, user email)``.
 
-Server ids are carried on the ``current`` side only (``id=None`` on the desired
-side). They never take part in identity.
+Server ids and ETags are carried on the ``current`` side only (``None`` on the
+desired side). They never take part in identity or in the diff; the applier
+uses ``id`` to address an object and ``etag`` for ``If-Match``.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class User:
     role: str  # ADMIN or DEVELOPER
     status: str = ACTIVE  # ACTIVE or INVITED; INVITED users are pending, not absent
     id: str | None = None
+    etag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,7 @@ class Workspace:
     name: str
     id: str | None = None
     environment: str | None = None
+    etag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +80,7 @@ class Membership:
     id: str | None = None
     expires: datetime | None = None
     reason: str | None = None
+    etag: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
