@@ -1,0 +1,365 @@
+"""Export: turn an organization's current ``State`` into a version-1 config.
+
+``export_config`` is pure: it takes what the API reader returned and gives
+back YAML text. Loading that text and diffing it against the same ``current``
+yields an empty plan, so an existing organization can adopt provisioner
+without a single change on the first ``apply``.
+
+The work happens in two steps that never mix:
+
+1. *Shaping* (``_shape``): decide the config's structure in the domain's own
+   words — which workspace instances fold into one workspace with
+   ``environments``, which access is shared by every instance of an
+   environment (and so moves to ``environments.<env>.members``), and which
+   member sets repeat often enough to become a named group.
+2. *Emitting* (``_emit``): write that structure as YAML text by hand, because
+   the output wants flow-style one-line user entries with trailing comments,
+   which ``yaml.safe_dump`` cannot produce, and because byte-identical output
+   for the same organization needs every ordering to be explicit.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import yaml
+
+from provisioner.model import ADMIN, DEFAULT_TOKEN_ENV, INVITED, Identity, State
+
+__all__ = ["export_config"]
+
+DEFAULT_ENVIRONMENTS: tuple[str, ...] = ("development", "staging", "production")
+DEFAULT_WORKSPACE_NAME_FORMAT = "{workspace}-{environment}"
+
+# A member list longer than this many characters on one line is written in
+# block style, one member per line, so that diffs of the config stay readable.
+_FLOW_WIDTH = 100
+
+# Group names we derive from an environment must look like ordinary
+# identifiers; anything else falls back to ``group-N``.
+_GROUP_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+
+# Plain scalars we are willing to write unquoted: no YAML indicator at the
+# start, nothing that ends a flow collection or starts a comment inside. The
+# round-trip check in ``_scalar`` catches what a regex cannot (``null``,
+# ``yes``, numbers, dates).
+_PLAIN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.@+-]*$")
+
+
+def export_config(
+    identity: Identity,
+    current: State,
+    *,
+    environments: Sequence[str] = DEFAULT_ENVIRONMENTS,
+    workspace_name_format: str = DEFAULT_WORKSPACE_NAME_FORMAT,
+    region: str | None = None,
+    api_url: str | None = None,
+    token_env: str = DEFAULT_TOKEN_ENV,
+) -> str:
+    """The YAML text of a version-1 config that declares ``current`` exactly.
+
+    * ``environments`` are the environment names to recognise in workspace
+      names; instances named by ``workspace_name_format`` for one of them fold
+      into one workspace entry with ``environments``.
+    * The organization is addressed by ``api_url`` when given, else by
+      ``region`` (default: the identity's organization's region).
+    * ``token_env`` names the environment variable that holds the API key.
+
+    The same organization always exports to byte-identical text. Raises
+    ``ValueError`` when ``current`` is inconsistent (a membership of an
+    unknown user or workspace) or the format lacks its placeholders; both are
+    programming errors, not user errors.
+    """
+    _check_consistent(current)
+    parse = _name_parser(workspace_name_format, environments)
+    shaped = _shape(current, environments, workspace_name_format, parse)
+    settings = _Settings(
+        name=identity.organization.name,
+        org_id=identity.organization.id,
+        region=None if api_url else (region or identity.organization.region),
+        api_url=api_url,
+        token_env=token_env,
+        workspace_name_format=workspace_name_format,
+    )
+    return _emit(settings, current, shaped)
+
+
+# --------------------------------------------------------------------------
+# Shaping
+
+
+@dataclass(frozen=True)
+class _Settings:
+    name: str
+    org_id: str
+    region: str | None
+    api_url: str | None
+    token_env: str
+    workspace_name_format: str
+
+
+@dataclass
+class _Folded:
+    """One workspace entry with ``environments``: base name, env -> own members."""
+
+    name: str
+    members: dict[str, frozenset[str]] = field(default_factory=dict)  # in env order
+
+
+@dataclass
+class _Shaped:
+    """The config's structure, before it becomes text. All orderings are final."""
+
+    env_members: dict[str, frozenset[str]]  # declared environments, in given order
+    folded: list[_Folded]  # sorted by base name
+    plain: list[tuple[str, frozenset[str]]]  # sorted by workspace name
+    groups: dict[frozenset[str], str]  # member set -> group name, in first-use order
+
+
+def _check_consistent(current: State) -> None:
+    for (workspace, user) in sorted(current.memberships):
+        if workspace not in current.workspaces:
+            raise ValueError(f"membership {workspace}/{user} names an unknown workspace")
+        if user not in current.users:
+            raise ValueError(f"membership {workspace}/{user} names an unknown user")
+
+
+def _name_parser(fmt: str, environments: Sequence[str]):  # -> Callable[[str], tuple|None]
+    """A function that splits an instance name into (workspace, environment), or None.
+
+    The format's two placeholders become regex groups; the environment group
+    only matches the given environment names. The workspace group is greedy,
+    so ``a-b-production`` reads as workspace ``a-b``.
+    """
+    if fmt.count("{workspace}") != 1 or fmt.count("{environment}") != 1:
+        raise ValueError(
+            f"workspace_name_format {fmt!r} must contain {{workspace}} and {{environment}} once each"
+        )
+    if not environments:
+        return lambda name: None
+    envs = "|".join(re.escape(e) for e in sorted(environments, key=lambda e: (-len(e), e)))
+    pattern = ""
+    for part in re.split(r"(\{workspace\}|\{environment\})", fmt):
+        if part == "{workspace}":
+            pattern += r"(?P<workspace>.+)"
+        elif part == "{environment}":
+            pattern += f"(?P<environment>{envs})"
+        else:
+            pattern += re.escape(part)
+    regex = re.compile(f"^{pattern}$", re.DOTALL)
+
+    def parse(name: str) -> tuple[str, str] | None:
+        match = regex.match(name)
+        if not match:
+            return None
+        workspace, environment = match["workspace"], match["environment"]
+        # Formatting back must give the same name, or the loader would expand
+        # the entry into something else.
+        if fmt.format(workspace=workspace, environment=environment) != name:
+            return None
+        return workspace, environment
+
+    return parse
+
+
+def _shape(current: State, environments: Sequence[str], fmt: str, parse) -> _Shaped:  # noqa: ANN001
+    members_of: dict[str, set[str]] = {name: set() for name in current.workspaces}
+    for workspace, user in current.memberships:
+        members_of[workspace].add(user)
+
+    # Fold: base name -> {environment: instance name}.
+    instances: dict[str, dict[str, str]] = {}
+    for name in sorted(current.workspaces):
+        parsed = parse(name)
+        if parsed is not None:
+            base, env = parsed
+            instances.setdefault(base, {})[env] = name
+    # A base that is also the name of a workspace we write plainly would give
+    # two entries of the same name; such instances stay plain.
+    plain_names = {n for n in current.workspaces if parse(n) is None}
+    for base in sorted(instances):
+        if base in plain_names:
+            plain_names.update(instances.pop(base).values())
+
+    # Lift: an environment's members apply to every instance of every
+    # workspace that lists it, so only access common to all those instances
+    # may move up.
+    env_order = [e for e in environments if any(e in envs for envs in instances.values())]
+    env_members: dict[str, frozenset[str]] = {}
+    for env in env_order:
+        sets = [members_of[envs[env]] for envs in instances.values() if env in envs]
+        env_members[env] = frozenset(set.intersection(*sets))
+
+    folded = [
+        _Folded(
+            name=base,
+            members={
+                env: frozenset(members_of[instances[base][env]] - env_members[env])
+                for env in env_order
+                if env in instances[base]
+            },
+        )
+        for base in sorted(instances)
+    ]
+    plain = [(name, frozenset(members_of[name])) for name in sorted(plain_names)]
+    groups = _groups(env_members, folded, plain)
+    return _Shaped(env_members=env_members, folded=folded, plain=plain, groups=groups)
+
+
+def _groups(
+    env_members: dict[str, frozenset[str]],
+    folded: list[_Folded],
+    plain: list[tuple[str, frozenset[str]]],
+) -> dict[frozenset[str], str]:
+    """Name the member sets of two or more users that are written twice or more.
+
+    A set first used as an environment's members is called ``<env>-team``;
+    any other ``group-1``, ``group-2``… in the order they first appear in the
+    file, which keeps numbering stable for the same organization.
+    """
+    uses: list[tuple[str | None, frozenset[str]]] = [(e, s) for e, s in env_members.items()]
+    uses += [(None, s) for f in folded for s in f.members.values()]
+    uses += [(None, s) for _, s in plain]
+    counts = Counter(s for _, s in uses if len(s) >= 2)
+    groups: dict[frozenset[str], str] = {}
+    numbered = 0
+    for env, members in uses:
+        if counts[members] < 2 or members in groups:
+            continue
+        if env is not None and _GROUP_NAME.match(f"{env}-team"):
+            groups[members] = f"{env}-team"
+        else:
+            numbered += 1
+            groups[members] = f"group-{numbered}"
+    return groups
+
+
+# --------------------------------------------------------------------------
+# Emitting
+
+
+def _emit(settings: _Settings, current: State, shaped: _Shaped) -> str:
+    pending = sum(1 for u in current.users.values() if u.status == INVITED)
+    admins = sum(1 for u in current.users.values() if u.role == ADMIN)
+    lines: list[str] = [
+        f"# Generated by `provisioner export` from organization {_comment(settings.name)}"
+        f" ({_comment(settings.org_id)}):",
+        f"# {_count(len(current.users), 'user')} ({pending} pending),"
+        f" {_count(len(current.workspaces), 'workspace')},"
+        f" {_count(len(current.memberships), 'membership')}.",
+        "# `provisioner plan` against this file shows no changes; edit it from here.",
+        "version: 1",
+        "organization:",
+        f"  name: {_scalar(settings.name)}",
+    ]
+    if settings.api_url:
+        lines.append(f"  api_url: {_scalar(settings.api_url)}")
+    else:
+        lines.append(f"  region: {_scalar(settings.region or '')}")
+    lines.append(f"  token_env: {_scalar(settings.token_env)}")
+    lines.append(f"workspace_name_format: {_scalar(settings.workspace_name_format)}")
+
+    if shaped.env_members:
+        lines.append("environments:")
+        for env, members in shaped.env_members.items():
+            lines.append(f"  {_scalar(env)}:")
+            lines += _members("    ", "members", members, shaped.groups)
+
+    lines.append("users:")
+    for user in sorted(current.users.values(), key=lambda u: u.email):
+        entry = f"  - {{email: {_scalar(user.email)}, role: {_scalar(user.role)}}}"
+        lines.append(entry + ("  # pending invitation" if user.status == INVITED else ""))
+
+    if shaped.groups:
+        lines.append("groups:")
+        for members, name in shaped.groups.items():
+            lines += _members("  ", name, members, {})
+
+    if shaped.folded or shaped.plain:
+        lines.append("workspaces:")
+    for entry in shaped.folded:
+        lines.append(f"  - name: {_scalar(entry.name)}")
+        lines.append(f"    environments: {_flow(entry.members)}")
+        own = {env: m for env, m in entry.members.items() if m}
+        if own:
+            lines.append("    members:")
+            for env, members in own.items():
+                lines += _members("      ", env, members, shaped.groups)
+    for name, members in shaped.plain:
+        lines.append(f"  - name: {_scalar(name)}")
+        lines += _members("    ", "members", members, shaped.groups)
+
+    # Keep the loader's min_admins check satisfiable for an organization
+    # that (unusually) has no admin at all.
+    lines += ["policy:", f"  min_admins: {min(1, admins)}"]
+    return "\n".join(lines) + "\n"
+
+
+def _members(
+    indent: str, key: str, members: frozenset[str], groups: dict[frozenset[str], str]
+) -> list[str]:
+    """``key: [...]`` for a member set: a group reference when one names it exactly."""
+    items = [f"@{groups[members]}"] if members in groups else sorted(members)
+    line = f"{indent}{_scalar(key)}: {_flow(items)}"
+    if len(line) <= _FLOW_WIDTH or not items:
+        return [line]
+    return [f"{indent}{_scalar(key)}:"] + [f"{indent}  - {_scalar(i)}" for i in items]
+
+
+def _flow(items: Iterable[str]) -> str:
+    return "[" + ", ".join(_scalar(i) for i in items) + "]"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _comment(text: str) -> str:
+    """Text safe inside a comment: one line, printable."""
+    return "".join(c if c.isprintable() else "?" for c in text)
+
+
+def _scalar(text: str) -> str:
+    """``text`` as a YAML scalar that reads back as the same string anywhere.
+
+    Plain when it is unambiguous both in block and in flow context; else
+    double-quoted with every non-printable character escaped.
+    """
+    if _PLAIN.match(text) and yaml.safe_load(f"[{text}]") == [text]:
+        return text
+    return _double_quoted(text)
+
+
+# Characters YAML double-quoted scalars may carry literally (YAML 1.1/1.2
+# printable set, minus the characters PyYAML treats as line breaks or BOM).
+def _yaml_printable(c: str) -> bool:
+    o = ord(c)
+    if c in "\\\"":
+        return False
+    if 0x20 <= o <= 0x7E:
+        return True
+    if 0xA0 <= o <= 0xD7FF and c not in "\u2028\u2029":
+        return True
+    return 0xE000 <= o <= 0xFFFD and o != 0xFEFF
+
+
+def _double_quoted(text: str) -> str:
+    out = []
+    for c in text:
+        if _yaml_printable(c):
+            out.append(c)
+        elif c in "\\\"":
+            out.append("\\" + c)
+        elif ord(c) < 0x20:
+            # json.dumps gives the short escapes (\n, \t) and \uXXXX for the
+            # other control characters; YAML reads them the same way.
+            out.append(json.dumps(c)[1:-1])
+        elif ord(c) <= 0xFFFF:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(f"\\U{ord(c):08x}")
+    return '"' + "".join(out) + '"'
