@@ -1,0 +1,536 @@
+"""The HTTP client for the regional API: the ONLY module that knows HTTP.
+
+Everything above this module sees dicts and domain exceptions
+(``provisioner.errors``); no status code leaves this file. Status codes are
+mapped to exceptions in one place, ``ApiClient._raise_for_status``.
+
+Decisions worth knowing:
+
+* Retries are urllib3's ``Retry`` (mounted on the session's adapter), never a
+  loop of our own. ``_Retry`` only adds two things to it: a Retry-After above
+  ``max_retry_after`` aborts instead of waiting (urllib3 would silently clamp
+  it), and no wait may run past the request's overall ``deadline``.
+* POST, PATCH and DELETE are retried too. That is safe because every POST
+  carries an ``Idempotency-Key`` and every PATCH/DELETE may carry ``If-Match``.
+* The key only ever goes to ``base_url``'s origin: plain http is refused
+  unless the host is loopback, redirects are never followed, pagination
+  ``next`` links must stay under ``base_url``, and ``trust_env`` is off so
+  that ``.netrc`` cannot replace the Authorization header and no proxy from
+  the environment sees the traffic. Proxies are not supported at all (the
+  simplest way to never leak the key to one); TLS verification is always on.
+* Every message and log line goes through ``_redact``, which replaces the
+  token with ``***`` wherever it appears.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from provisioner import __version__
+from provisioner.errors import (
+    ApiError,
+    AuthenticationError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+    RateLimitedError,
+    TransportError,
+)
+
+log = logging.getLogger("provisioner.api")
+
+RETRY_STATUSES: frozenset[int] = frozenset({408, 429, 500, 502, 503, 504})
+RETRY_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "OPTIONS", "POST", "PATCH", "DELETE", "PUT"})
+PAGE_SIZE = 100
+# Pace at a little under the advertised limit: the server's window and our
+# clock never line up exactly, and a 429 costs far more than a few ms.
+PACING_MARGIN = 0.9
+
+# Status -> (exception class, what the user should do next).
+_STATUS_ERRORS: dict[int, tuple[type[ApiError], str]] = {
+    401: (AuthenticationError, "check that the API key is set and belongs to this region"),
+    403: (PermissionDeniedError, "use the API key of an admin of the organization"),
+    404: (NotFoundError, "it may have been removed meanwhile; run plan again"),
+    409: (ConflictError, "it already exists; run plan again"),
+    412: (PreconditionFailedError, "it changed on the server since it was read; run plan again"),
+    429: (RateLimitedError, "the API is rate limiting this key; try later or lower --parallelism"),
+}
+
+
+# --- internal signals raised from inside urllib3's retry machinery ---------
+# They never leave this module: ``ApiClient._send`` turns them into ApiErrors
+# that carry the method and URL, which the Retry object does not know.
+
+
+class _RetryAfterTooLong(Exception):
+    def __init__(self, seconds: float, cap: float):
+        super().__init__(seconds, cap)
+        self.seconds = seconds
+        self.cap = cap
+
+
+class _DeadlineExceeded(Exception):
+    pass
+
+
+@dataclass
+class _Attempt:
+    """Per-request bookkeeping, kept thread-local because urllib3 runs a
+    request's retries in the calling thread while one ``Retry`` is shared."""
+
+    deadline_at: float
+    retries: int = 0
+
+
+class _Retry(Retry):
+    """urllib3's Retry, with a cap on Retry-After and an overall deadline.
+
+    Only ``sleep`` is overridden: it is where urllib3 waits between attempts,
+    so it is where a too-long wait can be refused.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        max_retry_after: float = 60,
+        attempt_state: threading.local | None = None,
+        **kwargs: Any,
+    ):
+        super().__init__(*args, **kwargs)
+        self.max_retry_after = max_retry_after
+        self.attempt_state = attempt_state if attempt_state is not None else threading.local()
+
+    def new(self, **kw: Any) -> Self:
+        # urllib3 re-creates the Retry on every increment; carry our fields.
+        kw.setdefault("max_retry_after", self.max_retry_after)
+        kw.setdefault("attempt_state", self.attempt_state)
+        return super().new(**kw)
+
+    def sleep(self, response: Any = None) -> None:
+        wait: float | None = None
+        if self.respect_retry_after_header and response is not None:
+            retry_after = self.get_retry_after(response)
+            if retry_after is not None and retry_after > self.max_retry_after:
+                raise _RetryAfterTooLong(retry_after, self.max_retry_after)
+            wait = retry_after or None
+        if wait is None:
+            wait = self.get_backoff_time()
+        attempt: _Attempt | None = getattr(self.attempt_state, "current", None)
+        if attempt is not None:
+            attempt.retries += 1
+            if time.monotonic() + wait > attempt.deadline_at:
+                raise _DeadlineExceeded()
+        if wait > 0:
+            log.debug("waiting %.2f s before retrying", wait)
+            time.sleep(wait)
+
+
+class _Pacer:
+    """A small thread-safe pacer: spaces requests at ``rate`` per second.
+
+    The rate is learned from ``X-RateLimit-Limit``; until a response carries it,
+    requests are not paced. Reservations are handed out under a lock and the
+    wait happens outside it, so concurrent callers queue up fairly.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._interval: float | None = None
+        self._next = 0.0
+
+    def observe(self, limit_header: str | None) -> None:
+        if not limit_header:
+            return
+        try:
+            limit = float(limit_header)
+        except ValueError:
+            return
+        if limit <= 0:
+            return
+        with self._lock:
+            self._interval = 1.0 / (limit * PACING_MARGIN)
+
+    def wait(self) -> None:
+        with self._lock:
+            if self._interval is None:
+                return
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self._interval
+            delay = slot - now
+        if delay > 0:
+            time.sleep(delay)
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class ApiClient:
+    """A thin, thread-safe client for the regional API (``/api/v1``).
+
+    ``base_url`` is e.g. ``https://us-east-1.recall.ai/api/v1``; paths passed
+    to the methods are relative to it (``"/users/"``). Every failure raises a
+    ``provisioner.errors.ApiError`` subclass whose message never contains the
+    token.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        connect_timeout: float = 5,
+        read_timeout: float = 30,
+        deadline: float = 120,
+        max_retries: int = 5,
+        max_retry_after: float = 60,
+        backoff_factor: float = 0.5,
+        backoff_max: float = 10,
+        user_agent: str = f"provisioner/{__version__}",
+        pool_size: int = 16,
+    ):
+        self._token = token
+        self.base_url = base_url.rstrip("/")
+        parts = urlsplit(self.base_url)
+        host = parts.hostname or ""
+        if parts.scheme == "http":
+            if not _is_loopback_host(host):
+                raise TransportError(
+                    f"refusing to send the API key over plain http to {host}; use https",
+                    url=self._redact(self.base_url),
+                )
+        elif parts.scheme != "https" or not host:
+            raise TransportError(
+                f"the API URL {self._redact(self.base_url)!r} is not an https URL; "
+                "use https://<region>.recall.ai/api/v1"
+            )
+        self._origin = (parts.scheme, host, parts.port or (443 if parts.scheme == "https" else 80))
+        self._base_path = parts.path.rstrip("/") + "/"
+        self.timeout = (connect_timeout, read_timeout)
+        self.deadline = deadline
+        self.max_retries = max_retries
+        self.max_retry_after = max_retry_after
+
+        self._attempt_state = threading.local()
+        self.retry = _Retry(
+            total=max_retries,
+            connect=max_retries,
+            read=max_retries,
+            status=max_retries,
+            other=0,  # TLS and protocol errors are not fixed by trying again
+            redirect=0,
+            status_forcelist=RETRY_STATUSES,
+            allowed_methods=RETRY_METHODS,
+            respect_retry_after_header=True,
+            backoff_factor=backoff_factor,
+            backoff_max=backoff_max,
+            backoff_jitter=backoff_factor,
+            # Return the last response when status retries run out, so the
+            # one mapping below names its status and the server's detail.
+            raise_on_status=False,
+            raise_on_redirect=False,
+            max_retry_after=max_retry_after,
+            attempt_state=self._attempt_state,
+        )
+        session = requests.Session()
+        session.trust_env = False  # no .netrc, no proxies from the environment
+        session.verify = True
+        session.max_redirects = 0
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=self.retry)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        session.headers.update(
+            {
+                "Authorization": f"Token {token}",
+                "User-Agent": user_agent,
+                "Accept": "application/json",
+            }
+        )
+        self.session = session
+        self._pacer = _Pacer()
+
+    # --- public API -----------------------------------------------------------
+
+    def get(self, path: str, params: dict[str, Any] | None = None) -> tuple[dict, str | None]:
+        """GET one resource. Returns its JSON body and its ETag (or ``None``)."""
+        response = self._send("GET", self._url(path, params))
+        return self._json(response), self._etag(response)
+
+    def iter_pages(self, path: str, params: dict[str, Any] | None = None) -> Iterator[list[dict]]:
+        """Yield the ``results`` of each page of a listing, following ``next``.
+
+        Any failure raises: a partial listing must never look like deletions.
+        """
+        query = dict(params or {})
+        query.setdefault("page_size", PAGE_SIZE)
+        url: str | None = self._url(path, query)
+        seen: set[str] = set()
+        while url is not None:
+            seen.add(url)
+            response = self._send("GET", url)
+            page = self._json(response)
+            results = page.get("results") if isinstance(page, dict) else None
+            if not isinstance(results, list):
+                raise ApiError(
+                    f"the listing {self._short(url)} did not return a page of results; "
+                    "check that the API URL points at /api/v1",
+                    status=response.status_code,
+                    method="GET",
+                    url=self._redact(url),
+                )
+            yield results
+            url = self._check_next(page.get("next"), url, seen)
+
+    def list_all(self, path: str, params: dict[str, Any] | None = None) -> list[dict]:
+        """Every item of a listing, all pages concatenated."""
+        items: list[dict] = []
+        for page in self.iter_pages(path, params):
+            items.extend(page)
+        return items
+
+    def post(self, path: str, body: dict, *, idempotency_key: str) -> dict:
+        """POST a create. ``idempotency_key`` makes a retried POST safe."""
+        response = self._send(
+            "POST", self._url(path), json_body=body, headers={"Idempotency-Key": idempotency_key}
+        )
+        return self._json(response)
+
+    def patch(self, path: str, body: dict, *, if_match: str | None) -> dict:
+        """PATCH a resource; with ``if_match`` the server refuses (412) if it changed."""
+        headers = {"If-Match": if_match} if if_match else {}
+        response = self._send("PATCH", self._url(path), json_body=body, headers=headers)
+        return self._json(response)
+
+    def delete(self, path: str, *, if_match: str | None) -> None:
+        """DELETE a resource; with ``if_match`` the server refuses (412) if it changed."""
+        headers = {"If-Match": if_match} if if_match else {}
+        self._send("DELETE", self._url(path), headers=headers)
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.session.close()
+
+    def __enter__(self) -> "ApiClient":
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"ApiClient({self.base_url!r})"
+
+    # --- internals ------------------------------------------------------------
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._token, "***") if self._token else text
+
+    def _url(self, path: str, params: dict[str, Any] | None = None) -> str:
+        url = self.base_url + "/" + path.lstrip("/")
+        if params:
+            url += "?" + urlencode({k: v for k, v in params.items() if v is not None})
+        return url
+
+    def _short(self, url: str) -> str:
+        """The URL without the origin, for messages and logs."""
+        parts = urlsplit(url)
+        return self._redact(parts.path + (f"?{parts.query}" if parts.query else ""))
+
+    def _check_next(self, next_url: Any, current: str, seen: set[str]) -> str | None:
+        if next_url is None:
+            return None
+        problem = None
+        if not isinstance(next_url, str) or not next_url:
+            problem = "it is not a URL"
+        else:
+            next_url = urljoin(current, next_url)
+            parts = urlsplit(next_url)
+            scheme, host = parts.scheme, parts.hostname or ""
+            try:
+                port = parts.port or (443 if scheme == "https" else 80)
+            except ValueError:
+                port = -1
+            if (scheme, host, port) != self._origin:
+                problem = f"it points at another server ({host or '?'})"
+            elif not (parts.path + "/").startswith(self._base_path) or "/../" in parts.path + "/":
+                problem = "it leaves the API's base path"
+            elif next_url in seen:
+                problem = "it loops back to a page already read"
+        if problem:
+            raise ApiError(
+                f"broken next link while listing {self._short(current)}: {problem}; "
+                "refusing to continue (a partial listing could look like deletions)",
+                method="GET",
+                url=self._redact(current),
+            )
+        return next_url
+
+    def _send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: dict | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response:
+        """Send one request (urllib3 does the retries) and map its outcome."""
+        self._pacer.wait()
+        attempt = _Attempt(deadline_at=time.monotonic() + self.deadline)
+        self._attempt_state.current = attempt
+        started = time.monotonic()
+        short = self._short(url)
+        try:
+            response = self.session.request(
+                method,
+                url,
+                json=json_body,
+                headers=headers,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except _RetryAfterTooLong as e:
+            raise RateLimitedError(
+                f"{method} {short}: the API asked to wait {e.seconds:g} s, more than the "
+                f"{e.cap:g} s cap; try later",
+                status=429,
+                method=method,
+                url=self._redact(url),
+            ) from None
+        except _DeadlineExceeded:
+            raise TransportError(
+                f"{method} {short} did not succeed within the {self.deadline:g} s deadline "
+                f"({attempt.retries} attempts); the API is slow or unreachable, try later",
+                method=method,
+                url=self._redact(url),
+            ) from None
+        except requests.RequestException as e:
+            attempts = attempt.retries + 1
+            what = "timed out" if isinstance(e, requests.Timeout) else "failed"
+            raise TransportError(
+                f"{method} {short} {what} after {attempts} attempt{'s' if attempts != 1 else ''}: "
+                f"{self._redact(str(e))}; check the network and the API URL, then try again",
+                method=method,
+                url=self._redact(url),
+            ) from None
+        finally:
+            self._attempt_state.current = None
+        elapsed_ms = (time.monotonic() - started) * 1000
+        log.info("%s %s %s %.0f ms", method, short, response.status_code, elapsed_ms)
+        log.debug(
+            "%s %s: %d retries, %d bytes", method, short, attempt.retries, len(response.content or b"")
+        )
+        self._pacer.observe(response.headers.get("X-RateLimit-Limit"))
+        self._raise_for_status(method, url, response, attempt.retries + 1)
+        return response
+
+    def _raise_for_status(
+        self, method: str, url: str, response: requests.Response, attempts: int
+    ) -> None:
+        """The one place where a status code becomes a domain exception."""
+        status = response.status_code
+        short = self._short(url)
+        if 300 <= status < 400:
+            target = urlsplit(response.headers.get("Location", "")).hostname or "another URL"
+            raise TransportError(
+                f"{method} {short}: the API redirected to {self._redact(target)}; refusing to "
+                "follow (the API key goes only to the configured URL); check the API URL",
+                status=status,
+                method=method,
+                url=self._redact(url),
+            )
+        if status < 400:
+            return
+        detail, code = self._error_details(response)
+        cls, todo = _STATUS_ERRORS.get(status, (ApiError, ""))
+        if not todo:
+            if status == 422:
+                todo = "the request conflicts with an earlier one with the same idempotency key; run plan again"
+            elif status >= 500:
+                todo = "the API is having trouble; try again later"
+            else:
+                todo = "the API refused the request; fix the config or run plan again"
+        tried = f" after {attempts} attempts" if attempts > 1 else ""
+        message = f"{method} {short} failed with {status}{f' {code}' if code else ''}{tried}"
+        if detail:
+            message += f": {detail}"
+        message += f"; {todo}"
+        raise cls(self._redact(message), status=status, code=code, method=method, url=self._redact(url))
+
+    def _error_details(self, response: requests.Response) -> tuple[str | None, str | None]:
+        try:
+            body = response.json()
+        except ValueError:
+            text = (response.text or "").strip()
+            return (self._redact(text[:200]) or None), None
+        if not isinstance(body, dict):
+            return None, None
+        code = body.get("code") if isinstance(body.get("code"), str) else None
+        detail = body.get("detail")
+        if detail is None:
+            # Field errors: {"email": ["Enter a valid email address."]}
+            fields = [
+                f"{k}: {' '.join(map(str, v)) if isinstance(v, list) else v}"
+                for k, v in body.items()
+                if k != "code"
+            ]
+            detail = "; ".join(fields) or None
+        return (self._redact(str(detail)) if detail is not None else None), code
+
+    def _json(self, response: requests.Response) -> dict:
+        if response.status_code == 204 or not response.content:
+            return {}
+        try:
+            body = response.json()
+        except ValueError:
+            raise ApiError(
+                f"{response.request.method} {self._short(response.url)} answered {response.status_code} "
+                "with a body that is not JSON; check that the API URL points at /api/v1",
+                status=response.status_code,
+                method=response.request.method,
+                url=self._redact(response.url),
+            ) from None
+        if not isinstance(body, dict):
+            raise ApiError(
+                f"{response.request.method} {self._short(response.url)} answered with JSON that "
+                "is not an object; check that the API URL points at /api/v1",
+                status=response.status_code,
+                method=response.request.method,
+                url=self._redact(response.url),
+            )
+        return body
+
+    @staticmethod
+    def _etag(response: requests.Response) -> str | None:
+        etag = response.headers.get("ETag")
+        if etag:
+            return etag
+        try:
+            body = json.loads(response.content or b"{}")
+        except ValueError:
+            return None
+        value = body.get("etag") if isinstance(body, dict) else None
+        return value if isinstance(value, str) else None
