@@ -1,0 +1,166 @@
+"""Safety checks on a plan, kept apart from the diff and from apply (octoDNS style).
+
+``check_guards`` collects every violation and raises one ``UnsafePlanError``
+listing them all, so a user fixes everything in one round. Each message names
+the number, the limit and what to do.
+
+Decisions worth knowing:
+
+* ``min_admins`` counts only ``active`` admins: a pending invitation cannot
+  administer anything yet. Promoting an active user counts; promoting an
+  invited user or inviting an admin does not. The guard refuses a plan that
+  leaves fewer than ``min_admins`` *and* lowers the count; an organization that
+  is already below the minimum is not blocked by plans that do not make it
+  worse (they could not fix it through this guard anyway).
+* Protected users: any change to the user itself (invite, role change,
+  removal) is refused. Membership changes of protected users are allowed.
+* ``max_removals`` counts user and membership deletes, cascaded ones included,
+  against the current users + memberships left after ignore filtering. It
+  applies at every size; ``force`` overrides it and nothing else.
+"""
+
+from __future__ import annotations
+
+from provisioner.errors import UnsafePlanError
+from provisioner.model import ACTIVE, ADMIN, Identity, Policy, State, User
+from provisioner.plan.diff import filter_ignored
+from provisioner.plan.model import Action, Change, Plan, ResourceType
+
+def _describe_user_change(change: Change) -> str:
+    """What a user change does, as a verb phrase naming the user."""
+    if change.action is Action.DELETE:
+        return f"removes {change.key}"
+    if change.action is Action.CREATE:
+        return f"invites {change.key}"
+    assert isinstance(change.before, User) and isinstance(change.after, User)
+    roles = f"({change.before.role} -> {change.after.role})"
+    if change.before.role == ADMIN and change.after.role != ADMIN:
+        return f"demotes {change.key} {roles}"
+    return f"changes the role of {change.key} {roles}"
+
+
+def _own_user_violations(plan: Plan, identity: Identity) -> list[str]:
+    me = identity.email.lower()
+    problems: list[str] = []
+    for change in plan.changes:
+        if change.type is not ResourceType.USER or change.key != me:
+            continue
+        demotes = (
+            change.action is Action.UPDATE
+            and isinstance(change.after, User)
+            and change.after.role != ADMIN
+        )
+        if change.action is Action.DELETE or demotes:
+            problems.append(
+                f"the plan {_describe_user_change(change)}, the owner of the API key in use; "
+                f"a key never removes or demotes its own user. Keep {me} as an admin in the "
+                f"configuration, or run with another admin's key."
+            )
+    return problems
+
+
+def _protected_user_violations(plan: Plan, policy: Policy) -> list[str]:
+    protected = {email.lower() for email in policy.protected_users}
+    return [
+        f"the plan {_describe_user_change(change)}, which is in policy.protected_users; "
+        f"no change of any kind (removal, demotion or any role change) is made to a protected "
+        f"user. Restore {change.key} in the configuration as it is in the organization, or "
+        f"remove it from policy.protected_users first."
+        for change in plan.changes
+        if change.type is ResourceType.USER and change.key in protected
+    ]
+
+
+def _active_admins(users: dict[str, User]) -> int:
+    return sum(1 for u in users.values() if u.status == ACTIVE and u.role == ADMIN)
+
+
+def _min_admins_violations(plan: Plan, current: State, policy: Policy) -> list[str]:
+    users = {u.email.lower(): u for u in current.users.values()}
+    before = _active_admins(users)
+    for change in plan.changes:
+        if change.type is not ResourceType.USER:
+            continue
+        if change.action is Action.DELETE:
+            users.pop(change.key, None)
+        elif change.action is Action.UPDATE and isinstance(change.after, User):
+            users[change.key] = change.after
+        # Invitations are pending and do not count (see module docstring).
+    after = _active_admins(users)
+    if after >= policy.min_admins or after >= before:
+        return []
+    return [
+        f"after this plan {after} active admin{'s' if after != 1 else ''} would remain "
+        f"(now {before}), fewer than policy.min_admins {policy.min_admins}; keep or promote "
+        f"active admins in the configuration, or lower policy.min_admins."
+    ]
+
+
+def _max_removals_violations(plan: Plan, current: State, policy: Policy) -> list[str]:
+    removals = sum(
+        1
+        for c in plan.changes
+        if c.action is Action.DELETE and c.type in (ResourceType.USER, ResourceType.MEMBERSHIP)
+    )
+    if removals == 0:
+        return []
+    visible = filter_ignored(current, policy)
+    existing = len(visible.users) + len(visible.memberships)
+    allowed = policy.max_removals.allowed(existing)
+    if removals <= allowed:
+        return []
+    return [
+        f"{removals} removals exceed max_removals {policy.max_removals} (allowed: {allowed} of "
+        f"{existing} existing objects); review the plan, then re-run with --force"
+    ]
+
+
+def _organization_violations(identity: Identity, expected_organization: str | None) -> list[str]:
+    actual = identity.organization.name
+    if expected_organization is None or expected_organization == actual:
+        return []
+    return [
+        f"the configuration is for organization {expected_organization!r} (organization.name) "
+        f"but the API key belongs to organization {actual!r}; use {expected_organization!r}'s "
+        f"key (see organization.token_env), or correct organization.name."
+    ]
+
+
+def _apply_role_violations(identity: Identity, for_apply: bool) -> list[str]:
+    if not for_apply or identity.role == ADMIN:
+        return []
+    return [
+        f"apply needs an admin's key; this key belongs to {identity.role} {identity.email}. "
+        f"Run apply with an admin's key (plan works with a developer key)."
+    ]
+
+
+def check_guards(
+    plan: Plan,
+    *,
+    current: State,
+    identity: Identity,
+    policy: Policy,
+    expected_organization: str | None,
+    force: bool = False,
+    for_apply: bool = False,
+) -> None:
+    """Raise ``UnsafePlanError`` listing every violation, or return if the plan is safe.
+
+    ``current`` is the state the plan was made from; ``expected_organization``
+    the config's ``organization.name`` (``None``: not checked). ``force``
+    overrides ``max_removals`` only. ``for_apply`` additionally requires an
+    admin's key.
+    """
+    problems = [
+        *_organization_violations(identity, expected_organization),
+        *_apply_role_violations(identity, for_apply),
+        *_own_user_violations(plan, identity),
+        *_protected_user_violations(plan, policy),
+        *_min_admins_violations(plan, current, policy),
+        *([] if force else _max_removals_violations(plan, current, policy)),
+    ]
+    if problems:
+        n = len(problems)
+        head = f"refusing the plan for {identity.organization.name}: {n} problem{'s' if n != 1 else ''}"
+        raise UnsafePlanError(head + ":\n" + "\n".join(f"  - {p}" for p in problems))

@@ -1,0 +1,131 @@
+"""The JSON form of a plan (``format_version`` 1), and its way back to a ``Plan``.
+
+The document is validated against ``schemas/plan.schema.json`` before it is
+returned, so what we emit is what we document. The text is byte-identical for
+the same inputs: sorted keys, fixed separators, a trailing newline.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from functools import lru_cache
+from importlib import resources
+from typing import Any, Callable, Mapping
+
+import jsonschema
+
+from provisioner.model import Membership, User, Workspace
+from provisioner.plan.fingerprint import to_plain
+from provisioner.plan.model import Action, Change, Plan, Resource, ResourceType
+
+FORMAT_VERSION = 1
+SCHEMA_FILE = "plan.schema.json"
+
+
+@lru_cache(maxsize=1)
+def plan_schema() -> Mapping[str, Any]:
+    """The plan JSON Schema (draft 2020-12), read once from the package data."""
+    text = resources.files("provisioner.schemas").joinpath(SCHEMA_FILE).read_text("utf-8")
+    schema = json.loads(text)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return schema
+
+
+def validate_plan_document(document: Mapping[str, Any]) -> None:
+    """Raise ``jsonschema.ValidationError`` if ``document`` is not a valid plan document."""
+    jsonschema.Draft202012Validator(plan_schema()).validate(document)
+
+
+def _plain_or_none(resource: Resource | None) -> dict[str, Any] | None:
+    return None if resource is None else to_plain(resource)
+
+
+def change_to_dict(change: Change) -> dict[str, Any]:
+    """One change as a plain dict; ``reason``/``expires`` only where given."""
+    document: dict[str, Any] = {
+        "action": change.action.value,
+        "type": change.type.value,
+        "key": change.key,
+        "before": _plain_or_none(change.before),
+        "after": _plain_or_none(change.after),
+        "cascade": change.cascade,
+    }
+    if change.reason is not None:
+        document["reason"] = change.reason
+    if change.expires is not None:
+        document["expires"] = change.expires.isoformat()
+    return document
+
+
+def plan_to_dict(plan: Plan, *, tool_version: str) -> dict[str, Any]:
+    """The plan as the plain document described by ``schemas/plan.schema.json``."""
+    summary = plan.summary
+    return {
+        "format_version": FORMAT_VERSION,
+        "tool_version": tool_version,
+        "organization": plan.organization,
+        "config_digest": plan.config_digest,
+        "state_fingerprint": plan.state_fingerprint,
+        "changes": [change_to_dict(c) for c in plan.changes],
+        "warnings": list(plan.warnings),
+        "summary": {"create": summary.create, "update": summary.update, "delete": summary.delete},
+        "expiring_soon": [to_plain(m) for m in plan.expiring_soon],
+    }
+
+
+def render_json(plan: Plan, *, tool_version: str) -> str:
+    """The plan as JSON text, validated against the schema, with a trailing newline."""
+    document = plan_to_dict(plan, tool_version=tool_version)
+    validate_plan_document(document)
+    return json.dumps(document, sort_keys=True, indent=2, separators=(",", ": "), ensure_ascii=False) + "\n"
+
+
+# --- back from a document -------------------------------------------------
+
+
+def _user(d: Mapping[str, Any]) -> User:
+    return User(**d)
+
+
+def _workspace(d: Mapping[str, Any]) -> Workspace:
+    return Workspace(**d)
+
+
+def membership_from_dict(d: Mapping[str, Any]) -> Membership:
+    """A ``Membership`` from its plain form (``expires`` parsed back to a datetime)."""
+    expires = d.get("expires")
+    return Membership(**{**d, "expires": None if expires is None else datetime.fromisoformat(expires)})
+
+
+_READERS: Mapping[ResourceType, Callable[[Mapping[str, Any]], Resource]] = {
+    ResourceType.USER: _user,
+    ResourceType.WORKSPACE: _workspace,
+    ResourceType.MEMBERSHIP: membership_from_dict,
+}
+
+
+def change_from_dict(d: Mapping[str, Any]) -> Change:
+    """A ``Change`` from its plain form."""
+    kind = ResourceType(d["type"])
+    read = _READERS[kind]
+    return Change(
+        action=Action(d["action"]),
+        type=kind,
+        key=d["key"],
+        before=None if d["before"] is None else read(d["before"]),
+        after=None if d["after"] is None else read(d["after"]),
+        cascade=d["cascade"],
+    )
+
+
+def plan_from_dict(document: Mapping[str, Any]) -> Plan:
+    """The ``Plan`` a validated plan document describes (``plan_to_dict``'s inverse)."""
+    return Plan(
+        organization=document["organization"],
+        changes=tuple(change_from_dict(c) for c in document["changes"]),
+        warnings=tuple(document["warnings"]),
+        state_fingerprint=document["state_fingerprint"],
+        config_digest=document["config_digest"],
+        expiring_soon=tuple(membership_from_dict(m) for m in document["expiring_soon"]),
+    )
