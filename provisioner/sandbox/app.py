@@ -1,0 +1,693 @@
+"""The sandbox's WSGI application: the v1 contract in ``schemas/openapi.yaml``, over SQLite.
+
+A request goes through these steps, each in one place:
+
+1. routing (``URL_MAP``); ``_sandbox`` routes are answered at once;
+2. counting, latency, rate limiting and fault injection (``SandboxApp._api``);
+3. one transaction: authentication, permission, idempotency, the handler
+   (``SandboxApp._dispatch``);
+4. the response hook, then the response.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import re
+import socket
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlencode
+
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, RequestRedirect, Rule
+from werkzeug.wrappers import Request, Response
+
+from provisioner.sandbox import store
+from provisioner.sandbox.knobs import (
+    FAULT_500,
+    FAULT_503,
+    FAULT_DROP,
+    Fault,
+    FaultInjector,
+    RateDecision,
+    RateLimiter,
+    Stats,
+)
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 100
+IDEMPOTENCY_WINDOW_S = 24 * 3600
+WRITE_METHODS = frozenset({"POST", "PATCH", "DELETE"})
+ROLES = ("admin", "developer")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Headers a replayed idempotent response carries over from the first one.
+_REPLAYED_HEADERS = ("ETag", "Location", "Content-Type")
+
+ResponseHook = Callable[[str, str, int, dict, bytes], None]
+
+URL_MAP = Map(
+    [
+        Rule(f"{API_PREFIX}/me/", methods=["GET"], endpoint="me"),
+        Rule(f"{API_PREFIX}/users/", methods=["GET"], endpoint="users.list"),
+        Rule(f"{API_PREFIX}/users/", methods=["POST"], endpoint="users.create"),
+        Rule(f"{API_PREFIX}/users/<id>/", methods=["GET"], endpoint="users.get"),
+        Rule(f"{API_PREFIX}/users/<id>/", methods=["PATCH"], endpoint="users.update"),
+        Rule(f"{API_PREFIX}/users/<id>/", methods=["DELETE"], endpoint="users.delete"),
+        Rule(f"{API_PREFIX}/workspaces/", methods=["GET"], endpoint="workspaces.list"),
+        Rule(f"{API_PREFIX}/workspaces/", methods=["POST"], endpoint="workspaces.create"),
+        Rule(f"{API_PREFIX}/workspaces/<id>/", methods=["GET"], endpoint="workspaces.get"),
+        Rule(f"{API_PREFIX}/workspaces/<id>/", methods=["PATCH"], endpoint="workspaces.update"),
+        Rule(f"{API_PREFIX}/workspaces/<id>/", methods=["DELETE"], endpoint="workspaces.delete"),
+        Rule(f"{API_PREFIX}/workspace_memberships/", methods=["GET"], endpoint="memberships.list"),
+        Rule(f"{API_PREFIX}/workspace_memberships/", methods=["POST"], endpoint="memberships.create"),
+        Rule(f"{API_PREFIX}/workspace_memberships/<id>/", methods=["GET"], endpoint="memberships.get"),
+        Rule(f"{API_PREFIX}/workspace_memberships/<id>/", methods=["DELETE"], endpoint="memberships.delete"),
+        Rule(f"{API_PREFIX}/_sandbox/stats", methods=["GET"], endpoint="sandbox.stats"),
+        Rule(f"{API_PREFIX}/_sandbox/stats/reset", methods=["POST"], endpoint="sandbox.reset"),
+    ]
+)
+
+
+def route_template(rule: str) -> str:
+    """``/api/v1/users/<id>/`` → ``/api/v1/users/{id}/`` (the form used in stats and the contract)."""
+    return re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule)
+
+
+class ApiProblem(Exception):
+    """An error answer: raised anywhere in a handler, turned into a JSON response once."""
+
+    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
+        super().__init__(body)
+        self.status = status
+        self.body = body
+        self.headers = headers or {}
+
+    @classmethod
+    def coded(cls, status: int, code: str, detail: str, **headers: str) -> "ApiProblem":
+        return cls(status, {"detail": detail, "code": code}, headers)
+
+    @classmethod
+    def fields(cls, errors: dict[str, list[str]]) -> "ApiProblem":
+        return cls(400, errors)
+
+
+def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
+    return Response(
+        data,
+        status=status,
+        headers=headers or {},
+        mimetype="application/json" if body is not None else None,
+    )
+
+
+def problem_response(problem: ApiProblem) -> Response:
+    return json_response(problem.status, problem.body, problem.headers)
+
+
+# --- representations ------------------------------------------------------------
+
+
+def user_json(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "email": row["email"],
+        "role": row["role"],
+        "status": row["status"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "etag": store.etag(row["id"], row["rev"]),
+    }
+
+
+def workspace_json(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "created_at": row["created_at"],
+        "updated_at": row["updated_at"],
+        "etag": store.etag(row["id"], row["rev"]),
+    }
+
+
+def membership_json(row: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "workspace_id": row["workspace_id"],
+        "user_id": row["user_id"],
+        "created_at": row["created_at"],
+        "etag": store.etag(row["id"], row["rev"]),
+    }
+
+
+@dataclass(frozen=True)
+class Resource:
+    """How one collection is stored and shown: its table, JSON and list filters."""
+
+    table: str
+    kind: str  # for messages: "user", "workspace", ...
+    to_json: Callable[[sqlite3.Row], dict[str, Any]]
+    filters: tuple[str, ...] = ()
+
+
+USERS = Resource("users", "user", user_json)
+WORKSPACES = Resource("workspaces", "workspace", workspace_json)
+MEMBERSHIPS = Resource("memberships", "workspace membership", membership_json, ("workspace_id", "user_id"))
+
+
+@dataclass
+class Call:
+    """One authenticated request inside its transaction."""
+
+    conn: sqlite3.Connection
+    request: Request
+    user: sqlite3.Row
+    values: dict[str, str] = field(default_factory=dict)
+
+    def body(self) -> dict[str, Any]:
+        """The JSON object body, or a 400 ``parse_error``."""
+        try:
+            data = json.loads(self.request.get_data(cache=True) or b"null")
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise ApiProblem.coded(400, "parse_error", "The request body must be a JSON object.")
+        return data
+
+
+def single(row: sqlite3.Row, resource: Resource, status: int = 200) -> Response:
+    """A single-resource response: the representation and its ETag header."""
+    body = resource.to_json(row)
+    return json_response(status, body, {"ETag": body["etag"]})
+
+
+def fetch(call: Call, resource: Resource) -> sqlite3.Row:
+    row = call.conn.execute(
+        f"SELECT * FROM {resource.table} WHERE id = ?", (call.values["id"],)
+    ).fetchone()
+    if row is None:
+        raise ApiProblem.coded(404, "not_found", f"No {resource.kind} with id {call.values['id']!r}.")
+    return row
+
+
+def check_if_match(call: Call, row: sqlite3.Row) -> None:
+    """412 unless If-Match is absent, ``*``, or lists the current ETag."""
+    if "If-Match" not in call.request.headers:
+        return
+    current = store.etag(row["id"], row["rev"]).strip('"')
+    tags = call.request.if_match
+    if not (tags.star_tag or tags.contains(current)):
+        raise ApiProblem.coded(
+            412,
+            "precondition_failed",
+            "The resource changed since it was read (If-Match does not match its ETag); read it again.",
+        )
+
+
+# --- pagination -------------------------------------------------------------------
+
+
+def _encode_cursor(direction: str, seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{direction}:{seq}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[str, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        direction, seq = raw.split(":", 1)
+        if direction not in ("a", "b"):
+            raise ValueError(direction)
+        return direction, int(seq)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiProblem.fields({"cursor": ["Invalid cursor."]}) from None
+
+
+def _page_size(raw: str | None) -> int:
+    if raw is None or raw == "":
+        return DEFAULT_PAGE_SIZE
+    try:
+        size = int(raw)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= MAX_PAGE_SIZE:
+        # Rejected, never clamped: a client asking for more than it gets
+        # would otherwise silently page differently from what it planned.
+        raise ApiProblem.fields(
+            {"page_size": [f"Ensure this value is an integer between 1 and {MAX_PAGE_SIZE}."]}
+        )
+    return size
+
+
+def list_page(call: Call, resource: Resource) -> Response:
+    """One keyset page of ``resource`` with absolute ``next``/``previous`` links."""
+    args = call.request.args
+    size = _page_size(args.get("page_size"))
+    after = before = None
+    if args.get("cursor"):
+        direction, seq = _decode_cursor(args["cursor"])
+        after, before = (seq, None) if direction == "a" else (None, seq)
+    filters = {name: args[name] for name in resource.filters if name in args}
+    rows, more = store.page(
+        call.conn, resource.table, after=after, before=before, size=size, filters=filters
+    )
+
+    def beyond(seq: int, forward: bool) -> bool:
+        return store.exists_beyond(call.conn, resource.table, seq=seq, forward=forward, filters=filters)
+
+    next_seq = prev_seq = None
+    if before is None:  # walking forward (or the first page)
+        if more:
+            next_seq = rows[-1]["seq"]
+        if after is not None:
+            first = rows[0]["seq"] if rows else after + 1
+            prev_seq = first if beyond(first, forward=False) else None
+    else:
+        if more:
+            prev_seq = rows[0]["seq"]
+        last = rows[-1]["seq"] if rows else before - 1
+        next_seq = last if beyond(last, forward=True) else None
+
+    def link(direction: str, seq: int | None) -> str | None:
+        if seq is None:
+            return None
+        query = {**filters, "page_size": str(size), "cursor": _encode_cursor(direction, seq)}
+        return f"{call.request.host_url.rstrip('/')}{call.request.path}?{urlencode(query)}"
+
+    return json_response(
+        200,
+        {
+            "next": link("a", next_seq),
+            "previous": link("b", prev_seq),
+            "results": [resource.to_json(row) for row in rows],
+        },
+    )
+
+
+# --- handlers ------------------------------------------------------------------------
+
+
+def me(call: Call) -> Response:
+    org = store.get_org(call.conn)
+    user = call.user
+    body = {
+        "id": user["id"],
+        "email": user["email"],
+        "role": user["role"],
+        "organization": {
+            "id": org["id"],
+            "name": org["name"],
+            "region": org["region"],
+            "limits": {"workspaces": org["workspace_limit"]},
+        },
+    }
+    return json_response(200, body, {"ETag": store.etag(user["id"], user["rev"])})
+
+
+def _role(data: dict[str, Any], errors: dict[str, list[str]]) -> str | None:
+    role = data.get("role")
+    if "role" not in data:
+        errors["role"] = ["This field is required."]
+    elif role not in ROLES:
+        errors["role"] = [f"{json.dumps(role)} is not a valid choice; use one of: {', '.join(ROLES)}."]
+    return role if isinstance(role, str) else None
+
+
+def create_user(call: Call) -> Response:
+    data = call.body()
+    errors: dict[str, list[str]] = {}
+    email = data.get("email")
+    if "email" not in data:
+        errors["email"] = ["This field is required."]
+    elif not isinstance(email, str) or len(email) > 254 or not _EMAIL.match(email):
+        errors["email"] = ["Enter a valid email address."]
+    role = _role(data, errors)
+    if errors:
+        raise ApiProblem.fields(errors)
+    assert isinstance(email, str) and role is not None
+    if store.user_by_email(call.conn, email) is not None:
+        raise ApiProblem.coded(409, "already_exists", f"A user with email {email.lower()!r} already exists.")
+    row = store.insert_user(call.conn, email, role, "invited")
+    response = single(row, USERS, 201)
+    response.headers["Location"] = f"{call.request.host_url.rstrip('/')}{API_PREFIX}/users/{row['id']}/"
+    return response
+
+
+def get_user(call: Call) -> Response:
+    return single(fetch(call, USERS), USERS)
+
+
+def update_user(call: Call) -> Response:
+    row = fetch(call, USERS)
+    check_if_match(call, row)
+    errors: dict[str, list[str]] = {}
+    role = _role(call.body(), errors)
+    if errors:
+        raise ApiProblem.fields(errors)
+    if role != row["role"]:  # an unchanged resource keeps its ETag
+        call.conn.execute(
+            "UPDATE users SET role = ?, updated_at = ?, rev = rev + 1 WHERE id = ?",
+            (role, store.now_iso(), row["id"]),
+        )
+        row = fetch(call, USERS)
+    return single(row, USERS)
+
+
+def delete_user(call: Call) -> Response:
+    row = fetch(call, USERS)
+    check_if_match(call, row)
+    # Removing a user removes their memberships and keys in the same transaction.
+    call.conn.execute("DELETE FROM memberships WHERE user_id = ?", (row["id"],))
+    call.conn.execute("DELETE FROM tokens WHERE user_id = ?", (row["id"],))
+    call.conn.execute("DELETE FROM users WHERE id = ?", (row["id"],))
+    return json_response(204, None)
+
+
+def _workspace_name(data: dict[str, Any]) -> str:
+    name = data.get("name")
+    if "name" not in data:
+        raise ApiProblem.fields({"name": ["This field is required."]})
+    if not isinstance(name, str) or not name.strip() or len(name) > 100:
+        raise ApiProblem.fields({"name": ["Enter a name of 1 to 100 characters."]})
+    return name
+
+
+def _refuse_duplicate_workspace(call: Call, name: str, except_id: str | None = None) -> None:
+    other = call.conn.execute("SELECT id FROM workspaces WHERE name = ?", (name,)).fetchone()
+    if other is not None and other["id"] != except_id:
+        raise ApiProblem.coded(409, "already_exists", f"A workspace named {name!r} already exists.")
+
+
+def create_workspace(call: Call) -> Response:
+    name = _workspace_name(call.body())
+    _refuse_duplicate_workspace(call, name)
+    limit = store.get_org(call.conn)["workspace_limit"]
+    (count,) = call.conn.execute("SELECT count(*) FROM workspaces").fetchone()
+    if count >= limit:
+        raise ApiProblem.coded(
+            400,
+            "workspace_limit_reached",
+            f"The organization already has {count} workspaces, its limit is {limit}; contact support to raise it.",
+        )
+    ts = store.now_iso()
+    call.conn.execute(
+        "INSERT INTO workspaces (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
+        (store.new_id(), name, ts, ts),
+    )
+    row = call.conn.execute("SELECT * FROM workspaces WHERE seq = last_insert_rowid()").fetchone()
+    response = single(row, WORKSPACES, 201)
+    response.headers["Location"] = f"{call.request.host_url.rstrip('/')}{API_PREFIX}/workspaces/{row['id']}/"
+    return response
+
+
+def get_workspace(call: Call) -> Response:
+    return single(fetch(call, WORKSPACES), WORKSPACES)
+
+
+def update_workspace(call: Call) -> Response:
+    row = fetch(call, WORKSPACES)
+    check_if_match(call, row)
+    name = _workspace_name(call.body())
+    if name != row["name"]:
+        _refuse_duplicate_workspace(call, name, except_id=row["id"])
+        call.conn.execute(
+            "UPDATE workspaces SET name = ?, updated_at = ?, rev = rev + 1 WHERE id = ?",
+            (name, store.now_iso(), row["id"]),
+        )
+        row = fetch(call, WORKSPACES)
+    return single(row, WORKSPACES)
+
+
+def delete_workspace(call: Call) -> Response:
+    raise ApiProblem.coded(
+        405, "not_supported", "Workspaces cannot be deleted through the API; ask support to delete it."
+    )
+
+
+def create_membership(call: Call) -> Response:
+    data = call.body()
+    errors: dict[str, list[str]] = {}
+    for name, table, kind in (("workspace_id", "workspaces", "workspace"), ("user_id", "users", "user")):
+        value = data.get(name)
+        if name not in data:
+            errors[name] = ["This field is required."]
+        elif not isinstance(value, str) or call.conn.execute(
+            f"SELECT 1 FROM {table} WHERE id = ?", (value,)
+        ).fetchone() is None:
+            errors[name] = [f"No {kind} with id {json.dumps(value)}."]
+    if errors:
+        raise ApiProblem.fields(errors)
+    workspace_id, user_id = data["workspace_id"], data["user_id"]
+    exists = call.conn.execute(
+        "SELECT 1 FROM memberships WHERE workspace_id = ? AND user_id = ?", (workspace_id, user_id)
+    ).fetchone()
+    if exists is not None:
+        raise ApiProblem.coded(409, "already_exists", "The user is already a member of this workspace.")
+    call.conn.execute(
+        "INSERT INTO memberships (id, workspace_id, user_id, created_at) VALUES (?, ?, ?, ?)",
+        (store.new_id(), workspace_id, user_id, store.now_iso()),
+    )
+    row = call.conn.execute("SELECT * FROM memberships WHERE seq = last_insert_rowid()").fetchone()
+    response = single(row, MEMBERSHIPS, 201)
+    response.headers["Location"] = (
+        f"{call.request.host_url.rstrip('/')}{API_PREFIX}/workspace_memberships/{row['id']}/"
+    )
+    return response
+
+
+def get_membership(call: Call) -> Response:
+    return single(fetch(call, MEMBERSHIPS), MEMBERSHIPS)
+
+
+def delete_membership(call: Call) -> Response:
+    row = fetch(call, MEMBERSHIPS)
+    check_if_match(call, row)
+    call.conn.execute("DELETE FROM memberships WHERE id = ?", (row["id"],))
+    return json_response(204, None)
+
+
+# An explicit mapping from endpoint to handler: the routing table above and
+# this one are the whole API surface.
+HANDLERS: dict[str, Callable[[Call], Response]] = {
+    "me": me,
+    "users.list": lambda call: list_page(call, USERS),
+    "users.create": create_user,
+    "users.get": get_user,
+    "users.update": update_user,
+    "users.delete": delete_user,
+    "workspaces.list": lambda call: list_page(call, WORKSPACES),
+    "workspaces.create": create_workspace,
+    "workspaces.get": get_workspace,
+    "workspaces.update": update_workspace,
+    "workspaces.delete": delete_workspace,
+    "memberships.list": lambda call: list_page(call, MEMBERSHIPS),
+    "memberships.create": create_membership,
+    "memberships.get": get_membership,
+    "memberships.delete": delete_membership,
+}
+
+
+def presented_key(request: Request) -> str | None:
+    """The key from ``Authorization: Token <key>`` (the ``Token `` prefix is optional)."""
+    header = request.headers.get("Authorization", "").strip()
+    if not header:
+        return None
+    scheme, _, rest = header.partition(" ")
+    if scheme.lower() == "token" and rest.strip():
+        return rest.strip()
+    return header
+
+
+def _fingerprint(request: Request) -> str:
+    raw = request.get_data(cache=True)
+    try:
+        canonical = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        canonical = raw
+    return hashlib.sha256(request.method.encode() + b" " + request.path.encode() + b"\n" + canonical).hexdigest()
+
+
+class _Dropped(Exception):
+    """Marker: the connection is to be closed without an answer."""
+
+
+class SandboxApp:
+    """The WSGI application. Knobs are optional; without them it is a plain server."""
+
+    def __init__(
+        self,
+        db: store.Store,
+        *,
+        latency_ms: int = 0,
+        rate_limiter: RateLimiter | None = None,
+        faults: FaultInjector | None = None,
+        response_hook: ResponseHook | None = None,
+    ) -> None:
+        self.store = db
+        self.latency_s = latency_ms / 1000.0
+        self.rate_limiter = rate_limiter
+        self.faults = faults
+        self.response_hook = response_hook
+        self.stats = Stats()
+
+    def __call__(self, environ: dict, start_response: Callable) -> Any:
+        request = Request(environ)
+        try:
+            response = self._route(request)
+        except _Dropped:
+            sock = environ.get("werkzeug.socket")
+            if sock is not None:
+                # Close without answering: the client sees the connection
+                # end with no response, as when a proxy drops it.
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return []
+            response = problem_response(ApiProblem.coded(500, "server_error", "Injected fault (connection drop)."))
+        if self.response_hook is not None:
+            self.response_hook(
+                request.method, request.path, response.status_code, dict(response.headers), response.get_data()
+            )
+        return response(environ, start_response)
+
+    def _route(self, request: Request) -> Response:
+        adapter = URL_MAP.bind_to_environ(request.environ)
+        try:
+            rule, values = adapter.match(return_rule=True)
+        except RequestRedirect as redirect:
+            return redirect.get_response(request.environ)  # type: ignore[return-value]
+        except MethodNotAllowed:
+            return self._api(request, None, {}, problem=ApiProblem.coded(
+                405, "method_not_allowed", f"Method {request.method} is not allowed here."))
+        except NotFound:
+            return self._api(request, None, {}, problem=ApiProblem.coded(
+                404, "not_found", f"No such path: {request.path}."))
+        if rule.endpoint == "sandbox.stats":
+            return json_response(200, self.stats.snapshot())
+        if rule.endpoint == "sandbox.reset":
+            self.stats.reset()
+            return json_response(200, self.stats.snapshot())
+        return self._api(request, rule, values)
+
+    def _api(
+        self, request: Request, rule: Rule | None, values: dict[str, str], problem: ApiProblem | None = None
+    ) -> Response:
+        template = route_template(rule.rule) if rule is not None else "<unmatched>"
+        self.stats.count(f"{request.method} {template}")
+        if self.latency_s:
+            time.sleep(self.latency_s)  # simulated network latency, not synchronisation
+        decision: RateDecision | None = None
+        if self.rate_limiter is not None:
+            decision = self.rate_limiter.take(presented_key(request) or "")
+            if not decision.allowed:
+                response = problem_response(ApiProblem.coded(
+                    429, "throttled", f"Rate limit exceeded; retry in {decision.retry_after} s.",
+                    **{"Retry-After": str(decision.retry_after)},
+                ))
+                return self._rate_headers(response, decision)
+        is_write = request.method in WRITE_METHODS
+        fault = self.faults.decide(is_write) if self.faults is not None else None
+        if fault is not None and not fault.commit_first:
+            return self._rate_headers(self._fault(fault), decision)
+        if problem is not None or rule is None:
+            response = problem_response(problem or ApiProblem.coded(404, "not_found", "Not found."))
+        else:
+            try:
+                response = self._dispatch(request, rule.endpoint, values, is_write)
+            except Exception:  # a bug or a broken db: answer in the contract's shape
+                log.exception("sandbox: %s %s failed", request.method, request.path)
+                response = problem_response(ApiProblem.coded(500, "server_error", "Internal error; see the sandbox log."))
+        if fault is not None:  # committed above; now fail anyway
+            return self._rate_headers(self._fault(fault), decision)
+        return self._rate_headers(response, decision)
+
+    @staticmethod
+    def _rate_headers(response: Response, decision: RateDecision | None) -> Response:
+        if decision is not None:
+            response.headers["X-RateLimit-Limit"] = f"{decision.limit:g}"
+            response.headers["X-RateLimit-Remaining"] = str(decision.remaining)
+        return response
+
+    @staticmethod
+    def _fault(fault: Fault) -> Response:
+        if fault.kind == FAULT_DROP:
+            raise _Dropped()
+        if fault.kind == FAULT_503:
+            return problem_response(ApiProblem.coded(
+                503, "service_unavailable", "Injected fault: service unavailable.", **{"Retry-After": "1"}))
+        assert fault.kind == FAULT_500
+        return problem_response(ApiProblem.coded(500, "server_error", "Injected fault: internal error."))
+
+    def _dispatch(self, request: Request, endpoint: str, values: dict[str, str], is_write: bool) -> Response:
+        """Authenticate, authorize and run the handler in one transaction."""
+        with self.store.transaction(write=is_write) as conn:
+            try:
+                user = self._authenticate(conn, request)
+                if is_write and user["role"] != "admin":
+                    raise ApiProblem.coded(403, "permission_denied", "Developers may not make changes; use an admin's key.")
+            except ApiProblem as problem:
+                return problem_response(problem)
+            call = Call(conn, request, user, values)
+            idempotency_key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
+            if idempotency_key:
+                return self._idempotent(call, endpoint, idempotency_key)
+            try:
+                return HANDLERS[endpoint](call)
+            except ApiProblem as problem:
+                # Handlers validate before they write, so committing after an
+                # error commits nothing.
+                return problem_response(problem)
+
+    @staticmethod
+    def _authenticate(conn: sqlite3.Connection, request: Request) -> sqlite3.Row:
+        key = presented_key(request)
+        if key is None:
+            raise ApiProblem.coded(401, "not_authenticated", "Authentication credentials were not provided; send 'Authorization: Token <key>'.")
+        user = store.user_for_key(conn, key)
+        if user is None:
+            raise ApiProblem.coded(401, "authentication_failed", "Invalid API key.")
+        return user
+
+    @staticmethod
+    def _idempotent(call: Call, endpoint: str, key: str) -> Response:
+        """Replay the recorded answer to ``key``, or run the request and record it.
+
+        The record is written in the request's own transaction, so a write
+        that committed before an injected failure is replayed on retry.
+        """
+        conn, user_id = call.conn, call.user["id"]
+        fingerprint = _fingerprint(call.request)
+        now = time.time()
+        row = conn.execute(
+            "SELECT * FROM idempotency WHERE user_id = ? AND key = ?", (user_id, key)
+        ).fetchone()
+        if row is not None and row["created"] >= now - IDEMPOTENCY_WINDOW_S:
+            if row["fingerprint"] != fingerprint:
+                return problem_response(ApiProblem.coded(
+                    422, "idempotency_key_reused",
+                    "This Idempotency-Key was used for a different request; use a new key.",
+                ))
+            headers = json.loads(row["headers"])
+            headers["Idempotent-Replayed"] = "true"
+            return Response(row["body"], status=row["status"], headers=headers)
+        try:
+            response = HANDLERS[endpoint](call)
+        except ApiProblem as problem:
+            response = problem_response(problem)
+        if response.status_code < 500:
+            kept = {name: response.headers[name] for name in _REPLAYED_HEADERS if name in response.headers}
+            conn.execute(
+                "INSERT OR REPLACE INTO idempotency (user_id, key, fingerprint, status, body, headers, created) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (user_id, key, fingerprint, response.status_code, response.get_data(), json.dumps(kept), now),
+            )
+        return response

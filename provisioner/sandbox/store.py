@@ -1,0 +1,312 @@
+"""The sandbox's state: one SQLite file in WAL mode.
+
+Every table has ``seq INTEGER PRIMARY KEY AUTOINCREMENT``. Writes are
+serialized by SQLite (``BEGIN IMMEDIATE``), so ``seq`` grows in commit order
+and is never reused; lists are keyset-paginated on it, which is what keeps a
+paging client from skipping or repeating rows while others write.
+
+Nothing here knows HTTP; ``app`` turns rows into JSON.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import queue
+import secrets
+import sqlite3
+import threading
+import uuid
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Iterable, Iterator
+
+WORKSPACE_LIMIT = 50
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS org (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    region TEXT NOT NULL,
+    workspace_limit INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS users (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    email TEXT NOT NULL UNIQUE,  -- stored lowercased: uniqueness is case-insensitive
+    role TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    rev INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS workspaces (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    name TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    rev INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE IF NOT EXISTS memberships (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    workspace_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    rev INTEGER NOT NULL DEFAULT 1,
+    UNIQUE (workspace_id, user_id)
+);
+-- Filtered lists page on seq within one workspace or one user: these keep
+-- them index range scans, never full-table scans.
+CREATE INDEX IF NOT EXISTS memberships_by_workspace ON memberships (workspace_id, seq);
+CREATE INDEX IF NOT EXISTS memberships_by_user ON memberships (user_id, seq);
+CREATE TABLE IF NOT EXISTS tokens (
+    hash TEXT PRIMARY KEY,  -- sha256 hex of the key; the key itself is never stored
+    user_id TEXT NOT NULL,
+    created_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tokens_by_user ON tokens (user_id);
+CREATE TABLE IF NOT EXISTS idempotency (
+    user_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    status INTEGER NOT NULL,
+    body BLOB NOT NULL,
+    headers TEXT NOT NULL,
+    created REAL NOT NULL,  -- unix time, for the 24 h window
+    PRIMARY KEY (user_id, key)
+);
+"""
+
+
+class SandboxError(Exception):
+    """A sandbox operation could not be done (unknown user, bad host, ...)."""
+
+
+def now_iso() -> str:
+    """The current UTC time, ISO-8601 with milliseconds and a ``Z``."""
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def new_key() -> str:
+    return secrets.token_hex(20)
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def etag(resource_id: str, rev: int) -> str:
+    """The ETag of one version of one resource (quoted, as sent in the header).
+
+    Derived from id and revision so it changes on every change and never
+    collides across resources.
+    """
+    digest = hashlib.sha256(f"{resource_id}:{rev}".encode()).hexdigest()[:20]
+    return f'"{digest}"'
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    # isolation_level=None: we issue BEGIN ourselves, so that a request is
+    # exactly one transaction and writers take the lock up front (IMMEDIATE)
+    # instead of failing on lock upgrade. check_same_thread=False because
+    # the pool hands a connection to one thread at a time, not always the same.
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+class Store:
+    """A pool of connections to one sandbox db; each request thread holds one
+    connection for exactly one transaction."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        self._pool: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        conn = self._checkout()
+        try:
+            conn.executescript(_SCHEMA)
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        finally:
+            self._pool.put(conn)
+
+    def _checkout(self) -> sqlite3.Connection:
+        try:
+            return self._pool.get_nowait()
+        except queue.Empty:
+            conn = _connect(self.path)
+            with self._lock:
+                self._all.append(conn)
+            return conn
+
+    @contextmanager
+    def transaction(self, write: bool) -> Iterator[sqlite3.Connection]:
+        """One transaction: committed if the block returns, rolled back if it raises.
+
+        Reads also run in a transaction so that a request sees one snapshot.
+        """
+        conn = self._checkout()
+        try:
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+        finally:
+            self._pool.put(conn)
+
+    def close(self) -> None:
+        """Close every connection the pool ever opened."""
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+
+# --- organization, users, tokens -------------------------------------------
+
+
+def get_org(conn: sqlite3.Connection) -> sqlite3.Row | None:
+    return conn.execute("SELECT * FROM org LIMIT 1").fetchone()
+
+
+def ensure_org(
+    conn: sqlite3.Connection, *, org_name: str, region: str, admin_email: str
+) -> bool:
+    """Create the organization and its ACTIVE admin if the db is new. True if created."""
+    if get_org(conn) is not None:
+        return False
+    conn.execute(
+        "INSERT INTO org (id, name, region, workspace_limit) VALUES (?, ?, ?, ?)",
+        (new_id(), org_name, region, WORKSPACE_LIMIT),
+    )
+    insert_user(conn, admin_email, "admin", "active")
+    return True
+
+
+def insert_user(conn: sqlite3.Connection, email: str, role: str, status: str) -> sqlite3.Row:
+    ts = now_iso()
+    conn.execute(
+        "INSERT INTO users (id, email, role, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        (new_id(), email.lower(), role, status, ts, ts),
+    )
+    return conn.execute("SELECT * FROM users WHERE seq = last_insert_rowid()").fetchone()
+
+
+def user_by_email(conn: sqlite3.Connection, email: str) -> sqlite3.Row | None:
+    return conn.execute("SELECT * FROM users WHERE email = ?", (email.lower(),)).fetchone()
+
+
+def admin_for_keys(conn: sqlite3.Connection, admin_email: str) -> sqlite3.Row:
+    """The admin who gets the server's key: ``admin_email`` if present, else the oldest admin."""
+    row = user_by_email(conn, admin_email)
+    if row is None:
+        row = conn.execute("SELECT * FROM users WHERE role = 'admin' ORDER BY seq LIMIT 1").fetchone()
+    if row is None:
+        raise SandboxError(f"no admin user in the sandbox db; add one with a new --db")
+    return row
+
+
+def add_token(conn: sqlite3.Connection, user_id: str, key: str) -> None:
+    # OR IGNORE: re-serving an existing db with the same --token is not an error.
+    conn.execute(
+        "INSERT OR IGNORE INTO tokens (hash, user_id, created_at) VALUES (?, ?, ?)",
+        (hash_key(key), user_id, now_iso()),
+    )
+
+
+def user_for_key(conn: sqlite3.Connection, key: str) -> sqlite3.Row | None:
+    return conn.execute(
+        "SELECT users.* FROM tokens JOIN users ON users.id = tokens.user_id WHERE tokens.hash = ?",
+        (hash_key(key),),
+    ).fetchone()
+
+
+# --- keyset pages -------------------------------------------------------------
+
+
+def page(
+    conn: sqlite3.Connection,
+    table: str,
+    *,
+    after: int | None,
+    before: int | None,
+    size: int,
+    filters: dict[str, str],
+) -> tuple[list[sqlite3.Row], bool]:
+    """Rows of ``table`` in ``seq`` order after (or before) a seq, and whether more lie beyond.
+
+    ``table`` and the filter columns come from the app's fixed mapping, never
+    from the request.
+    """
+    where = [f"{column} = ?" for column in filters]
+    args: list[object] = list(filters.values())
+    if after is not None:
+        where.append("seq > ?")
+        args.append(after)
+    if before is not None:
+        where.append("seq < ?")
+        args.append(before)
+    order = "DESC" if before is not None else "ASC"
+    clause = ("WHERE " + " AND ".join(where)) if where else ""
+    rows = conn.execute(
+        f"SELECT * FROM {table} {clause} ORDER BY seq {order} LIMIT ?", (*args, size + 1)
+    ).fetchall()
+    more = len(rows) > size
+    rows = rows[:size]
+    if before is not None:
+        rows.reverse()
+    return rows, more
+
+
+def exists_beyond(
+    conn: sqlite3.Connection, table: str, *, seq: int, forward: bool, filters: dict[str, str]
+) -> bool:
+    """Whether any row lies after (``forward``) or before ``seq`` under the filters."""
+    where = [f"{column} = ?" for column in filters]
+    where.append("seq > ?" if forward else "seq < ?")
+    row = conn.execute(
+        f"SELECT 1 FROM {table} WHERE {' AND '.join(where)} LIMIT 1", (*filters.values(), seq)
+    ).fetchone()
+    return row is not None
+
+
+# --- bulk loading -------------------------------------------------------------
+
+
+def bulk_seed(
+    conn: sqlite3.Connection,
+    *,
+    users: Iterable[tuple[str, str, str]],
+    workspaces: Iterable[str],
+    memberships: Iterable[tuple[str, str]],
+) -> None:
+    """Insert many rows with executemany; memberships resolve names and emails in SQL."""
+    ts = now_iso()
+    conn.executemany(
+        "INSERT INTO users (id, email, role, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
+        ((new_id(), email.lower(), role, status, ts, ts) for email, role, status in users),
+    )
+    conn.executemany(
+        "INSERT INTO workspaces (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
+        ((new_id(), name, ts, ts) for name in workspaces),
+    )
+    conn.executemany(
+        "INSERT INTO memberships (id, workspace_id, user_id, created_at) "
+        "SELECT ?, w.id, u.id, ? FROM workspaces w, users u WHERE w.name = ? AND u.email = ?",
+        ((new_id(), ts, name, email.lower()) for name, email in memberships),
+    )
