@@ -255,7 +255,6 @@ class ApiClient:
         session = requests.Session()
         session.trust_env = False  # no .netrc, no proxies from the environment
         session.verify = True
-        session.max_redirects = 0
         adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=self.retry)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
@@ -488,7 +487,7 @@ class ApiClient:
             return (self._redact(text[:200]) or None), None
         if not isinstance(body, dict):
             return None, None
-        code = body.get("code") if isinstance(body.get("code"), str) else None
+        code = self._redact(body["code"]) if isinstance(body.get("code"), str) else None
         detail = body.get("detail")
         if detail is None:
             # Field errors: {"email": ["Enter a valid email address."]}

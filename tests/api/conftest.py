@@ -1,0 +1,27 @@
+"""Fixtures for the HTTP client tests (see api_test_server.py for why a real server)."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import pytest
+
+from api_test_server import ScriptedServer
+
+
+@pytest.fixture
+def server() -> Iterator[ScriptedServer]:
+    s = ScriptedServer()
+    try:
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record the waits urllib3's Retry (and our pacer) ask for, without sleeping."""
+    recorded: list[float] = []
+    monkeypatch.setattr(time, "sleep", lambda s: recorded.append(s))
+    return recorded
