@@ -181,7 +181,7 @@ def diff(
         warnings.append(
             f"workspace {name} exists in the organization but is not declared in the "
             f"configuration; the API cannot delete workspaces, so it is left as it is and its "
-            f"{held} membership{'s' if held != 1 else ''} are not managed. Declare it, or add it "
+            f"{held} membership{'s are' if held != 1 else ' is'} not managed. Declare it, or add it "
             f"to policy.ignore_workspaces to silence this warning."
         )
 

@@ -1,0 +1,327 @@
+"""The plan as a pull-request comment (GitHub-flavoured Markdown).
+
+In order: (1) a summary (counts, role changes, production access changes,
+warnings); (2) a per-person view; (3) an access matrix of the workspace
+instances that change; (4) one section per changed instance; (5) the full text
+plan in a ``<details>`` block. Production instances come first everywhere.
+
+The comment stays under ``limit`` characters however large the plan. The
+summary is bounded by construction (each call-out list is capped); the four
+other sections share what is left, each getting an equal share of the rest in
+turn, so a huge plan shows the start of every section. A truncated section
+says how many changes it left out and how to see them all.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+from provisioner.model import Membership, State, User, Workspace
+from provisioner.plan.model import Action, Change, Plan, ResourceType
+from provisioner.plan.render_text import NO_CHANGES, grant_details, render_text
+
+DEFAULT_LIMIT = 65000
+PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
+CALLOUT_LIMIT = 10  # items per summary call-out list
+WARNING_CHARS = 400  # longest warning text quoted in the summary
+MATRIX_COLUMNS = 20  # a wider table is unreadable in a PR comment
+
+GRANTED, REVOKED, UNCHANGED, NO_ACCESS = "✅", "❌", "·", ""
+_LOCAL = "run `provisioner plan` locally for the full plan"
+_SHORTENED = f"_This comment is shortened to stay under the size limit; {_LOCAL}._\n\n"
+# Room kept free for the "shortened" note above.
+_SAFETY = 200
+
+
+@dataclass(frozen=True)
+class _Section:
+    """A section that can be cut: ``head`` and ``tail`` always go together.
+
+    ``items`` are ``(text, number of changes it shows)``; a truncated section
+    counts the changes of the items it left out.
+    """
+
+    head: str
+    items: list[tuple[str, int]]
+    tail: str = ""
+
+
+def _md(text: str) -> str:
+    """``text`` as inline code, safe inside a table cell."""
+    return "`" + text.replace("`", "'").replace("|", "\\|") + "`"
+
+
+def _truncation_notice(hidden: int) -> str:
+    return f"_… truncated: {hidden:,} more change{'s' if hidden != 1 else ''}; {_LOCAL}._\n\n"
+
+
+def _fit(section: _Section, budget: int) -> tuple[str, bool]:
+    """The section in at most ``budget`` characters, cut at an item boundary if needed.
+
+    Returns the text and whether it was cut.
+    """
+    full = section.head + "".join(text for text, _ in section.items) + section.tail
+    if len(full) <= budget:
+        return full, False
+    total_hidden = sum(n for _, n in section.items)
+    worst_notice = len(_truncation_notice(total_hidden)) + 1
+    room = budget - len(section.head) - len(section.tail) - worst_notice
+    if room < 0:
+        omitted = f"_Section omitted to keep this comment under the size limit; {_LOCAL}._\n\n"
+        return (omitted if len(omitted) <= budget else ""), True
+    shown: list[str] = []
+    used = 0
+    hidden = total_hidden
+    for text, n in section.items:
+        if used + len(text) > room:
+            break
+        shown.append(text)
+        used += len(text)
+        hidden -= n
+    return section.head + "".join(shown) + section.tail + "\n" + _truncation_notice(hidden), True
+
+
+class _View:
+    """What the sections need, gathered in one walk over the plan."""
+
+    def __init__(self, plan: Plan, environments: Mapping[str, str | None], current: State | None):
+        self.plan = plan
+        self.environments: dict[str, str | None] = dict(environments)
+        self.role_changes: list[Change] = []
+        self.by_user: dict[str, list[Change]] = defaultdict(list)
+        self.by_workspace: dict[str, list[Change]] = defaultdict(list)
+        self.new_workspaces: set[str] = set()
+        self.cells: dict[tuple[str, str], str] = {}
+        for change in plan.changes:
+            if change.type is ResourceType.USER:
+                self.by_user[change.key].append(change)
+                if change.action is Action.UPDATE:
+                    self.role_changes.append(change)
+            elif change.type is ResourceType.WORKSPACE:
+                assert isinstance(change.after, Workspace)
+                self.new_workspaces.add(change.key)
+                self.environments.setdefault(change.key, change.after.environment)
+            else:
+                m = change.after if change.action is Action.CREATE else change.before
+                assert isinstance(m, Membership)
+                self.by_user[m.user].append(change)
+                self.by_workspace[m.workspace].append(change)
+                self.cells[(m.user, m.workspace)] = (
+                    GRANTED if change.action is Action.CREATE else REVOKED
+                )
+        self.current_access = (
+            frozenset((m.user, m.workspace) for m in current.memberships.values())
+            if current is not None
+            else frozenset()
+        )
+
+    def is_production(self, workspace: str) -> bool:
+        return (self.environments.get(workspace) or "").lower() in PRODUCTION_ENVIRONMENTS
+
+    def workspace_order(self, names: Iterable[str]) -> list[str]:
+        return sorted(names, key=lambda name: (not self.is_production(name), name))
+
+    def production_access_changes(self) -> list[Change]:
+        return [
+            c
+            for name in self.workspace_order(self.by_workspace)
+            if self.is_production(name)
+            for c in self.by_workspace[name]
+        ]
+
+    def cell(self, user: str, workspace: str) -> str:
+        if (user, workspace) in self.cells:
+            return self.cells[(user, workspace)]
+        return UNCHANGED if (user, workspace) in self.current_access else NO_ACCESS
+
+
+# --- small renderers, one per kind of line ----------------------------------
+
+
+def _access_line(change: Change) -> str:
+    """``✅ `bob@acme.com` → `notetaker-production` (until …)`` and the revoke mirror."""
+    if change.action is Action.CREATE:
+        assert isinstance(change.after, Membership)
+        m = change.after
+        return f"{GRANTED} {_md(m.user)} → {_md(m.workspace)}{grant_details(m)}"
+    assert isinstance(change.before, Membership)
+    m = change.before
+    cascade = " (removed with user)" if change.cascade else ""
+    return f"{REVOKED} {_md(m.user)} ✗ {_md(m.workspace)}{cascade}"
+
+
+def _person_part(change: Change) -> str:
+    """One change as seen from its user, e.g. ``developer → admin`` or ``+ notetaker-production``."""
+    if change.type is ResourceType.USER:
+        if change.action is Action.CREATE:
+            assert isinstance(change.after, User)
+            return f"invited as {change.after.role}"
+        if change.action is Action.DELETE:
+            return "removed"
+        assert isinstance(change.before, User) and isinstance(change.after, User)
+        return f"{change.before.role} → {change.after.role}"
+    if change.action is Action.CREATE:
+        assert isinstance(change.after, Membership)
+        return f"+ {change.after.workspace}{grant_details(change.after)}"
+    assert isinstance(change.before, Membership)
+    return f"− {change.before.workspace}" + (" (removed with user)" if change.cascade else "")
+
+
+def _workspace_line(change: Change) -> str:
+    if change.action is Action.CREATE:
+        assert isinstance(change.after, Membership)
+        return f"- {GRANTED} granted: {_md(change.after.user)}{grant_details(change.after)}\n"
+    assert isinstance(change.before, Membership)
+    cascade = " (removed with user)" if change.cascade else ""
+    return f"- {REVOKED} revoked: {_md(change.before.user)}{cascade}\n"
+
+
+def _callout(title: str, lines: list[str]) -> str:
+    if not lines:
+        return ""
+    shown = [f"- {line}\n" for line in lines[:CALLOUT_LIMIT]]
+    if len(lines) > CALLOUT_LIMIT:
+        shown.append(f"- … and {len(lines) - CALLOUT_LIMIT:,} more\n")
+    return f"**{title}**\n\n" + "".join(shown) + "\n"
+
+
+def _clip(text: str, size: int) -> str:
+    return text if len(text) <= size else text[: size - 1] + "…"
+
+
+# --- sections ---------------------------------------------------------------
+
+
+def _title(plan: Plan) -> str:
+    org = f" for {_md(plan.organization)}" if plan.organization else ""
+    return f"### provisioner plan{org}\n\n"
+
+
+def _summary(view: _View) -> str:
+    plan = view.plan
+    s = plan.summary
+    text = f"**Plan: {s.create} to add, {s.update} to change, {s.delete} to remove.**\n\n"
+    text += _callout(
+        "Role changes",
+        [f"{_md(c.key)}: {_person_part(c)}" for c in view.role_changes],
+    )
+    text += _callout(
+        "Production access changes",
+        [_access_line(c) for c in view.production_access_changes()],
+    )
+    text += _callout("Warnings", [f"⚠️ {_clip(w, WARNING_CHARS)}" for w in plan.warnings])
+    return text
+
+
+def _people(view: _View) -> _Section:
+    items = []
+    for email in sorted(view.by_user):
+        changes = view.by_user[email]
+        user_parts = [_person_part(c) for c in changes if c.type is ResourceType.USER]
+        access = sorted(
+            (c for c in changes if c.type is ResourceType.MEMBERSHIP),
+            key=lambda c: (not view.is_production(c.key.split("/", 1)[0]), c.key),
+        )
+        parts = user_parts + [_person_part(c) for c in access]
+        items.append((f"- {_md(email)}: {'; '.join(parts)}\n", len(changes)))
+    return _Section("#### By person\n\n", items, "\n")
+
+
+def _matrix(view: _View) -> _Section:
+    columns = view.workspace_order(view.by_workspace)
+    if not columns:
+        return _Section("", [])
+    shown, dropped = columns[:MATRIX_COLUMNS], len(columns) - MATRIX_COLUMNS
+    head = (
+        "#### Access matrix\n\n"
+        f"{GRANTED} granted, {REVOKED} revoked, {UNCHANGED} unchanged (has access), "
+        "blank: no access\n\n"
+    )
+    if dropped > 0:
+        head += f"_{dropped:,} more changed instances are not shown here; see the sections below._\n\n"
+    header = "| user | " + " | ".join(
+        _md(c) + (" (production)" if view.is_production(c) else "") for c in shown
+    )
+    head += header + " |\n|---|" + "---|" * len(shown) + "\n"
+    rows = sorted({user for (user, ws) in view.cells if ws in shown})
+    items = []
+    for user in rows:
+        cells = [view.cell(user, ws) for ws in shown]
+        changed = sum(1 for cell in cells if cell in (GRANTED, REVOKED))
+        items.append((f"| {_md(user)} | " + " | ".join(cells) + " |\n", changed))
+    return _Section(head, items, "\n")
+
+
+def _workspaces(view: _View) -> list[_Section]:
+    sections = []
+    for name in view.workspace_order(view.by_workspace):
+        notes = [note for note, on in (("production", view.is_production(name)),
+                                       ("new", name in view.new_workspaces)) if on]
+        head = f"#### {_md(name)}" + (f" ({', '.join(notes)})" if notes else "") + "\n\n"
+        items = [(_workspace_line(c), 1) for c in view.by_workspace[name]]
+        sections.append(_Section(head, items, "\n"))
+    return sections
+
+
+def _merge(sections: list[_Section], head: str) -> _Section:
+    """Several sections cut as one (the per-instance sections share one budget)."""
+    items: list[tuple[str, int]] = []
+    for s in sections:
+        items.append((s.head, 0))
+        items.extend(s.items)
+        items.append((s.tail, 0))
+    return _Section(head, items) if items else _Section("", [])
+
+
+def _details(plan: Plan) -> _Section:
+    markers = ("  + ", "  ~ ", "  - ")
+    lines = [(line + "\n", 1 if line.startswith(markers) else 0) for line in render_text(plan).splitlines()]
+    return _Section(
+        "<details><summary>Full plan</summary>\n\n```text\n", lines, "```\n\n</details>\n"
+    )
+
+
+def render_markdown(
+    plan: Plan,
+    *,
+    environments: Mapping[str, str | None] | None = None,
+    limit: int = DEFAULT_LIMIT,
+    current: State | None = None,
+) -> str:
+    """The plan as a pull-request comment of fewer than ``limit`` characters.
+
+    ``environments`` maps workspace instance name -> environment (from the
+    desired ``State``'s ``Workspace.environment``); production instances come
+    first and their access changes are called out. ``current`` (optional) lets
+    the access matrix mark unchanged existing access with ``·``; without it
+    those cells are blank.
+    """
+    view = _View(plan, environments or {}, current)
+    title = _title(plan)
+    if plan.empty:
+        text = title + NO_CHANGES + "\n\n" + _callout(
+            "Warnings", [f"⚠️ {_clip(w, WARNING_CHARS)}" for w in plan.warnings]
+        )
+    else:
+        summary = _summary(view)
+        text = title + summary
+        sections = [
+            _people(view),
+            _matrix(view),
+            _merge(_workspaces(view), "#### Access by workspace instance\n\n"),
+            _details(plan),
+        ]
+        cut = False
+        for i, section in enumerate(sections):
+            budget = (limit - _SAFETY - len(text)) // (len(sections) - i)
+            part, truncated = _fit(section, max(budget, 0))
+            text += part
+            cut = cut or truncated
+        if cut:  # say so up front too; _SAFETY leaves room for this line
+            text = text.replace(summary, summary + _SHORTENED, 1)
+    text = text.rstrip("\n") + "\n"
+    if len(text) >= limit:  # last resort; the budgets above should make this unreachable
+        text = text[: max(limit - 200, 0)] + "\n\n" + _truncation_notice(plan.summary.total)
+    return text
