@@ -45,3 +45,53 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """Refuse any connection that is not to loopback, in every test."""
     monkeypatch.setattr(socket.socket, "connect", _guarded_connect)
     monkeypatch.setattr(socket.socket, "connect_ex", _guarded_connect_ex)
+
+
+# --- the sandbox, checked against the contract --------------------------------
+#
+# Every response served to a test through these fixtures is validated against
+# schemas/openapi.yaml; a test fails at teardown if any response broke it.
+
+from pathlib import Path  # noqa: E402
+from typing import Any, Callable, Iterator  # noqa: E402
+
+from contract import ContractChecker  # noqa: E402  (tests/ is on sys.path: it holds this conftest)
+
+from provisioner.sandbox import RunningSandbox, start_sandbox  # noqa: E402
+
+
+@pytest.fixture
+def contract_checker() -> ContractChecker:
+    """A fresh recorder of contract violations."""
+    return ContractChecker()
+
+
+@pytest.fixture
+def make_sandbox(
+    tmp_path: Path, contract_checker: ContractChecker
+) -> Iterator[Callable[..., RunningSandbox]]:
+    """Start sandboxes with custom knobs: ``make_sandbox(rate_limit=2)``.
+
+    Each gets a fresh db in ``tmp_path`` unless ``db_path`` is given; all are
+    stopped at teardown, then the test fails if any response broke the contract.
+    """
+    started: list[RunningSandbox] = []
+
+    def make(**kwargs: Any) -> RunningSandbox:
+        db_path = kwargs.pop("db_path", tmp_path / f"sandbox-{len(started)}.db")
+        running = start_sandbox(db_path, response_hook=contract_checker, **kwargs)
+        started.append(running)
+        return running
+
+    yield make
+    for running in started:
+        running.stop()
+    assert not contract_checker.violations, "contract violations:\n" + "\n".join(
+        str(v) for v in contract_checker.violations
+    )
+
+
+@pytest.fixture
+def sandbox(make_sandbox: Callable[..., RunningSandbox]) -> RunningSandbox:
+    """A sandbox on a fresh db, no knobs; every response is checked against the contract."""
+    return make_sandbox()
