@@ -1,0 +1,406 @@
+"""Semantic checks and expansion: merged config data -> ``Config`` (the desired State).
+
+The schema has already checked structure, but these checks still run when it
+found errors (so that one run reports everything); they therefore skip
+silently over anything of the wrong type, which the schema reported.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+import string
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any, Iterator
+from urllib.parse import urlsplit
+
+from provisioner.config.issues import Issues
+from provisioner.config.merge import Merged
+from provisioner.config.yamlsource import Path
+from provisioner.model import (
+    DEFAULT_TOKEN_ENV,
+    DEFAULT_WORKSPACE_LIMIT,
+    Config,
+    Membership,
+    OrganizationSettings,
+    Policy,
+    RemovalLimit,
+    State,
+    User,
+    Workspace,
+)
+
+DEFAULT_NAME_FORMAT = "{workspace}-{environment}"
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+_LOOPBACK_NAMES = {"localhost"}
+_SUGGEST_LIMIT = 20  # difflib over thousands of names is slow; suggest for the first few only
+
+# (expires, reason) of a grant; None expires = forever
+Grant = tuple[datetime | None, str | None]
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+class _Builder:
+    """One organization's checks; every method records issues rather than raising."""
+
+    def __init__(self, merged: Merged, issues: Issues):
+        self.m = merged
+        self.data = merged.data
+        self.issues = issues
+        self.suggestions = 0
+        self.users: dict[str, User] = {}
+        self.user_paths: dict[str, Path] = {}
+        self.declared: set[str] = set()  # every email written under users, even malformed
+        self.groups: dict[str, list] = {}
+        self.group_members: dict[str, tuple[str, ...]] = {}
+        self.environments: dict[str, Any] = {}
+
+    def report(self, path: Path, message: Any, **kw: Any) -> None:
+        self.m.report(self.issues, path, message, **kw)
+
+    def suggest(self, name: str, options: Any) -> str:
+        self.suggestions += 1
+        if self.suggestions > _SUGGEST_LIMIT:
+            return ""
+        options = list(options)
+        close = [o for o in options if o.startswith(name) or name.startswith(o)][:1]
+        close = close or difflib.get_close_matches(name, options, n=1, cutoff=0.75)
+        return f"; did you mean `{close[0]}`?" if close else ""
+
+    # --- organization -------------------------------------------------------------
+    def organization(self) -> OrganizationSettings:
+        if "organization" not in self.data:
+            self.report((), "missing `organization`; add organization: {region: us-east-1}")
+            return OrganizationSettings()
+        org = _dict(self.data.get("organization"))
+        region = org.get("region") if isinstance(org.get("region"), str) else None
+        api_url = org.get("api_url") if isinstance(org.get("api_url"), str) else None
+        if "region" in org and "api_url" in org:
+            self.report(("organization", "api_url"),
+                        "give either region or api_url, not both; remove one", at_key=True)
+        elif "region" not in org and "api_url" not in org and isinstance(
+            self.data.get("organization"), dict
+        ):
+            self.report(("organization",), "organization needs a region (e.g. us-east-1) "
+                        "or an api_url; add one")
+        if api_url is not None:
+            problem = _check_api_url(api_url)
+            if problem:
+                self.report(("organization", "api_url"), problem)
+        token_env = org.get("token_env")
+        name = org.get("name")
+        return OrganizationSettings(
+            region=region,
+            api_url=api_url,
+            token_env=token_env if isinstance(token_env, str) else DEFAULT_TOKEN_ENV,
+            name=name if isinstance(name, str) else None,
+        )
+
+    def name_format(self) -> str:
+        fmt = self.data.get("workspace_name_format", DEFAULT_NAME_FORMAT)
+        if not isinstance(fmt, str):
+            return DEFAULT_NAME_FORMAT
+        try:
+            fields = [f for _, f, _, _ in string.Formatter().parse(fmt) if f is not None]
+        except ValueError:
+            fields = ["?"]
+        if sorted(set(fields)) != ["environment", "workspace"] or len(fields) != 2:
+            self.report(("workspace_name_format",),
+                        f"`{fmt}` must contain {{workspace}} and {{environment}} once each and no "
+                        'other {...}; e.g. "{workspace}-{environment}"')
+            return DEFAULT_NAME_FORMAT
+        return fmt
+
+    # --- users and groups ---------------------------------------------------------
+    def collect_users(self) -> None:
+        for i, entry in enumerate(_list(self.data.get("users"))):
+            if not isinstance(entry, dict) or not isinstance(entry.get("email"), str):
+                continue
+            email = entry["email"].lower()
+            self.declared.add(email)
+            path = ("users", i, "email")
+            if email in self.user_paths:
+                self.report(path, f"user `{email}` is already defined at {{other}}; "
+                            "remove one of them", other=self.user_paths[email])
+                continue
+            self.user_paths[email] = path
+            role = entry.get("role")
+            if EMAIL_RE.match(email) and role in ("admin", "developer"):
+                self.users[email] = User(email=email, role=role)
+
+    def check_email(self, value: Any, path: Path) -> str | None:
+        """A declared user's lowercased email, or None (with an issue when undeclared)."""
+        if not isinstance(value, str) or not EMAIL_RE.match(value):
+            return None  # the schema reported it
+        email = value.lower()
+        if email not in self.declared:
+            self.report(path, f"`{value}` is not a declared user; add it under users"
+                        f"{self.suggest(email, self.declared)}")
+            return None
+        return email
+
+    def collect_groups(self) -> None:
+        groups = _dict(self.data.get("groups"))
+        self.groups = {name: _list(v) for name, v in groups.items()}
+        state: dict[str, int] = {}  # 1 = in progress, 2 = done
+        for name in self.groups:
+            self._resolve_group(name, [], state)
+
+    def _resolve_group(self, name: str, trail: list[str], state: dict[str, int]) -> tuple[str, ...]:
+        # Iterative depth is bounded by the number of groups; recursion keeps it readable.
+        if state.get(name) == 2:
+            return self.group_members[name]
+        state[name] = 1
+        trail.append(name)
+        emails: set[str] = set()
+        for i, entry in enumerate(self.groups[name]):
+            path = ("groups", name, i)
+            if isinstance(entry, str) and entry.startswith("@"):
+                ref = entry[1:]
+                if ref not in self.groups:
+                    self.report(path, f"unknown group `@{ref}`; declare it under groups"
+                                f"{self.suggest(ref, self.groups)}")
+                elif state.get(ref) == 1:
+                    cycle = trail[trail.index(ref):] + [ref]
+                    self.report(path, "groups include each other in a cycle: "
+                                + " -> ".join("@" + g for g in cycle)
+                                + "; remove one of these entries")
+                else:
+                    emails.update(self._resolve_group(ref, trail, state))
+            else:
+                email = self.check_email(entry, path)
+                if email:
+                    emails.add(email)
+        trail.pop()
+        state[name] = 2
+        self.group_members[name] = tuple(sorted(emails))  # sorted: stable output order
+        return self.group_members[name]
+
+    def member(self, entry: Any, path: Path) -> Iterator[tuple[str, Grant]]:
+        """The users (and grant terms) one member entry stands for."""
+        expires: datetime | None = None
+        reason: str | None = None
+        ref = entry
+        ref_path = path
+        if isinstance(entry, dict):
+            ref = entry.get("user")
+            ref_path = path + ("user",)
+            if "expires" in entry:
+                expires = self.expires(entry["expires"], path + ("expires",))
+                if expires is None:
+                    return  # an invalid expiry must not turn into a permanent grant
+            reason = entry.get("reason") if isinstance(entry.get("reason"), str) else None
+        if not isinstance(ref, str):
+            return
+        if ref.startswith("@"):
+            name = ref[1:]
+            if name not in self.groups:
+                self.report(ref_path, f"unknown group `{ref}`; declare it under groups"
+                            f"{self.suggest(name, self.groups)}")
+                return
+            for email in self.group_members.get(name, ()):
+                yield email, (expires, reason)
+        else:
+            email = self.check_email(ref, ref_path)
+            if email:
+                yield email, (expires, reason)
+
+    def expires(self, value: Any, path: Path) -> datetime | None:
+        parsed, problem = parse_expires(value)
+        if problem:
+            self.report(path, problem)
+        return parsed
+
+    # --- environments and workspaces ---------------------------------------------
+    def collect_environments(self) -> None:
+        self.environments = dict(_dict(self.data.get("environments")))
+
+    def env_grants(self) -> dict[str, dict[str, Grant]]:
+        out: dict[str, dict[str, Grant]] = {}
+        for env, spec in self.environments.items():
+            grants: dict[str, Grant] = {}
+            for i, entry in enumerate(_list(_dict(spec).get("members"))):
+                for email, grant in self.member(entry, ("environments", env, "members", i)):
+                    _grant(grants, email, grant)
+            out[env] = grants
+        return out
+
+    def workspaces(self, fmt: str) -> tuple[list[Workspace], list[Membership]]:
+        env_grants = self.env_grants()
+        instances: list[Workspace] = []
+        memberships: list[Membership] = []
+        seen: dict[str, Path] = {}
+        limit_path: Path | None = None
+        for i, spec in enumerate(_list(self.data.get("workspaces"))):
+            if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+                continue
+            base = spec["name"]
+            envs = spec.get("environments")
+            targets: list[tuple[str, str | None, list, Path]] = []
+            if isinstance(envs, list):
+                members = _dict(spec.get("members"))
+                listed: list[str] = []
+                for j, env in enumerate(envs):
+                    if not isinstance(env, str):
+                        continue
+                    if env not in self.environments:
+                        self.report(("workspaces", i, "environments", j),
+                                    f"unknown environment `{env}`; declare it under environments"
+                                    f"{self.suggest(env, self.environments)}")
+                        continue
+                    if env in listed:
+                        self.report(("workspaces", i, "environments", j),
+                                    f"environment `{env}` is listed twice; remove one")
+                        continue
+                    listed.append(env)
+                    targets.append((fmt.format(workspace=base, environment=env), env,
+                                    _list(members.get(env)), ("workspaces", i, "members", env)))
+                for env in members:
+                    if env not in listed:
+                        self.report(("workspaces", i, "members", env),
+                                    f"this workspace has no environment `{env}`; add it to "
+                                    f"environments or remove these members"
+                                    f"{self.suggest(env, listed)}", at_key=True)
+            else:
+                targets.append((base, None, _list(spec.get("members")),
+                                ("workspaces", i, "members")))
+            name_path: Path = ("workspaces", i, "name")
+            for name, env, entries, members_path in targets:
+                if name in seen:
+                    self.report(name_path, f"workspace `{name}` is also produced at {{other}}; "
+                                "workspace names must be unique", other=seen[name])
+                    continue
+                seen[name] = name_path
+                instances.append(Workspace(name=name, environment=env))
+                if len(instances) == DEFAULT_WORKSPACE_LIMIT + 1:
+                    limit_path = name_path
+                grants = dict(env_grants.get(env, {})) if env else {}
+                for k, entry in enumerate(entries):
+                    for email, grant in self.member(entry, members_path + (k,)):
+                        _grant(grants, email, grant)
+                memberships.extend(
+                    Membership(workspace=name, user=email, expires=exp, reason=why)
+                    for email, (exp, why) in grants.items()
+                )
+        if limit_path is not None:
+            self.report(limit_path, f"the config declares {len(instances)} workspace instances; "
+                        f"an organization may have at most {DEFAULT_WORKSPACE_LIMIT} (count "
+                        "each workspace once per environment); remove some")
+        return instances, memberships
+
+    # --- policy -------------------------------------------------------------------
+    def policy(self) -> Policy:
+        spec = _dict(self.data.get("policy"))
+        min_admins = spec.get("min_admins", 1)
+        if not isinstance(min_admins, int) or isinstance(min_admins, bool) or min_admins < 0:
+            min_admins = 1
+        limit = RemovalLimit()
+        raw = spec.get("max_removals")
+        if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
+            limit = RemovalLimit(count=raw, percent=None)
+        elif isinstance(raw, str) and re.fullmatch(r"(100|[0-9]{1,2})(\.[0-9]+)?%", raw):
+            percent = float(raw[:-1])
+            if percent > 100:
+                self.report(("policy", "max_removals"), "a percentage is at most 100%")
+            else:
+                limit = RemovalLimit(count=None, percent=percent)
+        protected = set()
+        for i, entry in enumerate(_list(spec.get("protected_users"))):
+            email = self.check_email(entry, ("policy", "protected_users", i))
+            if email:
+                protected.add(email)
+        ignore = _dict(spec.get("ignore"))
+        return Policy(
+            min_admins=min_admins,
+            max_removals=limit,
+            protected_users=frozenset(protected),
+            ignore_users=tuple(g.lower() for g in _list(ignore.get("users")) if isinstance(g, str)),
+            ignore_workspaces=tuple(g for g in _list(ignore.get("workspaces"))
+                                    if isinstance(g, str)),
+        )
+
+
+def _grant(grants: dict[str, Grant], email: str, grant: Grant) -> None:
+    """Keep the grant that lasts longest: no expiry beats any expiry; ties keep the first."""
+    current = grants.get(email)
+    if current is None:
+        grants[email] = grant
+        return
+    if current[0] is None:
+        return
+    if grant[0] is None or grant[0] > current[0]:
+        grants[email] = grant
+
+
+def parse_expires(value: Any) -> tuple[datetime | None, str | None]:
+    """An ``expires`` value as an aware UTC datetime, or an explanation of what is wrong.
+
+    A bare date lasts through that day: it expires at 00:00 UTC the next day.
+    """
+    hint = "write a date (2026-12-31) or a time with a zone (2026-12-31T18:00:00Z)"
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+                value = date.fromisoformat(text)
+            else:
+                value = datetime.fromisoformat(text.replace(" ", "T", 1))
+        except ValueError:
+            return None, f"`{value}` is not a valid date or time; {hint}"
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            return None, (f"`{value.isoformat()}` has no time zone; add one, e.g. "
+                          f"{value.isoformat()}Z for UTC")
+        return value.astimezone(timezone.utc), None
+    if isinstance(value, date):
+        return datetime.combine(value + timedelta(days=1), time(0, 0), tzinfo=timezone.utc), None
+    return None, f"expires must be a date or a time, not {type(value).__name__}; {hint}"
+
+
+def _check_api_url(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:
+        return f"`{url}` is not a valid URL"
+    scheme = parts.scheme.lower()
+    if scheme == "https" and host:
+        return None
+    if scheme == "http" and host:
+        if host.lower() in _LOOPBACK_NAMES:
+            return None
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                return None
+        except ValueError:
+            pass
+        return (f"`{url}` uses plain http; the API key would travel unencrypted. Use https "
+                "(http is allowed only on a loopback host such as http://127.0.0.1:8080)")
+    return f"`{url}` must be an https URL such as https://api.example.com/api/v1"
+
+
+def build_config(merged: Merged, issues: Issues) -> Config:
+    """Check the merged data and expand it into a ``Config`` (valid only if no issues)."""
+    b = _Builder(merged, issues)
+    organization = b.organization()
+    fmt = b.name_format()
+    b.collect_users()
+    b.collect_groups()
+    b.collect_environments()
+    workspaces, memberships = b.workspaces(fmt)
+    policy = b.policy()
+    return Config(
+        organization=organization,
+        policy=policy,
+        desired=State.build(list(b.users.values()), workspaces, memberships),
+        workspace_name_format=fmt,
+        environments=tuple(b.environments),
+    )

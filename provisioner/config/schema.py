@@ -1,0 +1,201 @@
+"""The JSON Schema: loading it once and turning its errors into friendly, located issues.
+
+``schemas/config.schema.json`` is the single source of structural rules
+(types, required keys, enums, unknown keys). Each file is validated once, as
+a whole, with a cached validator. Errors are translated here: an unknown key
+gets a "did you mean", a YAML 1.1 coercion (``role: yes``) is explained, an
+enum gets a suggestion, and ``errorMessage`` in the schema (also shown by
+editors through yaml-language-server) supplies the wording for patterns.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from datetime import date, datetime
+from functools import lru_cache
+from importlib.resources import files
+from typing import Any, Iterator
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from provisioner.config.issues import Issues
+from provisioner.config.yamlsource import Document, NodeInfo, Path
+
+_TYPE_NAMES = {
+    "string": "a string",
+    "array": "a list",
+    "object": "a mapping",
+    "integer": "a whole number",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "empty",
+}
+
+
+@lru_cache(maxsize=1)
+def config_schema() -> dict[str, Any]:
+    """The config JSON Schema, read from the installed package."""
+    text = (files("provisioner.schemas") / "config.schema.json").read_text(encoding="utf-8")
+    return json.loads(text)
+
+
+@lru_cache(maxsize=1)
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(config_schema())
+
+
+def validate_document(doc: Document, issues: Issues) -> None:
+    """Check one file's data against the schema; record every error in ``issues``."""
+    for error in _validator().iter_errors(doc.data):
+        for path, message, at_key in _translate(error):
+            issues.add(doc, path, message, at_key=at_key)
+
+
+def describe(value: Any) -> str:
+    """How YAML read a value, in words: 'the boolean false', 'the number 493'..."""
+    if value is None:
+        return "empty (null)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, datetime):
+        return "a date and time"
+    if isinstance(value, date):
+        return "a date"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"the string {value!r}"
+
+
+def _field(path: Path) -> str:
+    for part in reversed(path):
+        if isinstance(part, str):
+            return part
+    return "value"
+
+
+def _wanted(schema: dict[str, Any]) -> str:
+    types = schema.get("type")
+    if isinstance(types, str):
+        types = [types]
+    names = [_TYPE_NAMES.get(t, t) for t in types or ()]
+    return " or ".join(names) or "something else"
+
+
+def _type_message(error: ValidationError, path: Path) -> Any:
+    """A type error; for a scalar YAML coerced, explain the coercion and how to quote."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    custom = schema.get("errorMessage")
+    wanted = _wanted(schema)
+    instance = error.instance
+    wants_string = "string" in (schema.get("type") or ())
+    key = _field(path)
+
+    def message(info: NodeInfo) -> str:
+        if wants_string and info.plain and info.raw is not None and instance is not None:
+            return (f"`{info.raw}` is read by YAML as {describe(instance)}; "
+                    f'quote it: {key}: "{info.raw}"')
+        if instance is None:
+            return f"`{key}` has no value; give {wanted}"
+        if custom:
+            return custom
+        return f"expected {wanted}, got {describe(instance)}"
+
+    return message
+
+
+def _translate(error: ValidationError) -> Iterator[tuple[Path, Any, bool]]:
+    """(path, message, point-at-key) for one jsonschema error."""
+    path: Path = tuple(error.absolute_path)
+    keyword = error.validator
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    instance = error.instance
+    custom = schema.get("errorMessage")
+
+    if "propertyNames" in error.relative_schema_path or "propertyNames" in error.schema_path:
+        # jsonschema reports the key itself as the instance, at the mapping's path.
+        name = instance
+        yield path + (name,), (custom or f"`{name}` is not a valid name"), True
+        return
+    if keyword == "type":
+        yield path, _type_message(error, path), False
+    elif keyword == "additionalProperties":
+        known = sorted(schema.get("properties", {}))
+        for key in instance:
+            if key in known:
+                continue
+            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+            hint = (f"did you mean `{close[0]}`?" if close
+                    else f"allowed keys: {', '.join(known)}")
+            where = f" in {_field(path)}" if path else ""
+            yield path + (key,), f"unknown key `{key}`{where}; {hint}", True
+    elif keyword == "required":
+        missing = error.validator_value
+        for key in missing:
+            if key not in instance:
+                what = "version: 1" if key == "version" else f"{key}: ..."
+                yield path, f"missing required key `{key}`; add {what}", False
+    elif keyword == "enum":
+        if not isinstance(instance, str) and "string" in (schema.get("type") or ()):
+            return  # the type error at the same place already explains it
+        yield path, _enum_message(error, path), False
+    elif keyword in ("anyOf", "oneOf"):
+        yield from _alternatives(error, path)
+    elif custom:
+        yield path, custom, False
+    elif keyword == "minimum":
+        yield path, f"`{_field(path)}` must be at least {error.validator_value}", False
+    elif keyword == "minLength":
+        yield path, f"`{_field(path)}` must not be empty", False
+    elif keyword == "maxLength":
+        yield path, f"`{_field(path)}` is longer than {error.validator_value} characters", False
+    else:
+        yield path, f"{error.message}", False
+
+
+def _enum_message(error: ValidationError, path: Path) -> Any:
+    options = [str(o) for o in error.validator_value]
+    key = _field(path)
+    instance = error.instance
+    text = str(instance)
+    close = [o for o in options if o.lower() == text.lower()] or difflib.get_close_matches(
+        text, options, n=1, cutoff=0.5
+    )
+    hint = f"; did you mean `{close[0]}`?" if close else ""
+    return f"`{text}` is not a valid {key}; use one of: {', '.join(options)}{hint}"
+
+
+def _alternatives(error: ValidationError, path: Path) -> Iterator[tuple[Path, Any, bool]]:
+    """anyOf/oneOf: report the errors of the alternative whose type fits the value."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    custom = schema.get("errorMessage")
+    by_branch: dict[int, list[ValidationError]] = {}
+    for sub in error.context or ():
+        by_branch.setdefault(sub.relative_schema_path[0], []).append(sub)
+    fitting = [
+        errs for errs in by_branch.values()
+        if not any(e.validator == "type" and not e.relative_path for e in errs)
+    ]
+    if len(fitting) == 1 and not custom:
+        for sub in fitting[0]:
+            yield from _translate(sub)
+        return
+    if custom:
+        yield path, custom, False
+        return
+    instance = error.instance
+    key = _field(path)
+
+    def message(info: NodeInfo) -> str:
+        if info.plain and info.raw is not None and instance is not None:
+            if not isinstance(instance, (dict, list, str)):
+                return (f"`{info.raw}` is read by YAML as {describe(instance)}; "
+                        f'quote it: "{info.raw}"')
+        return f"`{key}` has the wrong form: got {describe(instance)}"
+
+    yield path, message, False

@@ -1,0 +1,378 @@
+"""Reading one YAML file into plain Python data, safely and fast, with positions on demand.
+
+We do not use ``yaml.load``: it silently keeps the last of two duplicate keys,
+expands aliases without bound and cannot tell a plain ``no`` from a quoted
+``"no"``. Instead we walk libyaml's *event* stream (the fastest thing PyYAML
+offers, no Python ``Node`` objects) and build dicts, lists and scalars
+ourselves. Positions are not recorded while building, because that would cost
+time on every node of a large config; when an error needs a position,
+``Document.locate`` parses the text again and picks out only the requested
+paths.
+
+Refused on purpose: aliases (``*name``; so an alias bomb fails at the first
+alias, in bounded memory), every tag outside YAML's core scalar types, more
+than one document per file, nesting deeper than ``MAX_DEPTH`` and files over
+``MAX_BYTES``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Union
+
+import yaml
+from yaml.events import (
+    AliasEvent,
+    DocumentStartEvent,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
+from yaml.nodes import ScalarNode
+
+from provisioner.errors import ConfigIssue, Location
+
+MAX_BYTES = 10 * 1024 * 1024
+MAX_DEPTH = 64
+
+# The C parser when PyYAML was built with libyaml; the pure-Python one otherwise.
+_Loader = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
+
+Path = tuple[Union[str, int], ...]
+
+_CORE = "tag:yaml.org,2002:"
+STR_TAG = _CORE + "str"
+# Explicit tags a config may use: YAML's core scalar types. Everything else
+# (``!!python/object``, ``!!binary``, ``!!set``, ``!custom``...) is refused.
+_ALLOWED_SCALAR_TAGS = frozenset(
+    _CORE + t for t in ("str", "int", "float", "bool", "null", "timestamp")
+) | {"!"}
+_ALLOWED_COLLECTION_TAGS = frozenset({None, "!", _CORE + "map", _CORE + "seq"})
+
+# YAML 1.1 implicit resolution, indexed by first character like PyYAML does.
+_RESOLVERS: dict[str | None, list] = yaml.resolver.Resolver.yaml_implicit_resolvers
+_constructor = yaml.constructor.SafeConstructor()
+_CONSTRUCT: dict[str, Callable[[ScalarNode], Any]] = {
+    _CORE + "int": _constructor.construct_yaml_int,
+    _CORE + "float": _constructor.construct_yaml_float,
+    _CORE + "bool": _constructor.construct_yaml_bool,
+    _CORE + "null": _constructor.construct_yaml_null,
+    _CORE + "timestamp": _constructor.construct_yaml_timestamp,
+}
+
+
+def resolve_plain(value: str) -> str:
+    """The tag YAML 1.1 gives a plain (unquoted) scalar, e.g. ``bool`` for ``no``."""
+    for tag, regexp in _RESOLVERS.get(value[:1] if value else "", ()):
+        if regexp.match(value):
+            return tag
+    return STR_TAG
+
+
+def format_path(path: Iterable[str | int]) -> str:
+    """``("workspaces", 0, "members")`` -> ``workspaces[0].members``."""
+    out = []
+    for part in path:
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+        elif part.replace("_", "a").replace("-", "a").isalnum():
+            out.append(f".{part}" if out else part)
+        else:
+            out.append(f"[{part!r}]")
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class NodeInfo:
+    """Where a value (and, in a mapping, its key) sits in the file, and how it was written."""
+
+    line: int  # 1-based
+    column: int  # 1-based
+    key_line: int | None = None
+    key_column: int | None = None
+    raw: str | None = None  # the scalar's text as written
+    plain: bool = False  # written without quotes, so YAML 1.1 resolution applied
+
+
+class _Stop(Exception):
+    """Building cannot go on (alias, tag, depth...): the issue is already recorded."""
+
+
+@dataclass
+class Document:
+    """One parsed config file: its bytes, its data, and positions on request."""
+
+    file: str  # as shown to the user
+    rel: str  # relative to the -c argument; part of the digest
+    raw: bytes
+    text: str = ""
+    data: Any = None
+    issues: list[ConfigIssue] = field(default_factory=list)
+    # (line, column, path) of the second occurrence of a key; reported by the loader
+    duplicates: list[tuple[int, int, Path]] = field(default_factory=list)
+
+    def location(self, line: int, column: int) -> Location:
+        return Location(self.file, line, column)
+
+    def issue(self, line: int, column: int, path: Path, message: str) -> None:
+        self.issues.append(ConfigIssue(self.location(line, column), format_path(path), message))
+
+    def locate(self, targets: Iterable[Path]) -> dict[Path, NodeInfo]:
+        """Positions of the values at ``targets`` (first occurrence of duplicate keys).
+
+        Parses the text again; only called when there is something to report.
+        A path that does not exist is located at its deepest existing parent.
+        """
+        wanted = set(targets)
+        prefixes = {p[:i] for p in wanted for i in range(len(p) + 1)}
+        found: dict[Path, NodeInfo] = {}
+        # frames: [is_mapping, path, next key or index, key mark, expecting key]
+        stack: list[list] = []
+        skip = 0  # depth of a subtree we are not interested in
+        try:
+            for ev in yaml.parse(self.text, Loader=_Loader):
+                cls = ev.__class__
+                if skip:
+                    if cls is MappingStartEvent or cls is SequenceStartEvent:
+                        skip += 1
+                    elif cls is MappingEndEvent or cls is SequenceEndEvent:
+                        skip -= 1
+                        if not skip:
+                            self._after_value(stack)
+                    continue
+                if cls is MappingEndEvent or cls is SequenceEndEvent:
+                    stack.pop()
+                    self._after_value(stack)
+                    continue
+                if cls not in (ScalarEvent, MappingStartEvent, SequenceStartEvent, AliasEvent):
+                    continue
+                line, col = ev.start_mark.line + 1, ev.start_mark.column + 1
+                if stack and stack[-1][0] and stack[-1][4]:  # a mapping key
+                    frame = stack[-1]
+                    frame[2] = ev.value if cls is ScalarEvent else None
+                    frame[3] = (line, col)
+                    frame[4] = False
+                    if cls is not ScalarEvent and cls is not AliasEvent:
+                        skip = 1
+                    continue
+                if stack:
+                    frame = stack[-1]
+                    path = frame[1] + (frame[2],)
+                    key_pos = frame[3] if frame[0] else (None, None)
+                else:
+                    path, key_pos = (), (None, None)
+                if path in wanted and path not in found:
+                    raw = ev.value if cls is ScalarEvent else None
+                    plain = bool(cls is ScalarEvent and ev.implicit[0] and ev.tag is None)
+                    found[path] = NodeInfo(line, col, key_pos[0], key_pos[1], raw, plain)
+                if cls is ScalarEvent or cls is AliasEvent:
+                    self._after_value(stack)
+                elif path in prefixes:
+                    is_map = cls is MappingStartEvent
+                    stack.append([is_map, path, None if is_map else 0, None, is_map])
+                else:
+                    skip = 1
+        except yaml.YAMLError:
+            pass  # already reported while building; keep what we found
+        for target in wanted - found.keys():
+            for i in range(len(target) - 1, -1, -1):
+                if target[:i] in found:
+                    found[target] = found[target[:i]]
+                    break
+            else:
+                found[target] = NodeInfo(1, 1)
+        return found
+
+    @staticmethod
+    def _after_value(stack: list[list]) -> None:
+        if stack:
+            frame = stack[-1]
+            if frame[0]:
+                frame[4] = True
+            else:
+                frame[2] += 1
+
+
+def read_document(file: str, rel: str, path: str | os.PathLike) -> Document:
+    """Read and parse one file. Problems go to ``Document.issues``; ``data`` is then None."""
+    doc = Document(file=file, rel=rel, raw=b"")
+    try:
+        size = os.stat(path).st_size
+        if size > MAX_BYTES:
+            doc.issue(1, 1, (), f"the file is {size / 1048576:.1f} MB; a config file may be at "
+                      f"most {MAX_BYTES // 1048576} MB (split it into a directory of files)")
+            return doc
+        with open(path, "rb") as fh:
+            # Read at most one byte past the limit: the file may have grown since stat.
+            doc.raw = fh.read(MAX_BYTES + 1)
+    except OSError as error:
+        doc.issues.append(ConfigIssue(None, "", f"cannot read {file}: {error.strerror or error}"))
+        return doc
+    if len(doc.raw) > MAX_BYTES:
+        doc.issue(1, 1, (), f"the file is larger than {MAX_BYTES // 1048576} MB; split it")
+        return doc
+    try:
+        doc.text = doc.raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        before = doc.raw[: error.start]
+        line = before.count(b"\n") + 1
+        col = error.start - (before.rfind(b"\n") + 1) + 1
+        doc.issue(line, col, (), f"byte 0x{doc.raw[error.start]:02x} is not UTF-8; "
+                  "save the file as UTF-8")
+        return doc
+    try:
+        doc.data = _build(doc)
+    except _Stop:
+        doc.data = None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        what = error.problem or "invalid YAML"
+        context = f" ({error.context})" if error.context else ""
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        doc.issue(line, col, (), f"YAML syntax error: {what}{context}; "
+                  "check the indentation, colons and quotes here")
+        doc.data = None
+    except yaml.reader.ReaderError as error:
+        before = doc.text[: error.position]
+        line = before.count("\n") + 1
+        col = error.position - (before.rfind("\n") + 1) + 1
+        doc.issue(line, col, (), f"character {error.character!r} is not allowed in YAML; "
+                  "remove it or quote and escape it")
+        doc.data = None
+    except yaml.YAMLError as error:  # anything else libyaml may raise
+        doc.issue(1, 1, (), f"cannot parse YAML: {error}")
+        doc.data = None
+    return doc
+
+
+def _path_of(stack: list[list]) -> Path:
+    path: list[str | int] = []
+    for frame in stack:
+        container, key = frame[0], frame[1]
+        if isinstance(container, list):
+            path.append(len(container))
+        elif key is not _NO_KEY:
+            path.append(key)
+    return tuple(path)
+
+
+_NO_KEY = object()
+_DONE = object()
+
+
+def _build(doc: Document) -> Any:
+    """Build the document's data from the event stream (hot path: keep it lean)."""
+    # frames: [container, pending key (or _NO_KEY), key line, key column]
+    stack: list[list] = []
+    root: Any = _DONE
+    documents = 0
+    resolvers = _RESOLVERS
+    for ev in yaml.parse(doc.text, Loader=_Loader):
+        cls = ev.__class__
+        if cls is ScalarEvent:
+            tag = ev.tag
+            value = ev.value
+            if tag is None:
+                if ev.implicit[0] and value:
+                    # Plain scalar: YAML 1.1 resolution (``no`` is false, ``0755`` is 493).
+                    for rtag, regexp in resolvers.get(value[0], ()):
+                        if regexp.match(value):
+                            value = _construct(rtag, value, value)
+                            break
+                elif ev.implicit[0]:
+                    value = None  # an empty plain scalar is null
+            elif tag != STR_TAG and tag != "!":
+                value = _explicit(doc, stack, ev)
+        elif cls is MappingStartEvent or cls is SequenceStartEvent:
+            if ev.tag not in _ALLOWED_COLLECTION_TAGS:
+                _refuse_tag(doc, stack, ev)
+            if len(stack) >= MAX_DEPTH:
+                doc.issue(ev.start_mark.line + 1, ev.start_mark.column + 1, _path_of(stack),
+                          f"nested deeper than {MAX_DEPTH} levels; a config is never this deep")
+                raise _Stop
+            if stack and isinstance(stack[-1][0], dict) and stack[-1][1] is _NO_KEY:
+                doc.issue(ev.start_mark.line + 1, ev.start_mark.column + 1, _path_of(stack),
+                          "a mapping key must be a plain string, not a list or mapping")
+                raise _Stop
+            stack.append([{} if cls is MappingStartEvent else [], _NO_KEY, 0, 0])
+            continue
+        elif cls is MappingEndEvent or cls is SequenceEndEvent:
+            value = stack.pop()[0]
+        elif cls is AliasEvent:
+            doc.issue(ev.start_mark.line + 1, ev.start_mark.column + 1, _path_of(stack),
+                      f"YAML aliases (*{ev.anchor}) are not supported; write the value out "
+                      "in full (or split the config into several files)")
+            raise _Stop
+        elif cls is DocumentStartEvent:
+            documents += 1
+            if documents > 1:
+                doc.issue(ev.start_mark.line + 1, ev.start_mark.column + 1, (),
+                          "a config file holds one YAML document; remove this `---` "
+                          "and use a separate file for the rest")
+                raise _Stop
+            continue
+        else:  # stream start/end, document end
+            continue
+
+        if not stack:
+            root = value
+            continue
+        frame = stack[-1]
+        container = frame[0]
+        if container.__class__ is list:
+            container.append(value)
+        elif frame[1] is _NO_KEY:
+            # Keys are taken as written: every key in the format is a string, and
+            # ``on:`` or ``no:`` as an environment name should mean just that.
+            key = ev.value if cls is ScalarEvent else None
+            if key is None:
+                key = ""
+            if key in container:
+                doc.duplicates.append(
+                    (ev.start_mark.line + 1, ev.start_mark.column + 1, _path_of(stack) + (key,))
+                )
+            frame[1] = key
+        else:
+            container[frame[1]] = value
+            frame[1] = _NO_KEY
+    if root is _DONE:
+        doc.issue(1, 1, (), "the file is empty; a config needs at least `version: 1`")
+        raise _Stop
+    return root
+
+
+def _construct(tag: str, value: str, fallback: Any) -> Any:
+    construct = _CONSTRUCT.get(tag)
+    if construct is None:
+        return value
+    try:
+        return construct(ScalarNode(tag, value))
+    except (ValueError, TypeError, OverflowError):
+        # e.g. ``2026-02-30`` matches the timestamp pattern but is no date:
+        # keep the text, later checks say what is wrong with it.
+        return fallback
+
+
+def _explicit(doc: Document, stack: list[list], ev: ScalarEvent) -> Any:
+    if ev.tag not in _ALLOWED_SCALAR_TAGS:
+        _refuse_tag(doc, stack, ev)
+        return ev.value
+    value = _construct(ev.tag, ev.value, _DONE)
+    if value is _DONE:
+        name = ev.tag[len(_CORE):]
+        doc.issue(ev.start_mark.line + 1, ev.start_mark.column + 1, _path_of(stack),
+                  f"`{ev.value}` is not a valid {name}; remove the `!!{name}` tag or fix the value")
+        return ev.value
+    return value
+
+
+def _refuse_tag(doc: Document, stack: list[list], ev: Any) -> None:
+    tag = ev.tag
+    shown = "!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag
+    doc.issue(ev.start_mark.line + 1, ev.start_mark.column + 1, _path_of(stack),
+              f"the YAML tag `{shown}` is not allowed in a config; remove it "
+              "(only plain strings, numbers, booleans, dates, lists and mappings are used)")
+    # Nothing is ever constructed from the tag, so going on to find more issues is safe.
