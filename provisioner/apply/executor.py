@@ -1,0 +1,325 @@
+"""The applier: carries out a ``Plan`` against the API, phase by phase.
+
+It only ever receives a plan (never reads or diffs). Phases (``Change.phase``)
+run in order; within a phase up to ``parallelism`` changes are in flight.
+When nothing fails, every change costs exactly one request (cascaded
+membership removals cost none).
+
+Failure handling, in short:
+
+* A failed change never raises out of ``apply_plan``; it is in the report.
+* Changes that depend on a change that did not succeed are skipped: a grant
+  depends on its user's invite and its workspace's creation; a cascaded
+  membership removal on its user's removal; demotions and removals of admins
+  on every promotion (so that ``min_admins`` holds at every moment).
+* An AuthenticationError or PermissionDeniedError stops everything not yet
+  started: the key will not start working halfway through.
+* 409 on a create means it already exists: applied (for users and workspaces
+  one listing finds its id, which later grants need; a user that exists with
+  another role fails). 404 on a delete means already gone: applied.
+* 412 (If-Match mismatch) means someone changed the object since the plan:
+  the object is read again; if it already is as desired the change counts as
+  applied, otherwise it fails with "run plan again". Nothing is overwritten
+  blindly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from typing import Callable
+
+from provisioner.api import reader
+from provisioner.api.client import ApiClient
+from provisioner.apply.report import (
+    APPLIED,
+    FAILED,
+    SKIPPED,
+    ApplyReport,
+    ChangeResult,
+    describe,
+    render_report,
+)
+from provisioner.errors import (
+    ApiError,
+    AuthenticationError,
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    PreconditionFailedError,
+)
+from provisioner.model import ADMIN, Membership, State, User, Workspace
+from provisioner.plan.model import Action, Change, Phase, Plan, ResourceType
+
+__all__ = ["ApplyReport", "ChangeResult", "apply_plan", "idempotency_key", "render_report"]
+
+log = logging.getLogger("provisioner.apply")
+
+RUN_PLAN_AGAIN = "changed on the server since the plan; run plan again"
+
+
+class _Failed(Exception):
+    """A change that cannot be applied, with the reason for the report."""
+
+
+def idempotency_key(plan: Plan, change: Change) -> str:
+    """The ``Idempotency-Key`` of a create: the same for the same change of the
+    same plan, so a create whose response was lost is replayed, not repeated."""
+    material = "\x1f".join(
+        (plan.state_fingerprint, plan.config_digest, change.type.value, change.action.value, change.key)
+    )
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def apply_plan(
+    plan: Plan,
+    client: ApiClient,
+    *,
+    current: State,
+    parallelism: int = 8,
+    progress: Callable[[ChangeResult], None] | None = None,
+) -> ApplyReport:
+    """Apply ``plan`` through ``client`` and report what happened to each change.
+
+    ``current`` is the state the plan was made from; it supplies the ids of
+    existing users and workspaces. ``progress`` is called (from this thread)
+    once per change as its outcome becomes known.
+    """
+    return _Run(plan, client, current, max(1, parallelism), progress).run()
+
+
+class _Run:
+    def __init__(
+        self,
+        plan: Plan,
+        client: ApiClient,
+        current: State,
+        parallelism: int,
+        progress: Callable[[ChangeResult], None] | None,
+    ):
+        self.plan = plan
+        self.client = client
+        self.parallelism = parallelism
+        self.progress = progress
+        self._lock = threading.Lock()
+        self.user_ids: dict[str, str] = {e: u.id for e, u in current.users.items() if u.id}
+        self.workspace_ids: dict[str, str] = {n: w.id for n, w in current.workspaces.items() if w.id}
+        self.results: dict[int, ChangeResult] = {}
+        # (type, key) of changes that were not applied: their dependents skip.
+        self.not_applied: set[tuple[ResourceType, str]] = set()
+        self.promotion_failed = False
+        self.stop_reason: str | None = None
+        self.handlers: dict[tuple[ResourceType, Action], Callable[[Change], str | None]] = {
+            (ResourceType.USER, Action.CREATE): self._invite,
+            (ResourceType.USER, Action.UPDATE): self._change_role,
+            (ResourceType.USER, Action.DELETE): self._remove_user,
+            (ResourceType.WORKSPACE, Action.CREATE): self._create_workspace,
+            (ResourceType.MEMBERSHIP, Action.CREATE): self._grant,
+            (ResourceType.MEMBERSHIP, Action.DELETE): self._revoke,
+        }
+
+    # --- orchestration ----------------------------------------------------------
+
+    def run(self) -> ApplyReport:
+        indexed = list(enumerate(self.plan.changes))
+        with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="apply") as pool:
+            for phase in sorted({c.phase for _, c in indexed}):
+                batch = [(i, c) for i, c in indexed if c.phase is phase and not c.cascade]
+                self._run_phase(pool, batch)
+        # The server removes a user's memberships with the user: no requests.
+        for i, c in indexed:
+            if c.cascade:
+                self._record(i, self._cascade(c))
+        ordered = [self.results[i] for i in sorted(self.results)]
+        report = ApplyReport.from_results(ordered)
+        log.info("%s", render_report(report).splitlines()[0])
+        return report
+
+    def _run_phase(self, pool: ThreadPoolExecutor, batch: list[tuple[int, Change]]) -> None:
+        futures: dict[Future, int] = {}
+        for i, c in batch:
+            reason = self.stop_reason or self._blocked_by(c)
+            if reason:
+                self._record(i, ChangeResult(c, SKIPPED, reason))
+            else:
+                futures[pool.submit(self._execute, c)] = i
+        # The phase is a barrier: the next one starts when all of these ended.
+        for future in as_completed(futures):
+            self._record(futures[future], future.result())
+
+    def _record(self, index: int, result: ChangeResult) -> None:
+        self.results[index] = result
+        if result.status != APPLIED:
+            with self._lock:
+                self.not_applied.add((result.change.type, result.change.key))
+                if result.change.phase is Phase.PROMOTE:
+                    self.promotion_failed = True
+        if self.progress is not None:
+            self.progress(result)
+
+    def _blocked_by(self, c: Change) -> str | None:
+        """Why ``c`` must not run because of an earlier change, if it must not."""
+        if c.type is ResourceType.MEMBERSHIP and c.action is Action.CREATE:
+            assert isinstance(c.after, Membership)
+            if (ResourceType.USER, c.after.user) in self.not_applied:
+                return f"depends on inviting {c.after.user}, which did not succeed"
+            if (ResourceType.WORKSPACE, c.after.workspace) in self.not_applied:
+                return f"depends on creating workspace {c.after.workspace}, which did not succeed"
+        if self.promotion_failed:
+            demotes = c.phase is Phase.DEMOTE
+            removes_admin = (
+                c.phase is Phase.REMOVE_USER and isinstance(c.before, User) and c.before.role == ADMIN
+            )
+            if demotes or removes_admin:
+                return "a promotion did not succeed; doing this now could leave too few admins"
+        return None
+
+    def _execute(self, c: Change) -> ChangeResult:
+        """Run one change in a worker thread. Never raises."""
+        if self.stop_reason:  # queued before the stop, not started yet
+            return ChangeResult(c, SKIPPED, self.stop_reason)
+        handler = self.handlers.get((c.type, c.action))
+        try:
+            if handler is None:
+                raise _Failed(f"the API cannot {c.action.value} a {c.type.value}; change it by hand")
+            note = handler(c)
+        except _Failed as e:
+            return ChangeResult(c, FAILED, str(e))
+        except (AuthenticationError, PermissionDeniedError) as e:
+            with self._lock:
+                if self.stop_reason is None:
+                    self.stop_reason = f"not started: the API refused the key ({e})"
+            return ChangeResult(c, FAILED, str(e))
+        except ApiError as e:
+            return ChangeResult(c, FAILED, str(e))
+        except Exception as e:  # a bug must not hide what was already applied
+            log.exception("unexpected error while applying %s", describe(c))
+            return ChangeResult(c, FAILED, f"unexpected error: {type(e).__name__}: {e}")
+        log.info("applied %s%s", describe(c), f" ({note})" if note else "")
+        return ChangeResult(c, APPLIED, note)
+
+    def _cascade(self, c: Change) -> ChangeResult:
+        assert isinstance(c.before, Membership)
+        user_key = (ResourceType.USER, c.before.user)
+        removal_planned = any(
+            o.type is ResourceType.USER and o.action is Action.DELETE and o.key == c.before.user
+            for o in self.plan.changes
+        )
+        if removal_planned and user_key not in self.not_applied:
+            return ChangeResult(c, APPLIED, "removed by the server with its user")
+        return ChangeResult(c, SKIPPED, f"depends on removing {c.before.user}, which did not succeed")
+
+    # --- one handler per kind of change ----------------------------------------
+
+    def _invite(self, c: Change) -> str | None:
+        assert isinstance(c.after, User)
+        try:
+            body = self.client.post(
+                reader.USERS, reader.invite_body(c.after), idempotency_key=idempotency_key(self.plan, c)
+            )
+        except ConflictError:
+            # Invited meanwhile by someone else. Later grants need its id.
+            existing = self._find(reader.USERS, reader.parse_user, lambda u: u.email == c.after.email)
+            if existing is None:
+                raise _Failed("the API says the user exists but does not list it; run plan again")
+            self._set_id(self.user_ids, c.after.email, existing.id)
+            if existing.role != c.after.role:
+                raise _Failed(f"already exists with role {existing.role}; {RUN_PLAN_AGAIN}")
+            return "already existed"
+        self._set_id(self.user_ids, c.after.email, reader.parse_user(body).id)
+        return None
+
+    def _create_workspace(self, c: Change) -> str | None:
+        assert isinstance(c.after, Workspace)
+        try:
+            body = self.client.post(
+                reader.WORKSPACES,
+                reader.workspace_body(c.after),
+                idempotency_key=idempotency_key(self.plan, c),
+            )
+        except ConflictError:
+            existing = self._find(
+                reader.WORKSPACES, reader.parse_workspace, lambda w: w.name == c.after.name
+            )
+            if existing is None:
+                raise _Failed("the API says the workspace exists but does not list it; run plan again")
+            self._set_id(self.workspace_ids, c.after.name, existing.id)
+            return "already existed"
+        self._set_id(self.workspace_ids, c.after.name, reader.parse_workspace(body).id)
+        return None
+
+    def _grant(self, c: Change) -> str | None:
+        assert isinstance(c.after, Membership)
+        with self._lock:
+            user_id = self.user_ids.get(c.after.user)
+            workspace_id = self.workspace_ids.get(c.after.workspace)
+        if user_id is None or workspace_id is None:
+            missing = f"user {c.after.user}" if user_id is None else f"workspace {c.after.workspace}"
+            raise _Failed(f"the {missing} is unknown to the API; run plan again")
+        try:
+            self.client.post(
+                reader.MEMBERSHIPS,
+                reader.membership_body(workspace_id, user_id),
+                idempotency_key=idempotency_key(self.plan, c),
+            )
+        except ConflictError:
+            return "already existed"
+        return None
+
+    def _change_role(self, c: Change) -> str | None:
+        assert isinstance(c.before, User) and isinstance(c.after, User) and c.before.id
+        path = reader.user_path(c.before.id)
+        try:
+            self.client.patch(path, reader.role_body(c.after.role), if_match=c.before.etag)
+        except NotFoundError:
+            raise _Failed(f"the user no longer exists; {RUN_PLAN_AGAIN}") from None
+        except PreconditionFailedError:
+            now = self._reread(path, reader.parse_user)
+            if now is not None and now.role == c.after.role:
+                return f"already had role {c.after.role}"
+            raise _Failed(RUN_PLAN_AGAIN) from None
+        return None
+
+    def _revoke(self, c: Change) -> str | None:
+        assert isinstance(c.before, Membership) and c.before.id
+        return self._delete(reader.membership_path(c.before.id), c.before.etag)
+
+    def _remove_user(self, c: Change) -> str | None:
+        assert isinstance(c.before, User) and c.before.id
+        return self._delete(reader.user_path(c.before.id), c.before.etag)
+
+    # --- helpers ------------------------------------------------------------------
+
+    def _delete(self, path: str, etag: str | None) -> str | None:
+        try:
+            self.client.delete(path, if_match=etag)
+        except NotFoundError:
+            return "already gone"
+        except PreconditionFailedError:
+            if self._reread(path, lambda body: body) is None:
+                return "already gone"
+            raise _Failed(RUN_PLAN_AGAIN) from None
+        return None
+
+    def _reread(self, path: str, parse: Callable[[dict], object]):  # -> parsed object | None
+        """GET ``path`` after a 412; ``None`` when it is gone."""
+        try:
+            body, _ = self.client.get(path)
+        except NotFoundError:
+            return None
+        return parse(body)
+
+    def _find(self, path: str, parse: Callable[[dict], object], match: Callable) -> object | None:
+        for page in self.client.iter_pages(path):
+            for item in page:
+                obj = parse(item)
+                if match(obj):
+                    return obj
+        return None
+
+    def _set_id(self, ids: dict[str, str], key: str, value: str | None) -> None:
+        if value is not None:
+            with self._lock:
+                ids[key] = value

@@ -1,0 +1,60 @@
+"""What an apply did, change by change, and its one-paragraph summary."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from provisioner.plan.model import Change
+
+APPLIED = "applied"
+FAILED = "failed"
+SKIPPED = "skipped"
+Status = Literal["applied", "failed", "skipped"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeResult:
+    """The outcome of one change. ``message`` says why it failed or was skipped
+    (or a note on an applied one, such as "already existed")."""
+
+    change: Change
+    status: Status
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    """Every change of the plan, in plan order, sorted by outcome."""
+
+    applied: tuple[ChangeResult, ...] = ()
+    failed: tuple[ChangeResult, ...] = ()
+    skipped: tuple[ChangeResult, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when every change was applied."""
+        return not self.failed and not self.skipped
+
+    @classmethod
+    def from_results(cls, results: "list[ChangeResult] | tuple[ChangeResult, ...]") -> "ApplyReport":
+        """Split results (already in plan order) by status."""
+        return cls(
+            applied=tuple(r for r in results if r.status == APPLIED),
+            failed=tuple(r for r in results if r.status == FAILED),
+            skipped=tuple(r for r in results if r.status == SKIPPED),
+        )
+
+
+def describe(change: Change) -> str:
+    """A change in a few words, e.g. ``create membership app-production/a@x.io``."""
+    cascade = " (with its user)" if change.cascade else ""
+    return f"{change.action.value} {change.type.value} {change.key}{cascade}"
+
+
+def render_report(report: ApplyReport) -> str:
+    """``Applied 12, failed 1, skipped 3.`` followed by one line per failed or skipped change."""
+    lines = [f"Applied {len(report.applied)}, failed {len(report.failed)}, skipped {len(report.skipped)}."]
+    for result in report.failed + report.skipped:
+        lines.append(f"  {result.status}: {describe(result.change)}: {result.message or 'no reason given'}")
+    return "\n".join(lines)
