@@ -1,0 +1,85 @@
+"""Round trip through the real loader and diff: export, load, plan -> no changes.
+
+This is the promise ``provisioner export`` makes: adopting an existing
+organization with the exported file changes nothing. (The end-to-end version
+through the sandbox server and the CLI lives with the CLI's tests.)
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from export_strategies import Org, organizations
+from hypothesis import HealthCheck, given, settings
+
+from provisioner.config import load_config
+from provisioner.export import export_config
+from provisioner.model import (
+    ADMIN,
+    DEVELOPER,
+    INVITED,
+    Identity,
+    Membership,
+    Organization,
+    State,
+    User,
+    Workspace,
+)
+from provisioner.plan.diff import diff
+
+NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+def load_exported(text: str, directory: Path):  # -> Config
+    path = directory / "access.yaml"
+    path.write_text(text, encoding="utf-8")
+    return load_config(path)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(org=organizations())
+def test_loading_the_export_and_planning_shows_no_changes(org: Org, tmp_path: Path) -> None:
+    text = export_config(org.identity, org.current, workspace_name_format=org.workspace_name_format)
+    config = load_exported(text, tmp_path)
+    plan = diff(org.current, config.desired, config.policy, now=NOW)
+    assert plan.changes == (), text
+    # Not merely "no changes": the desired side is exactly the organization.
+    assert set(config.desired.users) == set(org.current.users)
+    assert set(config.desired.workspaces) == set(org.current.workspaces)
+    assert set(config.desired.memberships) == set(org.current.memberships)
+
+
+def test_a_typical_organization_loads_with_its_settings(tmp_path: Path) -> None:
+    organization = Organization(id="org_7", name="acme", region="eu-central-1")
+    identity = Identity("u_1", "alice@acme.com", ADMIN, organization)
+    users = [
+        User("alice@acme.com", ADMIN),
+        User("bob@acme.com", DEVELOPER),
+        User("carol@acme.com", DEVELOPER, INVITED),
+        User("svc-ci@acme.com", DEVELOPER),
+    ]
+    grants = {
+        "notetaker-development": ["alice@acme.com", "bob@acme.com"],
+        "notetaker-production": ["alice@acme.com", "svc-ci@acme.com"],
+        "recorder-development": ["alice@acme.com", "bob@acme.com", "carol@acme.com"],
+        "recorder-production": ["alice@acme.com"],
+        "alice-playground": ["alice@acme.com", "bob@acme.com"],
+    }
+    current = State.build(
+        users,
+        [Workspace(name) for name in grants],
+        [Membership(ws, email) for ws, emails in grants.items() for email in emails],
+    )
+    text = export_config(identity, current, token_env="ACME_RECALL_KEY")
+    config = load_exported(text, tmp_path)
+
+    assert config.organization.name == "acme"
+    assert config.organization.region == "eu-central-1"
+    assert config.organization.token_env == "ACME_RECALL_KEY"
+    assert config.environments == ("development", "production")
+    assert diff(current, config.desired, config.policy, now=NOW).changes == ()
+    # The shape a reviewer sees: lifted environment access, a group, a pending marker.
+    assert 'development:\n    members: ["@development-team"]' in text
+    assert "  development-team: [alice@acme.com, bob@acme.com]" in text
+    assert "  - {email: carol@acme.com, role: developer}  # pending invitation" in text
