@@ -141,15 +141,15 @@ class _View:
 
 
 def _access_line(change: Change) -> str:
-    """``✅ `bob@acme.com` → `notetaker-production` (until …)`` and the revoke mirror."""
+    """``✅ `bob@acme.com` gets `notetaker-production` (until …)``, or ``❌ … loses …``."""
     if change.action is Action.CREATE:
         assert isinstance(change.after, Membership)
         m = change.after
-        return f"{GRANTED} {_md(m.user)} → {_md(m.workspace)}{grant_details(m)}"
+        return f"{GRANTED} {_md(m.user)} gets {_md(m.workspace)}{grant_details(m)}"
     assert isinstance(change.before, Membership)
     m = change.before
     cascade = " (removed with user)" if change.cascade else ""
-    return f"{REVOKED} {_md(m.user)} ✗ {_md(m.workspace)}{cascade}"
+    return f"{REVOKED} {_md(m.user)} loses {_md(m.workspace)}{cascade}"
 
 
 def _person_part(change: Change) -> str:
