@@ -24,7 +24,7 @@ import json
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import yaml
 
@@ -76,7 +76,7 @@ def export_config(
     """
     _check_consistent(current)
     parse = _name_parser(workspace_name_format, environments)
-    shaped = _shape(current, environments, workspace_name_format, parse)
+    shaped = _shape(current, environments, parse)
     settings = _Settings(
         name=identity.organization.name,
         org_id=identity.organization.id,
@@ -128,7 +128,10 @@ def _check_consistent(current: State) -> None:
             raise ValueError(f"membership {workspace}/{user} names an unknown user")
 
 
-def _name_parser(fmt: str, environments: Sequence[str]):  # -> Callable[[str], tuple|None]
+_NameParser = Callable[[str], "tuple[str, str] | None"]
+
+
+def _name_parser(fmt: str, environments: Sequence[str]) -> _NameParser:
     """A function that splits an instance name into (workspace, environment), or None.
 
     The format's two placeholders become regex groups; the environment group
@@ -166,7 +169,7 @@ def _name_parser(fmt: str, environments: Sequence[str]):  # -> Callable[[str], t
     return parse
 
 
-def _shape(current: State, environments: Sequence[str], fmt: str, parse) -> _Shaped:  # noqa: ANN001
+def _shape(current: State, environments: Sequence[str], parse: _NameParser) -> _Shaped:
     members_of: dict[str, set[str]] = {name: set() for name in current.workspaces}
     for workspace, user in current.memberships:
         members_of[workspace].add(user)
@@ -269,7 +272,7 @@ def _emit(settings: _Settings, current: State, shaped: _Shaped) -> str:
             lines.append(f"  {_scalar(env)}:")
             lines += _members("    ", "members", members, shaped.groups)
 
-    lines.append("users:")
+    lines.append("users:" if current.users else "users: []")
     for user in sorted(current.users.values(), key=lambda u: u.email):
         entry = f"  - {{email: {_scalar(user.email)}, role: {_scalar(user.role)}}}"
         lines.append(entry + ("  # pending invitation" if user.status == INVITED else ""))

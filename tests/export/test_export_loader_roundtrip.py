@@ -83,3 +83,42 @@ def test_a_typical_organization_loads_with_its_settings(tmp_path: Path) -> None:
     assert 'development:\n    members: ["@development-team"]' in text
     assert "  development-team: [alice@acme.com, bob@acme.com]" in text
     assert "  - {email: carol@acme.com, role: developer}  # pending invitation" in text
+
+
+# Fixed organizations for the cases a random draw may miss: (name, format,
+# {workspace: [members]}, {email: (role, status)}).
+CASES = [
+    (
+        "base name taken by a plain workspace",
+        "{workspace}-{environment}",
+        {"notetaker": ["a@x.io"], "notetaker-production": ["a@x.io"], "notetaker-staging": []},
+        {"a@x.io": (ADMIN, "active")},
+    ),
+    (
+        "environment first, dotted",
+        "{environment}.{workspace}",
+        {"production.api": ["a@x.io", "b@x.io"], "staging.api": ["a@x.io", "b@x.io"]},
+        {"a@x.io": (ADMIN, "active"), "b@x.io": (DEVELOPER, INVITED)},
+    ),
+    (
+        "no admin at all",
+        "{workspace}-{environment}",
+        {"yes": ["b@x.io"], "null": ["b@x.io"], "2026": []},
+        {"b@x.io": (DEVELOPER, "active")},
+    ),
+    ("an empty organization", "{workspace}-{environment}", {}, {}),
+]
+
+
+def test_fixed_organizations_round_trip(tmp_path: Path) -> None:
+    identity = Identity("u_1", "a@x.io", ADMIN, Organization("org_1", "x", "us-west-2"))
+    for name, fmt, grants, users in CASES:
+        current = State.build(
+            [User(email, role, status) for email, (role, status) in users.items()],
+            [Workspace(ws) for ws in grants],
+            [Membership(ws, email) for ws, emails in grants.items() for email in emails],
+        )
+        text = export_config(identity, current, workspace_name_format=fmt)
+        config = load_exported(text, tmp_path)
+        assert diff(current, config.desired, config.policy, now=NOW).changes == (), name
+        assert set(config.desired.memberships) == set(current.memberships), name
