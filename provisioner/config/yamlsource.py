@@ -239,7 +239,9 @@ def read_document(file: str, rel: str, path: str | os.PathLike) -> Document:
         before = doc.text[: error.position]
         line = before.count("\n") + 1
         col = error.position - (before.rfind("\n") + 1) + 1
-        doc.issue(line, col, (), f"character {error.character!r} is not allowed in YAML; "
+        char = error.character
+        shown = f"U+{char:04X}" if isinstance(char, int) else repr(char)
+        doc.issue(line, col, (), f"character {shown} is not allowed in YAML; "
                   "remove it or quote and escape it")
         doc.data = None
     except yaml.YAMLError as error:  # anything else libyaml may raise
