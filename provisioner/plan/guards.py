@@ -12,8 +12,9 @@ Decisions worth knowing:
   leaves fewer than ``min_admins`` *and* lowers the count; an organization that
   is already below the minimum is not blocked by plans that do not make it
   worse (they could not fix it through this guard anyway).
-* Protected users: any change to the user itself (invite, role change,
-  removal) is refused. Membership changes of protected users are allowed.
+* Protected users: any change to an existing protected user (removal,
+  demotion, any role change) is refused. Inviting one who is absent, and
+  membership changes of protected users, are allowed.
 * ``max_removals`` counts user and membership deletes, cascaded ones included,
   against the current users + memberships left after ignore filtering. It
   applies at every size; ``force`` overrides it and nothing else.
@@ -67,7 +68,10 @@ def _protected_user_violations(plan: Plan, policy: Policy) -> list[str]:
         f"user. Restore {change.key} in the configuration as it is in the organization, or "
         f"remove it from policy.protected_users first."
         for change in plan.changes
-        if change.type is ResourceType.USER and change.key in protected
+        # Inviting a protected user who is not there yet takes nothing away.
+        if change.type is ResourceType.USER
+        and change.action is not Action.CREATE
+        and change.key in protected
     ]
 
 

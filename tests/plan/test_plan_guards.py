@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 import pytest
 
 from provisioner.errors import UnsafePlanError
-from provisioner.model import INVITED, Identity, Membership, Organization, Policy, RemovalLimit, State, User, Workspace
+from provisioner.model import Identity, Membership, Organization, Policy, RemovalLimit, State, User, Workspace
 from provisioner.plan.diff import diff
 from provisioner.plan.guards import check_guards
 from provisioner.plan.model import Plan
@@ -179,3 +179,12 @@ def test_plan_works_with_a_developer_key_but_apply_does_not() -> None:
     assert _check(State.build(TEAM), State.build(TEAM), identity=DEV_KEY).empty
     message = _refusal(current=State.build(TEAM), desired=State.build(TEAM), identity=DEV_KEY, for_apply=True)
     assert "Run apply with an admin's key" in message
+
+
+def test_inviting_an_absent_protected_user_is_allowed() -> None:
+    plan = _check(
+        State.build(TEAM),
+        State.build([*TEAM, *_users("erin:admin")]),
+        policy=Policy(protected_users=frozenset({"erin@acme.com"})),
+    )
+    assert [c.key for c in plan.changes] == ["erin@acme.com"]
