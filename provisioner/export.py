@@ -140,7 +140,8 @@ def _name_parser(fmt: str, environments: Sequence[str]) -> _NameParser:
     """
     if fmt.count("{workspace}") != 1 or fmt.count("{environment}") != 1:
         raise ValueError(
-            f"workspace_name_format {fmt!r} must contain {{workspace}} and {{environment}} once each"
+            f"workspace_name_format {fmt!r} must contain {{workspace}} and "
+            "{environment} once each"
         )
     if not environments:
         return lambda name: None

@@ -89,6 +89,12 @@ def _without_heredocs(script: str) -> tuple[str, list[str]]:
     return "\n".join(kept), bodies
 
 
+def _ends_command(word: str) -> bool:
+    """A separator, a redirection (``>``, ``2>``) or a pipe ends the argument list."""
+    redirect = word[:1].isdigit() and word[1:2] in ("<", ">")
+    return word in _COMMAND_STARTS or word[:1] in tuple("<>&|;()") or redirect
+
+
 def _invocations(source: str, script: str) -> Iterator[Invocation]:
     shell, _ = _without_heredocs(script)
     shell = shell.replace("\\\n", " ")
@@ -104,7 +110,7 @@ def _invocations(source: str, script: str) -> Iterator[Invocation]:
             if at_start and token == "provisioner":
                 argv = []
                 for word in tokens[i + 1 :]:
-                    if word in _COMMAND_STARTS or word[0] in "<>&|;()" or word[:1].isdigit() and word[1:2] == ">":
+                    if _ends_command(word):
                         break
                     argv.append(word)
                 yield Invocation(source, tuple(argv))
@@ -114,11 +120,13 @@ def _invocations(source: str, script: str) -> Iterator[Invocation]:
 def invocations(path: Path) -> list[Invocation]:
     doc = yaml.safe_load(path.read_text())
     if path == PRE_COMMIT:
-        return [
-            Invocation(f"{path.name}:{hook['id']}", tuple(shlex.split(hook["entry"])[1:] + hook.get("args", [])))
-            for hook in doc
-            if shlex.split(hook["entry"])[0] == "provisioner"
-        ]
+        found = []
+        for hook in doc:
+            program, *entry = shlex.split(hook["entry"])
+            if program == "provisioner":
+                argv = tuple(entry + hook.get("args", []))
+                found.append(Invocation(f"{path.name}:{hook['id']}", argv))
+        return found
     scripts = _github_scripts(doc) if path == GITHUB else _gitlab_scripts(doc)
     return [inv for source, script in scripts for inv in _invocations(source, script)]
 
@@ -193,9 +201,12 @@ def test_the_extractor_finds_commands_in_command_position_only() -> None:
 
 
 def test_the_checker_reports_unknown_subcommands_flags_and_choices() -> None:
-    assert problems(Invocation("t", ("frobnicate",))) == ["t: provisioner frobnicate: no subcommand 'frobnicate'"]
+    assert problems(Invocation("t", ("frobnicate",))) == [
+        "t: provisioner frobnicate: no subcommand 'frobnicate'"
+    ]
     assert problems(Invocation("t", ("validate", "--no-such-flag"))) == [
-        "t: provisioner validate --no-such-flag: 'provisioner validate' has no option --no-such-flag"
+        "t: provisioner validate --no-such-flag: "
+        "'provisioner validate' has no option --no-such-flag"
     ]
 
 
@@ -233,7 +244,8 @@ def test_the_gitops_contract_of_the_examples() -> None:
     triggers = github[True]  # YAML 1.1 reads the key `on` as a boolean
     assert {"pull_request", "push", "schedule"} <= set(triggers)
     jobs = github["jobs"]
-    assert jobs["apply"]["concurrency"] == {"group": "provisioner-organization", "cancel-in-progress": False}
+    serial = {"group": "provisioner-organization", "cancel-in-progress": False}
+    assert jobs["apply"]["concurrency"] == serial
     assert jobs["drift"]["concurrency"] == jobs["apply"]["concurrency"]
     secret = "${{ secrets.RECALL_API_KEY }}"
     for job in ("plan", "apply", "drift"):
@@ -249,7 +261,8 @@ def test_the_python_embedded_in_the_gitlab_example_compiles() -> None:
     bodies = [body for line in gitlab["plan"]["script"] for body in _without_heredocs(line)[1]]
     assert len(bodies) == 1
     tree = ast.parse(bodies[0])
-    assert any(isinstance(n, ast.Constant) and n.value == "<!-- provisioner-plan -->" for n in ast.walk(tree))
+    strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
+    assert "<!-- provisioner-plan -->" in strings
 
 
 def test_the_pre_commit_hook_validates_a_path_not_the_changed_files() -> None:

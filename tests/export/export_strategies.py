@@ -29,7 +29,9 @@ from provisioner.model import (
 ENVIRONMENTS = ("development", "staging", "production")
 FORMATS = ("{workspace}-{environment}", "{environment}.{workspace}", "{workspace}_{environment}")
 
-_LOCAL = st.sampled_from(["alice", "bob", "carol", "dave", "erin", "svc-ci", "o.brien", "a+b", "x_y"])
+_LOCAL = st.sampled_from(
+    ["alice", "bob", "carol", "dave", "erin", "svc-ci", "o.brien", "a+b", "x_y"]
+)
 _DOMAIN = st.sampled_from(["acme.com", "example.org", "sub.acme.io"])
 _BASES = ("notetaker", "recorder", "bot-api", "a")
 # Plain names: ordinary ones, a base name (blocks folding of that base), one

@@ -37,7 +37,10 @@ def load_exported(text: str, directory: Path):  # -> Config
     return load_config(path)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# tmp_path is shared by the examples; each one overwrites the same file.
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(org=organizations())
 def test_loading_the_export_and_planning_shows_no_changes(org: Org, tmp_path: Path) -> None:
     text = export_config(org.identity, org.current, workspace_name_format=org.workspace_name_format)
