@@ -90,7 +90,7 @@ class _Builder:
             self.data.get("organization"), dict
         ):
             self.report(("organization",), "organization needs a region (e.g. us-east-1) "
-                        "or an api_url; add one")
+                        "or an api_url; add one", at_key=True)
         if api_url is not None:
             problem = _check_api_url(api_url)
             if problem:
@@ -240,9 +240,11 @@ class _Builder:
         seen: dict[str, Path] = {}
         limit_path: Path | None = None
         for i, spec in enumerate(_list(self.data.get("workspaces"))):
-            if not isinstance(spec, dict) or not isinstance(spec.get("name"), str):
+            if not isinstance(spec, dict):
                 continue
-            base = spec["name"]
+            # A bad name (reported by the schema) still gets its members checked.
+            named = isinstance(spec.get("name"), str)
+            base = spec["name"] if named else f"workspaces[{i}]"
             envs = spec.get("environments")
             targets: list[tuple[str, str | None, list, Path]] = []
             if isinstance(envs, list):
@@ -274,6 +276,11 @@ class _Builder:
                                 ("workspaces", i, "members")))
             name_path: Path = ("workspaces", i, "name")
             for name, env, entries, members_path in targets:
+                if not named:
+                    for k, entry in enumerate(entries):
+                        for _ in self.member(entry, members_path + (k,)):
+                            pass
+                    continue
                 if name in seen:
                     self.report(name_path, f"workspace `{name}` is also produced at {{other}}; "
                                 "workspace names must be unique", other=seen[name])
