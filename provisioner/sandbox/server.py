@@ -167,7 +167,8 @@ def start_sandbox(
     )
     server = make_wsgi_server(host, port, app)
     url = f"http://{host}:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, name=f"sandbox:{server.server_port}", daemon=True)
+    # A short poll interval so that stop() returns promptly (tests start hundreds).
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sandbox:{server.server_port}", daemon=True)
     thread.start()
     return RunningSandbox(
         base_url=url + API_PREFIX,

@@ -1,0 +1,95 @@
+"""The contract document itself, persistence across restarts, and the `sandbox` CLI."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from contract import ContractChecker, load_contract
+from provisioner.cli.sandbox import sandbox as sandbox_cli
+from provisioner.sandbox import SandboxError, create_token, start_sandbox
+
+from .conftest import Api
+
+
+def test_the_openapi_document_is_valid_openapi_3_1() -> None:
+    document = load_contract()  # raises if openapi-spec-validator rejects it
+    assert document["openapi"].startswith("3.1")
+    assert "/workspace_memberships/{id}/" in document["paths"]
+
+
+def test_the_checker_catches_a_response_that_breaks_the_contract() -> None:
+    checker = ContractChecker()
+    body = b'{"id": "u1", "email": "a@example.com", "role": "owner"}'
+    problems = checker.check("GET", "/api/v1/users/u1/", 200, {"Content-Type": "application/json"}, body)
+    assert any("ETag" in p for p in problems)
+    assert any("owner" in p for p in problems)
+    assert checker.check("GET", "/api/v1/users/", 418, {}, b"") == [
+        "status 418 is not documented for GET /users/"
+    ]
+
+
+def test_state_survives_a_restart(make_sandbox, tmp_path) -> None:
+    db = tmp_path / "kept.db"
+    first = make_sandbox(db_path=db, token="fixed-key")
+    api = Api(first.base_url, first.token)
+    user = api.post("/users/", {"email": "a@example.com", "role": "developer"}).json()
+    first.stop()
+
+    second = make_sandbox(db_path=db)  # no token: a new key is minted for the admin
+    assert second.token != "fixed-key"
+    for key in (second.token, "fixed-key"):
+        assert Api(second.base_url, key).get(f"/users/{user['id']}/").json() == user
+
+
+def test_start_sandbox_refuses_a_non_loopback_host(tmp_path) -> None:
+    with pytest.raises(SandboxError, match="--public"):
+        start_sandbox(tmp_path / "x.db", host="0.0.0.0")
+
+
+def test_serve_refuses_a_non_loopback_host_without_public(tmp_path) -> None:
+    result = CliRunner().invoke(sandbox_cli, ["serve", "--db", str(tmp_path / "x.db"), "--host", "0.0.0.0"])
+    assert result.exit_code == 1
+    assert "--public" in result.output
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_token_create_prints_a_working_key(make_sandbox, tmp_path) -> None:
+    sandbox = make_sandbox(db_path=tmp_path / "t.db")
+    Api(sandbox.base_url, sandbox.token).post("/users/", {"email": "dev@example.com", "role": "developer"})
+    result = CliRunner().invoke(sandbox_cli, ["token", "create", "--db", str(tmp_path / "t.db"), "--email", "Dev@Example.com"])
+    assert result.exit_code == 0, result.output
+    key = result.output.strip()
+    assert Api(sandbox.base_url, key).get("/me/").json()["email"] == "dev@example.com"
+
+
+def test_token_create_for_an_unknown_user_fails(tmp_path) -> None:
+    start_sandbox(tmp_path / "t.db").stop()
+    result = CliRunner().invoke(sandbox_cli, ["token", "create", "--db", str(tmp_path / "t.db"), "--email", "x@example.com"])
+    assert result.exit_code == 1
+    assert "no user 'x@example.com'" in result.output
+    with pytest.raises(SandboxError):
+        create_token(tmp_path / "t.db", "x@example.com")
+
+
+def test_serve_runs_in_the_foreground_and_prints_the_key_once(tmp_path) -> None:
+    db = tmp_path / "served.db"
+    command = [sys.executable, "-c", "from provisioner.cli.sandbox import sandbox; sandbox()",
+               "serve", "--db", str(db), "--port", "0", "--admin-email", "ops@example.com"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        banner = process.stderr.readline()  # "Sandbox API at http://127.0.0.1:PORT/api/v1 (db ...)"
+        key = process.stdout.readline().strip()
+        base_url = banner.split()[3]
+        response = requests.get(f"{base_url}/me/", headers={"Authorization": f"Token {key}"}, timeout=10)
+        assert response.status_code == 200, banner
+        assert response.json()["email"] == "ops@example.com"
+        assert ContractChecker().check("GET", "/api/v1/me/", 200, response.headers, response.content) == []
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert key not in db.read_bytes().decode("latin-1"), "keys are stored hashed"
