@@ -93,3 +93,18 @@ def test_serve_runs_in_the_foreground_and_prints_the_key_once(tmp_path) -> None:
         process.terminate()
         process.wait(10)
     assert key not in db.read_bytes().decode("latin-1"), "keys are stored hashed"
+
+
+@pytest.mark.parametrize(
+    "where",
+    ["workspace_id = ? AND seq > ?", "user_id = ? AND seq > ?", "workspace_id = ? AND seq < ?", "workspace_id = ? AND user_id = ?"],
+)
+def test_filtered_lists_use_an_index_not_a_table_scan(tmp_path, where: str) -> None:
+    import sqlite3
+
+    start_sandbox(tmp_path / "plan.db").stop()  # creates the schema
+    conn = sqlite3.connect(tmp_path / "plan.db")
+    plan = conn.execute(f"EXPLAIN QUERY PLAN SELECT * FROM memberships WHERE {where} ORDER BY seq LIMIT 51", ("a", "b")).fetchall()
+    conn.close()
+    details = " ".join(row[3] for row in plan)
+    assert "USING INDEX" in details and "SCAN" not in details, details
