@@ -74,7 +74,7 @@ class Issues:
             message = p.message(info) if callable(p.message) else p.message
             if p.other:
                 odoc, opath = p.other
-                loc = where(odoc, opath, True)
+                loc = where(odoc, opath, p.at_key)
                 other = f"line {loc.line}" if odoc is p.doc else str(loc)
                 message = message.replace("{other}", other)
             loc = (Location(p.doc.file, *p.position) if p.position

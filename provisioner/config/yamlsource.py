@@ -340,7 +340,7 @@ def _build(doc: Document) -> Any:
         else:
             container[frame[1]] = value
             frame[1] = _NO_KEY
-    if root is _DONE:
+    if root is _DONE or root is None:
         doc.issue(1, 1, (), "the file is empty; a config needs at least `version: 1`")
         raise _Stop
     return root
