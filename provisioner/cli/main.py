@@ -61,11 +61,13 @@ def cli(ctx: click.Context, verbose: int) -> None:
 
 def _register() -> None:
     # Each command module owns its command and options; the list is explicit.
+    from provisioner.cli.drift import drift
+    from provisioner.cli.export import export
     from provisioner.cli.reconcile import apply, plan
     from provisioner.cli.sandbox import sandbox
     from provisioner.cli.validate import validate
 
-    for command in (validate, plan, apply, sandbox):
+    for command in (validate, plan, apply, drift, export, sandbox):
         cli.add_command(command)
 
 

@@ -1,0 +1,151 @@
+"""The audit trail: one JSON object per apply run, appended to a JSON-lines file.
+
+A record holds when, which tool, which organization, the config digest and
+state fingerprint, the changes applied, failed and skipped, the git commit
+when run in a checkout, and the state the apply left behind (compact), so that
+``drift`` can tell out-of-band changes from config that was never applied.
+It never holds the API key: nothing here receives it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, TextIO
+
+from provisioner.apply.executor import ApplyReport, ChangeResult
+from provisioner.errors import ProvisionerError
+from provisioner.model import ACTIVE, Membership, State, User, Workspace
+
+AUDIT_FORMAT_VERSION = 1
+
+
+class AuditLogError(ProvisionerError):
+    """The audit log could not be read or written."""
+
+
+def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
+    """The current git commit, when run inside a git checkout; else None."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return commit if out.returncode == 0 and len(commit) >= 7 else None
+
+
+def compact_state(state: State) -> dict[str, Any]:
+    """A small, stable JSON form of a state: roles by email, members by workspace."""
+    members: dict[str, list[str]] = {}
+    for ws, email in sorted(state.memberships):
+        members.setdefault(ws, []).append(email)
+    return {
+        "users": {u.email: u.role for u in sorted(state.users.values(), key=lambda u: u.email)},
+        "pending": sorted(u.email for u in state.users.values() if u.status != ACTIVE),
+        "workspaces": sorted(state.workspaces),
+        "memberships": members,
+    }
+
+
+def state_from_compact(data: dict[str, Any]) -> State:
+    """Inverse of ``compact_state`` (ids and etags are not kept)."""
+    pending = set(data.get("pending", []))
+    users = [
+        User(email, role, status="invited" if email in pending else ACTIVE)
+        for email, role in data.get("users", {}).items()
+    ]
+    workspaces = [Workspace(name) for name in data.get("workspaces", [])]
+    memberships = [
+        Membership(ws, email) for ws, emails in data.get("memberships", {}).items() for email in emails
+    ]
+    return State.build(users, workspaces, memberships)
+
+
+def _result(r: ChangeResult) -> dict[str, Any]:
+    out: dict[str, Any] = {"action": r.change.action.value, "type": r.change.type.value, "key": r.change.key}
+    if r.message:
+        out["message"] = r.message
+    return out
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """What one apply of one organization did."""
+
+    time: datetime
+    tool_version: str
+    organization: str
+    config_digest: str
+    state_fingerprint: str
+    report: ApplyReport
+    left_behind: State
+    commit: str | None
+
+    def to_json(self) -> str:
+        record = {
+            "format_version": AUDIT_FORMAT_VERSION,
+            "time": self.time.isoformat(),
+            "tool_version": self.tool_version,
+            "organization": self.organization,
+            "config_digest": self.config_digest,
+            "state_fingerprint": self.state_fingerprint,
+            "git_commit": self.commit,
+            "result": "success" if self.report.ok else "incomplete",
+            "applied": [_result(r) for r in self.report.applied],
+            "failed": [_result(r) for r in self.report.failed],
+            "skipped": [_result(r) for r in self.report.skipped],
+            "left_behind": compact_state(self.left_behind),
+        }
+        return json.dumps(record, sort_keys=True, separators=(",", ":"))
+
+
+def append_record(record: AuditRecord, target: str, *, stdout: TextIO) -> None:
+    """Append the record as one line to ``target``; ``-`` means stdout."""
+    line = record.to_json() + "\n"
+    if target == "-":
+        stdout.write(line)
+        stdout.flush()
+        return
+    try:
+        # O_APPEND makes each record one write at the end, even with two applies.
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        with os.fdopen(fd, "a", encoding="utf-8") as f:
+            f.write(line)
+    except OSError as error:
+        raise AuditLogError(f"cannot write the audit log {target}: {error.strerror}") from None
+
+
+def last_applied_state(path: str | os.PathLike, organization: str) -> State | None:
+    """The state left behind by the latest apply of ``organization`` in the log, if any."""
+    p = Path(path)
+    if not p.exists():
+        return None
+    found: dict[str, Any] | None = None
+    try:
+        lines: Iterable[str] = p.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise AuditLogError(f"cannot read the audit log {p}: {error}") from None
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            raise AuditLogError(
+                f"{p}:{number}: not a JSON audit record; the audit log must hold one JSON "
+                "object per line as written by `provisioner apply --audit-log`"
+            ) from None
+        if record.get("organization") == organization and "left_behind" in record:
+            found = record
+    return state_from_compact(found["left_behind"]) if found else None

@@ -1,0 +1,61 @@
+"""Small helpers for what the CLI writes: errors, colour, progress."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import TextIO
+
+import click
+
+from provisioner.apply.executor import ChangeResult
+from provisioner.errors import ProvisionerError
+
+
+def echo_error(error: ProvisionerError) -> None:
+    """The one format of an error on stderr."""
+    click.echo(f"Error: {error}", err=True)
+
+
+def use_color(stream: TextIO | None = None) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set."""
+    stream = stream or sys.stdout
+    if os.environ.get("NO_COLOR") is not None:
+        return False
+    return bool(getattr(stream, "isatty", lambda: False)())
+
+
+class Progress:
+    """Apply progress on stderr: a bar on a terminal, plain lines otherwise."""
+
+    def __init__(self, total: int, stream: TextIO | None = None):
+        self.total = total
+        self.done = 0
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        # Called from the applier's worker threads.
+        self._lock = threading.Lock()
+
+    def __call__(self, result: ChangeResult) -> None:
+        with self._lock:
+            self._show(result)
+
+    def _show(self, result: ChangeResult) -> None:
+        self.done += 1
+        change = result.change
+        line = f"{result.status}: {change.action.value} {change.type.value} {change.key}"
+        if result.message and result.status != "applied":
+            line += f" ({result.message})"
+        if self.tty:
+            width = 30
+            filled = int(width * self.done / max(self.total, 1))
+            bar = "#" * filled + "." * (width - filled)
+            self.stream.write(f"\r[{bar}] {self.done}/{self.total} ")
+            if result.status != "applied":
+                self.stream.write("\n" + line + "\n")
+            if self.done == self.total:
+                self.stream.write("\n")
+        else:
+            self.stream.write(line + "\n")
+        self.stream.flush()
