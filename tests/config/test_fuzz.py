@@ -71,3 +71,28 @@ def test_random_documents(doc: object) -> None:
 }))
 def test_config_shaped_documents(doc: dict) -> None:
     _check(yaml.safe_dump(doc).encode("utf-8"))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.one_of(DOCS, st.fixed_dictionaries(
+    {"version": st.sampled_from([1, True, 1.0])},
+    optional={
+        "users": st.lists(st.fixed_dictionaries(
+            {"email": st.sampled_from(["a@b.co", "bad", 3]),
+             "role": st.sampled_from(["admin", "x", None])}), max_size=2),
+        "workspaces": st.lists(st.fixed_dictionaries(
+            {"name": st.sampled_from(["w", "-w", 1])},
+            optional={"environments": st.lists(st.sampled_from(["p", "q"]), max_size=2),
+                      "members": DOCS}), max_size=2),
+        "policy": st.fixed_dictionaries({}, optional={
+            "max_removals": st.sampled_from([3, -1, "25%", "101%", 2.0, True]),
+            "min_admins": st.sampled_from([0, -1, 1.5, "1"])}),
+        "environments": st.dictionaries(st.sampled_from(["p", "-q"]),
+                                        st.one_of(st.none(), DOCS), max_size=2),
+    })))
+def test_fast_check_agrees_with_jsonschema(doc: object) -> None:
+    from provisioner.config.schema import _fast_check, _validator
+
+    fast = _fast_check()
+    assert fast is not None  # the schema only uses keywords the fast path knows
+    assert fast(doc) == _validator().is_valid(doc)
