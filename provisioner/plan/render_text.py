@@ -8,7 +8,7 @@ grouped under the headings Users / Workspaces / Access.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, time, timezone
+from datetime import datetime, time, timedelta, timezone
 from typing import Callable, Mapping
 
 from provisioner.model import INVITED, Membership, User, Workspace
@@ -34,10 +34,15 @@ _WARN = "\x1b[1;33m"
 
 
 def format_expiry(expires: datetime) -> str:
-    """``2026-12-31`` for midnight UTC, else ``2026-12-31 14:30 UTC``."""
+    """The last day of a grant as the config wrote it, else the exact moment.
+
+    A config date such as ``2026-12-31`` means "through that day", so the
+    loader makes it expire at 00:00 UTC the next day; show it back as
+    ``2026-12-31``. Other moments read ``2026-12-31 14:30 UTC``.
+    """
     moment = expires.astimezone(timezone.utc)
     if moment.time() == time(0, 0):
-        return moment.date().isoformat()
+        return (moment.date() - timedelta(days=1)).isoformat()
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 

@@ -49,7 +49,7 @@ def _small() -> tuple[State, State, Plan]:
             Workspace("recorder-production", environment="production"),
         ],
         [
-            Membership("notetaker-production", "bob@acme.com", expires=datetime(2026, 12, 31, tzinfo=timezone.utc), reason="INC-4711"),
+            Membership("notetaker-production", "bob@acme.com", expires=datetime(2027, 1, 1, tzinfo=timezone.utc), reason="INC-4711"),
             Membership("recorder-production", "bob@acme.com", expires=datetime(2026, 6, 5, 14, 30, tzinfo=timezone.utc)),
             Membership("notetaker-staging", "bob@acme.com"),
             Membership("notetaker-production", "alice@acme.com"),
@@ -170,8 +170,8 @@ def test_json_is_schema_valid_stable_and_round_trips() -> None:
     assert document["summary"] == {"create": 5, "update": 1, "delete": 5}
     assert document["format_version"] == 1 and document["tool_version"] == "0.1.0"
     grant = next(c for c in document["changes"] if c["key"] == "notetaker-production/bob@acme.com")
-    assert (grant["reason"], grant["expires"]) == ("INC-4711", "2026-12-31T00:00:00+00:00")
-    assert grant["after"]["expires"] == "2026-12-31T00:00:00+00:00"
+    assert (grant["reason"], grant["expires"]) == ("INC-4711", "2027-01-01T00:00:00+00:00")
+    assert grant["after"]["expires"] == "2027-01-01T00:00:00+00:00"
     assert [m["user"] for m in document["expiring_soon"]] == ["bob@acme.com"]
     assert plan_from_dict(document) == plan
 
