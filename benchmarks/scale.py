@@ -1,0 +1,634 @@
+"""Performance at organization scale: plan and apply against a sandbox with latency.
+
+One command, bounded, loopback only, stops by itself (a few minutes on 2 cores):
+
+    python benchmarks/scale.py
+
+It generates an organization of 10,000 users, 50 workspace instances (16
+workspaces x 3 environments + 2 plain ones: the API's limit) and 100,000
+memberships; seeds a sandbox db with it directly (``provisioner.sandbox.seed``)
+and writes the matching YAML config, whose plan is empty, plus variants with
+1%, 5% and 10% of changes (grants, revocations, invites, role changes; a
+percentage counts changes against the 100,000 memberships).
+
+Then, for each variant, it runs the real CLI (``provisioner plan`` and
+``provisioner apply``, subprocesses) against ``provisioner sandbox serve
+--latency-ms 20`` on 127.0.0.1, and prints requests per route (from the
+sandbox's stats endpoint, reset before each run), the fewest requests the work
+needs, wall time against the latency lower bound, and peak RSS. It times the
+local work (load, validate, expand, diff, render) in-process against a bare
+``yaml.load`` with libyaml, and checks apply under ``--rate-limit 20``.
+Every figure is printed next to its target with PASS or FAIL.
+
+Not a test: nothing here is asserted in the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import yaml
+
+from provisioner.api.client import PAGE_SIZE, ApiClient
+from provisioner.api.reader import read_state
+from provisioner.config import load_config
+from provisioner.model import State
+from provisioner.plan.diff import diff
+from provisioner.plan.render_text import render_text
+from provisioner.sandbox import seed, start_sandbox
+
+TOKEN = "scale-benchmark-key"
+TOKEN_ENV = "SCALE_BENCH_API_KEY"
+ORG = "scale-org"
+ADMIN = "admin@example.com"  # the sandbox's own admin, created with the db
+ENVIRONMENTS = ("development", "staging", "production")
+LATENCY_MS = 20
+PARALLELISM = 8
+RATE_LIMIT = 20
+RATE_LIMIT_CHANGES = 200
+
+# Targets (issue 6).
+PLAN_REQUESTS_FACTOR = 1.05
+APPLY_REQUESTS_FACTOR = 1.02
+PLAN_WALL_FACTOR = 1.5
+LOCAL_VS_BARE_FACTOR = 3.0
+LOCAL_MAX_S = 2.0
+APPLY_THROUGHPUT_SHARE = 0.70
+THROUGHPUT_CHANGES = 5_000
+PEAK_RSS_MB = 300
+MAX_429_SHARE = 0.01
+
+
+# --- the organization -----------------------------------------------------------
+
+
+@dataclass
+class Org:
+    """One side of the benchmark: users and who is in which instance.
+
+    ``explicit`` are the members written under each instance; production
+    instances also get the ``sre`` group through ``environments``.
+    """
+
+    roles: dict[str, str]  # email -> role (ADMIN included)
+    sre: list[str]
+    workspaces: list[tuple[str, list[str]]]  # (base name, environments); [] for a plain one
+    explicit: dict[str, list[str]]  # instance -> emails written under it
+
+    def instances(self) -> list[tuple[str, str | None, str, str | None]]:
+        """(instance, environment, base, env) in config order."""
+        out = []
+        for base, envs in self.workspaces:
+            if envs:
+                out += [(f"{base}-{env}", env, base, env) for env in envs]
+            else:
+                out.append((base, None, base, None))
+        return out
+
+    def members(self, instance: str, environment: str | None) -> set[str]:
+        extra = self.sre if environment == "production" else []
+        return set(self.explicit[instance]) | set(extra)
+
+    def membership_pairs(self) -> list[tuple[str, str]]:
+        return [(name, email) for name, env, _, _ in self.instances()
+                for email in sorted(self.members(name, env))]
+
+    def copy(self) -> "Org":
+        return Org(dict(self.roles), list(self.sre), list(self.workspaces),
+                   {k: list(v) for k, v in self.explicit.items()})
+
+
+def scale_org(users: int, workspaces: int, plain: int, per_instance: int) -> Org:
+    """``users`` users (the admin included), ``workspaces`` x 3 + ``plain`` instances,
+    ``per_instance`` members in each."""
+    generated = [f"u{n:05d}@scale.example" for n in range(users - 1)]
+    roles = {ADMIN: "admin"}
+    roles.update((email, "admin" if n % 50 == 0 else "developer") for n, email in enumerate(generated))
+    sre = generated[1:21]
+    sre_set = set(sre)
+    spec = [(f"svc{k:02d}", list(ENVIRONMENTS)) for k in range(workspaces)]
+    spec += [(f"lab{k}", []) for k in range(plain)]
+    org = Org(roles, sre, spec, {})
+    for w, (name, env, _, _) in enumerate(org.instances()):
+        wanted = per_instance - (len(sre) if env == "production" else 0)
+        chosen: list[str] = []
+        j = 0
+        while len(chosen) < wanted:  # 7 is coprime with len(generated): no repeats
+            email = generated[(w * 997 + j * 7) % len(generated)]
+            j += 1
+            if env == "production" and email in sre_set:
+                continue
+            chosen.append(email)
+        org.explicit[name] = chosen
+    return org
+
+
+@dataclass
+class Variant:
+    name: str
+    org: Org
+    counts: dict[str, int] = field(default_factory=dict)  # kind of change -> how many
+
+    @property
+    def changes(self) -> int:
+        return sum(self.counts.values())
+
+
+def mutate(base: Org, changes: int, seed_: int) -> Variant:
+    """``base`` with ``changes`` changes: 40% grants, 30% revocations, 10% invites, 20% role changes."""
+    rng = random.Random(seed_)
+    org = base.copy()
+    grants, revokes, invites = changes * 40 // 100, changes * 30 // 100, changes * 10 // 100
+    roles_n = changes - grants - revokes - invites
+    instances = org.instances()
+    generated = [e for e in org.roles if e != ADMIN]
+    sre = set(org.sre)
+    touched: set[tuple[str, str]] = set()
+    for _ in range(revokes):
+        while True:
+            name = rng.choice(instances)[0]
+            members = org.explicit[name]
+            i = rng.randrange(len(members))
+            if (name, members[i]) not in touched:
+                touched.add((name, members.pop(i)))
+                break
+    for _ in range(grants):
+        while True:
+            name, env, _, _ = rng.choice(instances)
+            email = rng.choice(generated)
+            if (name, email) not in touched and email not in org.members(name, env):
+                touched.add((name, email))
+                org.explicit[name].append(email)
+                break
+    for n in range(invites):
+        org.roles[f"new{n:05d}@scale.example"] = "developer"
+    admins = [e for e in generated if org.roles[e] == "admin"]
+    demotions = min(roles_n // 2, len(admins) // 2)
+    for email in rng.sample(admins, demotions):
+        org.roles[email] = "developer"
+    developers = [e for e in generated if base.roles[e] == "developer"]
+    for email in rng.sample(developers, roles_n - demotions):
+        org.roles[email] = "admin"
+    counts = {"grant": grants, "revoke": revokes, "invite": invites,
+              "promote": roles_n - demotions, "demote": demotions}
+    return Variant(f"{changes:,} changes", org, counts)
+
+
+def config_text(org: Org) -> str:
+    """The YAML config of ``org`` (every 10th grant carries an expiry and a reason)."""
+    out = [
+        "# Generated by benchmarks/scale.py",
+        "version: 1",
+        "organization:",
+        "  region: us-east-1",  # the benchmark passes --api-url
+        f"  name: {ORG}",
+        f"  token_env: {TOKEN_ENV}",
+        "environments:",
+        "  development: {members: []}",
+        "  staging: {members: []}",
+        '  production: {members: ["@sre"]}',
+        "users:",
+    ]
+    out += [f"  - {{email: {email}, role: {role}}}" for email, role in org.roles.items()]
+    out += ["groups:", "  sre:"] + [f"    - {email}" for email in org.sre]
+    out.append("workspaces:")
+    explicit = org.explicit
+
+    def member_lines(emails: list[str], indent: str) -> list[str]:
+        return [f"{indent}- {{user: {e}, expires: 2099-12-31, reason: OPS-{i}}}" if i % 10 == 0
+                else f"{indent}- {e}" for i, e in enumerate(emails)]
+
+    for base, envs in org.workspaces:
+        out.append(f"  - name: {base}")
+        if envs:
+            out.append(f"    environments: [{', '.join(envs)}]")
+            out.append("    members:")
+            for env in envs:
+                out.append(f"      {env}:")
+                out += member_lines(explicit[f"{base}-{env}"], "        ")
+        else:
+            out.append("    members:")
+            out += member_lines(explicit[base], "      ")
+    out += ["policy:", "  min_admins: 2", '  max_removals: "25%"', f"  protected_users: [{ADMIN}]"]
+    return "\n".join(out) + "\n"
+
+
+def seed_db(db: Path, org: Org) -> float:
+    started = time.perf_counter()
+    seed(
+        db,
+        users=((e, r, "active") for e, r in org.roles.items() if e != ADMIN),
+        workspaces=[name for name, _, _, _ in org.instances()],
+        memberships=org.membership_pairs(),
+        admin_email=ADMIN,
+        org_name=ORG,
+    )
+    return time.perf_counter() - started
+
+
+# --- running things -----------------------------------------------------------------
+
+
+class Sandbox:
+    """``provisioner sandbox serve`` in a subprocess on 127.0.0.1."""
+
+    def __init__(self, db: Path, latency_ms: int, rate_limit: int | None = None):
+        command = [sys.executable, "-m", "provisioner", "sandbox", "serve", "--db", str(db),
+                   "--port", "0", "--token", TOKEN, "--org-name", ORG,
+                   "--latency-ms", str(latency_ms)]
+        if rate_limit:
+            command += ["--rate-limit", str(rate_limit)]
+        self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+        banner = self.process.stderr.readline()  # "Sandbox API at http://127.0.0.1:PORT/api/v1 (db ...)"
+        if not banner.startswith("Sandbox API at "):
+            self.process.kill()
+            raise SystemExit(f"the sandbox did not start: {banner}{self.process.stderr.read()}")
+        self.base_url = banner.split()[3]
+        # Keep draining stderr so that a chatty server can never block on a full pipe.
+        self.log: list[str] = []
+        threading.Thread(target=lambda: self.log.extend(self.process.stderr), daemon=True).start()
+
+    def reset_stats(self) -> None:
+        request = urllib.request.Request(f"{self.base_url}/_sandbox/stats/reset", method="POST")
+        urllib.request.urlopen(request, timeout=10).read()
+
+    def stats(self) -> dict:
+        with urllib.request.urlopen(f"{self.base_url}/_sandbox/stats", timeout=10) as response:
+            return json.loads(response.read())
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+
+    def __enter__(self) -> "Sandbox":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class CliRun:
+    returncode: int
+    wall: float
+    peak_rss_mb: float
+    stdout: str
+    stderr: list[tuple[float, str]]  # (seconds since start, line)
+
+
+def run_cli(args: list[str], *, timeout: float = 300) -> CliRun:
+    """Run ``provisioner ARGS``; wall time, and peak RSS from wait4 on this very child."""
+    env = {**os.environ, TOKEN_ENV: TOKEN, "NO_COLOR": "1"}
+    with tempfile.TemporaryFile("w+") as out:
+        started = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-m", "provisioner", *args], stdout=out,
+                                   stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
+        lines: list[tuple[float, str]] = []
+
+        def drain() -> None:  # stderr is line-buffered: stamp each line as it arrives
+            for line in process.stderr:
+                lines.append((time.perf_counter() - started, line.rstrip("\n")))
+
+        reader = threading.Thread(target=drain, daemon=True)
+        reader.start()
+        killer = threading.Timer(timeout, process.kill)  # bounded: never hangs the benchmark
+        killer.start()
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - started
+        killer.cancel()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        reader.join(10)
+        out.seek(0)
+        stdout = out.read()
+    return CliRun(process.returncode, wall, usage.ru_maxrss / 1024, stdout, lines)
+
+
+# --- the figures -------------------------------------------------------------------------
+
+
+def pages(n: int) -> int:
+    """Pages of a listing of ``n`` items (an empty listing is still one request)."""
+    return max(1, math.ceil(n / PAGE_SIZE))
+
+
+@dataclass
+class ReadShape:
+    """What a full read of the organization costs at least."""
+
+    users: int
+    workspaces: int
+    per_workspace: list[int]
+
+    @property
+    def minimum(self) -> int:
+        return 1 + pages(self.users) + pages(self.workspaces) + sum(map(pages, self.per_workspace))
+
+    def rounds(self, parallelism: int) -> tuple[int, str]:
+        """Request rounds that cannot overlap, and how they were counted.
+
+        Round 1 sends /me/, the first users page and the workspaces page
+        together. The users listing is one chain of pages (each needs the
+        previous one's ``next``), and so is each workspace's memberships
+        listing, which can only start after the workspaces page. From round 2
+        on every slot can be busy, so the rest takes at least
+        ceil(remaining / parallelism) rounds, and never fewer than the longest
+        chain still to run.
+        """
+        user_pages = pages(self.users)
+        member_pages = sum(map(pages, self.per_workspace))
+        longest = max(user_pages - 1, max(map(pages, self.per_workspace), default=0))
+        rest = (user_pages - 1) + member_pages + (pages(self.workspaces) - 1)
+        rounds = 1 + max(longest, math.ceil(rest / parallelism))
+        why = (f"1 round (/me, users p1, workspaces) + max(longest remaining chain {longest}, "
+               f"ceil(({user_pages - 1} users + {member_pages} membership pages) / {parallelism}) "
+               f"= {math.ceil(rest / parallelism)})")
+        return rounds, why
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+@dataclass
+class Target:
+    what: str
+    measured: str
+    target: str
+    ok: bool
+
+
+TARGETS: list[Target] = []
+
+
+def check(what: str, measured: str, target: str, ok: bool) -> None:
+    TARGETS.append(Target(what, measured, target, ok))
+    print(f"    {what}: {measured}  (target {target})  {verdict(ok)}")
+
+
+def show_routes(stats: dict) -> None:
+    for route, n in stats["by_route"].items():
+        print(f"      {n:>7,}  {route}")
+    print(f"      {stats['total']:>7,}  total")
+
+
+def plan_summary(stdout: str) -> str:
+    match = re.search(r"Plan: .*", stdout)
+    if match:
+        return match.group(0)
+    return stdout.strip().splitlines()[-1] if stdout.strip() else "(no output)"
+
+
+def run_plan(sandbox: Sandbox, config: Path, shape: ReadShape, label: str) -> CliRun:
+    sandbox.reset_stats()
+    run = run_cli(["plan", "-c", str(config), "--api-url", sandbox.base_url,
+                   "--parallelism", str(PARALLELISM), "--detailed-exitcode"])
+    stats = sandbox.stats()
+    print(f"\n  plan, {label}: exit {run.returncode}; {plan_summary(run.stdout)}")
+    if run.returncode not in (0, 2):
+        print("    stderr:", "\n".join(line for _, line in run.stderr[-10:]))
+    print("    requests by route:")
+    show_routes(stats)
+    rounds, why = shape.rounds(PARALLELISM)
+    bound = rounds * LATENCY_MS / 1000
+    print(f"    latency lower bound: {rounds} rounds x {LATENCY_MS} ms = {bound:.2f} s; {why}")
+    check("plan requests", f"{stats['total']:,} (minimum {shape.minimum:,}, "
+          f"{stats['total'] / shape.minimum:.3f}x)", f"<= {PLAN_REQUESTS_FACTOR} x minimum",
+          stats["total"] <= PLAN_REQUESTS_FACTOR * shape.minimum)
+    check("plan wall time", f"{run.wall:.2f} s ({run.wall / bound:.2f}x the bound)",
+          f"<= {PLAN_WALL_FACTOR} x {bound:.2f} s", run.wall <= PLAN_WALL_FACTOR * bound)
+    check("plan peak RSS", f"{run.peak_rss_mb:.0f} MB", f"< {PEAK_RSS_MB} MB", run.peak_rss_mb < PEAK_RSS_MB)
+    run.requests = stats["total"]  # type: ignore[attr-defined]
+    return run
+
+
+def apply_rounds(variant: Variant, parallelism: int) -> int:
+    """Rounds of the apply's phases (each phase is a barrier; invites, promotions,
+    grants, revocations, demotions in that order)."""
+    return sum(math.ceil(n / parallelism) for n in variant.counts.values() if n)
+
+
+def run_apply(sandbox: Sandbox, config: Path, variant: Variant, read_requests: int,
+              *, verbose: bool = False) -> tuple[CliRun, dict]:
+    sandbox.reset_stats()
+    args = (["-vv"] if verbose else []) + [
+        "apply", "-c", str(config), "--api-url", sandbox.base_url,
+        "--parallelism", str(PARALLELISM), "--auto-approve"]
+    run = run_cli(args, timeout=600)
+    stats = sandbox.stats()
+    return run, stats
+
+
+def progress_lines(run: CliRun) -> list[tuple[float, str]]:
+    return [(t, line) for t, line in run.stderr
+            if line.startswith(("applied: ", "failed: ", "skipped: "))]
+
+
+def report_apply(run: CliRun, stats: dict, variant: Variant, read_requests: int, label: str) -> None:
+    progress = progress_lines(run)
+    failed = [line for _, line in progress if not line.startswith("applied: ")]
+    writes = sum(n for route, n in stats["by_route"].items() if not route.startswith("GET "))
+    apply_requests = stats["total"] - read_requests
+    print(f"\n  apply, {label}: exit {run.returncode}; {len(progress):,} changes reported, "
+          f"{len(failed)} not applied; {plan_summary(run.stdout)}")
+    for line in failed[:5]:
+        print(f"    {line}")
+    print("    requests by route (the read before applying included):")
+    show_routes(stats)
+    print(f"    apply requests = {stats['total']:,} total - {read_requests:,} read (as in plan) = "
+          f"{apply_requests:,}; writes {writes:,}")
+    check("apply requests", f"{apply_requests:,} for {variant.changes:,} changes "
+          f"({apply_requests / variant.changes:.3f}x)",
+          f"<= {APPLY_REQUESTS_FACTOR} x changes, no faults",
+          apply_requests <= APPLY_REQUESTS_FACTOR * variant.changes and not failed and run.returncode == 0)
+    if progress:
+        # The first line comes after the first round of requests; count that round back in.
+        phase = progress[-1][0] - progress[0][0] + LATENCY_MS / 1000
+        ideal = PARALLELISM / (LATENCY_MS / 1000)
+        rate = variant.changes / phase
+        barrier_bound = apply_rounds(variant, PARALLELISM) * LATENCY_MS / 1000
+        print(f"    apply phase {phase:.2f} s (first to last progress line + one {LATENCY_MS} ms round); "
+              f"phase barriers alone need {barrier_bound:.2f} s; whole command {run.wall:.2f} s")
+        if variant.changes >= THROUGHPUT_CHANGES:
+            check("apply throughput", f"{rate:,.0f} changes/s ({rate / ideal:.0%} of {ideal:.0f}/s)",
+                  f">= {APPLY_THROUGHPUT_SHARE:.0%} of parallelism/latency = {ideal:.0f}/s",
+                  rate >= APPLY_THROUGHPUT_SHARE * ideal)
+        else:
+            print(f"    apply throughput: {rate:,.0f} changes/s ({rate / ideal:.0%} of {ideal:.0f}/s)")
+    check("apply peak RSS", f"{run.peak_rss_mb:.0f} MB", f"< {PEAK_RSS_MB} MB", run.peak_rss_mb < PEAK_RSS_MB)
+
+
+# --- local work ------------------------------------------------------------------------
+
+
+def best_of(n: int, fn) -> float:  # noqa: ANN001
+    best = math.inf
+    for _ in range(n):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
+def local_work(path: Path, current: State, now: datetime) -> None:
+    """What plan does without the network: load, validate, expand, diff, render."""
+    config = load_config(path)
+    plan = diff(current, config.desired, config.policy, now=now, organization=ORG,
+                config_digest=config.digest)
+    render_text(plan, color=False)
+
+
+def read_current(template: Path, tmp: Path) -> State:
+    """The seeded organization as the reader sees it (in-process sandbox, no latency)."""
+    db = tmp / "read.db"
+    shutil.copy(template, db)
+    with start_sandbox(db, token=TOKEN, org_name=ORG, admin_email=ADMIN) as running:
+        with ApiClient(running.base_url, TOKEN) as client:
+            return read_state(client, parallelism=PARALLELISM)
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (ValueError, OSError):
+        mem = float("nan")
+    return (f"{os.cpu_count()} CPUs, {mem:.1f} GiB RAM, Python {platform.python_version()}, "
+            f"PyYAML {yaml.__version__} (libyaml: {yaml.__with_libyaml__}), {platform.platform()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--per-instance", type=int, default=2_000, help="members per workspace instance")
+    parser.add_argument("--skip-rate-limit", action="store_true", help="skip the --rate-limit run")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    print(f"machine: {machine()}")
+    print(f"sandbox: latency {LATENCY_MS} ms per request; CLI: --parallelism {PARALLELISM}, "
+          f"page_size {PAGE_SIZE}")
+
+    base = scale_org(args.users, workspaces=16, plain=2, per_instance=args.per_instance)
+    memberships = base.membership_pairs()
+    percents = (1, 5, 10)
+    variants = [Variant("no changes", base)]
+    variants += [mutate(base, len(memberships) * p // 100, seed_=p) for p in percents]
+    shape = ReadShape(len(base.roles), len(base.instances()),
+                      [len(base.members(n, e)) for n, e, _, _ in base.instances()])
+
+    with tempfile.TemporaryDirectory(prefix="provisioner-scale-") as tmp_name:
+        tmp = Path(tmp_name)
+        template = tmp / "template.db"
+        seconds = seed_db(template, base)
+        print(f"organization: {len(base.roles):,} users, {len(base.instances())} workspace instances "
+              f"(16 x {len(ENVIRONMENTS)} environments + 2), {len(memberships):,} memberships; "
+              f"seeded in {seconds:.1f} s")
+        configs: list[Path] = []
+        for i, variant in enumerate(variants):
+            path = tmp / f"config-{i}.yaml"
+            path.write_text(config_text(variant.org))
+            configs.append(path)
+            kinds = ", ".join(f"{n:,} {k}" for k, n in variant.counts.items()) or "none"
+            print(f"  config {i}: {variant.name} ({kinds}); {path.stat().st_size / 2**20:.1f} MB")
+
+        # 1. Local work, in-process, against a pre-read current state.
+        print("\n== local work (load + validate + expand + diff + render; no network), best of 3 ==")
+        current = read_current(template, tmp)
+        now = datetime.now(timezone.utc)
+        for i, (variant, path) in enumerate(zip(variants, configs)):
+            text = path.read_text()
+            bare = best_of(3, lambda: yaml.load(text, Loader=yaml.CSafeLoader))
+            ours = best_of(3, lambda: local_work(path, current, now))
+            print(f"\n  {variant.name}: bare yaml.load(CSafeLoader) {bare:.2f} s, local work {ours:.2f} s "
+                  f"({ours / bare:.2f}x)")
+            if i == 0 or variant is variants[-1]:
+                check(f"local work ({variant.name})", f"{ours:.2f} s = {ours / bare:.2f}x bare {bare:.2f} s",
+                      f"<= {LOCAL_VS_BARE_FACTOR:g}x bare and < {LOCAL_MAX_S:g} s",
+                      ours <= LOCAL_VS_BARE_FACTOR * bare and ours < LOCAL_MAX_S)
+        del current
+
+        # 2. plan for every variant against one sandbox (plan changes nothing).
+        print(f"\n== plan (provisioner plan, --latency-ms {LATENCY_MS}) ==")
+        reads: dict[int, int] = {}
+        db = tmp / "plan.db"
+        shutil.copy(template, db)
+        with Sandbox(db, LATENCY_MS) as sandbox:
+            for i, (variant, path) in enumerate(zip(variants, configs)):
+                run = run_plan(sandbox, path, shape, variant.name)
+                expected = 0 if not variant.changes else 2
+                check(f"plan exit code ({variant.name})", str(run.returncode), str(expected),
+                      run.returncode == expected)
+                reads[i] = run.requests  # type: ignore[attr-defined]
+
+        # 3. apply every variant with changes, each on a fresh copy of the organization.
+        print(f"\n== apply (provisioner apply --auto-approve, --latency-ms {LATENCY_MS}) ==")
+        for i, (variant, path) in enumerate(zip(variants, configs)):
+            if not variant.changes:
+                continue
+            db = tmp / f"apply-{i}.db"
+            shutil.copy(template, db)
+            with Sandbox(db, LATENCY_MS) as sandbox:
+                run, stats = run_apply(sandbox, path, variant, reads[i])
+                report_apply(run, stats, variant, reads[i], variant.name)
+                # The organization now matches the config: a second plan is empty.
+                again = run_cli(["plan", "-c", str(path), "--api-url", sandbox.base_url,
+                                 "--detailed-exitcode"])
+                check(f"plan after apply ({variant.name})", f"exit {again.returncode}, "
+                      f"{plan_summary(again.stdout)}", "exit 0 (no changes)", again.returncode == 0)
+            db.unlink()
+
+        # 4. apply under a rate limit.
+        if not args.skip_rate_limit:
+            print(f"\n== apply under --rate-limit {RATE_LIMIT} (and --latency-ms {LATENCY_MS}) ==")
+            variant = mutate(base, RATE_LIMIT_CHANGES, seed_=42)
+            path = tmp / "config-rate.yaml"
+            path.write_text(config_text(variant.org))
+            db = tmp / "rate.db"
+            shutil.copy(template, db)
+            with Sandbox(db, LATENCY_MS, rate_limit=RATE_LIMIT) as sandbox:
+                run, stats = run_apply(sandbox, path, variant, shape.minimum, verbose=True)
+            progress = progress_lines(run)
+            failed = [line for _, line in progress if not line.startswith("applied: ")]
+            # urllib3 logs every response at DEBUG (-vv), retried ones included.
+            throttled = sum(1 for _, line in run.stderr if re.search(r'" 429 ', line))
+            print(f"  {variant.changes} changes; exit {run.returncode}; {run.wall:.1f} s; "
+                  f"{len(failed)} not applied")
+            show_routes(stats)
+            check("429 share under rate limit", f"{throttled} of {stats['total']:,} requests "
+                  f"({throttled / stats['total']:.2%})", f"< {MAX_429_SHARE:.0%}",
+                  throttled < MAX_429_SHARE * stats["total"])
+            check("changes failed under rate limit", f"{len(failed)} (exit {run.returncode})",
+                  "0", not failed and run.returncode == 0 and len(progress) == variant.changes)
+
+    print("\n== summary ==")
+    width = max(len(t.what) for t in TARGETS)
+    for t in TARGETS:
+        print(f"  {verdict(t.ok)}  {t.what:<{width}}  {t.measured}  [target {t.target}]")
+    failed = [t for t in TARGETS if not t.ok]
+    print(f"\n{len(TARGETS) - len(failed)} of {len(TARGETS)} targets met; "
+          f"benchmark took {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
