@@ -589,6 +589,7 @@ class SandboxApp:
         if self.rate_limiter is not None:
             decision = self.rate_limiter.take(presented_key(request) or "")
             if not decision.allowed:
+                self.stats.count_throttled()
                 response = problem_response(ApiProblem.coded(
                     429, "throttled", f"Rate limit exceeded; retry in {decision.retry_after} s.",
                     **{"Retry-After": str(decision.retry_after)},

@@ -27,19 +27,27 @@ class Stats:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._by_route: Counter[str] = Counter()
+        self._throttled = 0
 
     def count(self, route: str) -> None:
         with self._lock:
             self._by_route[route] += 1
 
+    def count_throttled(self) -> None:
+        """One of the counted requests was answered 429 by the rate limiter."""
+        with self._lock:
+            self._throttled += 1
+
     def snapshot(self) -> dict[str, object]:
         with self._lock:
             by_route = dict(sorted(self._by_route.items()))
-        return {"total": sum(by_route.values()), "by_route": by_route}
+            throttled = self._throttled
+        return {"total": sum(by_route.values()), "by_route": by_route, "throttled": throttled}
 
     def reset(self) -> None:
         with self._lock:
             self._by_route.clear()
+            self._throttled = 0
 
 
 @dataclass(frozen=True)

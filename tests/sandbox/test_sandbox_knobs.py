@@ -32,6 +32,7 @@ def test_rate_limit_answers_429_with_retry_after(make_sandbox) -> None:
     assert second.json()["code"] == "throttled"
     assert int(second.headers["Retry-After"]) >= 1
     assert sandbox.stats()["by_route"]["GET /api/v1/me/"] == 2  # 429s are counted
+    assert sandbox.stats()["throttled"] == 1
 
 
 def test_rate_limit_is_per_key(make_sandbox) -> None:
@@ -110,7 +111,7 @@ def test_sandbox_routes_are_never_faulted_counted_or_limited(make_sandbox) -> No
     for _ in range(3):
         response = requests.get(f"{sandbox.base_url}/_sandbox/stats", timeout=10)
         assert response.status_code == 200
-    assert response.json() == {"total": 0, "by_route": {}}
+    assert response.json() == {"total": 0, "by_route": {}, "throttled": 0}
 
 
 def test_stats_count_by_route_template_and_reset(sandbox, api: Api) -> None:
@@ -122,10 +123,11 @@ def test_stats_count_by_route_template_and_reset(sandbox, api: Api) -> None:
     assert stats == {
         "total": 4,
         "by_route": {"GET /api/v1/users/": 2, "PATCH /api/v1/users/{id}/": 1, "POST /api/v1/users/": 1},
+        "throttled": 0,
     }
     assert sandbox.stats() == stats
     reset = requests.post(f"{sandbox.base_url}/_sandbox/stats/reset", timeout=10)
-    assert reset.json() == {"total": 0, "by_route": {}}
+    assert reset.json() == {"total": 0, "by_route": {}, "throttled": 0}
     assert sandbox.stats()["total"] == 0
 
 
