@@ -102,6 +102,13 @@ def apply_planned(
     current: State,
     parallelism: int = 8,
     progress: Callable[[ChangeResult], None] | None = None,
+    run_id: str = "",
 ) -> ApplyReport:
-    """Apply a guarded plan. Per-change failures are in the report, not raised."""
-    return apply_plan(plan, client, current=current, parallelism=parallelism, progress=progress)
+    """Apply a guarded plan. Per-change failures are in the report, not raised.
+
+    ``run_id`` (see ``apply_plan``) should be unique per run when other runs
+    may apply the same plan at the same time.
+    """
+    return apply_plan(
+        plan, client, current=current, parallelism=parallelism, progress=progress, run_id=run_id
+    )

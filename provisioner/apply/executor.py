@@ -64,12 +64,19 @@ class _Failed(Exception):
     """A change that cannot be applied, with the reason for the report."""
 
 
-def idempotency_key(plan: Plan, change: Change) -> str:
+def idempotency_key(plan: Plan, change: Change, run_id: str = "") -> str:
     """The ``Idempotency-Key`` of a create: the same for the same change of the
-    same plan, so a create whose response was lost is replayed, not repeated."""
-    material = "\x1f".join(
-        (plan.state_fingerprint, plan.config_digest, change.type.value, change.action.value, change.key)
-    )
+    same plan in the same run, so a create whose response was lost is replayed,
+    not repeated.
+
+    ``run_id`` keeps two runs of the same plan (two CI jobs applying at once)
+    apart: with one key, the second run would be handed a replay of the first
+    run's 201 and report a create it did not make. With its own key it gets a
+    409 and reports "already existed". Across runs nothing is lost: a create
+    that committed changes the state, so the next run's plan no longer has it.
+    """
+    parts = (plan.state_fingerprint, plan.config_digest, change.type.value, change.action.value, change.key)
+    material = "\x1f".join(parts + ((run_id,) if run_id else ()))
     return hashlib.sha256(material.encode()).hexdigest()
 
 
@@ -80,14 +87,16 @@ def apply_plan(
     current: State,
     parallelism: int = 8,
     progress: Callable[[ChangeResult], None] | None = None,
+    run_id: str = "",
 ) -> ApplyReport:
     """Apply ``plan`` through ``client`` and report what happened to each change.
 
     ``current`` is the state the plan was made from; it supplies the ids of
     existing users and workspaces. ``progress`` is called (from this thread)
-    once per change as its outcome becomes known.
+    once per change as its outcome becomes known. ``run_id`` goes into every
+    idempotency key (see ``idempotency_key``); the CLI passes a fresh one per run.
     """
-    return _Run(plan, client, current, max(1, parallelism), progress).run()
+    return _Run(plan, client, current, max(1, parallelism), progress, run_id).run()
 
 
 class _Run:
@@ -98,8 +107,10 @@ class _Run:
         current: State,
         parallelism: int,
         progress: Callable[[ChangeResult], None] | None,
+        run_id: str = "",
     ):
         self.plan = plan
+        self.run_id = run_id
         self.client = client
         self.parallelism = parallelism
         self.progress = progress
@@ -217,7 +228,9 @@ class _Run:
         assert isinstance(c.after, User)
         try:
             body = self.client.post(
-                reader.USERS, reader.invite_body(c.after), idempotency_key=idempotency_key(self.plan, c)
+                reader.USERS,
+                reader.invite_body(c.after),
+                idempotency_key=idempotency_key(self.plan, c, self.run_id),
             )
         except ConflictError:
             # Invited meanwhile by someone else. Later grants need its id.
@@ -237,7 +250,7 @@ class _Run:
             body = self.client.post(
                 reader.WORKSPACES,
                 reader.workspace_body(c.after),
-                idempotency_key=idempotency_key(self.plan, c),
+                idempotency_key=idempotency_key(self.plan, c, self.run_id),
             )
         except ConflictError:
             existing = self._find(
@@ -262,7 +275,7 @@ class _Run:
             self.client.post(
                 reader.MEMBERSHIPS,
                 reader.membership_body(workspace_id, user_id),
-                idempotency_key=idempotency_key(self.plan, c),
+                idempotency_key=idempotency_key(self.plan, c, self.run_id),
             )
         except ConflictError:
             return "already existed"

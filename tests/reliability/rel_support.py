@@ -275,3 +275,50 @@ class LocalServer:
 def upstream_of(sandbox: RunningSandbox) -> tuple[str, int]:
     host, port = sandbox.url.removeprefix("http://").split(":")
     return host, int(port)
+
+
+# --- point 2, shared with benchmarks/soak.py ---------------------------------------
+
+CRASH_SEED = dict(
+    users=[("alice@acme.com", "admin", "active"), ("bob@acme.com", "developer", "active"),
+           ("carol@acme.com", "developer", "active")],
+    workspaces=["app", "legacy"],
+    memberships=[("app", "alice@acme.com"), ("app", "bob@acme.com"),
+                 ("legacy", "bob@acme.com"), ("legacy", "carol@acme.com")],
+)
+
+
+@dataclass
+class FaultRun:
+    seed: int
+    runs: int
+    exit_codes: list[int]
+    final: Snapshot
+    plan_exit: int
+    writes_received: int  # write requests the faulty server received, retries included
+
+
+def apply_under_faults(workdir: Path, fault_seed: int, body: str, *, fail_rate: float = 0.3,
+                       max_runs: int = 2, hook: Callable[..., None] | None = None) -> FaultRun:
+    """Seed a db, apply ``body`` through a sandbox failing ``fail_rate`` of requests
+    (commit-then-fail included) until an apply exits 0 or ``max_runs`` ran; then
+    inspect the db through a fault-free sandbox."""
+    from provisioner.sandbox import seed as seed_db
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    db = workdir / "faults.db"
+    seed_db(db, **CRASH_SEED)
+    env = {"PROVISIONER_BACKOFF_MAX": "0.05"}
+    codes: list[int] = []
+    with start_sandbox(db, fail_rate=fail_rate, seed=fault_seed, response_hook=hook) as faulty:
+        token = faulty.token
+        config = write_config(workdir / "org.yaml", faulty.base_url, body)
+        while len(codes) < max_runs and (not codes or codes[-1] != 0):
+            codes.append(run_cli(workdir, token, "apply", "-c", config, "--auto-approve", env=env).returncode)
+        by_route = faulty.stats()["by_route"]
+        writes = sum(n for route, n in by_route.items() if route.split()[0] in WRITE_METHODS)
+    with start_sandbox(db, token=token) as clean:
+        final = snapshot(Api(clean.base_url, clean.token))
+        config = write_config(workdir / "org.yaml", clean.base_url, body)
+        plan_exit = run_cli(workdir, token, "plan", "-c", config, "--detailed-exitcode").returncode
+    return FaultRun(fault_seed, len(codes), codes, final, plan_exit, writes)
