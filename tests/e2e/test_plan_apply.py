@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.e2e.conftest import Api, Cli, org_config
@@ -158,3 +162,30 @@ def test_bad_config_exits_1_and_calls_no_api(sandbox, cli: Cli, tmp_path: Path) 
     assert result.returncode == 1
     assert "bad.yaml:" in result.stderr and "Traceback" not in result.stderr
     assert sandbox.stats()["total"] == 0
+
+
+def _apply_on_a_terminal(cli: Cli, config: str, answer: str) -> subprocess.CompletedProcess:
+    """Run apply with a pseudo-terminal as stdin and type ``answer`` at the prompt."""
+    master, slave = pty.openpty()
+    try:
+        os.write(master, answer.encode() + b"\n")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PROVISIONER_", "RECALL_"))}
+        env.update({"PROVISIONER_TEST_KEY": cli.token, "NO_COLOR": "1"})
+        return subprocess.run([sys.executable, "-m", "provisioner", "apply", "-c", config], cwd=cli.cwd,
+                              env=env, stdin=slave, capture_output=True, text=True, timeout=120)
+    finally:
+        os.close(master)
+        os.close(slave)
+
+
+def test_apply_on_a_terminal_asks_for_yes(sandbox, cli: Cli, api: Api, tmp_path: Path) -> None:
+    config = write(tmp_path, sandbox)
+    declined = _apply_on_a_terminal(cli, config, "no")
+    assert declined.returncode == 1
+    assert "Only 'yes' will be accepted" in declined.stdout + declined.stderr
+    assert "cancelled" in declined.stderr
+    assert set(api.users()) == {"admin@example.com"}
+
+    accepted = _apply_on_a_terminal(cli, config, "yes")
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert api.memberships() == DESIRED_MEMBERSHIPS
