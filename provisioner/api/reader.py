@@ -175,18 +175,30 @@ def read_state_and_identity(client: ApiClient, parallelism: int = 8) -> tuple[St
         return state, me.result()
 
 
+def _list_membership_ids(
+    client: ApiClient, workspace_id: str
+) -> list[tuple[str, str, str, str | None]]:
+    """One workspace's memberships as (id, workspace id, user id, etag), page by page.
+
+    Each page is reduced as it arrives, so that the 100,000 response dicts of
+    a large organization are never all alive at once (peak memory).
+    """
+    ids: list[tuple[str, str, str, str | None]] = []
+    for page in client.iter_pages(MEMBERSHIPS, {"workspace_id": workspace_id}):
+        ids.extend(_membership_ids(raw) for raw in page)
+    return ids
+
+
 def _read_state(client: ApiClient, pool: ThreadPoolExecutor) -> State:
     users_f = pool.submit(client.list_all, USERS)
     workspaces_f = pool.submit(client.list_all, WORKSPACES)
     pending: list[Future] = [users_f, workspaces_f]
     try:
         workspaces = [parse_workspace(w) for w in workspaces_f.result()]
-        member_fs = [
-            pool.submit(client.list_all, MEMBERSHIPS, {"workspace_id": w.id}) for w in workspaces
-        ]
+        member_fs = [pool.submit(_list_membership_ids, client, w.id) for w in workspaces]
         pending += member_fs
         users = [parse_user(u) for u in users_f.result()]
-        raw_memberships = [m for f in member_fs for m in f.result()]
+        membership_ids = [ids for f in member_fs for ids in f.result()]
     except BaseException:
         # Don't start listings that no longer matter; running ones finish.
         for f in pending:
@@ -196,8 +208,7 @@ def _read_state(client: ApiClient, pool: ThreadPoolExecutor) -> State:
     email_by_id = {u.id: u.email for u in users}
     name_by_id = {w.id: w.name for w in workspaces}
     memberships: list[Membership] = []
-    for raw in raw_memberships:
-        mid, workspace_id, user_id, etag = _membership_ids(raw)
+    for mid, workspace_id, user_id, etag in membership_ids:
         email, name = email_by_id.get(user_id), name_by_id.get(workspace_id)
         if email is None or name is None:
             # A user or workspace created or removed while we were listing.

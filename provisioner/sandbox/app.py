@@ -583,8 +583,25 @@ class SandboxApp:
     ) -> Response:
         template = route_template(rule.rule) if rule is not None else "<unmatched>"
         self.stats.count(f"{request.method} {template}")
-        if self.latency_s:
-            time.sleep(self.latency_s)  # simulated network latency, not synchronisation
+        if not self.latency_s:
+            return self._answer(request, rule, values, problem)
+        # Simulated network latency: no answer leaves before ``latency`` has
+        # passed since the request arrived. The sandbox's own work runs inside
+        # that window, so with many requests in flight its CPU time (shared
+        # with the client on one machine) does not add to the round trip. The
+        # wait comes after the transaction: it holds no db connection and no lock.
+        arrived = time.monotonic()
+        try:
+            return self._answer(request, rule, values, problem)
+        finally:
+            remaining = self.latency_s - (time.monotonic() - arrived)
+            if remaining > 0:
+                time.sleep(remaining)
+
+    def _answer(
+        self, request: Request, rule: Rule | None, values: dict[str, str], problem: ApiProblem | None
+    ) -> Response:
+        """Rate limiting, fault injection and the request itself."""
         decision: RateDecision | None = None
         if self.rate_limiter is not None:
             decision = self.rate_limiter.take(presented_key(request) or "")

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
+import socket
 import threading
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
+from werkzeug.wsgi import LimitedStream
 
 from provisioner.sandbox import store
 from provisioner.sandbox.app import API_PREFIX, ResponseHook, SandboxApp
@@ -18,11 +21,131 @@ from provisioner.sandbox.knobs import FaultInjector, RateLimiter
 from provisioner.sandbox.store import SandboxError
 
 
+log = logging.getLogger(__name__)
+
+# An idle keep-alive connection is closed after this long without a request.
+IDLE_TIMEOUT_S = 60.0
+
+
 class QuietRequestHandler(WSGIRequestHandler):
-    """Werkzeug's handler without the per-request access log (it would swamp test and benchmark output)."""
+    """Werkzeug's handler, with HTTP/1.1 keep-alive and without the per-request access log.
+
+    Werkzeug's own ``run_wsgi`` closes every connection ("Connection: close")
+    and then waits up to 10 ms for stray request bytes. A client then pays a
+    new TCP connection, and the server a new thread, for every request, which
+    made the sandbox the bottleneck of a 1,000-page read. Here a connection
+    serves request after request: the request body is bounded by its
+    Content-Length (the app can never read into the next request) and
+    whatever the app left unread is drained before the answer. Requests with a
+    chunked body, and an app that answers nothing (an injected dropped
+    connection), close the connection as before.
+    """
+
+    protocol_version = "HTTP/1.1"
+    timeout = IDLE_TIMEOUT_S  # socket timeout: ends a connection left idle
+    # Headers and body go out in separate writes; with Nagle's algorithm the
+    # body would wait for the client's delayed ACK (40 ms) on a kept-alive connection.
+    disable_nagle_algorithm = True
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        track = getattr(self.server, "track", None)
+        if track is not None:
+            track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            track = getattr(self.server, "track", None)
+            if track is not None:
+                track(self.connection, False)
+
+    def run_wsgi(self) -> None:
+        if self.headers.get("Expect", "").lower().strip() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        self.environ = environ = self.make_environ()
+        body: LimitedStream | None = None
+        if environ.get("wsgi.input_terminated"):  # chunked: no length to bound it by
+            self.close_connection = True
+        else:
+            try:
+                length = max(0, int(environ.get("CONTENT_LENGTH") or 0))
+            except ValueError:
+                length = 0
+                self.close_connection = True
+            body = LimitedStream(self.rfile, length)
+            environ["wsgi.input"] = body
+        started: list[tuple[str, list[tuple[str, str]]]] = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            started[:] = [(status, headers)]
+            return self._refuse_write
+
+        try:
+            chunks = self.server.app(environ, start_response)
+            try:
+                data = b"".join(chunks)
+            finally:
+                if hasattr(chunks, "close"):
+                    chunks.close()
+        except Exception:
+            log.exception("sandbox: %s %s failed", self.command, self.path)
+            started[:] = [("500 INTERNAL SERVER ERROR", [("Content-Type", "application/json")])]
+            data = b'{"detail":"Internal error; see the sandbox log.","code":"server_error"}'
+            self.close_connection = True
+        if not started:  # the app dropped the connection on purpose
+            self.close_connection = True
+            return
+        if body is not None:
+            body.exhaust()  # unread body bytes must not be taken for the next request
+        status, headers = started[0]
+        code, _, reason = status.partition(" ")
+        self.send_response(int(code), reason)
+        for name, value in headers:
+            if name.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if data and self.command != "HEAD":
+            self.wfile.write(data)
+        self.wfile.flush()
+
+    @staticmethod
+    def _refuse_write(data: bytes) -> None:
+        raise AssertionError("the sandbox app returns its body; it never calls write()")
+
+
+class SandboxServer(ThreadedWSGIServer):
+    """Werkzeug's threaded server (a thread per connection) that closes its open
+    keep-alive connections when it closes, so that a stopped sandbox answers no one."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def track(self, connection: socket.socket, open_: bool) -> None:
+        with self._connections_lock:
+            if open_:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def check_host(host: str, public: bool = False) -> None:
@@ -94,8 +217,8 @@ def build_app(
 
 
 def make_wsgi_server(host: str, port: int, app: SandboxApp) -> BaseWSGIServer:
-    """Werkzeug's threaded server (a thread per connection)."""
-    return make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
+    """The threaded server (a thread per keep-alive connection)."""
+    return SandboxServer(host, port, app, QuietRequestHandler)
 
 
 @dataclass
