@@ -607,6 +607,11 @@ def main() -> None:
             shutil.copy(template, db)
             with Sandbox(db, LATENCY_MS, rate_limit=RATE_LIMIT) as sandbox:
                 run, stats = run_apply(sandbox, path, variant, shape.minimum)
+                # Trust no report: the organization must now match the config.
+                again = run_cli(["plan", "-c", str(path), "--api-url", sandbox.base_url,
+                                 "--detailed-exitcode"])
+                check("plan after rate-limited apply", f"exit {again.returncode}, "
+                      f"{plan_summary(again.stdout)}", "exit 0 (no changes)", again.returncode == 0)
             progress = progress_lines(run)
             failed = [line for _, line in progress if not line.startswith("applied: ")]
             throttled = int(stats.get("throttled", 0))  # answered 429 by the sandbox's limiter
