@@ -296,6 +296,7 @@ class FaultRun:
     final: Snapshot
     plan_exit: int
     writes_received: int  # write requests the faulty server received, retries included
+    notes: list[str]  # messages of applied changes in the audit log ("already existed", ...)
 
 
 def apply_under_faults(workdir: Path, fault_seed: int, body: str, *, fail_rate: float = 0.3,
@@ -314,11 +315,15 @@ def apply_under_faults(workdir: Path, fault_seed: int, body: str, *, fail_rate: 
         token = faulty.token
         config = write_config(workdir / "org.yaml", faulty.base_url, body)
         while len(codes) < max_runs and (not codes or codes[-1] != 0):
-            codes.append(run_cli(workdir, token, "apply", "-c", config, "--auto-approve", env=env).returncode)
+            codes.append(run_cli(workdir, token, "apply", "-c", config, "--auto-approve",
+                                 "--audit-log", str(workdir / "audit.jsonl"), env=env).returncode)
         by_route = faulty.stats()["by_route"]
         writes = sum(n for route, n in by_route.items() if route.split()[0] in WRITE_METHODS)
     with start_sandbox(db, token=token) as clean:
         final = snapshot(Api(clean.base_url, clean.token))
         config = write_config(workdir / "org.yaml", clean.base_url, body)
         plan_exit = run_cli(workdir, token, "plan", "-c", config, "--detailed-exitcode").returncode
-    return FaultRun(fault_seed, len(codes), codes, final, plan_exit, writes)
+    audit = workdir / "audit.jsonl"
+    records = [json.loads(line) for line in audit.read_text().splitlines()] if audit.exists() else []
+    notes = [r.get("message", "") for rec in records for r in rec["applied"]]
+    return FaultRun(fault_seed, len(codes), codes, final, plan_exit, writes, notes)

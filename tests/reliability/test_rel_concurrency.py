@@ -100,7 +100,8 @@ def test_change_on_the_server_during_apply_is_never_overwritten(hooked_sandbox, 
     result = run_cli(tmp_path, sandbox.token, "apply", "-c", config, "--auto-approve", "--parallelism", "1")
     assert fired.is_set()
     assert result.returncode == 1
-    assert "changed on the server" in result.stdout, result.stdout
+    assert "failed: update user alice@acme.com: changed on the server" in result.stdout, result.stdout
+    assert "failed: delete user carol@acme.com: changed on the server" in result.stdout, result.stdout
     users = api.users()
     assert users["alice@acme.com"]["role"] == "admin"  # the out-of-band value survived
     assert users["carol@acme.com"]["role"] == "admin"  # not removed blindly

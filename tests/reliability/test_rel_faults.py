@@ -19,6 +19,9 @@ def test_apply_converges_within_two_runs_under_ambiguous_faults(tmp_path: Path, 
     outcome = apply_under_faults(tmp_path, fault_seed, DESIRED_BODY, hook=contract_checker)
     # 12 changes cost 12 writes without faults: more means writes failed and were retried.
     assert outcome.writes_received > K, outcome
+    # Alone against the API, a retried create is replayed through its Idempotency-Key
+    # and reported as made by this run; "already existed" would mean it was sent anew.
+    assert not [n for n in outcome.notes if n.startswith("already existed")], outcome.notes
     assert outcome.exit_codes[-1] == 0, outcome
     assert outcome.final.clean(), outcome.final
     assert outcome.final.users == DESIRED_USERS

@@ -74,15 +74,19 @@ class ReconcileMachine(RuleBasedStateMachine):
 
     # --- rules -----------------------------------------------------------------------------
 
-    @rule(users=desired_users)
-    def edit_users(self, users: dict[str, str]) -> None:
+    @rule(users=desired_users,
+          members=st.fixed_dictionaries({w: st.sets(st.sampled_from(EMAILS), max_size=4) for w in SPACES}))
+    def edit_config(self, users: dict[str, str], members: dict[str, set[str]]) -> None:
         self.users = users
+        self.members = members
         self.applied_ok = False
 
-    @rule(space=st.sampled_from(SPACES), members=st.sets(st.sampled_from(EMAILS), max_size=4))
-    def edit_members(self, space: str, members: set[str]) -> None:
-        self.members[space] = members
-        self.applied_ok = False
+    @rule(users=desired_users,
+          members=st.fixed_dictionaries({w: st.sets(st.sampled_from(EMAILS), max_size=4) for w in SPACES}))
+    def edit_config_then_apply(self, users: dict[str, str], members: dict[str, set[str]]) -> None:
+        """The everyday flow (a merged pull request), so edit-apply-edit-apply is common."""
+        self.edit_config(users, members)
+        self.apply()
 
     @precondition(lambda self: self.fail_rate == 0.0)
     @rule(action=st.sampled_from(["invite", "remove", "flip-role", "grant", "revoke"]),
