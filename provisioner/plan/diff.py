@@ -68,6 +68,8 @@ def filter_ignored(state: State, policy: Policy) -> State:
     # The globs are lowercased once here, not once per object (100,000 memberships).
     user_globs = tuple(g.lower() for g in policy.ignore_users)
     workspace_globs = tuple(policy.ignore_workspaces)
+    if not user_globs and not workspace_globs and _keys_normalized(state):
+        return state  # nothing to drop or re-key: skip rebuilding 100,000 entries
 
     def ignored_user(email: str) -> bool:
         return bool(user_globs) and _matches(email.lower(), user_globs)
@@ -86,6 +88,13 @@ def filter_ignored(state: State, policy: Policy) -> State:
         users=MappingProxyType({u.email.lower(): u for u in users}),
         workspaces=MappingProxyType({w.name: w for w in workspaces}),
         memberships=MappingProxyType({(m.workspace, m.user.lower()): m for m in memberships}),
+    )
+
+
+def _keys_normalized(state: State) -> bool:
+    """Whether every email key is already lowercased (as the reader and the loader make them)."""
+    return all(e == e.lower() for e in state.users) and all(
+        e == e.lower() for _, e in state.memberships
     )
 
 

@@ -13,9 +13,10 @@ import dataclasses
 import hashlib
 import json
 from datetime import datetime
-from typing import Any
+from operator import attrgetter
+from typing import Any, Mapping
 
-from provisioner.model import State
+from provisioner.model import Membership, State, User, Workspace
 
 
 def _plain_value(value: Any) -> Any:
@@ -23,7 +24,9 @@ def _plain_value(value: Any) -> Any:
     # the offset, so ``datetime.fromisoformat`` restores an equal value.
     if isinstance(value, datetime):
         return value.isoformat()
-    return value
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    raise TypeError(f"cannot fingerprint {type(value).__name__}")
 
 
 def to_plain(obj: Any) -> dict[str, Any]:
@@ -36,11 +39,25 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+def _rows(objects: Mapping[Any, Any], cls: type) -> dict[str, Any]:
+    """All fields of every object, as rows in key order under one header.
+
+    Rows of positional values instead of a dict per object: the same content,
+    a fraction of the work on 100,000 memberships.
+    """
+    names = tuple(f.name for f in dataclasses.fields(cls))
+    row = attrgetter(*names)
+    return {"fields": names, "rows": [row(objects[k]) for k in sorted(objects)]}
+
+
 def state_fingerprint(state: State) -> str:
     """sha256 (hex) over a canonical JSON of the whole state, ids, ETags and statuses included."""
     document = {
-        "users": [to_plain(state.users[k]) for k in sorted(state.users)],
-        "workspaces": [to_plain(state.workspaces[k]) for k in sorted(state.workspaces)],
-        "memberships": [to_plain(state.memberships[k]) for k in sorted(state.memberships)],
+        "users": _rows(state.users, User),
+        "workspaces": _rows(state.workspaces, Workspace),
+        "memberships": _rows(state.memberships, Membership),
     }
-    return hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
+    # Datetimes (a grant's expiry) are the only non-JSON values: ISO-8601.
+    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=_plain_value)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
