@@ -7,7 +7,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings, strategies as st
 
 from provisioner import reconcile
 from provisioner.api.client import ApiClient
@@ -43,8 +43,25 @@ def organizations(draw: st.DrawFn) -> dict:
     }
 
 
+# One organization that surely has all three: per-environment folding, a shared
+# member set that becomes a group, and a pending invitation.
+FOLDING_GROUPS_PENDING = {
+    "users": [("user0@acme.example", "developer", "active"), ("user1@acme.example", "admin", "invited"),
+              ("user2@acme.example", "developer", "active")],
+    "workspaces": ["notetaker-development", "notetaker-production", "recorder-development",
+                   "recorder-production", "playground"],
+    "memberships": [
+        *[(w, u) for w in ("notetaker-development", "recorder-development")
+          for u in ("user0@acme.example", "user2@acme.example")],
+        ("notetaker-production", "user1@acme.example"),
+        *[("playground", u) for u in ("user0@acme.example", "user2@acme.example")],
+    ],
+}
+
+
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(org=organizations())
+@example(org=FOLDING_GROUPS_PENDING)
 def test_export_of_a_sandbox_organization_plans_no_changes(org: dict) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "org.db"
@@ -54,6 +71,9 @@ def test_export_of_a_sandbox_organization_plans_no_changes(org: dict) -> None:
             text = export_config(identity, current, environments=ENVIRONMENTS, api_url=sandbox.base_url,
                                  token_env="EXPORT_TEST_KEY")
             assert "# pending invitation" in text or all(s == "active" for _, _, s in org["users"])
+            if org is FOLDING_GROUPS_PENDING:
+                assert "environments: [development, production]" in text  # folded
+                assert "groups:" in text and "# pending invitation" in text
             path = Path(tmp) / "exported.yaml"
             path.write_text(text)
             config = load_config(path)
