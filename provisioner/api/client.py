@@ -76,6 +76,10 @@ _STATUS_ERRORS: dict[int, tuple[type[ApiError], str]] = {
 # that carry the method and URL, which the Retry object does not know.
 
 
+# Shorter keys are not redacted from messages (see ``ApiClient._redact``).
+MIN_REDACTED_TOKEN = 8
+
+
 class _RetryAfterTooLong(Exception):
     def __init__(self, seconds: float, cap: float):
         super().__init__(seconds, cap)
@@ -346,7 +350,12 @@ class ApiClient:
     # --- internals ------------------------------------------------------------
 
     def _redact(self, text: str) -> str:
-        return text.replace(self._token, "***") if self._token else text
+        # A real key is long and random. A key of a few characters (a typo,
+        # a placeholder) would turn every "x" or "e" of a message into ***,
+        # hiding the message while protecting nothing.
+        if len(self._token) < MIN_REDACTED_TOKEN:
+            return text
+        return text.replace(self._token, "***")
 
     def _url(self, path: str, params: dict[str, Any] | None = None) -> str:
         url = self.base_url + "/" + path.lstrip("/")

@@ -46,6 +46,9 @@ def configure_logging(verbosity: int) -> None:
     logging.basicConfig(
         level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True
     )
+    # urllib3 announces each retry as a WARNING; the final outcome is reported
+    # by provisioner itself, so show the retries only when asked (-v).
+    logging.getLogger("urllib3").setLevel(level if verbosity else logging.ERROR)
 
 
 @click.group(cls=ProvisionerGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -60,3 +60,14 @@ def test_a_connection_error_is_retried_then_reported() -> None:
         with pytest.raises(TransportError) as err:
             client(max_retries=2).get("/me/")
     assert "failed" in str(err.value)
+
+
+def test_a_very_short_key_does_not_garble_messages() -> None:
+    # Redacting a 1-character "key" would turn every "e" into ***; real keys are long.
+    short = ApiClient(BASE, "e", backoff_factor=0, max_retries=0)
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{BASE}/me/", status=400, json={"detail": "the request was rejected", "code": "bad"})
+        with pytest.raises(ApiError) as err:
+            short.get("/me/")
+    assert "the request was rejected" in str(err.value)
+    assert "***" not in str(err.value)
