@@ -26,7 +26,7 @@ from typing import Iterable, Mapping, TypeVar
 
 from provisioner.model import Membership, Policy, State, User, Workspace
 from provisioner.plan.fingerprint import state_fingerprint
-from provisioner.plan.model import Action, Change, Plan, ResourceType
+from provisioner.plan.model import Action, Change, Plan, ResourceType, format_expiry
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -100,10 +100,6 @@ def _keys_normalized(state: State) -> bool:
 
 def _sorted_items(mapping: Mapping[_K, _V], keys: Iterable[_K]) -> list[tuple[_K, _V]]:
     return [(k, mapping[k]) for k in sorted(keys)]  # type: ignore[type-var]
-
-
-def _format_instant(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _user_changes(current: Mapping[str, User], desired: Mapping[str, User]) -> list[Change]:
@@ -211,7 +207,7 @@ def diff(
     for key, grant in _sorted_items(des.memberships, des.memberships.keys()):
         if grant.expires is not None and grant.expires <= now:
             warnings.append(
-                f"access {membership_key(*key)} expired at {_format_instant(grant.expires)} and "
+                f"access {membership_key(*key)} ran until {format_expiry(grant.expires)} and "
                 f"counts as absent (it is revoked if present); remove it from the configuration."
             )
             continue
@@ -219,7 +215,7 @@ def diff(
         if grant.expires is not None and grant.expires <= horizon:
             expiring.append(grant)
             warnings.append(
-                f"access {membership_key(*key)} expires at {_format_instant(grant.expires)}; "
+                f"access {membership_key(*key)} runs until {format_expiry(grant.expires)}; "
                 f"extend it in the configuration if it is still needed."
             )
 

@@ -9,9 +9,23 @@ holds ``before`` and ``after``. The diff (``provisioner.plan.diff``) makes a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta, timezone
 from enum import Enum
 
 from provisioner.model import Membership, User, Workspace
+
+
+def format_expiry(expires: datetime) -> str:
+    """The last day of a grant as the config wrote it, else the exact moment.
+
+    A config date such as ``2026-12-31`` means "through that day", so the
+    loader makes it expire at 00:00 UTC the next day; show it back as
+    ``2026-12-31``. Other moments read ``2026-12-31 14:30 UTC``.
+    """
+    moment = expires.astimezone(timezone.utc)
+    if moment.time() == time(0, 0):
+        return (moment.date() - timedelta(days=1)).isoformat()
+    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 class Action(str, Enum):

@@ -8,11 +8,10 @@ grouped under the headings Users / Workspaces / Access.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, time, timedelta, timezone
 from typing import Callable, Mapping
 
 from provisioner.model import INVITED, Membership, User, Workspace
-from provisioner.plan.model import Action, Change, Plan, ResourceType
+from provisioner.plan.model import Action, Change, Plan, ResourceType, format_expiry
 
 NO_CHANGES = "No changes. The organization matches the configuration."
 
@@ -31,19 +30,6 @@ _COLORS: Mapping[Action, str] = {
 }
 _BOLD = "\x1b[1m"
 _WARN = "\x1b[1;33m"
-
-
-def format_expiry(expires: datetime) -> str:
-    """The last day of a grant as the config wrote it, else the exact moment.
-
-    A config date such as ``2026-12-31`` means "through that day", so the
-    loader makes it expire at 00:00 UTC the next day; show it back as
-    ``2026-12-31``. Other moments read ``2026-12-31 14:30 UTC``.
-    """
-    moment = expires.astimezone(timezone.utc)
-    if moment.time() == time(0, 0):
-        return (moment.date() - timedelta(days=1)).isoformat()
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
 def grant_details(membership: Membership) -> str:
