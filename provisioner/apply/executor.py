@@ -122,6 +122,10 @@ class _Run:
         self.not_applied: set[tuple[ResourceType, str]] = set()
         self.promotion_failed = False
         self.stop_reason: str | None = None
+        # Users this plan removes: their memberships go with them (cascades).
+        self.removed_users = frozenset(
+            c.key for c in plan.changes if c.type is ResourceType.USER and c.action is Action.DELETE
+        )
         self.handlers: dict[tuple[ResourceType, Action], Callable[[Change], str | None]] = {
             (ResourceType.USER, Action.CREATE): self._invite,
             (ResourceType.USER, Action.UPDATE): self._change_role,
@@ -214,11 +218,7 @@ class _Run:
     def _cascade(self, c: Change) -> ChangeResult:
         assert isinstance(c.before, Membership)
         user_key = (ResourceType.USER, c.before.user)
-        removal_planned = any(
-            o.type is ResourceType.USER and o.action is Action.DELETE and o.key == c.before.user
-            for o in self.plan.changes
-        )
-        if removal_planned and user_key not in self.not_applied:
+        if c.before.user in self.removed_users and user_key not in self.not_applied:
             return ChangeResult(c, APPLIED, "removed by the server with its user")
         return ChangeResult(c, SKIPPED, f"depends on removing {c.before.user}, which did not succeed")
 
