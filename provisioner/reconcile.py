@@ -1,8 +1,8 @@
 """One organization's run, in phases that never mix: read, diff, guard; then apply.
 
 This is the seam between the pieces: config gives the desired state, the API
-reader the current state, the diff a ``Plan``, the guards a verdict, and the
-applier only ever receives that ``Plan``. The CLI calls these functions and
+reader the current state, the diff a ``Plan``, the guards a verdict; then the CLI hands
+that ``Plan``, and only that, to ``provisioner.apply.executor.apply_plan``. The CLI calls these functions and
 renders their results; nothing here prints.
 """
 
@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
 
 from provisioner.api.client import ApiClient
 from provisioner.api.reader import read_state_and_identity
-from provisioner.apply.executor import ApplyReport, ChangeResult, apply_plan
 from provisioner.errors import StalePlanError, UnsafePlanError
 from provisioner.model import Config, Identity, State
 from provisioner.plan.diff import diff
@@ -93,22 +91,3 @@ def check_not_stale(saved: Plan, fresh: PlannedOrganization) -> None:
             "the saved plan was made from a different config than the one given with -c. "
             "Plan again with the current config, or apply with the config the plan was made from"
         )
-
-
-def apply_planned(
-    plan: Plan,
-    client: ApiClient,
-    *,
-    current: State,
-    parallelism: int = 8,
-    progress: Callable[[ChangeResult], None] | None = None,
-    run_id: str = "",
-) -> ApplyReport:
-    """Apply a guarded plan. Per-change failures are in the report, not raised.
-
-    ``run_id`` (see ``apply_plan``) should be unique per run when other runs
-    may apply the same plan at the same time.
-    """
-    return apply_plan(
-        plan, client, current=current, parallelism=parallelism, progress=progress, run_id=run_id
-    )

@@ -14,7 +14,7 @@ import os
 import sys
 import uuid
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Mapping
 
@@ -22,6 +22,7 @@ import click
 
 from provisioner import __version__, reconcile
 from provisioner.api.client import ApiClient
+from provisioner.apply.executor import apply_plan
 from provisioner.apply.report import render_report
 from provisioner.audit import AuditRecord, append_record, git_commit
 from provisioner.cli.options import DurationType, config_option, endpoint_options, parallelism_option
@@ -190,6 +191,20 @@ def confirm(auto_approve: bool) -> None:
         raise RefusedError("apply cancelled: nothing was changed")
 
 
+@dataclass(frozen=True)
+class ApplyOptions:
+    """The options of one `apply` run, shared by every organization it covers."""
+
+    auto_approve: bool
+    force: bool
+    parallelism: int
+    plan_file: str | None
+    max_age: timedelta
+    audit_log: str | None
+    api_url: str | None
+    sandbox: str | None
+
+
 @click.command("apply")
 @config_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (for pipelines).")
@@ -219,6 +234,8 @@ def apply(
     Computes a fresh plan (or takes --plan PLANFILE), shows it, asks for `yes`
     on a terminal, and applies it in a safe order. Needs an admin's key.
     """
+    options = ApplyOptions(auto_approve, force, parallelism, plan_file, max_age, audit_log,
+                           api_url, sandbox)
     loaded = load_configs(list(configs))
     if plan_file and len(loaded) > 1:
         raise click.UsageError("--plan applies one organization's plan; give a single -c with --plan")
@@ -227,9 +244,7 @@ def apply(
         if len(loaded) > 1:
             click.echo(heading(config, "text"))
         try:
-            _apply_one(config, auto_approve=auto_approve, force=force, parallelism=parallelism,
-                       plan_file=plan_file, max_age=max_age, audit_log=audit_log,
-                       api_url=api_url, sandbox=sandbox)
+            _apply_one(config, options)
         except ProvisionerError as error:
             failed = True
             echo_error(error)
@@ -237,41 +252,30 @@ def apply(
         sys.exit(1)
 
 
-def _apply_one(
-    config: Config,
-    *,
-    auto_approve: bool,
-    force: bool,
-    parallelism: int,
-    plan_file: str | None,
-    max_age: timedelta,
-    audit_log: str | None,
-    api_url: str | None,
-    sandbox: str | None,
-) -> None:
-    with connect(config, api_url=api_url, sandbox=sandbox) as (endpoint, client):
+def _apply_one(config: Config, options: ApplyOptions) -> None:
+    with connect(config, api_url=options.api_url, sandbox=options.sandbox) as (endpoint, client):
         saved = None
-        if plan_file:
-            saved = load_plan(plan_file, signing_key=endpoint.signing_key, tool_version=__version__,
-                              now=utcnow(), max_age=max_age)
-        planned = reconcile.read_and_diff(config, client, now=utcnow(), parallelism=parallelism)
+        if options.plan_file:
+            saved = load_plan(options.plan_file, signing_key=endpoint.signing_key, tool_version=__version__,
+                              now=utcnow(), max_age=options.max_age)
+        planned = reconcile.read_and_diff(config, client, now=utcnow(), parallelism=options.parallelism)
         if saved is not None:
             reconcile.check_not_stale(saved, planned)
             planned = replace(planned, plan=saved)
         click.echo(render_text(planned.plan, color=use_color()), nl=False)
-        reconcile.guard(planned, force=force, for_apply=True)
+        reconcile.guard(planned, force=options.force, for_apply=True)
         if planned.plan.empty:
             return
         if saved is None:
-            confirm(auto_approve)
+            confirm(options.auto_approve)
         progress = Progress(total=len(planned.plan.changes))
-        report = reconcile.apply_planned(
-            planned.plan, client, current=planned.current, parallelism=parallelism, progress=progress,
+        report = apply_plan(
+            planned.plan, client, current=planned.current, parallelism=options.parallelism, progress=progress,
             run_id=uuid.uuid4().hex,
         )
         summary = render_report(report)
         click.echo(summary, nl=not summary.endswith("\n"))
-        if audit_log:
+        if options.audit_log:
             applied = [r.change for r in report.applied]
             record = AuditRecord(
                 time=utcnow(),
@@ -283,7 +287,7 @@ def _apply_one(
                 left_behind=replay(planned.current, sorted(applied, key=lambda c: c.phase)),
                 commit=git_commit(),
             )
-            append_record(record, audit_log, stdout=click.get_text_stream("stdout"))
+            append_record(record, options.audit_log, stdout=click.get_text_stream("stdout"))
         if not report.ok:
             raise ApplyError(
                 "the apply did not finish: see the failed and skipped changes above. Nothing that "

@@ -1,6 +1,6 @@
 """Point 10: a hypothesis state machine interleaving config edits, out-of-band
 API edits, injected faults and applies (in-process: ``read_and_diff`` +
-``apply_planned``). After every apply that reports success, the organization
+``apply_plan``). After every apply that reports success, the organization
 equals the desired state and the next plan is empty.
 
 Bounded in CI; ``PROVISIONER_SM_EXAMPLES`` / ``PROVISIONER_SM_STEPS`` raise it (soak).
@@ -21,6 +21,7 @@ from rel_support import snapshot
 
 from provisioner import reconcile
 from provisioner.api.client import ApiClient
+from provisioner.apply.executor import apply_plan
 from provisioner.config import load_config
 from provisioner.errors import ProvisionerError
 from provisioner.sandbox import start_sandbox
@@ -121,7 +122,7 @@ class ReconcileMachine(RuleBasedStateMachine):
             planned = self._plan(self.sandbox.base_url)
             reconcile.guard(planned, force=True, for_apply=True)
             with ApiClient(self.sandbox.base_url, self.token, backoff_max=0.01, max_retries=3) as client:
-                report = reconcile.apply_planned(planned.plan, client, current=planned.current,
+                report = apply_plan(planned.plan, client, current=planned.current,
                                                  run_id=uuid.uuid4().hex)
         except ProvisionerError:
             self.applied_ok = False  # a failed read or a refused plan: nothing to promise
