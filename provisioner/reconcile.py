@@ -1,9 +1,9 @@
 """One organization's run, in phases that never mix: read, diff, guard; then apply.
 
 This is the seam between the pieces: config gives the desired state, the API
-reader the current state, the diff a ``Plan``, the guards a verdict; then the CLI hands
-that ``Plan``, and only that, to ``provisioner.apply.executor.apply_plan``. The CLI calls these functions and
-renders their results; nothing here prints.
+reader the current state, the diff a ``Plan``, the guards a verdict. The CLI
+then hands that ``Plan``, and only that, to ``provisioner.apply.executor.apply_plan``.
+Nothing here prints; the CLI renders the results.
 """
 
 from __future__ import annotations
