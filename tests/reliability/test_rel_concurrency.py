@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 from rel_support import (
-    LocalServer,
-    Seen,
     cli_argv,
     cli_env,
     run_cli,
@@ -23,6 +21,7 @@ from rel_support import (
     upstream_of,
     write_config,
 )
+from tests.local_server import LocalServer, Seen
 from test_rel_crash import DESIRED_BODY, DESIRED_MEMBERSHIPS, DESIRED_USERS, DESIRED_WORKSPACES, seeded_db
 
 from tests.e2e.conftest import Api

@@ -9,7 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
-from rel_support import LocalServer, Reply, Seen, run_cli, upstream_of, write_config
+from rel_support import run_cli, upstream_of, write_config
+from tests.local_server import LocalServer, Reply, Seen
 
 from provisioner.sandbox import seed
 

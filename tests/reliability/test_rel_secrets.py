@@ -14,7 +14,8 @@ import socket
 from pathlib import Path
 
 import pytest
-from rel_support import FAST_ENV, SENTINEL, LocalServer, Reply, run_cli, write_config
+from rel_support import FAST_ENV, SENTINEL, run_cli, write_config
+from tests.local_server import LocalServer, Reply
 
 from provisioner.api.client import ApiClient
 from provisioner.endpoint import Endpoint

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from rel_support import FAST_ENV, LocalServer, Reply, Seen, run_cli, snapshot, upstream_of, write_config
+from rel_support import FAST_ENV, run_cli, snapshot, upstream_of, write_config
+from tests.local_server import LocalServer, Reply, Seen
 from test_rel_crash import DESIRED_BODY, seeded_db
 
 from provisioner.api.client import ApiClient

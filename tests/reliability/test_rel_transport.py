@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from rel_support import LocalServer, Reply, run_cli, upstream_of, write_config
+from rel_support import run_cli, upstream_of, write_config
+from tests.local_server import LocalServer, Reply
 
 from provisioner.api.client import ApiClient
 from provisioner.cli.main import cli
