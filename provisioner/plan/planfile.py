@@ -1,4 +1,4 @@
-"""Saved plans (``provisioner plan --out FILE``, ``provisioner apply FILE``).
+"""Saved plans (``provisioner plan --out FILE``, ``provisioner apply --plan FILE``).
 
 A plan file is the JSON plan document plus ``created_at`` and ``hmac``: an
 HMAC-SHA256 over the canonical content, keyed by the signing key the caller
@@ -22,12 +22,16 @@ from typing import Any
 
 import jsonschema
 
-from provisioner.errors import StalePlanError
+from provisioner.errors import ProvisionerError, StalePlanError
 from provisioner.plan.fingerprint import canonical_json
 from provisioner.plan.model import Plan
 from provisioner.plan.render_json import plan_from_dict, plan_to_dict, validate_plan_document
 
 FILE_MODE = 0o600
+
+
+class PlanFileError(ProvisionerError):
+    """A plan file could not be written."""
 _REPLAN = "run `provisioner plan --out {path}` again"
 
 
@@ -65,7 +69,13 @@ def save_plan(
     target = Path(path)
     # The temp file lives next to the target so os.replace is a rename on one
     # filesystem; mkstemp creates it 0600 already, chmod makes that explicit.
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as error:
+        raise PlanFileError(
+            f"cannot write the plan file {target}: {error.strerror}; check that its folder "
+            "exists and is writable"
+        ) from None
     try:
         os.fchmod(fd, FILE_MODE)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
@@ -73,11 +83,13 @@ def save_plan(
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as error:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(error, OSError):
+            raise PlanFileError(f"cannot write the plan file {target}: {error.strerror}") from None
         raise
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from provisioner.errors import StalePlanError
+from provisioner.errors import ProvisionerError, StalePlanError
 from provisioner.model import INVITED, Membership, Policy, State, User, Workspace
 from provisioner.plan.diff import diff
 from provisioner.plan.model import Plan
@@ -137,3 +137,12 @@ def test_save_replaces_an_existing_file_atomically(saved: Path) -> None:
     assert _load(saved) == empty
     assert os.listdir(saved.parent) == ["plan.json"]
     assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+
+
+def test_an_unwritable_plan_path_is_a_clean_error(tmp_path: Path) -> None:
+    target = tmp_path / "missing-folder" / "plan.json"
+    with pytest.raises(ProvisionerError) as err:
+        save_plan(Plan(organization="acme", changes=()), target, signing_key="k" * 16,
+                  tool_version="0.1.0", created_at=datetime.now(timezone.utc))
+    assert "cannot write the plan file" in str(err.value) and "folder" in str(err.value)
+    assert not target.parent.exists()
