@@ -61,12 +61,17 @@ def open_endpoint(
     if sandbox is not None:
         # Imported lazily: the reconciler shares only the contract with the
         # sandbox; this is the one seam where the CLI embeds it.
-        from provisioner.sandbox import start_sandbox
+        from provisioner.sandbox import SandboxError, start_sandbox
 
         db = Path(sandbox)
         if db.parent and not db.parent.exists():
             raise EndpointError(f"--sandbox {db}: folder {db.parent} does not exist; create it first")
-        running = start_sandbox(db, admin_email=SANDBOX_ADMIN_EMAIL, org_name=settings.name or "sandbox")
+        try:
+            running = start_sandbox(
+                db, admin_email=SANDBOX_ADMIN_EMAIL, org_name=settings.name or "sandbox"
+            )
+        except SandboxError as error:
+            raise EndpointError(f"--sandbox {db}: {error}") from None
         try:
             signing = "sandbox:" + hashlib.sha256(str(db.resolve()).encode()).hexdigest()
             yield Endpoint(running.base_url, running.token, signing, f"sandbox {db}")

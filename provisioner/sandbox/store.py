@@ -117,9 +117,15 @@ def _connect(path: str) -> sqlite3.Connection:
     # exactly one transaction and writers take the lock up front (IMMEDIATE)
     # instead of failing on lock upgrade. check_same_thread=False because
     # the pool hands a connection to one thread at a time, not always the same.
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode=WAL")
+    try:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.DatabaseError as error:
+        raise SandboxError(
+            f"{path} is not a sandbox database ({error}); give --db/--sandbox a new file name "
+            "or one the sandbox created"
+        ) from None
     conn.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
     conn.execute("PRAGMA foreign_keys=ON")
     conn.execute("PRAGMA busy_timeout=30000")

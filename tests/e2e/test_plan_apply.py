@@ -189,3 +189,13 @@ def test_apply_on_a_terminal_asks_for_yes(sandbox, cli: Cli, api: Api, tmp_path:
     accepted = _apply_on_a_terminal(cli, config, "yes")
     assert accepted.returncode == 0, accepted.stdout + accepted.stderr
     assert api.memberships() == DESIRED_MEMBERSHIPS
+
+
+def test_a_sandbox_path_that_is_not_a_database_is_a_clean_error(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_text("not a database")
+    result = Cli(tmp_path, "unused")("plan", "-c", str(Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"),
+                                     "--sandbox", str(junk))
+    assert result.returncode == 1
+    assert "is not a sandbox database" in result.stderr
+    assert "Traceback" not in result.stderr
