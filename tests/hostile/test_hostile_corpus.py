@@ -24,14 +24,14 @@ from typing import Any, Callable
 import pytest
 import yaml
 
-from tests.hostile import check_input, check_output, check_transport
+from tests.hostile import check_drift, check_input, check_output, check_transport
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "hostile"
 ATTACKERS = {"pr-author", "out-of-band", "endpoint"}
 
 Check = Callable[[dict[str, Any], Path], None]
 CHECKS: dict[str, Check] = {}
-for module in (check_output, check_input, check_transport):
+for module in (check_output, check_input, check_transport, check_drift):
     overlap = CHECKS.keys() & module.CHECKS.keys()
     assert not overlap, f"kinds defined twice: {overlap}"
     CHECKS.update(module.CHECKS)
