@@ -21,6 +21,13 @@ Failure handling, in short:
   the object is read again; if it already is as desired the change counts as
   applied, otherwise it fails with "run plan again". Nothing is overwritten
   blindly.
+
+Interruption (``StopRequest``): once a stop is requested (the CLI does it on
+the first SIGINT or SIGTERM), no change starts; the changes in flight finish
+and the report lists the rest as skipped, "not started". A
+``KeyboardInterrupt`` in the calling thread (the CLI raises one on the second
+signal) abandons the changes in flight at once: the report marks them failed
+with "outcome unknown", and the next plan shows whether they happened.
 """
 
 from __future__ import annotations
@@ -58,6 +65,32 @@ __all__ = ["ApplyReport", "ChangeResult", "apply_plan", "idempotency_key", "rend
 log = logging.getLogger("provisioner.apply")
 
 RUN_PLAN_AGAIN = "changed on the server since the plan; run plan again"
+OUTCOME_UNKNOWN = (
+    "outcome unknown: the run was aborted while this change was in flight; "
+    "run plan to see whether it happened"
+)
+
+
+class StopRequest:
+    """A request, from another thread or a signal handler, to stop scheduling changes.
+
+    ``reason`` names what asked (for example ``"SIGINT"``); it is ``None`` until
+    a stop is requested. Requesting is an assignment and an ``Event.set``,
+    both safe to do from a signal handler.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason: str | None = None
+
+    def request(self, reason: str) -> None:
+        """Stop scheduling new changes; the first reason given is kept."""
+        if self.reason is None:
+            self.reason = reason
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
 
 
 class _Failed(Exception):
@@ -88,6 +121,7 @@ def apply_plan(
     parallelism: int = 8,
     progress: Callable[[ChangeResult], None] | None = None,
     run_id: str = "",
+    stop: StopRequest | None = None,
 ) -> ApplyReport:
     """Apply ``plan`` through ``client`` and report what happened to each change.
 
@@ -95,8 +129,10 @@ def apply_plan(
     existing users and workspaces. ``progress`` is called (from this thread)
     once per change as its outcome becomes known. ``run_id`` goes into every
     idempotency key (see ``idempotency_key``); the CLI passes a fresh one per run.
+    ``stop``, once requested, keeps any further change from starting (see the
+    module docstring); the report's ``interrupted`` then names its reason.
     """
-    return _Run(plan, client, current, max(1, parallelism), progress, run_id).run()
+    return _Run(plan, client, current, max(1, parallelism), progress, run_id, stop).run()
 
 
 class _Run:
@@ -108,8 +144,11 @@ class _Run:
         parallelism: int,
         progress: Callable[[ChangeResult], None] | None,
         run_id: str = "",
+        stop: StopRequest | None = None,
     ):
         self.plan = plan
+        self.stop = stop or StopRequest()
+        self.in_flight: dict[Future, int] = {}
         self.run_id = run_id
         self.client = client
         self.parallelism = parallelism
@@ -139,27 +178,57 @@ class _Run:
 
     def run(self) -> ApplyReport:
         indexed = list(enumerate(self.plan.changes))
-        with ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="apply") as pool:
+        pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="apply")
+        try:
             for phase in sorted({c.phase for _, c in indexed}):
                 batch = [(i, c) for i, c in indexed if c.phase is phase and not c.cascade]
                 self._run_phase(pool, batch)
+        except KeyboardInterrupt:
+            # Abort at once: the requests in flight are not waited for.
+            self.stop.request(self.stop.reason or "interrupt")
+            pool.shutdown(wait=False, cancel_futures=True)
+            for future, i in self.in_flight.items():
+                if i in self.results or future.cancelled():
+                    continue  # recorded, or never started: "not started" below
+                if future.done():
+                    self.results[i] = future.result()
+                else:
+                    self.results[i] = ChangeResult(self.plan.changes[i], FAILED, OUTCOME_UNKNOWN)
+            return self._report(indexed)
+        pool.shutdown(wait=True)
+        return self._report(indexed)
+
+    def _report(self, indexed: list[tuple[int, Change]]) -> ApplyReport:
         # The server removes a user's memberships with the user: no requests.
         for i, c in indexed:
-            if c.cascade:
+            if c.cascade and i not in self.results:
                 self._record(i, self._cascade(c))
+        for i, c in indexed:  # only after an abort: changes never scheduled
+            if i not in self.results:
+                self.results[i] = ChangeResult(c, SKIPPED, self._not_started())
         ordered = [self.results[i] for i in sorted(self.results)]
-        report = ApplyReport.from_results(ordered)
+        report = ApplyReport.from_results(ordered, interrupted=self.stop.reason)
         log.info("%s", render_report(report).splitlines()[0])
         return report
+
+    def _not_started(self) -> str:
+        return f"not started: the run was interrupted ({self.stop.reason})"
+
+    def _stopped(self) -> str | None:
+        """Why no further change may start, if none may."""
+        if self.stop_reason:
+            return self.stop_reason
+        return self._not_started() if self.stop.is_set() else None
 
     def _run_phase(self, pool: ThreadPoolExecutor, batch: list[tuple[int, Change]]) -> None:
         futures: dict[Future, int] = {}
         for i, c in batch:
-            reason = self.stop_reason or self._blocked_by(c)
+            reason = self._stopped() or self._blocked_by(c)
             if reason:
                 self._record(i, ChangeResult(c, SKIPPED, reason))
             else:
                 futures[pool.submit(self._execute, c)] = i
+        self.in_flight = futures
         # The phase is a barrier: the next one starts when all of these ended.
         for future in as_completed(futures):
             self._record(futures[future], future.result())
@@ -193,8 +262,9 @@ class _Run:
 
     def _execute(self, c: Change) -> ChangeResult:
         """Run one change in a worker thread. Never raises."""
-        if self.stop_reason:  # queued before the stop, not started yet
-            return ChangeResult(c, SKIPPED, self.stop_reason)
+        stopped = self._stopped()
+        if stopped:  # queued before the stop, not started yet
+            return ChangeResult(c, SKIPPED, stopped)
         handler = self.handlers.get((c.type, c.action))
         try:
             if handler is None:

@@ -30,6 +30,8 @@ class ApplyReport:
     applied: tuple[ChangeResult, ...] = ()
     failed: tuple[ChangeResult, ...] = ()
     skipped: tuple[ChangeResult, ...] = ()
+    # What stopped the run early (for example "SIGINT"), when something did.
+    interrupted: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -37,12 +39,15 @@ class ApplyReport:
         return not self.failed and not self.skipped
 
     @classmethod
-    def from_results(cls, results: "list[ChangeResult] | tuple[ChangeResult, ...]") -> "ApplyReport":
+    def from_results(
+        cls, results: "list[ChangeResult] | tuple[ChangeResult, ...]", *, interrupted: str | None = None
+    ) -> "ApplyReport":
         """Split results (already in plan order) by status."""
         return cls(
             applied=tuple(r for r in results if r.status == APPLIED),
             failed=tuple(r for r in results if r.status == FAILED),
             skipped=tuple(r for r in results if r.status == SKIPPED),
+            interrupted=interrupted,
         )
 
 
@@ -55,6 +60,8 @@ def describe(change: Change) -> str:
 def render_report(report: ApplyReport) -> str:
     """``Applied 12, failed 1, skipped 3.`` followed by one line per failed or skipped change."""
     lines = [f"Applied {len(report.applied)}, failed {len(report.failed)}, skipped {len(report.skipped)}."]
+    if report.interrupted:
+        lines[0] += f" Interrupted ({report.interrupted}): no change started after it."
     for result in report.failed + report.skipped:
         lines.append(f"  {result.status}: {describe(result.change)}: {result.message or 'no reason given'}")
     return "\n".join(lines)
