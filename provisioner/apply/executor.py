@@ -82,6 +82,8 @@ class StopRequest:
     def __init__(self) -> None:
         self._event = threading.Event()
         self.reason: str | None = None
+        # True once the run abandoned changes in flight (a second signal).
+        self.aborted = False
 
     def request(self, reason: str) -> None:
         """Stop scheduling new changes; the first reason given is kept."""
@@ -186,6 +188,7 @@ class _Run:
         except KeyboardInterrupt:
             # Abort at once: the requests in flight are not waited for.
             self.stop.request(self.stop.reason or "interrupt")
+            self.stop.aborted = True
             pool.shutdown(wait=False, cancel_futures=True)
             for future, i in self.in_flight.items():
                 if i in self.results or future.cancelled():
