@@ -125,6 +125,7 @@ class _View:
         self.plan = plan
         self.environments = plan_environments(plan, environments)
         self.power = power_grants(plan, self.environments)
+        new_admins = {c.key for c in self.power.new_admins}  # an admin invite is a role change too
         self.role_changes: list[Change] = []
         self.by_user: dict[str, list[Change]] = defaultdict(list)
         self.by_workspace: dict[str, list[Change]] = defaultdict(list)
@@ -133,7 +134,7 @@ class _View:
         for change in plan.changes:
             if change.type is ResourceType.USER:
                 self.by_user[change.key].append(change)
-                if change.action is Action.UPDATE or change in self.power.new_admins:
+                if change.action is Action.UPDATE or change.key in new_admins:
                     self.role_changes.append(change)
             elif change.type is ResourceType.WORKSPACE:
                 self.new_workspaces.add(change.key)
