@@ -2,7 +2,8 @@
 
 Each command lives in its own module and is registered here. Commands raise
 ``ProvisionerError``; ``ProvisionerGroup.invoke`` turns any of them into a
-clean message on stderr and the error's exit code. No traceback reaches a
+clean message on stderr (escaped by ``cli.output.echo_error``, the one
+function that prints errors) and the error's exit code. No traceback reaches a
 user unless ``-vv`` asks for one, and even then it carries no API key because
 error messages are built without it.
 """
@@ -16,6 +17,7 @@ import sys
 import click
 
 from provisioner import __version__
+from provisioner.cli.output import echo_error
 from provisioner.errors import ProvisionerError
 
 
@@ -27,7 +29,7 @@ class ProvisionerClickError(click.ClickException):
         self.exit_code = error.exit_code
 
     def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
-        click.echo(f"Error: {self.format_message()}", err=True)
+        echo_error(self.format_message())
 
 
 class ProvisionerGroup(click.Group):

@@ -1,4 +1,14 @@
-"""Small helpers for what the CLI writes: errors, colour, progress."""
+"""Small helpers for what the CLI writes: errors, colour, progress.
+
+Decisions worth knowing:
+
+* ``echo_error`` is the one way an error reaches stderr (``cli.main`` uses it
+  for errors that end a command, the commands for errors of one organization).
+  Error messages quote config keys, names and server text, all untrusted: the
+  message passes through ``escape.terminal_lines`` (no control character or
+  escape sequence) and ``escape.neutralize_workflow_commands`` (no line of it
+  can start a GitHub Actions workflow command, since CI copies stderr to its log).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +21,17 @@ import click
 
 from provisioner.apply.executor import ChangeResult
 from provisioner.errors import ProvisionerError
+from provisioner.escape import neutralize_workflow_commands, terminal, terminal_lines
 
 
-def echo_error(error: ProvisionerError) -> None:
-    """The one format of an error on stderr."""
-    click.echo(f"Error: {error}", err=True)
+def safe_message(text: str) -> str:
+    """Message text made safe for a terminal and a CI log (see the module docstring)."""
+    return neutralize_workflow_commands(terminal_lines(text))
+
+
+def echo_error(error: ProvisionerError | str) -> None:
+    """The one format of an error on stderr: ``Error: <message>``, escaped."""
+    click.echo(f"Error: {safe_message(str(error))}", err=True)
 
 
 def use_color(stream: TextIO | None = None) -> bool:
@@ -44,9 +60,9 @@ class Progress:
     def _show(self, result: ChangeResult) -> None:
         self.done += 1
         change = result.change
-        line = f"{result.status}: {change.action.value} {change.type.value} {change.key}"
+        line = f"{result.status}: {change.action.value} {change.type.value} {terminal(change.key)}"
         if result.message and result.status != "applied":
-            line += f" ({result.message})"
+            line += f" ({terminal(result.message)})"
         if self.tty:
             width = 30
             filled = int(width * self.done / max(self.total, 1))

@@ -54,7 +54,7 @@ def render(plan: Plan, config: Config, fmt: str, current: State) -> str:
         return render_json(plan, tool_version=__version__)
     if fmt == "markdown":
         return render_markdown(plan, environments=environments_of(config), current=current)
-    return render_text(plan, color=use_color())
+    return render_text(plan, color=use_color(), environments=environments_of(config))
 
 
 # Hidden knobs for the HTTP client's limits (documented in docs/guarantees.md).
@@ -262,7 +262,7 @@ def _apply_one(config: Config, options: ApplyOptions) -> None:
         if saved is not None:
             reconcile.check_not_stale(saved, planned)
             planned = replace(planned, plan=saved)
-        click.echo(render_text(planned.plan, color=use_color()), nl=False)
+        click.echo(render_text(planned.plan, color=use_color(), environments=environments_of(config)), nl=False)
         reconcile.guard(planned, force=options.force, for_apply=True)
         if planned.plan.empty:
             return

@@ -11,8 +11,10 @@ import json
 
 import click
 
+from provisioner.cli.output import safe_message
 from provisioner.config import load_configs
 from provisioner.errors import ConfigError, ConfigIssue
+from provisioner.escape import github_message, github_property, terminal_lines
 from provisioner.model import Config
 
 
@@ -34,16 +36,20 @@ def _as_dict(issue: ConfigIssue) -> dict[str, object]:
 
 
 def _github(issue: ConfigIssue) -> str:
-    # Workflow commands need %, CR and LF escaped in the message and the properties.
-    def esc(text: str, prop: bool = False) -> str:
-        text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-        return text.replace(":", "%3A").replace(",", "%2C") if prop else text
+    """One ``::error`` workflow command, always a single line.
 
-    message = esc(f"{issue.path}: {issue.message}" if issue.path else issue.message)
+    The message and file name quote the config (keys, values, file names: all
+    from the pull request), so they are escaped for a terminal first and then
+    for a workflow command (``%``, CR and LF percent-encoded; ``:`` and ``,`` too
+    in a property): no part of them can end the command or start another.
+    """
+    text = f"{issue.path}: {issue.message}" if issue.path else issue.message
+    message = github_message(terminal_lines(text))
     loc = issue.location
     if loc is None:
         return f"::error::{message}"
-    return f"::error file={esc(loc.file, True)},line={loc.line},col={loc.column}::{message}"
+    file = github_property(terminal_lines(loc.file))
+    return f"::error file={file},line={loc.line},col={loc.column}::{message}"
 
 
 @click.command("validate")
@@ -66,7 +72,7 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
                 click.echo(_github(issue))
         else:
             for issue in issues:
-                click.echo(str(issue), err=True)
+                click.echo(safe_message(str(issue)), err=True)
             n = len(issues)
             click.echo(f"{n} error{'s' if n != 1 else ''} found; the config is not valid", err=True)
         raise SystemExit(1) from None
@@ -74,4 +80,4 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
         click.echo(json.dumps({"valid": True, "errors": []}, indent=2))
     else:
         for path, config in zip(paths, configs):
-            click.echo(_summary(path, config))
+            click.echo(safe_message(_summary(path, config)))

@@ -1,7 +1,7 @@
 """The plan as a pull-request comment (GitHub-flavoured Markdown).
 
-In order: (1) a summary (counts, role changes, production access changes,
-warnings); (2) a per-person view; (3) an access matrix of the workspace
+In order: (1) a summary (counts, the changes that grant power, role changes,
+production access changes, warnings); (2) a per-person view; (3) an access matrix of the workspace
 instances that change; (4) one section per changed instance; (5) the full text
 plan in a ``<details>`` block. Production instances come first everywhere.
 
@@ -10,6 +10,18 @@ summary is bounded by construction (each call-out list is capped); the four
 other sections share what is left, each getting an equal share of the rest in
 turn, so a huge plan shows the start of every section. A truncated section
 says how many changes it left out and how to see them all.
+
+Decisions worth knowing:
+
+* The author of the pull request writes the config, and anyone with dashboard
+  access names things on the server. Every such value (email, instance name,
+  role, reason, organization name, warning text) is shown through
+  ``escape.markdown_code``, an inline code span (``table=True`` in table
+  cells): it cannot open or close a block, comment, fence, ``<details>``, link
+  or image, nor mention anyone. The full text plan sits in a fence from
+  ``escape.markdown_fence`` that no line inside can close.
+* Roles outside the known vocabulary (a hostile endpoint may send any) are
+  shown as code too; ``admin`` and ``developer`` read as plain words.
 """
 
 from __future__ import annotations
@@ -18,12 +30,20 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
-from provisioner.model import Membership, State, User, Workspace
+from provisioner.escape import markdown_code, markdown_fence
+from provisioner.model import ROLES, Membership, State, User
 from provisioner.plan.model import Action, Change, Plan, ResourceType
+from provisioner.plan.power import (
+    PRODUCTION_ENVIRONMENTS,
+    is_production_environment,
+    plan_environments,
+    power_grants,
+)
 from provisioner.plan.render_text import NO_CHANGES, grant_details, render_text
 
+__all__ = ["DEFAULT_LIMIT", "PRODUCTION_ENVIRONMENTS", "render_markdown"]
+
 DEFAULT_LIMIT = 65000
-PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
 CALLOUT_LIMIT = 10  # items per summary call-out list
 WARNING_CHARS = 400  # longest warning text quoted in the summary
 MATRIX_COLUMNS = 20  # a wider table is unreadable in a PR comment
@@ -49,8 +69,23 @@ class _Section:
 
 
 def _md(text: str) -> str:
-    """``text`` as inline code, safe inside a table cell."""
-    return "`" + text.replace("`", "'").replace("|", "\\|") + "`"
+    """An untrusted value as inline code (outside tables)."""
+    return markdown_code(text)
+
+
+def _cell(text: str) -> str:
+    """An untrusted value as inline code inside a table cell."""
+    return markdown_code(text, table=True)
+
+
+def _role(role: str) -> str:
+    """A known role as a plain word; anything else (from a hostile endpoint) as code."""
+    return role if role in ROLES else _md(role)
+
+
+def _details_of(membership: Membership) -> str:
+    """``" (until 2026-12-31, `INC-4711`)"``: the reason is untrusted free text."""
+    return grant_details(membership, quote=_md)
 
 
 def _truncation_notice(hidden: int) -> str:
@@ -88,7 +123,9 @@ class _View:
 
     def __init__(self, plan: Plan, environments: Mapping[str, str | None], current: State | None):
         self.plan = plan
-        self.environments: dict[str, str | None] = dict(environments)
+        self.environments = plan_environments(plan, environments)
+        self.power = power_grants(plan, self.environments)
+        new_admins = {c.key for c in self.power.new_admins}  # an admin invite is a role change too
         self.role_changes: list[Change] = []
         self.by_user: dict[str, list[Change]] = defaultdict(list)
         self.by_workspace: dict[str, list[Change]] = defaultdict(list)
@@ -97,12 +134,10 @@ class _View:
         for change in plan.changes:
             if change.type is ResourceType.USER:
                 self.by_user[change.key].append(change)
-                if change.action is Action.UPDATE:
+                if change.action is Action.UPDATE or change.key in new_admins:
                     self.role_changes.append(change)
             elif change.type is ResourceType.WORKSPACE:
-                assert isinstance(change.after, Workspace)
                 self.new_workspaces.add(change.key)
-                self.environments.setdefault(change.key, change.after.environment)
             else:
                 m = change.after if change.action is Action.CREATE else change.before
                 assert isinstance(m, Membership)
@@ -118,7 +153,7 @@ class _View:
         )
 
     def is_production(self, workspace: str) -> bool:
-        return (self.environments.get(workspace) or "").lower() in PRODUCTION_ENVIRONMENTS
+        return is_production_environment(self.environments.get(workspace))
 
     def workspace_order(self, names: Iterable[str]) -> list[str]:
         return sorted(names, key=lambda name: (not self.is_production(name), name))
@@ -145,7 +180,7 @@ def _access_line(change: Change) -> str:
     if change.action is Action.CREATE:
         assert isinstance(change.after, Membership)
         m = change.after
-        return f"{GRANTED} {_md(m.user)} gets {_md(m.workspace)}{grant_details(m)}"
+        return f"{GRANTED} {_md(m.user)} gets {_md(m.workspace)}{_details_of(m)}"
     assert isinstance(change.before, Membership)
     m = change.before
     cascade = " (removed with user)" if change.cascade else ""
@@ -157,22 +192,22 @@ def _person_part(change: Change) -> str:
     if change.type is ResourceType.USER:
         if change.action is Action.CREATE:
             assert isinstance(change.after, User)
-            return f"invited as {change.after.role}"
+            return f"invited as {_role(change.after.role)}"
         if change.action is Action.DELETE:
             return "removed"
         assert isinstance(change.before, User) and isinstance(change.after, User)
-        return f"{change.before.role} → {change.after.role}"
+        return f"{_role(change.before.role)} → {_role(change.after.role)}"
     if change.action is Action.CREATE:
         assert isinstance(change.after, Membership)
-        return f"+ {change.after.workspace}{grant_details(change.after)}"
+        return f"+ {_md(change.after.workspace)}{_details_of(change.after)}"
     assert isinstance(change.before, Membership)
-    return f"− {change.before.workspace}" + (" (removed with user)" if change.cascade else "")
+    return f"− {_md(change.before.workspace)}" + (" (removed with user)" if change.cascade else "")
 
 
 def _workspace_line(change: Change) -> str:
     if change.action is Action.CREATE:
         assert isinstance(change.after, Membership)
-        return f"- {GRANTED} granted: {_md(change.after.user)}{grant_details(change.after)}\n"
+        return f"- {GRANTED} granted: {_md(change.after.user)}{_details_of(change.after)}\n"
     assert isinstance(change.before, Membership)
     cascade = " (removed with user)" if change.cascade else ""
     return f"- {REVOKED} revoked: {_md(change.before.user)}{cascade}\n"
@@ -191,6 +226,18 @@ def _clip(text: str, size: int) -> str:
     return text if len(text) <= size else text[: size - 1] + "…"
 
 
+def _warnings(plan: Plan) -> str:
+    """The warnings call-out. A warning quotes names and emails, so it is shown as code."""
+    return _callout("Warnings", [f"⚠️ {_md(_clip(w, WARNING_CHARS))}" for w in plan.warnings])
+
+
+def _power_line(change: Change) -> str:
+    """One power-granting change: a new admin, a promotion, or a production grant."""
+    if change.type is ResourceType.USER:
+        return f"{_md(change.key)}: {_person_part(change)}"
+    return _access_line(change)
+
+
 # --- sections ---------------------------------------------------------------
 
 
@@ -203,6 +250,12 @@ def _summary(view: _View) -> str:
     plan = view.plan
     s = plan.summary
     text = f"**Plan: {s.create} to add, {s.update} to change, {s.delete} to remove.**\n\n"
+    power = view.power
+    if power.total:
+        text += _callout(
+            f"⚠️ Changes that grant power ({power.total:,}): {power.counts()}",
+            [_power_line(c) for c in power.changes],
+        )
     text += _callout(
         "Role changes",
         [f"{_md(c.key)}: {_person_part(c)}" for c in view.role_changes],
@@ -211,7 +264,7 @@ def _summary(view: _View) -> str:
         "Production access changes",
         [_access_line(c) for c in view.production_access_changes()],
     )
-    text += _callout("Warnings", [f"⚠️ {_clip(w, WARNING_CHARS)}" for w in plan.warnings])
+    text += _warnings(plan)
     return text
 
 
@@ -242,7 +295,7 @@ def _matrix(view: _View) -> _Section:
     if dropped > 0:
         head += f"_{dropped:,} more changed instances are not shown here; see the sections below._\n\n"
     header = "| user | " + " | ".join(
-        _md(c) + (" (production)" if view.is_production(c) else "") for c in shown
+        _cell(c) + (" (production)" if view.is_production(c) else "") for c in shown
     )
     head += header + " |\n|---|" + "---|" * len(shown) + "\n"
     rows = sorted({user for (user, ws) in view.cells if ws in shown})
@@ -250,7 +303,7 @@ def _matrix(view: _View) -> _Section:
     for user in rows:
         cells = [view.cell(user, ws) for ws in shown]
         changed = sum(1 for cell in cells if cell in (GRANTED, REVOKED))
-        items.append((f"| {_md(user)} | " + " | ".join(cells) + " |\n", changed))
+        items.append((f"| {_cell(user)} | " + " | ".join(cells) + " |\n", changed))
     return _Section(head, items, "\n")
 
 
@@ -275,11 +328,18 @@ def _merge(sections: list[_Section], head: str) -> _Section:
     return _Section(head, items) if items else _Section("", [])
 
 
-def _details(plan: Plan) -> _Section:
+def _details(view: _View) -> _Section:
+    """The full text plan in a code block. Its values are escaped by ``render_text``."""
     markers = ("  + ", "  ~ ", "  - ")
-    lines = [(line + "\n", 1 if line.startswith(markers) else 0) for line in render_text(plan).splitlines()]
+    text = render_text(view.plan, environments=view.environments)
+    fence = markdown_fence(text)
+    lines: list[tuple[str, int]] = []
+    counting = True  # lines after the "Plan:" summary repeat changes already counted
+    for line in text.splitlines():
+        counting = counting and not line.startswith("Plan: ")
+        lines.append((line + "\n", 1 if counting and line.startswith(markers) else 0))
     return _Section(
-        "<details><summary>Full plan</summary>\n\n```text\n", lines, "```\n\n</details>\n"
+        f"<details><summary>Full plan</summary>\n\n{fence}text\n", lines, f"{fence}\n\n</details>\n"
     )
 
 
@@ -301,9 +361,7 @@ def render_markdown(
     view = _View(plan, environments or {}, current)
     title = _title(plan)
     if plan.empty:
-        text = title + NO_CHANGES + "\n\n" + _callout(
-            "Warnings", [f"⚠️ {_clip(w, WARNING_CHARS)}" for w in plan.warnings]
-        )
+        text = title + NO_CHANGES + "\n\n" + _warnings(plan)
     else:
         summary = _summary(view)
         text = title + summary
@@ -311,7 +369,7 @@ def render_markdown(
             _people(view),
             _matrix(view),
             _merge(_workspaces(view), "#### Access by workspace instance\n\n"),
-            _details(plan),
+            _details(view),
         ]
         cut = False
         for i, section in enumerate(sections):

@@ -2,7 +2,16 @@
 
 One walk over ``plan.changes``: each change becomes one line through a small
 renderer chosen from an explicit ``(type, action)`` mapping, and lines are
-grouped under the headings Users / Workspaces / Access.
+grouped under the headings Users / Workspaces / Access. After the ``Plan:``
+line, the changes that grant power (``provisioner.plan.power``) are called out
+again with their counts, so they are on screen at apply's prompt.
+
+Decisions worth knowing:
+
+* Every value from the config or the API (emails, names, roles, reasons,
+  warnings) passes through ``escape.terminal`` on its own, where it joins a
+  line: a value cannot span lines, move the cursor or erase a line, and our own
+  colour codes, added around whole lines, survive.
 """
 
 from __future__ import annotations
@@ -10,8 +19,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable, Mapping
 
+from provisioner.escape import terminal
 from provisioner.model import INVITED, Membership, User, Workspace
 from provisioner.plan.model import Action, Change, Plan, ResourceType, format_expiry
+from provisioner.plan.power import PowerGrants, power_grants
 
 NO_CHANGES = "No changes. The organization matches the configuration."
 
@@ -30,15 +41,20 @@ _COLORS: Mapping[Action, str] = {
 }
 _BOLD = "\x1b[1m"
 _WARN = "\x1b[1;33m"
+POWER_LINES = 20  # power-granting changes listed again after the summary; the rest are counted
 
 
-def grant_details(membership: Membership) -> str:
-    """``" (until 2026-12-31, INC-4711)"``, or ``""`` for a grant without expiry or reason."""
+def grant_details(membership: Membership, quote: Callable[[str], str] = terminal) -> str:
+    """``" (until 2026-12-31, INC-4711)"``, or ``""`` for a grant without expiry or reason.
+
+    ``quote`` escapes the reason for its destination (``escape.terminal`` by
+    default; the markdown renderer passes ``escape.markdown_code``).
+    """
     parts = []
     if membership.expires is not None:
         parts.append(f"until {format_expiry(membership.expires)}")
     if membership.reason:
-        parts.append(membership.reason)
+        parts.append(quote(membership.reason))
     return f" ({', '.join(parts)})" if parts else ""
 
 
@@ -62,13 +78,14 @@ _LineRenderer = Callable[[Change, Counter[str]], str]
 
 def _invite_user(change: Change, _: Counter[str]) -> str:
     assert isinstance(change.after, User)
-    return f"user {change.key} ({change.after.role})"
+    return f"user {terminal(change.key)} ({terminal(change.after.role)})"
 
 
 def _update_user(change: Change, _: Counter[str]) -> str:
     assert isinstance(change.before, User) and isinstance(change.after, User)
     pending = " (invitation pending)" if change.before.status == INVITED else ""
-    return f"user {change.key}: {change.before.role} -> {change.after.role}{pending}"
+    return (f"user {terminal(change.key)}: {terminal(change.before.role)} -> "
+            f"{terminal(change.after.role)}{pending}")
 
 
 def _remove_user(change: Change, cascades: Counter[str]) -> str:
@@ -78,24 +95,26 @@ def _remove_user(change: Change, cascades: Counter[str]) -> str:
         notes.append("invitation pending")
     if cascades[change.key]:
         notes.append(f"and {_plural(cascades[change.key], 'membership')}")
-    return f"user {change.key}" + (f" ({', '.join(notes)})" if notes else "")
+    return f"user {terminal(change.key)}" + (f" ({', '.join(notes)})" if notes else "")
 
 
 def _create_workspace(change: Change, _: Counter[str]) -> str:
     assert isinstance(change.after, Workspace)
-    return f"workspace {change.key}"
+    return f"workspace {terminal(change.key)}"
 
 
 def _grant(change: Change, _: Counter[str]) -> str:
     assert isinstance(change.after, Membership)
     m = change.after
-    return f"access {m.workspace}: {m.user}{grant_details(m)}"
+    return f"access {terminal(m.workspace)}: {terminal(m.user)}{grant_details(m)}"
 
 
 def _revoke(change: Change, _: Counter[str]) -> str:
     assert isinstance(change.before, Membership)
     m = change.before
-    return f"access {m.workspace}: {m.user}" + (" (removed with user)" if change.cascade else "")
+    return f"access {terminal(m.workspace)}: {terminal(m.user)}" + (
+        " (removed with user)" if change.cascade else ""
+    )
 
 
 LINE_RENDERERS: Mapping[tuple[ResourceType, Action], _LineRenderer] = {
@@ -120,9 +139,33 @@ def summary_line(plan: Plan) -> str:
     return f"Plan: {s.create} to add, {s.update} to change, {s.delete} to remove."
 
 
-def render_text(plan: Plan, *, color: bool = False) -> str:
-    """The plan as Terraform-like text. ANSI colour only when ``color`` (the caller decides)."""
-    warnings = [f"{_WARN}Warning:{_RESET} {w}" if color else f"Warning: {w}" for w in plan.warnings]
+def power_callout(grants: PowerGrants, cascades: Counter[str], *, color: bool = False) -> str:
+    """``Grants power: 1 new admin, …`` and the changes themselves, or ``""`` when none.
+
+    At most ``POWER_LINES`` changes are listed; the count covers them all.
+    """
+    if not grants.total:
+        return ""
+    head = f"Grants power: {grants.counts()}"
+    lines = [f"{_WARN}{head}{_RESET}" if color else head]
+    lines += [change_line(c, cascades, color=color) for c in grants.changes[:POWER_LINES]]
+    if grants.total > POWER_LINES:
+        lines.append(f"  … and {grants.total - POWER_LINES:,} more, listed above")
+    return "\n".join(lines)
+
+
+def render_text(
+    plan: Plan, *, color: bool = False, environments: Mapping[str, str | None] | None = None
+) -> str:
+    """The plan as Terraform-like text. ANSI colour only when ``color`` (the caller decides).
+
+    ``environments`` maps workspace instance name -> environment (as for
+    ``render_markdown``); it tells which access grants are production access.
+    """
+    warnings = [
+        f"{_WARN}Warning:{_RESET} {terminal(w)}" if color else f"Warning: {terminal(w)}"
+        for w in plan.warnings
+    ]
     if plan.empty:
         return "\n\n".join([NO_CHANGES, *(["\n".join(warnings)] if warnings else [])]) + "\n"
 
@@ -138,6 +181,9 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     ]
     total = summary_line(plan)
     blocks.append(f"{_BOLD}{total}{_RESET}" if color else total)
+    power = power_callout(power_grants(plan, environments), cascades, color=color)
+    if power:
+        blocks.append(power)
     if warnings:
         blocks.append("\n".join(warnings))
     return "\n\n".join(blocks) + "\n"

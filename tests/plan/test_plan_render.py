@@ -81,8 +81,41 @@ def _huge() -> tuple[State, Plan]:
 
 
 def test_text_golden() -> None:
-    _, _, plan = _small()
-    assert_golden("small.txt", render_text(plan))
+    _, desired, plan = _small()
+    assert_golden("small.txt", render_text(plan, environments=_environments(desired)))
+
+
+def test_text_calls_out_every_change_that_grants_power() -> None:
+    _, desired, plan = _small()
+    text = render_text(plan, environments=_environments(desired))
+    callout = text.split("Plan: 5 to add, 1 to change, 5 to remove.\n\n", 1)[1].split("\n\nWarning:")[0]
+    assert callout.splitlines() == [
+        "Grants power: 1 promotion, 2 production access grants",
+        "  ~ user carol@acme.com: developer -> admin",
+        "  + access notetaker-production: bob@acme.com (until 2026-12-31, INC-4711)",
+        "  + access recorder-production: bob@acme.com (until 2026-06-05 14:30 UTC)",
+    ]
+    # Without the environments, the instances the plan creates still tell their own.
+    assert "Grants power: 1 promotion, 1 production access grant\n" in render_text(plan)
+
+
+def test_text_calls_out_a_new_admin() -> None:
+    current = State.build([User("alice@acme.com", "admin", id="u1")], [], [])
+    desired = State.build([User("alice@acme.com", "admin"), User("mallory@acme.com", "admin")], [], [])
+    text = render_text(diff(current, desired, Policy(), now=NOW, organization="acme"))
+    assert text.endswith("Grants power: 1 new admin\n  + user mallory@acme.com (admin)\n")
+
+
+def test_text_shows_hostile_values_visibly_on_one_line() -> None:
+    reason = "INC-1\r\x1b[2K\x1b[1A\u202e"
+    current = State.build([User("alice@acme.com", "admin", id="u1")], [Workspace("app", id="w1")], [])
+    desired = State.build(
+        [User("alice@acme.com", "admin")], [Workspace("app")],
+        [Membership("app", "alice@acme.com", reason=reason)],
+    )
+    text = render_text(diff(current, desired, Policy(), now=NOW, organization="acme"), color=True)
+    assert "  + access app: alice@acme.com (INC-1\\r\\x1b[2K\\x1b[1A\\u202e)" in text
+    assert "\r" not in text and "\u202e" not in text and "\x1b[2K" not in text
 
 
 def test_text_lines_say_what_changes() -> None:
@@ -120,17 +153,28 @@ def test_markdown_golden_small() -> None:
 def test_markdown_order_and_call_outs() -> None:
     current, desired, plan = _small()
     text = render_markdown(plan, environments=_environments(desired), current=current)
-    headings = ["**Plan:", "**Role changes**", "**Production access changes**", "**Warnings**",
+    headings = ["**Plan:", "**⚠️ Changes that grant power (3): 1 promotion, 2 production access grants**",
+                "**Role changes**", "**Production access changes**", "**Warnings**",
                 "#### By person", "#### Access matrix", "#### Access by workspace instance", "<details>"]
     positions = [text.index(h) for h in headings]
     assert positions == sorted(positions)
     assert "- `carol@acme.com`: developer → admin" in text
-    assert "- `bob@acme.com`: invited as developer; + notetaker-production (until 2026-12-31, INC-4711); + recorder-production" in text
+    assert ("- `bob@acme.com`: invited as developer; + `notetaker-production` (until 2026-12-31, `INC-4711`); "
+            "+ `recorder-production`") in text
     # production columns first; existing unchanged access shows as ·
     assert "| user | `notetaker-production` (production) | `recorder-production` (production) | `notetaker-staging` |" in text
     assert "| `alice@acme.com` | ✅ |  |  |" not in text  # alice already had production: unchanged
     assert "| `carol@acme.com` | ❌ |  | · |" in text
     assert "truncated" not in text
+
+
+def test_markdown_role_changes_include_an_admin_invite() -> None:
+    current = State.build([User("alice@acme.com", "admin", id="u1")], [], [])
+    desired = State.build([User("alice@acme.com", "admin"), User("mallory@acme.com", "admin")], [], [])
+    text = render_markdown(diff(current, desired, Policy(), now=NOW, organization="acme"))
+    role_changes = text.split("**Role changes**\n\n", 1)[1].split("\n\n", 1)[0]
+    assert role_changes == "- `mallory@acme.com`: invited as admin"
+    assert "**⚠️ Changes that grant power (1): 1 new admin**\n\n- `mallory@acme.com`: invited as admin\n" in text
 
 
 def test_markdown_golden_no_changes() -> None:
