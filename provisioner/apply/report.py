@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from provisioner.escape import terminal
 from provisioner.plan.model import Change
 
 APPLIED = "applied"
@@ -54,7 +55,7 @@ class ApplyReport:
 def describe(change: Change) -> str:
     """A change in a few words, e.g. ``create membership app-production/a@x.io``."""
     cascade = " (with its user)" if change.cascade else ""
-    return f"{change.action.value} {change.type.value} {change.key}{cascade}"
+    return f"{change.action.value} {change.type.value} {terminal(change.key)}{cascade}"
 
 
 def render_report(report: ApplyReport) -> str:
@@ -63,5 +64,6 @@ def render_report(report: ApplyReport) -> str:
     if report.interrupted:
         lines[0] += f" Interrupted ({report.interrupted}): no change started after it."
     for result in report.failed + report.skipped:
-        lines.append(f"  {result.status}: {describe(result.change)}: {result.message or 'no reason given'}")
+        message = terminal(result.message or "no reason given")
+        lines.append(f"  {result.status}: {describe(result.change)}: {message}")
     return "\n".join(lines)

@@ -17,7 +17,7 @@ import sys
 import click
 
 from provisioner import __version__
-from provisioner.cli.output import echo_error
+from provisioner.cli.output import echo_error, safe_message
 from provisioner.errors import ProvisionerError
 
 
@@ -42,12 +42,20 @@ class ProvisionerGroup(click.Group):
             raise ProvisionerClickError(error) from None
 
 
+class SafeFormatter(logging.Formatter):
+    """Log lines escaped like error messages: log arguments include names from
+    the config and the API, and stderr is a terminal or a CI log."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return safe_message(super().format(record))
+
+
 def configure_logging(verbosity: int) -> None:
     """-v shows INFO, -vv DEBUG. Logs go to stderr and never contain the key."""
     level = logging.WARNING - 10 * min(verbosity, 2)
-    logging.basicConfig(
-        level=level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s", force=True
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     # urllib3 announces each retry as a WARNING; the final outcome is reported
     # by provisioner itself, so show the retries only when asked (-v).
     logging.getLogger("urllib3").setLevel(level if verbosity else logging.ERROR)
