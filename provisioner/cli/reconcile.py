@@ -241,6 +241,9 @@ def confirm(auto_approve: bool) -> None:
 
 
 OVERRIDE_REASON_LIMIT = 500
+# The first line of a refusal by --expect/--expect-file/--plan. The CI examples
+# look for it to tell "the plan changed since review" from other failures.
+DIFFERS = "the fresh plan differs from the reviewed plan: nothing was applied"
 
 
 @dataclass(frozen=True)
@@ -378,7 +381,7 @@ def _check_expectation(
         ), err=True)
         return False
     raise RefusedError(terminal_lines(
-        "the fresh plan differs from the reviewed plan: nothing was applied.\n" + difference
+        f"{DIFFERS}.\n" + difference
         + "\nHave the fresh plan above reviewed and approved, then apply with its digest. "
         "In an emergency, --override-expect REASON applies it anyway and marks the audit record."
     ))
