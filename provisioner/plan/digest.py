@@ -55,7 +55,7 @@ PREFIX = "sha256:"
 _HEX = re.compile(r"[0-9a-f]{64}")
 # How a digest appears as a line of a plan: "Plan digest: sha256:…" in text,
 # "Plan digest: `sha256:…`" in markdown. A job reads back the LAST such line.
-_LINE = re.compile(r"^\s*Plan digest: `?(sha256:[0-9a-f]{64})`?\s*$", re.MULTILINE)
+_LINE = re.compile(r"^Plan digest: `?(sha256:[0-9a-f]{64})`?\s*$", re.MULTILINE)
 _LABEL = "Plan digest"
 
 
