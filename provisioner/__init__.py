@@ -2,8 +2,13 @@
 
 from importlib.metadata import PackageNotFoundError, version as _version
 
+# The distribution is named recall-provisioner on the package index (the name
+# `provisioner` belongs to an unrelated project); the import package and the
+# command stay `provisioner`.
+DISTRIBUTION = "recall-provisioner"
+
 try:
-    __version__ = _version("provisioner")
+    __version__ = _version(DISTRIBUTION)
 except PackageNotFoundError:  # running from a source tree that is not installed
     __version__ = "0.0.0+unknown"
 

@@ -4,6 +4,10 @@ A record holds when, which tool, which organization, the config digest and
 state fingerprint, the changes applied, failed and skipped, the git commit
 when run in a checkout, and the state the apply left behind (compact), so that
 ``drift`` can tell out-of-band changes from config that was never applied.
+It also pins the run to a review: the digest of the plan that was applied,
+the digest that was expected (``apply --expect``/``--expect-file``/``--plan``)
+and where that expectation came from, and the reason when an emergency
+``--override-expect`` applied a plan that differed from it.
 It never holds the API key: nothing here receives it.
 """
 
@@ -80,6 +84,30 @@ def _result(r: ChangeResult) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class Pin:
+    """What the applied plan was checked against (see ``provisioner.plan.digest``).
+
+    ``expected_digest``/``expected_from`` are ``None`` when apply was given no
+    expectation; ``override_reason`` is set only when the plan differed from
+    the expectation and ``--override-expect`` applied it anyway.
+    """
+
+    applied_digest: str
+    expected_digest: str | None = None
+    expected_from: str | None = None
+    override_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "applied_digest": self.applied_digest,
+            "expected_digest": self.expected_digest,
+            "expected_from": self.expected_from,
+            "override_reason": self.override_reason,
+            "overridden": self.override_reason is not None,
+        }
+
+
+@dataclass(frozen=True)
 class AuditRecord:
     """What one apply of one organization did."""
 
@@ -91,6 +119,7 @@ class AuditRecord:
     report: ApplyReport
     left_behind: State
     commit: str | None
+    pin: Pin | None = None
 
     def to_json(self) -> str:
         record = {
@@ -106,6 +135,7 @@ class AuditRecord:
             "failed": [_result(r) for r in self.report.failed],
             "skipped": [_result(r) for r in self.report.skipped],
             "left_behind": compact_state(self.left_behind),
+            **(self.pin.to_dict() if self.pin is not None else {}),
         }
         return json.dumps(record, sort_keys=True, separators=(",", ":"))
 

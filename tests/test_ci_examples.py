@@ -1,4 +1,4 @@
-"""The CI examples only use commands and flags the CLI really has.
+"""The CI examples only use commands and flags the CLI really has, and keep their promises.
 
 Each example is parsed as YAML; every ``provisioner ...`` invocation in its
 shell steps (GitHub ``run``, GitLab ``script``/``before_script``/
@@ -7,13 +7,23 @@ click introspection of ``provisioner.cli.main.cli``: the subcommand exists,
 each ``-x``/``--flag`` is one of its options, and a literal value given to a
 ``click.Choice`` option is one of its choices. A renamed flag thus breaks this
 test instead of a user's pipeline.
+
+The promises (issue 10 promise 7, issue 11 item 4, issue 17): the examples
+install only a pinned build of this project; plan and drift use a developer
+key and only the apply job, in its protected environment, gets the admin key;
+a queued drift check cannot cancel a pending apply; the audit-log cache key
+includes the run attempt; the merge job pins the apply to the digest of the
+reviewed plan comment, posts the new plan when they differ, and documents the
+emergency override.
 """
 
 from __future__ import annotations
 
 import ast
+import importlib.metadata
 import re
 import shlex
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -22,7 +32,9 @@ import click
 import pytest
 import yaml
 
+from provisioner import DISTRIBUTION, __version__
 from provisioner.cli.main import cli
+from provisioner.cli.reconcile import DIFFERS
 
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB = ROOT / "examples" / "ci" / "github-actions.yml"
@@ -227,33 +239,209 @@ def test_every_provisioner_command_in_the_examples_is_real(path: Path, expected:
     assert issues == []
 
 
+def _by_command(path: Path) -> dict[str, list[set[str]]]:
+    found: dict[str, list[set[str]]] = {}
+    for inv in invocations(path):
+        found.setdefault(inv.argv[0], []).append(set(inv.argv))
+    return found
+
+
 def test_the_gitops_contract_of_the_examples() -> None:
     """The properties the examples exist to show, stated once."""
     for path in (GITHUB, GITLAB):
-        by_command = {inv.argv[0]: set(inv.argv) for inv in invocations(path)}
-        assert {"--format", "github" if path == GITHUB else "text"} <= by_command["validate"]
-        assert {"--format", "markdown", "--detailed-exitcode"} <= by_command["plan"]
-        assert {"--auto-approve", "--audit-log"} <= by_command["apply"]
-        assert "--force" not in by_command["apply"]
-        assert "--audit-log" in by_command["drift"]
+        by_command = _by_command(path)
+        assert all({"--format", "github" if path == GITHUB else "text"} <= v for v in by_command["validate"])
+        assert any({"--format", "markdown", "--detailed-exitcode"} <= v for v in by_command["plan"])
+        assert all({"--auto-approve", "--audit-log"} <= v for v in by_command["apply"])
+        assert all("--force" not in v for v in by_command["apply"])
+        assert all("--audit-log" in v for v in by_command["drift"])
         text = path.read_text()
         assert "<!-- provisioner-plan -->" in text  # the plan comment is updated, not repeated
         assert "RECALL_API_KEY" in text and "RECALL_API_KEY=" not in text  # key only from env
 
     github = yaml.safe_load(GITHUB.read_text())
     triggers = github[True]  # YAML 1.1 reads the key `on` as a boolean
-    assert {"pull_request", "push", "schedule"} <= set(triggers)
-    jobs = github["jobs"]
-    serial = {"group": "provisioner-organization", "cancel-in-progress": False}
-    assert jobs["apply"]["concurrency"] == serial
-    assert jobs["drift"]["concurrency"] == jobs["apply"]["concurrency"]
-    secret = "${{ secrets.RECALL_API_KEY }}"
-    for job in ("plan", "apply", "drift"):
-        (step,) = [s for s in jobs[job]["steps"] if "provisioner " + job in s.get("run", "")]
-        assert step["env"] == {"RECALL_API_KEY": secret}
+    assert {"pull_request", "push", "schedule", "workflow_dispatch"} <= set(triggers)
 
-    gitlab = yaml.safe_load(GITLAB.read_text())
+
+# --------------------------------------------------------------------------
+# Least privilege (issue 10, promise 7)
+
+
+def _github_key_steps(jobs: dict) -> dict[str, set[str]]:
+    """Job name -> the secrets that its steps put into RECALL_API_KEY."""
+    keys: dict[str, set[str]] = {}
+    for name, job in jobs.items():
+        for step in job.get("steps", []):
+            if "RECALL_API_KEY" in (step.get("env") or {}):
+                keys.setdefault(name, set()).add(step["env"]["RECALL_API_KEY"])
+    return keys
+
+
+def test_github_plan_and_drift_use_a_developer_key_and_only_apply_gets_the_admin_key() -> None:
+    text = GITHUB.read_text()
+    doc = yaml.safe_load(text)
+    jobs = doc["jobs"]
+    developer, admin = "${{ secrets.RECALL_DEVELOPER_KEY }}", "${{ secrets.RECALL_ADMIN_KEY }}"
+    assert _github_key_steps(jobs) == {"plan": {developer}, "drift": {developer}, "apply": {admin}}
+    # Every step that calls the API has the key; no step or workflow-level env has it otherwise.
+    for name, job in jobs.items():
+        for step in job.get("steps", []):
+            if re.search(r"\bprovisioner (plan|apply|drift)\b", step.get("run", "")):
+                assert "RECALL_API_KEY" in step.get("env", {}), (name, step.get("name"))
+    assert "RECALL_API_KEY" not in doc.get("env", {})
+    # The admin key is an environment secret: only the job in the protected environment names it.
+    assert jobs["apply"]["environment"] == "access"
+    assert [name for name, job in jobs.items() if "environment" in job] == ["apply"]
+    assert [name for name, job in jobs.items() if "RECALL_ADMIN_KEY" in yaml.safe_dump(job)] == ["apply"]
+    assert "secrets.RECALL_API_KEY" not in text
+
+
+def test_gitlab_plan_and_drift_use_a_developer_key_and_only_apply_gets_the_admin_key() -> None:
+    doc = yaml.safe_load(GITLAB.read_text())
+    jobs = {name: job for name, job in doc.items() if isinstance(job, dict) and "stage" in job}
+    assert jobs["plan"]["variables"] == {"RECALL_API_KEY": "$RECALL_DEVELOPER_KEY"}
+    assert jobs["drift"]["variables"] == {"RECALL_API_KEY": "$RECALL_DEVELOPER_KEY"}
+    assert jobs["apply"]["variables"] == {"RECALL_API_KEY": "$RECALL_ADMIN_KEY"}
+    assert jobs["apply"]["environment"]["name"] == "access"
+    assert [name for name, job in jobs.items() if "environment" in job] == ["apply"]
+    assert [name for name, job in jobs.items() if "RECALL_ADMIN_KEY" in yaml.safe_dump(job)] == ["apply"]
+    assert "RECALL_API_KEY" not in doc["variables"] and "RECALL_ADMIN_KEY" not in yaml.safe_dump(doc["default"])
+    # The note token may be readable by MR authors: the example asks for the Reporter role.
+    assert "role Reporter" in GITLAB.read_text()
+
+
+def test_a_queued_drift_check_cannot_cancel_a_pending_apply() -> None:
+    jobs = yaml.safe_load(GITHUB.read_text())["jobs"]
+    # GitHub keeps one pending run per concurrency group and cancels the older
+    # pending one: apply and drift must not share a group.
+    assert jobs["apply"]["concurrency"] == {"group": "provisioner-apply", "cancel-in-progress": False}
+    assert jobs["drift"]["concurrency"]["group"] != jobs["apply"]["concurrency"]["group"]
+    assert jobs["drift"]["concurrency"]["cancel-in-progress"] is False
+
+    # GitLab queues resource-group jobs and never cancels them; the order
+    # (process_mode=oldest_first) is set through the API and documented.
+    gitlab_text = GITLAB.read_text()
+    gitlab = yaml.safe_load(gitlab_text)
     assert gitlab["apply"]["resource_group"] == gitlab["drift"]["resource_group"]
+    assert f"resource_groups/{gitlab['apply']['resource_group']}" in gitlab_text
+    assert 'process_mode=oldest_first' in gitlab_text
+    assert gitlab["apply"]["interruptible"] is False and gitlab["drift"]["interruptible"] is False
+
+
+def test_the_audit_log_cache_key_includes_the_run_attempt() -> None:
+    jobs = yaml.safe_load(GITHUB.read_text())["jobs"]
+    cache_steps = [
+        step for job in jobs.values() for step in job.get("steps", [])
+        if str(step.get("uses", "")).startswith("actions/cache") and step["with"]["path"] == "audit.jsonl"
+    ]
+    assert len(cache_steps) == 3  # apply restores and saves, drift restores
+    for step in cache_steps:
+        assert "${{ github.run_attempt }}" in step["with"]["key"]
+
+
+# --------------------------------------------------------------------------
+# An installable name (issue 11, item 4)
+
+_PIP_INSTALL = re.compile(r"\bpip install\b(.*)")
+PINNED_REQUIREMENT = f"{DISTRIBUTION} @ git+${{PROVISIONER_REPO}}@${{PROVISIONER_COMMIT}}"
+
+
+def _shell_lines(path: Path) -> list[str]:
+    doc = yaml.safe_load(path.read_text())
+    if path == GITHUB:
+        scripts = [script for _, script in _github_scripts(doc)]
+    else:
+        scripts = [script for _, script in _gitlab_scripts(doc)]
+        scripts += list(doc.get("default", {}).get("before_script", []))
+    return [line for script in scripts for line in _without_heredocs(script)[0].splitlines()]
+
+
+def test_the_distribution_is_named_recall_provisioner() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["name"] == DISTRIBUTION == "recall-provisioner"
+    assert project["scripts"] == {"provisioner": "provisioner.cli.main:main"}
+    assert importlib.metadata.version(DISTRIBUTION) == __version__ == project["version"]
+
+
+@pytest.mark.parametrize("path", [GITHUB, GITLAB], ids=lambda p: p.name)
+def test_the_examples_install_only_a_pinned_build_of_this_project(path: Path) -> None:
+    installs = [m.group(1) for line in _shell_lines(path) for m in [_PIP_INSTALL.search(line)] if m]
+    assert installs, "the example installs nothing?"
+    for arguments in installs:
+        requirements = [w for w in shlex.split(arguments) if not w.startswith("-")]
+        assert requirements == [PINNED_REQUIREMENT], arguments
+    doc = yaml.safe_load(path.read_text())
+    variables = doc["env"] if path == GITHUB else doc["variables"]
+    assert re.fullmatch(r"[0-9a-f]{40}", variables["PROVISIONER_COMMIT"])  # a full commit, not a tag
+    assert re.fullmatch(r"https://github\.com/[^/\s]+/provisioner", variables["PROVISIONER_REPO"])
+    # The placeholder commit is refused before anything is installed.
+    assert "0" * 40 + ")" in path.read_text() or "!= " + "0" * 40 in path.read_text()
+    assert "provisioner==" not in path.read_text()
+
+
+# --------------------------------------------------------------------------
+# What was reviewed is what gets applied (issue 17)
+
+
+def test_every_apply_in_the_examples_is_pinned_to_a_reviewed_digest() -> None:
+    for path in (GITHUB, GITLAB):
+        applies = _by_command(path)["apply"]
+        assert len(applies) == 3
+        assert all(("--expect" in v) != ("--expect-file" in v) for v in applies)
+        assert sum("--expect-file" in v for v in applies) == 1  # the merge: from the plan comment
+        assert sum("--override-expect" in v for v in applies) == 1  # the emergency override
+        assert all("--override-expect" not in v or "--expect" in v for v in applies)
+
+
+def test_github_merge_job_reads_the_digest_of_the_bot_s_last_plan_comment() -> None:
+    apply = yaml.safe_load(GITHUB.read_text())["jobs"]["apply"]
+    steps = {step.get("id"): step for step in apply["steps"]}
+    find = steps["reviewed"]["run"]
+    assert 'gh api "repos/$GITHUB_REPOSITORY/commits/$GITHUB_SHA/pulls"' in find
+    assert "issues/$pr/comments" in find and "--paginate" in find
+    assert '.user.login == "github-actions[bot]"' in find and "<!-- provisioner-plan -->" in find
+    assert "> reviewed.md" in find
+    assert "--expect-file reviewed.md" in steps["apply"]["run"]
+    assert apply["permissions"]["pull-requests"] == "write"
+    # The override and the expected digest come in through env, never spliced into the script.
+    assert "${{" not in steps["apply"]["run"]
+    inputs = yaml.safe_load(GITHUB.read_text())[True]["workflow_dispatch"]["inputs"]
+    assert {"expect", "override_reason"} <= set(inputs)
+
+
+def test_github_posts_the_new_plan_for_review_when_it_differs() -> None:
+    apply = yaml.safe_load(GITHUB.read_text())["jobs"]["apply"]
+    steps = {step.get("id"): step for step in apply["steps"]}
+    grep = re.search(r'grep -q "([^"]+)" apply\.err', steps["apply"]["run"])
+    assert grep and grep.group(1) in DIFFERS
+    (post,) = [s for s in apply["steps"] if "differs == 'true'" in str(s.get("if", ""))]
+    assert "failure()" in post["if"]
+    assert "provisioner plan -c" in post["run"] and "--format markdown" in post["run"]
+    assert "gh pr comment" in post["run"] and "gh issue create" in post["run"]
+    # Not approved: the new plan must never be read back as the reviewed one.
+    assert "<!-- provisioner-plan -->" not in post["run"]
+
+
+def test_gitlab_merge_job_reads_the_digest_of_the_last_plan_note() -> None:
+    apply = yaml.safe_load(GITLAB.read_text())["apply"]
+    script = "\n".join(apply["script"])
+    assert "/repository/commits/" in script and "/merge_requests" in script and "/notes?" in script
+    assert 'n["author"]["id"] == me and MARKER in n["body"]' in script
+    assert 'open("reviewed.md", "w")' in script and "--expect-file reviewed.md" in script
+    grep = re.search(r'grep -q "([^"]+)" apply\.err', script)
+    assert grep and grep.group(1) in DIFFERS
+    # The new plan goes back without the marker.
+    post = script.split('grep -q', 1)[1]
+    assert "MARKER" not in post and "<!-- provisioner-plan -->" not in post
+
+
+def test_the_docs_explain_the_pin_the_override_and_the_install() -> None:
+    docs = (ROOT / "docs" / "ci.md").read_text()
+    for needle in ("--expect-file", "--override-expect", "Plan digest:", "recall-provisioner",
+                   "process_mode=oldest_first", "RECALL_DEVELOPER_KEY", "RECALL_ADMIN_KEY",
+                   "provisioner show"):
+        assert needle in docs, needle
 
 
 def test_the_python_embedded_in_the_gitlab_example_compiles() -> None:
@@ -263,6 +451,10 @@ def test_the_python_embedded_in_the_gitlab_example_compiles() -> None:
     tree = ast.parse(bodies[0])
     strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant)}
     assert "<!-- provisioner-plan -->" in strings
+    apply_bodies = [body for line in gitlab["apply"]["script"] for body in _without_heredocs(line)[1]]
+    assert len(apply_bodies) == 2
+    for body in apply_bodies:
+        ast.parse(body)
 
 
 def test_the_pre_commit_hook_validates_a_path_not_the_changed_files() -> None:

@@ -79,9 +79,10 @@ def _register() -> None:
     from provisioner.cli.export import export
     from provisioner.cli.reconcile import apply, plan
     from provisioner.cli.sandbox import sandbox
+    from provisioner.cli.show import show
     from provisioner.cli.validate import validate
 
-    for command in (validate, plan, apply, drift, export, sandbox):
+    for command in (validate, plan, apply, show, drift, export, sandbox):
         cli.add_command(command)
 
 

@@ -11,10 +11,11 @@ them (any error 1, else any change 2 under --detailed-exitcode, else 0).
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Mapping
 
@@ -24,15 +25,25 @@ from provisioner import __version__, reconcile
 from provisioner.api.client import ApiClient
 from provisioner.apply.executor import apply_plan
 from provisioner.apply.report import render_report
-from provisioner.audit import AuditRecord, append_record, git_commit
+from provisioner.audit import AuditRecord, Pin, append_record, git_commit
 from provisioner.cli.options import DurationType, config_option, endpoint_options, parallelism_option
 from provisioner.cli.output import Progress, echo_error, use_color
 from provisioner.config import load_configs
 from provisioner.endpoint import Endpoint, open_endpoint
-from provisioner.errors import ApplyError, ProvisionerError, RefusedError
+from provisioner.escape import terminal, terminal_lines
+from provisioner.errors import ApplyError, ProvisionerError, RefusedError, StalePlanError
 from provisioner.model import Config, State
+from provisioner.plan.digest import (
+    Expectation,
+    PlanTarget,
+    markdown_line,
+    parse_digest,
+    pin_fields,
+    render_difference,
+    text_line,
+)
 from provisioner.plan.model import Plan
-from provisioner.plan.planfile import load_plan, save_plan
+from provisioner.plan.planfile import load_plan, read_expectation, save_plan
 from provisioner.plan.render_json import render_json
 from provisioner.plan.render_markdown import render_markdown
 from provisioner.plan.render_text import render_text
@@ -48,13 +59,49 @@ def environments_of(config: Config) -> dict[str, str | None]:
     return {name: ws.environment for name, ws in config.desired.workspaces.items()}
 
 
-def render(plan: Plan, config: Config, fmt: str, current: State) -> str:
-    """One plan in the requested format."""
+def render_pinned(
+    plan: Plan,
+    target: PlanTarget,
+    fmt: str,
+    *,
+    environments: Mapping[str, str | None],
+    current: State | None,
+) -> str:
+    """One plan in the requested format, with its digest (a field in JSON, the last line otherwise).
+
+    ``plan``, ``show`` and ``apply`` all print plans through here, so the
+    digest reads the same in every form.
+    """
+    pin = pin_fields(plan, target)
     if fmt == "json":
-        return render_json(plan, tool_version=__version__)
+        return render_json(plan, tool_version=__version__, extra=pin)
     if fmt == "markdown":
-        return render_markdown(plan, environments=environments_of(config), current=current)
-    return render_text(plan, color=use_color(), environments=environments_of(config))
+        text = render_markdown(plan, environments=environments, current=current)
+        return text.rstrip("\n") + "\n\n" + markdown_line(pin["digest"]) + "\n"
+    text = render_text(plan, color=use_color(), environments=environments)
+    return text.rstrip("\n") + "\n\n" + text_line(pin["digest"]) + "\n"
+
+
+def render(plan: Plan, config: Config, fmt: str, current: State, target: PlanTarget) -> str:
+    """One organization's plan in the requested format."""
+    return render_pinned(plan, target, fmt, environments=environments_of(config), current=current)
+
+
+def apply_hint(configs: tuple[str, ...], out: str, *, api_url: str | None, sandbox: str | None) -> str:
+    """The command that applies a plan saved with ``--out``, repeating the endpoint options.
+
+    Copied as printed, it must reach the same endpoint as the plan did; every
+    word is shell-quoted because paths and URLs are the user's.
+    """
+    words = ["provisioner", "apply"]
+    for config in configs:
+        words += ["-c", config]
+    words += ["--plan", out]
+    if sandbox is not None:
+        words += ["--sandbox", sandbox]
+    if api_url is not None:
+        words += ["--api-url", api_url]
+    return shlex.join(words)
 
 
 # Hidden knobs for the HTTP client's limits (documented in docs/guarantees.md).
@@ -149,7 +196,8 @@ def plan(
         try:
             with connect(config, api_url=api_url, sandbox=sandbox) as (endpoint, client):
                 planned = reconcile.read_and_diff(config, client, now=utcnow(), parallelism=parallelism)
-                text = render(planned.plan, config, fmt, planned.current)
+                target = PlanTarget.of(planned.identity.organization)
+                text = render(planned.plan, config, fmt, planned.current, target)
                 if fmt == "json" and many:
                     json_docs.append(text.rstrip("\n"))
                 else:
@@ -160,10 +208,11 @@ def plan(
                 reconcile.guard(planned, force=force, for_apply=False)
                 changed = changed or not planned.plan.empty
                 if out:
-                    save_plan(planned.plan, out, signing_key=endpoint.signing_key,
-                              tool_version=__version__, created_at=utcnow())
-                    click.echo(f"Saved the plan to {out}; apply it with `provisioner apply "
-                               f"-c {configs[0]} --plan {out}`.", err=True)
+                    digest = save_plan(planned.plan, out, target=target, tool_version=__version__,
+                                       created_at=utcnow(), environments=environments_of(config))
+                    hint = apply_hint(configs, out, api_url=api_url, sandbox=sandbox)
+                    click.echo(terminal(f"Saved the plan ({digest}) to {out}; apply it with `{hint}`."),
+                               err=True)
         except ProvisionerError as error:
             failed = True
             echo_error(error)
@@ -191,6 +240,12 @@ def confirm(auto_approve: bool) -> None:
         raise RefusedError("apply cancelled: nothing was changed")
 
 
+OVERRIDE_REASON_LIMIT = 500
+# The first line of a refusal by --expect/--expect-file/--plan. The CI examples
+# look for it to tell "the plan changed since review" from other failures.
+DIFFERS = "the fresh plan differs from the reviewed plan: nothing was applied"
+
+
 @dataclass(frozen=True)
 class ApplyOptions:
     """The options of one `apply` run, shared by every organization it covers."""
@@ -203,6 +258,32 @@ class ApplyOptions:
     audit_log: str | None
     api_url: str | None
     sandbox: str | None
+    expectation: Expectation | None = None
+    override_reason: str | None = None
+
+
+def expectation_from_options(expect: str | None, expect_file: str | None) -> Expectation | None:
+    """The reviewed plan's digest from ``--expect`` or ``--expect-file``, if given."""
+    if expect is not None and expect_file is not None:
+        raise click.UsageError("give the reviewed digest once: --expect or --expect-file, not both")
+    if expect is not None:
+        return Expectation(parse_digest(expect), "--expect")
+    if expect_file is not None:
+        return read_expectation(expect_file)
+    return None
+
+
+def checked_override_reason(reason: str | None) -> str | None:
+    """``--override-expect REASON``: a short, printable reason, stored in the audit record."""
+    if reason is None:
+        return None
+    stripped = reason.strip()
+    if not stripped or len(stripped) > OVERRIDE_REASON_LIMIT or not stripped.isprintable():
+        raise click.UsageError(
+            f"--override-expect needs a reason of 1 to {OVERRIDE_REASON_LIMIT} printable characters "
+            "on one line (for example an incident id); it goes into the audit record"
+        )
+    return stripped
 
 
 @click.command("apply")
@@ -212,9 +293,18 @@ class ApplyOptions:
               help="Let the plan exceed policy.max_removals. Overrides no other guard.")
 @parallelism_option
 @click.option("--plan", "plan_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              metavar="PLANFILE", help="Apply exactly this saved plan; refused if stale.")
+              metavar="PLANFILE",
+              help="Apply the saved plan: refused unless a fresh plan has the same digest and state.")
 @click.option("--max-age", type=DurationType(), default="24h", show_default=True,
               help="With --plan: refuse a plan older than this (e.g. 30m, 24h, 7d).")
+@click.option("--expect", default=None, metavar="DIGEST",
+              help="Apply only if the fresh plan's digest is DIGEST (the reviewed plan's `Plan digest:`).")
+@click.option("--expect-file", type=click.Path(exists=True, dir_okay=False), default=None, metavar="FILE",
+              help="Like --expect, reading the digest from FILE: the digest, the reviewed plan comment "
+                   "(its last `Plan digest:` line), or the reviewed `plan --format json` output.")
+@click.option("--override-expect", "override_reason", default=None, metavar="REASON",
+              help="Emergency only: apply even if the fresh plan differs from the expected one. "
+                   "REASON is recorded in the audit record.")
 @click.option("--audit-log", type=str, default=None, metavar="FILE",
               help="Append one JSON record per organization and run to FILE ('-' for stdout).")
 @endpoint_options
@@ -225,20 +315,32 @@ def apply(
     parallelism: int,
     plan_file: str | None,
     max_age: timedelta,
+    expect: str | None,
+    expect_file: str | None,
+    override_reason: str | None,
     audit_log: str | None,
     api_url: str | None,
     sandbox: str | None,
 ) -> None:
     """Make the organization match the config.
 
-    Computes a fresh plan (or takes --plan PLANFILE), shows it, asks for `yes`
-    on a terminal, and applies it in a safe order. Needs an admin's key.
+    Computes a fresh plan, shows it, asks for `yes` on a terminal, and applies
+    it in a safe order. With --plan PLANFILE or --expect DIGEST, the fresh
+    plan must equal the reviewed one (same digest), else nothing is applied.
+    Needs an admin's key.
     """
-    options = ApplyOptions(auto_approve, force, parallelism, plan_file, max_age, audit_log,
-                           api_url, sandbox)
+    if plan_file and (expect is not None or expect_file is not None):
+        raise click.UsageError("--plan carries its own digest; give --plan or --expect/--expect-file")
+    reason = checked_override_reason(override_reason)
+    if reason is not None and expect is None and expect_file is None:
+        raise click.UsageError("--override-expect overrides --expect or --expect-file; give one of them")
     loaded = load_configs(list(configs))
     if plan_file and len(loaded) > 1:
         raise click.UsageError("--plan applies one organization's plan; give a single -c with --plan")
+    if (expect is not None or expect_file is not None) and len(loaded) > 1:
+        raise click.UsageError("a digest pins one organization's plan; give a single -c with --expect")
+    options = ApplyOptions(auto_approve, force, parallelism, plan_file, max_age, audit_log,
+                           api_url, sandbox, expectation_from_options(expect, expect_file), reason)
     failed = False
     for config in loaded:
         if len(loaded) > 1:
@@ -252,21 +354,62 @@ def apply(
         sys.exit(1)
 
 
+def _check_saved(saved_target: PlanTarget, planned: reconcile.PlannedOrganization, saved_plan: Plan,
+                 target: PlanTarget) -> None:
+    """A saved plan is for this organization and was made from the state read now."""
+    if saved_target.organization_id != target.organization_id:
+        raise StalePlanError(
+            f"the saved plan is for organization {saved_target.organization} (id "
+            f"{saved_target.organization_id}), but the key in use belongs to {target.organization} "
+            f"(id {target.organization_id}); apply it with a key of the organization it was made for"
+        )
+    reconcile.check_not_stale(saved_plan, planned)
+
+
+def _check_expectation(
+    expectation: Expectation, planned: reconcile.PlannedOrganization, target: PlanTarget,
+    digest: str, override_reason: str | None,
+) -> bool:
+    """Refuse unless the fresh plan is the expected one; True when it is (False: overridden)."""
+    if expectation.digest == digest:
+        return True
+    difference = render_difference(expectation, planned.plan, target, digest)
+    if override_reason is not None:
+        click.echo(terminal_lines(
+            "Warning: the fresh plan differs from the reviewed plan, and --override-expect "
+            f"applies it anyway (reason: {override_reason}).\n{difference}"
+        ), err=True)
+        return False
+    raise RefusedError(terminal_lines(
+        f"{DIFFERS}.\n" + difference
+        + "\nHave the fresh plan above reviewed and approved, then apply with its digest. "
+        "In an emergency, --override-expect REASON applies it anyway and marks the audit record."
+    ))
+
+
 def _apply_one(config: Config, options: ApplyOptions) -> None:
+    saved = None
+    expectation = options.expectation
+    if options.plan_file:
+        # Read before connecting: an unreadable or edited file costs no API call.
+        saved = load_plan(options.plan_file, tool_version=__version__, now=utcnow(), max_age=options.max_age)
+        expectation = Expectation(saved.digest, f"--plan {options.plan_file}", saved.plan, saved.target)
     with connect(config, api_url=options.api_url, sandbox=options.sandbox) as (endpoint, client):
-        saved = None
-        if options.plan_file:
-            saved = load_plan(options.plan_file, signing_key=endpoint.signing_key, tool_version=__version__,
-                              now=utcnow(), max_age=options.max_age)
         planned = reconcile.read_and_diff(config, client, now=utcnow(), parallelism=options.parallelism)
+        target = PlanTarget.of(planned.identity.organization)
+        digest = pin_fields(planned.plan, target)["digest"]
+        click.echo(render(planned.plan, config, "text", planned.current, target), nl=False)
         if saved is not None:
-            reconcile.check_not_stale(saved, planned)
-            planned = replace(planned, plan=saved)
-        click.echo(render_text(planned.plan, color=use_color(), environments=environments_of(config)), nl=False)
+            _check_saved(saved.target, planned, saved.plan, target)
+        matched = expectation is not None and _check_expectation(
+            expectation, planned, target, digest, None if saved is not None else options.override_reason
+        )
         reconcile.guard(planned, force=options.force, for_apply=True)
         if planned.plan.empty:
             return
-        if saved is None:
+        # A plan that matched the reviewed one was approved already; anything
+        # else (no expectation, or an overridden one) is confirmed here.
+        if not matched:
             confirm(options.auto_approve)
         progress = Progress(total=len(planned.plan.changes))
         report = apply_plan(
@@ -286,6 +429,12 @@ def _apply_one(config: Config, options: ApplyOptions) -> None:
                 report=report,
                 left_behind=replay(planned.current, sorted(applied, key=lambda c: c.phase)),
                 commit=git_commit(),
+                pin=Pin(
+                    applied_digest=digest,
+                    expected_digest=None if expectation is None else expectation.digest,
+                    expected_from=None if expectation is None else expectation.source,
+                    override_reason=None if matched or expectation is None else options.override_reason,
+                ),
             )
             append_record(record, options.audit_log, stdout=click.get_text_stream("stdout"))
         if not report.ok:

@@ -1,29 +1,60 @@
-"""Saved plans (``provisioner plan --out FILE``, ``provisioner apply --plan FILE``).
+"""Saved plans (``provisioner plan --out FILE``, ``apply --plan FILE``, ``show FILE``).
 
-A plan file is the JSON plan document plus ``created_at`` and ``hmac``: an
-HMAC-SHA256 over the canonical content, keyed by the signing key the caller
-passes (the API key). The key itself is never written. A file that was
-modified, or saved with another key (hence for another organization), fails
-the HMAC check. ``load_plan`` also refuses other tool versions and files older
-than ``max_age``. Checking the state fingerprint against a fresh read of the
-organization is the caller's job.
+A plan file is the JSON plan document (``schemas/plan.schema.json``) with the
+plan's digest, the organization it is for (id, name and region, from the
+API), the workspace environments (so ``show`` can mark production) and
+``created_at``. It is written atomically with mode 0600 and holds no key.
+
+What protects a saved plan, and against whom:
+
+* Nothing secret. An earlier design signed the file with an HMAC keyed by the
+  API key, or, on a sandbox, by a key derived from the database path; anyone
+  who could read the path could re-sign an edited file, and a plan made with
+  a developer's key could not be applied with an admin's. There is no
+  signature now, and none is needed, because of what follows.
+* ``apply --plan FILE`` never executes the file. It reads the organization
+  fresh with the applying key, makes a fresh plan, and refuses unless (1) the
+  organization's id from the API equals the file's, (2) the state the file
+  was made from (its fingerprint) equals the state read now, and (3) the fresh
+  plan's digest equals the digest of the file's changes. It then applies the
+  fresh plan. So an edited file (another change, another id, another
+  organization, a forged digest) can only make apply refuse; it cannot make
+  apply do anything that a fresh, unedited plan would not show. A file's
+  ``digest`` field that disagrees with its own changes is refused outright.
+* The file is therefore not a secret and not a credential: any admin key of
+  the same organization applies it, whichever key (a developer's, another
+  admin's) made it. What the file pins is the reviewer's approval: a person
+  (or ``apply --expect``) compares its digest with the reviewed one.
+* ``created_at`` and the tool version are checked as hygiene (refuse stale or
+  foreign files with a clear message), not as protection: anyone who can edit
+  the file can edit them, and the fresh comparison above does not rely on them.
+* Not protected: someone who can change the config or the organization AND
+  the expectation given to apply (the reviewed digest) can apply what they
+  like; that is the review process's job (branch protection, a protected CI
+  environment), see docs/ci.md.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import tempfile
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import jsonschema
 
 from provisioner.errors import ProvisionerError, StalePlanError
-from provisioner.plan.fingerprint import canonical_json
+from provisioner.plan.digest import (
+    DigestError,
+    Expectation,
+    PlanTarget,
+    find_digest,
+    parse_digest,
+    pin_fields,
+)
 from provisioner.plan.model import Plan
 from provisioner.plan.render_json import plan_from_dict, plan_to_dict, validate_plan_document
 
@@ -32,48 +63,68 @@ FILE_MODE = 0o600
 
 class PlanFileError(ProvisionerError):
     """A plan file could not be written."""
+
+
 _REPLAN = "run `provisioner plan --out {path}` again"
 
 
-def _signature(content: dict[str, Any], signing_key: str) -> str:
-    # The signature covers everything but itself, in canonical form, so that
-    # key order or whitespace in the file do not matter but any value does.
-    unsigned = {k: v for k, v in content.items() if k != "hmac"}
-    return hmac.new(
-        signing_key.encode("utf-8"), canonical_json(unsigned).encode("utf-8"), hashlib.sha256
-    ).hexdigest()
+@dataclass(frozen=True)
+class SavedPlan:
+    """A plan read back from a file, with what it was made for.
+
+    ``digest`` is recomputed from the file's changes and target (and equals
+    the file's own ``digest`` field, else the file is refused).
+    """
+
+    plan: Plan
+    target: PlanTarget
+    digest: str
+    created_at: datetime
+    environments: Mapping[str, str | None] = field(default_factory=dict)
+
+
+def plan_document(
+    plan: Plan,
+    target: PlanTarget,
+    *,
+    tool_version: str,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The plan document with its digest and target: what ``--format json`` prints and files hold."""
+    return plan_to_dict(plan, tool_version=tool_version, extra={**pin_fields(plan, target), **(extra or {})})
 
 
 def save_plan(
     plan: Plan,
     path: str | os.PathLike[str],
     *,
-    signing_key: str,
+    target: PlanTarget,
     tool_version: str,
     created_at: datetime,
-) -> None:
-    """Write ``plan`` to ``path`` atomically (temp file + rename), mode 0600, signed with ``signing_key``.
+    environments: Mapping[str, str | None] | None = None,
+) -> str:
+    """Write ``plan`` to ``path`` atomically (temp file + rename), mode 0600; return its digest.
 
-    ``created_at`` must be timezone-aware. ``signing_key`` is never written.
+    ``created_at`` must be timezone-aware. ``environments`` maps workspace
+    instance names to environments, for ``show``.
     """
-    if not signing_key:
-        raise ValueError("save_plan needs a non-empty signing key")
     if created_at.tzinfo is None:
         raise ValueError("created_at must be timezone-aware")
-    content = plan_to_dict(plan, tool_version=tool_version)
-    content["created_at"] = created_at.isoformat()
-    content["hmac"] = _signature(content, signing_key)
+    content = plan_document(
+        plan, target, tool_version=tool_version,
+        extra={"created_at": created_at.isoformat(), "environments": dict(environments or {})},
+    )
     validate_plan_document(content)
     text = json.dumps(content, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
 
-    target = Path(path)
+    target_path = Path(path)
     # The temp file lives next to the target so os.replace is a rename on one
     # filesystem; mkstemp creates it 0600 already, chmod makes that explicit.
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target_path.name}.", suffix=".tmp", dir=target_path.parent)
     except OSError as error:
         raise PlanFileError(
-            f"cannot write the plan file {target}: {error.strerror}; check that its folder "
+            f"cannot write the plan file {target_path}: {error.strerror}; check that its folder "
             "exists and is writable"
         ) from None
     try:
@@ -82,15 +133,16 @@ def save_plan(
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
-        os.replace(tmp, target)
+        os.replace(tmp, target_path)
     except BaseException as error:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
         if isinstance(error, OSError):
-            raise PlanFileError(f"cannot write the plan file {target}: {error.strerror}") from None
+            raise PlanFileError(f"cannot write the plan file {target_path}: {error.strerror}") from None
         raise
+    return str(content["digest"])
 
 
 def _format_age(age: timedelta) -> str:
@@ -101,59 +153,123 @@ def _format_age(age: timedelta) -> str:
     return " ".join(parts) or "less than a minute"
 
 
+def read_plan_document(
+    content: Any, *, source: str, replan: str, require: tuple[str, ...] = ()
+) -> tuple[Plan, PlanTarget, str]:
+    """A plan document (from a file or ``--format json``) checked and turned back into a plan.
+
+    Returns the plan, its target and its digest, recomputed from the
+    document's changes. Raises ``StalePlanError`` when the document is not a
+    valid plan document, lacks a field of ``require``, or its ``digest`` field
+    disagrees with its content (it was edited).
+    """
+    needed = ("digest", "organization_id", "region", *require)
+    if not isinstance(content, dict) or any(name not in content for name in needed):
+        raise StalePlanError(
+            f"{source} is not a plan saved or printed by this provisioner (no digest or "
+            f"organization id); {replan}"
+        )
+    try:
+        validate_plan_document(content)
+        plan = plan_from_dict(content)
+    except (jsonschema.ValidationError, ValueError, TypeError) as exc:
+        reason = exc.message if isinstance(exc, jsonschema.ValidationError) else str(exc)
+        raise StalePlanError(f"{source} is not a valid plan file: {reason[:200]}; {replan}") from None
+    target = PlanTarget(content["organization_id"], content["organization"], content["region"])
+    digest = pin_fields(plan, target)["digest"]
+    if digest != content["digest"]:
+        raise StalePlanError(
+            f"{source} was modified after it was made: its changes give the digest {digest}, "
+            f"but it says {content['digest']}; {replan}"
+        )
+    return plan, target, digest
+
+
 def load_plan(
     path: str | os.PathLike[str],
     *,
-    signing_key: str,
     tool_version: str,
     now: datetime,
-    max_age: timedelta,
-) -> Plan:
-    """Read, verify and reconstruct a plan saved by ``save_plan``.
+    max_age: timedelta | None,
+) -> SavedPlan:
+    """Read, check and reconstruct a plan saved by ``save_plan``.
 
     Raises ``StalePlanError`` when the file is unreadable or not a plan file,
-    was made by another tool version, was modified or signed with another key,
-    or is older than ``max_age``.
+    was made by another tool version, its digest field disagrees with its
+    changes, or it is older than ``max_age`` (``None``: any age, for ``show``).
+    Whether the plan may be applied is decided against a fresh plan (see the
+    module docstring), not here.
     """
     replan = _REPLAN.format(path=path)
     try:
         content = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise StalePlanError(f"cannot read plan file {path}: {exc}; {replan}") from None
+    if not isinstance(content, dict) or "created_at" not in content:
         raise StalePlanError(
-            f"cannot read plan file {path}: {exc}; {replan}"
-        ) from exc
-    if not isinstance(content, dict) or "hmac" not in content or "created_at" not in content:
-        raise StalePlanError(
-            f"{path} is not a saved provisioner plan (no signature or creation time); "
+            f"{path} is not a saved provisioner plan (no creation time); "
             f"save one with `provisioner plan --out {path}`"
         )
-
     made_by = content.get("tool_version")
     if made_by != tool_version:
         raise StalePlanError(
-            f"plan file {path} was made by provisioner {made_by}, this is provisioner "
+            f"plan file {path} was made by provisioner {str(made_by)[:40]}, this is provisioner "
             f"{tool_version}; {replan} with this version"
         )
-
-    expected = _signature(content, signing_key)
-    if not isinstance(content["hmac"], str) or not hmac.compare_digest(expected, content["hmac"]):
-        raise StalePlanError(
-            f"plan file {path} does not match its signature: it was modified after it was saved, "
-            f"or it was saved with a different API key (another organization); {replan} "
-            f"with the key you apply with"
-        )
-
+    plan, target, digest = read_plan_document(
+        content, source=f"plan file {path}", replan=replan, require=("created_at",)
+    )
     try:
-        validate_plan_document(content)
         created_at = datetime.fromisoformat(content["created_at"])
-    except (jsonschema.ValidationError, ValueError) as exc:
-        raise StalePlanError(f"{path} is not a valid plan file: {exc}; {replan}") from exc
+    except ValueError:
+        raise StalePlanError(f"{path} has an unreadable creation time; {replan}") from None
     if created_at.tzinfo is None:
         raise StalePlanError(f"{path} has a creation time without a timezone; {replan}")
-    age = now - created_at
-    if age > max_age:
-        raise StalePlanError(
-            f"plan file {path} is {_format_age(age)} old, older than the limit of "
-            f"{_format_age(max_age)}; {replan}"
+    if max_age is not None:
+        age = now - created_at
+        if age > max_age:
+            raise StalePlanError(
+                f"plan file {path} is {_format_age(age)} old, older than the limit of "
+                f"{_format_age(max_age)}; {replan}"
+            )
+    return SavedPlan(plan, target, digest, created_at, dict(content.get("environments") or {}))
+
+
+def read_expectation(path: str | os.PathLike[str]) -> Expectation:
+    """The reviewed plan's digest from ``path`` (``apply --expect-file``).
+
+    The file may hold the digest alone; a text plan or a saved plan comment
+    (markdown), whose last ``Plan digest:`` line counts; or a JSON plan
+    (``plan --format json``, or a saved plan file), which also brings the
+    reviewed changes so that a refusal can show the difference change by
+    change. A JSON plan's digest is recomputed from its changes.
+    """
+    source = f"--expect-file {path}"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DigestError(f"{source}: cannot read it: {exc}") from None
+    stripped = text.strip()
+    if stripped.startswith(("{", "[")):
+        try:
+            content = json.loads(stripped)
+        except ValueError as exc:
+            raise DigestError(f"{source}: looks like JSON but is not: {exc}") from None
+        if isinstance(content, list):
+            raise DigestError(
+                f"{source} holds the plans of several organizations; --expect-file takes one: "
+                "plan each organization with its own -c"
+            )
+        plan, target, digest = read_plan_document(
+            content, source=source, replan="give the JSON of `provisioner plan --format json` unedited"
         )
-    return plan_from_dict(content)
+        return Expectation(digest, source, reviewed=plan, target=target)
+    if stripped and len(stripped.split()) == 1:
+        return Expectation(parse_digest(stripped, source=source), source)
+    found = find_digest(text)
+    if found is None:
+        raise DigestError(
+            f"{source} holds no `Plan digest: sha256:…` line; give the digest, the plan comment "
+            "or the JSON plan that was reviewed"
+        )
+    return Expectation(found, source)

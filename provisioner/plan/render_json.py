@@ -58,10 +58,17 @@ def change_to_dict(change: Change) -> dict[str, Any]:
     return document
 
 
-def plan_to_dict(plan: Plan, *, tool_version: str) -> dict[str, Any]:
-    """The plan as the plain document described by ``schemas/plan.schema.json``."""
+def plan_to_dict(
+    plan: Plan, *, tool_version: str, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The plan as the plain document described by ``schemas/plan.schema.json``.
+
+    ``extra`` adds the optional top-level fields the schema describes (the
+    digest and the organization's id and region, see ``provisioner.plan.digest``).
+    """
     summary = plan.summary
     return {
+        **(extra or {}),
         "format_version": FORMAT_VERSION,
         "tool_version": tool_version,
         "organization": plan.organization,
@@ -74,9 +81,9 @@ def plan_to_dict(plan: Plan, *, tool_version: str) -> dict[str, Any]:
     }
 
 
-def render_json(plan: Plan, *, tool_version: str) -> str:
+def render_json(plan: Plan, *, tool_version: str, extra: Mapping[str, Any] | None = None) -> str:
     """The plan as JSON text, validated against the schema, with a trailing newline."""
-    document = plan_to_dict(plan, tool_version=tool_version)
+    document = plan_to_dict(plan, tool_version=tool_version, extra=extra)
     validate_plan_document(document)
     return json.dumps(document, sort_keys=True, indent=2, separators=(",", ": "), ensure_ascii=False) + "\n"
 
