@@ -122,5 +122,13 @@ class ApplyError(ProvisionerError):
     """An apply finished with failed or skipped changes. The report is in the message."""
 
 
+class ApplyInterruptedError(ApplyError):
+    """SIGINT or SIGTERM stopped an apply; exits 128 + the signal's number (130, 143)."""
+
+    def __init__(self, message: str, *, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
 class RefusedError(ProvisionerError):
     """The user did not confirm, or confirmation was impossible (no terminal, no --auto-approve)."""

@@ -14,7 +14,7 @@ import os
 import shlex
 import sys
 import uuid
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Mapping
@@ -23,15 +23,22 @@ import click
 
 from provisioner import __version__, reconcile
 from provisioner.api.client import ApiClient
-from provisioner.apply.executor import apply_plan
+from provisioner.apply.executor import StopRequest, apply_plan
 from provisioner.apply.report import render_report
 from provisioner.audit import AuditRecord, Pin, append_record, git_commit
+from provisioner.cli.interrupt import exit_code_for, stop_on_signals
 from provisioner.cli.options import DurationType, config_option, endpoint_options, parallelism_option
 from provisioner.cli.output import Progress, echo_error, use_color
 from provisioner.config import load_configs
 from provisioner.endpoint import Endpoint, open_endpoint
-from provisioner.escape import terminal, terminal_lines
-from provisioner.errors import ApplyError, ProvisionerError, RefusedError, StalePlanError
+from provisioner.escape import markdown_code, terminal, terminal_lines
+from provisioner.errors import (
+    ApplyError,
+    ApplyInterruptedError,
+    ProvisionerError,
+    RefusedError,
+    StalePlanError,
+)
 from provisioner.model import Config, State
 from provisioner.plan.digest import (
     Expectation,
@@ -152,10 +159,10 @@ def connect(
 
 def heading(config: Config, fmt: str) -> str:
     """A section heading for one organization when a run covers several."""
-    where = ", ".join(config.sources)
+    # File names are the pull request author's: escaped like any other value.
     if fmt == "markdown":
-        return f"## Organization from `{where}`\n"
-    return f"=== Organization from {where} ==="
+        return f"## Organization from {', '.join(markdown_code(s) for s in config.sources)}\n"
+    return f"=== Organization from {', '.join(terminal(s) for s in config.sources)} ==="
 
 
 @click.command("plan")
@@ -341,17 +348,31 @@ def apply(
         raise click.UsageError("a digest pins one organization's plan; give a single -c with --expect")
     options = ApplyOptions(auto_approve, force, parallelism, plan_file, max_age, audit_log,
                            api_url, sandbox, expectation_from_options(expect, expect_file), reason)
-    failed = False
-    for config in loaded:
-        if len(loaded) > 1:
-            click.echo(heading(config, "text"))
-        try:
-            _apply_one(config, options)
-        except ProvisionerError as error:
-            failed = True
-            echo_error(error)
-    if failed:
-        sys.exit(1)
+    with ExitStack() as connections:
+        # Every organization is read, planned and checked before any is changed:
+        # one refusal (a guard, a stale or unreviewed plan, an error) applies nothing.
+        prepared: list[_Prepared] = []
+        failed = False
+        for config in loaded:
+            if len(loaded) > 1:
+                click.echo(heading(config, "text"))
+            try:
+                prepared.append(_prepare(config, options, connections))
+            except ProvisionerError as error:
+                failed = True
+                echo_error(error)
+        if failed:
+            if len(loaded) > 1:
+                echo_error("an organization above was refused, so none was changed")
+            sys.exit(1)
+        pending = [p for p in prepared if not p.planned.plan.empty]
+        if any(not p.matched for p in pending):
+            # A plan that matched its reviewed digest was approved already.
+            confirm(options.auto_approve)
+        for p in pending:
+            if len(pending) > 1:
+                click.echo(heading(p.config, "text"))
+            _apply_prepared(p, options)
 
 
 def _check_saved(saved_target: PlanTarget, planned: reconcile.PlannedOrganization, saved_plan: Plan,
@@ -387,35 +408,62 @@ def _check_expectation(
     ))
 
 
-def _apply_one(config: Config, options: ApplyOptions) -> None:
+@dataclass(frozen=True)
+class _Prepared:
+    """One organization read, planned, shown and checked: ready to apply."""
+
+    config: Config
+    client: ApiClient
+    planned: reconcile.PlannedOrganization
+    digest: str
+    expectation: Expectation | None
+    matched: bool
+
+
+def _prepare(config: Config, options: ApplyOptions, connections: ExitStack) -> _Prepared:
+    """Read and plan one organization, show its plan and run every check; change nothing."""
     saved = None
     expectation = options.expectation
     if options.plan_file:
         # Read before connecting: an unreadable or edited file costs no API call.
         saved = load_plan(options.plan_file, tool_version=__version__, now=utcnow(), max_age=options.max_age)
         expectation = Expectation(saved.digest, f"--plan {options.plan_file}", saved.plan, saved.target)
-    with connect(config, api_url=options.api_url, sandbox=options.sandbox) as (endpoint, client):
-        planned = reconcile.read_and_diff(config, client, now=utcnow(), parallelism=options.parallelism)
-        target = PlanTarget.of(planned.identity.organization)
-        digest = pin_fields(planned.plan, target)["digest"]
-        click.echo(render(planned.plan, config, "text", planned.current, target), nl=False)
-        if saved is not None:
-            _check_saved(saved.target, planned, saved.plan, target)
-        matched = expectation is not None and _check_expectation(
-            expectation, planned, target, digest, None if saved is not None else options.override_reason
-        )
-        reconcile.guard(planned, force=options.force, for_apply=True)
-        if planned.plan.empty:
-            return
-        # A plan that matched the reviewed one was approved already; anything
-        # else (no expectation, or an overridden one) is confirmed here.
-        if not matched:
-            confirm(options.auto_approve)
-        progress = Progress(total=len(planned.plan.changes))
+    _endpoint, client = connections.enter_context(
+        connect(config, api_url=options.api_url, sandbox=options.sandbox)
+    )
+    planned = reconcile.read_and_diff(config, client, now=utcnow(), parallelism=options.parallelism)
+    target = PlanTarget.of(planned.identity.organization)
+    digest = pin_fields(planned.plan, target)["digest"]
+    click.echo(render(planned.plan, config, "text", planned.current, target), nl=False)
+    if saved is not None:
+        _check_saved(saved.target, planned, saved.plan, target)
+    matched = expectation is not None and _check_expectation(
+        expectation, planned, target, digest, None if saved is not None else options.override_reason
+    )
+    reconcile.guard(planned, force=options.force, for_apply=True)
+    return _Prepared(config, client, planned, digest, expectation, matched)
+
+
+def _config_folder(config: Config) -> str | None:
+    """The folder of the config's first source: its git commit goes into the audit record."""
+    if not config.sources:
+        return None
+    source = os.path.abspath(config.sources[0])
+    return source if os.path.isdir(source) else os.path.dirname(source)
+
+
+def _apply_prepared(prepared: _Prepared, options: ApplyOptions) -> None:
+    """Apply one checked plan; record it; stop early and say so on SIGINT/SIGTERM."""
+    planned, expectation = prepared.planned, prepared.expectation
+    progress = Progress(total=len(planned.plan.changes))
+    stop = StopRequest()
+    with stop_on_signals(stop):
         report = apply_plan(
-            planned.plan, client, current=planned.current, parallelism=options.parallelism, progress=progress,
-            run_id=uuid.uuid4().hex,
+            planned.plan, prepared.client, current=planned.current, parallelism=options.parallelism,
+            progress=progress, run_id=uuid.uuid4().hex, stop=stop,
         )
+        # A signal from here on still finds the record written: the handler
+        # only requests a stop (or aborts) while apply_plan runs.
         summary = render_report(report)
         click.echo(summary, nl=not summary.endswith("\n"))
         if options.audit_log:
@@ -424,21 +472,38 @@ def _apply_one(config: Config, options: ApplyOptions) -> None:
                 time=utcnow(),
                 tool_version=__version__,
                 organization=planned.identity.organization.name,
-                config_digest=config.digest,
+                config_digest=prepared.config.digest,
                 state_fingerprint=planned.plan.state_fingerprint,
                 report=report,
                 left_behind=replay(planned.current, sorted(applied, key=lambda c: c.phase)),
-                commit=git_commit(),
+                commit=git_commit(_config_folder(prepared.config)),
                 pin=Pin(
-                    applied_digest=digest,
+                    applied_digest=prepared.digest,
                     expected_digest=None if expectation is None else expectation.digest,
                     expected_from=None if expectation is None else expectation.source,
-                    override_reason=None if matched or expectation is None else options.override_reason,
+                    override_reason=(
+                        None if prepared.matched or expectation is None else options.override_reason
+                    ),
                 ),
             )
             append_record(record, options.audit_log, stdout=click.get_text_stream("stdout"))
-        if not report.ok:
-            raise ApplyError(
-                "the apply did not finish: see the failed and skipped changes above. Nothing that "
-                "was applied is lost; fix the cause and run `provisioner plan` to see what remains"
-            )
+    if report.interrupted:
+        code = exit_code_for(report.interrupted)
+        message = (
+            f"interrupted by {report.interrupted}: {len(report.applied)} change(s) applied, "
+            f"{len(report.failed)} failed, {len(report.skipped)} not started. Nothing that was "
+            "applied is lost; run `provisioner plan` to see what remains"
+        )
+        if stop.aborted:
+            # Abandoned requests may still be running in worker threads; the
+            # interpreter would wait for them at exit. Everything known is written.
+            echo_error(message)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        raise ApplyInterruptedError(message, exit_code=code)
+    if not report.ok:
+        raise ApplyError(
+            "the apply did not finish: see the failed and skipped changes above. Nothing that "
+            "was applied is lost; fix the cause and run `provisioner plan` to see what remains"
+        )
