@@ -18,6 +18,7 @@ than one document per file, nesting deeper than ``MAX_DEPTH`` and files over
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Union
 
@@ -33,6 +34,7 @@ from yaml.events import (
 )
 from yaml.nodes import ScalarNode
 
+from provisioner.config.text import excerpt
 from provisioner.errors import ConfigIssue, Location
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -79,9 +81,10 @@ def format_path(path: Iterable[str | int]) -> str:
         if isinstance(part, int):
             out.append(f"[{part}]")
         elif part.replace("_", "a").replace("-", "a").isalnum():
-            out.append(f".{part}" if out else part)
+            shown = excerpt(part)
+            out.append(f".{shown}" if out else shown)
         else:
-            out.append(f"[{part!r}]")
+            out.append(f"['{excerpt(part)}']")
     return "".join(out)
 
 
@@ -200,12 +203,20 @@ def read_document(file: str, rel: str, path: str | os.PathLike) -> Document:
     """Read and parse one file. Problems go to ``Document.issues``; ``data`` is then None."""
     doc = Document(file=file, rel=rel, raw=b"")
     try:
-        size = os.stat(path).st_size
-        if size > MAX_BYTES:
-            doc.issue(1, 1, (), f"the file is {size / 1048576:.1f} MB; a config file may be at "
-                      f"most {MAX_BYTES // 1048576} MB (split it into a directory of files)")
-            return doc
-        with open(path, "rb") as fh:
+        # Non-blocking, so that a FIFO put in the file's place cannot hang the run;
+        # then only a regular file is read.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb", closefd=True) as fh:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                doc.issue(1, 1, (), "this is not a regular file (a FIFO, device or socket); "
+                          "point -c at a config file")
+                return doc
+            if info.st_size > MAX_BYTES:
+                doc.issue(1, 1, (), f"the file is {info.st_size / 1048576:.1f} MB; a config file "
+                          f"may be at most {MAX_BYTES // 1048576} MB (split it into a directory "
+                          "of files)")
+                return doc
             # Read at most one byte past the limit: the file may have grown since stat.
             doc.raw = fh.read(MAX_BYTES + 1)
     except OSError as error:
@@ -232,6 +243,8 @@ def read_document(file: str, rel: str, path: str | os.PathLike) -> Document:
         what = error.problem or "invalid YAML"
         context = f" ({error.context})" if error.context else ""
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        # PyYAML's words may quote a character of the file: escape and shorten them.
+        what, context = excerpt(what, 120), excerpt(context, 120)
         doc.issue(line, col, (), f"YAML syntax error: {what}{context}; "
                   "check the indentation, colons and quotes here")
         doc.data = None
@@ -245,7 +258,7 @@ def read_document(file: str, rel: str, path: str | os.PathLike) -> Document:
                   "remove it or quote and escape it")
         doc.data = None
     except yaml.YAMLError as error:  # anything else libyaml may raise
-        doc.issue(1, 1, (), f"cannot parse YAML: {error}")
+        doc.issue(1, 1, (), f"cannot parse YAML: {excerpt(error, 120)}")
         doc.data = None
     return doc
 
@@ -305,7 +318,7 @@ def _build(doc: Document) -> Any:
             value = stack.pop()[0]
         elif cls is AliasEvent:
             doc.issue(ev.start_mark.line + 1, ev.start_mark.column + 1, _path_of(stack),
-                      f"YAML aliases (*{ev.anchor}) are not supported; write the value out "
+                      f"YAML aliases (*{excerpt(ev.anchor)}) are not supported; write the value out "
                       "in full (or split the config into several files)")
             raise _Stop
         elif cls is DocumentStartEvent:
@@ -366,14 +379,14 @@ def _explicit(doc: Document, stack: list[list], ev: ScalarEvent) -> Any:
     if value is _DONE:
         name = ev.tag[len(_CORE):]
         doc.issue(ev.start_mark.line + 1, ev.start_mark.column + 1, _path_of(stack),
-                  f"`{ev.value}` is not a valid {name}; remove the `!!{name}` tag or fix the value")
+                  f"`{excerpt(ev.value)}` is not a valid {name}; remove the `!!{name}` tag or fix the value")
         return ev.value
     return value
 
 
 def _refuse_tag(doc: Document, stack: list[list], ev: Any) -> None:
     tag = ev.tag
-    shown = "!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag
+    shown = excerpt("!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag)
     doc.issue(ev.start_mark.line + 1, ev.start_mark.column + 1, _path_of(stack),
               f"the YAML tag `{shown}` is not allowed in a config; remove it "
               "(only plain strings, numbers, booleans, dates, lists and mappings are used)")
