@@ -171,6 +171,8 @@ class Document:
                     raw = ev.value if cls is ScalarEvent else None
                     plain = bool(cls is ScalarEvent and ev.implicit[0] and ev.tag is None)
                     found[path] = NodeInfo(line, col, key_pos[0], key_pos[1], raw, plain)
+                    if len(found) == len(wanted):
+                        break  # the rest of a large file need not be read again
                 if cls is ScalarEvent or cls is AliasEvent:
                     self._after_value(stack)
                 elif path in prefixes:
@@ -285,6 +287,7 @@ def _build(doc: Document) -> Any:
     root: Any = _DONE
     documents = 0
     resolvers = _RESOLVERS
+    plain: dict[str, Any] = {}
     for ev in yaml.parse(doc.text, Loader=_Loader):
         cls = ev.__class__
         if cls is ScalarEvent:
@@ -293,10 +296,17 @@ def _build(doc: Document) -> Any:
             if tag is None:
                 if ev.implicit[0] and value:
                     # Plain scalar: YAML 1.1 resolution (``no`` is false, ``0755`` is 493).
-                    for rtag, regexp in resolvers.get(value[0], ()):
-                        if regexp.match(value):
-                            value = _construct(rtag, value, value)
-                            break
+                    # Memoised per text (every result is immutable): a file of a
+                    # million `1`s resolves `1` once.
+                    hit = plain.get(value, _DONE)
+                    if hit is _DONE:
+                        hit = value
+                        for rtag, regexp in resolvers.get(value[0], ()):
+                            if regexp.match(value):
+                                hit = _construct(rtag, value, value)
+                                break
+                        plain[value] = hit
+                    value = hit
                 elif ev.implicit[0]:
                     value = None  # an empty plain scalar is null
             elif tag != STR_TAG and tag != "!":
