@@ -53,6 +53,7 @@ DEFAULT_NAME_FORMAT = "{workspace}-{environment}"
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+\Z")
 _LOOPBACK_NAMES = {"localhost"}
 _SUGGEST_LIMIT = 20  # looking for close names among thousands costs; suggest for the first few
+_SUGGEST_BUDGET = 60_000  # options compared in all, across suggestions (~1 s at worst)
 # About 3x the documented scale (100,000 memberships): what fits well inside 300 MB.
 MAX_MEMBERSHIPS = 300_000
 MAX_EXPANSION = 2_000_000
@@ -77,6 +78,7 @@ class _Builder:
         self.data = merged.data
         self.issues = issues
         self.suggestions = 0
+        self.compared = 0
         self.users: dict[str, User] = {}
         self.user_paths: dict[str, Path] = {}
         self.declared: set[str] = set()  # every email written under users, even malformed
@@ -91,7 +93,9 @@ class _Builder:
 
     def suggest(self, name: str, options: Any) -> str:
         self.suggestions += 1
-        if self.suggestions > _SUGGEST_LIMIT:
+        options = list(options)
+        self.compared += len(options)
+        if self.suggestions > _SUGGEST_LIMIT or self.compared > _SUGGEST_BUDGET:
             return ""
         close = closest(name, options)
         return f"; did you mean `{excerpt(close)}`?" if close else ""

@@ -72,8 +72,13 @@ def closest(name: str, options: Iterable[str]) -> str | None:
     """The option ``name`` was most likely meant to be, or None when nothing is close."""
     pool = [o for o in options if isinstance(o, str)]
     if len(pool) > _PREFILTER_ABOVE:
+        # Two edits leave at least len - 2 characters matched: a ratio below this
+        # cutoff cannot be a plausible typo, and difflib rejects most options by
+        # its quick ratios without aligning them.
+        size = max(len(name), 1)
+        cutoff = max(0.5, 2 * (size - 2) / (2 * size + 2))
         prefixed = [o for o in pool if len(name) >= 3 and o.startswith(name)][:3]
-        pool = prefixed + difflib.get_close_matches(name, pool, n=10, cutoff=0.5)
+        pool = prefixed + difflib.get_close_matches(name, pool, n=10, cutoff=cutoff)
     best: tuple[int, str] | None = None
     for option in pool:
         score = _close(name, option)

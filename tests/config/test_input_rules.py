@@ -99,7 +99,7 @@ def test_a_suggestion_among_many_options_is_fast() -> None:
     options = [f"user{i}@example.com" for i in range(20_000)]
     started = time.process_time()
     assert closest("usr12345@example.com", options) == "user12345@example.com"
-    assert time.process_time() - started < 0.5
+    assert time.process_time() - started < 1.0
 
 
 def test_issues_keep_the_first_200_and_count_the_rest(tmp_path: Path) -> None:
