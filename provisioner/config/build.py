@@ -3,11 +3,26 @@
 The schema has already checked structure, but these checks still run when it
 found errors (so that one run reports everything); they therefore skip
 silently over anything of the wrong type, which the schema reported.
+
+Decisions worth knowing:
+
+* Every error is reported on its own: a member under an undeclared
+  environment, or a grant with a bad ``expires``, still has its user or group
+  checked. Nothing invalid is expanded, though (an invalid expiry must not
+  become a permanent grant).
+* Identities are keyed by ``text.identity_key`` (NFC, casefolded) everywhere:
+  users, group entries, members, protected users and ignore globs.
+* Work is bounded before it is done: the number of workspace instances is
+  counted (and the limit checked) before any membership is expanded; over the
+  limit, members are checked but not expanded. Expansion stops with an error
+  past ``MAX_MEMBERSHIPS`` memberships or ``MAX_EXPANSION`` units of work
+  (group entries resolved plus members produced), so a small file cannot make
+  tens of millions of objects.
+* Messages quote values through ``text.excerpt``: short and escaped.
 """
 
 from __future__ import annotations
 
-import difflib
 import ipaddress
 import re
 import string
@@ -17,6 +32,8 @@ from urllib.parse import urlsplit
 
 from provisioner.config.issues import Issues
 from provisioner.config.merge import Merged
+from provisioner.config.suggest import closest
+from provisioner.config.text import char_problem, email_problem, excerpt, identity_key
 from provisioner.config.yamlsource import Path
 from provisioner.model import (
     DEFAULT_TOKEN_ENV,
@@ -32,9 +49,14 @@ from provisioner.model import (
 )
 
 DEFAULT_NAME_FORMAT = "{workspace}-{environment}"
-EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+# ``\Z``, not ``$``: ``$`` also matches before a trailing newline.
+EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+\Z")
 _LOOPBACK_NAMES = {"localhost"}
-_SUGGEST_LIMIT = 20  # difflib over thousands of names is slow; suggest for the first few only
+_SUGGEST_LIMIT = 20  # looking for close names among thousands costs; suggest for the first few
+_SUGGEST_BUDGET = 60_000  # options compared in all, across suggestions (~1 s at worst)
+# About 3x the documented scale (100,000 memberships): what fits well inside 300 MB.
+MAX_MEMBERSHIPS = 300_000
+MAX_EXPANSION = 2_000_000
 
 # (expires, reason) of a grant; None expires = forever
 Grant = tuple[datetime | None, str | None]
@@ -56,24 +78,40 @@ class _Builder:
         self.data = merged.data
         self.issues = issues
         self.suggestions = 0
+        self.compared = 0
         self.users: dict[str, User] = {}
         self.user_paths: dict[str, Path] = {}
         self.declared: set[str] = set()  # every email written under users, even malformed
         self.groups: dict[str, list] = {}
         self.group_members: dict[str, tuple[str, ...]] = {}
         self.environments: dict[str, Any] = {}
+        self.work = 0  # expansion work done so far, against MAX_EXPANSION
+        self.overflow = False  # expansion stopped (and reported): expand nothing more
 
     def report(self, path: Path, message: Any, **kw: Any) -> None:
         self.m.report(self.issues, path, message, **kw)
 
     def suggest(self, name: str, options: Any) -> str:
         self.suggestions += 1
-        if self.suggestions > _SUGGEST_LIMIT:
-            return ""
         options = list(options)
-        close = [o for o in options if o.startswith(name) or name.startswith(o)][:1]
-        close = close or difflib.get_close_matches(name, options, n=1, cutoff=0.75)
-        return f"; did you mean `{close[0]}`?" if close else ""
+        self.compared += len(options)
+        if self.suggestions > _SUGGEST_LIMIT or self.compared > _SUGGEST_BUDGET:
+            return ""
+        close = closest(name, options)
+        return f"; did you mean `{excerpt(close)}`?" if close else ""
+
+    def spend(self, units: int, path: Path) -> bool:
+        """Count expansion work; False (after one report) once the budget is spent."""
+        if self.overflow:
+            return False
+        self.work += units
+        if self.work > MAX_EXPANSION:
+            self.overflow = True
+            self.report(path, f"expanding groups and members here goes past {MAX_EXPANSION:,} "
+                        "users across groups and workspaces, far beyond any real organization; "
+                        "list fewer members or nest fewer large groups")
+            return False
+        return True
 
     # --- organization -------------------------------------------------------------
     def organization(self) -> OrganizationSettings:
@@ -97,6 +135,7 @@ class _Builder:
                 self.report(("organization", "api_url"), problem)
         token_env = org.get("token_env")
         name = org.get("name")
+        self.free_text(name, ("organization", "name"))
         return OrganizationSettings(
             region=region,
             api_url=api_url,
@@ -114,35 +153,60 @@ class _Builder:
             fields = ["?"]
         if sorted(set(fields)) != ["environment", "workspace"] or len(fields) != 2:
             self.report(("workspace_name_format",),
-                        f"`{fmt}` must contain {{workspace}} and {{environment}} once each and no "
+                        f"`{excerpt(fmt)}` must contain {{workspace}} and {{environment}} once each and no "
                         'other {...}; e.g. "{workspace}-{environment}"')
             return DEFAULT_NAME_FORMAT
         return fmt
 
+    def free_text(self, value: Any, path: Path) -> None:
+        """Refuse hidden characters in free text (the schema caps its length)."""
+        if isinstance(value, str):
+            problem = char_problem(value)
+            if problem:
+                self.report(path, problem)
+
     # --- users and groups ---------------------------------------------------------
+    def identity(self, value: Any, path: Path) -> str | None:
+        """The identity key of a well-formed, visible email; None (reported) otherwise."""
+        if not isinstance(value, str) or not EMAIL_RE.match(value):
+            # The schema reported the form; name a hidden character it may not see.
+            if isinstance(value, str) and "@" in value:
+                problem = char_problem(value, spaces=True)
+                if problem:
+                    self.report(path, problem)
+            return None
+        problem = email_problem(value)
+        if problem:
+            self.report(path, problem)
+            return None
+        return identity_key(value)
+
     def collect_users(self) -> None:
         for i, entry in enumerate(_list(self.data.get("users"))):
             if not isinstance(entry, dict) or not isinstance(entry.get("email"), str):
                 continue
-            email = entry["email"].lower()
-            self.declared.add(email)
             path = ("users", i, "email")
+            # Declared even when malformed: references to it then get no second error.
+            self.declared.add(identity_key(entry["email"]))
+            email = self.identity(entry["email"], path)
+            if email is None:
+                continue
             if email in self.user_paths:
-                self.report(path, f"user `{email}` is already defined at {{other}}; "
+                self.report(path, f"user `{excerpt(email)}` is already defined at {{other}}; "
                             "remove one of them", other=self.user_paths[email])
                 continue
             self.user_paths[email] = path
             role = entry.get("role")
-            if EMAIL_RE.match(email) and role in ("admin", "developer"):
+            if role in ("admin", "developer"):
                 self.users[email] = User(email=email, role=role)
 
     def check_email(self, value: Any, path: Path) -> str | None:
-        """A declared user's lowercased email, or None (with an issue when undeclared)."""
-        if not isinstance(value, str) or not EMAIL_RE.match(value):
-            return None  # the schema reported it
-        email = value.lower()
+        """A declared user's identity key, or None (with an issue when it is not one)."""
+        email = self.identity(value, path)
+        if email is None:
+            return None
         if email not in self.declared:
-            self.report(path, f"`{value}` is not a declared user; add it under users"
+            self.report(path, f"`{excerpt(value)}` is not a declared user; add it under users"
                         f"{self.suggest(email, self.declared)}")
             return None
         return email
@@ -166,15 +230,17 @@ class _Builder:
             if isinstance(entry, str) and entry.startswith("@"):
                 ref = entry[1:]
                 if ref not in self.groups:
-                    self.report(path, f"unknown group `@{ref}`; declare it under groups"
+                    self.report(path, f"unknown group `@{excerpt(ref)}`; declare it under groups"
                                 f"{self.suggest(ref, self.groups)}")
                 elif state.get(ref) == 1:
                     cycle = trail[trail.index(ref):] + [ref]
                     self.report(path, "groups include each other in a cycle: "
-                                + " -> ".join("@" + g for g in cycle)
+                                + " -> ".join("@" + excerpt(g) for g in cycle)
                                 + "; remove one of these entries")
                 else:
-                    emails.update(self._resolve_group(ref, trail, state))
+                    members = self._resolve_group(ref, trail, state)
+                    if self.spend(len(members), path):
+                        emails.update(members)
             else:
                 email = self.check_email(entry, path)
                 if email:
@@ -184,8 +250,12 @@ class _Builder:
         self.group_members[name] = tuple(sorted(emails))  # sorted: stable output order
         return self.group_members[name]
 
-    def member(self, entry: Any, path: Path) -> Iterator[tuple[str, Grant]]:
-        """The users (and grant terms) one member entry stands for."""
+    def member(self, entry: Any, path: Path, expand: bool = True) -> Iterator[tuple[str, Grant]]:
+        """The users (and grant terms) one member entry stands for.
+
+        Every part of the entry is checked. With ``expand`` False (or when an
+        earlier part is invalid) nothing is produced: the entry is only checked.
+        """
         expires: datetime | None = None
         reason: str | None = None
         ref = entry
@@ -195,22 +265,26 @@ class _Builder:
             ref_path = path + ("user",)
             if "expires" in entry:
                 expires = self.expires(entry["expires"], path + ("expires",))
-                if expires is None:
-                    return  # an invalid expiry must not turn into a permanent grant
+                # An invalid expiry must not turn into a permanent grant; the
+                # user is still checked below, so both problems are reported.
+                expand = expand and expires is not None
             reason = entry.get("reason") if isinstance(entry.get("reason"), str) else None
+            self.free_text(reason, path + ("reason",))
         if not isinstance(ref, str):
             return
         if ref.startswith("@"):
             name = ref[1:]
             if name not in self.groups:
-                self.report(ref_path, f"unknown group `{ref}`; declare it under groups"
+                self.report(ref_path, f"unknown group `{excerpt(ref)}`; declare it under groups"
                             f"{self.suggest(name, self.groups)}")
                 return
-            for email in self.group_members.get(name, ()):
-                yield email, (expires, reason)
+            members = self.group_members.get(name, ())
+            if expand and self.spend(len(members), ref_path):
+                for email in members:
+                    yield email, (expires, reason)
         else:
             email = self.check_email(ref, ref_path)
-            if email:
+            if email and expand:
                 yield email, (expires, reason)
 
     def expires(self, value: Any, path: Path) -> datetime | None:
@@ -223,84 +297,115 @@ class _Builder:
     def collect_environments(self) -> None:
         self.environments = dict(_dict(self.data.get("environments")))
 
-    def env_grants(self) -> dict[str, dict[str, Grant]]:
+    def env_grants(self, expand: bool) -> dict[str, dict[str, Grant]]:
         out: dict[str, dict[str, Grant]] = {}
         for env, spec in self.environments.items():
             grants: dict[str, Grant] = {}
             for i, entry in enumerate(_list(_dict(spec).get("members"))):
-                for email, grant in self.member(entry, ("environments", env, "members", i)):
+                for email, grant in self.member(entry, ("environments", env, "members", i),
+                                                expand):
                     _grant(grants, email, grant)
             out[env] = grants
         return out
 
-    def workspaces(self, fmt: str) -> tuple[list[Workspace], list[Membership]]:
-        env_grants = self.env_grants()
-        instances: list[Workspace] = []
-        memberships: list[Membership] = []
-        seen: dict[str, Path] = {}
-        limit_path: Path | None = None
+    def targets(self, fmt: str) -> list[tuple[str | None, str | None, list, Path, Path]]:
+        """(instance name or None when unnamed, environment, entries, members path, name path)
+        of every workspace instance, without expanding any member."""
+        out: list[tuple[str | None, str | None, list, Path, Path]] = []
         for i, spec in enumerate(_list(self.data.get("workspaces"))):
             if not isinstance(spec, dict):
                 continue
             # A bad name (reported by the schema) still gets its members checked.
             named = isinstance(spec.get("name"), str)
             base = spec["name"] if named else f"workspaces[{i}]"
-            envs = spec.get("environments")
-            targets: list[tuple[str, str | None, list, Path]] = []
-            if isinstance(envs, list):
-                members = _dict(spec.get("members"))
-                listed: list[str] = []
-                for j, env in enumerate(envs):
-                    if not isinstance(env, str):
-                        continue
-                    if env not in self.environments:
-                        self.report(("workspaces", i, "environments", j),
-                                    f"unknown environment `{env}`; declare it under environments"
-                                    f"{self.suggest(env, self.environments)}")
-                        continue
-                    if env in listed:
-                        self.report(("workspaces", i, "environments", j),
-                                    f"environment `{env}` is listed twice; remove one")
-                        continue
-                    listed.append(env)
-                    targets.append((fmt.format(workspace=base, environment=env), env,
-                                    _list(members.get(env)), ("workspaces", i, "members", env)))
-                for env in members:
-                    if env not in listed:
-                        self.report(("workspaces", i, "members", env),
-                                    f"this workspace has no environment `{env}`; add it to "
-                                    f"environments or remove these members"
-                                    f"{self.suggest(env, listed)}", at_key=True)
-            else:
-                targets.append((base, None, _list(spec.get("members")),
-                                ("workspaces", i, "members")))
             name_path: Path = ("workspaces", i, "name")
-            for name, env, entries, members_path in targets:
-                if not named:
-                    for k, entry in enumerate(entries):
-                        for _ in self.member(entry, members_path + (k,)):
+            envs = spec.get("environments")
+            if not isinstance(envs, list):
+                out.append((base if named else None, None, _list(spec.get("members")),
+                            ("workspaces", i, "members"), name_path))
+                continue
+            members = _dict(spec.get("members"))
+            listed: list[str] = []
+            for j, env in enumerate(envs):
+                if not isinstance(env, str):
+                    continue
+                if env in listed:
+                    self.report(("workspaces", i, "environments", j),
+                                f"environment `{excerpt(env)}` is listed twice; remove one")
+                    continue
+                listed.append(env)
+                entries = _list(members.get(env))
+                members_path: Path = ("workspaces", i, "members", env)
+                if env not in self.environments:
+                    self.report(("workspaces", i, "environments", j),
+                                f"unknown environment `{excerpt(env)}`; declare it under "
+                                f"environments{self.suggest(env, self.environments)}")
+                    # No instance, but its members are still checked on their own.
+                    out.append((None, None, entries, members_path, name_path))
+                    continue
+                name = fmt.format(workspace=base, environment=env) if named else None
+                out.append((name, env, entries, members_path, name_path))
+            for env in members:
+                if env not in listed:
+                    self.report(("workspaces", i, "members", env),
+                                f"this workspace has no environment `{excerpt(env)}`; add it to "
+                                f"environments or remove these members"
+                                f"{self.suggest(env, listed)}", at_key=True)
+                    for k, entry in enumerate(_list(members.get(env))):
+                        for _ in self.member(entry, ("workspaces", i, "members", env, k), False):
                             pass
-                    continue
-                if name in seen:
-                    self.report(name_path, f"workspace `{name}` is also produced at {{other}}; "
-                                "workspace names must be unique", other=seen[name])
-                    continue
-                seen[name] = name_path
-                instances.append(Workspace(name=name, environment=env))
-                if len(instances) == DEFAULT_WORKSPACE_LIMIT + 1:
-                    limit_path = name_path
-                grants = dict(env_grants.get(env, {})) if env else {}
-                for k, entry in enumerate(entries):
-                    for email, grant in self.member(entry, members_path + (k,)):
-                        _grant(grants, email, grant)
+        return out
+
+    def workspaces(self, fmt: str) -> tuple[list[Workspace], list[Membership]]:
+        targets = self.targets(fmt)
+        instances: list[Workspace] = []
+        seen: dict[str, Path] = {}
+        kept: list[tuple[str, str | None, list, Path]] = []
+        limit_path: Path = ()
+        for name, env, entries, members_path, name_path in targets:
+            if name is None:
+                continue
+            if name in seen:
+                self.report(name_path, f"workspace `{excerpt(name)}` is also produced at "
+                            "{other}; workspace names must be unique", other=seen[name])
+                continue
+            seen[name] = name_path
+            instances.append(Workspace(name=name, environment=env))
+            kept.append((name, env, entries, members_path))
+            if len(instances) == DEFAULT_WORKSPACE_LIMIT + 1:
+                limit_path = name_path
+        # The limit is checked before anything is expanded: over it, members are
+        # checked but not expanded (1,000 instances x 20,000 users is 20 million).
+        expand = len(instances) <= DEFAULT_WORKSPACE_LIMIT
+        if not expand:
+            self.report(limit_path, f"the config declares {len(instances)} workspace instances; "
+                        f"an organization may have at most {DEFAULT_WORKSPACE_LIMIT} (count "
+                        "each workspace once per environment); remove some")
+        env_grants = self.env_grants(expand)
+        memberships: list[Membership] = []
+        for name, env, entries, members_path in kept:
+            grants = dict(env_grants.get(env, {})) if env and expand else {}
+            for k, entry in enumerate(entries):
+                for email, grant in self.member(entry, members_path + (k,), expand):
+                    _grant(grants, email, grant)
+            if expand and len(memberships) + len(grants) > MAX_MEMBERSHIPS:
+                self.report(members_path, f"the config expands to more than {MAX_MEMBERSHIPS:,} "
+                            "memberships (users x workspace instances), far beyond any real "
+                            "organization; grant fewer users access, or to fewer workspaces")
+                expand = False
+                self.overflow = True
+                memberships.clear()  # never valid now: free the memory at once
+            if expand and not self.overflow:
                 memberships.extend(
                     Membership(workspace=name, user=email, expires=exp, reason=why)
                     for email, (exp, why) in grants.items()
                 )
-        if limit_path is not None:
-            self.report(limit_path, f"the config declares {len(instances)} workspace instances; "
-                        f"an organization may have at most {DEFAULT_WORKSPACE_LIMIT} (count "
-                        "each workspace once per environment); remove some")
+        for name, _env, entries, members_path in (t[:4] for t in targets if t[0] is None):
+            for k, entry in enumerate(entries):
+                for _ in self.member(entry, members_path + (k,), False):
+                    pass
+        if self.overflow:
+            memberships.clear()
         return instances, memberships
 
     # --- policy -------------------------------------------------------------------
@@ -325,11 +430,18 @@ class _Builder:
             if email:
                 protected.add(email)
         ignore = _dict(spec.get("ignore"))
+        ignore_users = []
+        for i, glob in enumerate(_list(ignore.get("users"))):
+            if isinstance(glob, str):
+                problem = char_problem(glob, spaces=True)
+                if problem:
+                    self.report(("policy", "ignore", "users", i), problem)
+                ignore_users.append(identity_key(glob))
         return Policy(
             min_admins=min_admins,
             max_removals=limit,
             protected_users=frozenset(protected),
-            ignore_users=tuple(g.lower() for g in _list(ignore.get("users")) if isinstance(g, str)),
+            ignore_users=tuple(ignore_users),
             ignore_workspaces=tuple(g for g in _list(ignore.get("workspaces"))
                                     if isinstance(g, str)),
         )

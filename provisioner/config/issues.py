@@ -3,6 +3,11 @@
 Checks record *paths*; positions are looked up once, at the end, by
 re-reading only the files that have something to report (see
 ``Document.locate``). That keeps the error-free path fast on large configs.
+
+Collection is bounded: after ``MAX_ISSUES`` distinct issues the rest are only
+counted, and ``resolve`` ends with "and K more errors". A hostile file with a
+million mistakes then costs no more memory than one with 200, and checkers
+that can stop early ask ``full``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from provisioner.config.yamlsource import Document, NodeInfo, Path, format_path
 from provisioner.errors import ConfigIssue, Location
 
 Message = Union[str, Callable[[NodeInfo], str]]
+
+MAX_ISSUES = 200
 
 
 @dataclass(frozen=True)
@@ -31,9 +38,27 @@ class Pending:
 class Issues:
     """All issues of one run, across files."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_ISSUES) -> None:
         self.pending: list[Pending] = []
         self.located: list[ConfigIssue] = []
+        self.limit = limit
+        self.more = 0  # issues counted but not kept, beyond ``limit``
+        self.stopped = False  # a checker stopped counting early: ``more`` is a lower bound
+        self._seen: set[tuple] = set()
+
+    @property
+    def full(self) -> bool:
+        """True once ``limit`` issues are kept: later ones are only counted."""
+        return len(self.pending) + len(self.located) >= self.limit
+
+    def _keep(self, key: tuple) -> bool:
+        if key in self._seen:
+            return False  # the same issue found twice (e.g. a member checked per instance)
+        if self.full:
+            self.more += 1
+            return False
+        self._seen.add(key)
+        return True
 
     def add(
         self,
@@ -45,13 +70,18 @@ class Issues:
         other: tuple[Document, Path] | None = None,
         position: tuple[int, int] | None = None,
     ) -> None:
-        self.pending.append(Pending(doc, tuple(path), message, at_key, other, position))
+        path = tuple(path)
+        text = message if isinstance(message, str) else id(message)
+        if self._keep((id(doc), path, text, at_key, position)):
+            self.pending.append(Pending(doc, path, message, at_key, other, position))
 
     def extend_located(self, issues: list[ConfigIssue]) -> None:
-        self.located.extend(issues)
+        for issue in issues:
+            if self._keep((str(issue.location), issue.path, issue.message)):
+                self.located.append(issue)
 
     def __bool__(self) -> bool:
-        return bool(self.pending or self.located)
+        return bool(self.pending or self.located or self.more)
 
     def resolve(self) -> list[ConfigIssue]:
         """Every issue with its position, sorted by file, line and column."""
@@ -82,9 +112,15 @@ class Issues:
             out.append(ConfigIssue(loc, format_path(p.path), message))
         # Unique and in reading order; issues without a location (unreadable files) first.
         unique = {(str(i.location), i.path, i.message): i for i in out}
-        return sorted(
+        ordered = sorted(
             unique.values(),
             key=lambda i: (i.location.file, i.location.line, i.location.column, i.path)
             if i.location
             else ("", 0, 0, i.path),
         )
+        if self.more:
+            least = "at least " if self.stopped else ""
+            ordered.append(ConfigIssue(None, "", f"and {least}{self.more} more error"
+                                       f"{'s' if self.more != 1 else ''} not shown (only the "
+                                       f"first {self.limit} are listed); fix these first"))
+        return ordered

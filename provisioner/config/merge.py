@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provisioner.config.issues import Issues
+from provisioner.config.text import excerpt
 from provisioner.config.yamlsource import Document, Path
 
 # Mappings whose keys merge recursively; under all other mappings a repeated key conflicts.
@@ -99,7 +100,7 @@ def _merge_named(merged: Merged, target: dict, source: dict, doc: Document, path
     for name, value in source.items():
         here = path + (name,)
         if name in copy:
-            issues.add(doc, here, f"{kind} `{name}` is already defined at {{other}}; "
+            issues.add(doc, here, f"{kind} `{excerpt(name)}` is already defined at {{other}}; "
                        "define it in one file only", at_key=True, other=merged.source(here))
             continue
         copy[name] = value
@@ -111,4 +112,4 @@ def _merge_named(merged: Merged, target: dict, source: dict, doc: Document, path
 
 
 def _show(path: Path) -> str:
-    return ".".join(str(p) for p in path)
+    return ".".join(excerpt(p) for p in path)

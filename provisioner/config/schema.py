@@ -11,7 +11,6 @@ editors through yaml-language-server) supplies the wording for patterns.
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 from datetime import date, datetime
 from functools import lru_cache
@@ -23,6 +22,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from provisioner.config.issues import Issues
+from provisioner.config.suggest import closest
+from provisioner.config.text import char_problem, excerpt
 from provisioner.config.yamlsource import Document, NodeInfo, Path
 
 _TYPE_NAMES = {
@@ -73,18 +74,35 @@ def _fast_check() -> Callable[[Any], bool] | None:
     return check
 
 
+# Once ``issues`` is full, jsonschema errors are only counted, and only this many:
+# each costs tens of microseconds, and a hostile file can hold a million.
+_COUNT_BEYOND_LIMIT = 1000
+
+
 def validate_document(doc: Document, issues: Issues) -> None:
     """Check one file's data against the schema; record every error in ``issues``."""
     fast = _fast_check()
     if fast is not None and fast(doc.data):
         return  # valid: skip jsonschema, which is far slower on large configs
+    counted = 0
     for error in _validator().iter_errors(doc.data):
+        if issues.full:
+            counted += 1
+            issues.more += 1
+            if counted >= _COUNT_BEYOND_LIMIT:
+                issues.stopped = True
+                return
+            continue
         for path, message, at_key in _translate(error):
             issues.add(doc, path, message, at_key=at_key)
 
 
 def describe(value: Any) -> str:
-    """How YAML read a value, in words: 'the boolean false', 'the number 493'..."""
+    """How YAML read a value, in words: 'the boolean false', 'the number 493'...
+
+    A string is shown as a short escaped excerpt only: it may be anything,
+    e.g. the content of a file a symlink pointed at.
+    """
     if value is None:
         return "empty (null)"
     if isinstance(value, bool):
@@ -99,13 +117,17 @@ def describe(value: Any) -> str:
         return "a list"
     if isinstance(value, dict):
         return "a mapping"
-    return f"the string {value!r}"
+    return f"the string `{excerpt(value)}`"
+
+
+def _dict(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _field(path: Path) -> str:
     for part in reversed(path):
         if isinstance(part, str):
-            return part
+            return excerpt(part)
     return "value"
 
 
@@ -128,12 +150,17 @@ def _type_message(error: ValidationError, path: Path) -> Any:
 
     def message(info: NodeInfo) -> str:
         if wants_string and info.plain and info.raw is not None and instance is not None:
-            return (f"`{info.raw}` is read by YAML as {describe(instance)}; "
-                    f'quote it: {key}: "{info.raw}"')
+            raw = excerpt(info.raw)
+            return (f"`{raw}` is read by YAML as {describe(instance)}; "
+                    f'quote it: {key}: "{raw}"')
         if instance is None:
             return f"`{key}` has no value; give {wanted}"
         if custom:
             return custom
+        if not path and isinstance(instance, str):
+            # A whole file that is one string may be anything (a symlinked token
+            # file, say): say what it is, never what it holds.
+            return f"expected {wanted}, got a string (not shown); a config file is a mapping"
         return f"expected {wanted}, got {describe(instance)}"
 
     return message
@@ -150,8 +177,19 @@ def _translate(error: ValidationError) -> Iterator[tuple[Path, Any, bool]]:
     if "propertyNames" in error.relative_schema_path or "propertyNames" in error.schema_path:
         # jsonschema reports the key itself as the instance, at the mapping's path.
         name = instance
-        yield path + (name,), (custom or f"`{name}` is not a valid name"), True
+        problem = char_problem(name, spaces=True) if isinstance(name, str) else None
+        yield path + (name,), (problem or custom or f"`{excerpt(name)}` is not a valid name"), True
         return
+    if keyword in ("pattern", "not") and isinstance(instance, str):
+        # Name the hidden character rather than only saying the form is wrong. An
+        # identity (it holds "@") may not hold spaces either. build.py words the
+        # same problem the same way, so the two reports merge into one.
+        no_spaces = "@" in instance or (
+            keyword == "not" and "\\s" in str(_dict(schema.get("not")).get("pattern", "")))
+        problem = char_problem(instance, spaces=no_spaces)
+        if problem:
+            yield path, problem, False
+            return
     if keyword == "type":
         yield path, _type_message(error, path), False
     elif keyword == "additionalProperties":
@@ -159,11 +197,11 @@ def _translate(error: ValidationError) -> Iterator[tuple[Path, Any, bool]]:
         for key in instance:
             if key in known:
                 continue
-            close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-            hint = (f"did you mean `{close[0]}`?" if close
+            close = closest(str(key), known)
+            hint = (f"did you mean `{close}`?" if close
                     else f"allowed keys: {', '.join(known)}")
             where = f" in {_field(path)}" if path else ""
-            yield path + (key,), f"unknown key `{key}`{where}; {hint}", True
+            yield path + (key,), f"unknown key `{excerpt(key)}`{where}; {hint}", True
     elif keyword == "required":
         missing = error.validator_value
         for key in missing:
@@ -185,7 +223,8 @@ def _translate(error: ValidationError) -> Iterator[tuple[Path, Any, bool]]:
     elif keyword == "maxLength":
         yield path, f"`{_field(path)}` is longer than {error.validator_value} characters", False
     else:
-        yield path, f"{error.message}", False
+        # jsonschema's own message repeats the whole value; name the rule instead.
+        yield path, f"`{_field(path)}` breaks the schema's `{keyword}` rule", False
 
 
 def _enum_message(error: ValidationError, path: Path) -> Any:
@@ -193,11 +232,9 @@ def _enum_message(error: ValidationError, path: Path) -> Any:
     key = _field(path)
     instance = error.instance
     text = str(instance)
-    close = [o for o in options if o.lower() == text.lower()] or difflib.get_close_matches(
-        text, options, n=1, cutoff=0.5
-    )
-    hint = f"; did you mean `{close[0]}`?" if close else ""
-    return f"`{text}` is not a valid {key}; use one of: {', '.join(options)}{hint}"
+    close = closest(text, options)
+    hint = f"; did you mean `{close}`?" if close else ""
+    return f"`{excerpt(text)}` is not a valid {key}; use one of: {', '.join(options)}{hint}"
 
 
 def _alternatives(error: ValidationError, path: Path) -> Iterator[tuple[Path, Any, bool]]:
@@ -224,8 +261,9 @@ def _alternatives(error: ValidationError, path: Path) -> Iterator[tuple[Path, An
     def message(info: NodeInfo) -> str:
         if info.plain and info.raw is not None and instance is not None:
             if not isinstance(instance, (dict, list, str)):
-                return (f"`{info.raw}` is read by YAML as {describe(instance)}; "
-                        f'quote it: "{info.raw}"')
+                raw = excerpt(info.raw)
+                return (f"`{raw}` is read by YAML as {describe(instance)}; "
+                        f'quote it: "{raw}"')
         return f"`{key}` has the wrong form: got {describe(instance)}"
 
     yield path, message, False

@@ -18,6 +18,7 @@ than one document per file, nesting deeper than ``MAX_DEPTH`` and files over
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Union
 
@@ -33,6 +34,7 @@ from yaml.events import (
 )
 from yaml.nodes import ScalarNode
 
+from provisioner.config.text import excerpt
 from provisioner.errors import ConfigIssue, Location
 
 MAX_BYTES = 10 * 1024 * 1024
@@ -79,9 +81,10 @@ def format_path(path: Iterable[str | int]) -> str:
         if isinstance(part, int):
             out.append(f"[{part}]")
         elif part.replace("_", "a").replace("-", "a").isalnum():
-            out.append(f".{part}" if out else part)
+            shown = excerpt(part)
+            out.append(f".{shown}" if out else shown)
         else:
-            out.append(f"[{part!r}]")
+            out.append(f"['{excerpt(part)}']")
     return "".join(out)
 
 
@@ -168,6 +171,8 @@ class Document:
                     raw = ev.value if cls is ScalarEvent else None
                     plain = bool(cls is ScalarEvent and ev.implicit[0] and ev.tag is None)
                     found[path] = NodeInfo(line, col, key_pos[0], key_pos[1], raw, plain)
+                    if len(found) == len(wanted):
+                        break  # the rest of a large file need not be read again
                 if cls is ScalarEvent or cls is AliasEvent:
                     self._after_value(stack)
                 elif path in prefixes:
@@ -200,12 +205,20 @@ def read_document(file: str, rel: str, path: str | os.PathLike) -> Document:
     """Read and parse one file. Problems go to ``Document.issues``; ``data`` is then None."""
     doc = Document(file=file, rel=rel, raw=b"")
     try:
-        size = os.stat(path).st_size
-        if size > MAX_BYTES:
-            doc.issue(1, 1, (), f"the file is {size / 1048576:.1f} MB; a config file may be at "
-                      f"most {MAX_BYTES // 1048576} MB (split it into a directory of files)")
-            return doc
-        with open(path, "rb") as fh:
+        # Non-blocking, so that a FIFO put in the file's place cannot hang the run;
+        # then only a regular file is read.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb", closefd=True) as fh:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                doc.issue(1, 1, (), "this is not a regular file (a FIFO, device or socket); "
+                          "point -c at a config file")
+                return doc
+            if info.st_size > MAX_BYTES:
+                doc.issue(1, 1, (), f"the file is {info.st_size / 1048576:.1f} MB; a config file "
+                          f"may be at most {MAX_BYTES // 1048576} MB (split it into a directory "
+                          "of files)")
+                return doc
             # Read at most one byte past the limit: the file may have grown since stat.
             doc.raw = fh.read(MAX_BYTES + 1)
     except OSError as error:
@@ -232,6 +245,8 @@ def read_document(file: str, rel: str, path: str | os.PathLike) -> Document:
         what = error.problem or "invalid YAML"
         context = f" ({error.context})" if error.context else ""
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        # PyYAML's words may quote a character of the file: escape and shorten them.
+        what, context = excerpt(what, 120), excerpt(context, 120)
         doc.issue(line, col, (), f"YAML syntax error: {what}{context}; "
                   "check the indentation, colons and quotes here")
         doc.data = None
@@ -245,7 +260,7 @@ def read_document(file: str, rel: str, path: str | os.PathLike) -> Document:
                   "remove it or quote and escape it")
         doc.data = None
     except yaml.YAMLError as error:  # anything else libyaml may raise
-        doc.issue(1, 1, (), f"cannot parse YAML: {error}")
+        doc.issue(1, 1, (), f"cannot parse YAML: {excerpt(error, 120)}")
         doc.data = None
     return doc
 
@@ -272,6 +287,7 @@ def _build(doc: Document) -> Any:
     root: Any = _DONE
     documents = 0
     resolvers = _RESOLVERS
+    plain: dict[str, Any] = {}
     for ev in yaml.parse(doc.text, Loader=_Loader):
         cls = ev.__class__
         if cls is ScalarEvent:
@@ -280,10 +296,17 @@ def _build(doc: Document) -> Any:
             if tag is None:
                 if ev.implicit[0] and value:
                     # Plain scalar: YAML 1.1 resolution (``no`` is false, ``0755`` is 493).
-                    for rtag, regexp in resolvers.get(value[0], ()):
-                        if regexp.match(value):
-                            value = _construct(rtag, value, value)
-                            break
+                    # Memoised per text (every result is immutable): a file of a
+                    # million `1`s resolves `1` once.
+                    hit = plain.get(value, _DONE)
+                    if hit is _DONE:
+                        hit = value
+                        for rtag, regexp in resolvers.get(value[0], ()):
+                            if regexp.match(value):
+                                hit = _construct(rtag, value, value)
+                                break
+                        plain[value] = hit
+                    value = hit
                 elif ev.implicit[0]:
                     value = None  # an empty plain scalar is null
             elif tag != STR_TAG and tag != "!":
@@ -305,7 +328,7 @@ def _build(doc: Document) -> Any:
             value = stack.pop()[0]
         elif cls is AliasEvent:
             doc.issue(ev.start_mark.line + 1, ev.start_mark.column + 1, _path_of(stack),
-                      f"YAML aliases (*{ev.anchor}) are not supported; write the value out "
+                      f"YAML aliases (*{excerpt(ev.anchor)}) are not supported; write the value out "
                       "in full (or split the config into several files)")
             raise _Stop
         elif cls is DocumentStartEvent:
@@ -366,14 +389,14 @@ def _explicit(doc: Document, stack: list[list], ev: ScalarEvent) -> Any:
     if value is _DONE:
         name = ev.tag[len(_CORE):]
         doc.issue(ev.start_mark.line + 1, ev.start_mark.column + 1, _path_of(stack),
-                  f"`{ev.value}` is not a valid {name}; remove the `!!{name}` tag or fix the value")
+                  f"`{excerpt(ev.value)}` is not a valid {name}; remove the `!!{name}` tag or fix the value")
         return ev.value
     return value
 
 
 def _refuse_tag(doc: Document, stack: list[list], ev: Any) -> None:
     tag = ev.tag
-    shown = "!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag
+    shown = excerpt("!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag)
     doc.issue(ev.start_mark.line + 1, ev.start_mark.column + 1, _path_of(stack),
               f"the YAML tag `{shown}` is not allowed in a config; remove it "
               "(only plain strings, numbers, booleans, dates, lists and mappings are used)")

@@ -2,7 +2,13 @@
 tests/data/bad goes through ``plan`` against a sandbox: exit 1, a located
 message, no traceback, and the sandbox served zero requests. The alias bomb
 and a 10 MB file are refused in bounded time and memory; a hypothesis fuzz of
-the loader only ever yields a Config or a ConfigError."""
+the loader only ever yields a Config or a ConfigError.
+
+Promise 5 of docs/threat-model.md: every config of the hostile corpus
+(tests/data/hostile, any area's case that carries ``config`` or ``files``)
+is validated in a subprocess under ``resource`` limits and finishes within
+5 s of CPU and 300 MB, without a traceback, and with a located message
+whenever it is refused."""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ import tracemalloc
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -21,9 +28,14 @@ from provisioner.cli.main import cli
 from provisioner.config import load_config
 from provisioner.errors import ConfigError
 from provisioner.model import Config
+from tests.hostile.check_input import assert_bounded, materialize, run_limited
 
 BAD = Path(__file__).resolve().parent.parent / "data" / "bad"
 CASES = sorted(BAD.glob("*.yaml"))
+HOSTILE = sorted(
+    path for path in (BAD.parent / "hostile").glob("*.yaml")
+    if {"config", "files"} & set(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
+)
 EXPECT = re.compile(rb"^# expect: (\d+):(\d+) ")
 FUZZ_EXAMPLES = int(os.environ.get("PROVISIONER_FUZZ_EXAMPLES", "60"))
 
@@ -116,3 +128,17 @@ def test_loader_fuzz_only_config_or_config_error(tmp_path: Path, doc, raw: bytes
         assert error.issues and all(str(i) for i in error.issues)
     else:
         assert isinstance(loaded, Config)
+
+
+def test_the_hostile_corpus_has_configs_to_bound() -> None:
+    assert len(HOSTILE) >= 16
+
+
+@pytest.mark.parametrize("path", HOSTILE, ids=[p.stem for p in HOSTILE])
+def test_hostile_config_is_bounded_in_a_limited_subprocess(path: Path, tmp_path: Path) -> None:
+    case = yaml.safe_load(path.read_text(encoding="utf-8"))
+    run = run_limited(["validate", *materialize(case, tmp_path)], tmp_path)
+    assert run.returncode in (0, 1), run.output
+    assert_bounded(run)
+    if run.returncode == 1:
+        assert re.search(r"^\S.*:\d+:\d+: ", run.stderr, re.MULTILINE), run.stderr
