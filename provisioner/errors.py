@@ -49,11 +49,14 @@ class ConfigIssue:
 class ConfigError(ProvisionerError):
     """The config is invalid. Carries every issue found, not just the first."""
 
-    def __init__(self, issues: list[ConfigIssue] | tuple[ConfigIssue, ...]):
+    def __init__(self, issues: list[ConfigIssue] | tuple[ConfigIssue, ...], *, omitted: str | None = None):
         self.issues: tuple[ConfigIssue, ...] = tuple(issues)
+        # "and K more errors not shown …" when collection stopped listing them.
+        self.omitted = omitted
         n = len(self.issues)
-        head = f"{n} error{'s' if n != 1 else ''} in config"
-        super().__init__(head + ":\n" + "\n".join(f"  {i}" for i in self.issues))
+        head = f"{n}{'+' if omitted else ''} error{'s' if n != 1 else ''} in config"
+        tail = f"\n  {omitted}" if omitted else ""
+        super().__init__(head + ":\n" + "\n".join(f"  {i}" for i in self.issues) + tail)
 
 
 class ApiError(ProvisionerError):

@@ -37,7 +37,10 @@ _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"})
 
 
 def _is_unsafe(char: str) -> bool:
-    return unicodedata.category(char) in _INVISIBLE_CATEGORIES
+    # Spaces other than U+0020 (no-break, thin, ideographic ...) look like a
+    # plain space but make a different string: shown too.
+    category = unicodedata.category(char)
+    return category in _INVISIBLE_CATEGORIES or (category == "Zs" and char != " ")
 
 
 def _visible(char: str) -> str:

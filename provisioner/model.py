@@ -18,11 +18,24 @@ uses ``id`` to address an object and ``etag`` for ``If-Match``.
 
 from __future__ import annotations
 
+import unicodedata
+
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from types import MappingProxyType
 from typing import Mapping
+
+
+def identity_key(email: str) -> str:
+    """The one form in which identities (emails) are compared: NFC, casefolded.
+
+    The config and the API's answers both go through it, so a user is the same
+    key on both sides of the diff.
+    """
+    if email.isascii():
+        return email.lower()
+    return unicodedata.normalize("NFC", email).casefold()
 
 ADMIN = "admin"
 DEVELOPER = "developer"

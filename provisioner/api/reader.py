@@ -19,6 +19,7 @@ from typing import Any, Callable, TypeVar
 from provisioner.api.client import ApiClient
 from provisioner.errors import ApiError
 from provisioner.model import (
+    identity_key,
     DEFAULT_WORKSPACE_LIMIT,
     Identity,
     Membership,
@@ -96,7 +97,7 @@ def parse_user(data: dict[str, Any]) -> User:
         "user",
         USERS,
         lambda: User(
-            email=str(data["email"]).lower(),
+            email=identity_key(str(data["email"])),
             role=str(data["role"]),
             status=str(data.get("status") or "active"),
             id=str(data["id"]),
@@ -130,7 +131,7 @@ def parse_identity(data: dict[str, Any]) -> Identity:
         limits = org.get("limits") or {}
         return Identity(
             user_id=str(data["id"]),
-            email=str(data["email"]).lower(),
+            email=identity_key(str(data["email"])),
             role=str(data["role"]),
             organization=Organization(
                 id=str(org["id"]),

@@ -65,16 +65,21 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
     except ConfigError as error:
         issues = error.issues
         if fmt == "json":
-            click.echo(json.dumps({"valid": False, "errors": [_as_dict(i) for i in issues]},
-                                  indent=2))
+            click.echo(json.dumps({"valid": False, "errors": [_as_dict(i) for i in issues],
+                                   "omitted": error.omitted}, indent=2))
         elif fmt == "github":
             for issue in issues:
                 click.echo(_github(issue))
+            if error.omitted:
+                click.echo(f"::error::{github_message(error.omitted)}")
         else:
             for issue in issues:
                 click.echo(safe_message(str(issue)), err=True)
+            if error.omitted:
+                click.echo(error.omitted, err=True)
             n = len(issues)
-            click.echo(f"{n} error{'s' if n != 1 else ''} found; the config is not valid", err=True)
+            more = " (and more not shown)" if error.omitted else ""
+            click.echo(f"{n} error{'s' if n != 1 else ''} found{more}; the config is not valid", err=True)
         raise SystemExit(1) from None
     if fmt == "json":
         click.echo(json.dumps({"valid": True, "errors": []}, indent=2))

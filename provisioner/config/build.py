@@ -33,9 +33,10 @@ from urllib.parse import urlsplit
 from provisioner.config.issues import Issues
 from provisioner.config.merge import Merged
 from provisioner.config.suggest import closest
-from provisioner.config.text import char_problem, email_problem, excerpt, identity_key
+from provisioner.config.text import char_problem, email_problem, excerpt
 from provisioner.config.yamlsource import Path
 from provisioner.model import (
+    identity_key,
     DEFAULT_TOKEN_ENV,
     DEFAULT_WORKSPACE_LIMIT,
     Config,

@@ -118,9 +118,12 @@ class Issues:
             if i.location
             else ("", 0, 0, i.path),
         )
-        if self.more:
-            least = "at least " if self.stopped else ""
-            ordered.append(ConfigIssue(None, "", f"and {least}{self.more} more error"
-                                       f"{'s' if self.more != 1 else ''} not shown (only the "
-                                       f"first {self.limit} are listed); fix these first"))
         return ordered
+
+    def omitted(self) -> str | None:
+        """"and K more errors not shown …", when collection stopped listing; else None."""
+        if not self.more:
+            return None
+        least = "at least " if self.stopped else ""
+        return (f"and {least}{self.more} more error{'s' if self.more != 1 else ''} not shown "
+                f"(only the first {self.limit} are listed); fix these first")

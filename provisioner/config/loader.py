@@ -127,7 +127,7 @@ def load_configs(paths: Sequence[str | os.PathLike]) -> list[Config]:
     issues = Issues()
     configs = [_load(path, issues) for path in paths]
     if issues:
-        raise ConfigError(issues.resolve())
+        raise ConfigError(issues.resolve(), omitted=issues.omitted())
     return [c for c in configs if c is not None]
 
 

@@ -13,7 +13,7 @@ two rules hold for all of them:
   unassigned code points. For identities (emails, globs over them) spaces
   of every kind are refused too.
 
-Identities are compared in one form, ``identity_key``: NFC, then casefolded.
+Identities are compared in one form, ``provisioner.model.identity_key``: NFC, then casefolded.
 An email whose lowercase and casefolded forms differ (``ß``, ``ﬁ``, final
 sigma) is refused rather than silently rewritten: the address sent to the
 API must be the one the reviewer read. Letters from several scripts in one
@@ -120,11 +120,6 @@ def free_text_problem(value: str, limit: int) -> str | None:
     return None
 
 
-def identity_key(email: str) -> str:
-    """The one form in which identities are compared: NFC, casefolded."""
-    if email.isascii():
-        return email.lower()
-    return unicodedata.normalize("NFC", email).casefold()
 
 
 def _script(char: str) -> str | None:
