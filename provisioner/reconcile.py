@@ -8,7 +8,7 @@ Nothing here prints; the CLI renders the results.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from provisioner.api.client import ApiClient
@@ -34,7 +34,12 @@ class PlannedOrganization:
 def read_and_diff(
     config: Config, client: ApiClient, *, now: datetime, parallelism: int = 8
 ) -> PlannedOrganization:
-    """Read the current state and diff it against the config. Makes no change."""
+    """Read the current state and diff it against the config. Makes no change.
+
+    The plan states its endpoint (``client.base_url``) and the organization's
+    region (the config's, else the one the API reports), so that a plan read
+    from elsewhere than the region's endpoint says so.
+    """
     current, identity = read_state_and_identity(client, parallelism=parallelism)
     plan = diff(
         current,
@@ -44,7 +49,19 @@ def read_and_diff(
         organization=identity.organization.name,
         config_digest=config.digest,
     )
+    region = config.organization.region or identity.organization.region or ""
+    plan = replace(plan, endpoint=client.base_url, region=region)
     return PlannedOrganization(config, identity, current, plan)
+
+
+def adopt_saved_plan(saved: Plan, fresh: PlannedOrganization) -> PlannedOrganization:
+    """``fresh`` carrying the reviewed ``saved`` plan, once it is checked not to be stale.
+
+    The plan shown at apply states the endpoint apply talks to now, not the
+    one the saved plan was read from.
+    """
+    check_not_stale(saved, fresh)
+    return replace(fresh, plan=replace(saved, endpoint=fresh.plan.endpoint, region=fresh.plan.region))
 
 
 def guard(planned: PlannedOrganization, *, force: bool, for_apply: bool) -> None:

@@ -14,7 +14,7 @@ import os
 import sys
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterator, Mapping
 
@@ -28,7 +28,7 @@ from provisioner.audit import AuditRecord, append_record, git_commit
 from provisioner.cli.options import DurationType, config_option, endpoint_options, parallelism_option
 from provisioner.cli.output import Progress, echo_error, use_color
 from provisioner.config import load_configs
-from provisioner.endpoint import Endpoint, open_endpoint
+from provisioner.endpoint import Endpoint, OperatorAllowances, open_endpoint
 from provisioner.errors import ApplyError, ProvisionerError, RefusedError
 from provisioner.model import Config, State
 from provisioner.plan.model import Plan
@@ -139,7 +139,7 @@ def plan(
 
     Read-only; works with a developer's key.
     """
-    loaded = load_configs(list(configs))
+    loaded = load_configs(list(configs), allowances=OperatorAllowances.from_environ(api_url=api_url))
     if out and len(loaded) > 1:
         raise click.UsageError("--out saves one organization's plan; give a single -c with --out")
     many = len(loaded) > 1
@@ -236,7 +236,7 @@ def apply(
     """
     options = ApplyOptions(auto_approve, force, parallelism, plan_file, max_age, audit_log,
                            api_url, sandbox)
-    loaded = load_configs(list(configs))
+    loaded = load_configs(list(configs), allowances=OperatorAllowances.from_environ(api_url=api_url))
     if plan_file and len(loaded) > 1:
         raise click.UsageError("--plan applies one organization's plan; give a single -c with --plan")
     failed = False
@@ -260,8 +260,7 @@ def _apply_one(config: Config, options: ApplyOptions) -> None:
                               now=utcnow(), max_age=options.max_age)
         planned = reconcile.read_and_diff(config, client, now=utcnow(), parallelism=options.parallelism)
         if saved is not None:
-            reconcile.check_not_stale(saved, planned)
-            planned = replace(planned, plan=saved)
+            planned = reconcile.adopt_saved_plan(saved, planned)
         click.echo(render_text(planned.plan, color=use_color()), nl=False)
         reconcile.guard(planned, force=options.force, for_apply=True)
         if planned.plan.empty:

@@ -65,6 +65,8 @@ def plan_to_dict(plan: Plan, *, tool_version: str) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "tool_version": tool_version,
         "organization": plan.organization,
+        "endpoint": plan.endpoint,
+        "region": plan.region,
         "config_digest": plan.config_digest,
         "state_fingerprint": plan.state_fingerprint,
         "changes": [change_to_dict(c) for c in plan.changes],
@@ -128,4 +130,6 @@ def plan_from_dict(document: Mapping[str, Any]) -> Plan:
         state_fingerprint=document["state_fingerprint"],
         config_digest=document["config_digest"],
         expiring_soon=tuple(membership_from_dict(m) for m in document["expiring_soon"]),
+        endpoint=document.get("endpoint", ""),
+        region=document.get("region", ""),
     )

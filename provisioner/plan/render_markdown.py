@@ -18,6 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Iterable, Mapping
 
+from provisioner.escape import markdown_code
 from provisioner.model import Membership, State, User, Workspace
 from provisioner.plan.model import Action, Change, Plan, ResourceType
 from provisioner.plan.render_text import NO_CHANGES, grant_details, render_text
@@ -196,7 +197,9 @@ def _clip(text: str, size: int) -> str:
 
 def _title(plan: Plan) -> str:
     org = f" for {_md(plan.organization)}" if plan.organization else ""
-    return f"### provisioner plan{org}\n\n"
+    note = f" ⚠️ {markdown_code(plan.endpoint_note)}" if plan.endpoint_note else ""
+    endpoint = f"Endpoint: {markdown_code(plan.endpoint)}{note}\n\n" if plan.endpoint else ""
+    return f"### provisioner plan{org}\n\n{endpoint}"
 
 
 def _summary(view: _View) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable, Mapping
 
+from provisioner.escape import terminal
 from provisioner.model import INVITED, Membership, User, Workspace
 from provisioner.plan.model import Action, Change, Plan, ResourceType, format_expiry
 
@@ -123,15 +124,17 @@ def summary_line(plan: Plan) -> str:
 def render_text(plan: Plan, *, color: bool = False) -> str:
     """The plan as Terraform-like text. ANSI colour only when ``color`` (the caller decides)."""
     warnings = [f"{_WARN}Warning:{_RESET} {w}" if color else f"Warning: {w}" for w in plan.warnings]
+    note = f" ({terminal(plan.endpoint_note)})" if plan.endpoint_note else ""
+    endpoint = [f"Endpoint: {terminal(plan.endpoint)}{note}"] if plan.endpoint else []
     if plan.empty:
-        return "\n\n".join([NO_CHANGES, *(["\n".join(warnings)] if warnings else [])]) + "\n"
+        return "\n\n".join([*endpoint, NO_CHANGES, *(["\n".join(warnings)] if warnings else [])]) + "\n"
 
     cascades = cascade_counts(plan)
     groups: dict[ResourceType, list[str]] = {t: [] for t in ResourceType}
     for change in plan.changes:
         groups[change.type].append(change_line(change, cascades, color=color))
 
-    blocks = [
+    blocks = endpoint + [
         "\n".join([f"{_BOLD}{HEADINGS[t]}:{_RESET}" if color else f"{HEADINGS[t]}:", *lines])
         for t, lines in groups.items()
         if lines
