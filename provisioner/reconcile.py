@@ -38,7 +38,7 @@ def read_and_diff(
 
     The plan states its endpoint (``client.base_url``) and the organization's
     region (the config's, else the one the API reports), so that a plan read
-    from elsewhere than the region's endpoint says so.
+    from elsewhere than the region's endpoint says so. ``client.endpoint`` never holds the key.
     """
     current, identity = read_state_and_identity(client, parallelism=parallelism)
     plan = diff(
@@ -50,7 +50,7 @@ def read_and_diff(
         config_digest=config.digest,
     )
     region = config.organization.region or identity.organization.region or ""
-    plan = replace(plan, endpoint=client.base_url, region=region)
+    plan = replace(plan, endpoint=client.endpoint, region=region)
     return PlannedOrganization(config, identity, current, plan)
 
 

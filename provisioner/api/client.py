@@ -404,8 +404,13 @@ class ApiClient:
     ) -> None:
         self.close()
 
+    @property
+    def endpoint(self) -> str:
+        """The base URL for plans and messages: normalized, and never holding the key."""
+        return self._redact(self.base_url)
+
     def __repr__(self) -> str:
-        return f"ApiClient({self.base_url!r})"
+        return f"ApiClient({self.endpoint!r})"
 
     # --- internals ------------------------------------------------------------
 
