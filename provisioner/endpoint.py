@@ -4,21 +4,47 @@ The key is read only from the environment variable the config names
 (``organization.token_env``); the command line never accepts one, because it
 would leak into shell history and CI logs. ``--sandbox DBPATH`` starts an
 in-process sandbox server on a loopback port and needs no key at all.
+
+Decisions worth knowing:
+
+* The config is written by whoever opens a pull request, so it alone cannot
+  choose where the key goes nor which secret is sent. A config's ``api_url``
+  must be a regional endpoint or loopback (a local sandbox) unless the
+  operator allows it outside the repo (``--api-url``, or
+  ``PROVISIONER_ALLOWED_API_URLS``); its ``token_env`` must name a variable
+  with RECALL or PROVISIONER as a word of its name unless the operator allows
+  it in ``PROVISIONER_ALLOWED_TOKEN_ENVS``. ``OperatorAllowances`` holds what
+  the operator allowed; the config checks (``provisioner.config.build``) use it.
+* A key that a header cannot carry is refused before any request, with a
+  message that names the position and the kind of character, never the key.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
+import shlex
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Mapping
 
+from provisioner.api.client import token_problem
+from provisioner.apiurl import ApiUrl, UrlProblem, is_loopback_host, is_regional, parse_api_url
 from provisioner.errors import ProvisionerError
 from provisioner.model import OrganizationSettings
 
 SANDBOX_ADMIN_EMAIL = "admin@example.com"
+
+ALLOWED_API_URLS_ENV = "PROVISIONER_ALLOWED_API_URLS"
+ALLOWED_TOKEN_ENVS_ENV = "PROVISIONER_ALLOWED_TOKEN_ENVS"
+# A config's token_env: RECALL or PROVISIONER is one word of the name
+# (RECALL_API_KEY, ACME_RECALL_API_KEY, PROVISIONER_TEST_KEY). GITHUB_TOKEN,
+# AWS_SECRET_ACCESS_KEY and the like are not: a pull request must not be able
+# to send another secret of the CI job anywhere.
+TOKEN_ENV_PATTERN = re.compile(r"([A-Z0-9]+_)*(RECALL|PROVISIONER)(_[A-Z0-9]+)*")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_SHOWN_NAME_CHARS = 64
 
 
 class EndpointError(ProvisionerError):
@@ -26,18 +52,91 @@ class EndpointError(ProvisionerError):
 
 
 @dataclass(frozen=True)
+class OperatorAllowances:
+    """What the operator allowed outside the repo: extra API URLs and key variables.
+
+    ``api_urls`` are exact base URLs, or origins (no path) that allow any path.
+    """
+
+    api_urls: tuple[ApiUrl, ...] = ()
+    token_envs: frozenset[str] = frozenset()
+
+    @classmethod
+    def from_environ(
+        cls, environ: Mapping[str, str] | None = None, *, api_url: str | None = None
+    ) -> "OperatorAllowances":
+        """The allowances from ``PROVISIONER_ALLOWED_*`` and ``--api-url`` (``api_url``)."""
+        env = os.environ if environ is None else environ
+        urls: list[ApiUrl] = []
+        entries = [e.strip() for e in env.get(ALLOWED_API_URLS_ENV, "").split(",")]
+        for number, entry in enumerate(entries, start=1):
+            if not entry:
+                continue
+            try:
+                urls.append(parse_api_url(entry))
+            except UrlProblem as problem:
+                raise EndpointError(
+                    f"entry {number} of the environment variable {ALLOWED_API_URLS_ENV} is not "
+                    f"a usable API URL: {problem}; fix it (comma-separated URLs or origins)"
+                ) from None
+        if api_url:
+            try:
+                urls.append(parse_api_url(api_url.rstrip("/")))
+            except UrlProblem:
+                pass  # the client refuses it with a message of its own before connecting
+        names = {n.strip() for n in env.get(ALLOWED_TOKEN_ENVS_ENV, "").split(",") if n.strip()}
+        return cls(tuple(urls), frozenset(names))
+
+    def allows_url(self, url: ApiUrl) -> bool:
+        """Whether the operator allowed ``url`` (its exact base, or its origin)."""
+        return any(
+            allowed.base == url.base or (allowed.origin == url.origin and allowed.path.strip("/") == "")
+            for allowed in self.api_urls
+        )
+
+    def api_url_problem(self, text: str) -> str | None:
+        """Why a config may not name ``text`` as its ``api_url``, or None."""
+        try:
+            url = parse_api_url(text.rstrip("/"))
+        except UrlProblem as problem:
+            return f"this api_url is refused: {problem}"
+        if is_loopback_host(url.host) or is_regional(url) or self.allows_url(url):
+            return None
+        return (
+            "this api_url is not one of the regional endpoints "
+            "(https://{us-east-1,us-west-2,eu-central-1,ap-northeast-1}.recall.ai/api/v1) nor "
+            "loopback, and the API key would be sent there; a config cannot choose that alone. "
+            "Use `region:` instead, or, as the operator, allow it outside the repo: pass the same "
+            f"URL with --api-url, or add it to {ALLOWED_API_URLS_ENV} (comma-separated URLs or origins)"
+        )
+
+    def token_env_problem(self, name: str) -> str | None:
+        """Why a config may not name ``name`` as its ``token_env``, or None."""
+        if name in self.token_envs or not _ENV_NAME.fullmatch(name):
+            return None  # allowed, or not a name at all (the schema reports that)
+        if TOKEN_ENV_PATTERN.fullmatch(name):
+            return None
+        shown = name if len(name) <= _SHOWN_NAME_CHARS else "this variable"
+        return (
+            f"token_env may not name {shown}: a config may only name an environment variable "
+            "with RECALL or PROVISIONER as a word of its name (e.g. RECALL_API_KEY, "
+            "ACME_RECALL_API_KEY), so that a pull request cannot send another secret. Rename "
+            f"the variable, or, as the operator, allow it with {ALLOWED_TOKEN_ENVS_ENV}={shown}"
+        )
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """A resolved API endpoint.
 
-    ``signing_key`` signs saved plans (HMAC); it is the API key for a real
-    endpoint, so a plan file can only be applied with the key it was made for.
     ``label`` names the endpoint in messages and never contains the key.
+    ``created`` is True when an embedded sandbox database was created for it.
     """
 
     base_url: str
     token: str = field(repr=False)
-    signing_key: str = field(repr=False)
     label: str
+    created: bool = False
 
     def __repr__(self) -> str:  # the key stays out of every repr
         return f"Endpoint(base_url={self.base_url!r}, label={self.label!r})"
@@ -50,11 +149,14 @@ def open_endpoint(
     api_url: str | None = None,
     sandbox: str | os.PathLike | None = None,
     environ: Mapping[str, str] | None = None,
+    create_sandbox: bool = False,
 ) -> Iterator[Endpoint]:
     """Resolve the endpoint for one organization; stop an embedded sandbox on exit.
 
     Precedence: ``sandbox`` (embedded server), then ``api_url``, then the
-    config's ``api_url`` or ``region``.
+    config's ``api_url`` or ``region``. A ``sandbox`` database that does not
+    exist yet is created only when ``create_sandbox`` (apply does; a mistyped
+    path given to plan or drift must not look like an empty organization).
     """
     if sandbox is not None and api_url is not None:
         raise EndpointError("--sandbox and --api-url exclude each other; give one of them")
@@ -66,6 +168,13 @@ def open_endpoint(
         db = Path(sandbox)
         if db.parent and not db.parent.exists():
             raise EndpointError(f"--sandbox {db}: folder {db.parent} does not exist; create it first")
+        created = not db.exists()
+        if created and not create_sandbox:
+            raise EndpointError(
+                f"--sandbox {db}: no such sandbox database. Check the path; "
+                f"`provisioner apply --sandbox {shlex.quote(str(db))}` creates a new sandbox "
+                "organization there"
+            )
         try:
             running = start_sandbox(
                 db, admin_email=SANDBOX_ADMIN_EMAIL, org_name=settings.name or "sandbox"
@@ -73,8 +182,7 @@ def open_endpoint(
         except SandboxError as error:
             raise EndpointError(f"--sandbox {db}: {error}") from None
         try:
-            signing = "sandbox:" + hashlib.sha256(str(db.resolve()).encode()).hexdigest()
-            yield Endpoint(running.base_url, running.token, signing, f"sandbox {db}")
+            yield Endpoint(running.base_url, running.token, f"sandbox {db}", created=created)
         finally:
             running.stop()
         return
@@ -88,4 +196,10 @@ def open_endpoint(
             f"Export the key in {settings.token_env} (the config's organization.token_env), "
             "or use --sandbox DBPATH to try the tool on an embedded sandbox"
         )
-    yield Endpoint(base_url, token, token, base_url)
+    problem = token_problem(token)
+    if problem:
+        raise EndpointError(
+            f"the API key in {settings.token_env} cannot be sent: {problem}. Check that the "
+            "variable holds only the key (no quotes, spaces or line breaks inside it)"
+        )
+    yield Endpoint(base_url, token, base_url)

@@ -8,7 +8,7 @@ Nothing here prints; the CLI renders the results.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from provisioner.api.client import ApiClient
@@ -34,7 +34,12 @@ class PlannedOrganization:
 def read_and_diff(
     config: Config, client: ApiClient, *, now: datetime, parallelism: int = 8
 ) -> PlannedOrganization:
-    """Read the current state and diff it against the config. Makes no change."""
+    """Read the current state and diff it against the config. Makes no change.
+
+    The plan states its endpoint (``client.base_url``) and the organization's
+    region (the config's, else the one the API reports), so that a plan read
+    from elsewhere than the region's endpoint says so. ``client.endpoint`` never holds the key.
+    """
     current, identity = read_state_and_identity(client, parallelism=parallelism)
     plan = diff(
         current,
@@ -44,6 +49,8 @@ def read_and_diff(
         organization=identity.organization.name,
         config_digest=config.digest,
     )
+    region = config.organization.region or identity.organization.region or ""
+    plan = replace(plan, endpoint=client.endpoint, region=region)
     return PlannedOrganization(config, identity, current, plan)
 
 

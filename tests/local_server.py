@@ -33,6 +33,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False  # answer nothing until the server stops (a read timeout)
     drop: bool = False  # close the connection without answering
+    raw: bytes | None = None  # the body as is, instead of ``body`` as JSON
 
 
 # decide(seen) -> Reply to answer it here, or None to forward it upstream.
@@ -89,6 +90,8 @@ class LocalServer:
                     self.close_connection = True
                     return
                 payload = b"" if reply.body is None else json.dumps(reply.body).encode()
+                if reply.raw is not None:
+                    payload = reply.raw
                 headers = dict(reply.headers)
                 if payload:
                     headers.setdefault("Content-Type", "application/json")

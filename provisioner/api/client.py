@@ -12,19 +12,25 @@ Decisions worth knowing:
   it), and no wait may run past the request's overall ``deadline``.
 * POST, PATCH and DELETE are retried too. That is safe because every POST
   carries an ``Idempotency-Key`` and every PATCH/DELETE may carry ``If-Match``.
-* The key only ever goes to ``base_url``'s origin: plain http is refused
-  unless the host is loopback, redirects are never followed, pagination
-  ``next`` links must stay under ``base_url``, and ``trust_env`` is off so
-  that ``.netrc`` cannot replace the Authorization header and no proxy from
-  the environment sees the traffic. Proxies are not supported at all (the
+* The key only ever goes to ``base_url``'s origin, as urllib3 reads it: the
+  base URL, every request URL and every pagination ``next`` link are read by
+  ``provisioner.apiurl.parse_api_url`` (urllib3's own parser, so the check and
+  the connection cannot disagree). Plain http is refused unless the host is
+  loopback, redirects are never followed, ``next`` links must stay on the same
+  scheme, host, port and base path, and ``trust_env`` is off so that
+  ``.netrc`` cannot replace the Authorization header and no proxy from the
+  environment sees the traffic. Proxies are not supported at all (the
   simplest way to never leak the key to one); TLS verification is always on.
-* Every message and log line goes through ``_redact``, which replaces the
-  token with ``***`` wherever it appears.
+* A key that an HTTP header cannot carry (control characters, spaces,
+  non-ASCII) is refused in the constructor, before requests could quote it in
+  an error of its own.
+* Every message and log line goes through ``redact``, which replaces the key
+  and every run of ``FRAGMENT`` or more of its characters with ``***``. It runs
+  before any text is cut short, so a cut cannot leave most of a key behind.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import threading
@@ -33,13 +39,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import urlencode, urljoin
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.exceptions import LocationParseError
+from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
 from provisioner import __version__
+from provisioner.apiurl import UrlProblem, has_dot_segment, parse_api_url, url_character_problem
+from provisioner.escape import terminal
 from provisioner.errors import (
     ApiError,
     AuthenticationError,
@@ -76,8 +86,72 @@ _STATUS_ERRORS: dict[int, tuple[type[ApiError], str]] = {
 # that carry the method and URL, which the Retry object does not know.
 
 
-# Shorter keys are not redacted from messages (see ``ApiClient._redact``).
+# Shorter keys are not redacted from messages (see ``redact``).
 MIN_REDACTED_TOKEN = 8
+# Any run of this many characters of the key is redacted too: a server that
+# echoes the key, or a message cut short, must not print most of it.
+FRAGMENT = 12
+# How much of an error body a message quotes.
+BODY_EXCERPT = 200
+DETAIL_EXCERPT = 500
+
+
+def redact(text: str, secret: str) -> str:
+    """``text`` with ``secret``, and every run of ``FRAGMENT`` of its characters, as ``***``.
+
+    Keys shorter than ``MIN_REDACTED_TOKEN`` are left alone: a real key is long
+    and random, and a key of a few characters (a typo, a placeholder) would
+    turn every "x" or "e" of a message into ***, hiding the message while
+    protecting nothing.
+    """
+    if len(secret) < MIN_REDACTED_TOKEN or not text:
+        return text
+    text = text.replace(secret, "***")
+    if len(secret) <= FRAGMENT:
+        return text
+    grams = {secret[i : i + FRAGMENT] for i in range(len(secret) - FRAGMENT + 1)}
+    spans: list[list[int]] = []
+    for i in range(len(text) - FRAGMENT + 1):
+        if text[i : i + FRAGMENT] in grams:
+            if spans and spans[-1][1] >= i:
+                spans[-1][1] = i + FRAGMENT
+            else:
+                spans.append([i, i + FRAGMENT])
+    if not spans:
+        return text
+    out, last = [], 0
+    for start, end in spans:
+        out.append(text[last:start] + "***")
+        last = end
+    out.append(text[last:])
+    return "".join(out)
+
+
+def excerpt(text: str, secret: str, size: int) -> str:
+    """At most ``size`` characters of ``text``, redacted before it is cut.
+
+    Only a window a little longer than ``size`` is redacted: long enough that
+    no run of the key that starts inside the excerpt is cut before it is
+    recognised, short enough that a megabyte of error body costs nothing.
+    """
+    window = text[: size + len(secret) + FRAGMENT]
+    shown = redact(window, secret)
+    return shown if len(shown) <= size and len(window) == len(text) else shown[:size] + "…"
+
+
+def token_problem(token: str) -> str | None:
+    """Why ``token`` cannot travel in an HTTP header, or None. Never quotes the token."""
+    for position, char in enumerate(token, start=1):
+        if char in " \t":
+            what = "a space"
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            what = "a control character (such as a line break)"
+        elif ord(char) > 0x7E:
+            what = "a non-ASCII character"
+        else:
+            continue
+        return f"it contains {what} at position {position}, which an HTTP header cannot carry"
+    return None
 
 
 class _RetryAfterTooLong(Exception):
@@ -180,15 +254,6 @@ class _Pacer:
             time.sleep(delay)
 
 
-def _is_loopback_host(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class ApiClient:
     """A thin, thread-safe client for the regional API (``/api/v1``).
 
@@ -214,22 +279,17 @@ class ApiClient:
         pool_size: int = 16,
     ):
         self._token = token
-        self.base_url = base_url.rstrip("/")
-        parts = urlsplit(self.base_url)
-        host = parts.hostname or ""
-        if parts.scheme == "http":
-            if not _is_loopback_host(host):
-                raise TransportError(
-                    f"refusing to send the API key over plain http to {host}; use https",
-                    url=self._redact(self.base_url),
-                )
-        elif parts.scheme != "https" or not host:
-            raise TransportError(
-                f"the API URL {self._redact(self.base_url)!r} is not an https URL; "
-                "use https://<region>.recall.ai/api/v1"
-            )
-        self._origin = (parts.scheme, host, parts.port or (443 if parts.scheme == "https" else 80))
-        self._base_path = parts.path.rstrip("/") + "/"
+        problem = token_problem(token)
+        if problem:
+            raise TransportError(f"the API key cannot be sent: {problem}; check the key")
+        try:
+            parsed = parse_api_url(base_url.rstrip("/"))
+        except UrlProblem as problem:
+            shown = terminal(excerpt(base_url, token, 200))
+            raise TransportError(f"refusing to send the API key to {shown}: {problem}") from None
+        self.base_url = parsed.base
+        self._origin = parsed.origin
+        self._base_path = parsed.path.rstrip("/") + "/"
         self.timeout = (connect_timeout, read_timeout)
         self.deadline = deadline
         self.max_retries = max_retries
@@ -344,18 +404,18 @@ class ApiClient:
     ) -> None:
         self.close()
 
+    @property
+    def endpoint(self) -> str:
+        """The base URL for plans and messages: normalized, and never holding the key."""
+        return self._redact(self.base_url)
+
     def __repr__(self) -> str:
-        return f"ApiClient({self.base_url!r})"
+        return f"ApiClient({self.endpoint!r})"
 
     # --- internals ------------------------------------------------------------
 
     def _redact(self, text: str) -> str:
-        # A real key is long and random. A key of a few characters (a typo,
-        # a placeholder) would turn every "x" or "e" of a message into ***,
-        # hiding the message while protecting nothing.
-        if len(self._token) < MIN_REDACTED_TOKEN:
-            return text
-        return text.replace(self._token, "***")
+        return redact(text, self._token)
 
     def _url(self, path: str, params: dict[str, Any] | None = None) -> str:
         url = self.base_url + "/" + path.lstrip("/")
@@ -365,8 +425,11 @@ class ApiClient:
 
     def _short(self, url: str) -> str:
         """The URL without the origin, for messages and logs."""
-        parts = urlsplit(url)
-        return self._redact(parts.path + (f"?{parts.query}" if parts.query else ""))
+        try:
+            parts = parse_url(url)
+        except LocationParseError:
+            return "(an unreadable URL)"
+        return excerpt((parts.path or "") + (f"?{parts.query}" if parts.query else ""), self._token, 300)
 
     def _check_next(self, next_url: Any, current: str, seen: set[str]) -> str | None:
         if next_url is None:
@@ -375,19 +438,23 @@ class ApiClient:
         if not isinstance(next_url, str) or not next_url:
             problem = "it is not a URL"
         else:
-            next_url = urljoin(current, next_url)
-            parts = urlsplit(next_url)
-            scheme, host = parts.scheme, parts.hostname or ""
             try:
-                port = parts.port or (443 if scheme == "https" else 80)
-            except ValueError:
-                port = -1
-            if (scheme, host, port) != self._origin:
-                problem = f"it points at another server ({host or '?'})"
-            elif not (parts.path + "/").startswith(self._base_path) or "/../" in parts.path + "/":
-                problem = "it leaves the API's base path"
-            elif next_url in seen:
-                problem = "it loops back to a page already read"
+                # Refuse what parsers disagree on before urljoin (a urlsplit
+                # reader, which drops tabs and newlines) can rewrite it.
+                bad = url_character_problem(next_url)
+                if bad:
+                    raise UrlProblem(bad)
+                next_url = urljoin(current, next_url)
+                parts = parse_api_url(next_url, base=False)
+            except UrlProblem as why:
+                problem = f"{why}"
+            else:
+                if parts.origin != self._origin:
+                    problem = "it points at another server"
+                elif not (parts.path + "/").startswith(self._base_path) or has_dot_segment(parts.path):
+                    problem = "it leaves the API's base path"
+                elif next_url in seen:
+                    problem = "it loops back to a page already read"
         if problem:
             raise ApiError(
                 f"broken next link while listing {self._short(current)}: {problem}; "
@@ -406,6 +473,7 @@ class ApiClient:
         headers: dict[str, str] | None = None,
     ) -> requests.Response:
         """Send one request (urllib3 does the retries) and map its outcome."""
+        self._check_origin(method, url)
         self._pacer.wait()
         attempt = _Attempt(deadline_at=time.monotonic() + self.deadline)
         self._attempt_state.current = attempt
@@ -455,6 +523,20 @@ class ApiClient:
         self._raise_for_status(method, url, response, attempt.retries + 1)
         return response
 
+    def _check_origin(self, method: str, url: str) -> None:
+        """Refuse a request URL that urllib3 would send anywhere but the base URL's origin."""
+        try:
+            parts = parse_api_url(url, base=False)
+            problem = None if parts.origin == self._origin else "it points at another server"
+        except UrlProblem as why:
+            problem = str(why)
+        if problem:
+            raise TransportError(
+                f"{method} {self._short(url)}: refusing to send the API key: {problem}",
+                method=method,
+                url=self._redact(url),
+            )
+
     def _raise_for_status(
         self, method: str, url: str, response: requests.Response, attempts: int
     ) -> None:
@@ -462,7 +544,10 @@ class ApiClient:
         status = response.status_code
         short = self._short(url)
         if 300 <= status < 400:
-            target = urlsplit(response.headers.get("Location", "")).hostname or "another URL"
+            try:
+                target = parse_url(response.headers.get("Location", "")).host or "another URL"
+            except LocationParseError:
+                target = "another URL"
             raise TransportError(
                 f"{method} {short}: the API redirected to {self._redact(target)}; refusing to "
                 "follow (the API key goes only to the configured URL); check the API URL",
@@ -493,10 +578,10 @@ class ApiClient:
             body = response.json()
         except ValueError:
             text = (response.text or "").strip()
-            return (self._redact(text[:200]) or None), None
+            return (excerpt(text, self._token, BODY_EXCERPT) or None), None
         if not isinstance(body, dict):
             return None, None
-        code = self._redact(body["code"]) if isinstance(body.get("code"), str) else None
+        code = excerpt(body["code"], self._token, 100) if isinstance(body.get("code"), str) else None
         detail = body.get("detail")
         if detail is None:
             # Field errors: {"email": ["Enter a valid email address."]}
@@ -506,7 +591,7 @@ class ApiClient:
                 if k != "code"
             ]
             detail = "; ".join(fields) or None
-        return (self._redact(str(detail)) if detail is not None else None), code
+        return (excerpt(str(detail), self._token, DETAIL_EXCERPT) if detail is not None else None), code
 
     def _json(self, response: requests.Response) -> dict:
         if response.status_code == 204 or not response.content:

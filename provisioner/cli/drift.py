@@ -14,6 +14,7 @@ from provisioner.cli.output import echo_error
 from provisioner.cli.reconcile import connect, heading, utcnow
 from provisioner.config import load_configs
 from provisioner.drift import DriftReport, detect_drift
+from provisioner.endpoint import OperatorAllowances
 from provisioner.errors import ProvisionerError
 from provisioner.plan.model import Action, Change, Plan
 
@@ -100,7 +101,7 @@ def drift(
 
     Exit 0: it matches. Exit 2: it drifted. Exit 1: an error.
     """
-    loaded = load_configs(list(configs))
+    loaded = load_configs(list(configs), allowances=OperatorAllowances.from_environ(api_url=api_url))
     failed = drifted = False
     for config in loaded:
         try:

@@ -38,7 +38,9 @@ def endpoint_options(f: F) -> F:
         "--api-url",
         default=None,
         metavar="URL",
-        help="Override the region's base URL (https, or http on loopback only).",
+        help="Send requests (and the key) to this base URL instead of the config's "
+        "(https, or http on loopback only). It also allows a config's api_url outside the "
+        "four regions when it is the same URL; PROVISIONER_ALLOWED_API_URLS does so too.",
     )(f)
     return f
 

@@ -30,7 +30,7 @@ from provisioner.cli.interrupt import exit_code_for, stop_on_signals
 from provisioner.cli.options import DurationType, config_option, endpoint_options, parallelism_option
 from provisioner.cli.output import Progress, echo_error, use_color
 from provisioner.config import load_configs
-from provisioner.endpoint import Endpoint, open_endpoint
+from provisioner.endpoint import Endpoint, OperatorAllowances, open_endpoint
 from provisioner.escape import markdown_code, terminal, terminal_lines
 from provisioner.errors import (
     ApplyError,
@@ -146,11 +146,19 @@ def client_limits_from_env(environ: Mapping[str, str] | None = None) -> dict[str
 
 @contextmanager
 def connect(
-    config: Config, *, api_url: str | None, sandbox: str | None
+    config: Config, *, api_url: str | None, sandbox: str | None, create_sandbox: bool = False
 ) -> Iterator[tuple[Endpoint, ApiClient]]:
-    """The endpoint and a client for one organization, closed on exit."""
+    """The endpoint and a client for one organization, closed on exit.
+
+    Only apply passes ``create_sandbox``: it may start a new sandbox
+    organization, and says so.
+    """
     limits = client_limits_from_env()
-    with open_endpoint(config.organization, api_url=api_url, sandbox=sandbox) as endpoint:
+    with open_endpoint(
+        config.organization, api_url=api_url, sandbox=sandbox, create_sandbox=create_sandbox
+    ) as endpoint:
+        if endpoint.created:
+            click.echo(f"Created a new sandbox organization in {terminal(str(sandbox))}.", err=True)
         with ApiClient(
             endpoint.base_url, endpoint.token, user_agent=f"provisioner/{__version__}", **limits
         ) as client:
@@ -193,7 +201,7 @@ def plan(
 
     Read-only; works with a developer's key.
     """
-    loaded = load_configs(list(configs))
+    loaded = load_configs(list(configs), allowances=OperatorAllowances.from_environ(api_url=api_url))
     if out and len(loaded) > 1:
         raise click.UsageError("--out saves one organization's plan; give a single -c with --out")
     many = len(loaded) > 1
@@ -341,7 +349,7 @@ def apply(
     reason = checked_override_reason(override_reason)
     if reason is not None and expect is None and expect_file is None:
         raise click.UsageError("--override-expect overrides --expect or --expect-file; give one of them")
-    loaded = load_configs(list(configs))
+    loaded = load_configs(list(configs), allowances=OperatorAllowances.from_environ(api_url=api_url))
     if plan_file and len(loaded) > 1:
         raise click.UsageError("--plan applies one organization's plan; give a single -c with --plan")
     if (expect is not None or expect_file is not None) and len(loaded) > 1:
@@ -429,7 +437,7 @@ def _prepare(config: Config, options: ApplyOptions, connections: ExitStack) -> _
         saved = load_plan(options.plan_file, tool_version=__version__, now=utcnow(), max_age=options.max_age)
         expectation = Expectation(saved.digest, f"--plan {options.plan_file}", saved.plan, saved.target)
     _endpoint, client = connections.enter_context(
-        connect(config, api_url=options.api_url, sandbox=options.sandbox)
+        connect(config, api_url=options.api_url, sandbox=options.sandbox, create_sandbox=True)
     )
     planned = reconcile.read_and_diff(config, client, now=utcnow(), parallelism=options.parallelism)
     target = PlanTarget.of(planned.identity.organization)

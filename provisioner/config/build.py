@@ -23,18 +23,17 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import string
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, Iterator
-from urllib.parse import urlsplit
 
 from provisioner.config.issues import Issues
 from provisioner.config.merge import Merged
 from provisioner.config.suggest import closest
 from provisioner.config.text import char_problem, email_problem, excerpt
 from provisioner.config.yamlsource import Path
+from provisioner.endpoint import OperatorAllowances
 from provisioner.model import (
     identity_key,
     DEFAULT_TOKEN_ENV,
@@ -52,7 +51,6 @@ from provisioner.model import (
 DEFAULT_NAME_FORMAT = "{workspace}-{environment}"
 # ``\Z``, not ``$``: ``$`` also matches before a trailing newline.
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+\Z")
-_LOOPBACK_NAMES = {"localhost"}
 _SUGGEST_LIMIT = 20  # looking for close names among thousands costs; suggest for the first few
 _SUGGEST_BUDGET = 60_000  # options compared in all, across suggestions (~1 s at worst)
 # About 3x the documented scale (100,000 memberships): what fits well inside 300 MB.
@@ -115,7 +113,7 @@ class _Builder:
         return True
 
     # --- organization -------------------------------------------------------------
-    def organization(self) -> OrganizationSettings:
+    def organization(self, allowances: OperatorAllowances) -> OrganizationSettings:
         if "organization" not in self.data:
             self.report((), "missing `organization`; add organization: {region: us-east-1}")
             return OrganizationSettings()
@@ -130,11 +128,15 @@ class _Builder:
         ):
             self.report(("organization",), "organization needs a region (e.g. us-east-1) "
                         "or an api_url; add one", at_key=True)
-        if api_url is not None:
-            problem = _check_api_url(api_url)
+        if api_url is not None and "region" not in org:
+            problem = _check_api_url(api_url, allowances)
             if problem:
                 self.report(("organization", "api_url"), problem)
         token_env = org.get("token_env")
+        if isinstance(token_env, str):
+            problem = allowances.token_env_problem(token_env)
+            if problem:
+                self.report(("organization", "token_env"), problem)
         name = org.get("name")
         self.free_text(name, ("organization", "name"))
         return OrganizationSettings(
@@ -485,32 +487,25 @@ def parse_expires(value: Any) -> tuple[datetime | None, str | None]:
     return None, f"expires must be a date or a time, not {type(value).__name__}; {hint}"
 
 
-def _check_api_url(url: str) -> str | None:
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-    except ValueError:
-        return f"`{url}` is not a valid URL"
-    scheme = parts.scheme.lower()
-    if scheme == "https" and host:
-        return None
-    if scheme == "http" and host:
-        if host.lower() in _LOOPBACK_NAMES:
-            return None
-        try:
-            if ipaddress.ip_address(host).is_loopback:
-                return None
-        except ValueError:
-            pass
-        return (f"`{url}` uses plain http; the API key would travel unencrypted. Use https "
-                "(http is allowed only on a loopback host such as http://127.0.0.1:8080)")
-    return f"`{url}` must be an https URL such as https://api.example.com/api/v1"
+def _check_api_url(url: str, allowances: OperatorAllowances) -> str | None:
+    """Why the config may not send the key to ``url``, or None (see ``provisioner.endpoint``).
+
+    The URL is read by the same parser as the connection (``provisioner.apiurl``);
+    the message never repeats it: the location points at it.
+    """
+    return allowances.api_url_problem(url)
 
 
-def build_config(merged: Merged, issues: Issues) -> Config:
-    """Check the merged data and expand it into a ``Config`` (valid only if no issues)."""
+def build_config(
+    merged: Merged, issues: Issues, allowances: OperatorAllowances | None = None
+) -> Config:
+    """Check the merged data and expand it into a ``Config`` (valid only if no issues).
+
+    ``allowances`` are what the operator allowed outside the repo (default: from
+    the environment); see ``provisioner.endpoint.OperatorAllowances``.
+    """
     b = _Builder(merged, issues)
-    organization = b.organization()
+    organization = b.organization(allowances or OperatorAllowances.from_environ())
     fmt = b.name_format()
     b.collect_users()
     b.collect_groups()

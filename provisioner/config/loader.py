@@ -27,6 +27,7 @@ from provisioner.config.issues import Issues
 from provisioner.config.merge import merge
 from provisioner.config.schema import validate_document
 from provisioner.config.yamlsource import Document, read_document
+from provisioner.endpoint import OperatorAllowances
 from provisioner.errors import ConfigError, ConfigIssue, Location
 from provisioner.escape import terminal
 from provisioner.model import Config
@@ -95,7 +96,9 @@ def _files(arg: str) -> tuple[list[tuple[str, str, FsPath]], list[ConfigIssue]]:
     return [(shown_arg, path.name, path)], []
 
 
-def _load(arg: str | os.PathLike, issues: Issues) -> Config | None:
+def _load(
+    arg: str | os.PathLike, issues: Issues, allowances: OperatorAllowances | None = None
+) -> Config | None:
     files, problems = _files(os.fspath(arg))
     issues.extend_located(problems)
     docs: list[Document] = []
@@ -112,20 +115,24 @@ def _load(arg: str | os.PathLike, issues: Issues) -> Config | None:
     if not docs or all(doc.data is None for doc in docs):
         return None
     merged = merge([d for d in docs if d.data is not None], issues)
-    config = build_config(merged, issues)
+    config = build_config(merged, issues, allowances)
     digest = hashlib.sha256()
     for doc in docs:
         digest.update(doc.rel.encode("utf-8") + b"\0" + doc.raw)
     return replace(config, sources=tuple(d.file for d in docs), digest=digest.hexdigest())
 
 
-def load_configs(paths: Sequence[str | os.PathLike]) -> list[Config]:
+def load_configs(
+    paths: Sequence[str | os.PathLike], *, allowances: OperatorAllowances | None = None
+) -> list[Config]:
     """Load several organizations (one per path); report the issues of all at once.
 
+    ``allowances``: what the operator allowed outside the repo (API URLs, key
+    variables); by default read from the environment.
     Raises ``ConfigError`` carrying every issue found in every path.
     """
     issues = Issues()
-    configs = [_load(path, issues) for path in paths]
+    configs = [_load(path, issues, allowances) for path in paths]
     if issues:
         raise ConfigError(issues.resolve(), omitted=issues.omitted())
     return [c for c in configs if c is not None]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta, timezone
 from enum import Enum
 
+from provisioner.apiurl import endpoint_note
 from provisioner.model import Membership, User, Workspace
 
 
@@ -119,7 +120,9 @@ class Plan:
     ``changes`` are sorted deterministically: by phase, then type, then key.
     ``state_fingerprint`` is the sha256 of the current state the plan was made
     from; ``config_digest`` the sha256 of the loaded config. ``organization``
-    is the organization's name (from the API).
+    is the organization's name (from the API). ``endpoint`` is the base URL
+    the plan was read from (never a secret) and ``region`` the organization's
+    region, so that a plan read from elsewhere than the region says so.
     """
 
     organization: str
@@ -128,6 +131,13 @@ class Plan:
     state_fingerprint: str = ""
     config_digest: str = ""
     expiring_soon: tuple[Membership, ...] = field(default=())
+    endpoint: str = ""
+    region: str = ""
+
+    @property
+    def endpoint_note(self) -> str:
+        """Why the endpoint deserves attention (not the region's), or ``""``."""
+        return endpoint_note(self.endpoint, self.region)
 
     @property
     def summary(self) -> Summary:

@@ -67,17 +67,21 @@ def plan_to_dict(
     digest and the organization's id and region, see ``provisioner.plan.digest``).
     """
     summary = plan.summary
+    # The pin's fields (``extra``) come last: its ``region`` is the
+    # organization's as the API reports it, which the digest covers.
     return {
-        **(extra or {}),
         "format_version": FORMAT_VERSION,
         "tool_version": tool_version,
         "organization": plan.organization,
+        "endpoint": plan.endpoint,
+        "region": plan.region,
         "config_digest": plan.config_digest,
         "state_fingerprint": plan.state_fingerprint,
         "changes": [change_to_dict(c) for c in plan.changes],
         "warnings": list(plan.warnings),
         "summary": {"create": summary.create, "update": summary.update, "delete": summary.delete},
         "expiring_soon": [to_plain(m) for m in plan.expiring_soon],
+        **(extra or {}),
     }
 
 
@@ -135,4 +139,6 @@ def plan_from_dict(document: Mapping[str, Any]) -> Plan:
         state_fingerprint=document["state_fingerprint"],
         config_digest=document["config_digest"],
         expiring_soon=tuple(membership_from_dict(m) for m in document["expiring_soon"]),
+        endpoint=document.get("endpoint", ""),
+        region=document.get("region", ""),
     )

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Iterable, Mapping
 
 from provisioner.escape import markdown_code, markdown_fence
-from provisioner.model import ROLES, Membership, State, User
+from provisioner.model import ROLES, Membership, State, User, Workspace
 from provisioner.plan.model import Action, Change, Plan, ResourceType
 from provisioner.plan.power import (
     PRODUCTION_ENVIRONMENTS,
@@ -243,7 +243,9 @@ def _power_line(change: Change) -> str:
 
 def _title(plan: Plan) -> str:
     org = f" for {_md(plan.organization)}" if plan.organization else ""
-    return f"### provisioner plan{org}\n\n"
+    note = f" ⚠️ {markdown_code(plan.endpoint_note)}" if plan.endpoint_note else ""
+    endpoint = f"Endpoint: {markdown_code(plan.endpoint)}{note}\n\n" if plan.endpoint else ""
+    return f"### provisioner plan{org}\n\n{endpoint}"
 
 
 def _summary(view: _View) -> str:

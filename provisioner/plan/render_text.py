@@ -166,15 +166,17 @@ def render_text(
         f"{_WARN}Warning:{_RESET} {terminal(w)}" if color else f"Warning: {terminal(w)}"
         for w in plan.warnings
     ]
+    note = f" ({terminal(plan.endpoint_note)})" if plan.endpoint_note else ""
+    endpoint = [f"Endpoint: {terminal(plan.endpoint)}{note}"] if plan.endpoint else []
     if plan.empty:
-        return "\n\n".join([NO_CHANGES, *(["\n".join(warnings)] if warnings else [])]) + "\n"
+        return "\n\n".join([*endpoint, NO_CHANGES, *(["\n".join(warnings)] if warnings else [])]) + "\n"
 
     cascades = cascade_counts(plan)
     groups: dict[ResourceType, list[str]] = {t: [] for t in ResourceType}
     for change in plan.changes:
         groups[change.type].append(change_line(change, cascades, color=color))
 
-    blocks = [
+    blocks = endpoint + [
         "\n".join([f"{_BOLD}{HEADINGS[t]}:{_RESET}" if color else f"{HEADINGS[t]}:", *lines])
         for t, lines in groups.items()
         if lines

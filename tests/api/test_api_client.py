@@ -153,7 +153,7 @@ def test_redirect_is_refused_and_its_target_never_requested() -> None:
 def test_plain_http_to_remote_host_is_refused() -> None:
     with pytest.raises(TransportError) as err:
         ApiClient("http://example.com/api/v1", TOKEN)
-    assert "refusing to send the API key over plain http to example.com; use https" in str(err.value)
+    assert "refusing to send the API key to http://example.com/api/v1: it uses plain http" in str(err.value)
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:8080/api/v1", "http://localhost/api/v1", "http://[::1]:9/api/v1"])

@@ -111,7 +111,7 @@ workspaces:
 
 
 def test_policy_and_organization(tmp_path: Path) -> None:
-    config = load(tmp_path, ORG.replace("{region: us-east-1}", "{region: eu-central-1, name: acme, token_env: K}") + """\
+    config = load(tmp_path, ORG.replace("{region: us-east-1}", "{region: eu-central-1, name: acme, token_env: RECALL_K}") + """\
 policy:
   min_admins: 2
   max_removals: 7
@@ -124,7 +124,7 @@ policy:
     assert config.policy.ignore_users == ("*@contractor.example",)
     assert config.policy.ignore_workspaces == ("legacy-*",)
     assert config.organization.base_url() == "https://eu-central-1.recall.ai/api/v1"
-    assert (config.organization.name, config.organization.token_env) == ("acme", "K")
+    assert (config.organization.name, config.organization.token_env) == ("acme", "RECALL_K")
     percent = load(tmp_path, ORG + 'policy: {max_removals: "12.5%"}\n')
     assert percent.policy.max_removals == RemovalLimit(count=None, percent=12.5)
 

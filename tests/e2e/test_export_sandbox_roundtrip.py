@@ -69,7 +69,7 @@ def test_export_of_a_sandbox_organization_plans_no_changes(org: dict) -> None:
         with start_sandbox(db) as sandbox, ApiClient(sandbox.base_url, sandbox.token) as client:
             current, identity = read_state_and_identity(client)
             text = export_config(identity, current, environments=ENVIRONMENTS, api_url=sandbox.base_url,
-                                 token_env="EXPORT_TEST_KEY")
+                                 token_env="EXPORT_RECALL_KEY")
             assert "# pending invitation" in text or all(s == "active" for _, _, s in org["users"])
             if org is FOLDING_GROUPS_PENDING:
                 assert "environments: [development, production]" in text  # folded
@@ -82,4 +82,4 @@ def test_export_of_a_sandbox_organization_plans_no_changes(org: dict) -> None:
             # Exporting again gives the same bytes.
             again, identity2 = read_state_and_identity(client)
             assert export_config(identity2, again, environments=ENVIRONMENTS, api_url=sandbox.base_url,
-                                 token_env="EXPORT_TEST_KEY") == text
+                                 token_env="EXPORT_RECALL_KEY") == text

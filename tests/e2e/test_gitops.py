@@ -103,10 +103,10 @@ def test_two_organizations_in_one_plan_and_one_apply(make_sandbox, tmp_path: Pat
     a = tmp_path / "eu" / "org.yaml"
     b = tmp_path / "us" / "org.yaml"
     body = "users:\n  - {email: admin@example.com, role: admin}\n  - {email: x@acme.com, role: developer}\n"
-    a.write_text(org_config(first.base_url, body).replace(TOKEN_ENV, "KEY_EU"))
-    b.write_text(org_config(second.base_url, body).replace(TOKEN_ENV, "KEY_US"))
+    a.write_text(org_config(first.base_url, body).replace(TOKEN_ENV, "RECALL_KEY_EU"))
+    b.write_text(org_config(second.base_url, body).replace(TOKEN_ENV, "RECALL_KEY_US"))
     cli = Cli(tmp_path, "unused")
-    keys = {"KEY_EU": first.token, "KEY_US": second.token}
+    keys = {"RECALL_KEY_EU": first.token, "RECALL_KEY_US": second.token}
     plan = cli("plan", "-c", str(a), "-c", str(b), "--detailed-exitcode", extra_env=keys)
     assert plan.returncode == 2, plan.stderr
     assert plan.stdout.count("=== Organization") == 2
@@ -115,6 +115,6 @@ def test_two_organizations_in_one_plan_and_one_apply(make_sandbox, tmp_path: Pat
         assert set(Api(sb.base_url, sb.token).users()) == {"admin@example.com", "x@acme.com"}
     assert cli("plan", "-c", str(a), "-c", str(b), "--detailed-exitcode", extra_env=keys).returncode == 0
     # One organization failing (no key) makes the combined exit code 1, and the other still runs.
-    partial = cli("plan", "-c", str(a), "-c", str(b), extra_env={"KEY_EU": first.token})
-    assert partial.returncode == 1 and "KEY_US" in partial.stderr
+    partial = cli("plan", "-c", str(a), "-c", str(b), extra_env={"RECALL_KEY_EU": first.token})
+    assert partial.returncode == 1 and "RECALL_KEY_US" in partial.stderr
     assert "No changes" in partial.stdout

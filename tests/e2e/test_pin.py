@@ -253,6 +253,14 @@ def test_the_apply_hint_repeats_the_endpoint_and_works_as_printed(cli: Cli, tmp_
     # --sandbox takes precedence over the config's api_url, which is never reached here.
     config.write_text(org_config("http://127.0.0.1:9/api/v1", BODY))
     planfile = folder / "plan.json"
+    # plan needs an existing sandbox (a mistyped path is an error); apply creates one.
+    refused = cli("plan", "-c", str(config), "--sandbox", str(db))
+    assert refused.returncode == 1 and "no such sandbox database" in refused.stderr
+    assert not db.exists()
+    empty = folder / "empty.yaml"
+    empty.write_text(org_config("http://127.0.0.1:9/api/v1", "users:\n  - {email: admin@example.com, role: admin}\n"))
+    created = cli("apply", "-c", str(empty), "--sandbox", str(db), "--auto-approve")
+    assert created.returncode == 0 and "Created a new sandbox organization" in created.stderr
     saved = cli("plan", "-c", str(config), "--sandbox", str(db), "--out", str(planfile))
     ok(saved)
     (command,) = re.findall(r"apply it with `([^`]+)`", saved.stderr)

@@ -6,6 +6,7 @@ a file is checked for consistency here, and against a fresh plan at apply.
 
 from __future__ import annotations
 
+from dataclasses import replace
 import json
 import os
 import stat
@@ -39,7 +40,9 @@ def _plan() -> Plan:
         [Workspace("s"), Workspace("p", environment="production")],
         [Membership("p", "bob@acme.com", expires=datetime(2026, 6, 3, tzinfo=timezone.utc), reason="INC-4711")],
     )
-    return diff(current, desired, Policy(), now=SAVED, organization="acme", config_digest="d" * 64)
+    plan = diff(current, desired, Policy(), now=SAVED, organization="acme", config_digest="d" * 64)
+    # As reconcile makes it: the region is the organization's (TARGET's).
+    return replace(plan, endpoint="https://us-east-1.recall.ai/api/v1", region=TARGET.region)
 
 
 @pytest.fixture()
@@ -202,7 +205,7 @@ def test_an_invalid_document_is_refused(saved: Path) -> None:
 
 
 def test_save_replaces_an_existing_file_atomically(saved: Path) -> None:
-    empty = Plan("acme", ())
+    empty = Plan("acme", (), region=TARGET.region)
     save_plan(empty, saved, target=TARGET, tool_version=VERSION, created_at=SAVED)
     assert _load(saved).plan == empty
     assert os.listdir(saved.parent) == ["plan.json"]

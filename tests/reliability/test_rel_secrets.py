@@ -1,6 +1,6 @@
 """Point 8: the API key never appears in any byte the tool writes.
 
-The key is a sentinel. Every command (validate, plan in every format, plan
+The key is a sentinel; no 12 characters of it may appear either. Every command (validate, plan in every format, plan
 --out, apply, apply --plan, drift, export) and every failure path (401 with the
 sentinel as the wrong key, 403, 500s, connection refused, timeout, stale plan,
 guard violation) runs at each verbosity; stdout, stderr, every file written
@@ -42,10 +42,12 @@ def closed_port() -> int:
     return port
 
 
-def assert_clean(where: str, *texts: str) -> None:
+def assert_clean(where: str, *texts: str, key: str = SENTINEL) -> None:
+    """Neither the key nor any 12 characters of it (what ``redact`` promises) is in ``texts``."""
+    fragments = {key[i : i + 12] for i in range(len(key) - 11)}
     for text in texts:
-        assert SENTINEL not in text, f"the key leaked in {where}"
-        assert SENTINEL[:16] not in text, f"part of the key leaked in {where}"
+        assert key not in text, f"the key leaked in {where}"
+        assert not [f for f in fragments if f in text], f"part of the key leaked in {where}"
 
 
 @pytest.mark.parametrize("verbosity", [[], ["-v"], ["-vv"]], ids=["quiet", "v", "vv"])
@@ -134,4 +136,23 @@ def test_exception_messages_and_reprs_never_hold_the_key(hooked_sandbox, tmp_pat
     assert len(errors) == 4
     for error in errors:
         assert_clean(type(error).__name__, str(error), repr(error), repr(error.args), str(vars(error)))
-    assert_clean("endpoint repr", repr(Endpoint("http://127.0.0.1/api/v1", SENTINEL, SENTINEL, "label")))
+    assert_clean("endpoint repr", repr(Endpoint("http://127.0.0.1/api/v1", SENTINEL, "label")))
+
+
+@pytest.mark.parametrize("odd", ["\n", "\r", "\x1b", " ", "\u20ac", "\u00e9"],
+                         ids=["newline", "cr", "esc", "space", "euro", "e-acute"])
+def test_a_key_a_header_cannot_carry_is_refused_by_every_command_without_showing_it(
+        tmp_path: Path, odd: str) -> None:
+    key = SENTINEL[:14] + odd + SENTINEL[14:]
+    with LocalServer(lambda seen: Reply(200, {})) as server:
+        cfg = write_config(tmp_path / "org.yaml", server.base_url, BODY)
+        commands = [["plan", "-c", cfg], ["apply", "-c", cfg, "--auto-approve"], ["drift", "-c", cfg],
+                    ["export", "--api-url", server.base_url, "--token-env", "PROVISIONER_TEST_KEY"]]
+        for verbosity in ([], ["-vv"]):
+            for command in commands:
+                result = run_cli(tmp_path, key, *verbosity, *command, env=FAST_ENV)
+                assert result.returncode == 1, (command, result.stderr)
+                assert "cannot be sent" in result.stderr and "position 15" in result.stderr, result.stderr
+                assert "Traceback" not in result.stderr
+                assert_clean(" ".join(command), result.stdout, result.stderr, key=key)
+        assert server.seen == []  # refused before any request
