@@ -2,11 +2,19 @@
 
 A request goes through these steps, each in one place:
 
-1. routing (``URL_MAP``); ``_sandbox`` routes are answered at once;
-2. counting, latency, rate limiting and fault injection (``SandboxApp._api``);
-3. one transaction: authentication, permission, idempotency, the handler
+1. the body is read, at most 1 MiB (``read_body``; more is a 413);
+2. routing (``URL_MAP``; a 405 names the allowed methods in ``Allow``);
+   ``_sandbox`` routes are answered at once, for any valid key;
+3. counting, latency, rate limiting and fault injection (``SandboxApp._api``);
+4. one transaction: authentication, permission, idempotency, the handler
    (``SandboxApp._dispatch``);
-4. the response hook, then the response.
+5. the response hook, then the response.
+
+Everything a client sends is checked as the contract words it, and no
+stricter or looser: ``page_size`` and cursors in ASCII digits only, JSON of
+any depth refused cleanly, ``Idempotency-Key`` of 1 to 255 characters,
+emails without invisible or mixed-script characters (``emails``), and an
+organization that always keeps an active admin (409 ``last_admin``).
 """
 
 from __future__ import annotations
