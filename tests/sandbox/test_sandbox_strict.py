@@ -201,6 +201,14 @@ def test_an_idempotency_key_of_255_characters_is_honoured(api: Api) -> None:
     assert again.headers["Idempotent-Replayed"] == "true"
 
 
+@pytest.mark.parametrize("name", ["", " ", "\t\n", "x" * 101])
+def test_a_blank_or_long_workspace_name_is_a_400_on_name(api: Api, name: str) -> None:
+    # The contract's WorkspaceName: 1 to 100 characters, not all whitespace.
+    response = api.post("/workspaces/", {"name": name})
+    assert response.status_code == 400, response.text
+    assert list(response.json()) == ["name"]
+
+
 # --- stats -----------------------------------------------------------------------------
 
 
