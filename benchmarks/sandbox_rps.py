@@ -99,7 +99,9 @@ def main() -> None:
         process, base_url = serve(db)
         try:
             ok, failed, elapsed = hammer(base_url, args.threads, args.requests)
-            stats = requests.get(f"{base_url}/_sandbox/stats", timeout=10).json()
+            stats = requests.get(
+                f"{base_url}/_sandbox/stats", headers={"Authorization": f"Token {TOKEN}"}, timeout=10
+            ).json()
         finally:
             process.terminate()
             process.wait(10)

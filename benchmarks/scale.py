@@ -265,11 +265,16 @@ class Sandbox:
         threading.Thread(target=lambda: self.log.extend(self.process.stderr), daemon=True).start()
 
     def reset_stats(self) -> None:
-        request = urllib.request.Request(f"{self.base_url}/_sandbox/stats/reset", method="POST")
+        request = urllib.request.Request(
+            f"{self.base_url}/_sandbox/stats/reset", method="POST", headers={"Authorization": f"Token {TOKEN}"}
+        )
         urllib.request.urlopen(request, timeout=10).read()
 
     def stats(self) -> dict:
-        with urllib.request.urlopen(f"{self.base_url}/_sandbox/stats", timeout=10) as response:
+        request = urllib.request.Request(
+            f"{self.base_url}/_sandbox/stats", headers={"Authorization": f"Token {TOKEN}"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
 
     def stop(self) -> None:

@@ -2,11 +2,19 @@
 
 A request goes through these steps, each in one place:
 
-1. routing (``URL_MAP``); ``_sandbox`` routes are answered at once;
-2. counting, latency, rate limiting and fault injection (``SandboxApp._api``);
-3. one transaction: authentication, permission, idempotency, the handler
+1. the body is read, at most 1 MiB (``read_body``; more is a 413);
+2. routing (``URL_MAP``; a 405 names the allowed methods in ``Allow``);
+   ``_sandbox`` routes are answered at once, for any valid key;
+3. counting, latency, rate limiting and fault injection (``SandboxApp._api``);
+4. one transaction: authentication, permission, idempotency, the handler
    (``SandboxApp._dispatch``);
-4. the response hook, then the response.
+5. the response hook, then the response.
+
+Everything a client sends is checked as the contract words it, and no
+stricter or looser: ``page_size`` and cursors in ASCII digits only, JSON of
+any depth refused cleanly, ``Idempotency-Key`` of 1 to 255 characters,
+emails without invisible or mixed-script characters (``emails``), and an
+organization that always keeps an active admin (409 ``last_admin``).
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import io
 import json
 import logging
 import re
@@ -24,11 +33,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 from urllib.parse import urlencode
 
-from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.exceptions import ClientDisconnected, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
 from provisioner.sandbox import store
+from provisioner.sandbox.emails import email_problem
 from provisioner.sandbox.knobs import (
     FAULT_500,
     FAULT_503,
@@ -48,7 +58,15 @@ MAX_PAGE_SIZE = 100
 IDEMPOTENCY_WINDOW_S = 24 * 3600
 WRITE_METHODS = frozenset({"POST", "PATCH", "DELETE"})
 ROLES = ("admin", "developer")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+# Request bodies above this are refused with 413 before they are read whole.
+MAX_BODY_BYTES = 1024 * 1024
+# Idempotency-Key length, as the contract's IdempotencyKey parameter says.
+IDEMPOTENCY_KEY_MAX = 255
+# A cursor is base64 of "a:<seq>"; anything longer was not issued by us.
+MAX_CURSOR_LENGTH = 64
+# seq is an SQLite INTEGER: a larger number in a forged cursor cannot be bound.
+MAX_SEQ = 2**63 - 1
+_ASCII_DIGITS = re.compile(r"[0-9]+")
 # Headers a replayed idempotent response carries over from the first one.
 _REPLAYED_HEADERS = ("ETag", "Location", "Content-Type")
 
@@ -176,12 +194,25 @@ class Call:
     def body(self) -> dict[str, Any]:
         """The JSON object body, or a 400 ``parse_error``."""
         try:
-            data = json.loads(self.request.get_data(cache=True) or b"null")
+            data = parse_json(self.request.get_data(cache=True) or b"null")
         except ValueError:
             data = None
         if not isinstance(data, dict):
             raise ApiProblem.coded(400, "parse_error", "The request body must be a JSON object.")
         return data
+
+
+def parse_json(raw: bytes) -> Any:
+    """``json.loads``, with every way it can fail on bad input raised as ValueError.
+
+    Nesting deeper than the interpreter's recursion limit (``[[[[...``
+    100,000 deep) raises RecursionError inside the decoder: that is bad
+    input too, not a server error.
+    """
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise ValueError("the JSON is nested too deeply") from None
 
 
 def single(row: sqlite3.Row, resource: Resource, status: int = 200) -> Response:
@@ -221,23 +252,35 @@ def _encode_cursor(direction: str, seq: int) -> str:
 
 
 def _decode_cursor(cursor: str) -> tuple[str, int]:
+    """The (direction, seq) of a cursor this server issued, or a 400 on ``cursor``.
+
+    A cursor is opaque to clients but not to forgers: the sequence number is
+    checked to be plain ASCII digits within SQLite's integer range, so that
+    ``int()``'s leniency (``+5``, ``1_0``, other scripts' digits) and huge
+    numbers never reach the database.
+    """
+    invalid = ApiProblem.fields({"cursor": ["Invalid cursor; use a next or previous link as given."]})
+    if len(cursor) > MAX_CURSOR_LENGTH:
+        raise invalid
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        direction, seq = raw.split(":", 1)
-        if direction not in ("a", "b"):
-            raise ValueError(direction)
-        return direction, int(seq)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ApiProblem.fields({"cursor": ["Invalid cursor."]}) from None
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (ValueError, binascii.Error):
+        raise invalid from None
+    direction, _, seq = raw.partition(":")
+    if direction not in ("a", "b") or not _ASCII_DIGITS.fullmatch(seq) or int(seq) > MAX_SEQ:
+        raise invalid
+    return direction, int(seq)
 
 
 def _page_size(raw: str | None) -> int:
-    if raw is None or raw == "":
+    """``page_size`` as the contract allows it: ASCII digits for 1 to 100; absent means the default.
+
+    Present but empty, signed, with underscores or in other scripts' digits
+    is a 400, although Python's ``int()`` would take most of them.
+    """
+    if raw is None:
         return DEFAULT_PAGE_SIZE
-    try:
-        size = int(raw)
-    except ValueError:
-        size = 0
+    size = int(raw) if _ASCII_DIGITS.fullmatch(raw) and len(raw) <= 10 else 0
     if not 1 <= size <= MAX_PAGE_SIZE:
         # Rejected, never clamped: a client asking for more than it gets
         # would otherwise silently page differently from what it planned.
@@ -252,7 +295,7 @@ def list_page(call: Call, resource: Resource) -> Response:
     args = call.request.args
     size = _page_size(args.get("page_size"))
     after = before = None
-    if args.get("cursor"):
+    if "cursor" in args:
         direction, seq = _decode_cursor(args["cursor"])
         after, before = (seq, None) if direction == "a" else (None, seq)
     filters = {name: args[name] for name in resource.filters if name in args}
@@ -327,8 +370,8 @@ def create_user(call: Call) -> Response:
     email = data.get("email")
     if "email" not in data:
         errors["email"] = ["This field is required."]
-    elif not isinstance(email, str) or len(email) > 254 or not _EMAIL.match(email):
-        errors["email"] = ["Enter a valid email address."]
+    elif (problem := email_problem(email)) is not None:
+        errors["email"] = [problem]
     role = _role(data, errors)
     if errors:
         raise ApiProblem.fields(errors)
@@ -345,6 +388,28 @@ def get_user(call: Call) -> Response:
     return single(fetch(call, USERS), USERS)
 
 
+def refuse_removing_the_last_admin(call: Call, row: sqlite3.Row, action: str) -> None:
+    """409 ``last_admin`` when ``row`` is the organization's only active admin.
+
+    Without one, nobody could administer the organization again. Invited
+    admins do not count: they cannot act until they accept. The request's
+    write transaction holds the lock, so two concurrent demotions cannot
+    both see another admin.
+    """
+    if (row["role"], row["status"]) != ("admin", "active"):
+        return
+    (others,) = call.conn.execute(
+        "SELECT count(*) FROM users WHERE role = 'admin' AND status = 'active' AND id != ?", (row["id"],)
+    ).fetchone()
+    if others == 0:
+        raise ApiProblem.coded(
+            409,
+            "last_admin",
+            f"Cannot {action} the organization's last active admin; make another user an admin "
+            "and let them accept their invitation first.",
+        )
+
+
 def update_user(call: Call) -> Response:
     row = fetch(call, USERS)
     check_if_match(call, row)
@@ -352,6 +417,8 @@ def update_user(call: Call) -> Response:
     role = _role(call.body(), errors)
     if errors:
         raise ApiProblem.fields(errors)
+    if role != "admin":
+        refuse_removing_the_last_admin(call, row, "demote")
     if role != row["role"]:  # an unchanged resource keeps its ETag
         call.conn.execute(
             "UPDATE users SET role = ?, updated_at = ?, rev = rev + 1 WHERE id = ?",
@@ -364,6 +431,7 @@ def update_user(call: Call) -> Response:
 def delete_user(call: Call) -> Response:
     row = fetch(call, USERS)
     check_if_match(call, row)
+    refuse_removing_the_last_admin(call, row, "remove")
     # Removing a user removes their memberships and keys in the same transaction.
     call.conn.execute("DELETE FROM memberships WHERE user_id = ?", (row["id"],))
     call.conn.execute("DELETE FROM tokens WHERE user_id = ?", (row["id"],))
@@ -428,7 +496,10 @@ def update_workspace(call: Call) -> Response:
 
 def delete_workspace(call: Call) -> Response:
     raise ApiProblem.coded(
-        405, "not_supported", "Workspaces cannot be deleted through the API; ask support to delete it."
+        405,
+        "not_supported",
+        "Workspaces cannot be deleted through the API; ask support to delete it.",
+        Allow=allowed_methods(call.request.path),
     )
 
 
@@ -495,6 +566,54 @@ HANDLERS: dict[str, Callable[[Call], Response]] = {
 }
 
 
+def allowed_methods(path: str) -> str:
+    """The ``Allow`` header for ``path``: the methods its rules serve (HEAD comes with GET).
+
+    ``DELETE /workspaces/{id}/`` is a rule (it answers 405 ``not_supported``)
+    but is not listed: a 405 must not advertise the method it refuses.
+    """
+    methods = set(URL_MAP.bind("sandbox").allowed_methods(path))
+    if path.startswith(f"{API_PREFIX}/workspaces/") and path != f"{API_PREFIX}/workspaces/":
+        methods.discard("DELETE")
+    return ", ".join(sorted(methods))
+
+
+def read_body(environ: dict[str, Any]) -> bool:
+    """Read the request body within ``MAX_BODY_BYTES``; False (nothing kept) if it is larger.
+
+    A declared ``Content-Length`` above the limit is refused before any byte
+    is read; a chunked body is read one byte past the limit and no further.
+    The body read is handed on as a plain stream with its length, so nothing
+    later reads the socket. (Werkzeug's ``max_content_length`` would cut a
+    chunked body at the limit without saying so.)
+    """
+    chunked = bool(environ.get("wsgi.input_terminated"))
+    try:
+        declared = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if not chunked and declared > MAX_BODY_BYTES:
+        return False
+    wanted = MAX_BODY_BYTES + 1 if chunked else max(declared, 0)
+    stream = environ["wsgi.input"]
+    data = bytearray()
+    try:
+        while len(data) < wanted:
+            chunk = stream.read(min(64 * 1024, wanted - len(data)))
+            if not chunk:
+                break
+            data += chunk
+    except (OSError, ValueError, ClientDisconnected):
+        pass  # the client is gone: nobody reads the answer to what arrived
+    if len(data) > MAX_BODY_BYTES:
+        return False
+    environ["wsgi.input"] = io.BytesIO(bytes(data))
+    environ["CONTENT_LENGTH"] = str(len(data))
+    environ.pop("wsgi.input_terminated", None)
+    environ.pop("HTTP_TRANSFER_ENCODING", None)  # werkzeug ignores the length of a chunked request
+    return True
+
+
 def presented_key(request: Request) -> str | None:
     """The key from ``Authorization: Token <key>`` (the ``Token `` prefix is optional)."""
     header = request.headers.get("Authorization", "").strip()
@@ -506,10 +625,22 @@ def presented_key(request: Request) -> str | None:
     return header
 
 
+def check_idempotency_key(key: str) -> None:
+    """A 400 on ``Idempotency-Key`` unless it has 1 to 255 characters, as the contract says.
+
+    An empty key is an error rather than "no key": a client that meant to
+    send one would otherwise lose its retry safety without noticing.
+    """
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX:
+        raise ApiProblem.fields(
+            {"Idempotency-Key": [f"Ensure this header has 1 to {IDEMPOTENCY_KEY_MAX} characters."]}
+        )
+
+
 def _fingerprint(request: Request) -> str:
     raw = request.get_data(cache=True)
     try:
-        canonical = json.dumps(json.loads(raw), sort_keys=True, separators=(",", ":")).encode()
+        canonical = json.dumps(parse_json(raw), sort_keys=True, separators=(",", ":")).encode()
     except ValueError:
         canonical = raw
     return hashlib.sha256(request.method.encode() + b" " + request.path.encode() + b"\n" + canonical).hexdigest()
@@ -539,9 +670,10 @@ class SandboxApp:
         self.stats = Stats()
 
     def __call__(self, environ: dict, start_response: Callable) -> Any:
+        body_fits = read_body(environ)
         request = Request(environ)
         try:
-            response = self._route(request)
+            response = self._route(request, body_fits)
         except _Dropped:
             sock = environ.get("werkzeug.socket")
             if sock is not None:
@@ -559,24 +691,36 @@ class SandboxApp:
             )
         return response(environ, start_response)
 
-    def _route(self, request: Request) -> Response:
+    def _route(self, request: Request, body_fits: bool) -> Response:
         adapter = URL_MAP.bind_to_environ(request.environ)
         try:
             rule, values = adapter.match(return_rule=True)
         except RequestRedirect as redirect:
             return redirect.get_response(request.environ)  # type: ignore[return-value]
-        except MethodNotAllowed:
+        except MethodNotAllowed as refused:
             return self._api(request, None, {}, problem=ApiProblem.coded(
-                405, "method_not_allowed", f"Method {request.method} is not allowed here."))
+                405, "method_not_allowed", f"Method {request.method} is not allowed here.",
+                Allow=", ".join(sorted(refused.valid_methods or ()))))
         except NotFound:
             return self._api(request, None, {}, problem=ApiProblem.coded(
                 404, "not_found", f"No such path: {request.path}."))
-        if rule.endpoint == "sandbox.stats":
-            return json_response(200, self.stats.snapshot())
-        if rule.endpoint == "sandbox.reset":
+        too_large = None if body_fits else ApiProblem.coded(
+            413, "payload_too_large", f"The request body is larger than {MAX_BODY_BYTES} bytes."
+        )
+        if rule.endpoint in ("sandbox.stats", "sandbox.reset"):
+            return problem_response(too_large) if too_large else self._sandbox_route(request, rule.endpoint)
+        return self._api(request, rule, values, problem=too_large)
+
+    def _sandbox_route(self, request: Request, endpoint: str) -> Response:
+        """The stats routes: any key of the organization, never counted, faulted nor limited."""
+        with self.store.transaction(write=False) as conn:
+            try:
+                self._authenticate(conn, request)
+            except ApiProblem as problem:
+                return problem_response(problem)
+        if endpoint == "sandbox.reset":
             self.stats.reset()
-            return json_response(200, self.stats.snapshot())
-        return self._api(request, rule, values)
+        return json_response(200, self.stats.snapshot())
 
     def _api(
         self, request: Request, rule: Rule | None, values: dict[str, str], problem: ApiProblem | None = None
@@ -656,9 +800,10 @@ class SandboxApp:
                 return problem_response(problem)
             call = Call(conn, request, user, values)
             idempotency_key = request.headers.get("Idempotency-Key") if request.method == "POST" else None
-            if idempotency_key:
-                return self._idempotent(call, endpoint, idempotency_key)
             try:
+                if idempotency_key is not None:
+                    check_idempotency_key(idempotency_key)
+                    return self._idempotent(call, endpoint, idempotency_key)
                 return HANDLERS[endpoint](call)
             except ApiProblem as problem:
                 # Handlers validate before they write, so committing after an

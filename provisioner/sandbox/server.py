@@ -12,11 +12,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wsgi import LimitedStream
 
 from provisioner.sandbox import store
-from provisioner.sandbox.app import API_PREFIX, ResponseHook, SandboxApp
+from provisioner.sandbox.app import API_PREFIX, MAX_BODY_BYTES, ResponseHook, SandboxApp
 from provisioner.sandbox.knobs import FaultInjector, RateLimiter
 from provisioner.sandbox.store import SandboxError
 
@@ -25,6 +26,12 @@ log = logging.getLogger(__name__)
 
 # An idle keep-alive connection is closed after this long without a request.
 IDLE_TIMEOUT_S = 60.0
+# After refusing a body, up to this much of it is read and discarded so that
+# the client, still sending, gets the 413 rather than a connection reset
+# (closing a socket with unread input resets it). Beyond this the connection
+# is closed: the client is sending far more than any request needs.
+DRAIN_LIMIT_BYTES = 8 * MAX_BODY_BYTES
+_DRAIN_CHUNK = 64 * 1024
 
 
 class QuietRequestHandler(WSGIRequestHandler):
@@ -39,6 +46,11 @@ class QuietRequestHandler(WSGIRequestHandler):
     whatever the app left unread is drained before the answer. Requests with a
     chunked body, and an app that answers nothing (an injected dropped
     connection), close the connection as before.
+
+    Bodies are never read whole into memory beyond the app's limit
+    (``MAX_BODY_BYTES``, a 413): a declared length above ``DRAIN_LIMIT_BYTES``
+    is not drained but answered and closed, and is not invited with
+    ``100 Continue``.
     """
 
     protocol_version = "HTTP/1.1"
@@ -49,6 +61,11 @@ class QuietRequestHandler(WSGIRequestHandler):
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass
+
+    def handle_expect_100(self) -> bool:
+        # http.server would answer "100 Continue" while parsing the headers,
+        # before anyone knows whether the body is wanted; run_wsgi decides.
+        return True
 
     def setup(self) -> None:
         super().setup()
@@ -65,10 +82,10 @@ class QuietRequestHandler(WSGIRequestHandler):
                 track(self.connection, False)
 
     def run_wsgi(self) -> None:
-        if self.headers.get("Expect", "").lower().strip() == "100-continue":
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         self.environ = environ = self.make_environ()
+        expects_continue = self.headers.get("Expect", "").lower().strip() == "100-continue"
         body: LimitedStream | None = None
+        drain = True
         if environ.get("wsgi.input_terminated"):  # chunked: no length to bound it by
             self.close_connection = True
         else:
@@ -77,8 +94,18 @@ class QuietRequestHandler(WSGIRequestHandler):
             except ValueError:
                 length = 0
                 self.close_connection = True
+            if length > DRAIN_LIMIT_BYTES or (length > MAX_BODY_BYTES and expects_continue):
+                # The app refuses it unread. Not worth reading to keep the
+                # connection, and a client waiting for "100 Continue" has
+                # not sent it: answer, and close.
+                drain = False
+                self.close_connection = True
             body = LimitedStream(self.rfile, length)
             environ["wsgi.input"] = body
+        if drain and expects_continue:
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        # The app replaces wsgi.input with what it read; what is left is read from here.
+        unread = body if body is not None else environ["wsgi.input"]
         started: list[tuple[str, list[tuple[str, str]]]] = []
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
@@ -100,8 +127,11 @@ class QuietRequestHandler(WSGIRequestHandler):
         if not started:  # the app dropped the connection on purpose
             self.close_connection = True
             return
-        if body is not None:
-            body.exhaust()  # unread body bytes must not be taken for the next request
+        if drain:
+            # Unread body bytes must not be taken for the next request, and a
+            # client still sending must be able to read the answer.
+            if not self._drain(unread):
+                self.close_connection = True
         status, headers = started[0]
         code, _, reason = status.partition(" ")
         self.send_response(int(code), reason)
@@ -115,6 +145,20 @@ class QuietRequestHandler(WSGIRequestHandler):
         if data and self.command != "HEAD":
             self.wfile.write(data)
         self.wfile.flush()
+
+    @staticmethod
+    def _drain(stream: Any) -> bool:
+        """Read and discard what is left of a body, at most ``DRAIN_LIMIT_BYTES``; True if it ended."""
+        left = DRAIN_LIMIT_BYTES
+        try:
+            while left > 0:
+                chunk = stream.read(min(_DRAIN_CHUNK, left))
+                if not chunk:
+                    return True
+                left -= len(chunk)
+        except (OSError, ValueError, HTTPException):  # a broken chunked encoding or a gone client
+            return False
+        return False
 
     @staticmethod
     def _refuse_write(data: bytes) -> None:
@@ -344,7 +388,10 @@ def seed(
         db.close()
 
 
-def fetch_stats(url: str) -> dict[str, Any]:
-    """The stats of a sandbox at root ``url`` over HTTP (for out-of-process servers)."""
-    with urllib.request.urlopen(f"{url}{API_PREFIX}/_sandbox/stats", timeout=10) as response:
+def fetch_stats(url: str, token: str) -> dict[str, Any]:
+    """The stats of a sandbox at root ``url`` over HTTP (for out-of-process servers), read with key ``token``."""
+    request = urllib.request.Request(
+        f"{url}{API_PREFIX}/_sandbox/stats", headers={"Authorization": f"Token {token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
         return json.loads(response.read())

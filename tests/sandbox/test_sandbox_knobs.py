@@ -109,7 +109,7 @@ def test_a_failed_write_is_committed_exactly_when_decided(make_sandbox, tmp_path
 def test_sandbox_routes_are_never_faulted_counted_or_limited(make_sandbox) -> None:
     sandbox = make_sandbox(fail_rate=1.0, seed=1, rate_limit=1)
     for _ in range(3):
-        response = requests.get(f"{sandbox.base_url}/_sandbox/stats", timeout=10)
+        response = Api(sandbox.base_url, sandbox.token).get("/_sandbox/stats")
         assert response.status_code == 200
     assert response.json() == {"total": 0, "by_route": {}, "throttled": 0}
 
@@ -119,14 +119,14 @@ def test_stats_count_by_route_template_and_reset(sandbox, api: Api) -> None:
     api.patch(f"/users/{user['id']}/", {"role": "admin"})
     api.get("/users/")
     api.get("/users/")
-    stats = requests.get(f"{sandbox.base_url}/_sandbox/stats", timeout=10).json()
+    stats = api.get("/_sandbox/stats").json()
     assert stats == {
         "total": 4,
         "by_route": {"GET /api/v1/users/": 2, "PATCH /api/v1/users/{id}/": 1, "POST /api/v1/users/": 1},
         "throttled": 0,
     }
     assert sandbox.stats() == stats
-    reset = requests.post(f"{sandbox.base_url}/_sandbox/stats/reset", timeout=10)
+    reset = api.post("/_sandbox/stats/reset")
     assert reset.json() == {"total": 0, "by_route": {}, "throttled": 0}
     assert sandbox.stats()["total"] == 0
 
