@@ -97,7 +97,7 @@ class DurationType(click.ParamType):
 
     name = "duration"
 
-    def __init__(self, minimum: timedelta = timedelta(seconds=1),
+    def __init__(self, minimum: timedelta = timedelta(0),
                  maximum: timedelta = timedelta(days=365)) -> None:
         self.minimum = minimum
         self.maximum = maximum

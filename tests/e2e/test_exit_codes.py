@@ -74,7 +74,7 @@ def test_usage_errors_exit_1_not_2(run: Cli, args: list[str], words: str) -> Non
     [
         ("99999999999d", "'99999999999d' is longer than the longest allowed, 365d"),
         ("9" * 5000 + "d", "is longer than the longest allowed, 365d"),
-        ("0s", "'0s' is shorter than the shortest allowed, 1s"),
+        ("-1s", "'-1s' is not a duration"),
         ("\u0663m", "is not a duration"),  # an Arabic-Indic digit: int() would take it
         ("1 week", "'1 week' is not a duration; write a whole number and a unit"),
     ],
