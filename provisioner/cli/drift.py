@@ -15,6 +15,7 @@ from provisioner.config import load_configs
 from provisioner.drift import detect_drift
 from provisioner.drift_render import render_drift
 from provisioner.errors import ProvisionerError
+from provisioner.escape import terminal
 
 
 @click.command("drift")
@@ -49,6 +50,9 @@ def drift(
                 planned = reconcile.read_and_diff(config, client, now=now, parallelism=parallelism)
                 name = planned.identity.organization.name
                 last = last_applied_state(audit_log, name) if audit_log else None
+                if audit_log and last is None:
+                    click.echo(f"Note: {terminal(audit_log)} records no apply of {terminal(name)} yet; "
+                               "every difference counts as drift.", err=True)
                 # The same ``now`` as the plan's, so both agree on which grants ran out.
                 report = detect_drift(planned.current, config, last_applied=last, now=now,
                                       organization=name)

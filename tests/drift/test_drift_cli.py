@@ -173,3 +173,23 @@ def test_without_an_audit_log_every_difference_is_drift(sandbox, cli: Cli, api: 
     assert doc["counts"]["total"] == 4
     text = cli("drift", "-c", config).stdout
     assert "Differences (no audit log, so every difference counts as drift) (4):" in text
+
+
+def test_a_log_without_a_record_of_the_organization_says_so(sandbox, cli: Cli, api: Api, tmp_path: Path) -> None:  # noqa: ANN001
+    config, _ = _drifted_org(sandbox, cli, api, tmp_path)
+    empty = tmp_path / "other.jsonl"
+    empty.write_text("")
+    result = cli("drift", "-c", config, "--audit-log", str(empty), "--format", "json")
+    assert result.returncode == 2
+    assert f"{empty} records no apply of" in result.stderr
+    assert json.loads(result.stdout)["audit_log"] is False
+
+
+def test_several_organizations_give_one_json_array(sandbox, cli: Cli, api: Api, tmp_path: Path) -> None:  # noqa: ANN001
+    config, log = _drifted_org(sandbox, cli, api, tmp_path)
+    # The same organization twice, once with carol (4 items) and once without (2: mallory, alice).
+    second = write(tmp_path, sandbox, BODY, "again.yaml")
+    result = cli("drift", "-c", config, "-c", second, "--audit-log", log, "--format", "json")
+    assert result.returncode == 2, result.stderr
+    docs = json.loads(result.stdout)
+    assert [d["counts"]["total"] for d in docs] == [4, 2]
