@@ -41,9 +41,7 @@ from typing import Iterable
 from provisioner.model import Config, Membership, State
 from provisioner.plan.diff import diff, filter_ignored
 from provisioner.plan.model import Change, Plan, ResourceType
-
-# The environments whose instances count as production (as in the plan's markdown).
-PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
+from provisioner.plan.render_markdown import PRODUCTION_ENVIRONMENTS  # one definition of "production"
 
 
 class Origin(str, Enum):
