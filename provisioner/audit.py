@@ -157,11 +157,16 @@ def append_record(record: AuditRecord, target: str, *, stdout: TextIO) -> None:
 
 
 def last_applied_state(path: str | os.PathLike, organization: str) -> State | None:
-    """The state left behind by the latest apply of ``organization`` in the log, if any."""
+    """The state left behind by the latest apply of ``organization`` in the log, if any.
+
+    A line that is not a JSON object, or a record of this organization whose
+    ``left_behind`` is malformed, is an ``AuditLogError`` naming file and line:
+    drift must not guess from a log it cannot read.
+    """
     p = Path(path)
     if not p.exists():
         return None
-    found: dict[str, Any] | None = None
+    found: tuple[int, Any] | None = None
     try:
         lines: Iterable[str] = p.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
@@ -171,11 +176,40 @@ def last_applied_state(path: str | os.PathLike, organization: str) -> State | No
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
+            record = None
+        if not isinstance(record, dict):
             raise AuditLogError(
                 f"{p}:{number}: not a JSON audit record; the audit log must hold one JSON "
                 "object per line as written by `provisioner apply --audit-log`"
             ) from None
         if record.get("organization") == organization and "left_behind" in record:
-            found = record
-    return state_from_compact(found["left_behind"]) if found else None
+            found = (number, record["left_behind"])
+    if found is None:
+        return None
+    number, left_behind = found
+    if not _is_compact_state(left_behind):
+        raise AuditLogError(
+            f"{p}:{number}: the record's left_behind is not a state as `provisioner apply "
+            "--audit-log` writes it; remove or repair that line"
+        )
+    return state_from_compact(left_behind)
+
+
+def _is_compact_state(data: Any) -> bool:
+    """Whether ``data`` has the shape ``compact_state`` writes (every name a string)."""
+
+    def strings(value: Any) -> bool:
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+    if not isinstance(data, dict):
+        return False
+    users, members = data.get("users", {}), data.get("memberships", {})
+    return (
+        isinstance(users, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in users.items())
+        and strings(data.get("pending", []))
+        and strings(data.get("workspaces", []))
+        and isinstance(members, dict)
+        and all(isinstance(k, str) and strings(v) for k, v in members.items())
+    )

@@ -1,47 +1,195 @@
 """Drift: does the organization match the config, and if not, whose doing is it?
 
-With the audit log of earlier applies, the state the last successful apply
-left behind (``L``) splits the difference between the server (``current``)
-and the config (``desired``) in two:
+The plan (``diff(current, desired)``) decides *what* differs; drift only says
+*why*. Each change of that plan that is not a cascade becomes one
+``DriftItem``, and the state the last logged apply left behind (``L``, from the
+audit log) tells which side moved away from it:
 
-* out-of-band changes: ``diff(current, L)``, what changed on the server since;
-* unapplied config: ``diff(L, desired)``, what the config asks that no apply did.
+* the server's object differs from ``L``: an **out-of-band** change (someone
+  changed the organization outside the tool since the last apply);
+* the server's object is as ``L`` left it: **unapplied** config (the config
+  asks something no logged apply did).
 
-Without the log every difference is drift. Pure, like the diff it uses.
+Without an audit log nobody can tell, and every item's origin is ``UNKNOWN``.
+
+Decisions worth knowing:
+
+* Drift never reports what the plan would not change. When ``plan`` says "No
+  changes", drift is clean, even if ``L`` is stale (the last apply logged
+  elsewhere, ``--audit-log -``, or ``apply`` without a log). A stale ``L``
+  can only make an item's origin wrong, never invent one.
+* An object is reported once: its origin is one of the three, never two.
+* An object changed on *both* sides since ``L`` (say promoted on the server
+  and removed from the config) counts as out-of-band: the server moved away
+  from the last apply, which is what a drift check exists to catch.
+* Cascaded membership removals are not items: they travel with their user's
+  removal. Each user item carries the user's role and the workspaces the user
+  reaches on the server (or, for a user missing on the server, the workspaces
+  the config grants), production marked.
+
+Pure: no I/O, no clock. Rendering lives in ``provisioner.drift_render``.
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
+from enum import Enum
+from typing import Iterable
 
-from provisioner.model import Config, State
-from provisioner.plan.diff import diff
-from provisioner.plan.model import Plan
+from provisioner.model import Config, Membership, State
+from provisioner.plan.diff import diff, filter_ignored
+from provisioner.plan.model import Change, Plan, ResourceType
+from provisioner.plan.render_markdown import PRODUCTION_ENVIRONMENTS  # one definition of "production"
+
+
+class Origin(str, Enum):
+    """Which side moved away from the last logged apply."""
+
+    OUT_OF_BAND = "out-of-band"
+    UNAPPLIED = "unapplied"
+    UNKNOWN = "unknown"  # no audit log: every difference is drift
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """One workspace instance a user reaches (or would reach)."""
+
+    workspace: str
+    production: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DriftItem:
+    """One difference: the plan's change that would remove it, and where it came from.
+
+    For user changes, ``server_role``, ``config_role`` and ``last_role`` are
+    the user's role on the server, in the config and as the last logged apply
+    left it (``None`` where absent), and ``reach`` the workspaces the user
+    reaches on the server, or, when the user is not on the server, those the
+    config grants (``reach_on_server`` says which). For a membership or a
+    workspace, ``reach`` holds its one workspace.
+    """
+
+    change: Change
+    origin: Origin
+    reach: tuple[Reach, ...] = ()
+    reach_on_server: bool = True
+    server_role: str | None = None
+    config_role: str | None = None
+    last_role: str | None = None
 
 
 @dataclass(frozen=True)
 class DriftReport:
-    """The two halves of a drift check. ``unapplied`` is None without an audit log."""
+    """The items of a drift check, in the plan's order, and the plan they come from."""
 
-    out_of_band: Plan
-    unapplied: Plan | None
+    organization: str
+    plan: Plan
+    items: tuple[DriftItem, ...]
+    with_audit_log: bool
 
     @property
     def drifted(self) -> bool:
-        return not self.out_of_band.empty or (self.unapplied is not None and not self.unapplied.empty)
+        return bool(self.items)
+
+    @property
+    def out_of_band(self) -> tuple[DriftItem, ...]:
+        """Items the server caused (or, without an audit log, every item)."""
+        return tuple(i for i in self.items if i.origin is not Origin.UNAPPLIED)
+
+    @property
+    def unapplied(self) -> tuple[DriftItem, ...]:
+        """Items the config asks for that no logged apply made."""
+        return tuple(i for i in self.items if i.origin is Origin.UNAPPLIED)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return self.plan.warnings
 
 
 def detect_drift(
     current: State, config: Config, *, last_applied: State | None, now: datetime, organization: str
 ) -> DriftReport:
-    """Split the difference between ``current`` and the config (see the module doc)."""
-    if last_applied is None:
-        everything = diff(current, config.desired, config.policy, now=now,
-                          organization=organization, config_digest=config.digest)
-        return DriftReport(out_of_band=everything, unapplied=None)
-    out_of_band = diff(current, last_applied, config.policy, now=now,
-                       organization=organization, config_digest=config.digest)
-    unapplied = diff(last_applied, config.desired, config.policy, now=now,
-                     organization=organization, config_digest=config.digest)
-    return DriftReport(out_of_band=out_of_band, unapplied=unapplied)
+    """Split the plan from ``current`` to the config into drift items (see the module doc).
+
+    ``last_applied`` is the state the last logged apply left behind, or
+    ``None`` without an audit log.
+    """
+    plan = diff(current, config.desired, config.policy, now=now,
+                organization=organization, config_digest=config.digest)
+    cur = filter_ignored(current, config.policy)
+    des = filter_ignored(config.desired, config.policy)
+    last = filter_ignored(last_applied, config.policy) if last_applied is not None else None
+    # A grant that ran out counts as absent, as in the diff.
+    live = {k for k, m in des.memberships.items() if m.expires is None or m.expires > now}
+    production = frozenset(
+        name for name, ws in des.workspaces.items()
+        if (ws.environment or "").lower() in PRODUCTION_ENVIRONMENTS
+    )
+    on_server = _workspaces_by_user(cur.memberships.keys(), production)
+    in_config = _workspaces_by_user(live, production)
+
+    items: list[DriftItem] = []
+    for change in plan.changes:
+        if change.cascade:
+            continue  # shown with its user's removal (``DriftItem.reach``)
+        if last is None:
+            origin = Origin.UNKNOWN
+        elif _value(cur, change) == _value(last, change):
+            origin = Origin.UNAPPLIED
+        else:
+            origin = Origin.OUT_OF_BAND
+        if change.type is ResourceType.USER:
+            server_user, config_user = cur.users.get(change.key), des.users.get(change.key)
+            last_user = last.users.get(change.key) if last is not None else None
+            there = server_user is not None
+            items.append(DriftItem(
+                change, origin,
+                reach=(on_server if there else in_config).get(change.key, ()),
+                reach_on_server=there,
+                server_role=server_user.role if server_user else None,
+                config_role=config_user.role if config_user else None,
+                last_role=last_user.role if last_user else None,
+            ))
+        else:
+            workspace = _workspace_of(change)
+            items.append(DriftItem(change, origin, reach=(Reach(workspace, workspace in production),)))
+    return DriftReport(organization, plan, tuple(items), with_audit_log=last is not None)
+
+
+def _workspace_of(change: Change) -> str:
+    if change.type is ResourceType.WORKSPACE:
+        return change.key
+    membership = change.before if change.before is not None else change.after
+    assert isinstance(membership, Membership)
+    return membership.workspace
+
+
+def _value(state: State, change: Change) -> object:
+    """What ``state`` holds of the object ``change`` is about: a role, or presence."""
+    if change.type is ResourceType.USER:
+        user = state.users.get(change.key)
+        return user.role if user is not None else None
+    if change.type is ResourceType.WORKSPACE:
+        return change.key in state.workspaces
+    membership = change.before if change.before is not None else change.after
+    assert isinstance(membership, Membership)
+    return (membership.workspace, membership.user.lower()) in state.memberships
+
+
+def _workspaces_by_user(
+    keys: Iterable[tuple[str, str]], production: frozenset[str]
+) -> dict[str, tuple[Reach, ...]]:
+    """Each user's workspaces, production first, then by name."""
+    by_user: dict[str, list[str]] = defaultdict(list)
+    for workspace, email in keys:
+        by_user[email].append(workspace)
+    return {
+        email: tuple(
+            Reach(ws, ws in production)
+            for ws in sorted(names, key=lambda ws: (ws not in production, ws))
+        )
+        for email, names in by_user.items()
+    }

@@ -6,6 +6,16 @@ clean message on stderr (escaped by ``cli.output.echo_error``, the one
 function that prints errors) and the error's exit code. No traceback reaches a
 user unless ``-vv`` asks for one, and even then it carries no API key because
 error messages are built without it.
+
+Exit codes mean the same everywhere: 0 success (no changes, no drift), 1 an
+error of any kind, 2 changes or drift (``plan --detailed-exitcode``,
+``drift``). Click gives usage errors (an unknown option, a bad choice, a
+missing value) exit code 2, which would read as "changes" to a pipeline;
+``ProvisionerGroup`` maps them to 1, once, for every command.
+
+The global options (``-v``, ``--color``) are accepted before the command and
+after it: ``ProvisionerGroup.add_command`` gives every command (and every
+command of a nested group) a copy of them that adds to the root's value.
 """
 
 from __future__ import annotations
@@ -32,14 +42,78 @@ class ProvisionerClickError(click.ClickException):
         echo_error(self.format_message())
 
 
+USAGE_EXIT_CODE = 1  # an error like any other; 2 means "changes" (see the module doc)
+COLOR_CHOICES = ("auto", "always", "never")
+
+
+def _usage_error(error: click.UsageError) -> click.UsageError:
+    error.exit_code = USAGE_EXIT_CODE
+    return error
+
+
+def _late_verbose(ctx: click.Context, _param: click.Parameter, value: int) -> None:
+    """``-v`` after the command: adds to the count given before it."""
+    if value:
+        root = ctx.find_root()
+        root.ensure_object(dict)
+        root.obj["verbosity"] = root.obj.get("verbosity", 0) + value
+        configure_logging(root.obj["verbosity"])
+
+
+def _late_color(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    """``--color`` after the command: overrides the one given before it."""
+    if value is not None:
+        root = ctx.find_root()
+        root.ensure_object(dict)
+        root.obj["color"] = value
+        ctx.color = root.color = _click_color(value)
+
+
+def _click_color(choice: str) -> bool | None:
+    """What click's ``echo`` should do with ANSI codes: keep (True), strip (False), decide (None)."""
+    return {"always": True, "never": False}.get(choice)
+
+
+def _global_options() -> list[click.Option]:
+    """Fresh copies of the global options for one command (not exposed to its callback)."""
+    return [
+        click.Option(["-v", "--verbose", "late_verbose"], count=True, expose_value=False,
+                     callback=_late_verbose, help="More output on stderr: -v info, -vv debug."),
+        click.Option(["--color", "late_color"], type=click.Choice(COLOR_CHOICES), default=None,
+                     expose_value=False, callback=_late_color,
+                     help="Colour the text output: auto (on a terminal, unless NO_COLOR), always, never."),
+    ]
+
+
+def _with_global_options(command: click.Command) -> None:
+    taken = {opt for param in command.params for opt in getattr(param, "opts", [])}
+    command.params.extend(p for p in _global_options() if not set(p.opts) & taken)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_global_options(sub)
+
+
 class ProvisionerGroup(click.Group):
-    """A click group that converts the project's error hierarchy, once."""
+    """A click group that converts the project's error hierarchy and usage errors, once."""
+
+    def make_context(self, info_name, args, parent=None, **extra):  # noqa: ANN001, ANN201 - click's signature
+        # The group's own options are parsed here, before ``invoke``.
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as error:
+            raise _usage_error(error) from None
 
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except ProvisionerError as error:
             raise ProvisionerClickError(error) from None
+        except click.UsageError as error:  # a command's options, or one it raised itself
+            raise _usage_error(error) from None
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        _with_global_options(cmd)
+        super().add_command(cmd, name)
 
 
 class SafeFormatter(logging.Formatter):
@@ -63,13 +137,19 @@ def configure_logging(verbosity: int) -> None:
 
 @click.group(cls=ProvisionerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="provisioner")
-@click.option("-v", "--verbose", count=True, help="More output on stderr: -v info, -vv debug.")
+@click.option("-v", "--verbose", count=True,
+              help="More output on stderr: -v info, -vv debug. Also accepted after the command.")
+@click.option("--color", type=click.Choice(COLOR_CHOICES), default="auto", show_default=True,
+              help="Colour the text output: auto (on a terminal, unless NO_COLOR), always, never. "
+                   "Also accepted after the command.")
 @click.pass_context
-def cli(ctx: click.Context, verbose: int) -> None:
+def cli(ctx: click.Context, verbose: int, color: str) -> None:
     """Access management as code: declare users, roles and workspaces in YAML,
     then plan and apply them against the regional API."""
     ctx.ensure_object(dict)
     ctx.obj["verbosity"] = verbose
+    ctx.obj["color"] = color
+    ctx.color = _click_color(color)  # else click strips the codes whenever stdout is no terminal
     configure_logging(verbose)
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import timedelta
 from typing import Callable
 
 import click
+
+from provisioner.escape import terminal
 
 F = Callable[..., object]
 
@@ -18,7 +21,9 @@ def config_option(f: F) -> F:
         "configs",
         multiple=True,
         required=True,
-        type=click.Path(exists=True, dir_okay=True, file_okay=True),
+        # Existence is checked by the config loader, as `validate` does: the same message and
+        # exit code 1 for a missing file everywhere.
+        type=click.Path(dir_okay=True, file_okay=True),
         help="A config file, or a folder whose *.yaml files form one organization. "
         "Repeat for several organizations.",
     )(f)
@@ -55,19 +60,66 @@ def parallelism_option(f: F) -> F:
     )(f)
 
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+class FiniteFloatRange(click.FloatRange):
+    """click's ``FloatRange`` without ``nan`` and ``inf``, which pass its comparisons."""
+
+    def convert(self, value: object, param, ctx) -> float:  # noqa: ANN001
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{_excerpt(value)} is not a finite number", param, ctx)
+        return number
+
+
+_DURATION = re.compile(r"^\s*([0-9]+)\s*([smhd])\s*$", re.ASCII)
+
+
+def format_duration(value: timedelta) -> str:
+    """``value`` as ``2d 3h``, ``5m 30s``, ``1s``: exact to the second, as a user writes it."""
+    seconds = int(value.total_seconds())
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, seconds = divmod(rest, 60)
+    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m"), (seconds, "s")) if n]
+    return " ".join(parts) or "0s"
+
+
+def _excerpt(value: object, size: int = 40) -> str:
+    """A short, escaped quote of what the user gave, for an error message."""
+    text = str(value)
+    return "'" + terminal(text[:size]) + ("…" if len(text) > size else "") + "'"
 
 
 class DurationType(click.ParamType):
-    """A duration such as ``90s``, ``30m``, ``24h`` or ``7d``."""
+    """A duration such as ``90s``, ``30m``, ``24h`` or ``7d``, between ``minimum`` and ``maximum``.
+
+    Only ASCII digits count (``int()`` would also take other scripts' digits),
+    and the bounds keep every value a ``timedelta`` can hold, so a bad value is
+    a usage error (exit 1), never a traceback.
+    """
 
     name = "duration"
+
+    def __init__(self, minimum: timedelta = timedelta(0),
+                 maximum: timedelta = timedelta(days=365)) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
 
     def convert(self, value: object, param, ctx) -> timedelta:  # noqa: ANN001
         if isinstance(value, timedelta):
             return value
         match = _DURATION.match(str(value))
         if not match:
-            self.fail(f"{value!r} is not a duration; write e.g. 30m, 24h or 7d", param, ctx)
-        return timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+            self.fail(f"{_excerpt(value)} is not a duration; write a whole number and a unit "
+                      "(s, m, h or d), e.g. 30m, 24h or 7d", param, ctx)
+        digits, unit = match.group(1), match.group(2)
+        # Compared as a Python int before a timedelta is built (which would overflow);
+        # 19 digits or more is too long anyway, and int() of 5,000 digits would raise.
+        seconds = int(digits) * {"s": 1, "m": 60, "h": 3_600, "d": 86_400}[unit] if len(digits) < 19 else None
+        if seconds is None or seconds > self.maximum.total_seconds():
+            self.fail(f"{_excerpt(value)} is longer than the longest allowed, "
+                      f"{format_duration(self.maximum)}", param, ctx)
+        duration = timedelta(seconds=seconds)
+        if duration < self.minimum:
+            self.fail(f"{_excerpt(value)} is shorter than the shortest allowed, "
+                      f"{format_duration(self.minimum)}", param, ctx)
+        return duration

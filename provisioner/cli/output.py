@@ -35,7 +35,11 @@ def echo_error(error: ProvisionerError | str) -> None:
 
 
 def use_color(stream: TextIO | None = None) -> bool:
-    """Colour only on a terminal, and never when NO_COLOR is set."""
+    """``--color always``/``never`` when given; else colour only on a terminal, never with NO_COLOR."""
+    ctx = click.get_current_context(silent=True)
+    choice = (ctx.find_root().obj or {}).get("color", "auto") if ctx is not None else "auto"
+    if choice != "auto":
+        return choice == "always"  # an explicit flag outranks NO_COLOR, as no-color.org asks
     stream = stream or sys.stdout
     if os.environ.get("NO_COLOR") is not None:
         return False

@@ -10,6 +10,7 @@ them (any error 1, else any change 2 under --detailed-exitcode, else 0).
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import sys
@@ -123,8 +124,18 @@ CLIENT_LIMIT_ENV: dict[str, tuple[str, type]] = {
 }
 
 
+# The largest value each kind of limit takes: a day of seconds, a hundred retries.
+# Beyond them a socket timeout overflows; nobody means them anyway.
+_LIMIT_MAXIMUM: dict[type, float] = {float: 86_400.0, int: 100}
+
+
 def client_limits_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """ApiClient keyword arguments from the ``PROVISIONER_*`` limit variables that are set."""
+    """ApiClient keyword arguments from the ``PROVISIONER_*`` limit variables that are set.
+
+    Each must be a plain, finite, non-negative number no larger than its
+    maximum (``nan``, ``inf`` and ``1e400`` are refused with a message, not a
+    traceback later in the HTTP client).
+    """
     env = os.environ if environ is None else environ
     limits: dict[str, Any] = {}
     for name, (kwarg, kind) in CLIENT_LIMIT_ENV.items():
@@ -132,13 +143,15 @@ def client_limits_from_env(environ: Mapping[str, str] | None = None) -> dict[str
         if not raw:
             continue
         try:
-            value = kind(raw)
+            value = kind(raw) if raw.isascii() and len(raw) < 40 else -1
         except ValueError:
             value = -1
-        if value < 0:
+        maximum = _LIMIT_MAXIMUM[kind]
+        if not (math.isfinite(value) and 0 <= value <= maximum):
+            shown = terminal(raw[:40]) + ("…" if len(raw) > 40 else "")
             raise ProvisionerError(
-                f"the environment variable {name}={raw!r} is not a non-negative "
-                f"{'whole number' if kind is int else 'number'}; fix or unset it"
+                f"the environment variable {name}={shown!r} is not a "
+                f"{'whole number' if kind is int else 'number'} from 0 to {maximum:g}; fix or unset it"
             )
         limits[kwarg] = value
     return limits

@@ -14,6 +14,9 @@ Rules that are not plain set differences:
   granted nor revoked) -- except when the user who holds them is removed: the
   server then deletes them too, so the plan shows them as cascaded deletes.
 * A desired grant whose ``expires <= now`` counts as absent.
+* An organization that already has fewer active admins than
+  ``policy.min_admins`` gets a warning on every plan, whatever the plan does:
+  the guard only refuses plans that make it worse, so nothing else says so.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from fnmatch import fnmatchcase
 from types import MappingProxyType
 from typing import Iterable, Mapping, TypeVar
 
-from provisioner.model import Membership, Policy, State, User, Workspace
+from provisioner.model import ACTIVE, ADMIN, Membership, Policy, State, User, Workspace
 from provisioner.plan.fingerprint import state_fingerprint
 from provisioner.plan.model import Action, Change, Plan, ResourceType, format_expiry
 
@@ -164,6 +167,38 @@ def _membership_changes(
     return changes
 
 
+def active_admins(users: Iterable[User]) -> int:
+    """How many of ``users`` are active admins (a pending invitation administers nothing yet)."""
+    return sum(1 for u in users if u.status == ACTIVE and u.role == ADMIN)
+
+
+def users_after(current: State, changes: Iterable[Change]) -> dict[str, User]:
+    """``current``'s users by lowercased email once the user changes of a plan are made."""
+    users = {u.email.lower(): u for u in current.users.values()}
+    for change in changes:
+        if change.type is not ResourceType.USER:
+            continue
+        if change.action is Action.DELETE:
+            users.pop(change.key, None)
+        elif change.action is Action.UPDATE and isinstance(change.after, User):
+            users[change.key] = change.after
+        # Invitations are pending: they do not count as active admins.
+    return users
+
+
+def _min_admins_warning(current: State, changes: list[Change], policy: Policy) -> list[str]:
+    now = active_admins(current.users.values())
+    if now >= policy.min_admins:
+        return []
+    after = active_admins(users_after(current, changes).values())
+    return [
+        f"the organization has {now} active admin{'s' if now != 1 else ''}, fewer than "
+        f"policy.min_admins {policy.min_admins} (after this plan: {after}); promote active users "
+        f"to admin in the configuration (invited admins count once they accept), or lower "
+        f"policy.min_admins."
+    ]
+
+
 def _sort_key(change: Change) -> tuple[int, int, str]:
     return (int(change.phase), _TYPE_ORDER[change.type], change.key)
 
@@ -197,7 +232,7 @@ def diff(
             f"workspace {name} exists in the organization but is not declared in the "
             f"configuration; the API cannot delete workspaces, so it is left as it is and its "
             f"{held} membership{'s are' if held != 1 else ' is'} not managed. Declare it, or add it "
-            f"to policy.ignore_workspaces to silence this warning."
+            f"to policy.ignore.workspaces to silence this warning."
         )
 
     # Grants: drop the expired ones, note the ones about to expire.
@@ -232,6 +267,7 @@ def diff(
         ),
     ]
     changes.sort(key=_sort_key)
+    warnings[:0] = _min_admins_warning(current, changes, policy)
 
     return Plan(
         organization=organization,

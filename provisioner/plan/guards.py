@@ -15,17 +15,32 @@ Decisions worth knowing:
 * Protected users: any change to an existing protected user (removal,
   demotion, any role change) is refused. Inviting one who is absent, and
   membership changes of protected users, are allowed.
-* ``max_removals`` counts user and membership deletes, cascaded ones included,
-  against the current users + memberships left after ignore filtering. It
-  applies at every size; ``force`` overrides it and nothing else.
+* ``max_removals`` counts the removals a person named: users removed, and
+  memberships removed directly. Memberships that go with their removed user
+  (``cascade``) are shown in the plan but not counted: offboarding one person
+  is one removal, however many workspaces they had.
+* The limit is measured against the existing objects: the current users and
+  memberships left after ignore filtering.
+* A percentage (``"25%"``) allows ``floor(existing * percent / 100)``
+  removals, and applies only from ``REMOVAL_FLOOR`` (10) existing objects on,
+  as octoDNS does with its 10 existing records: below that, a percentage of a
+  handful is zero or one, and would refuse every ordinary change. So an
+  organization with fewer than 10 users and memberships is not limited by a
+  percentage at all; ``min_admins``, protected users and the key's own user
+  still guard it. An absolute count (``max_removals: 3``) applies at every
+  size, ``0`` included. ``force`` overrides ``max_removals`` and nothing else.
 """
 
 from __future__ import annotations
 
 from provisioner.errors import UnsafePlanError
-from provisioner.model import ACTIVE, ADMIN, Identity, Policy, State, User
-from provisioner.plan.diff import filter_ignored
+from provisioner.model import ADMIN, Identity, Policy, State, User
+from provisioner.plan.diff import active_admins, filter_ignored, users_after
 from provisioner.plan.model import Action, Change, Plan, ResourceType
+
+# Below this many existing objects a percentage max_removals does not apply (see above).
+REMOVAL_FLOOR = 10
+
 
 def _describe_user_change(change: Change) -> str:
     """What a user change does, as a verb phrase naming the user."""
@@ -75,22 +90,9 @@ def _protected_user_violations(plan: Plan, policy: Policy) -> list[str]:
     ]
 
 
-def _active_admins(users: dict[str, User]) -> int:
-    return sum(1 for u in users.values() if u.status == ACTIVE and u.role == ADMIN)
-
-
 def _min_admins_violations(plan: Plan, current: State, policy: Policy) -> list[str]:
-    users = {u.email.lower(): u for u in current.users.values()}
-    before = _active_admins(users)
-    for change in plan.changes:
-        if change.type is not ResourceType.USER:
-            continue
-        if change.action is Action.DELETE:
-            users.pop(change.key, None)
-        elif change.action is Action.UPDATE and isinstance(change.after, User):
-            users[change.key] = change.after
-        # Invitations are pending and do not count (see module docstring).
-    after = _active_admins(users)
+    before = active_admins(current.users.values())
+    after = active_admins(users_after(current, plan.changes).values())
     if after >= policy.min_admins or after >= before:
         return []
     return [
@@ -101,22 +103,36 @@ def _min_admins_violations(plan: Plan, current: State, policy: Policy) -> list[s
 
 
 def _max_removals_violations(plan: Plan, current: State, policy: Policy) -> list[str]:
-    removals = sum(
-        1
-        for c in plan.changes
+    named = [
+        c for c in plan.changes
         if c.action is Action.DELETE and c.type in (ResourceType.USER, ResourceType.MEMBERSHIP)
-    )
+    ]
+    removals = sum(1 for c in named if not c.cascade)
     if removals == 0:
         return []
     visible = filter_ignored(current, policy)
     existing = len(visible.users) + len(visible.memberships)
-    allowed = policy.max_removals.allowed(existing)
+    limit = policy.max_removals
+    if limit.count is None and existing < REMOVAL_FLOOR:
+        return []  # a percentage of a handful means nothing (see the module docstring)
+    allowed = limit.allowed(existing)
     if removals <= allowed:
         return []
+    cascaded = len(named) - removals
+    users = sum(1 for c in named if c.type is ResourceType.USER)
+    what = " and ".join(_count(n, word) for n, word in ((users, "user"), (removals - users, "membership")) if n)
+    if cascaded:
+        what += f"; {_count(cascaded, 'membership')} removed with their users not counted"
+    rule = "" if limit.count is not None else f"; a percentage applies from {REMOVAL_FLOOR} on"
     return [
-        f"{removals} removals exceed max_removals {policy.max_removals} (allowed: {allowed} of "
-        f"{existing} existing objects); review the plan, then re-run with --force"
+        f"{removals} removals ({what}) exceed max_removals {limit} (allowed: {allowed} of "
+        f"{existing} existing users and memberships{rule}); review the plan, then re-run with "
+        f"--force, or raise policy.max_removals"
     ]
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def _organization_violations(identity: Identity, expected_organization: str | None) -> list[str]:

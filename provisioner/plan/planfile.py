@@ -146,11 +146,13 @@ def save_plan(
 
 
 def _format_age(age: timedelta) -> str:
-    minutes = int(age.total_seconds() // 60)
+    """``2d 3h 4m``; under an hour exact to the second (``--max-age 1s`` is a real limit)."""
+    total = max(int(age.total_seconds()), 0)
+    minutes, seconds = divmod(total, 60)
     hours, minutes = divmod(minutes, 60)
     days, hours = divmod(hours, 24)
-    parts = [f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if n]
-    return " ".join(parts) or "less than a minute"
+    units = ((days, "d"), (hours, "h"), (minutes, "m"), (seconds if total < 3600 else 0, "s"))
+    return " ".join(f"{n}{unit}" for n, unit in units if n) or "0s"
 
 
 def read_plan_document(

@@ -19,7 +19,11 @@ users:
 workspaces:
   - name: app
     members: [alice@acme.com, bob@acme.com, carol@acme.com, dave@acme.com]
+  - name: web
+    members: [bob@acme.com, carol@acme.com]
 """
+# 5 users and 6 memberships: 11 objects, over the floor of 10 from which a percentage
+# max_removals (default 25%: 2 of 11) applies.
 
 
 def setup_team(sandbox, cli: Cli, tmp_path: Path) -> None:  # noqa: ANN001
@@ -94,7 +98,7 @@ def test_force_lets_many_removals_through_but_no_other_guard(sandbox, cli: Cli, 
     plan, apply = attempt(sandbox, cli, tmp_path, fewer, "--force")
     assert plan.returncode == 0, plan.stderr
     assert apply.returncode == 0, apply.stderr
-    assert api.memberships() == {("app", "alice@acme.com")}
+    assert api.memberships() == {("app", "alice@acme.com"), ("web", "bob@acme.com"), ("web", "carol@acme.com")}
     # --force does not let the key's own user be demoted.
     demote = fewer.replace("{email: admin@example.com, role: admin}", "{email: admin@example.com, role: developer}")
     plan, apply = attempt(sandbox, cli, tmp_path, demote, "--force")
@@ -134,3 +138,41 @@ def test_apply_needs_an_admin_key_but_plan_works_with_a_developer_key(sandbox, c
     assert apply.returncode == 1
     assert "admin" in apply.stderr
     assert snapshot(api) == before
+
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"
+
+
+def test_offboarding_one_user_from_the_quickstart_needs_no_force(cli: Cli, api: Api, tmp_path: Path) -> None:  # noqa: ANN001
+    """The reproduction: dana's 3 cascaded memberships used to count as 3 more removals."""
+    db = str(tmp_path / "quick.db")
+    applied = cli("apply", "-c", str(QUICKSTART), "--sandbox", db, "--auto-approve")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    text = QUICKSTART.read_text()
+    offboarded = tmp_path / "offboarded.yaml"
+    offboarded.write_text(
+        text.replace("  - {email: dana@example.com, role: developer}\n", "")
+        .replace("[dana@example.com, eli@example.com, \"@ops\"]", "[eli@example.com, \"@ops\"]")
+        .replace("      production:\n        - {user: dana@example.com, expires: 2030-01-31, reason: \"launch week on-call\"}\n", "")
+        .replace("    members:\n", "")
+    )
+    plan = cli("plan", "-c", str(offboarded), "--sandbox", db, "--detailed-exitcode")
+    assert plan.returncode == 2, plan.stdout + plan.stderr
+    assert "- user dana@example.com (" in plan.stdout and "and 3 memberships)" in plan.stdout
+    assert "Plan: 0 to add, 0 to change, 4 to remove." in plan.stdout
+    applied = cli("apply", "-c", str(offboarded), "--sandbox", db, "--auto-approve")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "dana@example.com" not in cli("export", "--sandbox", db).stdout
+
+
+def test_an_organization_below_min_admins_is_warned_on_every_plan(sandbox, cli: Cli, api: Api, tmp_path: Path) -> None:  # noqa: ANN001
+    seed(sandbox.db_path, users=[("alice@acme.com", "admin", "invited")], workspaces=[], memberships=[])
+    body = "users:\n  - {email: admin@example.com, role: admin}\n  - {email: alice@acme.com, role: admin}\n"
+    warning = "the organization has 1 active admin, fewer than policy.min_admins 2 (after this plan: 1)"
+    for extra in ("", "  - {email: erin@acme.com, role: developer}\n"):
+        path = tmp_path / "org.yaml"
+        path.write_text(org_config(sandbox.base_url, body + extra + "policy: {min_admins: 2}\n"))
+        for fmt in ("text", "markdown", "json"):
+            plan = cli("plan", "-c", str(path), "--format", fmt)
+            assert plan.returncode == 0, plan.stdout + plan.stderr
+            assert warning in plan.stdout, (extra, fmt, plan.stdout)

@@ -119,19 +119,58 @@ def test_min_admins_counts_promotions_of_active_users() -> None:
     assert plan.summary.update == 2
 
 
-def test_max_removals_blocks_with_number_limit_and_flag() -> None:
-    workspaces = [Workspace("w", id="w1")]
-    memberships = [Membership("w", u.email, id=f"m-{u.email}") for u in TEAM]
-    current = State.build(TEAM, workspaces, memberships)  # 8 existing objects
-    desired = State.build(TEAM[:2], workspaces, memberships[:2])  # removes 2 users + 2 memberships
+def _team_in(*spaces: str) -> tuple[list[Workspace], list[Membership]]:
+    """Every TEAM member in each of ``spaces``."""
+    workspaces = [Workspace(w, id=f"id-{w}") for w in spaces]
+    return workspaces, [Membership(w, u.email, id=f"m-{w}-{u.email}") for w in spaces for u in TEAM]
+
+
+def test_max_removals_counts_direct_membership_removals_and_names_number_limit_and_flag() -> None:
+    workspaces, memberships = _team_in("w1", "w2")
+    current = State.build(TEAM, workspaces, memberships)  # 4 users + 8 memberships = 12 objects
+    desired = State.build(TEAM, workspaces, memberships[:4])  # revokes all 4 of w2
     message = _refusal(current=current, desired=desired, policy=Policy())
     assert (
-        "4 removals exceed max_removals 25% (allowed: 2 of 8 existing objects); "
-        "review the plan, then re-run with --force"
+        "4 removals (4 memberships) exceed max_removals 25% (allowed: 3 of 12 existing users and "
+        "memberships; a percentage applies from 10 on); review the plan, then re-run with --force, "
+        "or raise policy.max_removals"
     ) in message
 
 
-def test_max_removals_applies_to_a_tiny_org_and_counts_ignored_objects_out() -> None:
+def test_offboarding_a_user_is_one_removal_however_many_workspaces_they_had() -> None:
+    workspaces, memberships = _team_in("w1", "w2")
+    current = State.build(TEAM, workspaces, memberships)
+    keep = [m for m in memberships if m.user not in ("bob@acme.com", "dave@acme.com")]
+    # bob and dave go, each with 2 cascaded memberships: 2 removals of 3 allowed.
+    plan = _check(current, State.build([TEAM[0], TEAM[2]], workspaces, keep), policy=Policy())
+    assert plan.summary.delete == 6 and sum(c.cascade for c in plan.changes) == 4
+
+
+def test_a_refusal_shows_cascaded_memberships_but_does_not_count_them() -> None:
+    workspaces, memberships = _team_in("w1", "w2")
+    current = State.build(TEAM, workspaces, memberships)
+    # bob and dave go (4 cascaded memberships), and carol loses w1 and w2 directly.
+    keep = [m for m in memberships if m.user == "alice@acme.com"]
+    desired = State.build([TEAM[0], TEAM[2]], workspaces, keep)
+    message = _refusal(current=current, desired=desired, policy=Policy())
+    assert "4 removals (2 users and 2 memberships; 4 memberships removed with their users not counted)" in message
+
+
+def test_below_ten_existing_objects_a_percentage_does_not_apply() -> None:
+    workspaces, memberships = _team_in("w1")
+    current = State.build(TEAM, workspaces, memberships[:3])  # 4 users + 3 memberships = 7 objects
+    plan = _check(current, State.build(TEAM[:1], workspaces, memberships[:1]), policy=Policy())
+    assert plan.summary.delete == 5  # 3 users (2 cascades) and no limit below the floor
+    # At the floor the percentage applies: 10 objects allow 2 removals.
+    spaces, _ = _team_in("w1", "w9")
+    ten = State.build(TEAM, spaces, memberships + _team_in("w9")[1][:2])  # 4 + 4 + 2
+    alice_only = State.build(TEAM[:1], spaces, [Membership("w1", "alice@acme.com"), Membership("w9", "alice@acme.com")])
+    message = _refusal(current=ten, desired=alice_only, policy=Policy())
+    assert "3 removals (3 users; 4 memberships removed with their users not counted)" in message
+    assert "(allowed: 2 of 10 existing users and memberships;" in message
+
+
+def test_an_absolute_max_removals_applies_to_a_tiny_org_and_counts_ignored_objects_out() -> None:
     current = State.build(_users("alice:admin", "bob:developer", "x:admin"))
     desired = State.build(_users("alice:admin"))
     message = _refusal(
@@ -139,7 +178,8 @@ def test_max_removals_applies_to_a_tiny_org_and_counts_ignored_objects_out() -> 
         desired=desired,
         policy=Policy(max_removals=RemovalLimit(count=0), ignore_users=("x@*",)),
     )
-    assert "1 removals exceed max_removals 0 (allowed: 0 of 2 existing objects)" in message
+    assert "1 removals (1 user) exceed max_removals 0 (allowed: 0 of 2 existing users and memberships);" in message
+    assert "a percentage applies" not in message
 
 
 def test_force_overrides_max_removals() -> None:

@@ -14,7 +14,9 @@ from tests.e2e.conftest import TOKEN_ENV, Api
 
 TEAM_USERS = [("alice@acme.com", "admin", "active"), ("bob@acme.com", "developer", "active"),
               ("carol@acme.com", "developer", "active"), ("dave@acme.com", "developer", "active")]
-TEAM_MEMBERS = [("app", e) for e, _, _ in TEAM_USERS]
+# 5 users (with the key's admin) and 6 memberships: 11 objects, over the floor of 10 from
+# which a percentage max_removals applies. "web" is never declared: its access is unmanaged.
+TEAM_MEMBERS = [("app", e) for e, _, _ in TEAM_USERS] + [("web", "bob@acme.com"), ("web", "carol@acme.com")]
 
 
 def users_yaml(**roles: str) -> str:
@@ -41,14 +43,16 @@ CASES = {
                                ["carol@acme.com", "protected"]),
     "too-many-removals": ("team", users_yaml(**TEAM) + "workspaces:\n  - {name: app, members: [alice@acme.com]}\n",
                           ["max_removals", "--force", "3"]),
+    # Below 10 objects a percentage does not apply; an absolute count does, at any size.
     "too-many-removals-tiny-org": ("tiny", users_yaml(**{"admin@example.com": "admin"})
-                                   + "workspaces:\n  - {name: app, members: []}\n", ["max_removals", "--force"]),
+                                   + "workspaces:\n  - {name: app, members: []}\n"
+                                   + "policy: {max_removals: 0}\n", ["max_removals", "--force"]),
 }
 
 
 def seed_org(db: Path, kind: str) -> None:
     if kind == "team":
-        seed(db, users=TEAM_USERS, workspaces=["app"], memberships=TEAM_MEMBERS)
+        seed(db, users=TEAM_USERS, workspaces=["app", "web"], memberships=TEAM_MEMBERS)
     else:  # two users: the key's admin and bob, with one grant
         seed(db, users=[("bob@acme.com", "developer", "active")], workspaces=["app"],
              memberships=[("app", "bob@acme.com")])
@@ -87,5 +91,16 @@ def test_force_overrides_only_the_removal_count_in_a_tiny_org(hooked_sandbox, tm
     _, body, _ = CASES["too-many-removals-tiny-org"]
     config = write_config(tmp_path / "org.yaml", sandbox.base_url, body)
     result = run(["apply", "-c", config, "--auto-approve", "--force"], sandbox.token)
+    assert result.exit_code == 0, result.output
+    assert set(Api(sandbox.base_url, sandbox.token).users()) == {"admin@example.com"}
+
+
+def test_a_percentage_does_not_hold_a_tiny_org_back(hooked_sandbox, tmp_path: Path) -> None:  # noqa: ANN001
+    db = tmp_path / "tiny.db"
+    seed_org(db, "tiny")  # 2 users and 1 membership: below the floor of 10 objects
+    sandbox, _ = hooked_sandbox(db_path=db)
+    body = users_yaml(**{"admin@example.com": "admin"}) + "workspaces:\n  - {name: app, members: []}\n"
+    config = write_config(tmp_path / "org.yaml", sandbox.base_url, body)  # default max_removals: 25%
+    result = run(["apply", "-c", config, "--auto-approve"], sandbox.token)
     assert result.exit_code == 0, result.output
     assert set(Api(sandbox.base_url, sandbox.token).users()) == {"admin@example.com"}
