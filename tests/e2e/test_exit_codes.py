@@ -16,6 +16,8 @@ import pytest
 from provisioner.plan.model import Plan
 from provisioner.plan.planfile import load_plan, save_plan
 from provisioner.errors import StalePlanError
+from provisioner.plan.digest import PlanTarget
+from provisioner.sandbox import start_sandbox
 from tests.e2e.conftest import Cli
 
 QUICKSTART = str(Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml")
@@ -109,15 +111,15 @@ def test_limits_from_the_environment_are_validated_without_a_traceback(run: Cli,
 def test_a_one_second_max_age_reads_in_seconds(tmp_path: Path) -> None:
     made = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
     path = tmp_path / "p.plan"
-    save_plan(Plan("acme", ()), path, signing_key="k", tool_version="t", created_at=made)
+    save_plan(Plan("acme", ()), path, target=PlanTarget("org-1", "acme", ""), tool_version="t", created_at=made)
     with pytest.raises(StalePlanError) as caught:
-        load_plan(path, signing_key="k", tool_version="t", now=made + timedelta(seconds=5),
-                  max_age=timedelta(seconds=1))
+        load_plan(path, tool_version="t", now=made + timedelta(seconds=5), max_age=timedelta(seconds=1))
     assert "is 5s old, older than the limit of 1s" in str(caught.value)
 
 
 def test_global_options_work_after_the_command(run: Cli, tmp_path: Path) -> None:
     db = str(tmp_path / "s.db")
+    start_sandbox(db).stop()  # plan reads an existing sandbox; only apply creates one
     after = run("plan", "-c", QUICKSTART, "--sandbox", db, "-v")
     assert after.returncode == 0, after.stderr
     assert "INFO provisioner.api: GET /api/v1/me/ 200" in after.stderr
