@@ -96,6 +96,10 @@ class NotFoundError(ApiError):
     """404: the object does not exist (any more)."""
 
 
+class NotABaseUrlError(ApiError):
+    """``GET /me/`` answered 404: the configured URL is not an API base URL."""
+
+
 class ConflictError(ApiError):
     """409: the object already exists."""
 

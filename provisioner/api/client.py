@@ -43,7 +43,7 @@ from urllib.parse import urlencode, urljoin
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import LocationParseError
+from urllib3.exceptions import LocationParseError, NameResolutionError, NewConnectionError
 from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
@@ -254,6 +254,30 @@ class _Pacer:
             time.sleep(delay)
 
 
+def _unreachable(error: BaseException) -> str | None:
+    """"connection refused" or "host not found" when that is why a request failed; else None.
+
+    urllib3 wraps the cause (``NewConnectionError``, ``NameResolutionError``)
+    in ``MaxRetryError``, and requests wraps that again: walk the chain.
+    """
+    seen: set[int] = set()
+    todo: list[object] = [error]
+    while todo:
+        current = todo.pop()
+        if not isinstance(current, BaseException) or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, NameResolutionError):
+            return "host not found"
+        if isinstance(current, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(current, NewConnectionError) and "refused" in str(current).lower():
+            return "connection refused"
+        todo += [current.__cause__, current.__context__, getattr(current, "reason", None)]
+        todo += list(current.args)
+    return None
+
+
 class ApiClient:
     """A thin, thread-safe client for the regional API (``/api/v1``).
 
@@ -298,7 +322,9 @@ class ApiClient:
         self._attempt_state = threading.local()
         self.retry = _Retry(
             total=max_retries,
-            connect=max_retries,
+            # A refused connection or an unknown host is not fixed by waiting:
+            # one quick retry, then a clear "cannot connect" (not 19 s of backoff).
+            connect=min(max_retries, 1),
             read=max_retries,
             status=max_retries,
             other=0,  # TLS and protocol errors are not fixed by trying again
@@ -503,15 +529,20 @@ class ApiClient:
                 method=method,
                 url=self._redact(url),
             ) from None
-        except requests.RequestException as e:
-            attempts = attempt.retries + 1
-            what = "timed out" if isinstance(e, requests.Timeout) else "failed"
+        except requests.ConnectionError as e:
+            unreachable = _unreachable(e)
+            if unreachable is None or isinstance(e, requests.Timeout):
+                raise self._transport_failure(method, url, e, attempt) from None
+            where = parse_url(url)
+            port = where.port or (443 if where.scheme == "https" else 80)
             raise TransportError(
-                f"{method} {short} {what} after {attempts} attempt{'s' if attempts != 1 else ''}: "
-                f"{self._redact(str(e))}; check the network and the API URL, then try again",
+                f"cannot connect to {where.host}:{port} ({unreachable}); check the API URL "
+                "or region, and that the server is up",
                 method=method,
                 url=self._redact(url),
             ) from None
+        except requests.RequestException as e:
+            raise self._transport_failure(method, url, e, attempt) from None
         finally:
             self._attempt_state.current = None
         elapsed_ms = (time.monotonic() - started) * 1000
@@ -522,6 +553,20 @@ class ApiClient:
         self._pacer.observe(response.headers.get("X-RateLimit-Limit"))
         self._raise_for_status(method, url, response, attempt.retries + 1)
         return response
+
+    def _transport_failure(
+        self, method: str, url: str, e: requests.RequestException, attempt: "_Attempt"
+    ) -> TransportError:
+        """A failed request as a ``TransportError`` that names the attempts, never the key."""
+        short = self._short(url)
+        attempts = attempt.retries + 1
+        what = "timed out" if isinstance(e, requests.Timeout) else "failed"
+        return TransportError(
+            f"{method} {short} {what} after {attempts} attempt{'s' if attempts != 1 else ''}: "
+            f"{self._redact(str(e))}; check the network and the API URL, then try again",
+            method=method,
+            url=self._redact(url),
+        )
 
     def _check_origin(self, method: str, url: str) -> None:
         """Refuse a request URL that urllib3 would send anywhere but the base URL's origin."""

@@ -17,7 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, TypeVar
 
 from provisioner.api.client import ApiClient
-from provisioner.errors import ApiError
+from provisioner.errors import ApiError, NotABaseUrlError, NotFoundError
 from provisioner.model import (
     identity_key,
     DEFAULT_WORKSPACE_LIMIT,
@@ -149,7 +149,10 @@ def parse_identity(data: dict[str, Any]) -> Identity:
 
 def read_identity(client: ApiClient) -> Identity:
     """Who the API key belongs to, and its organization (``GET /me/``)."""
-    body, _ = client.get(ME)
+    try:
+        body, _ = client.get(ME)
+    except NotFoundError:
+        raise _not_a_base_url(client) from None
     return parse_identity(body)
 
 
@@ -170,10 +173,24 @@ def read_state_and_identity(client: ApiClient, parallelism: int = 8) -> tuple[St
         me = pool.submit(read_identity, client)
         try:
             state = _read_state(client, pool)
+        except NotFoundError:
+            # A listing answered 404. If /me/ does too, the base URL is wrong,
+            # which says more than "it may have been removed meanwhile".
+            if isinstance(me.exception(), NotABaseUrlError):
+                raise me.exception() from None
+            raise
         except BaseException:
             me.cancel()
             raise
         return state, me.result()
+
+
+def _not_a_base_url(client: ApiClient) -> NotABaseUrlError:
+    return NotABaseUrlError(
+        f"{client.endpoint} is not an API base URL: GET {ME} answered 404. Did you forget "
+        "/api/v1? A regional base URL looks like https://us-east-1.recall.ai/api/v1",
+        status=404,
+    )
 
 
 def _list_membership_ids(
