@@ -45,8 +45,18 @@ def seed_db(db: Path, users: int, workspaces: int, memberships_per_workspace: in
 
 def serve(db: Path) -> tuple[subprocess.Popen, str]:
     # The sandbox group directly, so the benchmark does not depend on the other commands importing.
-    command = [sys.executable, "-c", "from provisioner.cli.sandbox import sandbox; sandbox()",
-               "serve", "--db", str(db), "--port", "0", "--token", TOKEN]
+    command = [
+        sys.executable,
+        "-c",
+        "from provisioner.cli.sandbox import sandbox; sandbox()",
+        "serve",
+        "--db",
+        str(db),
+        "--port",
+        "0",
+        "--token",
+        TOKEN,
+    ]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
     banner = process.stderr.readline()  # "Sandbox API at http://127.0.0.1:PORT/api/v1 (db ...)"
     return process, banner.split()[3]

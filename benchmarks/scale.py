@@ -40,7 +40,7 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
@@ -106,12 +106,17 @@ class Org:
         return set(self.explicit[instance]) | set(extra)
 
     def membership_pairs(self) -> list[tuple[str, str]]:
-        return [(name, email) for name, env, _, _ in self.instances()
-                for email in sorted(self.members(name, env))]
+        return [
+            (name, email) for name, env, _, _ in self.instances() for email in sorted(self.members(name, env))
+        ]
 
-    def copy(self) -> "Org":
-        return Org(dict(self.roles), list(self.sre), list(self.workspaces),
-                   {k: list(v) for k, v in self.explicit.items()})
+    def copy(self) -> Org:
+        return Org(
+            dict(self.roles),
+            list(self.sre),
+            list(self.workspaces),
+            {k: list(v) for k, v in self.explicit.items()},
+        )
 
 
 def scale_org(users: int, workspaces: int, plain: int, per_instance: int) -> Org:
@@ -158,7 +163,6 @@ def mutate(base: Org, changes: int, seed_: int) -> Variant:
     roles_n = changes - grants - revokes - invites
     instances = org.instances()
     generated = [e for e in org.roles if e != ADMIN]
-    sre = set(org.sre)
     touched: set[tuple[str, str]] = set()
     for _ in range(revokes):
         while True:
@@ -185,8 +189,13 @@ def mutate(base: Org, changes: int, seed_: int) -> Variant:
     developers = [e for e in generated if base.roles[e] == "developer"]
     for email in rng.sample(developers, roles_n - demotions):
         org.roles[email] = "admin"
-    counts = {"grant": grants, "revoke": revokes, "invite": invites,
-              "promote": roles_n - demotions, "demote": demotions}
+    counts = {
+        "grant": grants,
+        "revoke": revokes,
+        "invite": invites,
+        "promote": roles_n - demotions,
+        "demote": demotions,
+    }
     return Variant(f"{changes:,} changes", org, counts)
 
 
@@ -211,8 +220,12 @@ def config_text(org: Org) -> str:
     explicit = org.explicit
 
     def member_lines(emails: list[str], indent: str) -> list[str]:
-        return [f"{indent}- {{user: {e}, expires: 2099-12-31, reason: OPS-{i}}}" if i % 10 == 0
-                else f"{indent}- {e}" for i, e in enumerate(emails)]
+        return [
+            f"{indent}- {{user: {e}, expires: 2099-12-31, reason: OPS-{i}}}"
+            if i % 10 == 0
+            else f"{indent}- {e}"
+            for i, e in enumerate(emails)
+        ]
 
     for base, envs in org.workspaces:
         out.append(f"  - name: {base}")
@@ -249,9 +262,23 @@ class Sandbox:
     """``provisioner sandbox serve`` in a subprocess on 127.0.0.1."""
 
     def __init__(self, db: Path, latency_ms: int, rate_limit: int | None = None):
-        command = [sys.executable, "-m", "provisioner", "sandbox", "serve", "--db", str(db),
-                   "--port", "0", "--token", TOKEN, "--org-name", ORG,
-                   "--latency-ms", str(latency_ms)]
+        command = [
+            sys.executable,
+            "-m",
+            "provisioner",
+            "sandbox",
+            "serve",
+            "--db",
+            str(db),
+            "--port",
+            "0",
+            "--token",
+            TOKEN,
+            "--org-name",
+            ORG,
+            "--latency-ms",
+            str(latency_ms),
+        ]
         if rate_limit:
             command += ["--rate-limit", str(rate_limit)]
         self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
@@ -266,7 +293,9 @@ class Sandbox:
 
     def reset_stats(self) -> None:
         request = urllib.request.Request(
-            f"{self.base_url}/_sandbox/stats/reset", method="POST", headers={"Authorization": f"Token {TOKEN}"}
+            f"{self.base_url}/_sandbox/stats/reset",
+            method="POST",
+            headers={"Authorization": f"Token {TOKEN}"},
         )
         urllib.request.urlopen(request, timeout=10).read()
 
@@ -285,7 +314,7 @@ class Sandbox:
             self.process.kill()
             self.process.wait(10)
 
-    def __enter__(self) -> "Sandbox":
+    def __enter__(self) -> Sandbox:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -306,8 +335,14 @@ def run_cli(args: list[str], *, timeout: float = 300) -> CliRun:
     env = {**os.environ, TOKEN_ENV: TOKEN, "NO_COLOR": "1"}
     with tempfile.TemporaryFile("w+") as out:
         started = time.perf_counter()
-        process = subprocess.Popen([sys.executable, "-m", "provisioner", *args], stdout=out,
-                                   stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "provisioner", *args],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
         lines: list[tuple[float, str]] = []
 
         def drain() -> None:  # stderr is line-buffered: stamp each line as it arrives
@@ -364,9 +399,11 @@ class ReadShape:
         longest = max(user_pages - 1, max(map(pages, self.per_workspace), default=0))
         rest = (user_pages - 1) + member_pages + (pages(self.workspaces) - 1)
         rounds = 1 + max(longest, math.ceil(rest / parallelism))
-        why = (f"1 round (/me, users p1, workspaces) + max(longest remaining chain {longest}, "
-               f"ceil(({user_pages - 1} users + {member_pages} membership pages) / {parallelism}) "
-               f"= {math.ceil(rest / parallelism)})")
+        why = (
+            f"1 round (/me, users p1, workspaces) + max(longest remaining chain {longest}, "
+            f"ceil(({user_pages - 1} users + {member_pages} membership pages) / {parallelism}) "
+            f"= {math.ceil(rest / parallelism)})"
+        )
         return rounds, why
 
 
@@ -405,8 +442,18 @@ def plan_summary(stdout: str) -> str:
 
 def run_plan(sandbox: Sandbox, config: Path, shape: ReadShape, label: str) -> CliRun:
     sandbox.reset_stats()
-    run = run_cli(["plan", "-c", str(config), "--api-url", sandbox.base_url,
-                   "--parallelism", str(PARALLELISM), "--detailed-exitcode"])
+    run = run_cli(
+        [
+            "plan",
+            "-c",
+            str(config),
+            "--api-url",
+            sandbox.base_url,
+            "--parallelism",
+            str(PARALLELISM),
+            "--detailed-exitcode",
+        ]
+    )
     stats = sandbox.stats()
     print(f"\n  plan, {label}: exit {run.returncode}; {plan_summary(run.stdout)}")
     if run.returncode not in (0, 2):
@@ -416,11 +463,18 @@ def run_plan(sandbox: Sandbox, config: Path, shape: ReadShape, label: str) -> Cl
     rounds, why = shape.rounds(PARALLELISM)
     bound = rounds * LATENCY_MS / 1000
     print(f"    latency lower bound: {rounds} rounds x {LATENCY_MS} ms = {bound:.2f} s; {why}")
-    check("plan requests", f"{stats['total']:,} (minimum {shape.minimum:,}, "
-          f"{stats['total'] / shape.minimum:.3f}x)", f"<= {PLAN_REQUESTS_FACTOR} x minimum",
-          stats["total"] <= PLAN_REQUESTS_FACTOR * shape.minimum)
-    check("plan wall time", f"{run.wall:.2f} s ({run.wall / bound:.2f}x the bound)",
-          f"<= {PLAN_WALL_FACTOR} x {bound:.2f} s", run.wall <= PLAN_WALL_FACTOR * bound)
+    check(
+        "plan requests",
+        f"{stats['total']:,} (minimum {shape.minimum:,}, {stats['total'] / shape.minimum:.3f}x)",
+        f"<= {PLAN_REQUESTS_FACTOR} x minimum",
+        stats["total"] <= PLAN_REQUESTS_FACTOR * shape.minimum,
+    )
+    check(
+        "plan wall time",
+        f"{run.wall:.2f} s ({run.wall / bound:.2f}x the bound)",
+        f"<= {PLAN_WALL_FACTOR} x {bound:.2f} s",
+        run.wall <= PLAN_WALL_FACTOR * bound,
+    )
     check("plan peak RSS", f"{run.peak_rss_mb:.0f} MB", f"< {PEAK_RSS_MB} MB", run.peak_rss_mb < PEAK_RSS_MB)
     run.requests = stats["total"]  # type: ignore[attr-defined]
     return run
@@ -435,16 +489,22 @@ def apply_rounds(variant: Variant, parallelism: int) -> int:
 def run_apply(sandbox: Sandbox, config: Path, variant: Variant, read_requests: int) -> tuple[CliRun, dict]:
     sandbox.reset_stats()
     args = [
-        "apply", "-c", str(config), "--api-url", sandbox.base_url,
-        "--parallelism", str(PARALLELISM), "--auto-approve"]
+        "apply",
+        "-c",
+        str(config),
+        "--api-url",
+        sandbox.base_url,
+        "--parallelism",
+        str(PARALLELISM),
+        "--auto-approve",
+    ]
     run = run_cli(args, timeout=600)
     stats = sandbox.stats()
     return run, stats
 
 
 def progress_lines(run: CliRun) -> list[tuple[float, str]]:
-    return [(t, line) for t, line in run.stderr
-            if line.startswith(("applied: ", "failed: ", "skipped: "))]
+    return [(t, line) for t, line in run.stderr if line.startswith(("applied: ", "failed: ", "skipped: "))]
 
 
 def report_apply(run: CliRun, stats: dict, variant: Variant, read_requests: int, label: str) -> None:
@@ -452,30 +512,41 @@ def report_apply(run: CliRun, stats: dict, variant: Variant, read_requests: int,
     failed = [line for _, line in progress if not line.startswith("applied: ")]
     writes = sum(n for route, n in stats["by_route"].items() if not route.startswith("GET "))
     apply_requests = stats["total"] - read_requests
-    print(f"\n  apply, {label}: exit {run.returncode}; {len(progress):,} changes reported, "
-          f"{len(failed)} not applied; {plan_summary(run.stdout)}")
+    print(
+        f"\n  apply, {label}: exit {run.returncode}; {len(progress):,} changes reported, "
+        f"{len(failed)} not applied; {plan_summary(run.stdout)}"
+    )
     for line in failed[:5]:
         print(f"    {line}")
     print("    requests by route (the read before applying included):")
     show_routes(stats)
-    print(f"    apply requests = {stats['total']:,} total - {read_requests:,} read (as in plan) = "
-          f"{apply_requests:,}; writes {writes:,}")
-    check("apply requests", f"{apply_requests:,} for {variant.changes:,} changes "
-          f"({apply_requests / variant.changes:.3f}x)",
-          f"<= {APPLY_REQUESTS_FACTOR} x changes, no faults",
-          apply_requests <= APPLY_REQUESTS_FACTOR * variant.changes and not failed and run.returncode == 0)
+    print(
+        f"    apply requests = {stats['total']:,} total - {read_requests:,} read (as in plan) = "
+        f"{apply_requests:,}; writes {writes:,}"
+    )
+    check(
+        "apply requests",
+        f"{apply_requests:,} for {variant.changes:,} changes ({apply_requests / variant.changes:.3f}x)",
+        f"<= {APPLY_REQUESTS_FACTOR} x changes, no faults",
+        apply_requests <= APPLY_REQUESTS_FACTOR * variant.changes and not failed and run.returncode == 0,
+    )
     if progress:
         # The first line comes after the first round of requests; count that round back in.
         phase = progress[-1][0] - progress[0][0] + LATENCY_MS / 1000
         ideal = PARALLELISM / (LATENCY_MS / 1000)
         rate = variant.changes / phase
         barrier_bound = apply_rounds(variant, PARALLELISM) * LATENCY_MS / 1000
-        print(f"    apply phase {phase:.2f} s (first to last progress line + one {LATENCY_MS} ms round); "
-              f"phase barriers alone need {barrier_bound:.2f} s; whole command {run.wall:.2f} s")
+        print(
+            f"    apply phase {phase:.2f} s (first to last progress line + one {LATENCY_MS} ms round); "
+            f"phase barriers alone need {barrier_bound:.2f} s; whole command {run.wall:.2f} s"
+        )
         if variant.changes >= THROUGHPUT_CHANGES:
-            check("apply throughput", f"{rate:,.0f} changes/s ({rate / ideal:.0%} of {ideal:.0f}/s)",
-                  f">= {APPLY_THROUGHPUT_SHARE:.0%} of parallelism/latency = {ideal:.0f}/s",
-                  rate >= APPLY_THROUGHPUT_SHARE * ideal)
+            check(
+                "apply throughput",
+                f"{rate:,.0f} changes/s ({rate / ideal:.0%} of {ideal:.0f}/s)",
+                f">= {APPLY_THROUGHPUT_SHARE:.0%} of parallelism/latency = {ideal:.0f}/s",
+                rate >= APPLY_THROUGHPUT_SHARE * ideal,
+            )
         else:
             print(f"    apply throughput: {rate:,.0f} changes/s ({rate / ideal:.0%} of {ideal:.0f}/s)")
     check("apply peak RSS", f"{run.peak_rss_mb:.0f} MB", f"< {PEAK_RSS_MB} MB", run.peak_rss_mb < PEAK_RSS_MB)
@@ -496,8 +567,9 @@ def best_of(n: int, fn) -> float:  # noqa: ANN001
 def local_work(path: Path, current: State, now: datetime) -> None:
     """What plan does without the network: load, validate, expand, diff, render."""
     config = load_config(path)
-    plan = diff(current, config.desired, config.policy, now=now, organization=ORG,
-                config_digest=config.digest)
+    plan = diff(
+        current, config.desired, config.policy, now=now, organization=ORG, config_digest=config.digest
+    )
     render_text(plan, color=False)
 
 
@@ -518,8 +590,10 @@ def machine() -> str:
         mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     except (ValueError, OSError):
         mem = float("nan")
-    return (f"{os.cpu_count()} CPUs, {mem:.1f} GiB RAM, Python {platform.python_version()}, "
-            f"PyYAML {yaml.__version__} (libyaml: {yaml.__with_libyaml__}), {platform.platform()}")
+    return (
+        f"{os.cpu_count()} CPUs, {mem:.1f} GiB RAM, Python {platform.python_version()}, "
+        f"PyYAML {yaml.__version__} (libyaml: {yaml.__with_libyaml__}), {platform.platform()}"
+    )
 
 
 def main() -> None:
@@ -530,24 +604,29 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     print(f"machine: {machine()}")
-    print(f"sandbox: latency {LATENCY_MS} ms per request; CLI: --parallelism {PARALLELISM}, "
-          f"page_size {PAGE_SIZE}")
+    print(
+        f"sandbox: latency {LATENCY_MS} ms per request; CLI: --parallelism {PARALLELISM}, "
+        f"page_size {PAGE_SIZE}"
+    )
 
     base = scale_org(args.users, workspaces=16, plain=2, per_instance=args.per_instance)
     memberships = base.membership_pairs()
     percents = (1, 5, 10)
     variants = [Variant("no changes", base)]
     variants += [mutate(base, len(memberships) * p // 100, seed_=p) for p in percents]
-    shape = ReadShape(len(base.roles), len(base.instances()),
-                      [len(base.members(n, e)) for n, e, _, _ in base.instances()])
+    shape = ReadShape(
+        len(base.roles), len(base.instances()), [len(base.members(n, e)) for n, e, _, _ in base.instances()]
+    )
 
     with tempfile.TemporaryDirectory(prefix="provisioner-scale-") as tmp_name:
         tmp = Path(tmp_name)
         template = tmp / "template.db"
         seconds = seed_db(template, base)
-        print(f"organization: {len(base.roles):,} users, {len(base.instances())} workspace instances "
-              f"(16 x {len(ENVIRONMENTS)} environments + 2), {len(memberships):,} memberships; "
-              f"seeded in {seconds:.1f} s")
+        print(
+            f"organization: {len(base.roles):,} users, {len(base.instances())} workspace instances "
+            f"(16 x {len(ENVIRONMENTS)} environments + 2), {len(memberships):,} memberships; "
+            f"seeded in {seconds:.1f} s"
+        )
         configs: list[Path] = []
         for i, variant in enumerate(variants):
             path = tmp / f"config-{i}.yaml"
@@ -559,17 +638,22 @@ def main() -> None:
         # 1. Local work, in-process, against a pre-read current state.
         print("\n== local work (load + validate + expand + diff + render; no network), best of 3 ==")
         current = read_current(template, tmp)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         for i, (variant, path) in enumerate(zip(variants, configs)):
             text = path.read_text()
             bare = best_of(3, lambda: yaml.load(text, Loader=yaml.CSafeLoader))
-            ours = best_of(3, lambda: local_work(path, current, now))
-            print(f"\n  {variant.name}: bare yaml.load(CSafeLoader) {bare:.2f} s, local work {ours:.2f} s "
-                  f"({ours / bare:.2f}x)")
+            ours = best_of(3, lambda: local_work(path, current, now))  # noqa: F821 (del-ed after the loop)
+            print(
+                f"\n  {variant.name}: bare yaml.load(CSafeLoader) {bare:.2f} s, local work {ours:.2f} s "
+                f"({ours / bare:.2f}x)"
+            )
             if i == 0 or variant is variants[-1]:
-                check(f"local work ({variant.name})", f"{ours:.2f} s = {ours / bare:.2f}x bare {bare:.2f} s",
-                      f"<= {LOCAL_VS_BARE_FACTOR:g}x bare and < {LOCAL_MAX_S:g} s",
-                      ours <= LOCAL_VS_BARE_FACTOR * bare and ours < LOCAL_MAX_S)
+                check(
+                    f"local work ({variant.name})",
+                    f"{ours:.2f} s = {ours / bare:.2f}x bare {bare:.2f} s",
+                    f"<= {LOCAL_VS_BARE_FACTOR:g}x bare and < {LOCAL_MAX_S:g} s",
+                    ours <= LOCAL_VS_BARE_FACTOR * bare and ours < LOCAL_MAX_S,
+                )
         del current
 
         # 2. plan for every variant against one sandbox (plan changes nothing).
@@ -581,8 +665,12 @@ def main() -> None:
             for i, (variant, path) in enumerate(zip(variants, configs)):
                 run = run_plan(sandbox, path, shape, variant.name)
                 expected = 0 if not variant.changes else 2
-                check(f"plan exit code ({variant.name})", str(run.returncode), str(expected),
-                      run.returncode == expected)
+                check(
+                    f"plan exit code ({variant.name})",
+                    str(run.returncode),
+                    str(expected),
+                    run.returncode == expected,
+                )
                 reads[i] = run.requests  # type: ignore[attr-defined]
 
         # 3. apply every variant with changes, each on a fresh copy of the organization.
@@ -596,10 +684,15 @@ def main() -> None:
                 run, stats = run_apply(sandbox, path, variant, reads[i])
                 report_apply(run, stats, variant, reads[i], variant.name)
                 # The organization now matches the config: a second plan is empty.
-                again = run_cli(["plan", "-c", str(path), "--api-url", sandbox.base_url,
-                                 "--detailed-exitcode"])
-                check(f"plan after apply ({variant.name})", f"exit {again.returncode}, "
-                      f"{plan_summary(again.stdout)}", "exit 0 (no changes)", again.returncode == 0)
+                again = run_cli(
+                    ["plan", "-c", str(path), "--api-url", sandbox.base_url, "--detailed-exitcode"]
+                )
+                check(
+                    f"plan after apply ({variant.name})",
+                    f"exit {again.returncode}, {plan_summary(again.stdout)}",
+                    "exit 0 (no changes)",
+                    again.returncode == 0,
+                )
             db.unlink()
 
         # 4. apply under a rate limit.
@@ -613,29 +706,45 @@ def main() -> None:
             with Sandbox(db, LATENCY_MS, rate_limit=RATE_LIMIT) as sandbox:
                 run, stats = run_apply(sandbox, path, variant, shape.minimum)
                 # Trust no report: the organization must now match the config.
-                again = run_cli(["plan", "-c", str(path), "--api-url", sandbox.base_url,
-                                 "--detailed-exitcode"])
-                check("plan after rate-limited apply", f"exit {again.returncode}, "
-                      f"{plan_summary(again.stdout)}", "exit 0 (no changes)", again.returncode == 0)
+                again = run_cli(
+                    ["plan", "-c", str(path), "--api-url", sandbox.base_url, "--detailed-exitcode"]
+                )
+                check(
+                    "plan after rate-limited apply",
+                    f"exit {again.returncode}, {plan_summary(again.stdout)}",
+                    "exit 0 (no changes)",
+                    again.returncode == 0,
+                )
             progress = progress_lines(run)
             failed = [line for _, line in progress if not line.startswith("applied: ")]
             throttled = int(stats.get("throttled", 0))  # answered 429 by the sandbox's limiter
-            print(f"  {variant.changes} changes; exit {run.returncode}; {run.wall:.1f} s; "
-                  f"{len(failed)} not applied")
+            print(
+                f"  {variant.changes} changes; exit {run.returncode}; {run.wall:.1f} s; "
+                f"{len(failed)} not applied"
+            )
             show_routes(stats)
-            check("429 share under rate limit", f"{throttled} of {stats['total']:,} requests "
-                  f"({throttled / stats['total']:.2%})", f"< {MAX_429_SHARE:.0%}",
-                  throttled < MAX_429_SHARE * stats["total"])
-            check("changes failed under rate limit", f"{len(failed)} (exit {run.returncode})",
-                  "0", not failed and run.returncode == 0 and len(progress) == variant.changes)
+            check(
+                "429 share under rate limit",
+                f"{throttled} of {stats['total']:,} requests ({throttled / stats['total']:.2%})",
+                f"< {MAX_429_SHARE:.0%}",
+                throttled < MAX_429_SHARE * stats["total"],
+            )
+            check(
+                "changes failed under rate limit",
+                f"{len(failed)} (exit {run.returncode})",
+                "0",
+                not failed and run.returncode == 0 and len(progress) == variant.changes,
+            )
 
     print("\n== summary ==")
     width = max(len(t.what) for t in TARGETS)
     for t in TARGETS:
         print(f"  {verdict(t.ok)}  {t.what:<{width}}  {t.measured}  [target {t.target}]")
     failed = [t for t in TARGETS if not t.ok]
-    print(f"\n{len(TARGETS) - len(failed)} of {len(TARGETS)} targets met; "
-          f"benchmark took {time.perf_counter() - started:.0f} s")
+    print(
+        f"\n{len(TARGETS) - len(failed)} of {len(TARGETS)} targets met; "
+        f"benchmark took {time.perf_counter() - started:.0f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -39,21 +39,30 @@ def soak_faults(seeds: int) -> tuple[int, list[str]]:
                 problems.append(f"exit codes {outcome.exit_codes}")
             if not final.clean():
                 problems.append("duplicates")
-            if (final.users, final.workspaces, final.memberships) != (DESIRED_USERS, DESIRED_WORKSPACES, DESIRED_MEMBERSHIPS):
+            if (final.users, final.workspaces, final.memberships) != (
+                DESIRED_USERS,
+                DESIRED_WORKSPACES,
+                DESIRED_MEMBERSHIPS,
+            ):
                 problems.append("end state differs from desired")
             if outcome.plan_exit != 0:
                 problems.append(f"next plan exit {outcome.plan_exit}")
             status = "ok" if not problems else "FAIL: " + "; ".join(problems)
-            print(f"  seed {seed:3d}: {outcome.runs} run(s), {outcome.writes_received} writes received: {status}",
-                  flush=True)
+            print(
+                f"  seed {seed:3d}: {outcome.runs} run(s), {outcome.writes_received} writes received: {status}",
+                flush=True,
+            )
             if problems:
                 failures.append(f"faults seed {seed}: {'; '.join(problems)}")
     return runs, failures
 
 
 def run_pytest(test: str, env: dict[str, str]) -> bool:
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
-                            cwd=ROOT, env={**os.environ, **env})
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test],
+        cwd=ROOT,
+        env={**os.environ, **env},
+    )
     return result.returncode == 0
 
 
@@ -68,17 +77,23 @@ def main() -> int:
     print(f"Point 2: {args.seeds} seeds at fail_rate=0.3", flush=True)
     runs, failures = soak_faults(args.seeds)
     print(f"Loader fuzz: {args.fuzz} examples", flush=True)
-    if not run_pytest("tests/reliability/test_rel_bad_input.py::test_loader_fuzz_only_config_or_config_error",
-                      {"PROVISIONER_FUZZ_EXAMPLES": str(args.fuzz)}):
+    if not run_pytest(
+        "tests/reliability/test_rel_bad_input.py::test_loader_fuzz_only_config_or_config_error",
+        {"PROVISIONER_FUZZ_EXAMPLES": str(args.fuzz)},
+    ):
         failures.append("loader fuzz")
     print(f"State machine: {args.sm_examples} examples x {args.sm_steps} steps", flush=True)
-    if not run_pytest("tests/reliability/test_rel_state_machine.py",
-                      {"PROVISIONER_SM_EXAMPLES": str(args.sm_examples), "PROVISIONER_SM_STEPS": str(args.sm_steps)}):
+    if not run_pytest(
+        "tests/reliability/test_rel_state_machine.py",
+        {"PROVISIONER_SM_EXAMPLES": str(args.sm_examples), "PROVISIONER_SM_STEPS": str(args.sm_steps)},
+    ):
         failures.append("state machine")
     print()
-    print(f"Summary: {args.seeds} seeds, {runs} apply runs, {args.fuzz} fuzz examples, "
-          f"{args.sm_examples} state-machine examples; {len(failures)} failure(s) in "
-          f"{time.monotonic() - started:.0f} s")
+    print(
+        f"Summary: {args.seeds} seeds, {runs} apply runs, {args.fuzz} fuzz examples, "
+        f"{args.sm_examples} state-machine examples; {len(failures)} failure(s) in "
+        f"{time.monotonic() - started:.0f} s"
+    )
     for failure in failures:
         print(f"  FAILED: {failure}")
     return 1 if failures else 0

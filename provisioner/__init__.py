@@ -1,6 +1,7 @@
 """provisioner: access management as code for the regional meeting-bot API."""
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 # The distribution is named recall-provisioner on the package index (the name
 # `provisioner` belongs to an unrelated project); the import package and the

@@ -84,8 +84,10 @@ def url_character_problem(text: str) -> str | None:
         if unicodedata.category(char) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"):
             return f"it contains a control or invisible character (character {position})"
         if ord(char) > 0x7E:
-            return (f"it contains a non-ASCII character (character {position}); write host "
-                    "names in their xn-- form")
+            return (
+                f"it contains a non-ASCII character (character {position}); write host "
+                "names in their xn-- form"
+            )
     return None
 
 
@@ -110,8 +112,7 @@ def parse_api_url(text: str, *, base: bool = True) -> ApiUrl:
     if scheme not in DEFAULT_PORTS:
         raise UrlProblem("it must be an https URL such as https://us-east-1.recall.ai/api/v1")
     if parsed.auth is not None or split.username is not None or "@" in (split.netloc or ""):
-        raise UrlProblem("it contains user information (`user@`); remove it, the key is sent "
-                         "in a header")
+        raise UrlProblem("it contains user information (`user@`); remove it, the key is sent in a header")
     host = (parsed.host or "").lower().strip("[]")
     if not host:
         raise UrlProblem("it names no host")
@@ -122,8 +123,10 @@ def parse_api_url(text: str, *, base: bool = True) -> ApiUrl:
     if base and (parsed.query is not None or parsed.fragment is not None):
         raise UrlProblem("a base URL has no query (?...) or fragment (#...); remove it")
     if scheme == "http" and not is_loopback_host(host):
-        raise UrlProblem("it uses plain http, so the API key would travel unencrypted; use https "
-                         "(http is allowed only on a loopback host such as http://127.0.0.1:8080)")
+        raise UrlProblem(
+            "it uses plain http, so the API key would travel unencrypted; use https "
+            "(http is allowed only on a loopback host such as http://127.0.0.1:8080)"
+        )
     return ApiUrl(scheme, host, port, parsed.path or "", parsed.query or "")
 
 

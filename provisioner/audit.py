@@ -16,10 +16,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, TextIO
+from typing import Any, TextIO
 
 from provisioner.apply.executor import ApplyReport, ChangeResult
 from provisioner.errors import ProvisionerError

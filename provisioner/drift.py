@@ -33,10 +33,10 @@ Pure: no I/O, no clock. Rendering lives in ``provisioner.drift_render``.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Iterable
 
 from provisioner.model import Config, Membership, State
 from provisioner.plan.diff import diff, filter_ignored
@@ -117,15 +117,22 @@ def detect_drift(
     ``last_applied`` is the state the last logged apply left behind, or
     ``None`` without an audit log.
     """
-    plan = diff(current, config.desired, config.policy, now=now,
-                organization=organization, config_digest=config.digest)
+    plan = diff(
+        current,
+        config.desired,
+        config.policy,
+        now=now,
+        organization=organization,
+        config_digest=config.digest,
+    )
     cur = filter_ignored(current, config.policy)
     des = filter_ignored(config.desired, config.policy)
     last = filter_ignored(last_applied, config.policy) if last_applied is not None else None
     # A grant that ran out counts as absent, as in the diff.
     live = {k for k, m in des.memberships.items() if m.expires is None or m.expires > now}
     production = frozenset(
-        name for name, ws in des.workspaces.items()
+        name
+        for name, ws in des.workspaces.items()
         if (ws.environment or "").lower() in PRODUCTION_ENVIRONMENTS
     )
     on_server = _workspaces_by_user(cur.memberships.keys(), production)
@@ -145,14 +152,17 @@ def detect_drift(
             server_user, config_user = cur.users.get(change.key), des.users.get(change.key)
             last_user = last.users.get(change.key) if last is not None else None
             there = server_user is not None
-            items.append(DriftItem(
-                change, origin,
-                reach=(on_server if there else in_config).get(change.key, ()),
-                reach_on_server=there,
-                server_role=server_user.role if server_user else None,
-                config_role=config_user.role if config_user else None,
-                last_role=last_user.role if last_user else None,
-            ))
+            items.append(
+                DriftItem(
+                    change,
+                    origin,
+                    reach=(on_server if there else in_config).get(change.key, ()),
+                    reach_on_server=there,
+                    server_role=server_user.role if server_user else None,
+                    config_role=config_user.role if config_user else None,
+                    last_role=last_user.role if last_user else None,
+                )
+            )
         else:
             workspace = _workspace_of(change)
             items.append(DriftItem(change, origin, reach=(Reach(workspace, workspace in production),)))
@@ -188,8 +198,7 @@ def _workspaces_by_user(
         by_user[email].append(workspace)
     return {
         email: tuple(
-            Reach(ws, ws in production)
-            for ws in sorted(names, key=lambda ws: (ws not in production, ws))
+            Reach(ws, ws in production) for ws in sorted(names, key=lambda ws: (ws not in production, ws))
         )
         for email, names in by_user.items()
     }

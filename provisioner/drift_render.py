@@ -12,8 +12,8 @@ the same items, the same counts and the same words.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 from provisioner import __version__
 from provisioner.drift import DriftItem, DriftReport, Origin, Reach
@@ -63,8 +63,10 @@ def _headline(report: DriftReport) -> str:
         return "No drift: the organization matches the configuration."
     if not report.with_audit_log:
         return f"Drift: {_plural(len(report.items), 'difference')} (no audit log)."
-    return (f"Drift: {_plural(len(report.out_of_band), 'out-of-band change')}, "
-            f"{_plural(len(report.unapplied), 'config change')} not applied yet.")
+    return (
+        f"Drift: {_plural(len(report.out_of_band), 'out-of-band change')}, "
+        f"{_plural(len(report.unapplied), 'config change')} not applied yet."
+    )
 
 
 # --- what each item says --------------------------------------------------------
@@ -101,25 +103,48 @@ def _describe_user(item: DriftItem) -> list[Part]:
         elif item.server_role is None:
             what = [" was removed on the server"]
         else:
-            what = [": role changed on the server from ", Name(item.last_role), " to ",
-                    *_role_or_none(item.server_role, "?")]
+            what = [
+                ": role changed on the server from ",
+                Name(item.last_role),
+                " to ",
+                *_role_or_none(item.server_role, "?"),
+            ]
         return ["user ", email, *what, *_config_view(item), *_user_access(item)]
     if item.origin is Origin.UNKNOWN:
         if item.change.action is Action.DELETE:
-            what = [" (", *_role_or_none(item.server_role, "?"), ") is in the organization but not in the config"]
+            what = [
+                " (",
+                *_role_or_none(item.server_role, "?"),
+                ") is in the organization but not in the config",
+            ]
         elif item.change.action is Action.CREATE:
-            what = [" (", *_role_or_none(item.config_role, "?"), ") is in the config but not in the organization"]
+            what = [
+                " (",
+                *_role_or_none(item.config_role, "?"),
+                ") is in the config but not in the organization",
+            ]
         else:
-            what = [" is ", *_role_or_none(item.server_role, "?"), " in the organization, ",
-                    *_role_or_none(item.config_role, "?"), " in the config"]
+            what = [
+                " is ",
+                *_role_or_none(item.server_role, "?"),
+                " in the organization, ",
+                *_role_or_none(item.config_role, "?"),
+                " in the config",
+            ]
         return ["user ", email, *what, *_user_access(item)]
     if item.change.action is Action.CREATE:
         what = ["invite user ", email, " as ", *_role_or_none(item.config_role, "?")]
     elif item.change.action is Action.DELETE:
         what = ["remove user ", email, " (", *_role_or_none(item.server_role, "?"), ")"]
     else:
-        what = ["change the role of ", email, " from ", *_role_or_none(item.server_role, "?"),
-                " to ", *_role_or_none(item.config_role, "?")]
+        what = [
+            "change the role of ",
+            email,
+            " from ",
+            *_role_or_none(item.server_role, "?"),
+            " to ",
+            *_role_or_none(item.config_role, "?"),
+        ]
     return [*what, *_user_access(item)]
 
 
@@ -136,15 +161,21 @@ def _describe_workspace(item: DriftItem) -> list[Part]:
 def _describe_membership(item: DriftItem) -> list[Part]:
     membership = item.change.before if item.change.before is not None else item.change.after
     assert membership is not None
-    user, where = Name(getattr(membership, "user")), _workspaces(item.reach)
+    user, where = Name(membership.user), _workspaces(item.reach)
     grant = item.change.action is Action.CREATE  # the plan would grant it
     if item.origin is Origin.OUT_OF_BAND:
         done = " was revoked on the server" if grant else " was granted on the server"
         return ["access of ", user, " to ", *where, done]
     if item.origin is Origin.UNKNOWN:
-        return (["access of ", user, " to ", *where,
-                 " is granted by the config but not in the organization" if grant
-                 else " is in the organization but not granted by the config"])
+        return [
+            "access of ",
+            user,
+            " to ",
+            *where,
+            " is granted by the config but not in the organization"
+            if grant
+            else " is in the organization but not granted by the config",
+        ]
     if grant:
         return ["grant ", user, " access to ", *where]
     return ["revoke the access of ", user, " to ", *where]
@@ -211,33 +242,40 @@ def _item_json(item: DriftItem) -> dict[str, object]:
         "workspaces": [{"name": r.workspace, "production": r.production} for r in item.reach],
     }
     if item.change.type is ResourceType.USER:
-        out.update(server_role=item.server_role, config_role=item.config_role,
-                   last_applied_role=item.last_role, workspaces_on_server=item.reach_on_server)
+        out.update(
+            server_role=item.server_role,
+            config_role=item.config_role,
+            last_applied_role=item.last_role,
+            workspaces_on_server=item.reach_on_server,
+        )
     return out
 
 
 def render_drift_json(report: DriftReport) -> str:
     """One JSON document; ``unapplied`` is null without an audit log (nobody can tell)."""
     unapplied = [_item_json(i) for i in report.unapplied] if report.with_audit_log else None
-    return json.dumps(
-        {
-            "tool_version": __version__,
-            "organization": report.organization,
-            "drifted": report.drifted,
-            "audit_log": report.with_audit_log,
-            "counts": {
-                "out_of_band": len(report.out_of_band),
-                "unapplied": len(report.unapplied) if report.with_audit_log else None,
-                "total": len(report.items),
+    return (
+        json.dumps(
+            {
+                "tool_version": __version__,
+                "organization": report.organization,
+                "drifted": report.drifted,
+                "audit_log": report.with_audit_log,
+                "counts": {
+                    "out_of_band": len(report.out_of_band),
+                    "unapplied": len(report.unapplied) if report.with_audit_log else None,
+                    "total": len(report.items),
+                },
+                "out_of_band": [_item_json(i) for i in report.out_of_band],
+                "unapplied": unapplied,
+                "warnings": list(report.warnings),
             },
-            "out_of_band": [_item_json(i) for i in report.out_of_band],
-            "unapplied": unapplied,
-            "warnings": list(report.warnings),
-        },
-        sort_keys=True,
-        indent=2,
-        ensure_ascii=True,
-    ) + "\n"
+            sort_keys=True,
+            indent=2,
+            ensure_ascii=True,
+        )
+        + "\n"
+    )
 
 
 RENDERERS: Mapping[str, Callable[[DriftReport], str]] = {

@@ -22,12 +22,12 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import os
-import shlex
 import re
+import shlex
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Mapping
 
 from provisioner.api.client import token_problem
 from provisioner.apiurl import ApiUrl, UrlProblem, is_loopback_host, is_regional, parse_api_url
@@ -64,7 +64,7 @@ class OperatorAllowances:
     @classmethod
     def from_environ(
         cls, environ: Mapping[str, str] | None = None, *, api_url: str | None = None
-    ) -> "OperatorAllowances":
+    ) -> OperatorAllowances:
         """The allowances from ``PROVISIONER_ALLOWED_*`` and ``--api-url`` (``api_url``)."""
         env = os.environ if environ is None else environ
         urls: list[ApiUrl] = []
@@ -176,9 +176,7 @@ def open_endpoint(
                 "organization there"
             )
         try:
-            running = start_sandbox(
-                db, admin_email=SANDBOX_ADMIN_EMAIL, org_name=settings.name or "sandbox"
-            )
+            running = start_sandbox(db, admin_email=SANDBOX_ADMIN_EMAIL, org_name=settings.name or "sandbox")
         except SandboxError as error:
             raise EndpointError(f"--sandbox {db}: {error}") from None
         try:

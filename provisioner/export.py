@@ -23,8 +23,8 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
 
 import yaml
 
@@ -121,7 +121,7 @@ class _Shaped:
 
 
 def _check_consistent(current: State) -> None:
-    for (workspace, user) in sorted(current.memberships):
+    for workspace, user in sorted(current.memberships):
         if workspace not in current.workspaces:
             raise ValueError(f"membership {workspace}/{user} names an unknown workspace")
         if user not in current.users:
@@ -140,8 +140,7 @@ def _name_parser(fmt: str, environments: Sequence[str]) -> _NameParser:
     """
     if fmt.count("{workspace}") != 1 or fmt.count("{environment}") != 1:
         raise ValueError(
-            f"workspace_name_format {fmt!r} must contain {{workspace}} and "
-            "{environment} once each"
+            f"workspace_name_format {fmt!r} must contain {{workspace}} and {{environment}} once each"
         )
     if not environments:
         return lambda name: None
@@ -303,9 +302,7 @@ def _emit(settings: _Settings, current: State, shaped: _Shaped) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _members(
-    indent: str, key: str, members: frozenset[str], groups: dict[frozenset[str], str]
-) -> list[str]:
+def _members(indent: str, key: str, members: frozenset[str], groups: dict[frozenset[str], str]) -> list[str]:
     """``key: [...]`` for a member set: a group reference when one names it exactly."""
     items = [f"@{groups[members]}"] if members in groups else sorted(members)
     line = f"{indent}{_scalar(key)}: {_flow(items)}"
@@ -342,7 +339,7 @@ def _scalar(text: str) -> str:
 # printable set, minus the characters PyYAML treats as line breaks or BOM).
 def _yaml_printable(c: str) -> bool:
     o = ord(c)
-    if c in "\\\"":
+    if c in '\\"':
         return False
     if 0x20 <= o <= 0x7E:
         return True
@@ -356,7 +353,7 @@ def _double_quoted(text: str) -> str:
     for c in text:
         if _yaml_printable(c):
             out.append(c)
-        elif c in "\\\"":
+        elif c in '\\"':
             out.append("\\" + c)
         elif ord(c) < 0x20:
             # json.dumps gives the short escapes (\n, \t) and \uXXXX for the

@@ -19,12 +19,10 @@ uses ``id`` to address an object and ``etag`` for ``If-Match``.
 from __future__ import annotations
 
 import unicodedata
-
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
 from types import MappingProxyType
-from typing import Mapping
 
 
 def identity_key(email: str) -> str:
@@ -36,6 +34,7 @@ def identity_key(email: str) -> str:
     if email.isascii():
         return email.lower()
     return unicodedata.normalize("NFC", email).casefold()
+
 
 ADMIN = "admin"
 DEVELOPER = "developer"
@@ -114,17 +113,15 @@ class State:
 
     users: Mapping[str, User] = field(default_factory=lambda: MappingProxyType({}))
     workspaces: Mapping[str, Workspace] = field(default_factory=lambda: MappingProxyType({}))
-    memberships: Mapping[tuple[str, str], Membership] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    memberships: Mapping[tuple[str, str], Membership] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def build(
         cls,
-        users: "list[User] | tuple[User, ...]" = (),
-        workspaces: "list[Workspace] | tuple[Workspace, ...]" = (),
-        memberships: "list[Membership] | tuple[Membership, ...]" = (),
-    ) -> "State":
+        users: list[User] | tuple[User, ...] = (),
+        workspaces: list[Workspace] | tuple[Workspace, ...] = (),
+        memberships: list[Membership] | tuple[Membership, ...] = (),
+    ) -> State:
         """Key the objects by identity. Later duplicates replace earlier ones."""
         return cls(
             users=_frozen({u.email: u for u in users}),

@@ -71,9 +71,7 @@ def guard(planned: PlannedOrganization, *, force: bool, for_apply: bool) -> None
 def _check_workspace_limit(planned: PlannedOrganization) -> None:
     limit = planned.identity.organization.workspace_limit
     creates = sum(
-        1
-        for c in planned.plan.changes
-        if c.type is ResourceType.WORKSPACE and c.action is Action.CREATE
+        1 for c in planned.plan.changes if c.type is ResourceType.WORKSPACE and c.action is Action.CREATE
     )
     total = len(planned.current.workspaces) + creates
     if creates and total > limit:

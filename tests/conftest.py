@@ -52,8 +52,9 @@ def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
 # Every response served to a test through these fixtures is validated against
 # schemas/openapi.yaml; a test fails at teardown if any response broke it.
 
+from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any, Callable, Iterator  # noqa: E402
+from typing import Any  # noqa: E402
 
 from contract import ContractChecker  # noqa: E402  (tests/ is on sys.path: it holds this conftest)
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 import re
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.resources import files
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlparse
 
 import yaml
@@ -102,17 +103,19 @@ class ContractChecker:
         """The path template (as in the document) that ``path`` matches, or None."""
         if not path.startswith(self.prefix + "/"):
             return None
-        relative = path[len(self.prefix):]
+        relative = path[len(self.prefix) :]
         for template, pattern in self._templates:
             if pattern.match(relative):
                 return template
         return None
 
-    def check(self, method: str, path: str, status: int, headers: Mapping[str, str], body: bytes) -> list[str]:
+    def check(
+        self, method: str, path: str, status: int, headers: Mapping[str, str], body: bytes
+    ) -> list[str]:
         """The contract violations of one response (empty when it conforms)."""
         template = self.match(path)
         if template is None:
-            return [f"path matches no template in the contract"]
+            return ["path matches no template in the contract"]
         item = self.document["paths"][template]
         operation = item.get(method.lower())
         if operation is None:
@@ -155,7 +158,12 @@ class ContractChecker:
             base = "/paths/" + _pointer_escape(template) + f"/{method.lower()}/responses/{key}"
         pointer = f"{base}/content/{_pointer_escape(media)}/schema"
         # The resourceVersion extension: a representation's etag equals its ETag header.
-        if isinstance(data, dict) and "etag" in data and "etag" in lowered and data["etag"] != lowered["etag"]:
+        if (
+            isinstance(data, dict)
+            and "etag" in data
+            and "etag" in lowered
+            and data["etag"] != lowered["etag"]
+        ):
             problems.append(f"body etag {data['etag']!r} differs from ETag header {lowered['etag']!r}")
         for error in self._validator(pointer).iter_errors(data):
             where = "/".join(str(p) for p in error.absolute_path) or "<body>"

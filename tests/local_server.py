@@ -13,9 +13,10 @@ import json
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass
@@ -51,8 +52,14 @@ class LocalServer:
     Without either it answers 404.
     """
 
-    def __init__(self, decide: Decide | None = None, *, upstream: tuple[str, int] | None = None,
-                 rewrite: Rewrite | None = None, tls: ssl.SSLContext | None = None):
+    def __init__(
+        self,
+        decide: Decide | None = None,
+        *,
+        upstream: tuple[str, int] | None = None,
+        rewrite: Rewrite | None = None,
+        tls: ssl.SSLContext | None = None,
+    ):
         self.decide = decide
         self.upstream = upstream
         self.rewrite = rewrite
@@ -100,7 +107,13 @@ class LocalServer:
             def _send(self, status: int, headers: dict[str, str], payload: bytes) -> None:
                 self.send_response(status)
                 for k, v in headers.items():
-                    if k.lower() not in ("content-length", "transfer-encoding", "connection", "date", "server"):
+                    if k.lower() not in (
+                        "content-length",
+                        "transfer-encoding",
+                        "connection",
+                        "date",
+                        "server",
+                    ):
                         self.send_header(k, v)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
@@ -116,8 +129,9 @@ class LocalServer:
         scheme = "https" if tls is not None else "http"
         self.url = f"{scheme}://127.0.0.1:{self.port}"
         self.base_url = self.url + "/api/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                                       daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self.thread.start()
 
     def _forward(self, seen: Seen) -> tuple[int, dict[str, str], bytes]:
@@ -140,7 +154,7 @@ class LocalServer:
         self.httpd.shutdown()
         self.httpd.server_close()
 
-    def __enter__(self) -> "LocalServer":
+    def __enter__(self) -> LocalServer:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -24,9 +24,9 @@ import importlib.metadata
 import re
 import shlex
 import tomllib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import click
 import pytest
@@ -217,8 +217,7 @@ def test_the_checker_reports_unknown_subcommands_flags_and_choices() -> None:
         "t: provisioner frobnicate: no subcommand 'frobnicate'"
     ]
     assert problems(Invocation("t", ("validate", "--no-such-flag"))) == [
-        "t: provisioner validate --no-such-flag: "
-        "'provisioner validate' has no option --no-such-flag"
+        "t: provisioner validate --no-such-flag: 'provisioner validate' has no option --no-such-flag"
     ]
 
 
@@ -306,7 +305,9 @@ def test_gitlab_plan_and_drift_use_a_developer_key_and_only_apply_gets_the_admin
     assert jobs["apply"]["environment"]["name"] == "access"
     assert [name for name, job in jobs.items() if "environment" in job] == ["apply"]
     assert [name for name, job in jobs.items() if "RECALL_ADMIN_KEY" in yaml.safe_dump(job)] == ["apply"]
-    assert "RECALL_API_KEY" not in doc["variables"] and "RECALL_ADMIN_KEY" not in yaml.safe_dump(doc["default"])
+    assert "RECALL_API_KEY" not in doc["variables"] and "RECALL_ADMIN_KEY" not in yaml.safe_dump(
+        doc["default"]
+    )
     # The note token may be readable by MR authors: the example asks for the Reporter role.
     assert "role Reporter" in GITLAB.read_text()
 
@@ -325,14 +326,16 @@ def test_a_queued_drift_check_cannot_cancel_a_pending_apply() -> None:
     gitlab = yaml.safe_load(gitlab_text)
     assert gitlab["apply"]["resource_group"] == gitlab["drift"]["resource_group"]
     assert f"resource_groups/{gitlab['apply']['resource_group']}" in gitlab_text
-    assert 'process_mode=oldest_first' in gitlab_text
+    assert "process_mode=oldest_first" in gitlab_text
     assert gitlab["apply"]["interruptible"] is False and gitlab["drift"]["interruptible"] is False
 
 
 def test_the_audit_log_cache_key_includes_the_run_attempt() -> None:
     jobs = yaml.safe_load(GITHUB.read_text())["jobs"]
     cache_steps = [
-        step for job in jobs.values() for step in job.get("steps", [])
+        step
+        for job in jobs.values()
+        for step in job.get("steps", [])
         if str(step.get("uses", "")).startswith("actions/cache") and step["with"]["path"] == "audit.jsonl"
     ]
     assert len(cache_steps) == 3  # apply restores and saves, drift restores
@@ -432,15 +435,22 @@ def test_gitlab_merge_job_reads_the_digest_of_the_last_plan_note() -> None:
     grep = re.search(r'grep -q "([^"]+)" apply\.err', script)
     assert grep and grep.group(1) in DIFFERS
     # The new plan goes back without the marker.
-    post = script.split('grep -q', 1)[1]
+    post = script.split("grep -q", 1)[1]
     assert "MARKER" not in post and "<!-- provisioner-plan -->" not in post
 
 
 def test_the_docs_explain_the_pin_the_override_and_the_install() -> None:
     docs = (ROOT / "docs" / "ci.md").read_text()
-    for needle in ("--expect-file", "--override-expect", "Plan digest:", "recall-provisioner",
-                   "process_mode=oldest_first", "RECALL_DEVELOPER_KEY", "RECALL_ADMIN_KEY",
-                   "provisioner show"):
+    for needle in (
+        "--expect-file",
+        "--override-expect",
+        "Plan digest:",
+        "recall-provisioner",
+        "process_mode=oldest_first",
+        "RECALL_DEVELOPER_KEY",
+        "RECALL_ADMIN_KEY",
+        "provisioner show",
+    ):
         assert needle in docs, needle
 
 

@@ -18,7 +18,9 @@ def test_every_provisioner_command_in_the_readme_is_real() -> None:
         inv
         for i, block in enumerate(SHELL_BLOCKS)
         # A command run from the venv is the same command.
-        for inv in _invocations(f"README.md sh block {i + 1}", block.replace(".venv/bin/provisioner", "provisioner"))
+        for inv in _invocations(
+            f"README.md sh block {i + 1}", block.replace(".venv/bin/provisioner", "provisioner")
+        )
     ]
     assert {inv.argv[0] for inv in found} >= {"apply", "plan", "export"}
     assert [p for inv in found for p in problems(inv)] == []

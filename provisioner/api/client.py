@@ -49,7 +49,6 @@ from urllib3.util.retry import Retry
 
 from provisioner import __version__
 from provisioner.apiurl import UrlProblem, has_dot_segment, parse_api_url, url_character_problem
-from provisioner.escape import terminal
 from provisioner.errors import (
     ApiError,
     AuthenticationError,
@@ -60,6 +59,7 @@ from provisioner.errors import (
     RateLimitedError,
     TransportError,
 )
+from provisioner.escape import terminal
 
 log = logging.getLogger("provisioner.api")
 
@@ -255,7 +255,7 @@ class _Pacer:
 
 
 def _unreachable(error: BaseException) -> str | None:
-    """"connection refused" or "host not found" when that is why a request failed; else None.
+    """ "connection refused" or "host not found" when that is why a request failed; else None.
 
     urllib3 wraps the cause (``NewConnectionError``, ``NameResolutionError``)
     in ``MaxRetryError``, and requests wraps that again: walk the chain.
@@ -419,7 +419,7 @@ class ApiClient:
         """Close the pooled connections."""
         self.session.close()
 
-    def __enter__(self) -> "ApiClient":
+    def __enter__(self) -> ApiClient:
         return self
 
     def __exit__(
@@ -547,15 +547,13 @@ class ApiClient:
             self._attempt_state.current = None
         elapsed_ms = (time.monotonic() - started) * 1000
         log.info("%s %s %s %.0f ms", method, short, response.status_code, elapsed_ms)
-        log.debug(
-            "%s %s: %d retries, %d bytes", method, short, attempt.retries, len(response.content or b"")
-        )
+        log.debug("%s %s: %d retries, %d bytes", method, short, attempt.retries, len(response.content or b""))
         self._pacer.observe(response.headers.get("X-RateLimit-Limit"))
         self._raise_for_status(method, url, response, attempt.retries + 1)
         return response
 
     def _transport_failure(
-        self, method: str, url: str, e: requests.RequestException, attempt: "_Attempt"
+        self, method: str, url: str, e: requests.RequestException, attempt: _Attempt
     ) -> TransportError:
         """A failed request as a ``TransportError`` that names the attempts, never the key."""
         short = self._short(url)
@@ -582,9 +580,7 @@ class ApiClient:
                 url=self._redact(url),
             )
 
-    def _raise_for_status(
-        self, method: str, url: str, response: requests.Response, attempts: int
-    ) -> None:
+    def _raise_for_status(self, method: str, url: str, response: requests.Response, attempts: int) -> None:
         """The one place where a status code becomes a domain exception."""
         status = response.status_code
         short = self._short(url)
@@ -606,7 +602,9 @@ class ApiClient:
         cls, todo = _STATUS_ERRORS.get(status, (ApiError, ""))
         if not todo:
             if status == 422:
-                todo = "the request conflicts with an earlier one with the same idempotency key; run plan again"
+                todo = (
+                    "the request conflicts with an earlier one with the same idempotency key; run plan again"
+                )
             elif status >= 500:
                 todo = "the API is having trouble; try again later"
             else:

@@ -13,13 +13,13 @@ like deletions to the diff.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from provisioner.api.client import ApiClient
 from provisioner.errors import ApiError, NotABaseUrlError, NotFoundError
 from provisioner.model import (
-    identity_key,
     DEFAULT_WORKSPACE_LIMIT,
     Identity,
     Membership,
@@ -27,6 +27,7 @@ from provisioner.model import (
     State,
     User,
     Workspace,
+    identity_key,
 )
 
 log = logging.getLogger("provisioner.api")
@@ -193,9 +194,7 @@ def _not_a_base_url(client: ApiClient) -> NotABaseUrlError:
     )
 
 
-def _list_membership_ids(
-    client: ApiClient, workspace_id: str
-) -> list[tuple[str, str, str, str | None]]:
+def _list_membership_ids(client: ApiClient, workspace_id: str) -> list[tuple[str, str, str, str | None]]:
     """One workspace's memberships as (id, workspace id, user id, etag), page by page.
 
     Each page is reduced as it arrives, so that the 100,000 response dicts of

@@ -35,8 +35,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
-from typing import Callable
 
 from provisioner.api import reader
 from provisioner.api.client import ApiClient
@@ -309,10 +309,10 @@ class _Run:
             # Invited meanwhile by someone else. Later grants need its id.
             existing = self._find(reader.USERS, reader.parse_user, lambda u: u.email == c.after.email)
             if existing is None:
-                raise _Failed("the API says the user exists but does not list it; run plan again")
+                raise _Failed("the API says the user exists but does not list it; run plan again") from None
             self._set_id(self.user_ids, c.after.email, existing.id)
             if existing.role != c.after.role:
-                raise _Failed(f"already exists with role {existing.role}; {RUN_PLAN_AGAIN}")
+                raise _Failed(f"already exists with role {existing.role}; {RUN_PLAN_AGAIN}") from None
             return "already existed"
         self._set_id(self.user_ids, c.after.email, reader.parse_user(body).id)
         return None
@@ -326,11 +326,11 @@ class _Run:
                 idempotency_key=idempotency_key(self.plan, c, self.run_id),
             )
         except ConflictError:
-            existing = self._find(
-                reader.WORKSPACES, reader.parse_workspace, lambda w: w.name == c.after.name
-            )
+            existing = self._find(reader.WORKSPACES, reader.parse_workspace, lambda w: w.name == c.after.name)
             if existing is None:
-                raise _Failed("the API says the workspace exists but does not list it; run plan again")
+                raise _Failed(
+                    "the API says the workspace exists but does not list it; run plan again"
+                ) from None
             self._set_id(self.workspace_ids, c.after.name, existing.id)
             return "already existed"
         self._set_id(self.workspace_ids, c.after.name, reader.parse_workspace(body).id)

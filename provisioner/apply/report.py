@@ -41,8 +41,8 @@ class ApplyReport:
 
     @classmethod
     def from_results(
-        cls, results: "list[ChangeResult] | tuple[ChangeResult, ...]", *, interrupted: str | None = None
-    ) -> "ApplyReport":
+        cls, results: list[ChangeResult] | tuple[ChangeResult, ...], *, interrupted: str | None = None
+    ) -> ApplyReport:
         """Split results (already in plan order) by status."""
         return cls(
             applied=tuple(r for r in results if r.status == APPLIED),

@@ -21,11 +21,16 @@ from provisioner.escape import terminal
 
 @click.command("drift")
 @config_option
-@click.option("--audit-log", type=click.Path(dir_okay=False), default=None, metavar="FILE",
-              help="The audit log of earlier applies: separates out-of-band changes from "
-                   "config not applied yet.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
-              show_default=True)
+@click.option(
+    "--audit-log",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="The audit log of earlier applies: separates out-of-band changes from config not applied yet.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True
+)
 @endpoint_options
 @parallelism_option
 def drift(
@@ -52,11 +57,13 @@ def drift(
                 name = planned.identity.organization.name
                 last = last_applied_state(audit_log, name) if audit_log else None
                 if audit_log and last is None:
-                    click.echo(f"Note: {terminal(audit_log)} records no apply of {terminal(name)} yet; "
-                               "every difference counts as drift.", err=True)
+                    click.echo(
+                        f"Note: {terminal(audit_log)} records no apply of {terminal(name)} yet; "
+                        "every difference counts as drift.",
+                        err=True,
+                    )
                 # The same ``now`` as the plan's, so both agree on which grants ran out.
-                report = detect_drift(planned.current, config, last_applied=last, now=now,
-                                      organization=name)
+                report = detect_drift(planned.current, config, last_applied=last, now=now, organization=name)
             drifted = drifted or report.drifted
             text = render_drift(report, fmt)
             if fmt == "json" and many:

@@ -20,15 +20,32 @@ class ExportError(ProvisionerError):
 
 @click.command("export")
 @endpoint_options
-@click.option("--region", type=click.Choice(REGIONS), default=None,
-              help="The organization's region (default: the one the API reports).")
-@click.option("--token-env", default=DEFAULT_TOKEN_ENV, show_default=True,
-              help="The environment variable that holds the API key.")
-@click.option("--environments", default="development,staging,production", show_default=True,
-              help="Comma-separated environments whose workspaces fold into one entry.")
+@click.option(
+    "--region",
+    type=click.Choice(REGIONS),
+    default=None,
+    help="The organization's region (default: the one the API reports).",
+)
+@click.option(
+    "--token-env",
+    default=DEFAULT_TOKEN_ENV,
+    show_default=True,
+    help="The environment variable that holds the API key.",
+)
+@click.option(
+    "--environments",
+    default="development,staging,production",
+    show_default=True,
+    help="Comma-separated environments whose workspaces fold into one entry.",
+)
 @click.option("--workspace-name-format", default="{workspace}-{environment}", show_default=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
-              help="Write to this file instead of stdout.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write to this file instead of stdout.",
+)
 @parallelism_option
 def export(
     api_url: str | None,
@@ -46,8 +63,9 @@ def export(
     """
     if not api_url and not sandbox and not region:
         raise click.UsageError("give --region, --api-url or --sandbox to say which organization to export")
-    settings = OrganizationSettings(region=region or ("us-east-1" if not api_url else None),
-                                    api_url=api_url, token_env=token_env)
+    settings = OrganizationSettings(
+        region=region or ("us-east-1" if not api_url else None), api_url=api_url, token_env=token_env
+    )
     envs = [e.strip() for e in environments.split(",") if e.strip()]
     config = Config(organization=settings, policy=Policy(), desired=State())
     with connect(config, api_url=None if sandbox else api_url, sandbox=sandbox) as (_endpoint, client):

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import signal
 import sys
+from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Iterator, TextIO
+from typing import TextIO
 
 from provisioner.apply.executor import StopRequest
 

@@ -77,11 +77,21 @@ def _click_color(choice: str) -> bool | None:
 def _global_options() -> list[click.Option]:
     """Fresh copies of the global options for one command (not exposed to its callback)."""
     return [
-        click.Option(["-v", "--verbose", "late_verbose"], count=True, expose_value=False,
-                     callback=_late_verbose, help="More output on stderr: -v info, -vv debug."),
-        click.Option(["--color", "late_color"], type=click.Choice(COLOR_CHOICES), default=None,
-                     expose_value=False, callback=_late_color,
-                     help="Colour the text output: auto (on a terminal, unless NO_COLOR), always, never."),
+        click.Option(
+            ["-v", "--verbose", "late_verbose"],
+            count=True,
+            expose_value=False,
+            callback=_late_verbose,
+            help="More output on stderr: -v info, -vv debug.",
+        ),
+        click.Option(
+            ["--color", "late_color"],
+            type=click.Choice(COLOR_CHOICES),
+            default=None,
+            expose_value=False,
+            callback=_late_color,
+            help="Colour the text output: auto (on a terminal, unless NO_COLOR), always, never.",
+        ),
     ]
 
 
@@ -137,11 +147,20 @@ def configure_logging(verbosity: int) -> None:
 
 @click.group(cls=ProvisionerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="provisioner")
-@click.option("-v", "--verbose", count=True,
-              help="More output on stderr: -v info, -vv debug. Also accepted after the command.")
-@click.option("--color", type=click.Choice(COLOR_CHOICES), default="auto", show_default=True,
-              help="Colour the text output: auto (on a terminal, unless NO_COLOR), always, never. "
-                   "Also accepted after the command.")
+@click.option(
+    "-v",
+    "--verbose",
+    count=True,
+    help="More output on stderr: -v info, -vv debug. Also accepted after the command.",
+)
+@click.option(
+    "--color",
+    type=click.Choice(COLOR_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Colour the text output: auto (on a terminal, unless NO_COLOR), always, never. "
+    "Also accepted after the command.",
+)
 @click.pass_context
 def cli(ctx: click.Context, verbose: int, color: str) -> None:
     """Access management as code: declare users, roles and workspaces in YAML,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Callable
 
 import click
 
@@ -99,8 +99,7 @@ class DurationType(click.ParamType):
 
     name = "duration"
 
-    def __init__(self, minimum: timedelta = timedelta(0),
-                 maximum: timedelta = timedelta(days=365)) -> None:
+    def __init__(self, minimum: timedelta = timedelta(0), maximum: timedelta = timedelta(days=365)) -> None:
         self.minimum = minimum
         self.maximum = maximum
 
@@ -109,17 +108,27 @@ class DurationType(click.ParamType):
             return value
         match = _DURATION.match(str(value))
         if not match:
-            self.fail(f"{_excerpt(value)} is not a duration; write a whole number and a unit "
-                      "(s, m, h or d), e.g. 30m, 24h or 7d", param, ctx)
+            self.fail(
+                f"{_excerpt(value)} is not a duration; write a whole number and a unit "
+                "(s, m, h or d), e.g. 30m, 24h or 7d",
+                param,
+                ctx,
+            )
         digits, unit = match.group(1), match.group(2)
         # Compared as a Python int before a timedelta is built (which would overflow);
         # 19 digits or more is too long anyway, and int() of 5,000 digits would raise.
         seconds = int(digits) * {"s": 1, "m": 60, "h": 3_600, "d": 86_400}[unit] if len(digits) < 19 else None
         if seconds is None or seconds > self.maximum.total_seconds():
-            self.fail(f"{_excerpt(value)} is longer than the longest allowed, "
-                      f"{format_duration(self.maximum)}", param, ctx)
+            self.fail(
+                f"{_excerpt(value)} is longer than the longest allowed, {format_duration(self.maximum)}",
+                param,
+                ctx,
+            )
         duration = timedelta(seconds=seconds)
         if duration < self.minimum:
-            self.fail(f"{_excerpt(value)} is shorter than the shortest allowed, "
-                      f"{format_duration(self.minimum)}", param, ctx)
+            self.fail(
+                f"{_excerpt(value)} is shorter than the shortest allowed, {format_duration(self.minimum)}",
+                param,
+                ctx,
+            )
         return duration

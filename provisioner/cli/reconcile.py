@@ -15,10 +15,11 @@ import os
 import shlex
 import sys
 import uuid
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import click
 
@@ -32,7 +33,6 @@ from provisioner.cli.options import DurationType, config_option, endpoint_option
 from provisioner.cli.output import Progress, echo_error, use_color
 from provisioner.config import load_configs
 from provisioner.endpoint import Endpoint, OperatorAllowances, open_endpoint
-from provisioner.escape import markdown_code, terminal, terminal_lines
 from provisioner.errors import (
     ApplyError,
     ApplyInterruptedError,
@@ -40,6 +40,7 @@ from provisioner.errors import (
     RefusedError,
     StalePlanError,
 )
+from provisioner.escape import markdown_code, terminal, terminal_lines
 from provisioner.model import Config, State
 from provisioner.plan.digest import (
     Expectation,
@@ -59,7 +60,7 @@ from provisioner.plan.replay import replay
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def environments_of(config: Config) -> dict[str, str | None]:
@@ -189,15 +190,24 @@ def heading(config: Config, fmt: str) -> str:
 @click.command("plan")
 @config_option
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
-    show_default=True, help="text for people, json for programs, markdown for pull-request comments.",
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="text for people, json for programs, markdown for pull-request comments.",
 )
-@click.option("--out", type=click.Path(dir_okay=False), default=None, metavar="PLANFILE",
-              help="Save the plan for `apply --plan PLANFILE` (one organization only).")
-@click.option("--detailed-exitcode", is_flag=True,
-              help="Exit 0 for no changes, 2 for changes, 1 for errors.")
-@click.option("--force", is_flag=True,
-              help="Let the plan exceed policy.max_removals. Overrides no other guard.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="PLANFILE",
+    help="Save the plan for `apply --plan PLANFILE` (one organization only).",
+)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 for no changes, 2 for changes, 1 for errors.")
+@click.option(
+    "--force", is_flag=True, help="Let the plan exceed policy.max_removals. Overrides no other guard."
+)
 @endpoint_options
 @parallelism_option
 def plan(
@@ -236,11 +246,18 @@ def plan(
                 reconcile.guard(planned, force=force, for_apply=False)
                 changed = changed or not planned.plan.empty
                 if out:
-                    digest = save_plan(planned.plan, out, target=target, tool_version=__version__,
-                                       created_at=utcnow(), environments=environments_of(config))
+                    digest = save_plan(
+                        planned.plan,
+                        out,
+                        target=target,
+                        tool_version=__version__,
+                        created_at=utcnow(),
+                        environments=environments_of(config),
+                    )
                     hint = apply_hint(configs, out, api_url=api_url, sandbox=sandbox)
-                    click.echo(terminal(f"Saved the plan ({digest}) to {out}; apply it with `{hint}`."),
-                               err=True)
+                    click.echo(
+                        terminal(f"Saved the plan ({digest}) to {out}; apply it with `{hint}`."), err=True
+                    )
         except ProvisionerError as error:
             failed = True
             echo_error(error)
@@ -317,24 +334,54 @@ def checked_override_reason(reason: str | None) -> str | None:
 @click.command("apply")
 @config_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (for pipelines).")
-@click.option("--force", is_flag=True,
-              help="Let the plan exceed policy.max_removals. Overrides no other guard.")
+@click.option(
+    "--force", is_flag=True, help="Let the plan exceed policy.max_removals. Overrides no other guard."
+)
 @parallelism_option
-@click.option("--plan", "plan_file", type=click.Path(exists=True, dir_okay=False), default=None,
-              metavar="PLANFILE",
-              help="Apply the saved plan: refused unless a fresh plan has the same digest and state.")
-@click.option("--max-age", type=DurationType(), default="24h", show_default=True,
-              help="With --plan: refuse a plan older than this (e.g. 30m, 24h, 7d).")
-@click.option("--expect", default=None, metavar="DIGEST",
-              help="Apply only if the fresh plan's digest is DIGEST (the reviewed plan's `Plan digest:`).")
-@click.option("--expect-file", type=click.Path(exists=True, dir_okay=False), default=None, metavar="FILE",
-              help="Like --expect, reading the digest from FILE: the digest, the reviewed plan comment "
-                   "(its last `Plan digest:` line), or the reviewed `plan --format json` output.")
-@click.option("--override-expect", "override_reason", default=None, metavar="REASON",
-              help="Emergency only: apply even if the fresh plan differs from the expected one. "
-                   "REASON is recorded in the audit record.")
-@click.option("--audit-log", type=str, default=None, metavar="FILE",
-              help="Append one JSON record per organization and run to FILE ('-' for stdout).")
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    metavar="PLANFILE",
+    help="Apply the saved plan: refused unless a fresh plan has the same digest and state.",
+)
+@click.option(
+    "--max-age",
+    type=DurationType(),
+    default="24h",
+    show_default=True,
+    help="With --plan: refuse a plan older than this (e.g. 30m, 24h, 7d).",
+)
+@click.option(
+    "--expect",
+    default=None,
+    metavar="DIGEST",
+    help="Apply only if the fresh plan's digest is DIGEST (the reviewed plan's `Plan digest:`).",
+)
+@click.option(
+    "--expect-file",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    metavar="FILE",
+    help="Like --expect, reading the digest from FILE: the digest, the reviewed plan comment "
+    "(its last `Plan digest:` line), or the reviewed `plan --format json` output.",
+)
+@click.option(
+    "--override-expect",
+    "override_reason",
+    default=None,
+    metavar="REASON",
+    help="Emergency only: apply even if the fresh plan differs from the expected one. "
+    "REASON is recorded in the audit record.",
+)
+@click.option(
+    "--audit-log",
+    type=str,
+    default=None,
+    metavar="FILE",
+    help="Append one JSON record per organization and run to FILE ('-' for stdout).",
+)
 @endpoint_options
 def apply(
     configs: tuple[str, ...],
@@ -367,8 +414,18 @@ def apply(
         raise click.UsageError("--plan applies one organization's plan; give a single -c with --plan")
     if (expect is not None or expect_file is not None) and len(loaded) > 1:
         raise click.UsageError("a digest pins one organization's plan; give a single -c with --expect")
-    options = ApplyOptions(auto_approve, force, parallelism, plan_file, max_age, audit_log,
-                           api_url, sandbox, expectation_from_options(expect, expect_file), reason)
+    options = ApplyOptions(
+        auto_approve,
+        force,
+        parallelism,
+        plan_file,
+        max_age,
+        audit_log,
+        api_url,
+        sandbox,
+        expectation_from_options(expect, expect_file),
+        reason,
+    )
     with ExitStack() as connections:
         # Every organization is read, planned and checked before any is changed:
         # one refusal (a guard, a stale or unreviewed plan, an error) applies nothing.
@@ -396,8 +453,9 @@ def apply(
             _apply_prepared(p, options)
 
 
-def _check_saved(saved_target: PlanTarget, planned: reconcile.PlannedOrganization, saved_plan: Plan,
-                 target: PlanTarget) -> None:
+def _check_saved(
+    saved_target: PlanTarget, planned: reconcile.PlannedOrganization, saved_plan: Plan, target: PlanTarget
+) -> None:
     """A saved plan is for this organization and was made from the state read now."""
     if saved_target.organization_id != target.organization_id:
         raise StalePlanError(
@@ -409,24 +467,33 @@ def _check_saved(saved_target: PlanTarget, planned: reconcile.PlannedOrganizatio
 
 
 def _check_expectation(
-    expectation: Expectation, planned: reconcile.PlannedOrganization, target: PlanTarget,
-    digest: str, override_reason: str | None,
+    expectation: Expectation,
+    planned: reconcile.PlannedOrganization,
+    target: PlanTarget,
+    digest: str,
+    override_reason: str | None,
 ) -> bool:
     """Refuse unless the fresh plan is the expected one; True when it is (False: overridden)."""
     if expectation.digest == digest:
         return True
     difference = render_difference(expectation, planned.plan, target, digest)
     if override_reason is not None:
-        click.echo(terminal_lines(
-            "Warning: the fresh plan differs from the reviewed plan, and --override-expect "
-            f"applies it anyway (reason: {override_reason}).\n{difference}"
-        ), err=True)
+        click.echo(
+            terminal_lines(
+                "Warning: the fresh plan differs from the reviewed plan, and --override-expect "
+                f"applies it anyway (reason: {override_reason}).\n{difference}"
+            ),
+            err=True,
+        )
         return False
-    raise RefusedError(terminal_lines(
-        f"{DIFFERS}.\n" + difference
-        + "\nHave the fresh plan above reviewed and approved, then apply with its digest. "
-        "In an emergency, --override-expect REASON applies it anyway and marks the audit record."
-    ))
+    raise RefusedError(
+        terminal_lines(
+            f"{DIFFERS}.\n"
+            + difference
+            + "\nHave the fresh plan above reviewed and approved, then apply with its digest. "
+            "In an emergency, --override-expect REASON applies it anyway and marks the audit record."
+        )
+    )
 
 
 @dataclass(frozen=True)
@@ -480,8 +547,13 @@ def _apply_prepared(prepared: _Prepared, options: ApplyOptions) -> None:
     stop = StopRequest()
     with stop_on_signals(stop):
         report = apply_plan(
-            planned.plan, prepared.client, current=planned.current, parallelism=options.parallelism,
-            progress=progress, run_id=uuid.uuid4().hex, stop=stop,
+            planned.plan,
+            prepared.client,
+            current=planned.current,
+            parallelism=options.parallelism,
+            progress=progress,
+            run_id=uuid.uuid4().hex,
+            stop=stop,
         )
         # A signal from here on still finds the record written: the handler
         # only requests a stop (or aborts) while apply_plan runs.

@@ -25,16 +25,38 @@ def sandbox() -> None:
 
 
 @sandbox.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback unless --public).")
-@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port; 0 picks a free one.")
-@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False), help="SQLite file; created if new.")
-@click.option("--token", default=None, help="The admin's API key. Without it a new key is generated and printed once.")
+@click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to listen on (loopback unless --public)."
+)
+@click.option(
+    "--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port; 0 picks a free one."
+)
+@click.option(
+    "--db", "db_path", required=True, type=click.Path(dir_okay=False), help="SQLite file; created if new."
+)
+@click.option(
+    "--token", default=None, help="The admin's API key. Without it a new key is generated and printed once."
+)
 @click.option("--admin-email", default="admin@example.com", show_default=True, help="The admin of a new db.")
 @click.option("--org-name", default="sandbox", show_default=True, help="Organization name of a new db.")
-@click.option("--region", default="us-east-1", show_default=True, help="Region reported by /me/ for a new db.")
-@click.option("--latency-ms", default=0, type=click.IntRange(0, 600_000), help="Add this many ms to every response.")
-@click.option("--rate-limit", default=None, type=FiniteFloatRange(min=0, min_open=True), help="At most N requests/second per key; the rest get 429.")
-@click.option("--fail-rate", default=0.0, type=FiniteFloatRange(0.0, 1.0), help="Probability that a request fails (500, 503 or dropped connection).")
+@click.option(
+    "--region", default="us-east-1", show_default=True, help="Region reported by /me/ for a new db."
+)
+@click.option(
+    "--latency-ms", default=0, type=click.IntRange(0, 600_000), help="Add this many ms to every response."
+)
+@click.option(
+    "--rate-limit",
+    default=None,
+    type=FiniteFloatRange(min=0, min_open=True),
+    help="At most N requests/second per key; the rest get 429.",
+)
+@click.option(
+    "--fail-rate",
+    default=0.0,
+    type=FiniteFloatRange(0.0, 1.0),
+    help="Probability that a request fails (500, 503 or dropped connection).",
+)
 @click.option("--seed", default=None, type=int, help="Seed for --fail-rate, for repeatable faults.")
 @click.option("--public", is_flag=True, help="Allow a non-loopback --host. The sandbox has no real security.")
 def serve(
@@ -79,7 +101,13 @@ def token() -> None:
 
 
 @token.command("create")
-@click.option("--db", "db_path", required=True, type=click.Path(exists=True, dir_okay=False), help="The sandbox's SQLite file.")
+@click.option(
+    "--db",
+    "db_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="The sandbox's SQLite file.",
+)
 @click.option("--email", required=True, help="An existing user's email.")
 def token_create(db_path: str, email: str) -> None:
     """Print a new API key for an existing user (e.g. a developer)."""

@@ -18,8 +18,12 @@ from provisioner.plan.planfile import load_plan
 @click.command("show")
 @click.argument("planfile", type=click.Path(exists=True, dir_okay=False))
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text",
-    show_default=True, help="The same formats as `provisioner plan`.",
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="The same formats as `provisioner plan`.",
 )
 def show(planfile: str, fmt: str) -> None:
     """Show a plan saved with `plan --out PLANFILE`, with its digest. Offline."""

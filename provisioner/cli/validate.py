@@ -20,8 +20,10 @@ from provisioner.model import Config
 
 def _summary(path: str, config: Config) -> str:
     state = config.desired
-    return (f"{path}: OK ({len(state.users)} users, {len(state.workspaces)} workspace "
-            f"instances, {len(state.memberships)} memberships)")
+    return (
+        f"{path}: OK ({len(state.users)} users, {len(state.workspaces)} workspace "
+        f"instances, {len(state.memberships)} memberships)"
+    )
 
 
 def _as_dict(issue: ConfigIssue) -> dict[str, object]:
@@ -53,11 +55,22 @@ def _github(issue: ConfigIssue) -> str:
 
 
 @click.command("validate")
-@click.option("-c", "--config", "paths", multiple=True, required=True,
-              help="A config file or a directory of *.yaml files (one organization). Repeat "
-                   "for several organizations.")
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "github"]), default="text",
-              show_default=True, help="How to report the result.")
+@click.option(
+    "-c",
+    "--config",
+    "paths",
+    multiple=True,
+    required=True,
+    help="A config file or a directory of *.yaml files (one organization). Repeat for several organizations.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="How to report the result.",
+)
 def validate(paths: tuple[str, ...], fmt: str) -> None:
     """Check configs offline: syntax, schema, references and expansion. Exit 1 on any issue."""
     try:
@@ -65,8 +78,12 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
     except ConfigError as error:
         issues = error.issues
         if fmt == "json":
-            click.echo(json.dumps({"valid": False, "errors": [_as_dict(i) for i in issues],
-                                   "omitted": error.omitted}, indent=2))
+            click.echo(
+                json.dumps(
+                    {"valid": False, "errors": [_as_dict(i) for i in issues], "omitted": error.omitted},
+                    indent=2,
+                )
+            )
         elif fmt == "github":
             for issue in issues:
                 click.echo(_github(issue))

@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import re
 import string
-from datetime import date, datetime, time, timedelta, timezone
-from typing import Any, Iterator
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from provisioner.config.issues import Issues
 from provisioner.config.merge import Merged
@@ -35,7 +36,6 @@ from provisioner.config.text import char_problem, email_problem, excerpt
 from provisioner.config.yamlsource import Path
 from provisioner.endpoint import OperatorAllowances
 from provisioner.model import (
-    identity_key,
     DEFAULT_TOKEN_ENV,
     DEFAULT_WORKSPACE_LIMIT,
     Config,
@@ -46,6 +46,7 @@ from provisioner.model import (
     State,
     User,
     Workspace,
+    identity_key,
 )
 
 DEFAULT_NAME_FORMAT = "{workspace}-{environment}"
@@ -106,9 +107,12 @@ class _Builder:
         self.work += units
         if self.work > MAX_EXPANSION:
             self.overflow = True
-            self.report(path, f"expanding groups and members here goes past {MAX_EXPANSION:,} "
-                        "users across groups and workspaces, far beyond any real organization; "
-                        "list fewer members or nest fewer large groups")
+            self.report(
+                path,
+                f"expanding groups and members here goes past {MAX_EXPANSION:,} "
+                "users across groups and workspaces, far beyond any real organization; "
+                "list fewer members or nest fewer large groups",
+            )
             return False
         return True
 
@@ -121,13 +125,17 @@ class _Builder:
         region = org.get("region") if isinstance(org.get("region"), str) else None
         api_url = org.get("api_url") if isinstance(org.get("api_url"), str) else None
         if "region" in org and "api_url" in org:
-            self.report(("organization", "api_url"),
-                        "give either region or api_url, not both; remove one", at_key=True)
-        elif "region" not in org and "api_url" not in org and isinstance(
-            self.data.get("organization"), dict
-        ):
-            self.report(("organization",), "organization needs a region (e.g. us-east-1) "
-                        "or an api_url; add one", at_key=True)
+            self.report(
+                ("organization", "api_url"),
+                "give either region or api_url, not both; remove one",
+                at_key=True,
+            )
+        elif "region" not in org and "api_url" not in org and isinstance(self.data.get("organization"), dict):
+            self.report(
+                ("organization",),
+                "organization needs a region (e.g. us-east-1) or an api_url; add one",
+                at_key=True,
+            )
         if api_url is not None and "region" not in org:
             problem = _check_api_url(api_url, allowances)
             if problem:
@@ -155,9 +163,11 @@ class _Builder:
         except ValueError:
             fields = ["?"]
         if sorted(set(fields)) != ["environment", "workspace"] or len(fields) != 2:
-            self.report(("workspace_name_format",),
-                        f"`{excerpt(fmt)}` must contain {{workspace}} and {{environment}} once each and no "
-                        'other {...}; e.g. "{workspace}-{environment}"')
+            self.report(
+                ("workspace_name_format",),
+                f"`{excerpt(fmt)}` must contain {{workspace}} and {{environment}} once each and no "
+                'other {...}; e.g. "{workspace}-{environment}"',
+            )
             return DEFAULT_NAME_FORMAT
         return fmt
 
@@ -195,8 +205,11 @@ class _Builder:
             if email is None:
                 continue
             if email in self.user_paths:
-                self.report(path, f"user `{excerpt(email)}` is already defined at {{other}}; "
-                            "remove one of them", other=self.user_paths[email])
+                self.report(
+                    path,
+                    f"user `{excerpt(email)}` is already defined at {{other}}; remove one of them",
+                    other=self.user_paths[email],
+                )
                 continue
             self.user_paths[email] = path
             role = entry.get("role")
@@ -209,8 +222,11 @@ class _Builder:
         if email is None:
             return None
         if email not in self.declared:
-            self.report(path, f"`{excerpt(value)}` is not a declared user; add it under users"
-                        f"{self.suggest(email, self.declared)}")
+            self.report(
+                path,
+                f"`{excerpt(value)}` is not a declared user; add it under users"
+                f"{self.suggest(email, self.declared)}",
+            )
             return None
         return email
 
@@ -233,13 +249,19 @@ class _Builder:
             if isinstance(entry, str) and entry.startswith("@"):
                 ref = entry[1:]
                 if ref not in self.groups:
-                    self.report(path, f"unknown group `@{excerpt(ref)}`; declare it under groups"
-                                f"{self.suggest(ref, self.groups)}")
+                    self.report(
+                        path,
+                        f"unknown group `@{excerpt(ref)}`; declare it under groups"
+                        f"{self.suggest(ref, self.groups)}",
+                    )
                 elif state.get(ref) == 1:
-                    cycle = trail[trail.index(ref):] + [ref]
-                    self.report(path, "groups include each other in a cycle: "
-                                + " -> ".join("@" + excerpt(g) for g in cycle)
-                                + "; remove one of these entries")
+                    cycle = trail[trail.index(ref) :] + [ref]
+                    self.report(
+                        path,
+                        "groups include each other in a cycle: "
+                        + " -> ".join("@" + excerpt(g) for g in cycle)
+                        + "; remove one of these entries",
+                    )
                 else:
                     members = self._resolve_group(ref, trail, state)
                     if self.spend(len(members), path):
@@ -278,8 +300,11 @@ class _Builder:
         if ref.startswith("@"):
             name = ref[1:]
             if name not in self.groups:
-                self.report(ref_path, f"unknown group `{excerpt(ref)}`; declare it under groups"
-                            f"{self.suggest(name, self.groups)}")
+                self.report(
+                    ref_path,
+                    f"unknown group `{excerpt(ref)}`; declare it under groups"
+                    f"{self.suggest(name, self.groups)}",
+                )
                 return
             members = self.group_members.get(name, ())
             if expand and self.spend(len(members), ref_path):
@@ -305,8 +330,7 @@ class _Builder:
         for env, spec in self.environments.items():
             grants: dict[str, Grant] = {}
             for i, entry in enumerate(_list(_dict(spec).get("members"))):
-                for email, grant in self.member(entry, ("environments", env, "members", i),
-                                                expand):
+                for email, grant in self.member(entry, ("environments", env, "members", i), expand):
                     _grant(grants, email, grant)
             out[env] = grants
         return out
@@ -324,8 +348,15 @@ class _Builder:
             name_path: Path = ("workspaces", i, "name")
             envs = spec.get("environments")
             if not isinstance(envs, list):
-                out.append((base if named else None, None, _list(spec.get("members")),
-                            ("workspaces", i, "members"), name_path))
+                out.append(
+                    (
+                        base if named else None,
+                        None,
+                        _list(spec.get("members")),
+                        ("workspaces", i, "members"),
+                        name_path,
+                    )
+                )
                 continue
             members = _dict(spec.get("members"))
             listed: list[str] = []
@@ -333,16 +364,20 @@ class _Builder:
                 if not isinstance(env, str):
                     continue
                 if env in listed:
-                    self.report(("workspaces", i, "environments", j),
-                                f"environment `{excerpt(env)}` is listed twice; remove one")
+                    self.report(
+                        ("workspaces", i, "environments", j),
+                        f"environment `{excerpt(env)}` is listed twice; remove one",
+                    )
                     continue
                 listed.append(env)
                 entries = _list(members.get(env))
                 members_path: Path = ("workspaces", i, "members", env)
                 if env not in self.environments:
-                    self.report(("workspaces", i, "environments", j),
-                                f"unknown environment `{excerpt(env)}`; declare it under "
-                                f"environments{self.suggest(env, self.environments)}")
+                    self.report(
+                        ("workspaces", i, "environments", j),
+                        f"unknown environment `{excerpt(env)}`; declare it under "
+                        f"environments{self.suggest(env, self.environments)}",
+                    )
                     # No instance, but its members are still checked on their own.
                     out.append((None, None, entries, members_path, name_path))
                     continue
@@ -350,10 +385,13 @@ class _Builder:
                 out.append((name, env, entries, members_path, name_path))
             for env in members:
                 if env not in listed:
-                    self.report(("workspaces", i, "members", env),
-                                f"this workspace has no environment `{excerpt(env)}`; add it to "
-                                f"environments or remove these members"
-                                f"{self.suggest(env, listed)}", at_key=True)
+                    self.report(
+                        ("workspaces", i, "members", env),
+                        f"this workspace has no environment `{excerpt(env)}`; add it to "
+                        f"environments or remove these members"
+                        f"{self.suggest(env, listed)}",
+                        at_key=True,
+                    )
                     for k, entry in enumerate(_list(members.get(env))):
                         for _ in self.member(entry, ("workspaces", i, "members", env, k), False):
                             pass
@@ -369,8 +407,12 @@ class _Builder:
             if name is None:
                 continue
             if name in seen:
-                self.report(name_path, f"workspace `{excerpt(name)}` is also produced at "
-                            "{other}; workspace names must be unique", other=seen[name])
+                self.report(
+                    name_path,
+                    f"workspace `{excerpt(name)}` is also produced at "
+                    "{other}; workspace names must be unique",
+                    other=seen[name],
+                )
                 continue
             seen[name] = name_path
             instances.append(Workspace(name=name, environment=env))
@@ -381,9 +423,12 @@ class _Builder:
         # checked but not expanded (1,000 instances x 20,000 users is 20 million).
         expand = len(instances) <= DEFAULT_WORKSPACE_LIMIT
         if not expand:
-            self.report(limit_path, f"the config declares {len(instances)} workspace instances; "
-                        f"an organization may have at most {DEFAULT_WORKSPACE_LIMIT} (count "
-                        "each workspace once per environment); remove some")
+            self.report(
+                limit_path,
+                f"the config declares {len(instances)} workspace instances; "
+                f"an organization may have at most {DEFAULT_WORKSPACE_LIMIT} (count "
+                "each workspace once per environment); remove some",
+            )
         env_grants = self.env_grants(expand)
         memberships: list[Membership] = []
         for name, env, entries, members_path in kept:
@@ -392,9 +437,12 @@ class _Builder:
                 for email, grant in self.member(entry, members_path + (k,), expand):
                     _grant(grants, email, grant)
             if expand and len(memberships) + len(grants) > MAX_MEMBERSHIPS:
-                self.report(members_path, f"the config expands to more than {MAX_MEMBERSHIPS:,} "
-                            "memberships (users x workspace instances), far beyond any real "
-                            "organization; grant fewer users access, or to fewer workspaces")
+                self.report(
+                    members_path,
+                    f"the config expands to more than {MAX_MEMBERSHIPS:,} "
+                    "memberships (users x workspace instances), far beyond any real "
+                    "organization; grant fewer users access, or to fewer workspaces",
+                )
                 expand = False
                 self.overflow = True
                 memberships.clear()  # never valid now: free the memory at once
@@ -403,7 +451,7 @@ class _Builder:
                     Membership(workspace=name, user=email, expires=exp, reason=why)
                     for email, (exp, why) in grants.items()
                 )
-        for name, _env, entries, members_path in (t[:4] for t in targets if t[0] is None):
+        for _name, _env, entries, members_path in (t[:4] for t in targets if t[0] is None):
             for k, entry in enumerate(entries):
                 for _ in self.member(entry, members_path + (k,), False):
                     pass
@@ -445,8 +493,7 @@ class _Builder:
             max_removals=limit,
             protected_users=frozenset(protected),
             ignore_users=tuple(ignore_users),
-            ignore_workspaces=tuple(g for g in _list(ignore.get("workspaces"))
-                                    if isinstance(g, str)),
+            ignore_workspaces=tuple(g for g in _list(ignore.get("workspaces")) if isinstance(g, str)),
         )
 
 
@@ -479,11 +526,12 @@ def parse_expires(value: Any) -> tuple[datetime | None, str | None]:
             return None, f"`{value}` is not a valid date or time; {hint}"
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
-            return None, (f"`{value.isoformat()}` has no time zone; add one, e.g. "
-                          f"{value.isoformat()}Z for UTC")
-        return value.astimezone(timezone.utc), None
+            return None, (
+                f"`{value.isoformat()}` has no time zone; add one, e.g. {value.isoformat()}Z for UTC"
+            )
+        return value.astimezone(UTC), None
     if isinstance(value, date):
-        return datetime.combine(value + timedelta(days=1), time(0, 0), tzinfo=timezone.utc), None
+        return datetime.combine(value + timedelta(days=1), time(0, 0), tzinfo=UTC), None
     return None, f"expires must be a date or a time, not {type(value).__name__}; {hint}"
 
 
@@ -496,9 +544,7 @@ def _check_api_url(url: str, allowances: OperatorAllowances) -> str | None:
     return allowances.api_url_problem(url)
 
 
-def build_config(
-    merged: Merged, issues: Issues, allowances: OperatorAllowances | None = None
-) -> Config:
+def build_config(merged: Merged, issues: Issues, allowances: OperatorAllowances | None = None) -> Config:
     """Check the merged data and expand it into a ``Config`` (valid only if no issues).
 
     ``allowances`` are what the operator allowed outside the repo (default: from

@@ -12,13 +12,13 @@ that can stop early ask ``full``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Union
 
 from provisioner.config.yamlsource import Document, NodeInfo, Path, format_path
 from provisioner.errors import ConfigIssue, Location
 
-Message = Union[str, Callable[[NodeInfo], str]]
+Message = str | Callable[[NodeInfo], str]
 
 MAX_ISSUES = 200
 
@@ -107,23 +107,26 @@ class Issues:
                 loc = where(odoc, opath, p.at_key)
                 other = f"line {loc.line}" if odoc is p.doc else str(loc)
                 message = message.replace("{other}", other)
-            loc = (Location(p.doc.file, *p.position) if p.position
-                   else where(p.doc, p.path, p.at_key))
+            loc = Location(p.doc.file, *p.position) if p.position else where(p.doc, p.path, p.at_key)
             out.append(ConfigIssue(loc, format_path(p.path), message))
         # Unique and in reading order; issues without a location (unreadable files) first.
         unique = {(str(i.location), i.path, i.message): i for i in out}
         ordered = sorted(
             unique.values(),
-            key=lambda i: (i.location.file, i.location.line, i.location.column, i.path)
-            if i.location
-            else ("", 0, 0, i.path),
+            key=lambda i: (
+                (i.location.file, i.location.line, i.location.column, i.path)
+                if i.location
+                else ("", 0, 0, i.path)
+            ),
         )
         return ordered
 
     def omitted(self) -> str | None:
-        """"and K more errors not shown …", when collection stopped listing; else None."""
+        """ "and K more errors not shown …", when collection stopped listing; else None."""
         if not self.more:
             return None
         least = "at least " if self.stopped else ""
-        return (f"and {least}{self.more} more error{'s' if self.more != 1 else ''} not shown "
-                f"(only the first {self.limit} are listed); fix these first")
+        return (
+            f"and {least}{self.more} more error{'s' if self.more != 1 else ''} not shown "
+            f"(only the first {self.limit} are listed); fix these first"
+        )

@@ -18,9 +18,9 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path as FsPath
-from typing import Sequence
 
 from provisioner.config.build import build_config
 from provisioner.config.issues import Issues
@@ -54,8 +54,10 @@ def _refusal(path: FsPath) -> str | None:
     holder = os.path.realpath(path.parent)
     real = os.path.realpath(path)
     if path.is_symlink() and not _inside(real, holder):
-        return ("this is a symlink to a file outside the folder that holds it; a config "
-                "may not read files from elsewhere (commit the file itself)")
+        return (
+            "this is a symlink to a file outside the folder that holds it; a config "
+            "may not read files from elsewhere (commit the file itself)"
+        )
     if any(_inside(real, tree) for tree in _SYSTEM_TREES):
         return "this is a file of the running system, not a config file; point -c elsewhere"
     try:
@@ -63,8 +65,10 @@ def _refusal(path: FsPath) -> str | None:
     except OSError:
         return None  # reading it reports the error
     if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
-        return ("this is not a regular file (a FIFO, device or socket); "
-                "point -c at a config file or a directory of them")
+        return (
+            "this is not a regular file (a FIFO, device or socket); "
+            "point -c at a config file or a directory of them"
+        )
     return None
 
 
@@ -86,13 +90,25 @@ def _files(arg: str) -> tuple[list[tuple[str, str, FsPath]], list[ConfigIssue]]:
             elif not entry.is_dir():
                 files.append((shown, entry.name, entry))
         if not files and not problems:
-            return [], [ConfigIssue(None, "", f"{shown_arg}: the directory holds no *.yaml or "
-                                    "*.yml files; point -c at a config file or a directory of "
-                                    "them")]
+            return [], [
+                ConfigIssue(
+                    None,
+                    "",
+                    f"{shown_arg}: the directory holds no *.yaml or "
+                    "*.yml files; point -c at a config file or a directory of "
+                    "them",
+                )
+            ]
         return files, problems
     if not path.exists():
-        return [], [ConfigIssue(None, "", f"{shown_arg}: no such file or directory; "
-                                "point -c at a config file or a directory of *.yaml files")]
+        return [], [
+            ConfigIssue(
+                None,
+                "",
+                f"{shown_arg}: no such file or directory; "
+                "point -c at a config file or a directory of *.yaml files",
+            )
+        ]
     return [(shown_arg, path.name, path)], []
 
 
@@ -107,9 +123,14 @@ def _load(
         docs.append(doc)
         issues.extend_located(doc.issues)
         for line, col, dup in doc.duplicates:
-            issues.add(doc, dup, f"`{dup[-1]}` appears twice in this mapping (first at {{other}}); "
-                       "YAML would silently keep only the last one, so remove one",
-                       other=(doc, dup), position=(line, col))
+            issues.add(
+                doc,
+                dup,
+                f"`{dup[-1]}` appears twice in this mapping (first at {{other}}); "
+                "YAML would silently keep only the last one, so remove one",
+                other=(doc, dup),
+                position=(line, col),
+            )
         if doc.data is not None:
             validate_document(doc, issues)
     if not docs or all(doc.data is None for doc in docs):

@@ -43,12 +43,14 @@ class Merged:
                 return doc, base + tuple(path[i:])
         return self.docs[0], tuple(path)
 
-    def report(self, issues: Issues, path: Path, message: Any, *, at_key: bool = False,
-               other: Path | None = None) -> None:
+    def report(
+        self, issues: Issues, path: Path, message: Any, *, at_key: bool = False, other: Path | None = None
+    ) -> None:
         """Record an issue at a merged path (and name ``other`` in ``{other}``)."""
         doc, local = self.source(path)
-        issues.add(doc, local, message, at_key=at_key,
-                   other=self.source(other) if other is not None else None)
+        issues.add(
+            doc, local, message, at_key=at_key, other=self.source(other) if other is not None else None
+        )
 
 
 def merge(docs: list[Document], issues: Issues) -> Merged:
@@ -64,8 +66,9 @@ def merge(docs: list[Document], issues: Issues) -> Merged:
     return merged
 
 
-def _merge_into(merged: Merged, target: dict, source: dict, doc: Document, path: Path,
-                issues: Issues) -> None:
+def _merge_into(
+    merged: Merged, target: dict, source: dict, doc: Document, path: Path, issues: Issues
+) -> None:
     for key, value in source.items():
         here = path + (key,)
         if key not in target:
@@ -88,20 +91,31 @@ def _merge_into(merged: Merged, target: dict, source: dict, doc: Document, path:
             for i in range(len(value)):
                 merged.origin[here + (len(existing) + i,)] = (doc, here + (i,))
             continue
-        issues.add(doc, here, f"`{_show(here)}` is already defined at {{other}}; "
-                   "define it in one file only", at_key=True, other=merged.source(here))
+        issues.add(
+            doc,
+            here,
+            f"`{_show(here)}` is already defined at {{other}}; define it in one file only",
+            at_key=True,
+            other=merged.source(here),
+        )
 
 
-def _merge_named(merged: Merged, target: dict, source: dict, doc: Document, path: Path,
-                 issues: Issues) -> None:
+def _merge_named(
+    merged: Merged, target: dict, source: dict, doc: Document, path: Path, issues: Issues
+) -> None:
     # ``target`` may be the first file's own dict: copy on first write.
     copy = dict(target)
     kind = "group" if path == ("groups",) else "environment"
     for name, value in source.items():
         here = path + (name,)
         if name in copy:
-            issues.add(doc, here, f"{kind} `{excerpt(name)}` is already defined at {{other}}; "
-                       "define it in one file only", at_key=True, other=merged.source(here))
+            issues.add(
+                doc,
+                here,
+                f"{kind} `{excerpt(name)}` is already defined at {{other}}; define it in one file only",
+                at_key=True,
+                other=merged.source(here),
+            )
             continue
         copy[name] = value
         merged.origin[here] = (doc, here)

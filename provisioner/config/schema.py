@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from functools import lru_cache
 from importlib.resources import files
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import fastjsonschema
 from jsonschema import Draft202012Validator
@@ -151,8 +152,7 @@ def _type_message(error: ValidationError, path: Path) -> Any:
     def message(info: NodeInfo) -> str:
         if wants_string and info.plain and info.raw is not None and instance is not None:
             raw = excerpt(info.raw)
-            return (f"`{raw}` is read by YAML as {describe(instance)}; "
-                    f'quote it: {key}: "{raw}"')
+            return f'`{raw}` is read by YAML as {describe(instance)}; quote it: {key}: "{raw}"'
         if instance is None:
             return f"`{key}` has no value; give {wanted}"
         if custom:
@@ -185,7 +185,8 @@ def _translate(error: ValidationError) -> Iterator[tuple[Path, Any, bool]]:
         # identity (it holds "@") may not hold spaces either. build.py words the
         # same problem the same way, so the two reports merge into one.
         no_spaces = "@" in instance or (
-            keyword == "not" and "\\s" in str(_dict(schema.get("not")).get("pattern", "")))
+            keyword == "not" and "\\s" in str(_dict(schema.get("not")).get("pattern", ""))
+        )
         problem = char_problem(instance, spaces=no_spaces)
         if problem:
             yield path, problem, False
@@ -198,8 +199,7 @@ def _translate(error: ValidationError) -> Iterator[tuple[Path, Any, bool]]:
             if key in known:
                 continue
             close = closest(str(key), known)
-            hint = (f"did you mean `{close}`?" if close
-                    else f"allowed keys: {', '.join(known)}")
+            hint = f"did you mean `{close}`?" if close else f"allowed keys: {', '.join(known)}"
             where = f" in {_field(path)}" if path else ""
             yield path + (key,), f"unknown key `{excerpt(key)}`{where}; {hint}", True
     elif keyword == "required":
@@ -245,7 +245,8 @@ def _alternatives(error: ValidationError, path: Path) -> Iterator[tuple[Path, An
     for sub in error.context or ():
         by_branch.setdefault(sub.relative_schema_path[0], []).append(sub)
     fitting = [
-        errs for errs in by_branch.values()
+        errs
+        for errs in by_branch.values()
         if not any(e.validator == "type" and not e.relative_path for e in errs)
     ]
     if len(fitting) == 1 and not custom:
@@ -262,8 +263,7 @@ def _alternatives(error: ValidationError, path: Path) -> Iterator[tuple[Path, An
         if info.plain and info.raw is not None and instance is not None:
             if not isinstance(instance, (dict, list, str)):
                 raw = excerpt(info.raw)
-                return (f"`{raw}` is read by YAML as {describe(instance)}; "
-                        f'quote it: "{raw}"')
+                return f'`{raw}` is read by YAML as {describe(instance)}; quote it: "{raw}"'
         return f"`{key}` has the wrong form: got {describe(instance)}"
 
     yield path, message, False

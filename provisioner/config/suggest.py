@@ -1,4 +1,4 @@
-""""Did you mean": offered only when the match is close enough to be a typo.
+""" "Did you mean": offered only when the match is close enough to be a typo.
 
 A suggestion that is merely similar is worse than none: ``admin@example.com``
 for ``zed@example.com`` (they share a domain) or ``us-west-2`` for
@@ -20,7 +20,7 @@ suggestion costs milliseconds even among tens of thousands of users.
 from __future__ import annotations
 
 import difflib
-from typing import Iterable
+from collections.abc import Iterable
 
 _PREFILTER_ABOVE = 200
 

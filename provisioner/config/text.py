@@ -70,9 +70,18 @@ def excerpt(value: Any, limit: int = EXCERPT_CHARS) -> str:
 
 # Unicode gives control characters no name; these are their usual aliases.
 _CONTROL_NAMES = {
-    0x00: "NULL", 0x07: "BELL", 0x08: "BACKSPACE", 0x09: "CHARACTER TABULATION",
-    0x0A: "LINE FEED", 0x0B: "LINE TABULATION", 0x0C: "FORM FEED", 0x0D: "CARRIAGE RETURN",
-    0x1B: "ESCAPE", 0x7F: "DELETE", 0x85: "NEXT LINE", 0x9B: "CONTROL SEQUENCE INTRODUCER",
+    0x00: "NULL",
+    0x07: "BELL",
+    0x08: "BACKSPACE",
+    0x09: "CHARACTER TABULATION",
+    0x0A: "LINE FEED",
+    0x0B: "LINE TABULATION",
+    0x0C: "FORM FEED",
+    0x0D: "CARRIAGE RETURN",
+    0x1B: "ESCAPE",
+    0x7F: "DELETE",
+    0x85: "NEXT LINE",
+    0x9B: "CONTROL SEQUENCE INTRODUCER",
 }
 
 
@@ -81,9 +90,12 @@ def code_point(char: str) -> str:
     name = unicodedata.name(char, "") or _CONTROL_NAMES.get(ord(char), "")
     if not name:
         category = unicodedata.category(char)
-        name = {"Cc": "(a control character)", "Cs": "(a surrogate)",
-                "Co": "(a private-use character)", "Cn": "(an unassigned code point)"}.get(
-            category, f"(category {category})")
+        name = {
+            "Cc": "(a control character)",
+            "Cs": "(a surrogate)",
+            "Co": "(a private-use character)",
+            "Cn": "(an unassigned code point)",
+        }.get(category, f"(category {category})")
     return f"U+{ord(char):04X} {name}"
 
 
@@ -92,8 +104,7 @@ def _first_unsafe(value: str, spaces: bool) -> int | None:
         return None
     for i, char in enumerate(value):
         category = unicodedata.category(char)
-        if category in _UNSAFE_CATEGORIES or (spaces and (category in _SPACE_CATEGORIES
-                                                          or char.isspace())):
+        if category in _UNSAFE_CATEGORIES or (spaces and (category in _SPACE_CATEGORIES or char.isspace())):
             return i
     return None
 
@@ -106,8 +117,7 @@ def char_problem(value: str, *, spaces: bool = False) -> str | None:
     char = value[i]
     hidden = unicodedata.category(char) != "Zs" or char != " "
     advice = "; remove it (it may be invisible: retype the value)" if hidden else "; remove it"
-    return (f"`{excerpt(value)}` contains {code_point(char)} at character {i + 1}"
-            + advice)
+    return f"`{excerpt(value)}` contains {code_point(char)} at character {i + 1}" + advice
 
 
 def free_text_problem(value: str, limit: int) -> str | None:
@@ -118,8 +128,6 @@ def free_text_problem(value: str, limit: int) -> str | None:
     if len(value) > limit:
         return f"`{excerpt(value)}` is {len(value)} characters long; the limit is {limit}"
     return None
-
-
 
 
 def _script(char: str) -> str | None:
@@ -153,15 +161,19 @@ def email_problem(value: str) -> str | None:
     nfc = unicodedata.normalize("NFC", value)
     for char in nfc:
         if char.lower() != char.casefold():
-            return (f"`{excerpt(value)}` contains {code_point(char)}, which compares equal to "
-                    f"`{excerpt(char.casefold())}`; write the address as the mail server knows it, "
-                    "without this character")
+            return (
+                f"`{excerpt(value)}` contains {code_point(char)}, which compares equal to "
+                f"`{excerpt(char.casefold())}`; write the address as the mail server knows it, "
+                "without this character"
+            )
     local, _, domain = nfc.rpartition("@")
     for part in [local, *domain.split(".")]:
         odd = _mixed(part)
         if odd:
             others = sorted({s.title() for c in part if (s := _script(c))} - {_script(odd).title()})
-            return (f"`{excerpt(value)}` mixes {_script(odd).title()} with {', '.join(others)} "
-                    f"letters in `{excerpt(part)}` ({code_point(odd)} looks like another "
-                    "letter); write each part in one script")
+            return (
+                f"`{excerpt(value)}` mixes {_script(odd).title()} with {', '.join(others)} "
+                f"letters in `{excerpt(part)}` ({code_point(odd)} looks like another "
+                "letter); write each part in one script"
+            )
     return None

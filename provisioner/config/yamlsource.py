@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Union
+from typing import Any
 
 import yaml
 from yaml.events import (
@@ -43,15 +44,15 @@ MAX_DEPTH = 64
 # The C parser when PyYAML was built with libyaml; the pure-Python one otherwise.
 _Loader = yaml.CSafeLoader if getattr(yaml, "__with_libyaml__", False) else yaml.SafeLoader
 
-Path = tuple[Union[str, int], ...]
+Path = tuple[str | int, ...]
 
 _CORE = "tag:yaml.org,2002:"
 STR_TAG = _CORE + "str"
 # Explicit tags a config may use: YAML's core scalar types. Everything else
 # (``!!python/object``, ``!!binary``, ``!!set``, ``!custom``...) is refused.
-_ALLOWED_SCALAR_TAGS = frozenset(
-    _CORE + t for t in ("str", "int", "float", "bool", "null", "timestamp")
-) | {"!"}
+_ALLOWED_SCALAR_TAGS = frozenset(_CORE + t for t in ("str", "int", "float", "bool", "null", "timestamp")) | {
+    "!"
+}
 _ALLOWED_COLLECTION_TAGS = frozenset({None, "!", _CORE + "map", _CORE + "seq"})
 
 # YAML 1.1 implicit resolution, indexed by first character like PyYAML does.
@@ -211,13 +212,22 @@ def read_document(file: str, rel: str, path: str | os.PathLike) -> Document:
         with open(fd, "rb", closefd=True) as fh:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
-                doc.issue(1, 1, (), "this is not a regular file (a FIFO, device or socket); "
-                          "point -c at a config file")
+                doc.issue(
+                    1,
+                    1,
+                    (),
+                    "this is not a regular file (a FIFO, device or socket); point -c at a config file",
+                )
                 return doc
             if info.st_size > MAX_BYTES:
-                doc.issue(1, 1, (), f"the file is {info.st_size / 1048576:.1f} MB; a config file "
-                          f"may be at most {MAX_BYTES // 1048576} MB (split it into a directory "
-                          "of files)")
+                doc.issue(
+                    1,
+                    1,
+                    (),
+                    f"the file is {info.st_size / 1048576:.1f} MB; a config file "
+                    f"may be at most {MAX_BYTES // 1048576} MB (split it into a directory "
+                    "of files)",
+                )
                 return doc
             # Read at most one byte past the limit: the file may have grown since stat.
             doc.raw = fh.read(MAX_BYTES + 1)
@@ -233,8 +243,7 @@ def read_document(file: str, rel: str, path: str | os.PathLike) -> Document:
         before = doc.raw[: error.start]
         line = before.count(b"\n") + 1
         col = error.start - (before.rfind(b"\n") + 1) + 1
-        doc.issue(line, col, (), f"byte 0x{doc.raw[error.start]:02x} is not UTF-8; "
-                  "save the file as UTF-8")
+        doc.issue(line, col, (), f"byte 0x{doc.raw[error.start]:02x} is not UTF-8; save the file as UTF-8")
         return doc
     try:
         doc.data = _build(doc)
@@ -247,8 +256,12 @@ def read_document(file: str, rel: str, path: str | os.PathLike) -> Document:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         # PyYAML's words may quote a character of the file: escape and shorten them.
         what, context = excerpt(what, 120), excerpt(context, 120)
-        doc.issue(line, col, (), f"YAML syntax error: {what}{context}; "
-                  "check the indentation, colons and quotes here")
+        doc.issue(
+            line,
+            col,
+            (),
+            f"YAML syntax error: {what}{context}; check the indentation, colons and quotes here",
+        )
         doc.data = None
     except yaml.reader.ReaderError as error:
         before = doc.text[: error.position]
@@ -256,8 +269,9 @@ def read_document(file: str, rel: str, path: str | os.PathLike) -> Document:
         col = error.position - (before.rfind("\n") + 1) + 1
         char = error.character
         shown = f"U+{char:04X}" if isinstance(char, int) else repr(char)
-        doc.issue(line, col, (), f"character {shown} is not allowed in YAML; "
-                  "remove it or quote and escape it")
+        doc.issue(
+            line, col, (), f"character {shown} is not allowed in YAML; remove it or quote and escape it"
+        )
         doc.data = None
     except yaml.YAMLError as error:  # anything else libyaml may raise
         doc.issue(1, 1, (), f"cannot parse YAML: {excerpt(error, 120)}")
@@ -315,28 +329,44 @@ def _build(doc: Document) -> Any:
             if ev.tag not in _ALLOWED_COLLECTION_TAGS:
                 _refuse_tag(doc, stack, ev)
             if len(stack) >= MAX_DEPTH:
-                doc.issue(ev.start_mark.line + 1, ev.start_mark.column + 1, _path_of(stack),
-                          f"nested deeper than {MAX_DEPTH} levels; a config is never this deep")
+                doc.issue(
+                    ev.start_mark.line + 1,
+                    ev.start_mark.column + 1,
+                    _path_of(stack),
+                    f"nested deeper than {MAX_DEPTH} levels; a config is never this deep",
+                )
                 raise _Stop
             if stack and isinstance(stack[-1][0], dict) and stack[-1][1] is _NO_KEY:
-                doc.issue(ev.start_mark.line + 1, ev.start_mark.column + 1, _path_of(stack),
-                          "a mapping key must be a plain string, not a list or mapping")
+                doc.issue(
+                    ev.start_mark.line + 1,
+                    ev.start_mark.column + 1,
+                    _path_of(stack),
+                    "a mapping key must be a plain string, not a list or mapping",
+                )
                 raise _Stop
             stack.append([{} if cls is MappingStartEvent else [], _NO_KEY, 0, 0])
             continue
         elif cls is MappingEndEvent or cls is SequenceEndEvent:
             value = stack.pop()[0]
         elif cls is AliasEvent:
-            doc.issue(ev.start_mark.line + 1, ev.start_mark.column + 1, _path_of(stack),
-                      f"YAML aliases (*{excerpt(ev.anchor)}) are not supported; write the value out "
-                      "in full (or split the config into several files)")
+            doc.issue(
+                ev.start_mark.line + 1,
+                ev.start_mark.column + 1,
+                _path_of(stack),
+                f"YAML aliases (*{excerpt(ev.anchor)}) are not supported; write the value out "
+                "in full (or split the config into several files)",
+            )
             raise _Stop
         elif cls is DocumentStartEvent:
             documents += 1
             if documents > 1:
-                doc.issue(ev.start_mark.line + 1, ev.start_mark.column + 1, (),
-                          "a config file holds one YAML document; remove this `---` "
-                          "and use a separate file for the rest")
+                doc.issue(
+                    ev.start_mark.line + 1,
+                    ev.start_mark.column + 1,
+                    (),
+                    "a config file holds one YAML document; remove this `---` "
+                    "and use a separate file for the rest",
+                )
                 raise _Stop
             continue
         else:  # stream start/end, document end
@@ -387,17 +417,25 @@ def _explicit(doc: Document, stack: list[list], ev: ScalarEvent) -> Any:
         return ev.value
     value = _construct(ev.tag, ev.value, _DONE)
     if value is _DONE:
-        name = ev.tag[len(_CORE):]
-        doc.issue(ev.start_mark.line + 1, ev.start_mark.column + 1, _path_of(stack),
-                  f"`{excerpt(ev.value)}` is not a valid {name}; remove the `!!{name}` tag or fix the value")
+        name = ev.tag[len(_CORE) :]
+        doc.issue(
+            ev.start_mark.line + 1,
+            ev.start_mark.column + 1,
+            _path_of(stack),
+            f"`{excerpt(ev.value)}` is not a valid {name}; remove the `!!{name}` tag or fix the value",
+        )
         return ev.value
     return value
 
 
 def _refuse_tag(doc: Document, stack: list[list], ev: Any) -> None:
     tag = ev.tag
-    shown = excerpt("!!" + tag[len(_CORE):] if tag.startswith(_CORE) else tag)
-    doc.issue(ev.start_mark.line + 1, ev.start_mark.column + 1, _path_of(stack),
-              f"the YAML tag `{shown}` is not allowed in a config; remove it "
-              "(only plain strings, numbers, booleans, dates, lists and mappings are used)")
+    shown = excerpt("!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag)
+    doc.issue(
+        ev.start_mark.line + 1,
+        ev.start_mark.column + 1,
+        _path_of(stack),
+        f"the YAML tag `{shown}` is not allowed in a config; remove it "
+        "(only plain strings, numbers, booleans, dates, lists and mappings are used)",
+    )
     # Nothing is ever constructed from the tag, so going on to find more issues is safe.

@@ -22,10 +22,11 @@ Rules that are not plain set differences:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from types import MappingProxyType
-from typing import Iterable, Mapping, TypeVar
+from typing import TypeVar
 
 from provisioner.model import ACTIVE, ADMIN, Membership, Policy, State, User, Workspace
 from provisioner.plan.fingerprint import state_fingerprint
@@ -96,9 +97,7 @@ def filter_ignored(state: State, policy: Policy) -> State:
 
 def _keys_normalized(state: State) -> bool:
     """Whether every email key is already lowercased (as the reader and the loader make them)."""
-    return all(e == e.lower() for e in state.users) and all(
-        e == e.lower() for _, e in state.memberships
-    )
+    return all(e == e.lower() for e in state.users) and all(e == e.lower() for _, e in state.memberships)
 
 
 def _sorted_items(mapping: Mapping[_K, _V], keys: Iterable[_K]) -> list[tuple[_K, _V]]:
@@ -121,9 +120,7 @@ def _user_changes(current: Mapping[str, User], desired: Mapping[str, User]) -> l
     return changes
 
 
-def _workspace_changes(
-    current: Mapping[str, Workspace], desired: Mapping[str, Workspace]
-) -> list[Change]:
+def _workspace_changes(current: Mapping[str, Workspace], desired: Mapping[str, Workspace]) -> list[Change]:
     return [
         Change(Action.CREATE, ResourceType.WORKSPACE, name, None, after)
         for name, after in _sorted_items(desired, desired.keys() - current.keys())

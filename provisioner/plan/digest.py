@@ -41,9 +41,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping
+from typing import Any
 
 from provisioner.errors import ProvisionerError
 from provisioner.model import Membership, Organization, User, Workspace
@@ -72,7 +73,7 @@ class PlanTarget:
     region: str
 
     @classmethod
-    def of(cls, organization: Organization) -> "PlanTarget":
+    def of(cls, organization: Organization) -> PlanTarget:
         """The target of a plan made with a key of ``organization``."""
         return cls(organization.id, organization.name, organization.region)
 
@@ -137,7 +138,7 @@ def pin_fields(plan: Plan, target: PlanTarget) -> dict[str, str]:
 def parse_digest(text: str, *, source: str = "--expect") -> str:
     """A digest as given by a person (``sha256:<hex>`` or bare hex), normalised to ``sha256:<hex>``."""
     value = text.strip().strip("`").lower()
-    hex_part = value[len(PREFIX):] if value.startswith(PREFIX) else value
+    hex_part = value[len(PREFIX) :] if value.startswith(PREFIX) else value
     if not _HEX.fullmatch(hex_part):
         raise DigestError(
             f"{source}: {text.strip()[:80]!r} is not a plan digest; expected sha256: followed by "

@@ -12,9 +12,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import datetime
 from operator import attrgetter
-from typing import Any, Mapping
+from typing import Any
 
 from provisioner.model import Membership, State, User, Workspace
 
@@ -58,6 +59,7 @@ def state_fingerprint(state: State) -> str:
         "memberships": _rows(state.memberships, Membership),
     }
     # Datetimes (a grant's expiry) are the only non-JSON values: ISO-8601.
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      default=_plain_value)
+    text = json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain_value
+    )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

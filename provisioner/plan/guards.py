@@ -62,9 +62,7 @@ def _own_user_violations(plan: Plan, identity: Identity) -> list[str]:
         if change.type is not ResourceType.USER or change.key != me:
             continue
         demotes = (
-            change.action is Action.UPDATE
-            and isinstance(change.after, User)
-            and change.after.role != ADMIN
+            change.action is Action.UPDATE and isinstance(change.after, User) and change.after.role != ADMIN
         )
         if change.action is Action.DELETE or demotes:
             problems.append(
@@ -84,9 +82,7 @@ def _protected_user_violations(plan: Plan, policy: Policy) -> list[str]:
         f"remove it from policy.protected_users first."
         for change in plan.changes
         # Inviting a protected user who is not there yet takes nothing away.
-        if change.type is ResourceType.USER
-        and change.action is not Action.CREATE
-        and change.key in protected
+        if change.type is ResourceType.USER and change.action is not Action.CREATE and change.key in protected
     ]
 
 
@@ -104,7 +100,8 @@ def _min_admins_violations(plan: Plan, current: State, policy: Policy) -> list[s
 
 def _max_removals_violations(plan: Plan, current: State, policy: Policy) -> list[str]:
     named = [
-        c for c in plan.changes
+        c
+        for c in plan.changes
         if c.action is Action.DELETE and c.type in (ResourceType.USER, ResourceType.MEMBERSHIP)
     ]
     removals = sum(1 for c in named if not c.cascade)
@@ -120,7 +117,9 @@ def _max_removals_violations(plan: Plan, current: State, policy: Policy) -> list
         return []
     cascaded = len(named) - removals
     users = sum(1 for c in named if c.type is ResourceType.USER)
-    what = " and ".join(_count(n, word) for n, word in ((users, "user"), (removals - users, "membership")) if n)
+    what = " and ".join(
+        _count(n, word) for n, word in ((users, "user"), (removals - users, "membership")) if n
+    )
     if cascaded:
         what += f"; {_count(cascaded, 'membership')} removed with their users not counted"
     rule = "" if limit.count is not None else f"; a percentage applies from {REMOVAL_FLOOR} on"

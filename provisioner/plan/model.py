@@ -9,7 +9,7 @@ holds ``before`` and ``after``. The diff (``provisioner.plan.diff``) makes a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from enum import Enum
 
 from provisioner.apiurl import endpoint_note
@@ -23,7 +23,7 @@ def format_expiry(expires: datetime) -> str:
     loader makes it expire at 00:00 UTC the next day; show it back as
     ``2026-12-31``. Other moments read ``2026-12-31 14:30 UTC``.
     """
-    moment = expires.astimezone(timezone.utc)
+    moment = expires.astimezone(UTC)
     if moment.time() == time(0, 0):
         return (moment.date() - timedelta(days=1)).isoformat()
     return moment.strftime("%Y-%m-%d %H:%M UTC")

@@ -39,10 +39,11 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import jsonschema
 
@@ -111,7 +112,9 @@ def save_plan(
     if created_at.tzinfo is None:
         raise ValueError("created_at must be timezone-aware")
     content = plan_document(
-        plan, target, tool_version=tool_version,
+        plan,
+        target,
+        tool_version=tool_version,
         extra={"created_at": created_at.isoformat(), "environments": dict(environments or {})},
     )
     validate_plan_document(content)

@@ -18,8 +18,8 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from provisioner.model import ADMIN, Membership, User, Workspace
 from provisioner.plan.model import Action, Change, Plan, ResourceType

@@ -8,10 +8,11 @@ the same inputs: sorted keys, fixed separators, a trailing newline.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import jsonschema
 
@@ -58,9 +59,7 @@ def change_to_dict(change: Change) -> dict[str, Any]:
     return document
 
 
-def plan_to_dict(
-    plan: Plan, *, tool_version: str, extra: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
+def plan_to_dict(plan: Plan, *, tool_version: str, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The plan as the plain document described by ``schemas/plan.schema.json``.
 
     ``extra`` adds the optional top-level fields the schema describes (the

@@ -27,11 +27,11 @@ Decisions worth knowing:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Iterable, Mapping
 
 from provisioner.escape import markdown_code, markdown_fence
-from provisioner.model import ROLES, Membership, State, User, Workspace
+from provisioner.model import ROLES, Membership, State, User
 from provisioner.plan.model import Action, Change, Plan, ResourceType
 from provisioner.plan.power import (
     PRODUCTION_ENVIRONMENTS,
@@ -143,9 +143,7 @@ class _View:
                 assert isinstance(m, Membership)
                 self.by_user[m.user].append(change)
                 self.by_workspace[m.workspace].append(change)
-                self.cells[(m.user, m.workspace)] = (
-                    GRANTED if change.action is Action.CREATE else REVOKED
-                )
+                self.cells[(m.user, m.workspace)] = GRANTED if change.action is Action.CREATE else REVOKED
         self.current_access = (
             frozenset((m.user, m.workspace) for m in current.memberships.values())
             if current is not None
@@ -312,8 +310,11 @@ def _matrix(view: _View) -> _Section:
 def _workspaces(view: _View) -> list[_Section]:
     sections = []
     for name in view.workspace_order(view.by_workspace):
-        notes = [note for note, on in (("production", view.is_production(name)),
-                                       ("new", name in view.new_workspaces)) if on]
+        notes = [
+            note
+            for note, on in (("production", view.is_production(name)), ("new", name in view.new_workspaces))
+            if on
+        ]
         head = f"#### {_md(name)}" + (f" ({', '.join(notes)})" if notes else "") + "\n\n"
         items = [(_workspace_line(c), 1) for c in view.by_workspace[name]]
         sections.append(_Section(head, items, "\n"))

@@ -17,7 +17,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from provisioner.escape import terminal
 from provisioner.model import INVITED, Membership, User, Workspace
@@ -84,8 +84,10 @@ def _invite_user(change: Change, _: Counter[str]) -> str:
 def _update_user(change: Change, _: Counter[str]) -> str:
     assert isinstance(change.before, User) and isinstance(change.after, User)
     pending = " (invitation pending)" if change.before.status == INVITED else ""
-    return (f"user {terminal(change.key)}: {terminal(change.before.role)} -> "
-            f"{terminal(change.after.role)}{pending}")
+    return (
+        f"user {terminal(change.key)}: {terminal(change.before.role)} -> "
+        f"{terminal(change.after.role)}{pending}"
+    )
 
 
 def _remove_user(change: Change, cascades: Counter[str]) -> str:

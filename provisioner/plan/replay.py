@@ -6,7 +6,7 @@ reads) without reading the organization again. Pure.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from provisioner.model import Membership, State, User, Workspace
 from provisioner.plan.model import Action, Change, ResourceType

@@ -29,8 +29,9 @@ import re
 import socket
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlencode
 
 from werkzeug.exceptions import ClientDisconnected, MethodNotAllowed, NotFound
@@ -110,11 +111,11 @@ class ApiProblem(Exception):
         self.headers = headers or {}
 
     @classmethod
-    def coded(cls, status: int, code: str, detail: str, **headers: str) -> "ApiProblem":
+    def coded(cls, status: int, code: str, detail: str, **headers: str) -> ApiProblem:
         return cls(status, {"detail": detail, "code": code}, headers)
 
     @classmethod
-    def fields(cls, errors: dict[str, list[str]]) -> "ApiProblem":
+    def fields(cls, errors: dict[str, list[str]]) -> ApiProblem:
         return cls(400, errors)
 
 
@@ -222,9 +223,7 @@ def single(row: sqlite3.Row, resource: Resource, status: int = 200) -> Response:
 
 
 def fetch(call: Call, resource: Resource) -> sqlite3.Row:
-    row = call.conn.execute(
-        f"SELECT * FROM {resource.table} WHERE id = ?", (call.values["id"],)
-    ).fetchone()
+    row = call.conn.execute(f"SELECT * FROM {resource.table} WHERE id = ?", (call.values["id"],)).fetchone()
     if row is None:
         raise ApiProblem.coded(404, "not_found", f"No {resource.kind} with id {call.values['id']!r}.")
     return row
@@ -299,9 +298,7 @@ def list_page(call: Call, resource: Resource) -> Response:
         direction, seq = _decode_cursor(args["cursor"])
         after, before = (seq, None) if direction == "a" else (None, seq)
     filters = {name: args[name] for name in resource.filters if name in args}
-    rows, more = store.page(
-        call.conn, resource.table, after=after, before=before, size=size, filters=filters
-    )
+    rows, more = store.page(call.conn, resource.table, after=after, before=before, size=size, filters=filters)
 
     def beyond(seq: int, forward: bool) -> bool:
         return store.exists_beyond(call.conn, resource.table, seq=seq, forward=forward, filters=filters)
@@ -463,7 +460,8 @@ def create_workspace(call: Call) -> Response:
         raise ApiProblem.coded(
             400,
             "workspace_limit_reached",
-            f"The organization already has {count} workspaces, its limit is {limit}; contact support to raise it.",
+            f"The organization already has {count} workspaces, its limit is {limit}; "
+            "contact support to raise it.",
         )
     ts = store.now_iso()
     call.conn.execute(
@@ -510,9 +508,10 @@ def create_membership(call: Call) -> Response:
         value = data.get(name)
         if name not in data:
             errors[name] = ["This field is required."]
-        elif not isinstance(value, str) or call.conn.execute(
-            f"SELECT 1 FROM {table} WHERE id = ?", (value,)
-        ).fetchone() is None:
+        elif (
+            not isinstance(value, str)
+            or call.conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (value,)).fetchone() is None
+        ):
             errors[name] = [f"No {kind} with id {json.dumps(value)}."]
     if errors:
         raise ApiProblem.fields(errors)
@@ -643,7 +642,9 @@ def _fingerprint(request: Request) -> str:
         canonical = json.dumps(parse_json(raw), sort_keys=True, separators=(",", ":")).encode()
     except ValueError:
         canonical = raw
-    return hashlib.sha256(request.method.encode() + b" " + request.path.encode() + b"\n" + canonical).hexdigest()
+    return hashlib.sha256(
+        request.method.encode() + b" " + request.path.encode() + b"\n" + canonical
+    ).hexdigest()
 
 
 class _Dropped(Exception):
@@ -684,10 +685,16 @@ class SandboxApp:
                 except OSError:
                     pass
                 return []
-            response = problem_response(ApiProblem.coded(500, "server_error", "Injected fault (connection drop)."))
+            response = problem_response(
+                ApiProblem.coded(500, "server_error", "Injected fault (connection drop).")
+            )
         if self.response_hook is not None:
             self.response_hook(
-                request.method, request.path, response.status_code, dict(response.headers), response.get_data()
+                request.method,
+                request.path,
+                response.status_code,
+                dict(response.headers),
+                response.get_data(),
             )
         return response(environ, start_response)
 
@@ -698,14 +705,30 @@ class SandboxApp:
         except RequestRedirect as redirect:
             return redirect.get_response(request.environ)  # type: ignore[return-value]
         except MethodNotAllowed as refused:
-            return self._api(request, None, {}, problem=ApiProblem.coded(
-                405, "method_not_allowed", f"Method {request.method} is not allowed here.",
-                Allow=", ".join(sorted(refused.valid_methods or ()))))
+            return self._api(
+                request,
+                None,
+                {},
+                problem=ApiProblem.coded(
+                    405,
+                    "method_not_allowed",
+                    f"Method {request.method} is not allowed here.",
+                    Allow=", ".join(sorted(refused.valid_methods or ())),
+                ),
+            )
         except NotFound:
-            return self._api(request, None, {}, problem=ApiProblem.coded(
-                404, "not_found", f"No such path: {request.path}."))
-        too_large = None if body_fits else ApiProblem.coded(
-            413, "payload_too_large", f"The request body is larger than {MAX_BODY_BYTES} bytes."
+            return self._api(
+                request,
+                None,
+                {},
+                problem=ApiProblem.coded(404, "not_found", f"No such path: {request.path}."),
+            )
+        too_large = (
+            None
+            if body_fits
+            else ApiProblem.coded(
+                413, "payload_too_large", f"The request body is larger than {MAX_BODY_BYTES} bytes."
+            )
         )
         if rule.endpoint in ("sandbox.stats", "sandbox.reset"):
             return problem_response(too_large) if too_large else self._sandbox_route(request, rule.endpoint)
@@ -751,10 +774,14 @@ class SandboxApp:
             decision = self.rate_limiter.take(presented_key(request) or "")
             if not decision.allowed:
                 self.stats.count_throttled()
-                response = problem_response(ApiProblem.coded(
-                    429, "throttled", f"Rate limit exceeded; retry in {decision.retry_after} s.",
-                    **{"Retry-After": str(decision.retry_after)},
-                ))
+                response = problem_response(
+                    ApiProblem.coded(
+                        429,
+                        "throttled",
+                        f"Rate limit exceeded; retry in {decision.retry_after} s.",
+                        **{"Retry-After": str(decision.retry_after)},
+                    )
+                )
                 return self._rate_headers(response, decision)
         is_write = request.method in WRITE_METHODS
         fault = self.faults.decide(is_write) if self.faults is not None else None
@@ -767,7 +794,9 @@ class SandboxApp:
                 response = self._dispatch(request, rule.endpoint, values, is_write)
             except Exception:  # a bug or a broken db: answer in the contract's shape
                 log.exception("sandbox: %s %s failed", request.method, request.path)
-                response = problem_response(ApiProblem.coded(500, "server_error", "Internal error; see the sandbox log."))
+                response = problem_response(
+                    ApiProblem.coded(500, "server_error", "Internal error; see the sandbox log.")
+                )
         if fault is not None:  # committed above; now fail anyway
             return self._rate_headers(self._fault(fault), decision)
         return self._rate_headers(response, decision)
@@ -784,8 +813,11 @@ class SandboxApp:
         if fault.kind == FAULT_DROP:
             raise _Dropped()
         if fault.kind == FAULT_503:
-            return problem_response(ApiProblem.coded(
-                503, "service_unavailable", "Injected fault: service unavailable.", **{"Retry-After": "1"}))
+            return problem_response(
+                ApiProblem.coded(
+                    503, "service_unavailable", "Injected fault: service unavailable.", **{"Retry-After": "1"}
+                )
+            )
         assert fault.kind == FAULT_500
         return problem_response(ApiProblem.coded(500, "server_error", "Injected fault: internal error."))
 
@@ -795,7 +827,9 @@ class SandboxApp:
             try:
                 user = self._authenticate(conn, request)
                 if is_write and user["role"] != "admin":
-                    raise ApiProblem.coded(403, "permission_denied", "Developers may not make changes; use an admin's key.")
+                    raise ApiProblem.coded(
+                        403, "permission_denied", "Developers may not make changes; use an admin's key."
+                    )
             except ApiProblem as problem:
                 return problem_response(problem)
             call = Call(conn, request, user, values)
@@ -814,7 +848,11 @@ class SandboxApp:
     def _authenticate(conn: sqlite3.Connection, request: Request) -> sqlite3.Row:
         key = presented_key(request)
         if key is None:
-            raise ApiProblem.coded(401, "not_authenticated", "Authentication credentials were not provided; send 'Authorization: Token <key>'.")
+            raise ApiProblem.coded(
+                401,
+                "not_authenticated",
+                "Authentication credentials were not provided; send 'Authorization: Token <key>'.",
+            )
         user = store.user_for_key(conn, key)
         if user is None:
             raise ApiProblem.coded(401, "authentication_failed", "Invalid API key.")
@@ -835,10 +873,13 @@ class SandboxApp:
         ).fetchone()
         if row is not None and row["created"] >= now - IDEMPOTENCY_WINDOW_S:
             if row["fingerprint"] != fingerprint:
-                return problem_response(ApiProblem.coded(
-                    422, "idempotency_key_reused",
-                    "This Idempotency-Key was used for a different request; use a new key.",
-                ))
+                return problem_response(
+                    ApiProblem.coded(
+                        422,
+                        "idempotency_key_reused",
+                        "This Idempotency-Key was used for a different request; use a new key.",
+                    )
+                )
             headers = json.loads(row["headers"])
             headers["Idempotent-Replayed"] = "true"
             return Response(row["body"], status=row["status"], headers=headers)
@@ -849,7 +890,8 @@ class SandboxApp:
         if response.status_code < 500:
             kept = {name: response.headers[name] for name in _REPLAYED_HEADERS if name in response.headers}
             conn.execute(
-                "INSERT OR REPLACE INTO idempotency (user_id, key, fingerprint, status, body, headers, created) "
+                "INSERT OR REPLACE INTO idempotency "
+                "(user_id, key, fingerprint, status, body, headers, created) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (user_id, key, fingerprint, response.status_code, response.get_data(), json.dumps(kept), now),
             )

@@ -11,8 +11,8 @@ import random
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 # The three ways an injected fault shows itself to a client.
 FAULT_500 = "500"

@@ -9,8 +9,9 @@ import os
 import socket
 import threading
 import urllib.request
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
@@ -20,7 +21,6 @@ from provisioner.sandbox import store
 from provisioner.sandbox.app import API_PREFIX, MAX_BODY_BYTES, ResponseHook, SandboxApp
 from provisioner.sandbox.knobs import FaultInjector, RateLimiter
 from provisioner.sandbox.store import SandboxError
-
 
 log = logging.getLogger(__name__)
 
@@ -293,7 +293,7 @@ class RunningSandbox:
         self._server.server_close()
         self.app.store.close()
 
-    def __enter__(self) -> "RunningSandbox":
+    def __enter__(self) -> RunningSandbox:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -335,7 +335,12 @@ def start_sandbox(
     server = make_wsgi_server(host, port, app)
     url = f"http://{host}:{server.server_port}"
     # A short poll interval so that stop() returns promptly (tests start hundreds).
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"sandbox:{server.server_port}", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever,
+        kwargs={"poll_interval": 0.05},
+        name=f"sandbox:{server.server_port}",
+        daemon=True,
+    )
     thread.start()
     return RunningSandbox(
         base_url=url + API_PREFIX,
@@ -389,7 +394,7 @@ def seed(
 
 
 def fetch_stats(url: str, token: str) -> dict[str, Any]:
-    """The stats of a sandbox at root ``url`` over HTTP (for out-of-process servers), read with key ``token``."""
+    """The stats of a sandbox at root ``url`` over HTTP (out-of-process servers), read with ``token``."""
     request = urllib.request.Request(
         f"{url}{API_PREFIX}/_sandbox/stats", headers={"Authorization": f"Token {token}"}
     )

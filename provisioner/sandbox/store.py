@@ -17,9 +17,9 @@ import secrets
 import sqlite3
 import threading
 import uuid
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
-from typing import Iterable, Iterator
+from datetime import UTC, datetime
 
 WORKSPACE_LIMIT = 50
 SCHEMA_VERSION = 1
@@ -87,7 +87,7 @@ class SandboxError(Exception):
 
 def now_iso() -> str:
     """The current UTC time, ISO-8601 with milliseconds and a ``Z``."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_id() -> str:
@@ -190,9 +190,7 @@ def get_org(conn: sqlite3.Connection) -> sqlite3.Row | None:
     return conn.execute("SELECT * FROM org LIMIT 1").fetchone()
 
 
-def ensure_org(
-    conn: sqlite3.Connection, *, org_name: str, region: str, admin_email: str
-) -> bool:
+def ensure_org(conn: sqlite3.Connection, *, org_name: str, region: str, admin_email: str) -> bool:
     """Create the organization and its ACTIVE admin if the db is new. True if created."""
     if get_org(conn) is not None:
         return False
@@ -223,7 +221,7 @@ def admin_for_keys(conn: sqlite3.Connection, admin_email: str) -> sqlite3.Row:
     if row is None:
         row = conn.execute("SELECT * FROM users WHERE role = 'admin' ORDER BY seq LIMIT 1").fetchone()
     if row is None:
-        raise SandboxError(f"no admin user in the sandbox db; add one with a new --db")
+        raise SandboxError("no admin user in the sandbox db; add one with a new --db")
     return row
 
 

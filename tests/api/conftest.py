@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
-
 from api_test_server import ScriptedServer
 
 

@@ -40,12 +40,19 @@ def test_read_apply_read(tmp_path: Path) -> None:
                 Change(Action.UPDATE, U, "dave@example.com", dave, User("dave@example.com", "admin")),
                 Change(Action.CREATE, W, "app-staging", None, Workspace("app-staging")),
                 Change(
-                    Action.CREATE, M, "app-staging/carol@example.com", None,
+                    Action.CREATE,
+                    M,
+                    "app-staging/carol@example.com",
+                    None,
                     Membership("app-staging", "carol@example.com"),
                 ),
                 Change(
-                    Action.DELETE, M, "app-production/bob@example.com",
-                    current.memberships[("app-production", "bob@example.com")], None, cascade=True,
+                    Action.DELETE,
+                    M,
+                    "app-production/bob@example.com",
+                    current.memberships[("app-production", "bob@example.com")],
+                    None,
+                    cascade=True,
                 ),
                 Change(Action.DELETE, U, "bob@example.com", bob, None),
             )

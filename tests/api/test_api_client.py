@@ -7,6 +7,7 @@ import logging
 import pytest
 import requests
 import responses
+from api_test_server import Reply, ScriptedServer
 
 from provisioner.api.client import ApiClient
 from provisioner.errors import (
@@ -19,8 +20,6 @@ from provisioner.errors import (
     RateLimitedError,
     TransportError,
 )
-
-from api_test_server import Reply, ScriptedServer
 
 BASE = "https://api.example.invalid/api/v1"
 TOKEN = "tok-SENTINEL-5f1e0c"
@@ -97,9 +96,7 @@ def test_dropped_connection_is_retried_for_post_with_the_same_idempotency_key(
     assert server.seen[0].body == server.seen[1].body
 
 
-def test_read_timeouts_are_retried_then_transport_error(
-    server: ScriptedServer, sleeps: list[float]
-) -> None:
+def test_read_timeouts_are_retried_then_transport_error(server: ScriptedServer, sleeps: list[float]) -> None:
     server.script = [Reply(hang=True) for _ in range(3)]
     with pytest.raises(TransportError) as err:
         fast_client(server.base_url, read_timeout=0.2, max_retries=2).get("/me/")
@@ -156,7 +153,9 @@ def test_plain_http_to_remote_host_is_refused() -> None:
     assert "refusing to send the API key to http://example.com/api/v1: it uses plain http" in str(err.value)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/api/v1", "http://localhost/api/v1", "http://[::1]:9/api/v1"])
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8080/api/v1", "http://localhost/api/v1", "http://[::1]:9/api/v1"]
+)
 def test_plain_http_to_loopback_is_allowed(url: str) -> None:
     assert ApiClient(url, TOKEN).base_url == url
 
@@ -188,7 +187,11 @@ def test_pagination_follows_next() -> None:
         rsps.get(
             f"{BASE}/users/",
             match=[responses.matchers.query_param_matcher({"page_size": "100"})],
-            json={"next": f"{BASE}/users/?cursor=c2&page_size=100", "previous": None, "results": [{"id": "1"}]},
+            json={
+                "next": f"{BASE}/users/?cursor=c2&page_size=100",
+                "previous": None,
+                "results": [{"id": "1"}],
+            },
         )
         rsps.get(
             f"{BASE}/users/",

@@ -137,7 +137,9 @@ def test_read_identity() -> None:
     with responses.RequestsMock() as rsps:
         rsps.get(f"{BASE}/me/", json=ME, headers={"ETag": '"x"'})
         identity = read_identity(client())
-    assert identity == Identity("u1", "admin@example.com", "admin", Organization("o1", "Acme", "us-east-1", 7))
+    assert identity == Identity(
+        "u1", "admin@example.com", "admin", Organization("o1", "Acme", "us-east-1", 7)
+    )
 
 
 def test_read_state_and_identity() -> None:

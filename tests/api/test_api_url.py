@@ -54,10 +54,16 @@ def test_urls_the_key_must_not_follow_are_refused(url: str, why: str) -> None:
 @pytest.mark.parametrize(
     ("url", "origin", "base"),
     [
-        ("https://us-east-1.recall.ai/api/v1", ("https", "us-east-1.recall.ai", 443),
-         "https://us-east-1.recall.ai/api/v1"),
-        ("HTTPS://US-EAST-1.Recall.AI:443/api/v1/", ("https", "us-east-1.recall.ai", 443),
-         "https://us-east-1.recall.ai/api/v1"),
+        (
+            "https://us-east-1.recall.ai/api/v1",
+            ("https", "us-east-1.recall.ai", 443),
+            "https://us-east-1.recall.ai/api/v1",
+        ),
+        (
+            "HTTPS://US-EAST-1.Recall.AI:443/api/v1/",
+            ("https", "us-east-1.recall.ai", 443),
+            "https://us-east-1.recall.ai/api/v1",
+        ),
         ("http://127.0.0.1:8765/api/v1", ("http", "127.0.0.1", 8765), "http://127.0.0.1:8765/api/v1"),
         ("http://[::1]:9/api/v1", ("http", "::1", 9), "http://[::1]:9/api/v1"),
         ("http://localhost/", ("http", "localhost", 80), "http://localhost"),
@@ -72,15 +78,20 @@ def test_accepted_urls_are_read_as_urllib3_connects(url: str, origin: tuple, bas
 def test_the_four_regional_endpoints_and_nothing_else_are_regional() -> None:
     for region in ("us-east-1", "us-west-2", "eu-central-1", "ap-northeast-1"):
         assert is_regional(parse_api_url(f"https://{region}.recall.ai/api/v1/"))
-    for url in ("https://us-east-1.recall.ai/api/v2", "https://us-east-1.recall.ai:8443/api/v1",
-                "https://us-east-1.recall.ai.evil.invalid/api/v1", "https://recall.ai/api/v1"):
+    for url in (
+        "https://us-east-1.recall.ai/api/v2",
+        "https://us-east-1.recall.ai:8443/api/v1",
+        "https://us-east-1.recall.ai.evil.invalid/api/v1",
+        "https://recall.ai/api/v1",
+    ):
         assert not is_regional(parse_api_url(url)), url
 
 
 def test_the_plan_note_flags_an_endpoint_that_is_not_the_regions() -> None:
     assert endpoint_note("https://us-east-1.recall.ai/api/v1", "us-east-1") == ""
     assert endpoint_note("https://eu-central-1.recall.ai/api/v1", "us-east-1") == (
-        "not the region's endpoint us-east-1: https://us-east-1.recall.ai/api/v1")
+        "not the region's endpoint us-east-1: https://us-east-1.recall.ai/api/v1"
+    )
     assert endpoint_note("http://127.0.0.1:9/api/v1", "") == "not a regional endpoint"
     assert endpoint_note("http://127.0.0.1:9/api/v1", "evil\x1b[2K") == "not a regional endpoint"
     assert endpoint_note("", "us-east-1") == ""
@@ -99,13 +110,16 @@ def test_a_config_api_url_needs_the_operators_allowance_unless_regional_or_loopb
     assert "collector" not in problem  # the location points at it; the text is never echoed
 
     exact = OperatorAllowances.from_environ(
-        {"PROVISIONER_ALLOWED_API_URLS": " https://staging.example.invalid/api/v1/ , "})
+        {"PROVISIONER_ALLOWED_API_URLS": " https://staging.example.invalid/api/v1/ , "}
+    )
     assert exact.api_url_problem("https://staging.example.invalid/api/v1") is None
     assert exact.api_url_problem("https://STAGING.example.invalid:443/api/v1/") is None
     assert exact.api_url_problem("https://staging.example.invalid/other") is not None
     assert exact.api_url_problem("https://staging.example.invalid:8443/api/v1") is not None
 
-    origin = OperatorAllowances.from_environ({"PROVISIONER_ALLOWED_API_URLS": "https://staging.example.invalid"})
+    origin = OperatorAllowances.from_environ(
+        {"PROVISIONER_ALLOWED_API_URLS": "https://staging.example.invalid"}
+    )
     assert origin.api_url_problem("https://staging.example.invalid/any/path") is None
     assert origin.api_url_problem("https://other.example.invalid/any/path") is not None
 
@@ -117,18 +131,33 @@ def test_a_config_api_url_needs_the_operators_allowance_unless_regional_or_loopb
 
 
 def test_a_bad_allowance_entry_is_an_error_naming_the_variable() -> None:
-    with pytest.raises(EndpointError, match="entry 2 of the environment variable PROVISIONER_ALLOWED_API_URLS"):
-        OperatorAllowances.from_environ({"PROVISIONER_ALLOWED_API_URLS": "https://a.invalid,http://b.invalid"})
+    with pytest.raises(
+        EndpointError, match="entry 2 of the environment variable PROVISIONER_ALLOWED_API_URLS"
+    ):
+        OperatorAllowances.from_environ(
+            {"PROVISIONER_ALLOWED_API_URLS": "https://a.invalid,http://b.invalid"}
+        )
 
 
-@pytest.mark.parametrize("name", ["RECALL_API_KEY", "ACME_RECALL_API_KEY", "PROVISIONER_TEST_KEY", "RECALL",
-                                  "EU_RECALL_KEY_2"])
+@pytest.mark.parametrize(
+    "name", ["RECALL_API_KEY", "ACME_RECALL_API_KEY", "PROVISIONER_TEST_KEY", "RECALL", "EU_RECALL_KEY_2"]
+)
 def test_token_env_names_with_recall_or_provisioner_as_a_word_are_allowed(name: str) -> None:
     assert OperatorAllowances().token_env_problem(name) is None
 
 
-@pytest.mark.parametrize("name", ["GITHUB_TOKEN", "AWS_SECRET_ACCESS_KEY", "NPM_TOKEN", "RECALLED_KEY",
-                                  "recall_api_key", "MYRECALL_KEY", "K"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "GITHUB_TOKEN",
+        "AWS_SECRET_ACCESS_KEY",
+        "NPM_TOKEN",
+        "RECALLED_KEY",
+        "recall_api_key",
+        "MYRECALL_KEY",
+        "K",
+    ],
+)
 def test_other_token_env_names_need_the_operators_allowance(name: str) -> None:
     problem = OperatorAllowances().token_env_problem(name)
     assert problem and f"PROVISIONER_ALLOWED_TOKEN_ENVS={name}" in problem
@@ -161,10 +190,16 @@ def test_next_links_are_read_by_the_same_parser(next_url: str, why: str) -> None
 
 def test_a_relative_next_link_on_the_same_origin_is_followed() -> None:
     with responses.RequestsMock() as rsps:
-        rsps.get(f"{BASE}/users/", match=[responses.matchers.query_param_matcher({"page_size": "100"})],
-                 json={"next": "/api/v1/users/?cursor=2", "results": [{"id": "1"}]})
-        rsps.get(f"{BASE}/users/", match=[responses.matchers.query_param_matcher({"cursor": "2"})],
-                 json={"next": None, "results": [{"id": "2"}]})
+        rsps.get(
+            f"{BASE}/users/",
+            match=[responses.matchers.query_param_matcher({"page_size": "100"})],
+            json={"next": "/api/v1/users/?cursor=2", "results": [{"id": "1"}]},
+        )
+        rsps.get(
+            f"{BASE}/users/",
+            match=[responses.matchers.query_param_matcher({"cursor": "2"})],
+            json={"next": None, "results": [{"id": "2"}]},
+        )
         assert ApiClient(BASE, KEY).list_all("/users/") == [{"id": "1"}, {"id": "2"}]
 
 
@@ -200,9 +235,13 @@ def test_redaction_runs_before_the_excerpt_is_cut() -> None:
 
 @pytest.mark.parametrize(
     ("key", "what"),
-    [(KEY[:20] + "\n" + KEY[20:], "control character"), (KEY[:20] + "€" + KEY[20:], "non-ASCII"),
-     (KEY[:20] + " " + KEY[20:], "a space"), (KEY[:20] + "\x7f" + KEY[20:], "control character"),
-     (KEY[:20] + "é" + KEY[20:], "non-ASCII")],
+    [
+        (KEY[:20] + "\n" + KEY[20:], "control character"),
+        (KEY[:20] + "€" + KEY[20:], "non-ASCII"),
+        (KEY[:20] + " " + KEY[20:], "a space"),
+        (KEY[:20] + "\x7f" + KEY[20:], "control character"),
+        (KEY[:20] + "é" + KEY[20:], "non-ASCII"),
+    ],
 )
 def test_a_key_a_header_cannot_carry_is_refused_without_being_shown(key: str, what: str) -> None:
     problem = token_problem(key)

@@ -62,7 +62,9 @@ def register_happy(rsps: responses.RequestsMock) -> None:
     rsps.post(f"{BASE}/users/", status=201, json=user_json("u3", "carol@x.io", "developer"))
     rsps.patch(f"{BASE}/users/u4/", json=user_json("u4", "dave@x.io", "admin"))
     rsps.post(f"{BASE}/workspaces/", status=201, json={"id": "w2", "name": "app-staging", "etag": '"x"'})
-    rsps.post(f"{BASE}/workspace_memberships/", status=201, json={"id": "m9", "workspace_id": "w2", "user_id": "u3"})
+    rsps.post(
+        f"{BASE}/workspace_memberships/", status=201, json={"id": "m9", "workspace_id": "w2", "user_id": "u3"}
+    )
     rsps.delete(f"{BASE}/workspace_memberships/m2/", status=204)
     rsps.patch(f"{BASE}/users/u1/", json=user_json("u1", "alice@x.io", "developer"))
     rsps.delete(f"{BASE}/users/u2/", status=204)
@@ -105,7 +107,10 @@ def test_a_clean_apply_makes_one_request_per_change_in_phase_order(parallelism: 
     assert by_path[("DELETE", "/api/v1/users/u2/")].headers["If-Match"] == '"e2"'
     assert by_path[("DELETE", "/api/v1/workspace_memberships/m2/")].headers["If-Match"] == '"m2"'
     assert by_path[("POST", "/api/v1/users/")].headers["Idempotency-Key"] == idempotency_key(plan, INVITE)
-    assert json.loads(by_path[("POST", "/api/v1/users/")].body) == {"email": "carol@x.io", "role": "developer"}
+    assert json.loads(by_path[("POST", "/api/v1/users/")].body) == {
+        "email": "carol@x.io",
+        "role": "developer",
+    }
     assert render_report(report) == "Applied 8, failed 0, skipped 0."
 
 
@@ -132,7 +137,9 @@ def test_a_failed_workspace_create_skips_its_grants() -> None:
     plan = make_plan(INVITE, CREATE_WS, GRANT)
     with responses.RequestsMock() as rsps:
         rsps.post(f"{BASE}/users/", status=201, json=user_json("u3", "carol@x.io", "developer"))
-        rsps.post(f"{BASE}/workspaces/", status=400, json={"detail": "Limit.", "code": "workspace_limit_reached"})
+        rsps.post(
+            f"{BASE}/workspaces/", status=400, json={"detail": "Limit.", "code": "workspace_limit_reached"}
+        )
         report = apply_plan(plan, client(), current=CURRENT)
     assert [r.change for r in report.skipped] == [GRANT]
     assert "workspace_limit_reached" in (report.failed[0].message or "")
@@ -187,12 +194,18 @@ def test_conflicts_and_missing_objects_are_tolerated() -> None:
     with responses.RequestsMock() as rsps:
         rsps.post(f"{BASE}/users/", status=409, json={"detail": "exists", "code": "already_exists"})
         # 409 on an invite: one listing finds the id that the grant needs
-        rsps.get(f"{BASE}/users/", json={"next": None, "results": [user_json("u3", "carol@x.io", "developer")]})
-        rsps.post(f"{BASE}/workspace_memberships/", status=409, json={"detail": "exists", "code": "already_exists"})
+        rsps.get(
+            f"{BASE}/users/", json={"next": None, "results": [user_json("u3", "carol@x.io", "developer")]}
+        )
+        rsps.post(
+            f"{BASE}/workspace_memberships/", status=409, json={"detail": "exists", "code": "already_exists"}
+        )
         rsps.delete(f"{BASE}/workspace_memberships/m2/", status=404, json={"detail": "Not found."})
         rsps.delete(f"{BASE}/users/u2/", status=404, json={"detail": "Not found."})
         grant_prod = Membership("app-production", "carol@x.io")
-        plan = make_plan(INVITE, REVOKE, REMOVE, CASCADE, Change(C, M, "app-production/carol@x.io", None, grant_prod))
+        plan = make_plan(
+            INVITE, REVOKE, REMOVE, CASCADE, Change(C, M, "app-production/carol@x.io", None, grant_prod)
+        )
         report = apply_plan(plan, client(), current=CURRENT)
         grant = next(c for c in rsps.calls if c.request.path_url == "/api/v1/workspace_memberships/")
         assert json.loads(grant.request.body) == {"workspace_id": "w1", "user_id": "u3"}

@@ -26,8 +26,13 @@ class StoppingClient:
         self.posts.append(body)
         if len(self.posts) == self.stop_at:
             self.stop.request("SIGINT")
-        return {"id": f"id-{len(self.posts)}", "email": body.get("email", ""), "role": body.get("role", "developer"),
-                "status": "invited", "etag": "e"}
+        return {
+            "id": f"id-{len(self.posts)}",
+            "email": body.get("email", ""),
+            "role": body.get("role", "developer"),
+            "status": "invited",
+            "etag": "e",
+        }
 
 
 def _plan(n: int) -> tuple[Plan, State]:

@@ -66,7 +66,7 @@ workspaces:
         + "workspaces:\n  - name: w\n    members:\n"
         + "      - {user: bob@acme.com, expires: 2026-13-01}\n"
         + "      - {user: bob@acme.com, expires: 2026-01-01T10:00:00}\n"
-        + "      - {user: \"@ghosts\"}\n",
+        + '      - {user: "@ghosts"}\n',
         [
             (9, 39, "not a valid date"),
             (10, 39, "no time zone"),

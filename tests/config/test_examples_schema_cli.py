@@ -14,8 +14,11 @@ from provisioner.config import load_config
 from provisioner.config.schema import config_schema
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = [ROOT / "examples" / "quickstart.yaml", ROOT / "examples" / "acme.yaml",
-            ROOT / "examples" / "multi-file"]
+EXAMPLES = [
+    ROOT / "examples" / "quickstart.yaml",
+    ROOT / "examples" / "acme.yaml",
+    ROOT / "examples" / "multi-file",
+]
 BAD = ROOT / "tests" / "data" / "bad" / "role-Admin.yaml"
 
 
@@ -78,11 +81,15 @@ def test_validate_json() -> None:
     assert bad.exit_code == 1
     report = json.loads(bad.stdout)
     assert report["valid"] is False
-    assert report["errors"] == [{
-        "file": str(BAD), "line": 7, "column": 35, "path": "users[2].role",
-        "message": "`Admin` is not a valid role; use one of: admin, developer; "
-                   "did you mean `admin`?",
-    }]
+    assert report["errors"] == [
+        {
+            "file": str(BAD),
+            "line": 7,
+            "column": 35,
+            "path": "users[2].role",
+            "message": "`Admin` is not a valid role; use one of: admin, developer; did you mean `admin`?",
+        }
+    ]
     ok = runner.invoke(cli, ["validate", "-c", str(EXAMPLES[0]), "--format", "json"])
     assert ok.exit_code == 0
     assert json.loads(ok.stdout) == {"valid": True, "errors": []}

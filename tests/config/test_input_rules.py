@@ -16,8 +16,8 @@ from provisioner.config import load_config
 from provisioner.config.issues import Issues
 from provisioner.config.suggest import closest
 from provisioner.config.text import char_problem, email_problem, excerpt
-from provisioner.model import identity_key
 from provisioner.errors import ConfigError
+from provisioner.model import identity_key
 
 # (value, words the problem must contain; None = accepted)
 EMAILS: list[tuple[str, tuple[str, ...] | None]] = [
@@ -91,8 +91,7 @@ SUGGESTIONS = [
 
 
 @pytest.mark.parametrize("given,options,expected", SUGGESTIONS, ids=[s[0] for s in SUGGESTIONS])
-def test_suggestions_only_for_plausible_typos(given: str, options: list[str],
-                                              expected: str | None) -> None:
+def test_suggestions_only_for_plausible_typos(given: str, options: list[str], expected: str | None) -> None:
     assert closest(given, options) == expected
 
 
@@ -145,18 +144,24 @@ def test_identities_are_keyed_by_nfc_casefold_everywhere(tmp_path: Path) -> None
 
 
 def test_an_invalid_expiry_grants_nothing_and_the_user_is_still_checked(tmp_path: Path) -> None:
-    errors = _load_error(tmp_path, "version: 1\norganization: {region: us-east-1}\nusers:\n"
-                         "  - {email: a@x.io, role: admin}\nworkspaces:\n  - name: w\n"
-                         "    members:\n      - {user: ghost@x.io, expires: nope}\n")
+    errors = _load_error(
+        tmp_path,
+        "version: 1\norganization: {region: us-east-1}\nusers:\n"
+        "  - {email: a@x.io, role: admin}\nworkspaces:\n  - name: w\n"
+        "    members:\n      - {user: ghost@x.io, expires: nope}\n",
+    )
     assert any("`ghost@x.io` is not a declared user" in e for e in errors), errors
     assert any("`nope` is not a valid date" in e for e in errors), errors
 
 
 def test_members_of_an_undeclared_environment_are_checked(tmp_path: Path) -> None:
-    errors = _load_error(tmp_path, "version: 1\norganization: {region: us-east-1}\nusers:\n"
-                         "  - {email: a@x.io, role: admin}\nenvironments: {production: {}}\n"
-                         "workspaces:\n  - name: w\n    environments: [development]\n"
-                         "    members:\n      development: [ghost@x.com, '@nogroup']\n")
+    errors = _load_error(
+        tmp_path,
+        "version: 1\norganization: {region: us-east-1}\nusers:\n"
+        "  - {email: a@x.io, role: admin}\nenvironments: {production: {}}\n"
+        "workspaces:\n  - name: w\n    environments: [development]\n"
+        "    members:\n      development: [ghost@x.com, '@nogroup']\n",
+    )
     assert len(errors) == 3, errors
     assert "unknown environment `development`" in errors[0]
     assert "`ghost@x.com` is not a declared user" in errors[1]

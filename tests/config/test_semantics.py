@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -35,7 +35,10 @@ def load(tmp_path: Path, text: str):
 
 
 def test_instances_and_union_of_environment_and_own_members(tmp_path: Path) -> None:
-    config = load(tmp_path, ORG + """\
+    config = load(
+        tmp_path,
+        ORG
+        + """\
 workspace_name_format: "{environment}.{workspace}"
 workspaces:
   - name: app
@@ -44,7 +47,8 @@ workspaces:
       prod: [carol@acme.com]
   - name: sandbox
     members: ["@eng"]
-""")
+""",
+    )
     state = config.desired
     assert list(state.workspaces.values()) == [
         Workspace(name="dev.app", environment="dev"),
@@ -67,26 +71,33 @@ workspaces:
 @pytest.mark.parametrize(
     "written,expected",
     [
-        ("2026-12-31", datetime(2027, 1, 1, tzinfo=timezone.utc)),  # lasts through the day
-        ('"2026-02-28"', datetime(2026, 3, 1, tzinfo=timezone.utc)),
-        ("2026-06-01T12:00:00+02:00", datetime(2026, 6, 1, 10, tzinfo=timezone.utc)),
-        ('"2026-06-01T12:00:00Z"', datetime(2026, 6, 1, 12, tzinfo=timezone.utc)),
-        ("2020-01-01", datetime(2020, 1, 2, tzinfo=timezone.utc)),  # expired grants are kept
+        ("2026-12-31", datetime(2027, 1, 1, tzinfo=UTC)),  # lasts through the day
+        ('"2026-02-28"', datetime(2026, 3, 1, tzinfo=UTC)),
+        ("2026-06-01T12:00:00+02:00", datetime(2026, 6, 1, 10, tzinfo=UTC)),
+        ('"2026-06-01T12:00:00Z"', datetime(2026, 6, 1, 12, tzinfo=UTC)),
+        ("2020-01-01", datetime(2020, 1, 2, tzinfo=UTC)),  # expired grants are kept
     ],
 )
 def test_expiry_parsing(tmp_path: Path, written: str, expected: datetime) -> None:
-    config = load(tmp_path, ORG + f"""\
+    config = load(
+        tmp_path,
+        ORG
+        + f"""\
 workspaces:
   - name: w
     members: [{{user: carol@acme.com, expires: {written}, reason: why}}]
-""")
+""",
+    )
     grant = config.desired.memberships[("w", "carol@acme.com")]
     assert grant == Membership(workspace="w", user="carol@acme.com", expires=expected, reason="why")
-    assert grant.expires.tzinfo is timezone.utc
+    assert grant.expires.tzinfo is UTC
 
 
 def test_longest_grant_wins(tmp_path: Path) -> None:
-    config = load(tmp_path, ORG + """\
+    config = load(
+        tmp_path,
+        ORG
+        + """\
 workspaces:
   - name: a
     members:
@@ -101,23 +112,28 @@ workspaces:
     environments: [prod]
     members:
       prod: [{user: alice@acme.com, expires: 2026-01-01, reason: "env grant is forever"}]
-""")
+""",
+    )
     grants = config.desired.memberships
     assert grants[("a", "carol@acme.com")].reason == "long"
-    assert grants[("a", "carol@acme.com")].expires == datetime(2026, 6, 2, tzinfo=timezone.utc)
+    assert grants[("a", "carol@acme.com")].expires == datetime(2026, 6, 2, tzinfo=UTC)
     assert grants[("b", "carol@acme.com")].expires is None
     assert grants[("b", "carol@acme.com")].reason is None
     assert grants[("c-prod", "alice@acme.com")].expires is None
 
 
 def test_policy_and_organization(tmp_path: Path) -> None:
-    config = load(tmp_path, ORG.replace("{region: us-east-1}", "{region: eu-central-1, name: acme, token_env: RECALL_K}") + """\
+    config = load(
+        tmp_path,
+        ORG.replace("{region: us-east-1}", "{region: eu-central-1, name: acme, token_env: RECALL_K}")
+        + """\
 policy:
   min_admins: 2
   max_removals: 7
   protected_users: [BOB@acme.com]
   ignore: {users: ["*@Contractor.example"], workspaces: ["legacy-*"]}
-""")
+""",
+    )
     assert config.policy.min_admins == 2
     assert config.policy.max_removals == RemovalLimit(count=7, percent=None)
     assert config.policy.protected_users == frozenset({"bob@acme.com"})
@@ -138,12 +154,13 @@ def test_single_file_digest_and_sources(tmp_path: Path) -> None:
 
 def test_directory_merges_in_sorted_order(tmp_path: Path) -> None:
     (tmp_path / "b-users.yaml").write_text(
-        "version: 1\nusers:\n  - {email: bob@acme.com, role: developer}\n"
-        "policy: {ignore: {users: [\"x*\"]}}\n")
+        'version: 1\nusers:\n  - {email: bob@acme.com, role: developer}\npolicy: {ignore: {users: ["x*"]}}\n'
+    )
     (tmp_path / "a-org.yaml").write_text(
         "version: 1\norganization: {region: us-east-1}\n"
         "users:\n  - {email: alice@acme.com, role: admin}\n"
-        "policy: {min_admins: 1, ignore: {users: [\"y*\"]}}\n")
+        'policy: {min_admins: 1, ignore: {users: ["y*"]}}\n'
+    )
     (tmp_path / "c-ws.yml").write_text("version: 1\nworkspaces:\n  - {name: w, members: [bob@acme.com]}\n")
     (tmp_path / "notes.txt").write_text("not a config")
     sub = tmp_path / "sub"
@@ -163,15 +180,16 @@ def test_directory_merges_in_sorted_order(tmp_path: Path) -> None:
 def test_directory_duplicates_name_both_files(tmp_path: Path) -> None:
     (tmp_path / "one.yaml").write_text(
         "version: 1\norganization: {region: us-east-1}\n"
-        "users:\n  - {email: alice@acme.com, role: admin}\ngroups:\n  eng: [alice@acme.com]\n")
+        "users:\n  - {email: alice@acme.com, role: admin}\ngroups:\n  eng: [alice@acme.com]\n"
+    )
     (tmp_path / "two.yaml").write_text(
         "version: 1\norganization:\n  region: us-west-2\n"
-        "users:\n  - {email: ALICE@acme.com, role: admin}\ngroups:\n  eng: []\n")
+        "users:\n  - {email: ALICE@acme.com, role: admin}\ngroups:\n  eng: []\n"
+    )
     with pytest.raises(ConfigError) as caught:
         load_config(tmp_path)
     one, two = str(tmp_path / "one.yaml"), str(tmp_path / "two.yaml")
-    issues = {(i.location.file, i.location.line, i.location.column): i.message
-              for i in caught.value.issues}
+    issues = {(i.location.file, i.location.line, i.location.column): i.message for i in caught.value.issues}
     assert f"{one}:2:16" in issues[(two, 3, 3)]  # organization.region
     assert "user `alice@acme.com` is already defined at " + f"{one}:4:13" in issues[(two, 5, 13)]
     assert f"group `eng` is already defined at {one}:6:3" in issues[(two, 7, 3)]

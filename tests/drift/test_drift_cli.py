@@ -41,7 +41,9 @@ def ok(result) -> None:  # noqa: ANN001
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_an_apply_logged_elsewhere_leaves_no_drift_once_plan_is_clean(sandbox, cli: Cli, tmp_path: Path) -> None:  # noqa: ANN001
+def test_an_apply_logged_elsewhere_leaves_no_drift_once_plan_is_clean(
+    sandbox, cli: Cli, tmp_path: Path
+) -> None:  # noqa: ANN001
     """The reproduction: the last apply wrote its record to stdout, not to the log drift reads."""
     log = str(tmp_path / "audit.jsonl")
     ok(cli("apply", "-c", write(tmp_path, sandbox, BODY), "--auto-approve", "--audit-log", log))
@@ -56,10 +58,15 @@ def test_an_apply_logged_elsewhere_leaves_no_drift_once_plan_is_clean(sandbox, c
         drift = cli("drift", "-c", edited, "--audit-log", log, "--format", fmt)
         assert drift.returncode == 0, (fmt, drift.stdout, drift.stderr)
         assert "carol@acme.com" not in drift.stdout, (fmt, drift.stdout)
-    assert json.loads(cli("drift", "-c", edited, "--audit-log", log, "--format", "json").stdout)["drifted"] is False
+    assert (
+        json.loads(cli("drift", "-c", edited, "--audit-log", log, "--format", "json").stdout)["drifted"]
+        is False
+    )
 
 
-def test_an_object_is_never_both_out_of_band_and_unapplied(sandbox, cli: Cli, api: Api, tmp_path: Path) -> None:  # noqa: ANN001
+def test_an_object_is_never_both_out_of_band_and_unapplied(
+    sandbox, cli: Cli, api: Api, tmp_path: Path
+) -> None:  # noqa: ANN001
     log = str(tmp_path / "audit.jsonl")
     ok(cli("apply", "-c", write(tmp_path, sandbox, BODY), "--auto-approve", "--audit-log", log))
     edited = write(tmp_path, sandbox, WITH_CAROL, "edited.yaml")
@@ -83,15 +90,24 @@ def _drifted_org(sandbox, cli: Cli, api: Api, tmp_path: Path) -> tuple[str, str]
     status, mallory, _ = api.request("POST", "/users/", {"email": "mallory@evil.example", "role": "admin"})
     assert status == 201, mallory
     spaces = api.workspaces()
-    status, body, _ = api.request("POST", "/workspace_memberships/", {
-        "workspace_id": spaces["notetaker-production"]["id"], "user_id": mallory["id"]})
+    status, body, _ = api.request(
+        "POST",
+        "/workspace_memberships/",
+        {"workspace_id": spaces["notetaker-production"]["id"], "user_id": mallory["id"]},
+    )
     assert status == 201, body
-    status, body, _ = api.request("POST", "/workspace_memberships/", {
-        "workspace_id": spaces["notetaker-development"]["id"], "user_id": mallory["id"]})
+    status, body, _ = api.request(
+        "POST",
+        "/workspace_memberships/",
+        {"workspace_id": spaces["notetaker-development"]["id"], "user_id": mallory["id"]},
+    )
     assert status == 201, body
-    alice_dev = [m for m in api.list("/workspace_memberships/")
-                 if m["workspace_id"] == spaces["notetaker-development"]["id"]
-                 and m["user_id"] == api.users()["alice@acme.com"]["id"]]
+    alice_dev = [
+        m
+        for m in api.list("/workspace_memberships/")
+        if m["workspace_id"] == spaces["notetaker-development"]["id"]
+        and m["user_id"] == api.users()["alice@acme.com"]["id"]
+    ]
     status, _, _ = api.request("DELETE", f"/workspace_memberships/{alice_dev[0]['id']}/")
     assert status == 204
     # Not applied yet: carol joins the config (a user and her development access).
@@ -120,20 +136,33 @@ class _Text(HTMLParser):
             self.items[-1] += data
 
 
-def test_text_json_and_markdown_carry_the_same_items_and_counts(sandbox, cli: Cli, api: Api, tmp_path: Path) -> None:  # noqa: ANN001
+def test_text_json_and_markdown_carry_the_same_items_and_counts(
+    sandbox, cli: Cli, api: Api, tmp_path: Path
+) -> None:  # noqa: ANN001
     config, log = _drifted_org(sandbox, cli, api, tmp_path)
-    runs = {fmt: cli("drift", "-c", config, "--audit-log", log, "--format", fmt)
-            for fmt in ("text", "json", "markdown")}
+    runs = {
+        fmt: cli("drift", "-c", config, "--audit-log", log, "--format", fmt)
+        for fmt in ("text", "json", "markdown")
+    }
     for fmt, run in runs.items():
         assert run.returncode == 2, (fmt, run.stdout, run.stderr)
 
     doc = json.loads(runs["json"].stdout)
     oob = [i["description"] for i in doc["out_of_band"]]
     unapplied = [i["description"] for i in doc["unapplied"]]
-    assert doc["counts"] == {"out_of_band": len(oob), "unapplied": len(unapplied), "total": len(oob) + len(unapplied)}
+    assert doc["counts"] == {
+        "out_of_band": len(oob),
+        "unapplied": len(unapplied),
+        "total": len(oob) + len(unapplied),
+    }
     assert sorted(i["key"] for i in doc["out_of_band"]) == [
-        "mallory@evil.example", "notetaker-development/alice@acme.com"]
-    assert sorted(i["key"] for i in doc["unapplied"]) == ["carol@acme.com", "notetaker-development/carol@acme.com"]
+        "mallory@evil.example",
+        "notetaker-development/alice@acme.com",
+    ]
+    assert sorted(i["key"] for i in doc["unapplied"]) == [
+        "carol@acme.com",
+        "notetaker-development/carol@acme.com",
+    ]
 
     text = runs["text"].stdout
     assert f"Out-of-band changes since the last apply ({len(oob)}):" in text
@@ -150,7 +179,9 @@ def test_text_json_and_markdown_carry_the_same_items_and_counts(sandbox, cli: Cl
     assert f"Config not applied yet ({len(unapplied)})" in html
 
 
-def test_an_out_of_band_user_shows_role_and_reach_with_production_marked(sandbox, cli: Cli, api: Api, tmp_path: Path) -> None:  # noqa: ANN001
+def test_an_out_of_band_user_shows_role_and_reach_with_production_marked(
+    sandbox, cli: Cli, api: Api, tmp_path: Path
+) -> None:  # noqa: ANN001
     config, log = _drifted_org(sandbox, cli, api, tmp_path)
     text = cli("drift", "-c", config, "--audit-log", log).stdout
     line = next(line for line in text.splitlines() if "mallory@evil.example" in line)
@@ -161,8 +192,10 @@ def test_an_out_of_band_user_shows_role_and_reach_with_production_marked(sandbox
     doc = json.loads(cli("drift", "-c", config, "--audit-log", log, "--format", "json").stdout)
     mallory = next(i for i in doc["out_of_band"] if i["key"] == "mallory@evil.example")
     assert mallory["server_role"] == "admin"
-    assert mallory["workspaces"] == [{"name": "notetaker-production", "production": True},
-                                     {"name": "notetaker-development", "production": False}]
+    assert mallory["workspaces"] == [
+        {"name": "notetaker-production", "production": True},
+        {"name": "notetaker-development", "production": False},
+    ]
 
 
 def test_without_an_audit_log_every_difference_is_drift(sandbox, cli: Cli, api: Api, tmp_path: Path) -> None:  # noqa: ANN001
@@ -175,7 +208,9 @@ def test_without_an_audit_log_every_difference_is_drift(sandbox, cli: Cli, api: 
     assert "Differences (no audit log, so every difference counts as drift) (4):" in text
 
 
-def test_a_log_without_a_record_of_the_organization_says_so(sandbox, cli: Cli, api: Api, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_log_without_a_record_of_the_organization_says_so(
+    sandbox, cli: Cli, api: Api, tmp_path: Path
+) -> None:  # noqa: ANN001
     config, _ = _drifted_org(sandbox, cli, api, tmp_path)
     empty = tmp_path / "other.jsonl"
     empty.write_text("")

@@ -14,18 +14,27 @@ or with none. After every event:
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from provisioner.audit import compact_state, state_from_compact
 from provisioner.drift import Origin, detect_drift
-from provisioner.model import Config, Membership, OrganizationSettings, Policy, RemovalLimit, State, User, Workspace
+from provisioner.model import (
+    Config,
+    Membership,
+    OrganizationSettings,
+    Policy,
+    RemovalLimit,
+    State,
+    User,
+    Workspace,
+)
 from provisioner.plan.diff import diff
 from provisioner.plan.replay import replay
 
-NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
 EMAILS = ("ann@x.com", "bob@x.com", "cy@x.com", "dee@x.com")
 SPACES = {"app-production": "production", "app-development": "development", "legacy": None}
 POLICY = Policy(max_removals=RemovalLimit(percent=100))
@@ -36,9 +45,7 @@ def states(draw: st.DrawFn) -> State:
     """A consistent organization (or config): memberships only of present users and workspaces."""
     users = [User(e, draw(st.sampled_from(("admin", "developer")))) for e in EMAILS if draw(st.booleans())]
     spaces = [Workspace(n, environment=env) for n, env in SPACES.items() if draw(st.booleans())]
-    memberships = [
-        Membership(w.name, u.email) for w in spaces for u in users if draw(st.booleans())
-    ]
+    memberships = [Membership(w.name, u.email) for w in spaces for u in users if draw(st.booleans())]
     return State.build(users, spaces, memberships)
 
 

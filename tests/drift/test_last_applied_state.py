@@ -11,13 +11,23 @@ from provisioner.audit import AuditLogError, last_applied_state
 
 
 def _record(org: str, users: object) -> str:
-    return json.dumps({"organization": org, "left_behind": {"users": users, "workspaces": [], "memberships": {}}})
+    return json.dumps(
+        {"organization": org, "left_behind": {"users": users, "workspaces": [], "memberships": {}}}
+    )
 
 
 def test_the_latest_record_of_the_organization_wins(tmp_path: Path) -> None:
     log = tmp_path / "audit.jsonl"
-    log.write_text("\n".join([_record("acme", {"a@x.com": "admin"}), _record("globex", {"g@x.com": "admin"}),
-                              _record("acme", {"b@x.com": "developer"}), ""]))
+    log.write_text(
+        "\n".join(
+            [
+                _record("acme", {"a@x.com": "admin"}),
+                _record("globex", {"g@x.com": "admin"}),
+                _record("acme", {"b@x.com": "developer"}),
+                "",
+            ]
+        )
+    )
     state = last_applied_state(log, "acme")
     assert state is not None and set(state.users) == {"b@x.com"}
     assert last_applied_state(log, "initech") is None

@@ -24,15 +24,26 @@ class Cli:
     cwd: Path
     token: str
 
-    def __call__(self, *args: str, token: str | None = None, input: str | None = None,
-                 extra_env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    def __call__(
+        self,
+        *args: str,
+        token: str | None = None,
+        input: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PROVISIONER_", "RECALL_"))}
         env[TOKEN_ENV] = self.token if token is None else token
         env["NO_COLOR"] = "1"
         env.update(extra_env or {})
         return subprocess.run(
             [sys.executable, "-m", "provisioner", *args],
-            cwd=self.cwd, env=env, input=input, capture_output=True, text=True, timeout=timeout,
+            cwd=self.cwd,
+            env=env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
         )
 
 
@@ -51,8 +62,9 @@ class Api:
         self.base_url = base_url.rstrip("/")
         self.token = token
 
-    def request(self, method: str, path: str, body: dict | None = None,
-                headers: dict[str, str] | None = None) -> tuple[int, Any, dict]:
+    def request(
+        self, method: str, path: str, body: dict | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any, dict]:
         url = path if path.startswith("http") else f"{self.base_url}{path}"
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(url, data=data, method=method)

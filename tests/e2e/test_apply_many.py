@@ -14,7 +14,9 @@ ADMIN = "  - {email: admin@example.com, role: admin}\n"
 def test_one_refused_organization_means_none_is_changed(make_sandbox, tmp_path: Path) -> None:  # noqa: ANN001
     first, second = make_sandbox(), make_sandbox()
     a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
-    a.write_text(org_config(first.base_url, "users:\n" + ADMIN + "  - {email: x@acme.com, role: developer}\n"))
+    a.write_text(
+        org_config(first.base_url, "users:\n" + ADMIN + "  - {email: x@acme.com, role: developer}\n")
+    )
     # The second demotes the key's own (only) admin: a guard refuses it.
     b.write_text(org_config(second.base_url, "users:\n  - {email: admin@example.com, role: developer}\n"))
     cli = Cli(tmp_path, "unused")
@@ -39,7 +41,9 @@ def test_the_audit_record_names_the_commit_of_the_config_s_own_repo(sandbox, tmp
     repo = tmp_path / "access-repo"
     repo.mkdir()
     config = repo / "org.yaml"
-    config.write_text(org_config(sandbox.base_url, "users:\n" + ADMIN + "  - {email: y@acme.com, role: developer}\n"))
+    config.write_text(
+        org_config(sandbox.base_url, "users:\n" + ADMIN + "  - {email: y@acme.com, role: developer}\n")
+    )
     _git(repo, "init", "-q")
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "add", "org.yaml")
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", "access")
@@ -47,15 +51,18 @@ def test_the_audit_record_names_the_commit_of_the_config_s_own_repo(sandbox, tmp
     elsewhere = tmp_path / "elsewhere"  # the run's working folder is not the config's repo
     elsewhere.mkdir()
     audit = tmp_path / "audit.jsonl"
-    result = Cli(elsewhere, sandbox.token)("apply", "-c", str(config), "--auto-approve", "--audit-log", str(audit))
+    result = Cli(elsewhere, sandbox.token)(
+        "apply", "-c", str(config), "--auto-approve", "--audit-log", str(audit)
+    )
     assert result.returncode == 0, result.stderr
     assert json.loads(audit.read_text().splitlines()[-1])["git_commit"] == head
 
     loose = tmp_path / "loose"  # a config outside any repository: null, not the cwd's commit
     loose.mkdir()
     (loose / "org.yaml").write_text(config.read_text() + "  - {email: z@acme.com, role: developer}\n")
-    result = Cli(repo, sandbox.token)("apply", "-c", str(loose / "org.yaml"), "--auto-approve",
-                                      "--audit-log", str(audit))
+    result = Cli(repo, sandbox.token)(
+        "apply", "-c", str(loose / "org.yaml"), "--auto-approve", "--audit-log", str(audit)
+    )
     assert result.returncode == 0, result.stderr
     records = audit.read_text().splitlines()
     assert len(records) == 2

@@ -8,15 +8,15 @@ a traceback. The global options work after the command too.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from provisioner.plan.model import Plan
-from provisioner.plan.planfile import load_plan, save_plan
 from provisioner.errors import StalePlanError
 from provisioner.plan.digest import PlanTarget
+from provisioner.plan.model import Plan
+from provisioner.plan.planfile import load_plan, save_plan
 from provisioner.sandbox import start_sandbox
 from tests.e2e.conftest import Cli
 
@@ -45,7 +45,9 @@ def no_traceback(result) -> None:  # noqa: ANN001
 def test_a_missing_config_file_is_exit_1_with_the_same_message_everywhere(run: Cli, args: list[str]) -> None:
     result = run(*args)
     assert result.returncode == 1, (result.stdout, result.stderr)
-    assert "missing.yaml: no such file or directory; point -c at a config file" in result.stdout + result.stderr
+    assert (
+        "missing.yaml: no such file or directory; point -c at a config file" in result.stdout + result.stderr
+    )
     no_traceback(result)
 
 
@@ -59,7 +61,10 @@ def test_a_missing_config_file_is_exit_1_with_the_same_message_everywhere(run: C
         (["--bogus", "plan"], "No such option '--bogus'"),
         (["plan"], "Missing option '-c'"),
         (["plan", "-c", QUICKSTART, "--parallelism", "0"], "'--parallelism'"),
-        (["plan", "-c", QUICKSTART, "-c", QUICKSTART, "--out", "x.plan"], "--out saves one organization's plan"),
+        (
+            ["plan", "-c", QUICKSTART, "-c", QUICKSTART, "--out", "x.plan"],
+            "--out saves one organization's plan",
+        ),
         (["sandbox", "serve", "--db", "x.db", "--port", "-5"], "'--port'"),
         (["sandbox", "serve", "--db", "x.db", "--rate-limit", "nan"], "'nan' is not a finite number"),
     ],
@@ -100,7 +105,9 @@ def test_max_age_is_validated_without_a_traceback(run: Cli, value: str, words: s
         ("PROVISIONER_MAX_RETRIES", "99999999999999999999"),
     ],
 )
-def test_limits_from_the_environment_are_validated_without_a_traceback(run: Cli, tmp_path: Path, name: str, value: str) -> None:
+def test_limits_from_the_environment_are_validated_without_a_traceback(
+    run: Cli, tmp_path: Path, name: str, value: str
+) -> None:
     result = run("plan", "-c", QUICKSTART, "--sandbox", str(tmp_path / "s.db"), extra_env={name: value})
     assert result.returncode == 1, (result.stdout, result.stderr)
     assert f"the environment variable {name}={value!r} is not a" in result.stderr
@@ -109,9 +116,11 @@ def test_limits_from_the_environment_are_validated_without_a_traceback(run: Cli,
 
 
 def test_a_one_second_max_age_reads_in_seconds(tmp_path: Path) -> None:
-    made = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+    made = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
     path = tmp_path / "p.plan"
-    save_plan(Plan("acme", ()), path, target=PlanTarget("org-1", "acme", ""), tool_version="t", created_at=made)
+    save_plan(
+        Plan("acme", ()), path, target=PlanTarget("org-1", "acme", ""), tool_version="t", created_at=made
+    )
     with pytest.raises(StalePlanError) as caught:
         load_plan(path, tool_version="t", now=made + timedelta(seconds=5), max_age=timedelta(seconds=1))
     assert "is 5s old, older than the limit of 1s" in str(caught.value)

@@ -4,10 +4,11 @@ and a plan against each export shows no changes."""
 from __future__ import annotations
 
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
 from provisioner import reconcile
 from provisioner.api.client import ApiClient
@@ -27,8 +28,11 @@ def organizations(draw: st.DrawFn) -> dict:
     users = draw(st.lists(st.sampled_from(PEOPLE), unique=True, max_size=len(PEOPLE)))
     roles = {u: draw(st.sampled_from(["admin", "developer"])) for u in users}
     statuses = {u: draw(st.sampled_from(["active", "invited"])) for u in users}
-    instances = [f"{b}-{e}" for b in draw(st.lists(st.sampled_from(BASES), unique=True))
-                 for e in draw(st.lists(st.sampled_from(ENVIRONMENTS), unique=True, min_size=1))]
+    instances = [
+        f"{b}-{e}"
+        for b in draw(st.lists(st.sampled_from(BASES), unique=True))
+        for e in draw(st.lists(st.sampled_from(ENVIRONMENTS), unique=True, min_size=1))
+    ]
     instances += draw(st.lists(st.sampled_from(PLAIN), unique=True))
     everyone = ["admin@example.com", *users]
     pairs = [(w, u) for w in instances for u in everyone]
@@ -46,13 +50,24 @@ def organizations(draw: st.DrawFn) -> dict:
 # One organization that surely has all three: per-environment folding, a shared
 # member set that becomes a group, and a pending invitation.
 FOLDING_GROUPS_PENDING = {
-    "users": [("user0@acme.example", "developer", "active"), ("user1@acme.example", "admin", "invited"),
-              ("user2@acme.example", "developer", "active")],
-    "workspaces": ["notetaker-development", "notetaker-production", "recorder-development",
-                   "recorder-production", "playground"],
+    "users": [
+        ("user0@acme.example", "developer", "active"),
+        ("user1@acme.example", "admin", "invited"),
+        ("user2@acme.example", "developer", "active"),
+    ],
+    "workspaces": [
+        "notetaker-development",
+        "notetaker-production",
+        "recorder-development",
+        "recorder-production",
+        "playground",
+    ],
     "memberships": [
-        *[(w, u) for w in ("notetaker-development", "recorder-development")
-          for u in ("user0@acme.example", "user2@acme.example")],
+        *[
+            (w, u)
+            for w in ("notetaker-development", "recorder-development")
+            for u in ("user0@acme.example", "user2@acme.example")
+        ],
         ("notetaker-production", "user1@acme.example"),
         *[("playground", u) for u in ("user0@acme.example", "user2@acme.example")],
     ],
@@ -68,8 +83,13 @@ def test_export_of_a_sandbox_organization_plans_no_changes(org: dict) -> None:
         seed(db, users=org["users"], workspaces=org["workspaces"], memberships=org["memberships"])
         with start_sandbox(db) as sandbox, ApiClient(sandbox.base_url, sandbox.token) as client:
             current, identity = read_state_and_identity(client)
-            text = export_config(identity, current, environments=ENVIRONMENTS, api_url=sandbox.base_url,
-                                 token_env="EXPORT_RECALL_KEY")
+            text = export_config(
+                identity,
+                current,
+                environments=ENVIRONMENTS,
+                api_url=sandbox.base_url,
+                token_env="EXPORT_RECALL_KEY",
+            )
             assert "# pending invitation" in text or all(s == "active" for _, _, s in org["users"])
             if org is FOLDING_GROUPS_PENDING:
                 assert "environments: [development, production]" in text  # folded
@@ -77,9 +97,17 @@ def test_export_of_a_sandbox_organization_plans_no_changes(org: dict) -> None:
             path = Path(tmp) / "exported.yaml"
             path.write_text(text)
             config = load_config(path)
-            planned = reconcile.read_and_diff(config, client, now=datetime.now(timezone.utc))
+            planned = reconcile.read_and_diff(config, client, now=datetime.now(UTC))
             assert planned.plan.changes == (), text
             # Exporting again gives the same bytes.
             again, identity2 = read_state_and_identity(client)
-            assert export_config(identity2, again, environments=ENVIRONMENTS, api_url=sandbox.base_url,
-                                 token_env="EXPORT_RECALL_KEY") == text
+            assert (
+                export_config(
+                    identity2,
+                    again,
+                    environments=ENVIRONMENTS,
+                    api_url=sandbox.base_url,
+                    token_env="EXPORT_RECALL_KEY",
+                )
+                == text
+            )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.e2e.conftest import Api, Cli, TOKEN_ENV, org_config
+from tests.e2e.conftest import TOKEN_ENV, Api, Cli, org_config
 
 BODY = """
 environments:
@@ -32,7 +32,9 @@ def write(tmp_path: Path, sandbox, body: str = BODY, name: str = "org.yaml") -> 
     return str(path)
 
 
-def test_drift_separates_out_of_band_changes_from_unapplied_config(sandbox, cli: Cli, api: Api, tmp_path: Path) -> None:
+def test_drift_separates_out_of_band_changes_from_unapplied_config(
+    sandbox, cli: Cli, api: Api, tmp_path: Path
+) -> None:
     config = write(tmp_path, sandbox)
     log = str(tmp_path / "audit.jsonl")
     assert cli("apply", "-c", config, "--auto-approve", "--audit-log", log).returncode == 0
@@ -49,9 +51,14 @@ def test_drift_separates_out_of_band_changes_from_unapplied_config(sandbox, cli:
     assert report["unapplied"] == []
 
     # And a config change nobody applied yet: dave joins.
-    edited = write(tmp_path, sandbox, BODY.replace(
-        "  - {email: carol@acme.com, role: developer}\n",
-        "  - {email: carol@acme.com, role: developer}\n  - {email: dave@acme.com, role: developer}\n"))
+    edited = write(
+        tmp_path,
+        sandbox,
+        BODY.replace(
+            "  - {email: carol@acme.com, role: developer}\n",
+            "  - {email: carol@acme.com, role: developer}\n  - {email: dave@acme.com, role: developer}\n",
+        ),
+    )
     both = json.loads(cli("drift", "-c", edited, "--audit-log", log, "--format", "json").stdout)
     assert [c["key"] for c in both["out_of_band"]] == ["mallory@evil.example"]
     assert [c["key"] for c in both["unapplied"]] == ["dave@acme.com"]
@@ -74,8 +81,17 @@ def test_audit_record_holds_the_run_and_never_the_key(sandbox, cli: Cli, tmp_pat
     result = cli("apply", "-c", config, "--auto-approve", "--audit-log", "-")
     assert result.returncode == 0
     record = json.loads(result.stdout.strip().splitlines()[-1])
-    for field in ("time", "tool_version", "organization", "config_digest", "state_fingerprint",
-                  "applied", "failed", "skipped", "git_commit"):
+    for field in (
+        "time",
+        "tool_version",
+        "organization",
+        "config_digest",
+        "state_fingerprint",
+        "applied",
+        "failed",
+        "skipped",
+        "git_commit",
+    ):
         assert field in record
     assert record["result"] == "success" and record["failed"] == [] and len(record["applied"]) > 0
     assert sandbox.token not in result.stdout + result.stderr

@@ -42,7 +42,11 @@ def attempt(sandbox, cli: Cli, tmp_path: Path, body: str, *extra: str, name: str
 
 
 def snapshot(api: Api) -> tuple:
-    return ({e: u["role"] for e, u in api.users().items()}, frozenset(api.workspaces()), frozenset(api.memberships()))
+    return (
+        {e: u["role"] for e, u in api.users().items()},
+        frozenset(api.workspaces()),
+        frozenset(api.memberships()),
+    )
 
 
 @pytest.mark.parametrize(
@@ -64,7 +68,9 @@ def snapshot(api: Api) -> tuple:
         ),
         (
             "own user demoted",
-            TEAM.replace("{email: admin@example.com, role: admin}", "{email: admin@example.com, role: developer}"),
+            TEAM.replace(
+                "{email: admin@example.com, role: admin}", "{email: admin@example.com, role: developer}"
+            ),
             ["admin@example.com"],
         ),
         (
@@ -75,12 +81,17 @@ def snapshot(api: Api) -> tuple:
         ),
         (
             "too many removals",
-            TEAM.replace("members: [alice@acme.com, bob@acme.com, carol@acme.com, dave@acme.com]", "members: [alice@acme.com]"),
+            TEAM.replace(
+                "members: [alice@acme.com, bob@acme.com, carol@acme.com, dave@acme.com]",
+                "members: [alice@acme.com]",
+            ),
             ["--force", "max_removals"],
         ),
     ],
 )
-def test_guard_blocks_and_nothing_changes(sandbox, cli: Cli, api: Api, tmp_path: Path, case: str, body: str, words: list[str]) -> None:  # noqa: ANN001
+def test_guard_blocks_and_nothing_changes(
+    sandbox, cli: Cli, api: Api, tmp_path: Path, case: str, body: str, words: list[str]
+) -> None:  # noqa: ANN001
     setup_team(sandbox, cli, tmp_path)
     before = snapshot(api)
     plan, apply = attempt(sandbox, cli, tmp_path, body)
@@ -92,15 +103,25 @@ def test_guard_blocks_and_nothing_changes(sandbox, cli: Cli, api: Api, tmp_path:
     assert snapshot(api) == before
 
 
-def test_force_lets_many_removals_through_but_no_other_guard(sandbox, cli: Cli, api: Api, tmp_path: Path) -> None:  # noqa: ANN001
+def test_force_lets_many_removals_through_but_no_other_guard(
+    sandbox, cli: Cli, api: Api, tmp_path: Path
+) -> None:  # noqa: ANN001
     setup_team(sandbox, cli, tmp_path)
-    fewer = TEAM.replace("members: [alice@acme.com, bob@acme.com, carol@acme.com, dave@acme.com]", "members: [alice@acme.com]")
+    fewer = TEAM.replace(
+        "members: [alice@acme.com, bob@acme.com, carol@acme.com, dave@acme.com]", "members: [alice@acme.com]"
+    )
     plan, apply = attempt(sandbox, cli, tmp_path, fewer, "--force")
     assert plan.returncode == 0, plan.stderr
     assert apply.returncode == 0, apply.stderr
-    assert api.memberships() == {("app", "alice@acme.com"), ("web", "bob@acme.com"), ("web", "carol@acme.com")}
+    assert api.memberships() == {
+        ("app", "alice@acme.com"),
+        ("web", "bob@acme.com"),
+        ("web", "carol@acme.com"),
+    }
     # --force does not let the key's own user be demoted.
-    demote = fewer.replace("{email: admin@example.com, role: admin}", "{email: admin@example.com, role: developer}")
+    demote = fewer.replace(
+        "{email: admin@example.com, role: admin}", "{email: admin@example.com, role: developer}"
+    )
     plan, apply = attempt(sandbox, cli, tmp_path, demote, "--force")
     assert plan.returncode == 1 and apply.returncode == 1
     assert api.users()["admin@example.com"]["role"] == "admin"
@@ -110,7 +131,9 @@ def test_min_admins_blocks_a_demotion(sandbox, cli: Cli, api: Api, tmp_path: Pat
     # Invited admins cannot administer yet; seed alice as an active admin.
     seed(sandbox.db_path, users=[("alice@acme.com", "admin", "active")], workspaces=[], memberships=[])
     before = snapshot(api)
-    body = "users:\n  - {email: admin@example.com, role: admin}\n  - {email: alice@acme.com, role: developer}\n"
+    body = (
+        "users:\n  - {email: admin@example.com, role: admin}\n  - {email: alice@acme.com, role: developer}\n"
+    )
     plan, apply = attempt(sandbox, cli, tmp_path, body + "policy: {min_admins: 2}\n")
     assert plan.returncode == 1 and apply.returncode == 1
     assert "min_admins" in plan.stderr and "2" in plan.stderr
@@ -126,7 +149,9 @@ def test_organization_name_must_match(sandbox, cli: Cli, api: Api, tmp_path: Pat
     assert set(api.users()) == {"admin@example.com"}
 
 
-def test_apply_needs_an_admin_key_but_plan_works_with_a_developer_key(sandbox, cli: Cli, api: Api, tmp_path: Path) -> None:  # noqa: ANN001
+def test_apply_needs_an_admin_key_but_plan_works_with_a_developer_key(
+    sandbox, cli: Cli, api: Api, tmp_path: Path
+) -> None:  # noqa: ANN001
     setup_team(sandbox, cli, tmp_path)
     before = snapshot(api)
     dev_key = create_token(sandbox.db_path, "bob@acme.com")
@@ -152,8 +177,11 @@ def test_offboarding_one_user_from_the_quickstart_needs_no_force(cli: Cli, api: 
     offboarded = tmp_path / "offboarded.yaml"
     offboarded.write_text(
         text.replace("  - {email: dana@example.com, role: developer}\n", "")
-        .replace("[dana@example.com, eli@example.com, \"@ops\"]", "[eli@example.com, \"@ops\"]")
-        .replace("      production:\n        - {user: dana@example.com, expires: 2030-01-31, reason: \"launch week on-call\"}\n", "")
+        .replace('[dana@example.com, eli@example.com, "@ops"]', '[eli@example.com, "@ops"]')
+        .replace(
+            '      production:\n        - {user: dana@example.com, expires: 2030-01-31, reason: "launch week on-call"}\n',
+            "",
+        )
         .replace("    members:\n", "")
     )
     plan = cli("plan", "-c", str(offboarded), "--sandbox", db, "--detailed-exitcode")
@@ -165,7 +193,9 @@ def test_offboarding_one_user_from_the_quickstart_needs_no_force(cli: Cli, api: 
     assert "dana@example.com" not in cli("export", "--sandbox", db).stdout
 
 
-def test_an_organization_below_min_admins_is_warned_on_every_plan(sandbox, cli: Cli, api: Api, tmp_path: Path) -> None:  # noqa: ANN001
+def test_an_organization_below_min_admins_is_warned_on_every_plan(
+    sandbox, cli: Cli, api: Api, tmp_path: Path
+) -> None:  # noqa: ANN001
     seed(sandbox.db_path, users=[("alice@acme.com", "admin", "invited")], workspaces=[], memberships=[])
     body = "users:\n  - {email: admin@example.com, role: admin}\n  - {email: alice@acme.com, role: admin}\n"
     warning = "the organization has 1 active admin, fewer than policy.min_admins 2 (after this plan: 1)"

@@ -72,8 +72,14 @@ def test_the_digest_is_the_same_in_text_json_markdown_and_show(sandbox, cli: Cli
     shown_json = ok(cli("show", planfile, "--format", "json"))
     shown_markdown = only(MARKDOWN_DIGEST, ok(cli("show", planfile, "--format", "markdown")))
 
-    digests = {text, json.loads(as_json)["digest"], markdown, shown_text,
-               json.loads(shown_json)["digest"], shown_markdown}
+    digests = {
+        text,
+        json.loads(as_json)["digest"],
+        markdown,
+        shown_text,
+        json.loads(shown_json)["digest"],
+        shown_markdown,
+    }
     assert len(digests) == 1
     assert shown_json == as_json  # show of a saved plan is the plan, byte for byte
     # And a plan with another change has another digest.
@@ -81,7 +87,9 @@ def test_the_digest_is_the_same_in_text_json_markdown_and_show(sandbox, cli: Cli
     assert only(TEXT_DIGEST, ok(cli("plan", "-c", other))) not in digests
 
 
-def test_apply_expect_applies_the_reviewed_plan_and_records_it(sandbox, cli: Cli, api: Api, tmp_path: Path) -> None:
+def test_apply_expect_applies_the_reviewed_plan_and_records_it(
+    sandbox, cli: Cli, api: Api, tmp_path: Path
+) -> None:
     config = write(tmp_path, sandbox)
     # The plan comment as the example workflows post it, with a human's forged
     # digest quoted above it: the last digest line is the tool's.
@@ -110,7 +118,9 @@ def test_apply_expect_applies_the_reviewed_plan_and_records_it(sandbox, cli: Cli
     ok(cli("apply", "-c", config, "--expect", empty))
 
 
-def test_apply_expect_refuses_after_an_out_of_band_change(sandbox, cli: Cli, api: Api, tmp_path: Path) -> None:
+def test_apply_expect_refuses_after_an_out_of_band_change(
+    sandbox, cli: Cli, api: Api, tmp_path: Path
+) -> None:
     config = write(tmp_path, sandbox)
     reviewed = tmp_path / "reviewed.json"
     reviewed.write_text(ok(cli("plan", "-c", config, "--format", "json")))
@@ -148,16 +158,21 @@ def test_apply_expect_refuses_a_config_change_the_review_did_not_contain(
 
     # The merged config differs from the reviewed one: dave joins as admin and
     # bob is promoted.
-    merged = write(tmp_path, sandbox, WITH_DAVE.replace(
-        "{email: bob@acme.com, role: developer}", "{email: bob@acme.com, role: admin}"))
+    merged = write(
+        tmp_path,
+        sandbox,
+        WITH_DAVE.replace("{email: bob@acme.com, role: developer}", "{email: bob@acme.com, role: admin}"),
+    )
     refused = cli("apply", "-c", merged, "--expect-file", str(reviewed), "--auto-approve")
     assert refused.returncode == 1
     assert snapshot(api) == before
     stderr = refused.stderr
     assert "Changes nobody reviewed (in the fresh plan only):\n  + user dave@acme.com (admin)" in stderr
-    assert ("Changes that now do something else:\n"
-            "  reviewed: + user bob@acme.com (developer)\n"
-            "  now:      + user bob@acme.com (admin)") in stderr
+    assert (
+        "Changes that now do something else:\n"
+        "  reviewed: + user bob@acme.com (developer)\n"
+        "  now:      + user bob@acme.com (admin)"
+    ) in stderr
     assert "--override-expect" in stderr
 
 
@@ -168,8 +183,18 @@ def test_the_emergency_override_applies_and_marks_the_audit_record(
     digest = only(TEXT_DIGEST, ok(cli("plan", "-c", config)))
     merged = write(tmp_path, sandbox, WITH_DAVE)
     log = tmp_path / "audit.jsonl"
-    overridden = cli("apply", "-c", merged, "--expect", digest, "--override-expect", "INC-4711 outage",
-                     "--auto-approve", "--audit-log", str(log))
+    overridden = cli(
+        "apply",
+        "-c",
+        merged,
+        "--expect",
+        digest,
+        "--override-expect",
+        "INC-4711 outage",
+        "--auto-approve",
+        "--audit-log",
+        str(log),
+    )
     ok(overridden)
     assert "--override-expect applies it anyway (reason: INC-4711 outage)" in overridden.stderr
     assert "dave@acme.com" in api.users()
@@ -197,8 +222,9 @@ def test_a_plan_saved_with_a_developer_key_applies_with_an_admin_key(
 ) -> None:
     config = write(tmp_path, sandbox)
     ok(cli("apply", "-c", config, "--auto-approve"))
-    developer = ok(cli("sandbox", "token", "create", "--db", str(sandbox.db_path),
-                       "--email", "bob@acme.com")).strip()
+    developer = ok(
+        cli("sandbox", "token", "create", "--db", str(sandbox.db_path), "--email", "bob@acme.com")
+    ).strip()
     assert developer and developer != sandbox.token
 
     merged = write(tmp_path, sandbox, WITH_DAVE)
@@ -233,8 +259,12 @@ def test_an_edited_saved_plan_is_refused_even_with_a_recomputed_digest(
 
     # The digest is no secret: recompute it as an attacker would (with `show`
     # refusing, take it from a plan of the forged config instead).
-    forged_config = write(tmp_path, sandbox, BODY.replace(
-        "{email: bob@acme.com, role: developer}", "{email: bob@acme.com, role: admin}"), name="forged.yaml")
+    forged_config = write(
+        tmp_path,
+        sandbox,
+        BODY.replace("{email: bob@acme.com, role: developer}", "{email: bob@acme.com, role: admin}"),
+        name="forged.yaml",
+    )
     forged["digest"] = json.loads(ok(cli("plan", "-c", forged_config, "--format", "json")))["digest"]
     planfile.write_text(json.dumps(forged))
     assert only(TEXT_DIGEST, ok(cli("show", str(planfile)))) == forged["digest"]
@@ -258,7 +288,9 @@ def test_the_apply_hint_repeats_the_endpoint_and_works_as_printed(cli: Cli, tmp_
     assert refused.returncode == 1 and "no such sandbox database" in refused.stderr
     assert not db.exists()
     empty = folder / "empty.yaml"
-    empty.write_text(org_config("http://127.0.0.1:9/api/v1", "users:\n  - {email: admin@example.com, role: admin}\n"))
+    empty.write_text(
+        org_config("http://127.0.0.1:9/api/v1", "users:\n  - {email: admin@example.com, role: admin}\n")
+    )
     created = cli("apply", "-c", str(empty), "--sandbox", str(db), "--auto-approve")
     assert created.returncode == 0 and "Created a new sandbox organization" in created.stderr
     saved = cli("plan", "-c", str(config), "--sandbox", str(db), "--out", str(planfile))

@@ -58,8 +58,10 @@ def test_apply_from_empty_then_second_plan_is_empty(sandbox, cli: Cli, api: Api,
 
     users = api.users()
     assert {e: u["role"] for e, u in users.items()} == {
-        "admin@example.com": "admin", "alice@acme.com": "admin",
-        "bob@acme.com": "developer", "svc-ci@acme.com": "developer",
+        "admin@example.com": "admin",
+        "alice@acme.com": "admin",
+        "bob@acme.com": "developer",
+        "svc-ci@acme.com": "developer",
     }
     assert set(api.workspaces()) == {"notetaker-development", "notetaker-production", "playground"}
     assert api.memberships() == DESIRED_MEMBERSHIPS
@@ -69,7 +71,9 @@ def test_apply_from_empty_then_second_plan_is_empty(sandbox, cli: Cli, api: Api,
     assert "No changes" in second.stdout
 
 
-def test_drift_made_through_the_api_is_detected_and_reverted(sandbox, cli: Cli, api: Api, tmp_path: Path) -> None:
+def test_drift_made_through_the_api_is_detected_and_reverted(
+    sandbox, cli: Cli, api: Api, tmp_path: Path
+) -> None:
     config = write(tmp_path, sandbox)
     assert cli("apply", "-c", config, "--auto-approve").returncode == 0
     # Out of band: promote bob, invite mallory, revoke alice's production access.
@@ -78,7 +82,9 @@ def test_drift_made_through_the_api_is_detected_and_reverted(sandbox, cli: Cli, 
     assert api.request("POST", "/users/", {"email": "mallory@evil.example", "role": "admin"})[0] == 201
     prod = api.workspaces()["notetaker-production"]["id"]
     alice = api.users()["alice@acme.com"]["id"]
-    [m] = [m for m in api.list("/workspace_memberships/") if m["workspace_id"] == prod and m["user_id"] == alice]
+    [m] = [
+        m for m in api.list("/workspace_memberships/") if m["workspace_id"] == prod and m["user_id"] == alice
+    ]
     assert api.request("DELETE", f"/workspace_memberships/{m['id']}/")[0] == 204
 
     drift = cli("plan", "-c", config, "--detailed-exitcode")
@@ -171,8 +177,15 @@ def _apply_on_a_terminal(cli: Cli, config: str, answer: str) -> subprocess.Compl
         os.write(master, answer.encode() + b"\n")
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PROVISIONER_", "RECALL_"))}
         env.update({"PROVISIONER_TEST_KEY": cli.token, "NO_COLOR": "1"})
-        return subprocess.run([sys.executable, "-m", "provisioner", "apply", "-c", config], cwd=cli.cwd,
-                              env=env, stdin=slave, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "provisioner", "apply", "-c", config],
+            cwd=cli.cwd,
+            env=env,
+            stdin=slave,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         os.close(master)
         os.close(slave)
@@ -194,8 +207,13 @@ def test_apply_on_a_terminal_asks_for_yes(sandbox, cli: Cli, api: Api, tmp_path:
 def test_a_sandbox_path_that_is_not_a_database_is_a_clean_error(tmp_path: Path) -> None:
     junk = tmp_path / "junk.db"
     junk.write_text("not a database")
-    result = Cli(tmp_path, "unused")("plan", "-c", str(Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"),
-                                     "--sandbox", str(junk))
+    result = Cli(tmp_path, "unused")(
+        "plan",
+        "-c",
+        str(Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"),
+        "--sandbox",
+        str(junk),
+    )
     assert result.returncode == 1
     assert "is not a sandbox database" in result.stderr
     assert "Traceback" not in result.stderr

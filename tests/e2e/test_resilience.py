@@ -59,7 +59,12 @@ def test_apply_under_fail_rate_converges_without_duplicates(make_sandbox, tmp_pa
             break
     assert runs[-1].returncode == 0, [r.stdout + r.stderr for r in runs]
     assert set(api.users()) == {"admin@example.com"} | {f"u{i}@acme.com" for i in range(12)}
-    assert set(api.workspaces()) == {"app-development", "app-production", "tools-development", "tools-production"}
+    assert set(api.workspaces()) == {
+        "app-development",
+        "app-production",
+        "tools-development",
+        "tools-production",
+    }
     assert api.memberships() == desired_memberships()  # also asserts no duplicate membership
     final = Cli(tmp_path, clean.token)
     path.write_text(org_config(clean.base_url, body()))

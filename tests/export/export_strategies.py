@@ -29,9 +29,7 @@ from provisioner.model import (
 ENVIRONMENTS = ("development", "staging", "production")
 FORMATS = ("{workspace}-{environment}", "{environment}.{workspace}", "{workspace}_{environment}")
 
-_LOCAL = st.sampled_from(
-    ["alice", "bob", "carol", "dave", "erin", "svc-ci", "o.brien", "a+b", "x_y"]
-)
+_LOCAL = st.sampled_from(["alice", "bob", "carol", "dave", "erin", "svc-ci", "o.brien", "a+b", "x_y"])
 _DOMAIN = st.sampled_from(["acme.com", "example.org", "sub.acme.io"])
 _BASES = ("notetaker", "recorder", "bot-api", "a")
 # Plain names: ordinary ones, a base name (blocks folding of that base), one
@@ -59,7 +57,7 @@ def organizations(draw: st.DrawFn, *, odd_names: bool = False) -> Org:
     fmt = draw(st.sampled_from(FORMATS))
     emails = draw(
         st.lists(
-            st.builds(lambda l, d: f"{l}@{d}", _LOCAL, _DOMAIN), min_size=1, max_size=8, unique=True
+            st.builds(lambda local, d: f"{local}@{d}", _LOCAL, _DOMAIN), min_size=1, max_size=8, unique=True
         )
     )
     users = [
@@ -83,9 +81,7 @@ def organizations(draw: st.DrawFn, *, odd_names: bool = False) -> Org:
         names.update(draw(st.lists(_ODD_NAMES, max_size=2)))
     workspaces = sorted(names)
 
-    teams = draw(
-        st.lists(st.sets(st.sampled_from(emails), min_size=1), min_size=1, max_size=3)
-    )
+    teams = draw(st.lists(st.sets(st.sampled_from(emails), min_size=1), min_size=1, max_size=3))
     memberships: list[Membership] = []
     for name in workspaces:
         members: set[str] = set()

@@ -7,7 +7,7 @@ through the sandbox server and the CLI lives with the CLI's tests.)
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from export_strategies import Org, organizations
@@ -28,7 +28,7 @@ from provisioner.model import (
 )
 from provisioner.plan.diff import diff
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def load_exported(text: str, directory: Path):  # -> Config
@@ -38,9 +38,7 @@ def load_exported(text: str, directory: Path):  # -> Config
 
 
 # tmp_path is shared by the examples; each one overwrites the same file.
-@settings(
-    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(org=organizations())
 def test_loading_the_export_and_planning_shows_no_changes(org: Org, tmp_path: Path) -> None:
     text = export_config(org.identity, org.current, workspace_name_format=org.workspace_name_format)

@@ -52,8 +52,7 @@ def expand(doc: dict) -> tuple[dict[str, str], set[str], set[tuple[str, str]]]:
             assert set(own) <= set(entry["environments"])
             instances = {
                 fmt.format(workspace=entry["name"], environment=env): (
-                    _resolve(envs[env].get("members") or [], groups)
-                    | _resolve(own.get(env) or [], groups)
+                    _resolve(envs[env].get("members") or [], groups) | _resolve(own.get(env) or [], groups)
                 )
                 for env in entry["environments"]
             }

@@ -261,7 +261,7 @@ def test_export_is_deterministic_whatever_the_input_order() -> None:
     [
         *("yes", "null", "123", "1e3", "2026-12-31", "~", ""),  # would read as non-strings
         *("a: b", "x #y", "@at", "-dash", "a,b", "[x]"),  # YAML indicators
-        *("tab\there", "line\nbreak", "quote\"back\\slash", "nel\x85"),  # escapes
+        *("tab\there", "line\nbreak", 'quote"back\\slash', "nel\x85"),  # escapes
         *("ünïcode", "emoji-😀"),
     ],
 )
@@ -272,8 +272,7 @@ def test_any_workspace_name_reads_back_as_the_same_string(name: str) -> None:
 
 def test_emails_that_need_quoting_are_quoted() -> None:
     odd = "o'brien,jr@acme.com"
-    text = export_config(IDENTITY, State.build([User(odd, ADMIN)], [Workspace("w")],
-                                               [Membership("w", odd)]))
+    text = export_config(IDENTITY, State.build([User(odd, ADMIN)], [Workspace("w")], [Membership("w", odd)]))
     assert '{email: "o\'brien,jr@acme.com", role: admin}' in text
     assert yaml.safe_load(text)["workspaces"] == [{"name": "w", "members": [odd]}]
 

@@ -25,9 +25,10 @@ import os
 import subprocess
 import sys
 import unicodedata
+from collections.abc import Callable
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import cmarkgfm
 
@@ -65,7 +66,7 @@ class _Html(HTMLParser):
 
     def handle_endtag(self, tag: str) -> None:
         if tag in self._open:
-            del self._open[len(self._open) - 1 - self._open[::-1].index(tag):]
+            del self._open[len(self._open) - 1 - self._open[::-1].index(tag) :]
 
     def handle_data(self, data: str) -> None:
         if "li" in self._open:
@@ -80,8 +81,14 @@ class _Html(HTMLParser):
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROVISIONER_", "RECALL_"))}
     env["NO_COLOR"] = "1"
-    return subprocess.run([sys.executable, "-m", "provisioner", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "provisioner", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _raw_controls(text: str) -> list[str]:
@@ -91,8 +98,12 @@ def _raw_controls(text: str) -> list[str]:
 def check_server_names(case: dict[str, Any], tmp_path: Path) -> None:
     db = tmp_path / "org.db"
     users = [(u["email"], u.get("role", "developer"), "active") for u in case.get("users", [])]
-    seed(db, users=users, workspaces=["app", *case.get("workspaces", [])],
-         memberships=[("app", "admin@example.com"), *[tuple(m) for m in case.get("memberships", [])]])
+    seed(
+        db,
+        users=users,
+        workspaces=["app", *case.get("workspaces", [])],
+        memberships=[("app", "admin@example.com"), *[tuple(m) for m in case.get("memberships", [])]],
+    )
     config = tmp_path / "access.yaml"
     config.write_text(CONFIG)
     base = ["drift", "-c", str(config), "--sandbox", str(db)]
@@ -125,8 +136,9 @@ def check_server_names(case: dict[str, Any], tmp_path: Path) -> None:
             assert needle in line, (needle, line)
 
     html = cmarkgfm.markdown_to_html(runs["markdown"].stdout, options=cmarkgfm.Options.CMARK_OPT_UNSAFE)
-    html_gfm = cmarkgfm.github_flavored_markdown_to_html(runs["markdown"].stdout,
-                                                         options=cmarkgfm.Options.CMARK_OPT_UNSAFE)
+    html_gfm = cmarkgfm.github_flavored_markdown_to_html(
+        runs["markdown"].stdout, options=cmarkgfm.Options.CMARK_OPT_UNSAFE
+    )
     for rendered in (html, html_gfm):
         parsed = _Html()
         parsed.feed(rendered)

@@ -34,9 +34,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 CPU_SECONDS = 5.0
 MAX_RSS_MB = 300
@@ -90,13 +91,18 @@ def run_limited(args: list[str], cwd: Path) -> Run:
     usage = cwd / ".usage.json"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RECALL_", "PROVISIONER_"))}
     env["NO_COLOR"] = "1"
-    done = subprocess.run([sys.executable, "-c", _WRAPPER, str(usage), *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=WALL_SECONDS)
+    done = subprocess.run(
+        [sys.executable, "-c", _WRAPPER, str(usage), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=WALL_SECONDS,
+    )
     assert usage.exists(), f"the run did not exit normally:\n{done.stderr[-2000:]}"
     measured = json.loads(usage.read_text())
     usage.unlink()
-    return Run(done.returncode, done.stdout, done.stderr, measured["cpu"],
-               measured["maxrss_kb"] / 1024)
+    return Run(done.returncode, done.stdout, done.stderr, measured["cpu"], measured["maxrss_kb"] / 1024)
 
 
 def _generate(spec: Any) -> str:
@@ -154,7 +160,8 @@ def check_config(case: dict[str, Any], tmp_path: Path) -> None:
         located = [ln for ln in lines if ln.startswith(at)]
         assert located, f"nothing reported at {at}\n{run.stderr}"
         assert any(all(w in ln for w in expected["words"]) for ln in located), (
-            f"{expected['words']} not at {at}:\n{run.stderr}")
+            f"{expected['words']} not at {at}:\n{run.stderr}"
+        )
     for text in case.get("absent") or ():
         assert text not in run.output, f"{text!r} must not be printed:\n{run.output}"
     for line in run.output.splitlines():

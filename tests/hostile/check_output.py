@@ -44,11 +44,12 @@ import struct
 import subprocess
 import sys
 import termios
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import cmarkgfm
 import pyte
@@ -64,13 +65,30 @@ from provisioner.plan.render_text import cascade_counts, change_line, render_tex
 from provisioner.sandbox import RunningSandbox, seed, start_sandbox
 from tests.e2e.conftest import TOKEN_ENV, org_config
 
-NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
 PROMPT = "Do you want to apply these changes? Only 'yes' will be accepted: "
 GFM_OPTIONS = cmarkgfm.Options.CMARK_OPT_UNSAFE | cmarkgfm.Options.CMARK_OPT_FOOTNOTES
-ALLOWED_TAGS = frozenset({
-    "h3", "h4", "p", "strong", "em", "ul", "li", "code", "pre",
-    "table", "thead", "tbody", "tr", "th", "td", "details", "summary",
-})
+ALLOWED_TAGS = frozenset(
+    {
+        "h3",
+        "h4",
+        "p",
+        "strong",
+        "em",
+        "ul",
+        "li",
+        "code",
+        "pre",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "details",
+        "summary",
+    }
+)
 OWN_HEADINGS = frozenset({"By person", "Access matrix", "Access by workspace instance"})
 # GitHub links @name in text (not in code); the @ must not follow a word character.
 MENTION = re.compile(r"(?<![\w`])@[A-Za-z0-9]")
@@ -96,15 +114,27 @@ def _state(spec: dict[str, Any], *, current: bool) -> State:
         if isinstance(m, list):
             m = {"workspace": m[0], "user": m[1]}
         expires = datetime.fromisoformat(m["expires"]) if "expires" in m else None
-        memberships.append(Membership(m["workspace"], m["user"], id=f"m{i}" if current else None,
-                                      reason=m.get("reason"), expires=expires))
+        memberships.append(
+            Membership(
+                m["workspace"],
+                m["user"],
+                id=f"m{i}" if current else None,
+                reason=m.get("reason"),
+                expires=expires,
+            )
+        )
     return State.build(users, workspaces, memberships)
 
 
 def _plan(case: dict[str, Any]) -> tuple[Plan, dict[str, str | None]]:
     desired = _state(case["desired"], current=False)
-    plan = diff(_state(case["current"], current=True), desired, Policy(), now=NOW,
-                organization=case.get("organization", "acme"))
+    plan = diff(
+        _state(case["current"], current=True),
+        desired,
+        Policy(),
+        now=NOW,
+        organization=case.get("organization", "acme"),
+    )
     assert not plan.empty, "a hostile output case needs changes to show"
     return plan, {w.name: w.environment for w in desired.workspaces.values()}
 
@@ -212,11 +242,15 @@ def assert_markdown_safe(markdown: str, plan: Plan, case: dict[str, Any]) -> Non
     assert after == "" or DIGEST_LINE.fullmatch(after), f"something follows the full-plan block: {after!r}"
     assert len(set(page.row_widths)) <= 1, f"a value split a table row: {page.row_widths}"
     for tag, starts_with_code, text in page.headings:
-        assert tag == "h3" and text.startswith("provisioner plan") or (
-            tag == "h4" and (starts_with_code or text in OWN_HEADINGS)
+        assert (
+            tag == "h3"
+            and text.startswith("provisioner plan")
+            or (tag == "h4" and (starts_with_code or text in OWN_HEADINGS))
         ), f"a value produced a heading: <{tag}> {text!r}"
     mention = MENTION.search(page.plain)
-    assert mention is None, f"a mention outside code: {page.plain[mention.start() - 20: mention.end() + 20]!r}"
+    assert mention is None, (
+        f"a mention outside code: {page.plain[mention.start() - 20 : mention.end() + 20]!r}"
+    )
     for line in change_lines(plan):
         assert line in page.details, f"change line not visible in the full plan: {line!r}"
     for change in plan.changes:
@@ -232,7 +266,8 @@ def assert_markdown_safe(markdown: str, plan: Plan, case: dict[str, Any]) -> Non
     role_changes = re.search(r"<strong>Role changes</strong></p>\n<ul>(.*?)</ul>", html, re.S)
     for change in power.new_admins + power.promotions:
         assert role_changes and terminal(change.key) in _text(role_changes.group(1)), (
-            f"{change.key!r} gets admin but is missing from Role changes")
+            f"{change.key!r} gets admin but is missing from Role changes"
+        )
 
 
 def _text(html: str) -> str:
@@ -269,8 +304,9 @@ def screen_of(output: bytes) -> list[str]:
 def assert_lines_on_screen(screen: list[str], plan: Plan) -> None:
     shown = set(screen)
     for line in change_lines(plan):
-        assert f"  {line}" in shown, (
-            f"change line not on the screen at the prompt: {line!r}\n" + "\n".join(l for l in screen if l))
+        assert f"  {line}" in shown, f"change line not on the screen at the prompt: {line!r}\n" + "\n".join(
+            row for row in screen if row
+        )
     prompt = [i for i, line in enumerate(screen) if line.startswith(PROMPT.rstrip())]
     assert prompt, "the prompt is not on the screen"
 
@@ -303,7 +339,9 @@ def check_terminal_apply(case: dict[str, Any], tmp_path: Path) -> None:
             assert returncode == 1 and PROMPT.encode() not in output
             assert "error" in planned.stderr.lower() and "Traceback" not in planned.stderr
             control = CURSOR_CONTROL.search(output)
-            assert control is None, f"the refusal moves the cursor: {output[control.start() - 20:control.end() + 20]!r}"
+            assert control is None, (
+                f"the refusal moves the cursor: {output[control.start() - 20 : control.end() + 20]!r}"
+            )
             return
         plan = plan_from_dict(json.loads(planned.stdout))
         at_prompt = screen_of(output[: output.index(PROMPT.encode()) + len(PROMPT)])
@@ -313,7 +351,9 @@ def check_terminal_apply(case: dict[str, Any], tmp_path: Path) -> None:
         assert returncode == 1 and b"apply cancelled: nothing was changed" in output
         plan_text = output[: output.index(PROMPT.encode())]
         control = CURSOR_CONTROL.search(plan_text)
-        assert control is None, f"the plan moves the cursor: {plan_text[control.start() - 20:control.end() + 20]!r}"
+        assert control is None, (
+            f"the plan moves the cursor: {plan_text[control.start() - 20 : control.end() + 20]!r}"
+        )
 
 
 def _apply_on_a_pty(cwd: Path, token: str, config: str, *, answer: str) -> tuple[bytes, int]:
@@ -326,8 +366,15 @@ def _apply_on_a_pty(cwd: Path, token: str, config: str, *, answer: str) -> tuple
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", SCREEN_LINES, SCREEN_COLUMNS, 0, 0))
     env = _env(token)
     env.pop("NO_COLOR", None)  # colour on: our own escape codes must survive, a value's must not
-    process = subprocess.Popen([sys.executable, "-m", "provisioner", "apply", "-c", config], cwd=cwd,
-                               env=env, stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "provisioner", "apply", "-c", config],
+        cwd=cwd,
+        env=env,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        close_fds=True,
+    )
     os.close(slave)
     output = b""
     try:
@@ -384,7 +431,9 @@ def check_annotations(case: dict[str, Any], tmp_path: Path) -> None:
         assert github.returncode == (1 if issues else 0)
         if issues:
             # Every stdout line is one of our ::error commands, one per issue: none spans lines.
-            assert_no_workflow_command(github.stdout, "validate --format github stdout", own_errors=len(issues))
+            assert_no_workflow_command(
+                github.stdout, "validate --format github stdout", own_errors=len(issues)
+            )
             assert len(github.stdout.splitlines()) == len(issues), github.stdout
         else:
             assert_no_workflow_command(github.stdout, "validate --format github stdout")
@@ -411,11 +460,16 @@ def _sandbox(case: dict[str, Any], tmp_path: Path) -> Iterator[tuple[RunningSand
     server = case.get("server", {})
     db = tmp_path / "sandbox.db"
     org_name = server.get("organization", "sandbox")
-    seed(db, org_name=org_name,
-         users=[(u["email"], u.get("role", "developer"), u.get("status", "active"))
-                for u in server.get("users", [])],
-         workspaces=server.get("workspaces", []),
-         memberships=[tuple(m) for m in server.get("memberships", [])])
+    seed(
+        db,
+        org_name=org_name,
+        users=[
+            (u["email"], u.get("role", "developer"), u.get("status", "active"))
+            for u in server.get("users", [])
+        ],
+        workspaces=server.get("workspaces", []),
+        memberships=[tuple(m) for m in server.get("memberships", [])],
+    )
     running = start_sandbox(db, org_name=org_name)
     try:
         config = tmp_path / "org.yaml"
@@ -434,8 +488,14 @@ def _env(token: str) -> dict[str, str]:
 
 
 def _run(cwd: Path, token: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "provisioner", *args], cwd=cwd, env=_env(token),
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "provisioner", *args],
+        cwd=cwd,
+        env=_env(token),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _json_plan(sandbox: RunningSandbox, config: str, tmp_path: Path) -> Plan:

@@ -27,8 +27,9 @@ import re
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -70,8 +71,14 @@ def _with_key(template: str, key: str) -> str:
 def _run_subprocess(cwd: Path, key: str, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROVISIONER_", "RECALL_"))}
     env.update({TOKEN_ENV: key, "NO_COLOR": "1", "PROVISIONER_MAX_RETRIES": "0"})
-    return subprocess.run([sys.executable, "-m", "provisioner", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "provisioner", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _invoke(args: list[str], env: dict[str, str]) -> Any:
@@ -105,8 +112,10 @@ def _inject_next(template: str, decoy: int) -> Callable[[Seen, int, dict, bytes]
 def check_url(case: dict[str, Any], tmp_path: Path) -> None:
     via = case["via"]
     assert via in ("config", "cli", "next"), via
-    with start_sandbox(tmp_path / "org.db", token=KEY) as sandbox, \
-            LocalServer(lambda seen: Reply(200, {"results": [], "next": None})) as decoy:
+    with (
+        start_sandbox(tmp_path / "org.db", token=KEY) as sandbox,
+        LocalServer(lambda seen: Reply(200, {"results": [], "next": None})) as decoy,
+    ):
         port = int(sandbox.url.rsplit(":", 1)[1])
         url = case["url"].format(api=port, decoy=decoy.port)
         config = tmp_path / "org.yaml"

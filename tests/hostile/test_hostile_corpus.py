@@ -18,8 +18,9 @@ explicitly, so a kind is never looked up by name.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 import yaml

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 from provisioner.model import Membership, Policy, RemovalLimit, State, User, Workspace
 from provisioner.plan.model import Action, Plan, ResourceType
@@ -27,10 +28,7 @@ def state_from_data(data: Mapping[str, Any] | None) -> State:
     return State.build(
         [User(**u) for u in data.get("users", [])],
         [Workspace(**w) for w in data.get("workspaces", [])],
-        [
-            Membership(**{**m, "expires": parse_time(m.get("expires"))})
-            for m in data.get("memberships", [])
-        ],
+        [Membership(**{**m, "expires": parse_time(m.get("expires"))}) for m in data.get("memberships", [])],
     )
 
 
@@ -99,6 +97,10 @@ def assert_golden(name: str, text: str) -> None:
     path = GOLDEN / name
     if UPDATE_GOLDEN:
         path.write_text(text, encoding="utf-8")
-    assert path.exists(), f"missing golden file {path}; run PROVISIONER_UPDATE_GOLDEN=1 python -m pytest tests/plan"
+    assert path.exists(), (
+        f"missing golden file {path}; run PROVISIONER_UPDATE_GOLDEN=1 python -m pytest tests/plan"
+    )
     expected = path.read_text(encoding="utf-8")
-    assert text == expected, f"{name} differs from its golden file; review, then regenerate with PROVISIONER_UPDATE_GOLDEN=1 python -m pytest tests/plan"
+    assert text == expected, (
+        f"{name} differs from its golden file; review, then regenerate with PROVISIONER_UPDATE_GOLDEN=1 python -m pytest tests/plan"
+    )

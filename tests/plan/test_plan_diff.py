@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from plan_testkit import apply_in_memory
+
 from provisioner.model import ACTIVE, INVITED, Membership, Policy, State, User, Workspace
 from provisioner.plan.diff import diff, filter_ignored, is_ignored_user, is_ignored_workspace
 from provisioner.plan.fingerprint import state_fingerprint
 from provisioner.plan.model import Action, ResourceType
 from provisioner.plan.render_json import render_json
 
-NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 def test_user_update_keeps_server_identity_and_status() -> None:
@@ -27,7 +27,7 @@ def test_user_update_keeps_server_identity_and_status() -> None:
 
 
 def test_membership_create_carries_expiry_and_reason_and_delete_carries_server_id() -> None:
-    until = datetime(2026, 12, 31, tzinfo=timezone.utc)
+    until = datetime(2026, 12, 31, tzinfo=UTC)
     current = State.build(
         [User("bob@acme.com", "developer", id="u1")],
         [Workspace("p", id="w1"), Workspace("s", id="w2")],
@@ -39,9 +39,17 @@ def test_membership_create_carries_expiry_and_reason_and_delete_carries_server_i
         [Membership("p", "bob@acme.com", expires=until, reason="INC-4711")],
     )
     grant, revoke = diff(current, desired, Policy(), now=NOW).changes
-    assert (grant.action, grant.before, grant.after) == (Action.CREATE, None, desired.memberships[("p", "bob@acme.com")])
+    assert (grant.action, grant.before, grant.after) == (
+        Action.CREATE,
+        None,
+        desired.memberships[("p", "bob@acme.com")],
+    )
     assert (grant.reason, grant.expires) == ("INC-4711", until)
-    assert (revoke.action, revoke.before, revoke.after) == (Action.DELETE, current.memberships[("s", "bob@acme.com")], None)
+    assert (revoke.action, revoke.before, revoke.after) == (
+        Action.DELETE,
+        current.memberships[("s", "bob@acme.com")],
+        None,
+    )
 
 
 def test_plan_carries_organization_digest_and_fingerprint_of_unfiltered_current() -> None:
@@ -116,7 +124,9 @@ def states(draw: st.DrawFn, *, server: bool, expiries: list[datetime | None] = E
     memberships = [
         Membership(w, e, id=f"m-{w}-{e}")
         if server
-        else Membership(w, e, expires=draw(st.sampled_from(expiries)), reason=draw(st.sampled_from([None, "INC-1"])))
+        else Membership(
+            w, e, expires=draw(st.sampled_from(expiries)), reason=draw(st.sampled_from([None, "INC-1"]))
+        )
         for w, e in chosen
     ]
     return State.build(users, workspaces, memberships)
@@ -151,6 +161,7 @@ def test_applying_the_plan_yields_desired(current: State, desired: State, policy
     assert {k for k in keys if k[0] in undeclared} == {
         k for k in cur.memberships if k[0] in undeclared and k[1] not in removed
     }
+
     # Ignored objects are untouched (but for the server's cascade of a removed user).
     def ignored(s: State) -> tuple[dict[str, User], set[str], set[tuple[str, str]]]:
         seen = filter_ignored(s, policy)
@@ -172,16 +183,22 @@ def test_diff_of_a_state_with_itself_is_empty(state: State, policy: Policy) -> N
     assert plan.changes == ()
     # The one warning left: an organization below policy.min_admins hears of it on every plan.
     admins = sum(1 for u in state.users.values() if u.role == "admin" and u.status == "active")
-    expected = () if admins >= policy.min_admins else (
-        f"the organization has {admins} active admin{'s' if admins != 1 else ''}, fewer than "
-        f"policy.min_admins {policy.min_admins} (after this plan: {admins}); promote active users to "
-        "admin in the configuration (invited admins count once they accept), or lower policy.min_admins.",
+    expected = (
+        ()
+        if admins >= policy.min_admins
+        else (
+            f"the organization has {admins} active admin{'s' if admins != 1 else ''}, fewer than "
+            f"policy.min_admins {policy.min_admins} (after this plan: {admins}); promote active users to "
+            "admin in the configuration (invited admins count once they accept), or lower policy.min_admins.",
+        )
     )
     assert plan.warnings == expected
 
 
 @settings(max_examples=200, deadline=None)
-@given(states(server=True), states(server=False), st.sampled_from(POLICIES), st.randoms(use_true_random=False))
+@given(
+    states(server=True), states(server=False), st.sampled_from(POLICIES), st.randoms(use_true_random=False)
+)
 def test_diff_is_deterministic(current: State, desired: State, policy: Policy, rnd: random.Random) -> None:
     def shuffled(s: State) -> State:
         parts = [list(s.users.values()), list(s.workspaces.values()), list(s.memberships.values())]
@@ -190,7 +207,9 @@ def test_diff_is_deterministic(current: State, desired: State, policy: Policy, r
         return State.build(*parts)
 
     first = diff(current, desired, policy, now=NOW, organization="acme", config_digest="d")
-    second = diff(shuffled(current), shuffled(desired), policy, now=NOW, organization="acme", config_digest="d")
+    second = diff(
+        shuffled(current), shuffled(desired), policy, now=NOW, organization="acme", config_digest="d"
+    )
     assert first == second
     assert render_json(first, tool_version="1.0") == render_json(second, tool_version="1.0")
     order = [list(ResourceType).index(c.type) for c in first.changes]

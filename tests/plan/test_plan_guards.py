@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -12,7 +12,7 @@ from provisioner.plan.diff import diff
 from provisioner.plan.guards import check_guards
 from provisioner.plan.model import Plan
 
-NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
 ACME = Organization(id="o1", name="acme", region="us-east-1")
 ADMIN_KEY = Identity(user_id="u1", email="alice@acme.com", role="admin", organization=ACME)
 DEV_KEY = Identity(user_id="u2", email="bob@acme.com", role="developer", organization=ACME)
@@ -72,7 +72,10 @@ def test_own_user_is_never_removed() -> None:
 
 
 def test_own_user_is_never_demoted() -> None:
-    message = _refusal(current=State.build(TEAM), desired=State.build(_users("alice:developer", *["bob:developer", "carol:admin", "dave:developer"])))
+    message = _refusal(
+        current=State.build(TEAM),
+        desired=State.build(_users("alice:developer", *["bob:developer", "carol:admin", "dave:developer"])),
+    )
     assert "demotes alice@acme.com (admin -> developer), the owner of the API key" in message
 
 
@@ -84,7 +87,9 @@ def test_own_user_is_never_demoted() -> None:
     ],
 )
 def test_protected_users_are_never_removed_or_demoted(desired_carol: str | None, verb: str) -> None:
-    desired = _users("alice:admin", "bob:developer", "dave:developer", *([desired_carol] if desired_carol else []))
+    desired = _users(
+        "alice:admin", "bob:developer", "dave:developer", *([desired_carol] if desired_carol else [])
+    )
     message = _refusal(
         current=State.build(TEAM),
         desired=State.build(desired),
@@ -107,7 +112,9 @@ def test_protected_users_refuse_any_role_change_even_a_promotion() -> None:
 def test_min_admins_counts_active_admins_only() -> None:
     # dan is an invited admin: he does not count, so demoting carol leaves 1 < 2.
     current = State.build([*TEAM, *_users("dan:admin:invited")])
-    desired = State.build(_users("alice:admin", "bob:developer", "carol:developer", "dave:developer", "dan:admin"))
+    desired = State.build(
+        _users("alice:admin", "bob:developer", "carol:developer", "dave:developer", "dan:admin")
+    )
     message = _refusal(current=current, desired=desired, policy=Policy(min_admins=2))
     assert "after this plan 1 active admin would remain (now 2), fewer than policy.min_admins 2" in message
     assert "keep or promote active admins" in message
@@ -153,7 +160,10 @@ def test_a_refusal_shows_cascaded_memberships_but_does_not_count_them() -> None:
     keep = [m for m in memberships if m.user == "alice@acme.com"]
     desired = State.build([TEAM[0], TEAM[2]], workspaces, keep)
     message = _refusal(current=current, desired=desired, policy=Policy())
-    assert "4 removals (2 users and 2 memberships; 4 memberships removed with their users not counted)" in message
+    assert (
+        "4 removals (2 users and 2 memberships; 4 memberships removed with their users not counted)"
+        in message
+    )
 
 
 def test_below_ten_existing_objects_a_percentage_does_not_apply() -> None:
@@ -164,7 +174,9 @@ def test_below_ten_existing_objects_a_percentage_does_not_apply() -> None:
     # At the floor the percentage applies: 10 objects allow 2 removals.
     spaces, _ = _team_in("w1", "w9")
     ten = State.build(TEAM, spaces, memberships + _team_in("w9")[1][:2])  # 4 + 4 + 2
-    alice_only = State.build(TEAM[:1], spaces, [Membership("w1", "alice@acme.com"), Membership("w9", "alice@acme.com")])
+    alice_only = State.build(
+        TEAM[:1], spaces, [Membership("w1", "alice@acme.com"), Membership("w9", "alice@acme.com")]
+    )
     message = _refusal(current=ten, desired=alice_only, policy=Policy())
     assert "3 removals (3 users; 4 memberships removed with their users not counted)" in message
     assert "(allowed: 2 of 10 existing users and memberships;" in message
@@ -178,7 +190,10 @@ def test_an_absolute_max_removals_applies_to_a_tiny_org_and_counts_ignored_objec
         desired=desired,
         policy=Policy(max_removals=RemovalLimit(count=0), ignore_users=("x@*",)),
     )
-    assert "1 removals (1 user) exceed max_removals 0 (allowed: 0 of 2 existing users and memberships);" in message
+    assert (
+        "1 removals (1 user) exceed max_removals 0 (allowed: 0 of 2 existing users and memberships);"
+        in message
+    )
     assert "a percentage applies" not in message
 
 

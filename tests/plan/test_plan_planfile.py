@@ -6,11 +6,11 @@ a file is checked for consistency here, and against a fresh plan at apply.
 
 from __future__ import annotations
 
-from dataclasses import replace
 import json
 import os
 import stat
-from datetime import datetime, timedelta, timezone
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +23,7 @@ from provisioner.plan.model import Plan
 from provisioner.plan.planfile import SavedPlan, load_plan, read_expectation, save_plan
 
 VERSION = "0.1.0"
-SAVED = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
+SAVED = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 TARGET = PlanTarget("org-1", "acme", "us-east-1")
 ENVIRONMENTS = {"p": "production", "s": None}
@@ -31,14 +31,17 @@ ENVIRONMENTS = {"p": "production", "s": None}
 
 def _plan() -> Plan:
     current = State.build(
-        [User("alice@acme.com", "admin", id="u1", etag='"1"'), User("eve@acme.com", "developer", INVITED, id="u2")],
+        [
+            User("alice@acme.com", "admin", id="u1", etag='"1"'),
+            User("eve@acme.com", "developer", INVITED, id="u2"),
+        ],
         [Workspace("s", id="w1")],
         [Membership("s", "eve@acme.com", id="m1")],
     )
     desired = State.build(
         [User("alice@acme.com", "admin"), User("bob@acme.com", "developer")],
         [Workspace("s"), Workspace("p", environment="production")],
-        [Membership("p", "bob@acme.com", expires=datetime(2026, 6, 3, tzinfo=timezone.utc), reason="INC-4711")],
+        [Membership("p", "bob@acme.com", expires=datetime(2026, 6, 3, tzinfo=UTC), reason="INC-4711")],
     )
     plan = diff(current, desired, Policy(), now=SAVED, organization="acme", config_digest="d" * 64)
     # As reconcile makes it: the region is the organization's (TARGET's).
@@ -83,7 +86,10 @@ def test_the_file_holds_the_digest_and_the_organization_and_no_signature(saved: 
     document = json.loads(saved.read_text())
     assert document["digest"] == plan_digest(_plan(), TARGET)
     assert (document["organization_id"], document["organization"], document["region"]) == (
-        "org-1", "acme", "us-east-1")
+        "org-1",
+        "acme",
+        "us-east-1",
+    )
     assert "hmac" not in document
 
 
@@ -215,8 +221,13 @@ def test_save_replaces_an_existing_file_atomically(saved: Path) -> None:
 def test_an_unwritable_plan_path_is_a_clean_error(tmp_path: Path) -> None:
     target = tmp_path / "missing-folder" / "plan.json"
     with pytest.raises(ProvisionerError) as err:
-        save_plan(Plan(organization="acme", changes=()), target, target=TARGET,
-                  tool_version="0.1.0", created_at=datetime.now(timezone.utc))
+        save_plan(
+            Plan(organization="acme", changes=()),
+            target,
+            target=TARGET,
+            tool_version="0.1.0",
+            created_at=datetime.now(UTC),
+        )
     assert "cannot write the plan file" in str(err.value) and "folder" in str(err.value)
     assert not target.parent.exists()
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import jsonschema
 import pytest
-
 from plan_testkit import assert_golden
+
 from provisioner.model import INVITED, Membership, Policy, State, User, Workspace
 from provisioner.plan.diff import diff
 from provisioner.plan.model import Plan
@@ -17,7 +17,7 @@ from provisioner.plan.render_json import plan_from_dict, plan_schema, render_jso
 from provisioner.plan.render_markdown import render_markdown
 from provisioner.plan.render_text import render_text
 
-NOW = datetime(2026, 6, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 def _small() -> tuple[State, State, Plan]:
@@ -28,7 +28,11 @@ def _small() -> tuple[State, State, Plan]:
             User("eve@acme.com", "developer", id="u4"),
             User("frank@acme.com", "developer", INVITED, id="u5"),
         ],
-        [Workspace("notetaker-staging", id="w1"), Workspace("notetaker-production", id="w2"), Workspace("legacy", id="w3")],
+        [
+            Workspace("notetaker-staging", id="w1"),
+            Workspace("notetaker-production", id="w2"),
+            Workspace("legacy", id="w3"),
+        ],
         [
             Membership("notetaker-staging", "carol@acme.com", id="m1"),
             Membership("notetaker-production", "carol@acme.com", id="m2"),
@@ -49,14 +53,27 @@ def _small() -> tuple[State, State, Plan]:
             Workspace("recorder-production", environment="production"),
         ],
         [
-            Membership("notetaker-production", "bob@acme.com", expires=datetime(2027, 1, 1, tzinfo=timezone.utc), reason="INC-4711"),
-            Membership("recorder-production", "bob@acme.com", expires=datetime(2026, 6, 5, 14, 30, tzinfo=timezone.utc)),
+            Membership(
+                "notetaker-production",
+                "bob@acme.com",
+                expires=datetime(2027, 1, 1, tzinfo=UTC),
+                reason="INC-4711",
+            ),
+            Membership(
+                "recorder-production",
+                "bob@acme.com",
+                expires=datetime(2026, 6, 5, 14, 30, tzinfo=UTC),
+            ),
             Membership("notetaker-staging", "bob@acme.com"),
             Membership("notetaker-production", "alice@acme.com"),
             Membership("notetaker-staging", "carol@acme.com"),
         ],
     )
-    return current, desired, diff(current, desired, Policy(), now=NOW, organization="acme", config_digest="c" * 64)
+    return (
+        current,
+        desired,
+        diff(current, desired, Policy(), now=NOW, organization="acme", config_digest="c" * 64),
+    )
 
 
 def _environments(state: State) -> dict[str, str | None]:
@@ -77,7 +94,9 @@ def _huge() -> tuple[State, Plan]:
         [Workspace(n, environment=n.rsplit("-", 1)[1]) for n in names],
         [Membership(n, u.email) for u in users[500:] for n in names],
     )
-    return desired, diff(current, desired, Policy(min_admins=0), now=NOW, organization="acme")  # developers only
+    return desired, diff(
+        current, desired, Policy(min_admins=0), now=NOW, organization="acme"
+    )  # developers only
 
 
 def test_text_golden() -> None:
@@ -110,7 +129,8 @@ def test_text_shows_hostile_values_visibly_on_one_line() -> None:
     reason = "INC-1\r\x1b[2K\x1b[1A\u202e"
     current = State.build([User("alice@acme.com", "admin", id="u1")], [Workspace("app", id="w1")], [])
     desired = State.build(
-        [User("alice@acme.com", "admin")], [Workspace("app")],
+        [User("alice@acme.com", "admin")],
+        [Workspace("app")],
         [Membership("app", "alice@acme.com", reason=reason)],
     )
     text = render_text(diff(current, desired, Policy(), now=NOW, organization="acme"), color=True)
@@ -153,16 +173,29 @@ def test_markdown_golden_small() -> None:
 def test_markdown_order_and_call_outs() -> None:
     current, desired, plan = _small()
     text = render_markdown(plan, environments=_environments(desired), current=current)
-    headings = ["**Plan:", "**⚠️ Changes that grant power (3): 1 promotion, 2 production access grants**",
-                "**Role changes**", "**Production access changes**", "**Warnings**",
-                "#### By person", "#### Access matrix", "#### Access by workspace instance", "<details>"]
+    headings = [
+        "**Plan:",
+        "**⚠️ Changes that grant power (3): 1 promotion, 2 production access grants**",
+        "**Role changes**",
+        "**Production access changes**",
+        "**Warnings**",
+        "#### By person",
+        "#### Access matrix",
+        "#### Access by workspace instance",
+        "<details>",
+    ]
     positions = [text.index(h) for h in headings]
     assert positions == sorted(positions)
     assert "- `carol@acme.com`: developer → admin" in text
-    assert ("- `bob@acme.com`: invited as developer; + `notetaker-production` (until 2026-12-31, `INC-4711`); "
-            "+ `recorder-production`") in text
+    assert (
+        "- `bob@acme.com`: invited as developer; + `notetaker-production` (until 2026-12-31, `INC-4711`); "
+        "+ `recorder-production`"
+    ) in text
     # production columns first; existing unchanged access shows as ·
-    assert "| user | `notetaker-production` (production) | `recorder-production` (production) | `notetaker-staging` |" in text
+    assert (
+        "| user | `notetaker-production` (production) | `recorder-production` (production) | `notetaker-staging` |"
+        in text
+    )
     assert "| `alice@acme.com` | ✅ |  |  |" not in text  # alice already had production: unchanged
     assert "| `carol@acme.com` | ❌ |  | · |" in text
     assert "truncated" not in text
@@ -174,7 +207,9 @@ def test_markdown_role_changes_include_an_admin_invite() -> None:
     text = render_markdown(diff(current, desired, Policy(), now=NOW, organization="acme"))
     role_changes = text.split("**Role changes**\n\n", 1)[1].split("\n\n", 1)[0]
     assert role_changes == "- `mallory@acme.com`: invited as admin"
-    assert "**⚠️ Changes that grant power (1): 1 new admin**\n\n- `mallory@acme.com`: invited as admin\n" in text
+    assert (
+        "**⚠️ Changes that grant power (1): 1 new admin**\n\n- `mallory@acme.com`: invited as admin\n" in text
+    )
 
 
 def test_markdown_golden_no_changes() -> None:
@@ -192,7 +227,9 @@ def test_markdown_huge_plan_stays_under_the_limit_and_says_so() -> None:
     assert "This comment is shortened to stay under the size limit" in text
     hidden = [int(n.replace(",", "")) for n in re.findall(r"truncated: ([\d,]+) more changes", text)]
     assert len(hidden) == 4 and all(0 < n < 20_000 for n in hidden)
-    assert text.count("```") % 2 == 0 and text.rstrip().endswith("run `provisioner plan` locally for the full plan._")
+    assert text.count("```") % 2 == 0 and text.rstrip().endswith(
+        "run `provisioner plan` locally for the full plan._"
+    )
     assert_golden("huge.md", text)
 
 

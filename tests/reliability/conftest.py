@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from rel_support import HookChain
@@ -12,7 +13,9 @@ from provisioner.sandbox import RunningSandbox, start_sandbox
 
 
 @pytest.fixture
-def hooked_sandbox(tmp_path: Path, contract_checker) -> Iterator[Callable[..., tuple[RunningSandbox, HookChain]]]:  # noqa: ANN001
+def hooked_sandbox(
+    tmp_path: Path, contract_checker
+) -> Iterator[Callable[..., tuple[RunningSandbox, HookChain]]]:  # noqa: ANN001
     """``hooked_sandbox(db_path=..., **knobs)`` -> (sandbox, hooks): a sandbox whose
     responses go to the contract checker and then to hooks the test adds."""
     started: list[RunningSandbox] = []

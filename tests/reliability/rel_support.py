@@ -12,9 +12,9 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
 
 from provisioner.sandbox import RunningSandbox, start_sandbox
 from tests.e2e.conftest import TOKEN_ENV, Api, org_config
@@ -81,10 +81,12 @@ def cli_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "provisioner", *args]
 
 
-def run_cli(cwd: Path, token: str, *args: str, env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run(cli_argv(*args), cwd=cwd, env=cli_env(token, env), capture_output=True,
-                          text=True, timeout=timeout)
+def run_cli(
+    cwd: Path, token: str, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        cli_argv(*args), cwd=cwd, env=cli_env(token, env), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def write_config(path: Path, api_url: str, body: str, name: str | None = None) -> str:
@@ -153,11 +155,18 @@ def upstream_of(sandbox: RunningSandbox) -> tuple[str, int]:
 # --- point 2, shared with benchmarks/soak.py ---------------------------------------
 
 CRASH_SEED = dict(
-    users=[("alice@acme.com", "admin", "active"), ("bob@acme.com", "developer", "active"),
-           ("carol@acme.com", "developer", "active")],
+    users=[
+        ("alice@acme.com", "admin", "active"),
+        ("bob@acme.com", "developer", "active"),
+        ("carol@acme.com", "developer", "active"),
+    ],
     workspaces=["app", "legacy"],
-    memberships=[("app", "alice@acme.com"), ("app", "bob@acme.com"),
-                 ("legacy", "bob@acme.com"), ("legacy", "carol@acme.com")],
+    memberships=[
+        ("app", "alice@acme.com"),
+        ("app", "bob@acme.com"),
+        ("legacy", "bob@acme.com"),
+        ("legacy", "carol@acme.com"),
+    ],
 )
 
 
@@ -172,8 +181,15 @@ class FaultRun:
     notes: list[str]  # messages of applied changes in the audit log ("already existed", ...)
 
 
-def apply_under_faults(workdir: Path, fault_seed: int, body: str, *, fail_rate: float = 0.3,
-                       max_runs: int = 2, hook: Callable[..., None] | None = None) -> FaultRun:
+def apply_under_faults(
+    workdir: Path,
+    fault_seed: int,
+    body: str,
+    *,
+    fail_rate: float = 0.3,
+    max_runs: int = 2,
+    hook: Callable[..., None] | None = None,
+) -> FaultRun:
     """Seed a db, apply ``body`` through a sandbox failing ``fail_rate`` of requests
     (commit-then-fail included) until an apply exits 0 or ``max_runs`` ran; then
     inspect the db through a fault-free sandbox."""
@@ -188,8 +204,19 @@ def apply_under_faults(workdir: Path, fault_seed: int, body: str, *, fail_rate: 
         token = faulty.token
         config = write_config(workdir / "org.yaml", faulty.base_url, body)
         while len(codes) < max_runs and (not codes or codes[-1] != 0):
-            codes.append(run_cli(workdir, token, "apply", "-c", config, "--auto-approve",
-                                 "--audit-log", str(workdir / "audit.jsonl"), env=env).returncode)
+            codes.append(
+                run_cli(
+                    workdir,
+                    token,
+                    "apply",
+                    "-c",
+                    config,
+                    "--auto-approve",
+                    "--audit-log",
+                    str(workdir / "audit.jsonl"),
+                    env=env,
+                ).returncode
+            )
         by_route = faulty.stats()["by_route"]
         writes = sum(n for route, n in by_route.items() if route.split()[0] in WRITE_METHODS)
     with start_sandbox(db, token=token) as clean:

@@ -33,14 +33,15 @@ from tests.hostile.check_input import assert_bounded, materialize, run_limited
 BAD = Path(__file__).resolve().parent.parent / "data" / "bad"
 CASES = sorted(BAD.glob("*.yaml"))
 HOSTILE = sorted(
-    path for path in (BAD.parent / "hostile").glob("*.yaml")
+    path
+    for path in (BAD.parent / "hostile").glob("*.yaml")
     if {"config", "files"} & set(yaml.safe_load(path.read_text(encoding="utf-8")) or {})
 )
 EXPECT = re.compile(rb"^# expect: (\d+):(\d+) ")
 FUZZ_EXAMPLES = int(os.environ.get("PROVISIONER_FUZZ_EXAMPLES", "60"))
 
 
-def plan_in_process(path: Path, sandbox) -> "click.testing.Result":  # noqa: ANN001, F821
+def plan_in_process(path: Path, sandbox) -> click.testing.Result:  # noqa: ANN001, F821
     env = {"RECALL_API_KEY": sandbox.token, "PROVISIONER_TEST_KEY": sandbox.token, "NO_COLOR": "1"}
     return CliRunner().invoke(cli, ["plan", "-c", str(path), "--api-url", sandbox.base_url], env=env)
 
@@ -104,24 +105,53 @@ def test_ten_megabyte_file_through_plan_is_bounded(tmp_path: Path, shared_sandbo
 
 
 _yamlish = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=12)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=12)
     | st.sampled_from(["admin", "developer", "a@b.io", "@grp", "production", "25%", "2030-01-01"]),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.sampled_from(["version", "users", "email", "role", "groups", "workspaces", "name",
-                                       "members", "environments", "policy", "organization", "region",
-                                       "max_removals", "min_admins", "x"]) | st.text(max_size=6),
-                      inner, max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "version",
+                    "users",
+                    "email",
+                    "role",
+                    "groups",
+                    "workspaces",
+                    "name",
+                    "members",
+                    "environments",
+                    "policy",
+                    "organization",
+                    "region",
+                    "max_removals",
+                    "min_admins",
+                    "x",
+                ]
+            )
+            | st.text(max_size=6),
+            inner,
+            max_size=5,
+        )
+    ),
     max_leaves=20,
 )
 
 
-@settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(doc=_yamlish, raw=st.binary(max_size=200), use_raw=st.booleans())
 def test_loader_fuzz_only_config_or_config_error(tmp_path: Path, doc, raw: bytes, use_raw: bool) -> None:  # noqa: ANN001
     import yaml
 
     path = tmp_path / "fuzz.yaml"
-    path.write_bytes(raw if use_raw else yaml.safe_dump({"version": 1, **doc} if isinstance(doc, dict) else doc).encode())
+    path.write_bytes(
+        raw if use_raw else yaml.safe_dump({"version": 1, **doc} if isinstance(doc, dict) else doc).encode()
+    )
     try:
         loaded = load_config(path)
     except ConfigError as error:

@@ -21,10 +21,10 @@ from rel_support import (
     upstream_of,
     write_config,
 )
-from tests.local_server import LocalServer, Seen
 from test_rel_crash import DESIRED_BODY, DESIRED_MEMBERSHIPS, DESIRED_USERS, DESIRED_WORKSPACES, seeded_db
 
 from tests.e2e.conftest import Api
+from tests.local_server import LocalServer, Seen
 
 # --- (a) stale saved plans ------------------------------------------------------------
 
@@ -37,13 +37,19 @@ def _out_of_band_role_change(api: Api) -> None:
 def _out_of_band_membership_deletion(api: Api) -> None:
     users = {u["id"]: u["email"] for u in api.list("/users/")}
     spaces = {w["id"]: w["name"] for w in api.list("/workspaces/")}
-    [m] = [m for m in api.list("/workspace_memberships/")
-           if (spaces[m["workspace_id"]], users[m["user_id"]]) == ("app", "alice@acme.com")]
+    [m] = [
+        m
+        for m in api.list("/workspace_memberships/")
+        if (spaces[m["workspace_id"]], users[m["user_id"]]) == ("app", "alice@acme.com")
+    ]
     assert api.request("DELETE", f"/workspace_memberships/{m['id']}/")[0] == 204
 
 
-@pytest.mark.parametrize("out_of_band", [_out_of_band_role_change, _out_of_band_membership_deletion],
-                         ids=["role-change", "membership-deletion"])
+@pytest.mark.parametrize(
+    "out_of_band",
+    [_out_of_band_role_change, _out_of_band_membership_deletion],
+    ids=["role-change", "membership-deletion"],
+)
 def test_saved_plan_made_stale_by_the_server_is_refused(hooked_sandbox, tmp_path: Path, out_of_band) -> None:  # noqa: ANN001
     sandbox, _ = hooked_sandbox(db_path=seeded_db(tmp_path, "stale"))
     api = Api(sandbox.base_url, sandbox.token)
@@ -109,7 +115,7 @@ def test_change_on_the_server_during_apply_is_never_overwritten(hooked_sandbox, 
         path = f"/api/v1/users/{ids[email]}/"
         mine = [(m, s) for m, p, s in seen if p == path]
         assert (method, 412) in mine, mine
-        tail = mine[mine.index((method, 412)):]  # the apply's own request and what followed
+        tail = mine[mine.index((method, 412)) :]  # the apply's own request and what followed
         assert ("GET", 200) in tail  # re-read after the 412
         assert (method, 200) not in tail and (method, 204) not in tail  # and not retried blindly
 
@@ -120,13 +126,19 @@ def test_change_on_the_server_during_apply_is_never_overwritten(hooked_sandbox, 
 def _claims(record: dict, action: str, note: str) -> set[tuple[str, str]]:
     """What a run says it made: applied changes of ``action`` without ``note``
     (``already existed`` / ``already gone`` mean someone else made them)."""
-    return {(r["type"], r["key"]) for r in record["applied"]
-            if r["action"] == action and not r.get("message", "").startswith(note)}
+    return {
+        (r["type"], r["key"])
+        for r in record["applied"]
+        if r["action"] == action and not r.get("message", "").startswith(note)
+    }
 
 
 def _objects(state) -> set[tuple[str, str]]:  # noqa: ANN001
-    return ({("user", e) for e in state.users} | {("workspace", w) for w in state.workspaces}
-            | {("membership", f"{w}/{e}") for w, e in state.memberships})
+    return (
+        {("user", e) for e in state.users}
+        | {("workspace", w) for w in state.workspaces}
+        | {("membership", f"{w}/{e}") for w, e in state.memberships}
+    )
 
 
 def test_two_applies_at_once_converge_and_never_double_count(hooked_sandbox, tmp_path: Path) -> None:  # noqa: ANN001
@@ -134,7 +146,6 @@ def test_two_applies_at_once_converge_and_never_double_count(hooked_sandbox, tmp
     api = Api(sandbox.base_url, sandbox.token)
     before = snapshot(api)
     # Hold every write until both runs have read everything: both make the same plan.
-    reads_done = threading.Semaphore(0)
     all_read = threading.Event()
     lock = threading.Lock()
     counted = {"reads": 0}
@@ -156,9 +167,14 @@ def test_two_applies_at_once_converge_and_never_double_count(hooked_sandbox, tmp
         config = write_config(tmp_path / "org.yaml", proxy.base_url, DESIRED_BODY)
         logs = [tmp_path / "audit-a.jsonl", tmp_path / "audit-b.jsonl"]
         procs = [
-            subprocess.Popen(cli_argv("apply", "-c", config, "--auto-approve", "--audit-log", str(log)),
-                             cwd=tmp_path, env=cli_env(sandbox.token), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                cli_argv("apply", "-c", config, "--auto-approve", "--audit-log", str(log)),
+                cwd=tmp_path,
+                env=cli_env(sandbox.token),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
             for log in logs
         ]
         outputs = [p.communicate(timeout=120) for p in procs]
@@ -168,7 +184,11 @@ def test_two_applies_at_once_converge_and_never_double_count(hooked_sandbox, tmp
 
     after = snapshot(api)
     assert after.clean(), after
-    assert (after.users, after.workspaces, after.memberships) == (DESIRED_USERS, DESIRED_WORKSPACES, DESIRED_MEMBERSHIPS)
+    assert (after.users, after.workspaces, after.memberships) == (
+        DESIRED_USERS,
+        DESIRED_WORKSPACES,
+        DESIRED_MEMBERSHIPS,
+    )
 
     records = [json.loads(log.read_text()) for log in logs]
     plans = [{(r["action"], r["type"], r["key"]) for r in rec["applied"]} for rec in records]

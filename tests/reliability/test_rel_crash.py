@@ -34,8 +34,12 @@ SEED_USERS = [
     ("carol@acme.com", "developer", "active"),
 ]
 SEED_WORKSPACES = ["app", "legacy"]
-SEED_MEMBERSHIPS = [("app", "alice@acme.com"), ("app", "bob@acme.com"),
-                    ("legacy", "bob@acme.com"), ("legacy", "carol@acme.com")]
+SEED_MEMBERSHIPS = [
+    ("app", "alice@acme.com"),
+    ("app", "bob@acme.com"),
+    ("legacy", "bob@acme.com"),
+    ("legacy", "carol@acme.com"),
+]
 
 # 3 invites, 1 promotion, 2 workspace creates, 4 grants, 2 revocations = 12 changes.
 DESIRED_BODY = """
@@ -55,15 +59,25 @@ workspaces:
 policy: {max_removals: 10}
 """
 DESIRED_USERS = {
-    "admin@example.com": "admin", "alice@acme.com": "admin", "bob@acme.com": "admin",
-    "carol@acme.com": "developer", "dan@acme.com": "developer", "eve@acme.com": "developer",
+    "admin@example.com": "admin",
+    "alice@acme.com": "admin",
+    "bob@acme.com": "admin",
+    "carol@acme.com": "developer",
+    "dan@acme.com": "developer",
+    "eve@acme.com": "developer",
     "frank@acme.com": "admin",
 }
 DESIRED_WORKSPACES = frozenset({"app", "legacy", "new-one", "new-two"})
-DESIRED_MEMBERSHIPS = frozenset({
-    ("app", "alice@acme.com"), ("app", "bob@acme.com"), ("app", "carol@acme.com"),
-    ("new-one", "dan@acme.com"), ("new-one", "eve@acme.com"), ("new-two", "frank@acme.com"),
-})
+DESIRED_MEMBERSHIPS = frozenset(
+    {
+        ("app", "alice@acme.com"),
+        ("app", "bob@acme.com"),
+        ("app", "carol@acme.com"),
+        ("new-one", "dan@acme.com"),
+        ("new-one", "eve@acme.com"),
+        ("new-two", "frank@acme.com"),
+    }
+)
 K = 12
 
 
@@ -81,12 +95,19 @@ def test_the_plan_has_k_changes_of_every_kind(hooked_sandbox, tmp_path: Path) ->
     changes = [c for c in json.loads(result.stdout)["changes"] if not c.get("cascade")]
     kinds = {(c["action"], c["type"]) for c in changes}
     assert len(changes) == K
-    assert kinds == {("create", "user"), ("update", "user"), ("create", "workspace"),
-                     ("create", "membership"), ("delete", "membership")}
+    assert kinds == {
+        ("create", "user"),
+        ("update", "user"),
+        ("create", "workspace"),
+        ("create", "membership"),
+        ("delete", "membership"),
+    }
 
 
 @pytest.mark.parametrize("i", range(1, K + 1))
-def test_kill_after_the_ith_committed_change_then_apply_converges(hooked_sandbox, tmp_path: Path, i: int) -> None:  # noqa: ANN001
+def test_kill_after_the_ith_committed_change_then_apply_converges(
+    hooked_sandbox, tmp_path: Path, i: int
+) -> None:  # noqa: ANN001
     sandbox, hooks = hooked_sandbox(db_path=seeded_db(tmp_path, f"crash-{i}"))
     config = write_config(tmp_path / "org.yaml", sandbox.base_url, DESIRED_BODY)
     api = Api(sandbox.base_url, sandbox.token)
@@ -101,7 +122,10 @@ def test_kill_after_the_ith_committed_change_then_apply_converges(hooked_sandbox
     hooks.add(counter)
     proc = subprocess.Popen(
         cli_argv("apply", "-c", config, "--auto-approve", "--parallelism", "1"),
-        cwd=tmp_path, env=cli_env(sandbox.token), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=tmp_path,
+        env=cli_env(sandbox.token),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     victim["proc"] = proc
     proc.communicate(timeout=120)

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 from rel_support import apply_under_faults
-from test_rel_crash import K, DESIRED_BODY, DESIRED_MEMBERSHIPS, DESIRED_USERS, DESIRED_WORKSPACES
+from test_rel_crash import DESIRED_BODY, DESIRED_MEMBERSHIPS, DESIRED_USERS, DESIRED_WORKSPACES, K
 
 
 @pytest.mark.parametrize("fault_seed", range(5))
-def test_apply_converges_within_two_runs_under_ambiguous_faults(tmp_path: Path, contract_checker, fault_seed: int) -> None:  # noqa: ANN001
+def test_apply_converges_within_two_runs_under_ambiguous_faults(
+    tmp_path: Path, contract_checker, fault_seed: int
+) -> None:  # noqa: ANN001
     outcome = apply_under_faults(tmp_path, fault_seed, DESIRED_BODY, hook=contract_checker)
     # 12 changes cost 12 writes without faults: more means writes failed and were retried.
     assert outcome.writes_received > K, outcome

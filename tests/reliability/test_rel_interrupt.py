@@ -13,8 +13,8 @@ import os
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from rel_support import WRITE_METHODS, cli_argv, cli_env, run_cli, write_config
 
@@ -45,7 +45,11 @@ class WriteLog:
 def _start_apply(tmp_path: Path, token: str, config: str, audit: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         cli_argv("apply", "-c", config, "--auto-approve", "--parallelism", "1", "--audit-log", str(audit)),
-        cwd=tmp_path, env=cli_env(token), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=tmp_path,
+        env=cli_env(token),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -89,7 +93,9 @@ def test_first_sigint_finishes_in_flight_and_starts_nothing_more(hooked_sandbox,
     assert remaining == set(USERS) - applied
 
 
-def test_a_second_signal_aborts_at_once_and_still_writes_what_is_known(hooked_sandbox, tmp_path: Path) -> None:  # noqa: ANN001
+def test_a_second_signal_aborts_at_once_and_still_writes_what_is_known(
+    hooked_sandbox, tmp_path: Path
+) -> None:  # noqa: ANN001
     sandbox, hooks = hooked_sandbox()
     config = write_config(tmp_path / "org.yaml", sandbox.base_url, BODY)
     audit = tmp_path / "audit.jsonl"

@@ -12,8 +12,12 @@ from provisioner.cli.main import cli
 from provisioner.sandbox import seed
 from tests.e2e.conftest import TOKEN_ENV, Api
 
-TEAM_USERS = [("alice@acme.com", "admin", "active"), ("bob@acme.com", "developer", "active"),
-              ("carol@acme.com", "developer", "active"), ("dave@acme.com", "developer", "active")]
+TEAM_USERS = [
+    ("alice@acme.com", "admin", "active"),
+    ("bob@acme.com", "developer", "active"),
+    ("carol@acme.com", "developer", "active"),
+    ("dave@acme.com", "developer", "active"),
+]
 # 5 users (with the key's admin) and 6 memberships: 11 objects, over the floor of 10 from
 # which a percentage max_removals applies. "web" is never declared: its access is unmanaged.
 TEAM_MEMBERS = [("app", e) for e, _, _ in TEAM_USERS] + [("web", "bob@acme.com"), ("web", "carol@acme.com")]
@@ -24,29 +28,61 @@ def users_yaml(**roles: str) -> str:
     return "users:\n" + lines
 
 
-TEAM = dict(zip(["admin@example.com"] + [e for e, _, _ in TEAM_USERS],
-                ["admin", "admin", "developer", "developer", "developer"]))
-APP_ALL = "workspaces:\n  - {name: app, members: [alice@acme.com, bob@acme.com, carol@acme.com, dave@acme.com]}\n"
+TEAM = dict(
+    zip(
+        ["admin@example.com"] + [e for e, _, _ in TEAM_USERS],
+        ["admin", "admin", "developer", "developer", "developer"],
+    )
+)
+APP_ALL = (
+    "workspaces:\n  - {name: app, members: [alice@acme.com, bob@acme.com, carol@acme.com, dave@acme.com]}\n"
+)
 
 CASES = {
-    "own-user-removed": ("team", users_yaml(**{k: v for k, v in TEAM.items() if k != "admin@example.com"})
-                         + APP_ALL + "policy: {max_removals: 10}\n", ["admin@example.com", "own user"]),
-    "own-user-demoted": ("team", users_yaml(**{**TEAM, "admin@example.com": "developer"}) + APP_ALL,
-                         ["admin@example.com", "demotes"]),
-    "below-min-admins": ("team", users_yaml(**{**TEAM, "alice@acme.com": "developer"}) + APP_ALL
-                         + "policy: {min_admins: 2}\n", ["min_admins", "2"]),
-    "protected-user-touched": ("team", users_yaml(**{**TEAM, "bob@acme.com": "admin"}) + APP_ALL
-                               + "policy: {protected_users: [bob@acme.com]}\n", ["bob@acme.com", "protected"]),
-    "protected-user-removed": ("team", users_yaml(**{k: v for k, v in TEAM.items() if k != "carol@acme.com"})
-                               + "workspaces:\n  - {name: app, members: [alice@acme.com, bob@acme.com, dave@acme.com]}\n"
-                               + "policy: {protected_users: [carol@acme.com], max_removals: 10}\n",
-                               ["carol@acme.com", "protected"]),
-    "too-many-removals": ("team", users_yaml(**TEAM) + "workspaces:\n  - {name: app, members: [alice@acme.com]}\n",
-                          ["max_removals", "--force", "3"]),
+    "own-user-removed": (
+        "team",
+        users_yaml(**{k: v for k, v in TEAM.items() if k != "admin@example.com"})
+        + APP_ALL
+        + "policy: {max_removals: 10}\n",
+        ["admin@example.com", "own user"],
+    ),
+    "own-user-demoted": (
+        "team",
+        users_yaml(**{**TEAM, "admin@example.com": "developer"}) + APP_ALL,
+        ["admin@example.com", "demotes"],
+    ),
+    "below-min-admins": (
+        "team",
+        users_yaml(**{**TEAM, "alice@acme.com": "developer"}) + APP_ALL + "policy: {min_admins: 2}\n",
+        ["min_admins", "2"],
+    ),
+    "protected-user-touched": (
+        "team",
+        users_yaml(**{**TEAM, "bob@acme.com": "admin"})
+        + APP_ALL
+        + "policy: {protected_users: [bob@acme.com]}\n",
+        ["bob@acme.com", "protected"],
+    ),
+    "protected-user-removed": (
+        "team",
+        users_yaml(**{k: v for k, v in TEAM.items() if k != "carol@acme.com"})
+        + "workspaces:\n  - {name: app, members: [alice@acme.com, bob@acme.com, dave@acme.com]}\n"
+        + "policy: {protected_users: [carol@acme.com], max_removals: 10}\n",
+        ["carol@acme.com", "protected"],
+    ),
+    "too-many-removals": (
+        "team",
+        users_yaml(**TEAM) + "workspaces:\n  - {name: app, members: [alice@acme.com]}\n",
+        ["max_removals", "--force", "3"],
+    ),
     # Below 10 objects a percentage does not apply; an absolute count does, at any size.
-    "too-many-removals-tiny-org": ("tiny", users_yaml(**{"admin@example.com": "admin"})
-                                   + "workspaces:\n  - {name: app, members: []}\n"
-                                   + "policy: {max_removals: 0}\n", ["max_removals", "--force"]),
+    "too-many-removals-tiny-org": (
+        "tiny",
+        users_yaml(**{"admin@example.com": "admin"})
+        + "workspaces:\n  - {name: app, members: []}\n"
+        + "policy: {max_removals: 0}\n",
+        ["max_removals", "--force"],
+    ),
 }
 
 
@@ -54,8 +90,12 @@ def seed_org(db: Path, kind: str) -> None:
     if kind == "team":
         seed(db, users=TEAM_USERS, workspaces=["app", "web"], memberships=TEAM_MEMBERS)
     else:  # two users: the key's admin and bob, with one grant
-        seed(db, users=[("bob@acme.com", "developer", "active")], workspaces=["app"],
-             memberships=[("app", "bob@acme.com")])
+        seed(
+            db,
+            users=[("bob@acme.com", "developer", "active")],
+            workspaces=["app"],
+            memberships=[("app", "bob@acme.com")],
+        )
 
 
 def run(args: list[str], token: str):  # noqa: ANN201

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 from rel_support import run_cli, upstream_of, write_config
-from tests.local_server import LocalServer, Reply, Seen
 
 from provisioner.sandbox import seed
+from tests.local_server import LocalServer, Reply, Seen
 
 USERS = [(f"user{i:03d}@acme.com", "developer", "active") for i in range(150)]  # two pages of 100
 BODY = "users:\n  - {email: admin@example.com, role: admin}\n" + "".join(
@@ -31,6 +31,7 @@ def _first_page(seen: Seen) -> bool:
 
 def _next_link(make):  # noqa: ANN001, ANN202
     """A rewrite that replaces the first users page's ``next`` with ``make(seen, next)``."""
+
     def rewrite(seen: Seen, status: int, headers: dict, body: bytes) -> bytes:
         if not _first_page(seen) or status != 200:
             return body
@@ -38,6 +39,7 @@ def _next_link(make):  # noqa: ANN001, ANN202
         assert page["next"], "the listing should have a second page"
         page["next"] = make(seen, page["next"])
         return json.dumps(page).encode()
+
     return rewrite
 
 
@@ -48,7 +50,10 @@ def decoy() -> LocalServer:
 
 
 CASES = {
-    "persistent-500": (lambda seen: Reply(500, {"code": "server_error", "detail": "boom"}) if _second_page(seen) else None, None),
+    "persistent-500": (
+        lambda seen: Reply(500, {"code": "server_error", "detail": "boom"}) if _second_page(seen) else None,
+        None,
+    ),
     "next-to-another-server": (None, "decoy"),
     "next-loops": (None, _next_link(lambda seen, nxt: seen.path)),
     "next-leaves-base-path": (None, _next_link(lambda seen, nxt: nxt.replace("/api/v1/", "/api/v2/"))),
@@ -57,7 +62,9 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_partial_listing_aborts_the_plan_with_zero_changes(hooked_sandbox, tmp_path: Path, decoy: LocalServer, case: str) -> None:  # noqa: ANN001
+def test_partial_listing_aborts_the_plan_with_zero_changes(
+    hooked_sandbox, tmp_path: Path, decoy: LocalServer, case: str
+) -> None:  # noqa: ANN001
     db = tmp_path / "partial.db"
     seed(db, users=USERS)
     sandbox, _ = hooked_sandbox(db_path=db)
@@ -67,8 +74,16 @@ def test_partial_listing_aborts_the_plan_with_zero_changes(hooked_sandbox, tmp_p
     with LocalServer(decide, upstream=upstream_of(sandbox), rewrite=rewrite) as proxy:
         config = write_config(tmp_path / "org.yaml", proxy.base_url, BODY)
         plan = run_cli(tmp_path, sandbox.token, "plan", "-c", config, env={"PROVISIONER_BACKOFF_MAX": "0"})
-        apply = run_cli(tmp_path, sandbox.token, "apply", "-c", config, "--auto-approve", "--force",
-                        env={"PROVISIONER_BACKOFF_MAX": "0"})
+        apply = run_cli(
+            tmp_path,
+            sandbox.token,
+            "apply",
+            "-c",
+            config,
+            "--auto-approve",
+            "--force",
+            env={"PROVISIONER_BACKOFF_MAX": "0"},
+        )
     for result in (plan, apply):
         assert result.returncode == 1, result.stdout + result.stderr
         assert "Plan:" not in result.stdout and not CHANGE_LINE.search(result.stdout), result.stdout

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from hypothesis import settings
@@ -71,27 +71,34 @@ class ReconcileMachine(RuleBasedStateMachine):
         config = load_config(self._config_path(base_url))
         os.environ[TOKEN_ENV] = self.token
         with ApiClient(base_url, self.token, backoff_max=0.01, max_retries=3) as client:
-            return reconcile.read_and_diff(config, client, now=datetime.now(timezone.utc))
+            return reconcile.read_and_diff(config, client, now=datetime.now(UTC))
 
     # --- rules -----------------------------------------------------------------------------
 
-    @rule(users=desired_users,
-          members=st.fixed_dictionaries({w: st.sets(st.sampled_from(EMAILS), max_size=4) for w in SPACES}))
+    @rule(
+        users=desired_users,
+        members=st.fixed_dictionaries({w: st.sets(st.sampled_from(EMAILS), max_size=4) for w in SPACES}),
+    )
     def edit_config(self, users: dict[str, str], members: dict[str, set[str]]) -> None:
         self.users = users
         self.members = members
         self.applied_ok = False
 
-    @rule(users=desired_users,
-          members=st.fixed_dictionaries({w: st.sets(st.sampled_from(EMAILS), max_size=4) for w in SPACES}))
+    @rule(
+        users=desired_users,
+        members=st.fixed_dictionaries({w: st.sets(st.sampled_from(EMAILS), max_size=4) for w in SPACES}),
+    )
     def edit_config_then_apply(self, users: dict[str, str], members: dict[str, set[str]]) -> None:
         """The everyday flow (a merged pull request), so edit-apply-edit-apply is common."""
         self.edit_config(users, members)
         self.apply()
 
     @precondition(lambda self: self.fail_rate == 0.0)
-    @rule(action=st.sampled_from(["invite", "remove", "flip-role", "grant", "revoke"]),
-          email=st.sampled_from(EMAILS), space=st.sampled_from(SPACES))
+    @rule(
+        action=st.sampled_from(["invite", "remove", "flip-role", "grant", "revoke"]),
+        email=st.sampled_from(EMAILS),
+        space=st.sampled_from(SPACES),
+    )
     def out_of_band(self, action: str, email: str, space: str) -> None:
         api = Api(self.sandbox.base_url, self.token)
         users = api.users()
@@ -104,8 +111,11 @@ class ReconcileMachine(RuleBasedStateMachine):
             role = "admin" if users[email]["role"] == "developer" else "developer"
             api.request("PATCH", f"/users/{users[email]['id']}/", {"role": role})
         elif action == "grant" and email in users and space in spaces:
-            api.request("POST", "/workspace_memberships/",
-                        {"workspace_id": spaces[space]["id"], "user_id": users[email]["id"]})
+            api.request(
+                "POST",
+                "/workspace_memberships/",
+                {"workspace_id": spaces[space]["id"], "user_id": users[email]["id"]},
+            )
         elif action == "revoke" and email in users and space in spaces:
             for m in api.list("/workspace_memberships/"):
                 if m["workspace_id"] == spaces[space]["id"] and m["user_id"] == users[email]["id"]:
@@ -122,8 +132,7 @@ class ReconcileMachine(RuleBasedStateMachine):
             planned = self._plan(self.sandbox.base_url)
             reconcile.guard(planned, force=True, for_apply=True)
             with ApiClient(self.sandbox.base_url, self.token, backoff_max=0.01, max_retries=3) as client:
-                report = apply_plan(planned.plan, client, current=planned.current,
-                                                 run_id=uuid.uuid4().hex)
+                report = apply_plan(planned.plan, client, current=planned.current, run_id=uuid.uuid4().hex)
         except ProvisionerError:
             self.applied_ok = False  # a failed read or a refused plan: nothing to promise
             return

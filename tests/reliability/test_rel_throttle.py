@@ -10,15 +10,19 @@ from pathlib import Path
 
 import pytest
 from rel_support import FAST_ENV, run_cli, snapshot, upstream_of, write_config
-from tests.local_server import LocalServer, Reply, Seen
 from test_rel_crash import DESIRED_BODY, seeded_db
 
 from provisioner.api.client import ApiClient
 from provisioner.errors import RateLimitedError
 from tests.e2e.conftest import Api
+from tests.local_server import LocalServer, Reply, Seen
 
-ME = {"user_id": "u1", "email": "admin@example.com", "role": "admin",
-      "organization": {"id": "o1", "name": "sandbox", "region": "us-east-1", "workspace_limit": 50}}
+ME = {
+    "user_id": "u1",
+    "email": "admin@example.com",
+    "role": "admin",
+    "organization": {"id": "o1", "name": "sandbox", "region": "us-east-1", "workspace_limit": 50},
+}
 
 
 def scripted(replies: list[Reply]) -> LocalServer:
@@ -41,7 +45,9 @@ def recorded_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 
 @pytest.mark.parametrize("status", [429, 503])
 def test_retry_after_2_is_honoured(recorded_waits: list[float], status: int) -> None:
-    with scripted([Reply(status, {"detail": "slow down"}, {"Retry-After": "2"}), Reply(200, {"id": "x"})]) as server:
+    with scripted(
+        [Reply(status, {"detail": "slow down"}, {"Retry-After": "2"}), Reply(200, {"id": "x"})]
+    ) as server:
         with ApiClient(server.base_url, "k") as client:
             body, _ = client.get("/me/")
         assert body == {"id": "x"}
@@ -86,7 +92,9 @@ def test_cap_error_in_process_names_wait_and_cap(recorded_waits: list[float]) ->
     assert recorded_waits == []
 
 
-def test_persistent_503_stops_after_max_attempts_and_reports_what_was_applied(hooked_sandbox, tmp_path: Path) -> None:  # noqa: ANN001
+def test_persistent_503_stops_after_max_attempts_and_reports_what_was_applied(
+    hooked_sandbox, tmp_path: Path
+) -> None:  # noqa: ANN001
     sandbox, _ = hooked_sandbox(db_path=seeded_db(tmp_path, "503"))
     passed = {"writes": 0}
     lock = threading.Lock()
@@ -102,8 +110,17 @@ def test_persistent_503_stops_after_max_attempts_and_reports_what_was_applied(ho
 
     with LocalServer(decide, upstream=upstream_of(sandbox)) as proxy:
         config = write_config(tmp_path / "org.yaml", proxy.base_url, DESIRED_BODY)
-        result = run_cli(tmp_path, sandbox.token, "apply", "-c", config, "--auto-approve",
-                         "--parallelism", "1", env=FAST_ENV)
+        result = run_cli(
+            tmp_path,
+            sandbox.token,
+            "apply",
+            "-c",
+            config,
+            "--auto-approve",
+            "--parallelism",
+            "1",
+            env=FAST_ENV,
+        )
         third = [s for s in proxy.seen if s.method == "POST"][2]
         attempts_of_third = [s for s in proxy.seen if s.method == "POST" and s.body == third.body]
     assert result.returncode == 1

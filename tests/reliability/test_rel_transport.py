@@ -12,21 +12,25 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from rel_support import run_cli, upstream_of, write_config
-from tests.local_server import LocalServer, Reply
 
 from provisioner.api.client import ApiClient
 from provisioner.cli.main import cli
 from provisioner.errors import TransportError
 from provisioner.sandbox import start_sandbox
 from tests.e2e.conftest import TOKEN_ENV, org_config
+from tests.local_server import LocalServer, Reply
 
 BODY = "users:\n  - {email: admin@example.com, role: admin}\n  - {email: bob@acme.com, role: developer}\n"
 
 
-def test_plain_http_to_a_remote_host_is_refused_before_any_connect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_plain_http_to_a_remote_host_is_refused_before_any_connect(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     attempts: list[object] = []
     real_getaddrinfo = socket.getaddrinfo
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: attempts.append(a) or real_getaddrinfo(*a, **k))
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda *a, **k: attempts.append(a) or real_getaddrinfo(*a, **k)
+    )
     monkeypatch.setattr(socket.socket, "connect", lambda self, addr: attempts.append(addr))
     with pytest.raises(TransportError, match="plain http"):
         ApiClient("http://example.invalid/api/v1", "key")
@@ -50,17 +54,25 @@ def test_a_redirect_to_another_host_is_not_followed(tmp_path: Path, status: int)
     assert "redirected" in result.stderr and "refusing to follow" in result.stderr, result.stderr
 
 
-def test_proxies_and_netrc_from_the_environment_neither_see_nor_change_the_key(hooked_sandbox, tmp_path: Path) -> None:  # noqa: ANN001
+def test_proxies_and_netrc_from_the_environment_neither_see_nor_change_the_key(
+    hooked_sandbox, tmp_path: Path
+) -> None:  # noqa: ANN001
     sandbox, _ = hooked_sandbox()
     home = tmp_path / "home"
     home.mkdir()
     netrc = home / ".netrc"
-    netrc.write_text("machine 127.0.0.1 login mallory password stolen-credential\ndefault login mallory password stolen-credential\n")
+    netrc.write_text(
+        "machine 127.0.0.1 login mallory password stolen-credential\ndefault login mallory password stolen-credential\n"
+    )
     netrc.chmod(0o600)
-    with LocalServer(lambda seen: Reply(502, {"detail": "captured"})) as capture, \
-            LocalServer(None, upstream=upstream_of(sandbox)) as recorder:
-        proxy_env = {name: capture.url for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy",
-                                                     "http_proxy", "all_proxy")}
+    with (
+        LocalServer(lambda seen: Reply(502, {"detail": "captured"})) as capture,
+        LocalServer(None, upstream=upstream_of(sandbox)) as recorder,
+    ):
+        proxy_env = {
+            name: capture.url
+            for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
+        }
         env = {**proxy_env, "HOME": str(home), "NETRC": str(netrc), "NO_PROXY": "", "no_proxy": ""}
         config = write_config(tmp_path / "org.yaml", recorder.base_url, BODY)
         plan = run_cli(tmp_path, sandbox.token, "plan", "-c", config, env=env)
@@ -80,18 +92,27 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1)).not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .not_valid_before(now - datetime.timedelta(days=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False
+        )
         .sign(key, hashes.SHA256())
     )
     cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return cert_path, key_path
 
 
@@ -105,8 +126,9 @@ def tls_server(tmp_path: Path):  # noqa: ANN201
         yield server
 
 
-def test_tls_verification_cannot_be_turned_off_from_the_environment(tmp_path: Path, tls_server: LocalServer,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tls_verification_cannot_be_turned_off_from_the_environment(
+    tmp_path: Path, tls_server: LocalServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
         monkeypatch.setenv(name, "")
     client = ApiClient(tls_server.base_url, "the-key", max_retries=0)
@@ -122,8 +144,14 @@ def test_tls_verification_cannot_be_turned_off_from_the_environment(tmp_path: Pa
     assert "certificate" in result.stderr.lower(), result.stderr
     assert "Traceback" not in result.stderr
     # A CA bundle from the environment does not change what is trusted either.
-    result = run_cli(tmp_path, "the-key", "plan", "-c", config,
-                     env={"REQUESTS_CA_BUNDLE": str(tls_server.cert), "PROVISIONER_MAX_RETRIES": "0"})
+    result = run_cli(
+        tmp_path,
+        "the-key",
+        "plan",
+        "-c",
+        config,
+        env={"REQUESTS_CA_BUNDLE": str(tls_server.cert), "PROVISIONER_MAX_RETRIES": "0"},
+    )
     assert result.returncode == 1 and "certificate" in result.stderr.lower()
     assert tls_server.seen == []  # no request (and no key) ever reached the unverified server
 
@@ -144,29 +172,43 @@ def _record_lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_a_config_cannot_send_the_key_to_a_host_the_operator_did_not_allow(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     collector = "https://collector.example.invalid/api/v1"
     config = tmp_path / "org.yaml"
     config.write_text(f"version: 1\norganization:\n  api_url: {collector}\n  token_env: GITHUB_TOKEN\n{BODY}")
-    env = {"GITHUB_TOKEN": "the-key", "PROVISIONER_MAX_RETRIES": "0",
-           "PROVISIONER_ALLOWED_API_URLS": None, "PROVISIONER_ALLOWED_TOKEN_ENVS": None}
+    env = {
+        "GITHUB_TOKEN": "the-key",
+        "PROVISIONER_MAX_RETRIES": "0",
+        "PROVISIONER_ALLOWED_API_URLS": None,
+        "PROVISIONER_ALLOWED_TOKEN_ENVS": None,
+    }
     hosts = _record_lookups(monkeypatch)
     refused = CliRunner().invoke(cli, ["plan", "-c", str(config)], env=env)
     assert refused.exit_code == 1 and hosts == []
     assert f"{config}:3:12: organization.api_url" in refused.stderr, refused.stderr
     assert f"{config}:4:14: organization.token_env" in refused.stderr
-    assert "PROVISIONER_ALLOWED_API_URLS" in refused.stderr and "PROVISIONER_ALLOWED_TOKEN_ENVS" in refused.stderr
+    assert (
+        "PROVISIONER_ALLOWED_API_URLS" in refused.stderr
+        and "PROVISIONER_ALLOWED_TOKEN_ENVS" in refused.stderr
+    )
 
     # The operator allows both, outside the repo: the run goes there (and fails to resolve it).
-    allowed_env = {**env, "PROVISIONER_ALLOWED_API_URLS": "https://collector.example.invalid",
-                   "PROVISIONER_ALLOWED_TOKEN_ENVS": "GITHUB_TOKEN"}
+    allowed_env = {
+        **env,
+        "PROVISIONER_ALLOWED_API_URLS": "https://collector.example.invalid",
+        "PROVISIONER_ALLOWED_TOKEN_ENVS": "GITHUB_TOKEN",
+    }
     allowed = CliRunner().invoke(cli, ["plan", "-c", str(config)], env=allowed_env)
     assert allowed.exit_code == 1 and "organization." not in allowed.stderr, allowed.stderr
     assert set(hosts) == {"collector.example.invalid"}, allowed.stderr
     # --api-url with the same URL allows it too (the token variable still needs its allowance).
     hosts.clear()
-    flagged = CliRunner().invoke(cli, ["plan", "-c", str(config), "--api-url", collector],
-                                 env={**env, "PROVISIONER_ALLOWED_TOKEN_ENVS": "GITHUB_TOKEN"})
+    flagged = CliRunner().invoke(
+        cli,
+        ["plan", "-c", str(config), "--api-url", collector],
+        env={**env, "PROVISIONER_ALLOWED_TOKEN_ENVS": "GITHUB_TOKEN"},
+    )
     assert flagged.exit_code == 1 and "organization.api_url" not in flagged.stderr, flagged.stderr
     assert set(hosts) == {"collector.example.invalid"}
 
@@ -194,7 +236,9 @@ def test_a_url_the_parsers_read_differently_never_reaches_the_other_host(tmp_pat
                 result = run_cli(tmp_path, sandbox.token, "plan", "-c", str(config))
             elif via == "--api-url":
                 write_config(config, sandbox.base_url, BODY)
-                result = run_cli(tmp_path, sandbox.token, "plan", "-c", str(config), "--api-url", hostile(port))
+                result = run_cli(
+                    tmp_path, sandbox.token, "plan", "-c", str(config), "--api-url", hostile(port)
+                )
             else:
                 write_config(config, proxy.base_url, BODY)
                 result = run_cli(tmp_path, sandbox.token, "plan", "-c", str(config))

@@ -187,7 +187,9 @@ def test_memberships_add_filter_conflict_and_remove(api: Api) -> None:
     w1, w2 = create_workspace(api, "w1"), create_workspace(api, "w2")
     created = {}
     for workspace, user in ((w1, alice), (w1, bob), (w2, alice)):
-        response = api.post("/workspace_memberships/", {"workspace_id": workspace["id"], "user_id": user["id"]})
+        response = api.post(
+            "/workspace_memberships/", {"workspace_id": workspace["id"], "user_id": user["id"]}
+        )
         assert response.status_code == 201
         created[(workspace["name"], user["email"])] = response.json()
     again = api.post("/workspace_memberships/", {"workspace_id": w1["id"], "user_id": alice["id"]})

@@ -78,7 +78,9 @@ def test_concurrent_writes_lose_nothing(api: Api, sandbox: RunningSandbox) -> No
     clients = [Api(sandbox.base_url, sandbox.token) for _ in range(6)]
 
     def create(n: int) -> int:
-        return clients[n % len(clients)].post("/users/", {"email": emails[n], "role": "developer"}).status_code
+        return (
+            clients[n % len(clients)].post("/users/", {"email": emails[n], "role": "developer"}).status_code
+        )
 
     with ThreadPoolExecutor(max_workers=6) as pool:
         statuses = list(pool.map(create, range(len(emails))))

@@ -7,7 +7,14 @@ import time
 import pytest
 import requests
 
-from provisioner.sandbox.knobs import FAULT_500, FAULT_503, FAULT_DROP, FAULT_KINDS, FaultInjector, RateLimiter
+from provisioner.sandbox.knobs import (
+    FAULT_500,
+    FAULT_503,
+    FAULT_DROP,
+    FAULT_KINDS,
+    FaultInjector,
+    RateLimiter,
+)
 
 from .conftest import Api
 
@@ -88,7 +95,9 @@ def test_injected_dropped_connection(make_sandbox) -> None:
 @pytest.mark.parametrize("commit_first", [True, False])
 def test_a_failed_write_is_committed_exactly_when_decided(make_sandbox, tmp_path, commit_first: bool) -> None:
     db = tmp_path / "faulty.db"
-    faulty = make_sandbox(db_path=db, fail_rate=1.0, seed=seed_for(FAULT_500, is_write=True, commit_first=commit_first))
+    faulty = make_sandbox(
+        db_path=db, fail_rate=1.0, seed=seed_for(FAULT_500, is_write=True, commit_first=commit_first)
+    )
     response = Api(faulty.base_url, faulty.token).post(
         "/users/", {"email": "maybe@example.com", "role": "developer"}, headers={"Idempotency-Key": "once"}
     )
@@ -100,7 +109,9 @@ def test_a_failed_write_is_committed_exactly_when_decided(make_sandbox, tmp_path
     emails = [u["email"] for u in api.walk("/users/")]
     assert ("maybe@example.com" in emails) is commit_first
     # Retrying with the same key is safe either way: exactly one user results.
-    retry = api.post("/users/", {"email": "maybe@example.com", "role": "developer"}, headers={"Idempotency-Key": "once"})
+    retry = api.post(
+        "/users/", {"email": "maybe@example.com", "role": "developer"}, headers={"Idempotency-Key": "once"}
+    )
     assert retry.status_code == 201
     assert (retry.headers.get("Idempotent-Replayed") == "true") is commit_first
     assert [u["email"] for u in api.walk("/users/")].count("maybe@example.com") == 1

@@ -8,8 +8,8 @@ import sys
 import pytest
 import requests
 from click.testing import CliRunner
-
 from contract import ContractChecker, load_contract
+
 from provisioner.cli.sandbox import sandbox as sandbox_cli
 from provisioner.sandbox import SandboxError, create_token, start_sandbox
 
@@ -61,7 +61,9 @@ def test_serve_refuses_a_non_loopback_host_without_public(tmp_path) -> None:
 def test_token_create_prints_a_working_key(make_sandbox, tmp_path) -> None:
     sandbox = make_sandbox(db_path=tmp_path / "t.db")
     Api(sandbox.base_url, sandbox.token).post("/users/", {"email": "dev@example.com", "role": "developer"})
-    result = CliRunner().invoke(sandbox_cli, ["token", "create", "--db", str(tmp_path / "t.db"), "--email", "Dev@Example.com"])
+    result = CliRunner().invoke(
+        sandbox_cli, ["token", "create", "--db", str(tmp_path / "t.db"), "--email", "Dev@Example.com"]
+    )
     assert result.exit_code == 0, result.output
     key = result.output.strip()
     assert Api(sandbox.base_url, key).get("/me/").json()["email"] == "dev@example.com"
@@ -69,7 +71,9 @@ def test_token_create_prints_a_working_key(make_sandbox, tmp_path) -> None:
 
 def test_token_create_for_an_unknown_user_fails(tmp_path) -> None:
     start_sandbox(tmp_path / "t.db").stop()
-    result = CliRunner().invoke(sandbox_cli, ["token", "create", "--db", str(tmp_path / "t.db"), "--email", "x@example.com"])
+    result = CliRunner().invoke(
+        sandbox_cli, ["token", "create", "--db", str(tmp_path / "t.db"), "--email", "x@example.com"]
+    )
     assert result.exit_code == 1
     assert "no user 'x@example.com'" in result.output
     with pytest.raises(SandboxError):
@@ -78,8 +82,18 @@ def test_token_create_for_an_unknown_user_fails(tmp_path) -> None:
 
 def test_serve_runs_in_the_foreground_and_prints_the_key_once(tmp_path) -> None:
     db = tmp_path / "served.db"
-    command = [sys.executable, "-c", "from provisioner.cli.sandbox import sandbox; sandbox()",
-               "serve", "--db", str(db), "--port", "0", "--admin-email", "ops@example.com"]
+    command = [
+        sys.executable,
+        "-c",
+        "from provisioner.cli.sandbox import sandbox; sandbox()",
+        "serve",
+        "--db",
+        str(db),
+        "--port",
+        "0",
+        "--admin-email",
+        "ops@example.com",
+    ]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         banner = process.stderr.readline()  # "Sandbox API at http://127.0.0.1:PORT/api/v1 (db ...)"
@@ -97,14 +111,21 @@ def test_serve_runs_in_the_foreground_and_prints_the_key_once(tmp_path) -> None:
 
 @pytest.mark.parametrize(
     "where",
-    ["workspace_id = ? AND seq > ?", "user_id = ? AND seq > ?", "workspace_id = ? AND seq < ?", "workspace_id = ? AND user_id = ?"],
+    [
+        "workspace_id = ? AND seq > ?",
+        "user_id = ? AND seq > ?",
+        "workspace_id = ? AND seq < ?",
+        "workspace_id = ? AND user_id = ?",
+    ],
 )
 def test_filtered_lists_use_an_index_not_a_table_scan(tmp_path, where: str) -> None:
     import sqlite3
 
     start_sandbox(tmp_path / "plan.db").stop()  # creates the schema
     conn = sqlite3.connect(tmp_path / "plan.db")
-    plan = conn.execute(f"EXPLAIN QUERY PLAN SELECT * FROM memberships WHERE {where} ORDER BY seq LIMIT 51", ("a", "b")).fetchall()
+    plan = conn.execute(
+        f"EXPLAIN QUERY PLAN SELECT * FROM memberships WHERE {where} ORDER BY seq LIMIT 51", ("a", "b")
+    ).fetchall()
     conn.close()
     details = " ".join(row[3] for row in plan)
     assert "USING INDEX" in details and "SCAN" not in details, details

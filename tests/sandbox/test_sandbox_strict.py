@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import socket
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -72,7 +72,9 @@ def test_a_cursor_from_a_next_link_still_works(api: Api) -> None:
     assert [u["email"] for u in second.json()["results"]] == ["u1@example.com", "u2@example.com"]
 
 
-@pytest.mark.parametrize("size", ["", "+5", "1_0", "\u0665", "\u0661\u0660", " 5", "5 ", "0x5", "5.0", "-1", "0", "101"])
+@pytest.mark.parametrize(
+    "size", ["", "+5", "1_0", "\u0665", "\u0661\u0660", " 5", "5 ", "0x5", "5.0", "-1", "0", "101"]
+)
 def test_page_size_accepts_only_ascii_digits_in_range(api: Api, size: str) -> None:
     response = api.get("/users/", params={"page_size": size})
     assert response.status_code == 400, response.text
@@ -131,7 +133,8 @@ def test_a_chunked_body_over_1_mb_is_413(api: Api) -> None:
 
 def test_a_small_chunked_body_is_read(api: Api) -> None:
     response = api.post(
-        "/users/", data=iter([b'{"email": "a@example.com", ', b'"role": "developer"}']),
+        "/users/",
+        data=iter([b'{"email": "a@example.com", ', b'"role": "developer"}']),
         headers={"Content-Type": "application/json"},
     )
     assert response.status_code == 201, response.text

@@ -22,9 +22,10 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from provisioner.sandbox import RunningSandbox
@@ -78,12 +79,16 @@ def _cascaded_membership(finding: Finding) -> bool:
     """The membership was created, then its user removed (which removes their memberships), then read."""
     membership_id = finding.exchange.path.rstrip("/").rsplit("/", 1)[-1]
     created = [
-        step.body for step in finding.scenario
-        if step.method == "POST" and step.status == 201 and isinstance(step.body, dict)
+        step.body
+        for step in finding.scenario
+        if step.method == "POST"
+        and step.status == 201
+        and isinstance(step.body, dict)
         and step.body.get("id") == membership_id
     ]
     return bool(created) and any(
-        step.method == "DELETE" and step.status == 204
+        step.method == "DELETE"
+        and step.status == 204
         and step.path.rstrip("/").endswith(f"/users/{created[0]['user_id']}")
         for step in finding.scenario
     )
@@ -96,30 +101,62 @@ KNOWN_FALSE_POSITIVES: tuple[tuple[str, Callable[[Finding], bool]], ...] = (
     # If-Match values are made up, so they rarely match the current ETag: 412 is
     # the documented answer. RFC 9110 (13.2.2) evaluates preconditions before the
     # body is processed, so an invalid body with a stale If-Match is 412 too.
-    ("made-up If-Match", lambda f: f.check in (POSITIVE, NEGATIVE)
-        and (f.exchange.status, f.exchange.code) == (412, "precondition_failed")),
+    (
+        "made-up If-Match",
+        lambda f: (
+            f.check in (POSITIVE, NEGATIVE)
+            and (f.exchange.status, f.exchange.code) == (412, "precondition_failed")
+        ),
+    ),
     # The contract: DELETE /workspaces/{id}/ is always 405 not_supported.
-    ("workspaces cannot be deleted", lambda f: f.check == POSITIVE
-        and f.operation == "DELETE /workspaces/{id}/" and f.exchange.code == "not_supported"),
+    (
+        "workspaces cannot be deleted",
+        lambda f: (
+            f.check == POSITIVE
+            and f.operation == "DELETE /workspaces/{id}/"
+            and f.exchange.code == "not_supported"
+        ),
+    ),
     # A cursor is opaque and issued by the server; a made-up string is not one.
-    ("made-up cursor", lambda f: f.check == POSITIVE
-        and f.exchange.status == 400 and f.exchange.fields == {"cursor"}),
+    (
+        "made-up cursor",
+        lambda f: f.check == POSITIVE and f.exchange.status == 400 and f.exchange.fields == {"cursor"},
+    ),
     # Schemathesis reuses Idempotency-Key values ("0") across different bodies:
     # 422 idempotency_key_reused is the documented answer.
-    ("reused Idempotency-Key", lambda f: f.check == POSITIVE
-        and (f.exchange.status, f.exchange.code) == (422, "idempotency_key_reused")),
+    (
+        "reused Idempotency-Key",
+        lambda f: (
+            f.check == POSITIVE and (f.exchange.status, f.exchange.code) == (422, "idempotency_key_reused")
+        ),
+    ),
     # Made-up (or since removed) user and workspace ids in a new membership.
-    ("unknown ids in a membership", lambda f: f.check == POSITIVE
-        and f.operation == "POST /workspace_memberships/" and f.exchange.status == 400
-        and bool(f.exchange.fields) and f.exchange.fields <= {"workspace_id", "user_id"}
-        and all(m.startswith("No ") for v in f.exchange.body.values() for m in v)),
+    (
+        "unknown ids in a membership",
+        lambda f: (
+            f.check == POSITIVE
+            and f.operation == "POST /workspace_memberships/"
+            and f.exchange.status == 400
+            and bool(f.exchange.fields)
+            and f.exchange.fields <= {"workspace_id", "user_id"}
+            and all(m.startswith("No ") for v in f.exchange.body.values() for m in v)
+        ),
+    ),
     # State, not shape: the organization already has its 50 workspaces.
-    ("workspace limit", lambda f: f.check == POSITIVE
-        and (f.exchange.status, f.exchange.code) == (400, "workspace_limit_reached")),
+    (
+        "workspace limit",
+        lambda f: (
+            f.check == POSITIVE and (f.exchange.status, f.exchange.code) == (400, "workspace_limit_reached")
+        ),
+    ),
     # Removing a user removes their memberships (documented); schemathesis then
     # expects the membership it created to still be there.
-    ("membership removed with its user", lambda f: f.check == "ensure_resource_availability"
-        and f.exchange.status == 404 and _cascaded_membership(f)),
+    (
+        "membership removed with its user",
+        lambda f: (
+            f.check == "ensure_resource_availability" and f.exchange.status == 404 and _cascaded_membership(f)
+        ),
+    ),
 )
 
 
@@ -161,7 +198,9 @@ def read_report(path: Path) -> tuple[list[Finding], set[str], list[str]]:
                         continue
                     failure = check["failure_info"]["failure"]
                     findings.append(
-                        Finding(check["name"], failure["operation"], _exchange(interactions[case_id]), scenario)
+                        Finding(
+                            check["name"], failure["operation"], _exchange(interactions[case_id]), scenario
+                        )
                     )
     return findings, hosts, errors
 
@@ -170,30 +209,53 @@ def run_schemathesis(sandbox: RunningSandbox, workdir: Path) -> tuple[subprocess
     """``st run`` against ``sandbox``, all checks and phases, time-boxed; (process, NDJSON report)."""
     report = workdir / "events.ndjson"
     command = [
-        sys.executable, str(RUNNER), "run", str(CONTRACT),
-        "--url", sandbox.base_url,
-        "--header", f"Authorization: Token {sandbox.token}",
-        "--checks", "all",
-        "--phases", "examples,coverage,fuzzing,stateful",
-        "--max-time", str(SECONDS),
-        "--max-examples", "25",  # per operation and cycle; the time box repeats cycles
+        sys.executable,
+        str(RUNNER),
+        "run",
+        str(CONTRACT),
+        "--url",
+        sandbox.base_url,
+        "--header",
+        f"Authorization: Token {sandbox.token}",
+        "--checks",
+        "all",
+        "--phases",
+        "examples,coverage,fuzzing,stateful",
+        "--max-time",
+        str(SECONDS),
+        "--max-examples",
+        "25",  # per operation and cycle; the time box repeats cycles
         "--continue-on-failure",  # a known false positive must not hide a later real failure
-        "--workers", "1",
-        "--request-timeout", "10",
-        "--max-redirects", "0",
-        "--seed", SEED,
-        "--generation-database", "none",
-        "--report", "ndjson", "--report-ndjson-path", str(report),
+        "--workers",
+        "1",
+        "--request-timeout",
+        "10",
+        "--max-redirects",
+        "0",
+        "--seed",
+        SEED,
+        "--generation-database",
+        "none",
+        "--report",
+        "ndjson",
+        "--report-ndjson-path",
+        str(report),
         "--no-color",
     ]
     # Only the loopback sandbox: no proxy may route the traffic elsewhere, and
     # caches or configs land in the tmp directory.
     env = {
-        key: value for key, value in os.environ.items()
+        key: value
+        for key, value in os.environ.items()
         if key.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
     }
-    env.update(HOME=str(workdir), XDG_CACHE_HOME=str(workdir / "cache"), XDG_CONFIG_HOME=str(workdir / "config"),
-               NO_PROXY="*", PYTHONDONTWRITEBYTECODE="1")
+    env.update(
+        HOME=str(workdir),
+        XDG_CACHE_HOME=str(workdir / "cache"),
+        XDG_CONFIG_HOME=str(workdir / "config"),
+        NO_PROXY="*",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
     process = subprocess.run(
         command, cwd=workdir, env=env, capture_output=True, text=True, timeout=SECONDS + 90, check=False
     )
@@ -206,7 +268,9 @@ def unexplained(findings: list[Finding]) -> Iterator[Finding]:
             yield finding
 
 
-def test_schemathesis_finds_nothing_beyond_the_known_false_positives(make_sandbox, contract_checker, tmp_path) -> None:  # noqa: ANN001
+def test_schemathesis_finds_nothing_beyond_the_known_false_positives(
+    make_sandbox, contract_checker, tmp_path
+) -> None:  # noqa: ANN001
     sandbox = make_sandbox()
     workdir = tmp_path / "schemathesis"
     workdir.mkdir()
@@ -217,7 +281,8 @@ def test_schemathesis_finds_nothing_beyond_the_known_false_positives(make_sandbo
     # contract does not list (schemathesis tries them and expects 405 with Allow)
     # and paths it does not list (schemathesis probes the base URL).
     contract_checker.violations[:] = [
-        v for v in contract_checker.violations
+        v
+        for v in contract_checker.violations
         if not (v.status == 405 and v.problem.startswith(f"{v.method} is not an operation of"))
         and not (v.status == 404 and v.problem == "path matches no template in the contract")
     ]
