@@ -29,9 +29,9 @@ import re
 import socket
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from werkzeug.exceptions import ClientDisconnected, MethodNotAllowed, NotFound
@@ -39,6 +39,9 @@ from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
 from provisioner.sandbox import store
+
+if TYPE_CHECKING:  # typing-only names of the WSGI protocol
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
 from provisioner.sandbox.emails import email_problem
 from provisioner.sandbox.knobs import (
     FAULT_500,
@@ -71,7 +74,7 @@ _ASCII_DIGITS = re.compile(r"[0-9]+")
 # Headers a replayed idempotent response carries over from the first one.
 _REPLAYED_HEADERS = ("ETag", "Location", "Content-Type")
 
-ResponseHook = Callable[[str, str, int, dict, bytes], None]
+ResponseHook = Callable[[str, str, int, dict[str, str], bytes], None]
 
 URL_MAP = Map(
     [
@@ -223,7 +226,9 @@ def single(row: sqlite3.Row, resource: Resource, status: int = 200) -> Response:
 
 
 def fetch(call: Call, resource: Resource) -> sqlite3.Row:
-    row = call.conn.execute(f"SELECT * FROM {resource.table} WHERE id = ?", (call.values["id"],)).fetchone()
+    row: sqlite3.Row | None = call.conn.execute(
+        f"SELECT * FROM {resource.table} WHERE id = ?", (call.values["id"],)
+    ).fetchone()
     if row is None:
         raise ApiProblem.coded(404, "not_found", f"No {resource.kind} with id {call.values['id']!r}.")
     return row
@@ -336,7 +341,7 @@ def list_page(call: Call, resource: Resource) -> Response:
 
 
 def me(call: Call) -> Response:
-    org = store.get_org(call.conn)
+    org = store.the_org(call.conn)
     user = call.user
     body = {
         "id": user["id"],
@@ -454,7 +459,7 @@ def _refuse_duplicate_workspace(call: Call, name: str, except_id: str | None = N
 def create_workspace(call: Call) -> Response:
     name = _workspace_name(call.body())
     _refuse_duplicate_workspace(call, name)
-    limit = store.get_org(call.conn)["workspace_limit"]
+    limit = store.the_org(call.conn)["workspace_limit"]
     (count,) = call.conn.execute("SELECT count(*) FROM workspaces").fetchone()
     if count >= limit:
         raise ApiProblem.coded(
@@ -670,7 +675,7 @@ class SandboxApp:
         self.response_hook = response_hook
         self.stats = Stats()
 
-    def __call__(self, environ: dict, start_response: Callable) -> Any:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         body_fits = read_body(environ)
         request = Request(environ)
         try:
@@ -703,7 +708,7 @@ class SandboxApp:
         try:
             rule, values = adapter.match(return_rule=True)
         except RequestRedirect as redirect:
-            return redirect.get_response(request.environ)  # type: ignore[return-value]
+            return redirect.get_response(request.environ)
         except MethodNotAllowed as refused:
             return self._api(
                 request,
@@ -732,7 +737,8 @@ class SandboxApp:
         )
         if rule.endpoint in ("sandbox.stats", "sandbox.reset"):
             return problem_response(too_large) if too_large else self._sandbox_route(request, rule.endpoint)
-        return self._api(request, rule, values, problem=too_large)
+        # Every route's converter is the default one: its values are strings.
+        return self._api(request, rule, {k: str(v) for k, v in values.items()}, problem=too_large)
 
     def _sandbox_route(self, request: Request, endpoint: str) -> Response:
         """The stats routes: any key of the organization, never counted, faulted nor limited."""
@@ -746,7 +752,11 @@ class SandboxApp:
         return json_response(200, self.stats.snapshot())
 
     def _api(
-        self, request: Request, rule: Rule | None, values: dict[str, str], problem: ApiProblem | None = None
+        self,
+        request: Request,
+        rule: Rule | None,
+        values: dict[str, str],
+        problem: ApiProblem | None = None,
     ) -> Response:
         template = route_template(rule.rule) if rule is not None else "<unmatched>"
         self.stats.count(f"{request.method} {template}")

@@ -11,7 +11,7 @@ import threading
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any, cast
 
 from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
@@ -100,7 +100,8 @@ class QuietRequestHandler(WSGIRequestHandler):
                 # not sent it: answer, and close.
                 drain = False
                 self.close_connection = True
-            body = LimitedStream(self.rfile, length)
+            # rfile is a BufferedReader: a binary IO, which typeshed types as BufferedIOBase.
+            body = LimitedStream(cast(IO[bytes], self.rfile), length)
             environ["wsgi.input"] = body
         if drain and expects_continue:
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -219,7 +220,7 @@ class Prepared:
 
 
 def prepare(
-    db_path: str | os.PathLike,
+    db_path: str | os.PathLike[str],
     *,
     token: str | None,
     admin_email: str,
@@ -301,7 +302,7 @@ class RunningSandbox:
 
 
 def start_sandbox(
-    db_path: str | os.PathLike,
+    db_path: str | os.PathLike[str],
     *,
     token: str | None = None,
     admin_email: str = "admin@example.com",
@@ -353,7 +354,7 @@ def start_sandbox(
     )
 
 
-def create_token(db_path: str | os.PathLike, email: str) -> str:
+def create_token(db_path: str | os.PathLike[str], email: str) -> str:
     """Mint and return a new key for the existing user ``email``."""
     db = store.Store(db_path)
     try:
@@ -369,7 +370,7 @@ def create_token(db_path: str | os.PathLike, email: str) -> str:
 
 
 def seed(
-    db_path: str | os.PathLike,
+    db_path: str | os.PathLike[str],
     *,
     users: Iterable[tuple[str, str, str]] = (),
     workspaces: Iterable[str] = (),
@@ -399,4 +400,5 @@ def fetch_stats(url: str, token: str) -> dict[str, Any]:
         f"{url}{API_PREFIX}/_sandbox/stats", headers={"Authorization": f"Token {token}"}
     )
     with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
+        stats: dict[str, Any] = json.loads(response.read())
+        return stats

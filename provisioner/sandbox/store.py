@@ -136,7 +136,7 @@ class Store:
     """A pool of connections to one sandbox db; each request thread holds one
     connection for exactly one transaction."""
 
-    def __init__(self, path: str | os.PathLike) -> None:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = os.fspath(path)
         self._pool: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._all: list[sqlite3.Connection] = []
@@ -187,7 +187,16 @@ class Store:
 
 
 def get_org(conn: sqlite3.Connection) -> sqlite3.Row | None:
-    return conn.execute("SELECT * FROM org LIMIT 1").fetchone()
+    row: sqlite3.Row | None = conn.execute("SELECT * FROM org LIMIT 1").fetchone()
+    return row
+
+
+def the_org(conn: sqlite3.Connection) -> sqlite3.Row:
+    """The organization row, which every initialised sandbox database has."""
+    row = get_org(conn)
+    if row is None:  # start_sandbox creates it before serving
+        raise RuntimeError("the sandbox database holds no organization")
+    return row
 
 
 def ensure_org(conn: sqlite3.Connection, *, org_name: str, region: str, admin_email: str) -> bool:
@@ -208,11 +217,13 @@ def insert_user(conn: sqlite3.Connection, email: str, role: str, status: str) ->
         "INSERT INTO users (id, email, role, status, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
         (new_id(), email.lower(), role, status, ts, ts),
     )
-    return conn.execute("SELECT * FROM users WHERE seq = last_insert_rowid()").fetchone()
+    row: sqlite3.Row = conn.execute("SELECT * FROM users WHERE seq = last_insert_rowid()").fetchone()
+    return row
 
 
 def user_by_email(conn: sqlite3.Connection, email: str) -> sqlite3.Row | None:
-    return conn.execute("SELECT * FROM users WHERE email = ?", (email.lower(),)).fetchone()
+    row: sqlite3.Row | None = conn.execute("SELECT * FROM users WHERE email = ?", (email.lower(),)).fetchone()
+    return row
 
 
 def admin_for_keys(conn: sqlite3.Connection, admin_email: str) -> sqlite3.Row:
@@ -234,10 +245,11 @@ def add_token(conn: sqlite3.Connection, user_id: str, key: str) -> None:
 
 
 def user_for_key(conn: sqlite3.Connection, key: str) -> sqlite3.Row | None:
-    return conn.execute(
+    row: sqlite3.Row | None = conn.execute(
         "SELECT users.* FROM tokens JOIN users ON users.id = tokens.user_id WHERE tokens.hash = ?",
         (hash_key(key),),
     ).fetchone()
+    return row
 
 
 # --- keyset pages -------------------------------------------------------------
