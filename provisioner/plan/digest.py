@@ -48,8 +48,8 @@ from typing import Any
 
 from provisioner.errors import ProvisionerError
 from provisioner.model import Membership, Organization, User, Workspace
-from provisioner.plan.fingerprint import canonical_json
 from provisioner.plan.model import Change, Plan
+from provisioner.plan.plain import canonical_json
 
 DIGEST_SCHEME = "provisioner-plan-digest/1"
 PREFIX = "sha256:"
