@@ -6,7 +6,8 @@ A ``ResourceKind`` is a frozen record of plain functions, one per concern:
   key an object is filed under) and ``text_key`` (that key as a change's text);
 * wire shape: ``read`` (list it from the API; each module also has its own
   ``parse_*`` and request bodies),
-  ``from_plain`` (one object from a plan file);
+  ``from_plain`` (one object from a plan file), ``material`` (the values
+  the plan digest covers: what a change does, not server bookkeeping);
 * diff rules: ``diff`` (current vs desired -> changes and warnings),
   ``phase`` (when a change runs), ``ignored`` (``policy.ignore_*``),
   ``replay`` (a change made to an in-memory state);
@@ -266,6 +267,7 @@ class ResourceKind:
     ignored: Callable[[Any, IgnoreRules], bool]
     read: Read
     from_plain: Callable[[Mapping[str, Any]], Any]
+    material: Callable[[Any], dict[str, Any]]  # what the plan digest covers (plan/digest.py)
     diff: Callable[[DiffContext], Diffed]
     phase: Callable[[Change], Phase]
     replay: Callable[[dict[ResourceType, dict[Any, Any]], Change], None]

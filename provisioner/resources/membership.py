@@ -124,6 +124,11 @@ def _read(reading: Reading) -> Callable[[], list[Any]]:
 # --- diff rules -------------------------------------------------------------------
 
 
+def _material(m: Membership) -> dict[str, Any]:
+    expires = None if m.expires is None else m.expires.isoformat()
+    return {"workspace": m.workspace, "user": m.user, "expires": expires, "reason": m.reason}
+
+
 def _diff(ctx: DiffContext) -> Diffed:
     warnings: list[PlanWarning] = []
     # Grants: drop the expired ones, note the ones about to expire.
@@ -281,6 +286,7 @@ KIND = ResourceKind(
     ignored=lambda m, ignore: ignore.user(m.user) or ignore.workspace(m.workspace),
     read=_read,
     from_plain=from_plain,
+    material=_material,
     diff=_diff,
     phase=_phase,
     replay=_replay,

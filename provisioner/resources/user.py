@@ -268,6 +268,7 @@ KIND = ResourceKind(
     ignored=lambda u, ignore: ignore.user(u.email),
     read=_read,
     from_plain=_from_plain,
+    material=lambda u: {"email": u.email, "role": u.role},
     diff=_diff,
     phase=_phase,
     replay=_replay,

@@ -142,6 +142,7 @@ KIND = ResourceKind(
     ignored=lambda w, ignore: ignore.workspace(w.name),
     read=_read,
     from_plain=_from_plain,
+    material=lambda w: {"name": w.name, "environment": w.environment},
     diff=_diff,
     phase=_phase,
     replay=_replay,
