@@ -106,7 +106,7 @@ class DriftReport:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        return self.plan.warnings
+        return tuple(w.text for w in self.plan.warnings)
 
 
 def detect_drift(

@@ -7,7 +7,7 @@ without a single change on the first ``apply``.
 
 The work happens in two steps that never mix:
 
-1. *Shaping* (``_shape``): decide the config's structure in the domain's own
+1. *Laying out* (``_layout``): decide the config's structure in the domain's own
    words — which workspace instances fold into one workspace with
    ``environments``, which access is shared by every instance of an
    environment (and so moves to ``environments.<env>.members``), and which
@@ -28,12 +28,11 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from provisioner.model import ADMIN, DEFAULT_TOKEN_ENV, INVITED, Identity, State
+from provisioner.model import ADMIN, DEFAULT_NAME_FORMAT, DEFAULT_TOKEN_ENV, INVITED, Identity, State
 
 __all__ = ["export_config"]
 
 DEFAULT_ENVIRONMENTS: tuple[str, ...] = ("development", "staging", "production")
-DEFAULT_WORKSPACE_NAME_FORMAT = "{workspace}-{environment}"
 
 # A member list longer than this many characters on one line is written in
 # block style, one member per line, so that diffs of the config stay readable.
@@ -55,7 +54,7 @@ def export_config(
     current: State,
     *,
     environments: Sequence[str] = DEFAULT_ENVIRONMENTS,
-    workspace_name_format: str = DEFAULT_WORKSPACE_NAME_FORMAT,
+    workspace_name_format: str = DEFAULT_NAME_FORMAT,
     region: str | None = None,
     api_url: str | None = None,
     token_env: str = DEFAULT_TOKEN_ENV,
@@ -76,7 +75,7 @@ def export_config(
     """
     _check_consistent(current)
     parse = _name_parser(workspace_name_format, environments)
-    shaped = _shape(current, environments, parse)
+    layout = _layout(current, environments, parse)
     settings = _Settings(
         name=identity.organization.name,
         org_id=identity.organization.id,
@@ -85,11 +84,11 @@ def export_config(
         token_env=token_env,
         workspace_name_format=workspace_name_format,
     )
-    return _emit(settings, current, shaped)
+    return _emit(settings, current, layout)
 
 
 # --------------------------------------------------------------------------
-# Shaping
+# Laying out
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,7 @@ class _Folded:
 
 
 @dataclass
-class _Shaped:
+class _Layout:
     """The config's structure, before it becomes text. All orderings are final."""
 
     env_members: dict[str, frozenset[str]]  # declared environments, in given order
@@ -169,7 +168,7 @@ def _name_parser(fmt: str, environments: Sequence[str]) -> _NameParser:
     return parse
 
 
-def _shape(current: State, environments: Sequence[str], parse: _NameParser) -> _Shaped:
+def _layout(current: State, environments: Sequence[str], parse: _NameParser) -> _Layout:
     members_of: dict[str, set[str]] = {name: set() for name in current.workspaces}
     for workspace, user in current.memberships:
         members_of[workspace].add(user)
@@ -210,7 +209,7 @@ def _shape(current: State, environments: Sequence[str], parse: _NameParser) -> _
     ]
     plain = [(name, frozenset(members_of[name])) for name in sorted(plain_names)]
     groups = _groups(env_members, folded, plain)
-    return _Shaped(env_members=env_members, folded=folded, plain=plain, groups=groups)
+    return _Layout(env_members=env_members, folded=folded, plain=plain, groups=groups)
 
 
 def _groups(
@@ -245,7 +244,7 @@ def _groups(
 # Emitting
 
 
-def _emit(settings: _Settings, current: State, shaped: _Shaped) -> str:
+def _emit(settings: _Settings, current: State, layout: _Layout) -> str:
     pending = sum(1 for u in current.users.values() if u.status == INVITED)
     admins = sum(1 for u in current.users.values() if u.role == ADMIN)
     lines: list[str] = [
@@ -266,35 +265,35 @@ def _emit(settings: _Settings, current: State, shaped: _Shaped) -> str:
     lines.append(f"  token_env: {_scalar(settings.token_env)}")
     lines.append(f"workspace_name_format: {_scalar(settings.workspace_name_format)}")
 
-    if shaped.env_members:
+    if layout.env_members:
         lines.append("environments:")
-        for env, members in shaped.env_members.items():
+        for env, members in layout.env_members.items():
             lines.append(f"  {_scalar(env)}:")
-            lines += _members("    ", "members", members, shaped.groups)
+            lines += _members("    ", "members", members, layout.groups)
 
     lines.append("users:" if current.users else "users: []")
     for user in sorted(current.users.values(), key=lambda u: u.email):
         entry = f"  - {{email: {_scalar(user.email)}, role: {_scalar(user.role)}}}"
         lines.append(entry + ("  # pending invitation" if user.status == INVITED else ""))
 
-    if shaped.groups:
+    if layout.groups:
         lines.append("groups:")
-        for members, name in shaped.groups.items():
+        for members, name in layout.groups.items():
             lines += _members("  ", name, members, {})
 
-    if shaped.folded or shaped.plain:
+    if layout.folded or layout.plain:
         lines.append("workspaces:")
-    for entry in shaped.folded:
-        lines.append(f"  - name: {_scalar(entry.name)}")
-        lines.append(f"    environments: {_flow(entry.members)}")
-        own = {env: m for env, m in entry.members.items() if m}
+    for folded in layout.folded:
+        lines.append(f"  - name: {_scalar(folded.name)}")
+        lines.append(f"    environments: {_flow(folded.members)}")
+        own = {env: m for env, m in folded.members.items() if m}
         if own:
             lines.append("    members:")
             for env, members in own.items():
-                lines += _members("      ", env, members, shaped.groups)
-    for name, members in shaped.plain:
+                lines += _members("      ", env, members, layout.groups)
+    for name, members in layout.plain:
         lines.append(f"  - name: {_scalar(name)}")
-        lines += _members("    ", "members", members, shaped.groups)
+        lines += _members("    ", "members", members, layout.groups)
 
     # Keep the loader's min_admins check satisfiable for an organization
     # that (unusually) has no admin at all.

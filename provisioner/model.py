@@ -3,7 +3,8 @@
 Both sides of a reconciliation are a ``State``:
 
 * ``desired`` comes from the YAML config (``provisioner.config``);
-* ``current`` comes from the regional API (``provisioner.api.reader``).
+* ``current`` comes from the regional API (``provisioner.api.reader``, through
+  each resource type's module in ``provisioner.resources``).
 
 Identity is what the diff keys on:
 
@@ -23,6 +24,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
+from typing import TypeVar
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 def identity_key(email: str) -> str:
@@ -42,6 +47,9 @@ ROLES: tuple[str, ...] = (ADMIN, DEVELOPER)
 
 ACTIVE = "active"
 INVITED = "invited"
+
+# How a workspace with ``environments`` names its instances, unless the config says otherwise.
+DEFAULT_NAME_FORMAT = "{workspace}-{environment}"
 
 REGIONS: tuple[str, ...] = ("us-east-1", "us-west-2", "eu-central-1", "ap-northeast-1")
 DEFAULT_TOKEN_ENV = "RECALL_API_KEY"
@@ -96,10 +104,11 @@ class Membership:
 
     @property
     def key(self) -> tuple[str, str]:
+        """The identity: ``(workspace name, user email)``."""
         return (self.workspace, self.user)
 
 
-def _frozen(mapping: Mapping) -> Mapping:
+def _frozen(mapping: Mapping[_K, _V]) -> Mapping[_K, _V]:
     return MappingProxyType(dict(mapping))
 
 
@@ -213,7 +222,7 @@ class Config:
     organization: OrganizationSettings
     policy: Policy
     desired: State
-    workspace_name_format: str = "{workspace}-{environment}"
+    workspace_name_format: str = DEFAULT_NAME_FORMAT
     environments: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     digest: str = ""

@@ -1,9 +1,9 @@
-"""The API's JSON shapes: the ONLY module that knows them.
+"""Reading an organization: ``GET /me/`` and the listings of every registered type.
 
-It turns responses into the domain model (``read_identity``, ``read_state``)
-and, for the applier, names the endpoints and builds the request bodies
-(``users_path``, ``invite_body``, ...), so that ``provisioner.apply`` never
-spells a JSON field. HTTP itself stays in ``provisioner.api.client``.
+``read_identity`` turns ``/me/`` into an ``Identity``; ``read_state`` runs each
+registered type's ``read`` (``provisioner.resources``, which also hold the
+types' JSON shapes and request bodies) and files the objects into a ``State``.
+HTTP itself stays in ``provisioner.api.client``.
 
 A read is all or nothing: if any page of any listing fails, the exception
 propagates and no ``State`` is returned, because a partial listing would look
@@ -12,116 +12,22 @@ like deletions to the diff.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 from provisioner.api.client import ApiClient
-from provisioner.errors import ApiError, NotABaseUrlError, NotFoundError
-from provisioner.model import (
-    DEFAULT_WORKSPACE_LIMIT,
-    Identity,
-    Membership,
-    Organization,
-    State,
-    User,
-    Workspace,
-    identity_key,
-)
+from provisioner.errors import NotABaseUrlError, NotFoundError
+from provisioner.model import DEFAULT_WORKSPACE_LIMIT, Identity, Organization, State, identity_key
+from provisioner.resources.base import ResourceType, convert
+from provisioner.resources.registry import REGISTRY
 
-log = logging.getLogger("provisioner.api")
+__all__ = ["ME", "parse_identity", "read_identity", "read_state", "read_state_and_identity"]
 
 T = TypeVar("T")
 
 ME = "/me/"
-USERS = "/users/"
-WORKSPACES = "/workspaces/"
-MEMBERSHIPS = "/workspace_memberships/"
-
-
-# --- endpoints and request bodies (used by the applier) ----------------------
-
-
-def user_path(user_id: str) -> str:
-    """The path of one user."""
-    return f"{USERS}{user_id}/"
-
-
-def workspace_path(workspace_id: str) -> str:
-    """The path of one workspace."""
-    return f"{WORKSPACES}{workspace_id}/"
-
-
-def membership_path(membership_id: str) -> str:
-    """The path of one workspace membership."""
-    return f"{MEMBERSHIPS}{membership_id}/"
-
-
-def invite_body(user: User) -> dict[str, Any]:
-    """The body of ``POST /users/``."""
-    return {"email": user.email, "role": user.role}
-
-
-def role_body(role: str) -> dict[str, Any]:
-    """The body of ``PATCH /users/{id}/``."""
-    return {"role": role}
-
-
-def workspace_body(workspace: Workspace) -> dict[str, Any]:
-    """The body of ``POST /workspaces/``."""
-    return {"name": workspace.name}
-
-
-def membership_body(workspace_id: str, user_id: str) -> dict[str, Any]:
-    """The body of ``POST /workspace_memberships/``."""
-    return {"workspace_id": workspace_id, "user_id": user_id}
-
-
-# --- representations -> model -------------------------------------------------
-
-
-def _shape(what: str, path: str, fn: Callable[[], T]) -> T:
-    """Run a conversion; a missing or mistyped field becomes an ApiError."""
-    try:
-        return fn()
-    except (KeyError, TypeError, AttributeError) as e:
-        raise ApiError(
-            f"the API answered {path} with an unexpected {what} ({type(e).__name__}: {e}); "
-            "check that the API URL points at the v1 API"
-        ) from None
-
-
-def parse_user(data: dict[str, Any]) -> User:
-    """A user representation as a ``User`` (email lowercased)."""
-    return _shape(
-        "user",
-        USERS,
-        lambda: User(
-            email=identity_key(str(data["email"])),
-            role=str(data["role"]),
-            status=str(data.get("status") or "active"),
-            id=str(data["id"]),
-            etag=data.get("etag"),
-        ),
-    )
-
-
-def parse_workspace(data: dict[str, Any]) -> Workspace:
-    """A workspace representation as a ``Workspace``."""
-    return _shape(
-        "workspace",
-        WORKSPACES,
-        lambda: Workspace(name=str(data["name"]), id=str(data["id"]), etag=data.get("etag")),
-    )
-
-
-def _membership_ids(data: dict[str, Any]) -> tuple[str, str, str, str | None]:
-    return _shape(
-        "membership",
-        MEMBERSHIPS,
-        lambda: (str(data["id"]), str(data["workspace_id"]), str(data["user_id"]), data.get("etag")),
-    )
 
 
 def parse_identity(data: dict[str, Any]) -> Identity:
@@ -142,10 +48,7 @@ def parse_identity(data: dict[str, Any]) -> Identity:
             ),
         )
 
-    return _shape("identity", ME, build)
-
-
-# --- reads ----------------------------------------------------------------------
+    return convert("identity", ME, build)
 
 
 def read_identity(client: ApiClient) -> Identity:
@@ -158,11 +61,12 @@ def read_identity(client: ApiClient) -> Identity:
 
 
 def read_state(client: ApiClient, *, parallelism: int = 8) -> State:
-    """The organization's current state: every user, workspace and membership.
+    """The organization's current state: every object of every registered type.
 
-    Users and workspaces are listed concurrently, then the memberships of each
-    workspace (``?workspace_id=``), at most ``parallelism`` listings at a time.
-    Raises if anything fails; never returns a partial state.
+    The types' listings start in table order and run concurrently (users and
+    workspaces at once, then each workspace's memberships as soon as the
+    workspaces are known), at most ``parallelism`` at a time. Raises if
+    anything fails; never returns a partial state.
     """
     with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="read") as pool:
         return _read_state(client, pool)
@@ -177,8 +81,9 @@ def read_state_and_identity(client: ApiClient, parallelism: int = 8) -> tuple[St
         except NotFoundError:
             # A listing answered 404. If /me/ does too, the base URL is wrong,
             # which says more than "it may have been removed meanwhile".
-            if isinstance(me.exception(), NotABaseUrlError):
-                raise me.exception() from None
+            error = me.exception()
+            if isinstance(error, NotABaseUrlError):
+                raise error from None
             raise
         except BaseException:
             me.cancel()
@@ -194,47 +99,43 @@ def _not_a_base_url(client: ApiClient) -> NotABaseUrlError:
     )
 
 
-def _list_membership_ids(client: ApiClient, workspace_id: str) -> list[tuple[str, str, str, str | None]]:
-    """One workspace's memberships as (id, workspace id, user id, etag), page by page.
+class _Reading:
+    """The ``Reading`` each type's ``read`` gets: the client, the pool, the other types' results."""
 
-    Each page is reduced as it arrives, so that the 100,000 response dicts of
-    a large organization are never all alive at once (peak memory).
-    """
-    ids: list[tuple[str, str, str, str | None]] = []
-    for page in client.iter_pages(MEMBERSHIPS, {"workspace_id": workspace_id}):
-        ids.extend(_membership_ids(raw) for raw in page)
-    return ids
+    def __init__(self, client: ApiClient, pool: ThreadPoolExecutor) -> None:
+        self._client = client
+        self._pool = pool
+        self.pending: list[Future[Any]] = []
+        self.finishers: dict[ResourceType, Callable[[], list[Any]]] = {}
+        self.results: dict[ResourceType, list[Any]] = {}
+
+    @property
+    def client(self) -> ApiClient:
+        return self._client
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+        future = self._pool.submit(fn, *args)
+        self.pending.append(future)
+        return future
+
+    def result(self, type_: ResourceType) -> list[Any]:
+        if type_ not in self.results:
+            self.results[type_] = self.finishers[type_]()
+        return self.results[type_]
 
 
 def _read_state(client: ApiClient, pool: ThreadPoolExecutor) -> State:
-    users_f = pool.submit(client.list_all, USERS)
-    workspaces_f = pool.submit(client.list_all, WORKSPACES)
-    pending: list[Future] = [users_f, workspaces_f]
+    reading = _Reading(client, pool)
     try:
-        workspaces = [parse_workspace(w) for w in workspaces_f.result()]
-        member_fs = [pool.submit(_list_membership_ids, client, w.id) for w in workspaces]
-        pending += member_fs
-        users = [parse_user(u) for u in users_f.result()]
-        membership_ids = [ids for f in member_fs for ids in f.result()]
+        for kind in REGISTRY:
+            reading.finishers[kind.type] = kind.read(reading)
+        objects = {kind.type: reading.result(kind.type) for kind in REGISTRY}
     except BaseException:
         # Don't start listings that no longer matter; running ones finish.
-        for f in pending:
+        for f in reading.pending:
             f.cancel()
         raise
-
-    email_by_id = {u.id: u.email for u in users}
-    name_by_id = {w.id: w.name for w in workspaces}
-    memberships: list[Membership] = []
-    for mid, workspace_id, user_id, etag in membership_ids:
-        email, name = email_by_id.get(user_id), name_by_id.get(workspace_id)
-        if email is None or name is None:
-            # A user or workspace created or removed while we were listing.
-            log.warning(
-                "skipping membership %s: its %s %s is not in the listing (changed while reading?)",
-                mid,
-                "user" if email is None else "workspace",
-                user_id if email is None else workspace_id,
-            )
-            continue
-        memberships.append(Membership(workspace=name, user=email, id=mid, etag=etag))
-    return State.build(users, workspaces, memberships)
+    fields: dict[str, Any] = {
+        kind.field: MappingProxyType({kind.identity(o): o for o in objects[kind.type]}) for kind in REGISTRY
+    }
+    return State(**fields)

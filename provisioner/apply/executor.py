@@ -1,7 +1,11 @@
 """The applier: carries out a ``Plan`` against the API, phase by phase.
 
 It only ever receives a plan (never reads or diffs). Phases (``Change.phase``)
-run in order; within a phase up to ``parallelism`` changes are in flight.
+run in order; within a phase up to ``parallelism`` changes are in flight. It
+is generic over the registered resource types: the API calls of a change, its
+dependency skips and the settling of cascades are its type's
+(``ResourceKind.handlers``, ``blocked_by``, ``settle_cascade`` in
+``provisioner.resources``); this module schedules, records and reports.
 When nothing fails, every change costs exactly one request (cascaded
 membership removals cost none).
 
@@ -38,7 +42,6 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
-from provisioner.api import reader
 from provisioner.api.client import ApiClient
 from provisioner.apply.report import (
     APPLIED,
@@ -49,22 +52,24 @@ from provisioner.apply.report import (
     describe,
     render_report,
 )
-from provisioner.errors import (
-    ApiError,
-    AuthenticationError,
-    ConflictError,
-    NotFoundError,
-    PermissionDeniedError,
-    PreconditionFailedError,
-)
-from provisioner.model import ADMIN, Membership, State, User, Workspace
+from provisioner.errors import ApiError, AuthenticationError, PermissionDeniedError
+from provisioner.model import State
 from provisioner.plan.model import Action, Change, Phase, Plan, ResourceType
+from provisioner.resources.base import RUN_PLAN_AGAIN, Failed
+from provisioner.resources.registry import REGISTRY
 
-__all__ = ["ApplyReport", "ChangeResult", "apply_plan", "idempotency_key", "render_report"]
+__all__ = [
+    "RUN_PLAN_AGAIN",
+    "ApplyReport",
+    "ChangeResult",
+    "StopRequest",
+    "apply_plan",
+    "idempotency_key",
+    "render_report",
+]
 
 log = logging.getLogger("provisioner.apply")
 
-RUN_PLAN_AGAIN = "changed on the server since the plan; run plan again"
 OUTCOME_UNKNOWN = (
     "outcome unknown: the run was aborted while this change was in flight; "
     "run plan to see whether it happened"
@@ -93,10 +98,6 @@ class StopRequest:
 
     def is_set(self) -> bool:
         return self._event.is_set()
-
-
-class _Failed(Exception):
-    """A change that cannot be applied, with the reason for the report."""
 
 
 def idempotency_key(plan: Plan, change: Change, run_id: str = "") -> str:
@@ -138,6 +139,8 @@ def apply_plan(
 
 
 class _Run:
+    """One apply of one plan; also the ``ApplyContext`` the types' API calls get."""
+
     def __init__(
         self,
         plan: Plan,
@@ -150,31 +153,57 @@ class _Run:
     ):
         self.plan = plan
         self.stop = stop or StopRequest()
-        self.in_flight: dict[Future, int] = {}
+        self.in_flight: dict[Future[ChangeResult], int] = {}
         self.run_id = run_id
-        self.client = client
+        self._client = client
+        self.current = current
         self.parallelism = parallelism
         self.progress = progress
         self._lock = threading.Lock()
-        self.user_ids: dict[str, str] = {e: u.id for e, u in current.users.items() if u.id}
-        self.workspace_ids: dict[str, str] = {n: w.id for n, w in current.workspaces.items() if w.id}
+        # Ids learned during this run (creates, and listings after a 409), by type and key.
+        self.learned: dict[tuple[ResourceType, str], str] = {}
         self.results: dict[int, ChangeResult] = {}
         # (type, key) of changes that were not applied: their dependents skip.
-        self.not_applied: set[tuple[ResourceType, str]] = set()
-        self.promotion_failed = False
+        self._not_applied: set[tuple[ResourceType, str]] = set()
+        self.failed_phases: set[Phase] = set()
         self.stop_reason: str | None = None
-        # Users this plan removes: their memberships go with them (cascades).
-        self.removed_users = frozenset(
-            c.key for c in plan.changes if c.type is ResourceType.USER and c.action is Action.DELETE
-        )
-        self.handlers: dict[tuple[ResourceType, Action], Callable[[Change], str | None]] = {
-            (ResourceType.USER, Action.CREATE): self._invite,
-            (ResourceType.USER, Action.UPDATE): self._change_role,
-            (ResourceType.USER, Action.DELETE): self._remove_user,
-            (ResourceType.WORKSPACE, Action.CREATE): self._create_workspace,
-            (ResourceType.MEMBERSHIP, Action.CREATE): self._grant,
-            (ResourceType.MEMBERSHIP, Action.DELETE): self._revoke,
-        }
+        self._planned: dict[tuple[ResourceType, Action], frozenset[str]] = {}
+
+    # --- the ApplyContext the types' API calls see ---------------------------------
+
+    @property
+    def client(self) -> ApiClient:
+        return self._client
+
+    def idempotency_key(self, change: Change) -> str:
+        return idempotency_key(self.plan, change, self.run_id)
+
+    def id_of(self, type_: ResourceType, key: str) -> str | None:
+        with self._lock:
+            learned = self.learned.get((type_, key))
+        if learned is not None:
+            return learned
+        existing = REGISTRY[type_].of(self.current).get(key)
+        return None if existing is None else existing.id
+
+    def learn_id(self, type_: ResourceType, key: str, value: str | None) -> None:
+        if value is not None:
+            with self._lock:
+                self.learned[(type_, key)] = value
+
+    def not_applied(self, type_: ResourceType, key: str) -> bool:
+        with self._lock:
+            return (type_, key) in self._not_applied
+
+    def planned(self, type_: ResourceType, action: Action) -> frozenset[str]:
+        if (type_, action) not in self._planned:
+            keys = frozenset(c.key for c in self.plan.changes if c.type is type_ and c.action is action)
+            self._planned[(type_, action)] = keys
+        return self._planned[(type_, action)]
+
+    def phase_failed(self, phase: Phase) -> bool:
+        with self._lock:
+            return phase in self.failed_phases
 
     # --- orchestration ----------------------------------------------------------
 
@@ -202,10 +231,11 @@ class _Run:
         return self._report(indexed)
 
     def _report(self, indexed: list[tuple[int, Change]]) -> ApplyReport:
-        # The server removes a user's memberships with the user: no requests.
+        # Cascades cost no request: their type settles them from what was applied.
         for i, c in indexed:
-            if c.cascade and i not in self.results:
-                self._record(i, self._cascade(c))
+            settle = REGISTRY[c.type].settle_cascade
+            if c.cascade and i not in self.results and settle is not None:
+                self._record(i, settle(c, self))
         for i, c in indexed:  # only after an abort: changes never scheduled
             if i not in self.results:
                 self.results[i] = ChangeResult(c, SKIPPED, self._not_started())
@@ -224,9 +254,9 @@ class _Run:
         return self._not_started() if self.stop.is_set() else None
 
     def _run_phase(self, pool: ThreadPoolExecutor, batch: list[tuple[int, Change]]) -> None:
-        futures: dict[Future, int] = {}
+        futures: dict[Future[ChangeResult], int] = {}
         for i, c in batch:
-            reason = self._stopped() or self._blocked_by(c)
+            reason = self._stopped() or REGISTRY[c.type].blocked_by(c, self)
             if reason:
                 self._record(i, ChangeResult(c, SKIPPED, reason))
             else:
@@ -240,40 +270,22 @@ class _Run:
         self.results[index] = result
         if result.status != APPLIED:
             with self._lock:
-                self.not_applied.add((result.change.type, result.change.key))
-                if result.change.phase is Phase.PROMOTE:
-                    self.promotion_failed = True
+                self._not_applied.add((result.change.type, result.change.key))
+                self.failed_phases.add(result.change.phase)
         if self.progress is not None:
             self.progress(result)
-
-    def _blocked_by(self, c: Change) -> str | None:
-        """Why ``c`` must not run because of an earlier change, if it must not."""
-        if c.type is ResourceType.MEMBERSHIP and c.action is Action.CREATE:
-            assert isinstance(c.after, Membership)
-            if (ResourceType.USER, c.after.user) in self.not_applied:
-                return f"depends on inviting {c.after.user}, which did not succeed"
-            if (ResourceType.WORKSPACE, c.after.workspace) in self.not_applied:
-                return f"depends on creating workspace {c.after.workspace}, which did not succeed"
-        if self.promotion_failed:
-            demotes = c.phase is Phase.DEMOTE
-            removes_admin = (
-                c.phase is Phase.REMOVE_USER and isinstance(c.before, User) and c.before.role == ADMIN
-            )
-            if demotes or removes_admin:
-                return "a promotion did not succeed; doing this now could leave too few admins"
-        return None
 
     def _execute(self, c: Change) -> ChangeResult:
         """Run one change in a worker thread. Never raises."""
         stopped = self._stopped()
         if stopped:  # queued before the stop, not started yet
             return ChangeResult(c, SKIPPED, stopped)
-        handler = self.handlers.get((c.type, c.action))
+        handler = REGISTRY[c.type].handlers.get(c.action)
         try:
             if handler is None:
-                raise _Failed(f"the API cannot {c.action.value} a {c.type.value}; change it by hand")
-            note = handler(c)
-        except _Failed as e:
+                raise Failed(f"the API cannot {c.action.value} a {c.type.value}; change it by hand")
+            note = handler(c, self)
+        except Failed as e:
             return ChangeResult(c, FAILED, str(e))
         except (AuthenticationError, PermissionDeniedError) as e:
             with self._lock:
@@ -287,125 +299,3 @@ class _Run:
             return ChangeResult(c, FAILED, f"unexpected error: {type(e).__name__}: {e}")
         log.info("applied %s%s", describe(c), f" ({note})" if note else "")
         return ChangeResult(c, APPLIED, note)
-
-    def _cascade(self, c: Change) -> ChangeResult:
-        assert isinstance(c.before, Membership)
-        user_key = (ResourceType.USER, c.before.user)
-        if c.before.user in self.removed_users and user_key not in self.not_applied:
-            return ChangeResult(c, APPLIED, "removed by the server with its user")
-        return ChangeResult(c, SKIPPED, f"depends on removing {c.before.user}, which did not succeed")
-
-    # --- one handler per kind of change ----------------------------------------
-
-    def _invite(self, c: Change) -> str | None:
-        assert isinstance(c.after, User)
-        try:
-            body = self.client.post(
-                reader.USERS,
-                reader.invite_body(c.after),
-                idempotency_key=idempotency_key(self.plan, c, self.run_id),
-            )
-        except ConflictError:
-            # Invited meanwhile by someone else. Later grants need its id.
-            existing = self._find(reader.USERS, reader.parse_user, lambda u: u.email == c.after.email)
-            if existing is None:
-                raise _Failed("the API says the user exists but does not list it; run plan again") from None
-            self._set_id(self.user_ids, c.after.email, existing.id)
-            if existing.role != c.after.role:
-                raise _Failed(f"already exists with role {existing.role}; {RUN_PLAN_AGAIN}") from None
-            return "already existed"
-        self._set_id(self.user_ids, c.after.email, reader.parse_user(body).id)
-        return None
-
-    def _create_workspace(self, c: Change) -> str | None:
-        assert isinstance(c.after, Workspace)
-        try:
-            body = self.client.post(
-                reader.WORKSPACES,
-                reader.workspace_body(c.after),
-                idempotency_key=idempotency_key(self.plan, c, self.run_id),
-            )
-        except ConflictError:
-            existing = self._find(reader.WORKSPACES, reader.parse_workspace, lambda w: w.name == c.after.name)
-            if existing is None:
-                raise _Failed(
-                    "the API says the workspace exists but does not list it; run plan again"
-                ) from None
-            self._set_id(self.workspace_ids, c.after.name, existing.id)
-            return "already existed"
-        self._set_id(self.workspace_ids, c.after.name, reader.parse_workspace(body).id)
-        return None
-
-    def _grant(self, c: Change) -> str | None:
-        assert isinstance(c.after, Membership)
-        with self._lock:
-            user_id = self.user_ids.get(c.after.user)
-            workspace_id = self.workspace_ids.get(c.after.workspace)
-        if user_id is None or workspace_id is None:
-            missing = f"user {c.after.user}" if user_id is None else f"workspace {c.after.workspace}"
-            raise _Failed(f"the {missing} is unknown to the API; run plan again")
-        try:
-            self.client.post(
-                reader.MEMBERSHIPS,
-                reader.membership_body(workspace_id, user_id),
-                idempotency_key=idempotency_key(self.plan, c, self.run_id),
-            )
-        except ConflictError:
-            return "already existed"
-        return None
-
-    def _change_role(self, c: Change) -> str | None:
-        assert isinstance(c.before, User) and isinstance(c.after, User) and c.before.id
-        path = reader.user_path(c.before.id)
-        try:
-            self.client.patch(path, reader.role_body(c.after.role), if_match=c.before.etag)
-        except NotFoundError:
-            raise _Failed(f"the user no longer exists; {RUN_PLAN_AGAIN}") from None
-        except PreconditionFailedError:
-            now = self._reread(path, reader.parse_user)
-            if now is not None and now.role == c.after.role:
-                return f"already had role {c.after.role}"
-            raise _Failed(RUN_PLAN_AGAIN) from None
-        return None
-
-    def _revoke(self, c: Change) -> str | None:
-        assert isinstance(c.before, Membership) and c.before.id
-        return self._delete(reader.membership_path(c.before.id), c.before.etag)
-
-    def _remove_user(self, c: Change) -> str | None:
-        assert isinstance(c.before, User) and c.before.id
-        return self._delete(reader.user_path(c.before.id), c.before.etag)
-
-    # --- helpers ------------------------------------------------------------------
-
-    def _delete(self, path: str, etag: str | None) -> str | None:
-        try:
-            self.client.delete(path, if_match=etag)
-        except NotFoundError:
-            return "already gone"
-        except PreconditionFailedError:
-            if self._reread(path, lambda body: body) is None:
-                return "already gone"
-            raise _Failed(RUN_PLAN_AGAIN) from None
-        return None
-
-    def _reread(self, path: str, parse: Callable[[dict], object]):  # -> parsed object | None
-        """GET ``path`` after a 412; ``None`` when it is gone."""
-        try:
-            body, _ = self.client.get(path)
-        except NotFoundError:
-            return None
-        return parse(body)
-
-    def _find(self, path: str, parse: Callable[[dict], object], match: Callable) -> object | None:
-        for page in self.client.iter_pages(path):
-            for item in page:
-                obj = parse(item)
-                if match(obj):
-                    return obj
-        return None
-
-    def _set_id(self, ids: dict[str, str], key: str, value: str | None) -> None:
-        if value is not None:
-            with self._lock:
-                ids[key] = value

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Final, Literal
 
 from provisioner.escape import terminal
 from provisioner.plan.model import Change
 
-APPLIED = "applied"
-FAILED = "failed"
-SKIPPED = "skipped"
+APPLIED: Final = "applied"
+FAILED: Final = "failed"
+SKIPPED: Final = "skipped"
 Status = Literal["applied", "failed", "skipped"]
 
 

@@ -43,13 +43,13 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from provisioner.errors import ProvisionerError
-from provisioner.model import Membership, Organization, User, Workspace
-from provisioner.plan.fingerprint import canonical_json
-from provisioner.plan.model import Change, Plan
+from provisioner.model import Organization
+from provisioner.plan.model import Change, Plan, ResourceType
+from provisioner.plan.plain import canonical_json
+from provisioner.resources.registry import REGISTRY
 
 DIGEST_SCHEME = "provisioner-plan-digest/1"
 PREFIX = "sha256:"
@@ -82,26 +82,9 @@ class PlanTarget:
         return {"organization_id": self.organization_id, "region": self.region}
 
 
-def _expires(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _material(resource: Any) -> dict[str, Any] | None:
+def _material(type_: ResourceType, resource: Any) -> dict[str, Any] | None:
     """The values of a resource that say what a change to it does (see the module docstring)."""
-    if resource is None:
-        return None
-    if isinstance(resource, User):
-        return {"email": resource.email, "role": resource.role}
-    if isinstance(resource, Workspace):
-        return {"name": resource.name, "environment": resource.environment}
-    if isinstance(resource, Membership):
-        return {
-            "workspace": resource.workspace,
-            "user": resource.user,
-            "expires": _expires(resource.expires),
-            "reason": resource.reason,
-        }
-    raise TypeError(f"not a plan resource: {type(resource).__name__}")
+    return None if resource is None else REGISTRY[type_].material(resource)
 
 
 def material_change(change: Change) -> dict[str, Any]:
@@ -111,8 +94,8 @@ def material_change(change: Change) -> dict[str, Any]:
         "type": change.type.value,
         "key": change.key,
         "cascade": change.cascade,
-        "before": _material(change.before),
-        "after": _material(change.after),
+        "before": _material(change.type, change.before),
+        "after": _material(change.type, change.after),
     }
 
 

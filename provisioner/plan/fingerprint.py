@@ -1,10 +1,9 @@
-"""A fingerprint of a ``State``, and the canonical plain form of its objects.
+"""A fingerprint of a ``State``: sha256 over every field of every object.
 
-The fingerprint lets ``apply`` of a saved plan notice that the organization
-changed since the plan was made: any difference on the server (an id, an
-ETag, a status, a role) alters it. The plain form (``to_plain``) is shared by
-the JSON renderer and plan files so there is one way to turn a resource into
-JSON.
+It lets ``apply`` of a saved plan notice that the organization changed since
+the plan was made: any difference on the server (an id, an ETag, a status, a
+role) alters it. It covers every registered resource type, one section each
+(``ResourceKind.field``).
 """
 
 from __future__ import annotations
@@ -13,34 +12,17 @@ import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
-from datetime import datetime
 from operator import attrgetter
 from typing import Any
 
-from provisioner.model import Membership, State, User, Workspace
+from provisioner.model import State
+from provisioner.plan.plain import plain_value
+from provisioner.resources.registry import REGISTRY
+
+__all__ = ["state_fingerprint"]
 
 
-def _plain_value(value: Any) -> Any:
-    # Datetimes are the only non-JSON field type in the model; ISO-8601 keeps
-    # the offset, so ``datetime.fromisoformat`` restores an equal value.
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, (str, int, float, bool)) or value is None:
-        return value
-    raise TypeError(f"cannot fingerprint {type(value).__name__}")
-
-
-def to_plain(obj: Any) -> dict[str, Any]:
-    """A resource (``User``, ``Workspace``, ``Membership``) as a plain dict of all its fields."""
-    return {f.name: _plain_value(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-
-
-def canonical_json(value: Any) -> str:
-    """Compact JSON with sorted keys: the same value always gives the same text."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _rows(objects: Mapping[Any, Any], cls: type) -> dict[str, Any]:
+def _rows(objects: Mapping[Any, Any], cls: type[Any]) -> dict[str, Any]:
     """All fields of every object, as rows in key order under one header.
 
     Rows of positional values instead of a dict per object: the same content,
@@ -53,13 +35,9 @@ def _rows(objects: Mapping[Any, Any], cls: type) -> dict[str, Any]:
 
 def state_fingerprint(state: State) -> str:
     """sha256 (hex) over a canonical JSON of the whole state, ids, ETags and statuses included."""
-    document = {
-        "users": _rows(state.users, User),
-        "workspaces": _rows(state.workspaces, Workspace),
-        "memberships": _rows(state.memberships, Membership),
-    }
+    document = {kind.field: _rows(kind.of(state), kind.model) for kind in REGISTRY}
     # Datetimes (a grant's expiry) are the only non-JSON values: ISO-8601.
     text = json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_plain_value
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=plain_value
     )
     return hashlib.sha256(text.encode("utf-8")).hexdigest()

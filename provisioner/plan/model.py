@@ -8,12 +8,41 @@ holds ``before`` and ``after``. The diff (``provisioner.plan.diff``) makes a
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from enum import Enum
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 from provisioner.apiurl import endpoint_note
 from provisioner.model import Membership, User, Workspace
+from provisioner.resources.base import Phase, ResourceType
+
+if TYPE_CHECKING:
+    from provisioner.resources.registry import Registry
+
+__all__ = [
+    "Action",
+    "Change",
+    "Phase",
+    "Plan",
+    "PlanWarning",
+    "Resource",
+    "TEXT",
+    "ResourceType",
+    "Summary",
+    "describe_warning",
+    "format_expiry",
+]
+
+
+def _registry() -> Registry:
+    # The type modules build Changes, so they import this module; the registry
+    # that lists them is looked up when a change first asks, not at import.
+    from provisioner.resources.registry import REGISTRY
+
+    return REGISTRY
 
 
 def format_expiry(expires: datetime) -> str:
@@ -30,34 +59,14 @@ def format_expiry(expires: datetime) -> str:
 
 
 class Action(str, Enum):
+    """What a change does to its resource (Terraform's vocabulary)."""
+
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"
 
 
-class ResourceType(str, Enum):
-    USER = "user"
-    WORKSPACE = "workspace"
-    MEMBERSHIP = "membership"
-
-
 Resource = User | Workspace | Membership
-
-
-class Phase(int, Enum):
-    """Apply order. Lower phases run first; changes within a phase run concurrently.
-
-    Promotions run before demotions so that ``min_admins`` holds at every
-    moment; grants before revocations so nobody loses access they keep.
-    """
-
-    INVITE = 1
-    PROMOTE = 2
-    CREATE_WORKSPACE = 3
-    GRANT = 4
-    REVOKE = 5
-    DEMOTE = 6
-    REMOVE_USER = 7
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,29 +90,76 @@ class Change:
 
     @property
     def phase(self) -> Phase:
-        """The apply phase of this change (see ``Phase``)."""
-        if self.type is ResourceType.USER:
-            if self.action is Action.CREATE:
-                return Phase.INVITE
-            if self.action is Action.DELETE:
-                return Phase.REMOVE_USER
-            assert isinstance(self.after, User)
-            return Phase.PROMOTE if self.after.role == "admin" else Phase.DEMOTE
-        if self.type is ResourceType.WORKSPACE:
-            return Phase.CREATE_WORKSPACE
-        return Phase.GRANT if self.action is Action.CREATE else Phase.REVOKE
+        """The apply phase of this change (see ``Phase``), as its type's module decides."""
+        return _registry()[self.type].phase(self)
 
     @property
     def reason(self) -> str | None:
-        return getattr(self.after, "reason", None) if self.after is not None else None
+        """The grant's reason, for a change whose ``after`` has one."""
+        return self.after.reason if isinstance(self.after, Membership) else None
 
     @property
-    def expires(self):  # -> datetime | None
-        return getattr(self.after, "expires", None) if self.after is not None else None
+    def expires(self) -> datetime | None:
+        """The grant's expiry, for a change whose ``after`` has one."""
+        return self.after.expires if isinstance(self.after, Membership) else None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanWarning:
+    """Something a plan does not change but a reviewer should know, as data.
+
+    ``code`` says what (e.g. ``undeclared-workspace``), ``type`` and ``key``
+    which object it is about (``key`` is ``""`` for the organization), and
+    ``params`` the numbers and values the sentence needs. The sentence itself
+    comes from one place, ``describe_warning`` (``text``), so JSON consumers
+    can match on the code and renderers escape one string.
+    """
+
+    code: str
+    type: ResourceType | None  # None only for a ``TEXT`` warning
+    key: str = ""
+    params: Mapping[str, str | int] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def text(self) -> str:
+        """The warning as one English sentence (untrusted values included: escape it)."""
+        return describe_warning(self)
+
+    def to_dict(self) -> dict[str, object]:
+        """The warning's plain form (the plan document's ``warning_details``)."""
+        kind = None if self.type is None else self.type.value
+        return {"code": self.code, "type": kind, "key": self.key, "params": dict(self.params)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, object]) -> PlanWarning:
+        """``to_dict``'s inverse."""
+        params = d.get("params") or {}
+        assert isinstance(params, Mapping)
+        kind = d.get("type")
+        return cls(
+            code=str(d["code"]),
+            type=None if kind is None else ResourceType(str(kind)),
+            key=str(d.get("key", "")),
+            params=MappingProxyType(dict(params)),
+        )
+
+
+# A warning known only by its sentence: read from a plan file written before
+# warnings had codes (``params["text"]``).
+TEXT = "text"
+
+
+def describe_warning(warning: PlanWarning) -> str:
+    """The sentence of a warning, from the module of the type it is about."""
+    if warning.type is None or warning.code == TEXT:
+        return str(warning.params.get("text", warning.code))
+    return _registry()[warning.type].warning_texts[warning.code](warning)
 
 
 @dataclass(frozen=True, slots=True)
 class Summary:
+    """Counts of a plan's changes by action."""
+
     create: int = 0
     update: int = 0
     delete: int = 0
@@ -127,7 +183,7 @@ class Plan:
 
     organization: str
     changes: tuple[Change, ...]
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[PlanWarning, ...] = ()
     state_fingerprint: str = ""
     config_digest: str = ""
     expiring_soon: tuple[Membership, ...] = field(default=())
@@ -149,4 +205,5 @@ class Plan:
 
     @property
     def empty(self) -> bool:
+        """Whether the plan changes nothing."""
         return not self.changes

@@ -8,17 +8,17 @@ the same inputs: sorted keys, fixed separators, a trailing newline.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
-from datetime import datetime
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 import jsonschema
 
-from provisioner.model import Membership, User, Workspace
-from provisioner.plan.fingerprint import to_plain
-from provisioner.plan.model import Action, Change, Plan, Resource, ResourceType
+from provisioner.plan.model import TEXT, Action, Change, Plan, PlanWarning, Resource, ResourceType
+from provisioner.plan.plain import to_plain
+from provisioner.resources.membership import from_plain as membership_from_dict
+from provisioner.resources.registry import REGISTRY
 
 FORMAT_VERSION = 1
 SCHEMA_FILE = "plan.schema.json"
@@ -77,7 +77,8 @@ def plan_to_dict(plan: Plan, *, tool_version: str, extra: Mapping[str, Any] | No
         "config_digest": plan.config_digest,
         "state_fingerprint": plan.state_fingerprint,
         "changes": [change_to_dict(c) for c in plan.changes],
-        "warnings": list(plan.warnings),
+        "warnings": [w.text for w in plan.warnings],
+        "warning_details": [w.to_dict() for w in plan.warnings],
         "summary": {"create": summary.create, "update": summary.update, "delete": summary.delete},
         "expiring_soon": [to_plain(m) for m in plan.expiring_soon],
         **(extra or {}),
@@ -94,31 +95,10 @@ def render_json(plan: Plan, *, tool_version: str, extra: Mapping[str, Any] | Non
 # --- back from a document -------------------------------------------------
 
 
-def _user(d: Mapping[str, Any]) -> User:
-    return User(**d)
-
-
-def _workspace(d: Mapping[str, Any]) -> Workspace:
-    return Workspace(**d)
-
-
-def membership_from_dict(d: Mapping[str, Any]) -> Membership:
-    """A ``Membership`` from its plain form (``expires`` parsed back to a datetime)."""
-    expires = d.get("expires")
-    return Membership(**{**d, "expires": None if expires is None else datetime.fromisoformat(expires)})
-
-
-_READERS: Mapping[ResourceType, Callable[[Mapping[str, Any]], Resource]] = {
-    ResourceType.USER: _user,
-    ResourceType.WORKSPACE: _workspace,
-    ResourceType.MEMBERSHIP: membership_from_dict,
-}
-
-
 def change_from_dict(d: Mapping[str, Any]) -> Change:
     """A ``Change`` from its plain form."""
     kind = ResourceType(d["type"])
-    read = _READERS[kind]
+    read = REGISTRY[kind].from_plain
     return Change(
         action=Action(d["action"]),
         type=kind,
@@ -129,12 +109,19 @@ def change_from_dict(d: Mapping[str, Any]) -> Change:
     )
 
 
+def _warnings_from(document: Mapping[str, Any]) -> tuple[PlanWarning, ...]:
+    # ``warning_details`` carries the codes; a plan file from before them has the sentences only.
+    if "warning_details" in document:
+        return tuple(PlanWarning.from_dict(w) for w in document["warning_details"])
+    return tuple(PlanWarning(TEXT, None, params={"text": w}) for w in document["warnings"])
+
+
 def plan_from_dict(document: Mapping[str, Any]) -> Plan:
     """The ``Plan`` a validated plan document describes (``plan_to_dict``'s inverse)."""
     return Plan(
         organization=document["organization"],
         changes=tuple(change_from_dict(c) for c in document["changes"]),
-        warnings=tuple(document["warnings"]),
+        warnings=_warnings_from(document),
         state_fingerprint=document["state_fingerprint"],
         config_digest=document["config_digest"],
         expiring_soon=tuple(membership_from_dict(m) for m in document["expiring_soon"]),

@@ -226,7 +226,7 @@ def _clip(text: str, size: int) -> str:
 
 def _warnings(plan: Plan) -> str:
     """The warnings call-out. A warning quotes names and emails, so it is shown as code."""
-    return _callout("Warnings", [f"⚠️ {_md(_clip(w, WARNING_CHARS))}" for w in plan.warnings])
+    return _callout("Warnings", [f"⚠️ {_md(_clip(w.text, WARNING_CHARS))}" for w in plan.warnings])
 
 
 def _power_line(change: Change) -> str:

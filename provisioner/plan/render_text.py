@@ -17,21 +17,20 @@ Decisions worth knowing:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 
 from provisioner.escape import terminal
-from provisioner.model import INVITED, Membership, User, Workspace
-from provisioner.plan.model import Action, Change, Plan, ResourceType, format_expiry
+from provisioner.model import Membership
+from provisioner.plan.model import Action, Change, Plan, ResourceType
 from provisioner.plan.power import PowerGrants, power_grants
+from provisioner.resources.base import LineRenderer
+from provisioner.resources.membership import grant_details as grant_details  # render_markdown's import
+from provisioner.resources.registry import REGISTRY
 
 NO_CHANGES = "No changes. The organization matches the configuration."
 
 MARKERS: Mapping[Action, str] = {Action.CREATE: "+", Action.UPDATE: "~", Action.DELETE: "-"}
-HEADINGS: Mapping[ResourceType, str] = {
-    ResourceType.USER: "Users",
-    ResourceType.WORKSPACE: "Workspaces",
-    ResourceType.MEMBERSHIP: "Access",
-}
+HEADINGS: Mapping[ResourceType, str] = {kind.type: kind.heading for kind in REGISTRY}
 
 _RESET = "\x1b[0m"
 _COLORS: Mapping[Action, str] = {
@@ -44,20 +43,6 @@ _WARN = "\x1b[1;33m"
 POWER_LINES = 20  # power-granting changes listed again after the summary; the rest are counted
 
 
-def grant_details(membership: Membership, quote: Callable[[str], str] = terminal) -> str:
-    """``" (until 2026-12-31, INC-4711)"``, or ``""`` for a grant without expiry or reason.
-
-    ``quote`` escapes the reason for its destination (``escape.terminal`` by
-    default; the markdown renderer passes ``escape.markdown_code``).
-    """
-    parts = []
-    if membership.expires is not None:
-        parts.append(f"until {format_expiry(membership.expires)}")
-    if membership.reason:
-        parts.append(quote(membership.reason))
-    return f" ({', '.join(parts)})" if parts else ""
-
-
 def cascade_counts(plan: Plan) -> Counter[str]:
     """How many cascaded membership removals each removed user brings along."""
     counts: Counter[str] = Counter()
@@ -67,65 +52,9 @@ def cascade_counts(plan: Plan) -> Counter[str]:
     return counts
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
-
-
-# One small renderer per change type and action. Each gets the change and the
-# cascade counts and returns the line's text after the marker.
-_LineRenderer = Callable[[Change, Counter[str]], str]
-
-
-def _invite_user(change: Change, _: Counter[str]) -> str:
-    assert isinstance(change.after, User)
-    return f"user {terminal(change.key)} ({terminal(change.after.role)})"
-
-
-def _update_user(change: Change, _: Counter[str]) -> str:
-    assert isinstance(change.before, User) and isinstance(change.after, User)
-    pending = " (invitation pending)" if change.before.status == INVITED else ""
-    return (
-        f"user {terminal(change.key)}: {terminal(change.before.role)} -> "
-        f"{terminal(change.after.role)}{pending}"
-    )
-
-
-def _remove_user(change: Change, cascades: Counter[str]) -> str:
-    assert isinstance(change.before, User)
-    notes = []
-    if change.before.status == INVITED:
-        notes.append("invitation pending")
-    if cascades[change.key]:
-        notes.append(f"and {_plural(cascades[change.key], 'membership')}")
-    return f"user {terminal(change.key)}" + (f" ({', '.join(notes)})" if notes else "")
-
-
-def _create_workspace(change: Change, _: Counter[str]) -> str:
-    assert isinstance(change.after, Workspace)
-    return f"workspace {terminal(change.key)}"
-
-
-def _grant(change: Change, _: Counter[str]) -> str:
-    assert isinstance(change.after, Membership)
-    m = change.after
-    return f"access {terminal(m.workspace)}: {terminal(m.user)}{grant_details(m)}"
-
-
-def _revoke(change: Change, _: Counter[str]) -> str:
-    assert isinstance(change.before, Membership)
-    m = change.before
-    return f"access {terminal(m.workspace)}: {terminal(m.user)}" + (
-        " (removed with user)" if change.cascade else ""
-    )
-
-
-LINE_RENDERERS: Mapping[tuple[ResourceType, Action], _LineRenderer] = {
-    (ResourceType.USER, Action.CREATE): _invite_user,
-    (ResourceType.USER, Action.UPDATE): _update_user,
-    (ResourceType.USER, Action.DELETE): _remove_user,
-    (ResourceType.WORKSPACE, Action.CREATE): _create_workspace,
-    (ResourceType.MEMBERSHIP, Action.CREATE): _grant,
-    (ResourceType.MEMBERSHIP, Action.DELETE): _revoke,
+# One small renderer per change type and action, from each type's module.
+LINE_RENDERERS: Mapping[tuple[ResourceType, Action], LineRenderer] = {
+    (kind.type, action): line for kind in REGISTRY for action, line in kind.lines.items()
 }
 
 
@@ -165,7 +94,7 @@ def render_text(
     ``render_markdown``); it tells which access grants are production access.
     """
     warnings = [
-        f"{_WARN}Warning:{_RESET} {terminal(w)}" if color else f"Warning: {terminal(w)}"
+        f"{_WARN}Warning:{_RESET} {terminal(w.text)}" if color else f"Warning: {terminal(w.text)}"
         for w in plan.warnings
     ]
     note = f" ({terminal(plan.endpoint_note)})" if plan.endpoint_note else ""
@@ -174,7 +103,7 @@ def render_text(
         return "\n\n".join([*endpoint, NO_CHANGES, *(["\n".join(warnings)] if warnings else [])]) + "\n"
 
     cascades = cascade_counts(plan)
-    groups: dict[ResourceType, list[str]] = {t: [] for t in ResourceType}
+    groups: dict[ResourceType, list[str]] = {kind.type: [] for kind in REGISTRY}
     for change in plan.changes:
         groups[change.type].append(change_line(change, cascades, color=color))
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from plan_testkit import apply_in_memory
 
 from provisioner.model import ACTIVE, INVITED, Membership, Policy, State, User, Workspace
-from provisioner.plan.diff import diff, filter_ignored, is_ignored_user, is_ignored_workspace
+from provisioner.plan.diff import diff, filter_ignored
 from provisioner.plan.fingerprint import state_fingerprint
 from provisioner.plan.model import Action, ResourceType
 from provisioner.plan.render_json import render_json
@@ -84,10 +84,29 @@ def test_fingerprint_changes_with_any_server_side_detail() -> None:
 
 def test_ignore_globs_are_case_insensitive_for_emails_only() -> None:
     policy = Policy(ignore_users=("*@BOTS.io",), ignore_workspaces=("tmp-*",))
-    assert is_ignored_user("ci@bots.io", policy)
-    assert not is_ignored_user("ci@bots.iox", policy)
-    assert is_ignored_workspace("tmp-1", policy)
-    assert not is_ignored_workspace("TMP-1", policy)
+    state = State.build(
+        [User("ci@bots.io", "developer"), User("ci@bots.iox", "developer")],
+        [Workspace("tmp-1"), Workspace("TMP-1")],
+        [
+            Membership("TMP-1", "ci@bots.io"),
+            Membership("TMP-1", "ci@bots.iox"),
+            Membership("tmp-1", "ci@bots.iox"),
+        ],
+    )
+    seen = filter_ignored(state, policy)
+    assert set(seen.users) == {"ci@bots.iox"}
+    assert set(seen.workspaces) == {"TMP-1"}
+    # A membership goes when its user or its workspace is ignored.
+    assert set(seen.memberships) == {("TMP-1", "ci@bots.iox")}
+
+
+def test_filter_ignored_keys_users_and_memberships_by_lowercased_email() -> None:
+    state = State.build(
+        [User("Bob@Acme.com", "developer")], [Workspace("w")], [Membership("w", "Bob@Acme.com")]
+    )
+    seen = filter_ignored(state, Policy())
+    assert set(seen.users) == {"bob@acme.com"}
+    assert set(seen.memberships) == {("w", "bob@acme.com")}
 
 
 # --- properties -------------------------------------------------------------
@@ -192,7 +211,8 @@ def test_diff_of_a_state_with_itself_is_empty(state: State, policy: Policy) -> N
             "admin in the configuration (invited admins count once they accept), or lower policy.min_admins.",
         )
     )
-    assert plan.warnings == expected
+    assert tuple(w.text for w in plan.warnings) == expected
+    assert all(w.code == "below-min-admins" for w in plan.warnings)
 
 
 @settings(max_examples=200, deadline=None)

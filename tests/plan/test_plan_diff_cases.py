@@ -50,6 +50,6 @@ def test_case(path: Path) -> None:
     want_warnings = expected.get("warnings", [])
     assert len(plan.warnings) == len(want_warnings), plan.warnings
     for text, warning in zip(want_warnings, plan.warnings):
-        assert text in warning
+        assert text in warning.text
 
     assert [f"{m.workspace}/{m.user}" for m in plan.expiring_soon] == expected.get("expiring_soon", [])

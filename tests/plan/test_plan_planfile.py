@@ -19,7 +19,7 @@ from provisioner.errors import ProvisionerError, StalePlanError
 from provisioner.model import INVITED, Membership, Policy, State, User, Workspace
 from provisioner.plan.diff import diff
 from provisioner.plan.digest import DigestError, PlanTarget, find_digest, markdown_line, plan_digest
-from provisioner.plan.model import Plan
+from provisioner.plan.model import TEXT, Plan, PlanWarning
 from provisioner.plan.planfile import SavedPlan, load_plan, read_expectation, save_plan
 
 VERSION = "0.1.0"
@@ -150,7 +150,7 @@ def test_ids_etags_and_invitation_status_do_not_change_the_digest() -> None:
     bookkeeping = Plan(
         plan.organization,
         tuple(replace(c, before=bookkeeping_of(c.before)) for c in plan.changes),
-        warnings=("another warning",),
+        warnings=(PlanWarning(TEXT, None, params={"text": "another warning"}),),
         state_fingerprint="f" * 64,
         config_digest="e" * 64,
     )

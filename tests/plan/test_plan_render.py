@@ -12,7 +12,7 @@ from plan_testkit import assert_golden
 
 from provisioner.model import INVITED, Membership, Policy, State, User, Workspace
 from provisioner.plan.diff import diff
-from provisioner.plan.model import Plan
+from provisioner.plan.model import TEXT, Plan, PlanWarning
 from provisioner.plan.render_json import plan_from_dict, plan_schema, render_json
 from provisioner.plan.render_markdown import render_markdown
 from provisioner.plan.render_text import render_text
@@ -161,7 +161,9 @@ def test_text_colour_only_when_asked() -> None:
 
 def test_text_for_no_changes() -> None:
     assert render_text(Plan("acme", ())) == "No changes. The organization matches the configuration.\n"
-    assert render_text(Plan("acme", (), warnings=("w",))).endswith("\n\nWarning: w\n")
+    assert render_text(Plan("acme", (), warnings=(PlanWarning(TEXT, None, params={"text": "w"}),))).endswith(
+        "\n\nWarning: w\n"
+    )
 
 
 def test_markdown_golden_small() -> None:
@@ -213,7 +215,9 @@ def test_markdown_role_changes_include_an_admin_invite() -> None:
 
 
 def test_markdown_golden_no_changes() -> None:
-    text = render_markdown(Plan("acme", (), warnings=("workspace legacy exists …",)))
+    text = render_markdown(
+        Plan("acme", (), warnings=(PlanWarning(TEXT, None, params={"text": "workspace legacy exists …"}),))
+    )
     assert_golden("no_changes.md", text)
     assert "No changes" in text and len(text) < 500
 

@@ -1,0 +1,289 @@
+"""What a resource type is: the interface each module under ``provisioner.resources`` fills in.
+
+A ``ResourceKind`` is a frozen record of plain functions, one per concern:
+
+* identity: ``field`` (the ``State`` mapping it lives in), ``identity`` (the
+  key an object is filed under) and ``text_key`` (that key as a change's text);
+* wire shape: ``read`` (list it from the API; each module also has its own
+  ``parse_*`` and request bodies),
+  ``from_plain`` (one object from a plan file), ``material`` (the values
+  the plan digest covers: what a change does, not server bookkeeping);
+* diff rules: ``diff`` (current vs desired -> changes and warnings),
+  ``phase`` (when a change runs), ``ignored`` (``policy.ignore_*``),
+  ``replay`` (a change made to an in-memory state);
+* apply: ``handlers`` (the API calls per action), ``blocked_by`` (the
+  dependency skips), ``settle_cascade`` (a removal the server makes for us);
+* text: ``heading`` and ``lines`` (one line per change), ``warning_texts``
+  (the sentence of each warning code).
+
+Decisions worth knowing:
+
+* ``ResourceType`` and ``Phase`` are closed enums here rather than strings in
+  each module: plan files are validated against the type names, and the apply
+  order is one decision across all types, so it is made in one visible place.
+* Types talk to each other only through the contexts below (``DiffContext``,
+  ``Reading``, ``ApplyContext``), never by importing each other.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+
+from provisioner.errors import ApiError, NotFoundError, PreconditionFailedError
+from provisioner.model import Policy, State
+
+if TYPE_CHECKING:  # the plan model imports this module; these names are only annotations here
+    from collections import Counter
+
+    from provisioner.api.client import ApiClient
+    from provisioner.apply.report import ChangeResult
+    from provisioner.model import Membership
+    from provisioner.plan.model import Action, Change, PlanWarning
+
+T = TypeVar("T")
+
+RUN_PLAN_AGAIN = "changed on the server since the plan; run plan again"
+
+
+class ResourceType(str, Enum):
+    """The registered resource types, by the name plans and plan files use."""
+
+    USER = "user"
+    WORKSPACE = "workspace"
+    MEMBERSHIP = "membership"
+
+
+class Phase(int, Enum):
+    """Apply order. Lower phases run first; changes within a phase run concurrently.
+
+    Promotions run before demotions so that ``min_admins`` holds at every
+    moment; grants before revocations so nobody loses access they keep.
+    """
+
+    INVITE = 1
+    PROMOTE = 2
+    CREATE_WORKSPACE = 3
+    GRANT = 4
+    REVOKE = 5
+    DEMOTE = 6
+    REMOVE_USER = 7
+
+
+class Failed(Exception):
+    """A change that cannot be applied, with the reason for the report."""
+
+
+# --- ignore rules -------------------------------------------------------------
+
+
+def _matches(value: str, globs: Iterable[str]) -> bool:
+    # fnmatchcase: os-independent; emails are compared lowercased on both sides.
+    return any(fnmatchcase(value, glob) for glob in globs)
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoreRules:
+    """``policy.ignore_users`` / ``ignore_workspaces``, compiled once per diff.
+
+    User globs are lowercased here, once, not once per object (100,000 memberships).
+    """
+
+    users: tuple[str, ...] = ()
+    workspaces: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, policy: Policy) -> IgnoreRules:
+        return cls(tuple(g.lower() for g in policy.ignore_users), tuple(policy.ignore_workspaces))
+
+    @property
+    def empty(self) -> bool:
+        return not self.users and not self.workspaces
+
+    def user(self, email: str) -> bool:
+        """Whether the user globs match ``email`` (case-insensitively)."""
+        return bool(self.users) and _matches(email.lower(), self.users)
+
+    def workspace(self, name: str) -> bool:
+        """Whether the workspace globs match ``name`` (case-sensitively)."""
+        return bool(self.workspaces) and _matches(name, self.workspaces)
+
+
+# --- diff -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DiffContext:
+    """What one type's diff rules see.
+
+    ``current`` and ``desired`` are already without ignored objects;
+    ``unfiltered_current`` is the organization as read. ``earlier`` holds the
+    changes of the types registered before this one (a membership's removal
+    is a cascade when its user's removal is among them).
+    """
+
+    current: State
+    desired: State
+    unfiltered_current: State
+    policy: Policy
+    now: datetime
+    expiring_within: timedelta
+    earlier: tuple[Change, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Diffed:
+    """One type's part of a plan."""
+
+    changes: tuple[Change, ...] = ()
+    warnings: tuple[PlanWarning, ...] = ()
+    expiring_soon: tuple[Membership, ...] = ()
+
+
+def sorted_items(mapping: Mapping[Any, T], keys: Iterable[Any]) -> list[tuple[Any, T]]:
+    """``(key, mapping[key])`` for ``keys`` in sorted order (the diff's determinism)."""
+    return [(k, mapping[k]) for k in sorted(keys)]
+
+
+# --- reading --------------------------------------------------------------------
+
+
+class Reading(Protocol):
+    """What a type's ``read`` gets from the reader: the client, the pool, the other types."""
+
+    @property
+    def client(self) -> ApiClient: ...
+
+    def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
+        """Run ``fn(*args)`` on the reader's pool; the reader cancels it if the read fails."""
+        ...
+
+    def result(self, type_: ResourceType) -> list[Any]:
+        """The parsed objects of an earlier-registered type (waits for its listing)."""
+        ...
+
+
+# A type's read: starts its listings, returns the function that finishes them.
+Read = Callable[[Reading], Callable[[], list[Any]]]
+
+
+# --- applying -------------------------------------------------------------------
+
+
+class ApplyContext(Protocol):
+    """What a type's API calls get from the executor while a plan is applied."""
+
+    @property
+    def client(self) -> ApiClient: ...
+
+    def idempotency_key(self, change: Change) -> str:
+        """The ``Idempotency-Key`` for a create (see ``apply.executor.idempotency_key``)."""
+        ...
+
+    def id_of(self, type_: ResourceType, key: str) -> str | None:
+        """The server id of an object: from the current state, or learned during this run."""
+        ...
+
+    def learn_id(self, type_: ResourceType, key: str, value: str | None) -> None:
+        """Remember an id a create (or a 409's listing) revealed; later changes need it."""
+        ...
+
+    def not_applied(self, type_: ResourceType, key: str) -> bool:
+        """Whether a change to this object was in the plan and did not succeed."""
+        ...
+
+    def planned(self, type_: ResourceType, action: Action) -> frozenset[str]:
+        """The keys of the plan's changes of this type and action."""
+        ...
+
+    def phase_failed(self, phase: Phase) -> bool:
+        """Whether any change of ``phase`` did not succeed."""
+        ...
+
+
+Handler = Callable[["Change", ApplyContext], "str | None"]
+LineRenderer = Callable[["Change", "Counter[str]"], str]
+
+
+def delete(client: ApiClient, path: str, etag: str | None) -> str | None:
+    """DELETE with ``If-Match``. 404 means already gone; 412 is read again, never overridden."""
+    try:
+        client.delete(path, if_match=etag)
+    except NotFoundError:
+        return "already gone"
+    except PreconditionFailedError:
+        if reread(client, path, lambda body: body) is None:
+            return "already gone"
+        raise Failed(RUN_PLAN_AGAIN) from None
+    return None
+
+
+def reread(client: ApiClient, path: str, parse: Callable[[dict[str, Any]], T]) -> T | None:
+    """GET ``path`` after a 412; ``None`` when it is gone."""
+    try:
+        body, _ = client.get(path)
+    except NotFoundError:
+        return None
+    return parse(body)
+
+
+def find(
+    client: ApiClient, path: str, parse: Callable[[dict[str, Any]], T], match: Callable[[T], bool]
+) -> T | None:
+    """The first object of a listing that ``match`` accepts (after a 409 on a create)."""
+    for page in client.iter_pages(path):
+        for item in page:
+            obj = parse(item)
+            if match(obj):
+                return obj
+    return None
+
+
+# --- the record -------------------------------------------------------------------
+
+
+def _no_dependency(change: Change, ctx: ApplyContext) -> str | None:
+    return None
+
+
+@dataclass(frozen=True)
+class ResourceKind:
+    """Everything provisioner knows about one resource type (see the module docstring)."""
+
+    type: ResourceType
+    model: builtins.type[Any]  # builtins: ``type`` is a field name here
+    field: str  # the State field, also the fingerprint's section name
+    heading: str  # the text plan's heading over this type's lines
+    identity: Callable[[Any], Any]
+    normalized: Callable[[Any], bool]  # whether a State key is already in identity form
+    text_key: Callable[[Any], str]
+    of: Callable[[State], Mapping[Any, Any]]
+    ignored: Callable[[Any, IgnoreRules], bool]
+    read: Read
+    from_plain: Callable[[Mapping[str, Any]], Any]
+    material: Callable[[Any], dict[str, Any]]  # what the plan digest covers (plan/digest.py)
+    diff: Callable[[DiffContext], Diffed]
+    phase: Callable[[Change], Phase]
+    replay: Callable[[dict[ResourceType, dict[Any, Any]], Change], None]
+    handlers: Mapping[Action, Handler]
+    lines: Mapping[Action, LineRenderer]
+    warning_texts: Mapping[str, Callable[[PlanWarning], str]]
+    blocked_by: Callable[[Change, ApplyContext], str | None] = _no_dependency
+    settle_cascade: Callable[[Change, ApplyContext], ChangeResult] | None = None
+
+
+def convert(what: str, path: str, fn: Callable[[], T]) -> T:
+    """Run a conversion of an API object; a missing or mistyped field becomes an ApiError."""
+    try:
+        return fn()
+    except (KeyError, TypeError, AttributeError) as e:
+        raise ApiError(
+            f"the API answered {path} with an unexpected {what} ({type(e).__name__}: {e}); "
+            "check that the API URL points at the v1 API"
+        ) from None
