@@ -47,7 +47,6 @@ from provisioner.apply.report import (
     ApplyReport,
     ChangeResult,
     describe,
-    render_report,
 )
 from provisioner.errors import (
     ApiError,
@@ -59,8 +58,9 @@ from provisioner.errors import (
 )
 from provisioner.model import ADMIN, Membership, State, User, Workspace
 from provisioner.plan.model import Action, Change, Phase, Plan, ResourceType
+from provisioner.render.apply_report import render_report
 
-__all__ = ["ApplyReport", "ChangeResult", "apply_plan", "idempotency_key", "render_report"]
+__all__ = ["ApplyReport", "ChangeResult", "apply_plan", "idempotency_key"]
 
 log = logging.getLogger("provisioner.apply")
 

@@ -1,4 +1,4 @@
-"""A drift report as text, JSON or markdown: one walk, three formats.
+"""A drift report as text, JSON or markdown: one walk, three formats, one registry.
 
 ``_sections`` walks the report once and describes every item as a sequence of
 parts: literal words of ours, and ``Name``s, the untrusted values (emails,
@@ -278,7 +278,10 @@ def render_drift_json(report: DriftReport) -> str:
     )
 
 
-RENDERERS: Mapping[str, Callable[[DriftReport], str]] = {
+DriftRenderer = Callable[[DriftReport], str]
+
+# The order is the order of ``--format``'s choices in ``--help``.
+DRIFT_RENDERERS: Mapping[str, DriftRenderer] = {
     "text": render_drift_text,
     "json": render_drift_json,
     "markdown": render_drift_markdown,
@@ -286,5 +289,5 @@ RENDERERS: Mapping[str, Callable[[DriftReport], str]] = {
 
 
 def render_drift(report: DriftReport, fmt: str) -> str:
-    """The report in ``fmt`` (text, json or markdown)."""
-    return RENDERERS[fmt](report)
+    """The report in ``fmt`` (a key of ``DRIFT_RENDERERS``)."""
+    return DRIFT_RENDERERS[fmt](report)
