@@ -206,5 +206,5 @@ def apply(
         expectation=expectation_from_options(expect, expect_file),
         override_reason=reason,
     )
-    run = apply_orgs(loaded, options, TerminalEvents(sandbox), stdout=click.get_text_stream("stdout"))
+    run = apply_orgs(loaded, options, TerminalEvents(sandbox), stdout=sys.stdout)
     return run.exit_code

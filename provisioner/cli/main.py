@@ -52,7 +52,8 @@ class ProvisionerClickError(click.ClickException):
     def __init__(self, error: ProvisionerError):
         super().__init__(str(error))
         self.error = error
-        self.exit_code = error.exit_code
+        # click declares ``exit_code`` a class variable but reads it from the instance.
+        self.exit_code = error.exit_code  # type: ignore[misc]
 
     def show(self, file: IO[Any] | None = None) -> None:
         echo_error(self.format_message())
@@ -69,7 +70,8 @@ COLOR_CHOICES = ("auto", "always", "never")
 
 
 def _usage_error(error: click.UsageError) -> click.UsageError:
-    error.exit_code = USAGE_EXIT_CODE
+    # click declares ``exit_code`` a class variable but reads it from the instance.
+    error.exit_code = USAGE_EXIT_CODE  # type: ignore[misc]
     return error
 
 

@@ -28,9 +28,9 @@ from provisioner.escape import log_text, terminal
 if TYPE_CHECKING:
     from provisioner.apply.report import ChangeResult
     from provisioner.model import Config
-    from provisioner.service.runner import Outcome
+    from provisioner.service.runner import Outcome, Result
 
-R = TypeVar("R")
+R = TypeVar("R", bound="Result")
 
 
 def safe_message(text: str) -> str:

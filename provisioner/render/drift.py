@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from provisioner import __version__
 from provisioner.drift import DriftItem, DriftReport, Origin, Reach
 from provisioner.escape import markdown_code, terminal
+from provisioner.model import Membership
 from provisioner.plan.model import Action, ResourceType
 
 
@@ -160,7 +161,7 @@ def _describe_workspace(item: DriftItem) -> list[Part]:
 
 def _describe_membership(item: DriftItem) -> list[Part]:
     membership = item.change.before if item.change.before is not None else item.change.after
-    assert membership is not None
+    assert isinstance(membership, Membership)
     user, where = Name(membership.user), _workspaces(item.reach)
     grant = item.change.action is Action.CREATE  # the plan would grant it
     if item.origin is Origin.OUT_OF_BAND:

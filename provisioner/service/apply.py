@@ -18,6 +18,7 @@ The phases, for all the organizations of one run:
 from __future__ import annotations
 
 import os
+import sys
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -143,11 +144,12 @@ class ApplyEvents(Protocol):
 
 
 def apply_orgs(
-    configs: Sequence[Config], options: ApplyOptions, events: ApplyEvents, *, stdout: TextIO
+    configs: Sequence[Config], options: ApplyOptions, events: ApplyEvents, *, stdout: TextIO | None = None
 ) -> ApplyRun:
     """Prepare every organization, confirm once, then apply and record each.
 
-    Returns the run; raises ``RefusedError`` when an organization of several
+    ``stdout`` receives the audit records when ``options.audit_log`` is ``-``
+    (default: ``sys.stdout``). Returns the run; raises ``RefusedError`` when an organization of several
     was refused (none is changed), ``ApplyError`` when an apply did not
     finish, ``ApplyInterruptedError`` on SIGINT/SIGTERM (exit code 130/143).
     """
@@ -169,7 +171,8 @@ def apply_orgs(
         if not options.auto_approve and any(not p.matched for p in pending):
             # A plan that matched its reviewed digest was approved already.
             events.confirm()
-        applied = [_apply(p, options, events, many=len(pending) > 1, stdout=stdout) for p in pending]
+        out = sys.stdout if stdout is None else stdout
+        applied = [_apply(p, options, events, many=len(pending) > 1, stdout=out) for p in pending]
     run = ApplyRun(prepared, tuple(applied))
     assert run.exit_code == EXIT_OK
     return run
