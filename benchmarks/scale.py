@@ -50,7 +50,7 @@ from provisioner.api.reader import read_state
 from provisioner.config import load_config
 from provisioner.model import State
 from provisioner.plan.diff import diff
-from provisioner.plan.render_text import render_text
+from provisioner.render.plan_text import render_text
 from provisioner.sandbox import seed, start_sandbox
 
 TOKEN = "scale-benchmark-key"

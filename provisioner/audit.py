@@ -33,7 +33,7 @@ class AuditLogError(ProvisionerError):
     """The audit log could not be read or written."""
 
 
-def git_commit(cwd: str | os.PathLike | None = None) -> str | None:
+def git_commit(cwd: str | os.PathLike[str] | None = None) -> str | None:
     """The current git commit, when run inside a git checkout; else None."""
     try:
         out = subprocess.run(
@@ -157,7 +157,7 @@ def append_record(record: AuditRecord, target: str, *, stdout: TextIO) -> None:
         raise AuditLogError(f"cannot write the audit log {target}: {error.strerror}") from None
 
 
-def last_applied_state(path: str | os.PathLike, organization: str) -> State | None:
+def last_applied_state(path: str | os.PathLike[str], organization: str) -> State | None:
     """The state left behind by the latest apply of ``organization`` in the log, if any.
 
     A line that is not a JSON object, or a record of this organization whose

@@ -27,7 +27,7 @@ Decisions worth knowing:
   reaches on the server (or, for a user missing on the server, the workspaces
   the config grants), production marked.
 
-Pure: no I/O, no clock. Rendering lives in ``provisioner.drift_render``.
+Pure: no I/O, no clock. Rendering lives in ``provisioner.render.drift``.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from enum import Enum
 from provisioner.model import Config, Membership, State
 from provisioner.plan.diff import diff, filter_ignored
 from provisioner.plan.model import Change, Plan, ResourceType
-from provisioner.plan.render_markdown import PRODUCTION_ENVIRONMENTS  # one definition of "production"
+from provisioner.plan.power import is_production_environment  # one definition of "production"
 
 
 class Origin(str, Enum):
@@ -131,9 +131,7 @@ def detect_drift(
     # A grant that ran out counts as absent, as in the diff.
     live = {k for k, m in des.memberships.items() if m.expires is None or m.expires > now}
     production = frozenset(
-        name
-        for name, ws in des.workspaces.items()
-        if (ws.environment or "").lower() in PRODUCTION_ENVIRONMENTS
+        name for name, ws in des.workspaces.items() if is_production_environment(ws.environment)
     )
     on_server = _workspaces_by_user(cur.memberships.keys(), production)
     in_config = _workspaces_by_user(live, production)

@@ -29,7 +29,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provisioner.api.client import token_problem
 from provisioner.apiurl import ApiUrl, UrlProblem, is_loopback_host, is_regional, parse_api_url
 from provisioner.errors import ProvisionerError
 from provisioner.model import OrganizationSettings
@@ -147,7 +146,7 @@ def open_endpoint(
     settings: OrganizationSettings,
     *,
     api_url: str | None = None,
-    sandbox: str | os.PathLike | None = None,
+    sandbox: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     create_sandbox: bool = False,
 ) -> Iterator[Endpoint]:
@@ -194,6 +193,10 @@ def open_endpoint(
             f"Export the key in {settings.token_env} (the config's organization.token_env), "
             "or use --sandbox DBPATH to try the tool on an embedded sandbox"
         )
+    # Imported here: the config checks import this module (``OperatorAllowances``)
+    # and must not pay for the HTTP client.
+    from provisioner.api.client import token_problem
+
     problem = token_problem(token)
     if problem:
         raise EndpointError(

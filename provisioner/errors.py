@@ -137,5 +137,13 @@ class ApplyInterruptedError(ApplyError):
         self.exit_code = exit_code
 
 
+class ApplyAbortedError(ApplyInterruptedError):
+    """A second signal abandoned the changes in flight; their worker threads may still run.
+
+    Whoever reports it ends the process without waiting for those threads
+    (``os._exit``): everything known has been written.
+    """
+
+
 class RefusedError(ProvisionerError):
     """The user did not confirm, or confirmation was impossible (no terminal, no --auto-approve)."""

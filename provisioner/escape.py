@@ -16,6 +16,8 @@ through exactly one of the functions below, at the point where it joins output:
   workflow command (``::error file=…::message``).
 * ``neutralize_workflow_commands`` -- plain text bound for a CI log: no line of
   it can be read as a workflow command.
+* ``log_text`` -- a message for stderr, which is a terminal or a CI log:
+  ``terminal_lines`` and ``neutralize_workflow_commands`` together.
 
 Decisions worth knowing:
 
@@ -130,3 +132,8 @@ def neutralize_workflow_commands(text: str) -> str:
     visible marker so that it prints but does nothing.
     """
     return _WORKFLOW_COMMAND.sub(lambda m: f"{m.group(1)}\u2192 {m.group(2)}", text)
+
+
+def log_text(text: str) -> str:
+    """A message (possibly of several lines) for stderr, a terminal or a CI log: both escapes."""
+    return neutralize_workflow_commands(terminal_lines(text))

@@ -34,7 +34,7 @@ import yaml
 
 from provisioner import DISTRIBUTION, __version__
 from provisioner.cli.main import cli
-from provisioner.cli.reconcile import DIFFERS
+from provisioner.service.apply import DIFFERS
 
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB = ROOT / "examples" / "ci" / "github-actions.yml"
@@ -157,7 +157,7 @@ def problems(invocation: Invocation) -> list[str]:
     if not argv:
         return [f"{invocation}: no subcommand"]
     name, args = argv[0], argv[1:]
-    command = cli.commands.get(name)
+    command = cli.get_command(click.Context(cli), name)  # commands load lazily
     if command is None:
         return [f"{invocation}: no subcommand {name!r}"]
     options: dict[str, click.Option] = {

@@ -50,11 +50,11 @@ from provisioner.apply.report import (
     ApplyReport,
     ChangeResult,
     describe,
-    render_report,
 )
 from provisioner.errors import ApiError, AuthenticationError, PermissionDeniedError
 from provisioner.model import State
 from provisioner.plan.model import Action, Change, Phase, Plan, ResourceType
+from provisioner.render.apply_report import render_report
 from provisioner.resources.base import RUN_PLAN_AGAIN, Failed
 from provisioner.resources.registry import REGISTRY
 
@@ -65,7 +65,6 @@ __all__ = [
     "StopRequest",
     "apply_plan",
     "idempotency_key",
-    "render_report",
 ]
 
 log = logging.getLogger("provisioner.apply")

@@ -56,14 +56,3 @@ def describe(change: Change) -> str:
     """A change in a few words, e.g. ``create membership app-production/a@x.io``."""
     cascade = " (with its user)" if change.cascade else ""
     return f"{change.action.value} {change.type.value} {terminal(change.key)}{cascade}"
-
-
-def render_report(report: ApplyReport) -> str:
-    """``Applied 12, failed 1, skipped 3.`` followed by one line per failed or skipped change."""
-    lines = [f"Applied {len(report.applied)}, failed {len(report.failed)}, skipped {len(report.skipped)}."]
-    if report.interrupted:
-        lines[0] += f" Interrupted ({report.interrupted}): no change started after it."
-    for result in report.failed + report.skipped:
-        message = terminal(result.message or "no reason given")
-        lines.append(f"  {result.status}: {describe(result.change)}: {message}")
-    return "\n".join(lines)

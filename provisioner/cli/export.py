@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
-from provisioner.api.reader import read_state_and_identity
 from provisioner.cli.options import endpoint_options, parallelism_option
-from provisioner.cli.reconcile import connect
-from provisioner.errors import ProvisionerError
-from provisioner.export import export_config
-from provisioner.model import DEFAULT_TOKEN_ENV, REGIONS, Config, OrganizationSettings, Policy, State
-
-
-class ExportError(ProvisionerError):
-    """The export could not be written."""
+from provisioner.export import DEFAULT_WORKSPACE_NAME_FORMAT
+from provisioner.model import DEFAULT_TOKEN_ENV, REGIONS
+from provisioner.service.export import ExportOptions, export_org
 
 
 @click.command("export")
@@ -38,7 +30,7 @@ class ExportError(ProvisionerError):
     show_default=True,
     help="Comma-separated environments whose workspaces fold into one entry.",
 )
-@click.option("--workspace-name-format", default="{workspace}-{environment}", show_default=True)
+@click.option("--workspace-name-format", default=DEFAULT_WORKSPACE_NAME_FORMAT, show_default=True)
 @click.option(
     "-o",
     "--output",
@@ -63,27 +55,17 @@ def export(
     """
     if not api_url and not sandbox and not region:
         raise click.UsageError("give --region, --api-url or --sandbox to say which organization to export")
-    settings = OrganizationSettings(
-        region=region or ("us-east-1" if not api_url else None), api_url=api_url, token_env=token_env
-    )
-    envs = [e.strip() for e in environments.split(",") if e.strip()]
-    config = Config(organization=settings, policy=Policy(), desired=State())
-    with connect(config, api_url=None if sandbox else api_url, sandbox=sandbox) as (_endpoint, client):
-        current, identity = read_state_and_identity(client, parallelism=parallelism)
-    text = export_config(
-        identity,
-        current,
-        environments=envs,
-        workspace_name_format=workspace_name_format,
-        region=None if api_url else (region or identity.organization.region),
+    options = ExportOptions(
+        region=region,
         api_url=api_url,
+        sandbox=sandbox,
         token_env=token_env,
+        environments=tuple(e.strip() for e in environments.split(",") if e.strip()),
+        workspace_name_format=workspace_name_format,
+        parallelism=parallelism,
     )
+    text = export_org(options, output=output)
     if output:
-        try:
-            Path(output).write_text(text, encoding="utf-8")
-        except OSError as error:
-            raise ExportError(f"cannot write {output}: {error.strerror}") from None
         click.echo(f"Wrote {output}.", err=True)
     else:
         click.echo(text, nl=False)

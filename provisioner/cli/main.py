@@ -1,17 +1,27 @@
-"""The ``provisioner`` command group and the one place errors become output.
+"""The ``provisioner`` command group, its lazy command table, and the one place errors become output.
 
-Each command lives in its own module and is registered here. Commands raise
-``ProvisionerError``; ``ProvisionerGroup.invoke`` turns any of them into a
-clean message on stderr (escaped by ``cli.output.echo_error``, the one
-function that prints errors) and the error's exit code. No traceback reaches a
-user unless ``-vv`` asks for one, and even then it carries no API key because
-error messages are built without it.
+Each command lives in its own module, which is imported only when that
+command runs (click's documented lazy-group pattern): ``provisioner --help``
+and ``provisioner validate`` never import the HTTP client, and only
+``sandbox`` imports Werkzeug. ``COMMANDS`` names each command's module and
+its one-line help, so ``--help`` lists every command without importing any.
+
+A command parses its options, calls ``provisioner.service`` and renders what
+comes back. It ends in one of three ways, all handled here, once:
+
+* it returns an exit code (``int``): ``ProvisionerGroup.invoke`` exits with it;
+* it raises ``ProvisionerError``: ``ProvisionerClickError`` shows the message
+  on stderr (escaped by ``cli.output.echo_error``, the one function that
+  prints errors) and exits with the error's exit code. No traceback reaches a
+  user unless ``-vv`` asks for one, and even then it carries no API key
+  because error messages are built without it;
+* it raises a click usage error (an unknown option, a bad choice, a missing
+  value): click gives those exit code 2, which would read as "changes" to a
+  pipeline, so they are mapped to 1 here, for every command.
 
 Exit codes mean the same everywhere: 0 success (no changes, no drift), 1 an
 error of any kind, 2 changes or drift (``plan --detailed-exitcode``,
-``drift``). Click gives usage errors (an unknown option, a bad choice, a
-missing value) exit code 2, which would read as "changes" to a pipeline;
-``ProvisionerGroup`` maps them to 1, once, for every command.
+``drift``), 130/143 an apply stopped by SIGINT/SIGTERM.
 
 The global options (``-v``, ``--color``) are accepted before the command and
 after it: ``ProvisionerGroup.add_command`` gives every command (and every
@@ -21,14 +31,19 @@ command of a nested group) a copy of them that adds to the root's value.
 from __future__ import annotations
 
 import gc
+import importlib
 import logging
+import os
 import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import IO, Any
 
 import click
 
 from provisioner import __version__
 from provisioner.cli.output import echo_error, safe_message
-from provisioner.errors import ProvisionerError
+from provisioner.errors import ApplyAbortedError, ProvisionerError
 
 
 class ProvisionerClickError(click.ClickException):
@@ -36,10 +51,18 @@ class ProvisionerClickError(click.ClickException):
 
     def __init__(self, error: ProvisionerError):
         super().__init__(str(error))
-        self.exit_code = error.exit_code
+        self.error = error
+        # click declares ``exit_code`` a class variable but reads it from the instance.
+        self.exit_code = error.exit_code  # type: ignore[misc]
 
-    def show(self, file=None) -> None:  # noqa: ANN001 - click's signature
+    def show(self, file: IO[Any] | None = None) -> None:
         echo_error(self.format_message())
+        if isinstance(self.error, ApplyAbortedError):
+            # Abandoned requests may still be running in worker threads; the
+            # interpreter would wait for them at exit. Everything known is written.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(self.exit_code)
 
 
 USAGE_EXIT_CODE = 1  # an error like any other; 2 means "changes" (see the module doc)
@@ -47,7 +70,8 @@ COLOR_CHOICES = ("auto", "always", "never")
 
 
 def _usage_error(error: click.UsageError) -> click.UsageError:
-    error.exit_code = USAGE_EXIT_CODE
+    # click declares ``exit_code`` a class variable but reads it from the instance.
+    error.exit_code = USAGE_EXIT_CODE  # type: ignore[misc]
     return error
 
 
@@ -96,6 +120,7 @@ def _global_options() -> list[click.Option]:
 
 
 def _with_global_options(command: click.Command) -> None:
+    """Give ``command`` (and its subcommands) the global options, unless it has its own."""
     taken = {opt for param in command.params for opt in getattr(param, "opts", [])}
     command.params.extend(p for p in _global_options() if not set(p.opts) & taken)
     if isinstance(command, click.Group):
@@ -103,27 +128,110 @@ def _with_global_options(command: click.Command) -> None:
             _with_global_options(sub)
 
 
-class ProvisionerGroup(click.Group):
-    """A click group that converts the project's error hierarchy and usage errors, once."""
+@dataclass(frozen=True)
+class LazyCommand:
+    """Where a command lives (``module:attribute``) and its one-line help for ``--help``."""
 
-    def make_context(self, info_name, args, parent=None, **extra):  # noqa: ANN001, ANN201 - click's signature
+    target: str
+    help: str
+
+
+# Every command, by name. The help is the first line of the command's
+# docstring (tests/e2e/test_cli_commands.py keeps the two equal).
+COMMANDS: Mapping[str, LazyCommand] = {
+    "validate": LazyCommand(
+        "provisioner.cli.validate:validate",
+        "Check configs offline: syntax, schema, references and expansion. Exit 1 on any issue.",
+    ),
+    "plan": LazyCommand(
+        "provisioner.cli.plan:plan", "Show what apply would change: who gains and who loses what, and where."
+    ),
+    "apply": LazyCommand("provisioner.cli.apply:apply", "Make the organization match the config."),
+    "show": LazyCommand(
+        "provisioner.cli.show:show", "Show a plan saved with `plan --out PLANFILE`, with its digest. Offline."
+    ),
+    "drift": LazyCommand(
+        "provisioner.cli.drift:drift", "Check, read-only, whether the organization still matches the config."
+    ),
+    "export": LazyCommand(
+        "provisioner.cli.export:export", "Export the current organization as a version-1 config."
+    ),
+    "sandbox": LazyCommand(
+        "provisioner.cli.sandbox:sandbox",
+        "A local sandbox of the regional API (SQLite-backed) for trying plans and for tests.",
+    ),
+}
+
+
+class ProvisionerGroup(click.Group):
+    """A click group that loads its commands lazily and turns outcomes into output, once.
+
+    Converts the project's error hierarchy and usage errors, and a command's
+    returned exit code, in one place (see the module docstring).
+    """
+
+    def __init__(self, *args: Any, lazy_commands: Mapping[str, LazyCommand] | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.lazy_commands: Mapping[str, LazyCommand] = dict(lazy_commands or {})
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
         # The group's own options are parsed here, before ``invoke``.
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
         except click.UsageError as error:
             raise _usage_error(error) from None
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
         except ProvisionerError as error:
             raise ProvisionerClickError(error) from None
         except click.UsageError as error:  # a command's options, or one it raised itself
             raise _usage_error(error) from None
+        if isinstance(result, int) and not isinstance(result, bool) and result:
+            ctx.exit(result)  # a command's exit code: 1 error, 2 changes or drift
+        return result
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         _with_global_options(cmd)
         super().add_command(cmd, name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy_commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy_commands:
+            module_name, attribute = self.lazy_commands[cmd_name].target.split(":")
+            command = getattr(importlib.import_module(module_name), attribute)
+            if not isinstance(command, click.Command):
+                raise TypeError(f"{module_name}.{attribute} is not a click command")
+            self.add_command(command, cmd_name)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The command list of ``--help``, from the lazy table: no command module is imported."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            if name in self.lazy_commands and name not in self.commands:
+                # A bare Command shortens the help exactly as the real one would.
+                stand_in = click.Command(name, help=self.lazy_commands[name].help)
+                rows.append((name, stand_in.get_short_help_str(limit)))
+                continue
+            command = super().get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 class SafeFormatter(logging.Formatter):
@@ -145,7 +253,11 @@ def configure_logging(verbosity: int) -> None:
     logging.getLogger("urllib3").setLevel(level if verbosity else logging.ERROR)
 
 
-@click.group(cls=ProvisionerGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=ProvisionerGroup,
+    lazy_commands=COMMANDS,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
 @click.version_option(__version__, prog_name="provisioner")
 @click.option(
     "-v",
@@ -170,22 +282,6 @@ def cli(ctx: click.Context, verbose: int, color: str) -> None:
     ctx.obj["color"] = color
     ctx.color = _click_color(color)  # else click strips the codes whenever stdout is no terminal
     configure_logging(verbose)
-
-
-def _register() -> None:
-    # Each command module owns its command and options; the list is explicit.
-    from provisioner.cli.drift import drift
-    from provisioner.cli.export import export
-    from provisioner.cli.reconcile import apply, plan
-    from provisioner.cli.sandbox import sandbox
-    from provisioner.cli.show import show
-    from provisioner.cli.validate import validate
-
-    for command in (validate, plan, apply, show, drift, export, sandbox):
-        cli.add_command(command)
-
-
-_register()
 
 
 def main() -> None:

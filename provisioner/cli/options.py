@@ -6,6 +6,7 @@ import math
 import re
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 import click
 
@@ -63,8 +64,8 @@ def parallelism_option(f: F) -> F:
 class FiniteFloatRange(click.FloatRange):
     """click's ``FloatRange`` without ``nan`` and ``inf``, which pass its comparisons."""
 
-    def convert(self, value: object, param, ctx) -> float:  # noqa: ANN001
-        number = super().convert(value, param, ctx)
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        number = float(super().convert(value, param, ctx))
         if not math.isfinite(number):
             self.fail(f"{_excerpt(value)} is not a finite number", param, ctx)
         return number
@@ -89,7 +90,7 @@ def _excerpt(value: object, size: int = 40) -> str:
     return "'" + terminal(text[:size]) + ("…" if len(text) > size else "") + "'"
 
 
-class DurationType(click.ParamType):
+class DurationType(click.ParamType):  # type: ignore[type-arg]  # generic only in recent click; subscripting fails on 8.1
     """A duration such as ``90s``, ``30m``, ``24h`` or ``7d``, between ``minimum`` and ``maximum``.
 
     Only ASCII digits count (``int()`` would also take other scripts' digits),
@@ -103,7 +104,7 @@ class DurationType(click.ParamType):
         self.minimum = minimum
         self.maximum = maximum
 
-    def convert(self, value: object, param, ctx) -> timedelta:  # noqa: ANN001
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> timedelta:
         if isinstance(value, timedelta):
             return value
         match = _DURATION.match(str(value))

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import click
 
-from provisioner import __version__
-from provisioner.cli.reconcile import render_pinned, utcnow
-from provisioner.plan.planfile import load_plan
+from provisioner.cli.output import echo_text, use_color
+from provisioner.render.plan import PLAN_RENDERERS, PlanView, render_plan
+from provisioner.service.plan import show_plan
 
 
 @click.command("show")
@@ -20,15 +20,17 @@ from provisioner.plan.planfile import load_plan
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json", "markdown"]),
+    type=click.Choice(list(PLAN_RENDERERS)),
     default="text",
     show_default=True,
     help="The same formats as `provisioner plan`.",
 )
 def show(planfile: str, fmt: str) -> None:
     """Show a plan saved with `plan --out PLANFILE`, with its digest. Offline."""
-    saved = load_plan(planfile, tool_version=__version__, now=utcnow(), max_age=None)
+    saved = show_plan(planfile)
     # No current state offline: the markdown access matrix leaves unchanged
     # access blank instead of marking it.
-    text = render_pinned(saved.plan, saved.target, fmt, environments=saved.environments, current=None)
-    click.echo(text, nl=not text.endswith("\n"))
+    view = PlanView(
+        saved.plan, saved.target, environments=saved.environments, current=None, color=use_color()
+    )
+    echo_text(render_plan(view, fmt))

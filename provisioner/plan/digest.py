@@ -210,8 +210,8 @@ class Expectation:
 
 def render_difference(expectation: Expectation, fresh: Plan, target: PlanTarget, digest: str) -> str:
     """The reviewed and the fresh plan side by side, as plan lines (for a refusal message)."""
-    # Imported here: render_text is a renderer and digest is below renderers.
-    from provisioner.plan.render_text import cascade_counts, change_line
+    # Imported here: plan lines are the text renderer's, and digest sits below renderers.
+    from provisioner.render.plan_text import cascade_counts, change_line
 
     lines = [
         f"  reviewed digest: {expectation.digest} (from {expectation.source})",

@@ -29,6 +29,10 @@ Decisions worth knowing:
   percentage at all; ``min_admins``, protected users and the key's own user
   still guard it. An absolute count (``max_removals: 3``) applies at every
   size, ``0`` included. ``force`` overrides ``max_removals`` and nothing else.
+* The organization's workspace limit (``/me/``'s ``workspace_limit``) is a
+  guard like the others: a plan that would create workspaces beyond it is
+  refused before any change, with every other violation, rather than failing
+  half-way at the API (workspaces cannot be deleted through it).
 """
 
 from __future__ import annotations
@@ -154,6 +158,20 @@ def _apply_role_violations(identity: Identity, for_apply: bool) -> list[str]:
     ]
 
 
+def _workspace_limit_violations(plan: Plan, current: State, identity: Identity) -> list[str]:
+    limit = identity.organization.workspace_limit
+    creates = sum(1 for c in plan.changes if c.type is ResourceType.WORKSPACE and c.action is Action.CREATE)
+    total = len(current.workspaces) + creates
+    if not creates or total <= limit:
+        return []
+    return [
+        f"the plan would bring the organization to {total} workspaces, over its limit of "
+        f"{limit}: {len(current.workspaces)} exist and {creates} would be created. "
+        "Workspaces cannot be deleted through the API; declare fewer, or ask support to "
+        "delete unused ones."
+    ]
+
+
 def check_guards(
     plan: Plan,
     *,
@@ -178,6 +196,7 @@ def check_guards(
         *_protected_user_violations(plan, policy),
         *_min_admins_violations(plan, current, policy),
         *([] if force else _max_removals_violations(plan, current, policy)),
+        *_workspace_limit_violations(plan, current, identity),
     ]
     if problems:
         n = len(problems)

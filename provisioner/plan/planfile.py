@@ -57,7 +57,7 @@ from provisioner.plan.digest import (
     pin_fields,
 )
 from provisioner.plan.model import Plan
-from provisioner.plan.render_json import plan_from_dict, plan_to_dict, validate_plan_document
+from provisioner.plan.serialize import plan_from_dict, plan_to_dict, validate_plan_document
 
 FILE_MODE = 0o600
 

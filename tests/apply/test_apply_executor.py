@@ -10,9 +10,10 @@ import responses
 
 from provisioner.api.client import ApiClient
 from provisioner.apply.executor import RUN_PLAN_AGAIN, apply_plan, idempotency_key
-from provisioner.apply.report import ChangeResult, render_report
+from provisioner.apply.report import ChangeResult
 from provisioner.model import Membership, State, User, Workspace
 from provisioner.plan.model import Action, Change, Phase, Plan, ResourceType
+from provisioner.render.apply_report import render_report
 
 BASE = "https://api.example.invalid/api/v1"
 U, W, M = ResourceType.USER, ResourceType.WORKSPACE, ResourceType.MEMBERSHIP

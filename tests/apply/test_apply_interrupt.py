@@ -9,9 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from provisioner.apply.executor import StopRequest, apply_plan
-from provisioner.apply.report import APPLIED, SKIPPED, render_report
+from provisioner.apply.report import APPLIED, SKIPPED
 from provisioner.model import Membership, State, User, Workspace
 from provisioner.plan.model import Action, Change, Plan, ResourceType
+from provisioner.render.apply_report import render_report
 
 
 class StoppingClient:

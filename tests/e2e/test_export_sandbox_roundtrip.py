@@ -10,12 +10,12 @@ from pathlib import Path
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from provisioner import reconcile
 from provisioner.api.client import ApiClient
 from provisioner.api.reader import read_state_and_identity
 from provisioner.config import load_config
 from provisioner.export import export_config
 from provisioner.sandbox import seed, start_sandbox
+from provisioner.service.plan import read_and_diff
 
 ENVIRONMENTS = ("development", "staging", "production")
 PEOPLE = [f"user{i}@acme.example" for i in range(8)]
@@ -97,7 +97,7 @@ def test_export_of_a_sandbox_organization_plans_no_changes(org: dict) -> None:
             path = Path(tmp) / "exported.yaml"
             path.write_text(text)
             config = load_config(path)
-            planned = reconcile.read_and_diff(config, client, now=datetime.now(UTC))
+            planned = read_and_diff(config, client, now=datetime.now(UTC))
             assert planned.plan.changes == (), text
             # Exporting again gives the same bytes.
             again, identity2 = read_state_and_identity(client)

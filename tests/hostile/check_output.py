@@ -59,9 +59,9 @@ from provisioner.model import Membership, Policy, State, User, Workspace
 from provisioner.plan.diff import diff
 from provisioner.plan.model import Change, Plan, ResourceType
 from provisioner.plan.power import power_grants
-from provisioner.plan.render_json import plan_from_dict
-from provisioner.plan.render_markdown import render_markdown
-from provisioner.plan.render_text import cascade_counts, change_line, render_text
+from provisioner.plan.serialize import plan_from_dict
+from provisioner.render.plan_markdown import render_markdown
+from provisioner.render.plan_text import cascade_counts, change_line, render_text
 from provisioner.sandbox import RunningSandbox, seed, start_sandbox
 from tests.e2e.conftest import TOKEN_ENV, org_config
 

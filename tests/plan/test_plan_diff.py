@@ -13,7 +13,7 @@ from provisioner.model import ACTIVE, INVITED, Membership, Policy, State, User, 
 from provisioner.plan.diff import diff, filter_ignored
 from provisioner.plan.fingerprint import state_fingerprint
 from provisioner.plan.model import Action, ResourceType
-from provisioner.plan.render_json import render_json
+from provisioner.render.plan_json import render_json
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -122,7 +122,7 @@ def test_re_digesting_an_edited_file_makes_it_consistent_but_a_different_plan(sa
 
 
 def _load_unchecked_digest(document: dict) -> str:
-    from provisioner.plan.render_json import plan_from_dict
+    from provisioner.plan.serialize import plan_from_dict
 
     target = PlanTarget(document["organization_id"], document["organization"], document["region"])
     return plan_digest(plan_from_dict(document), target)

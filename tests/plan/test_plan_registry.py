@@ -10,8 +10,9 @@ import pytest
 from provisioner.model import Membership, Policy, State, User, Workspace
 from provisioner.plan.diff import diff
 from provisioner.plan.model import TEXT, Action, PlanWarning, ResourceType
-from provisioner.plan.render_json import plan_from_dict, plan_to_dict, render_json
-from provisioner.plan.render_text import HEADINGS, LINE_RENDERERS
+from provisioner.plan.serialize import plan_from_dict, plan_to_dict
+from provisioner.render.plan_json import render_json
+from provisioner.render.plan_text import HEADINGS, LINE_RENDERERS
 from provisioner.resources import membership, user, workspace
 from provisioner.resources.registry import REGISTRY, Registry
 

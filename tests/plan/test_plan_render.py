@@ -13,9 +13,10 @@ from plan_testkit import assert_golden
 from provisioner.model import INVITED, Membership, Policy, State, User, Workspace
 from provisioner.plan.diff import diff
 from provisioner.plan.model import TEXT, Plan, PlanWarning
-from provisioner.plan.render_json import plan_from_dict, plan_schema, render_json
-from provisioner.plan.render_markdown import render_markdown
-from provisioner.plan.render_text import render_text
+from provisioner.plan.serialize import plan_from_dict, plan_schema
+from provisioner.render.plan_json import render_json
+from provisioner.render.plan_markdown import render_markdown
+from provisioner.render.plan_text import render_text
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

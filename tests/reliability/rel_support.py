@@ -22,7 +22,7 @@ from tests.e2e.conftest import TOKEN_ENV, Api, org_config
 SENTINEL = "SENTINEL-7f3a9c-DO-NOT-LEAK"
 WRITE_METHODS = frozenset({"POST", "PATCH", "DELETE"})
 
-# Fast retries for CLI subprocesses (see CLIENT_LIMIT_ENV in provisioner/cli/reconcile.py).
+# Fast retries for CLI subprocesses (see CLIENT_LIMIT_ENV in provisioner/service/connection.py).
 FAST_ENV = {"PROVISIONER_BACKOFF_MAX": "0.01", "PROVISIONER_MAX_RETRIES": "3"}
 
 

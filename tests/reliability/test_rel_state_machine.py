@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from rel_support import snapshot
 
-from provisioner import reconcile
 from provisioner.api.client import ApiClient
 from provisioner.apply.executor import apply_plan
 from provisioner.config import load_config
 from provisioner.errors import ProvisionerError
 from provisioner.sandbox import start_sandbox
+from provisioner.service.plan import PlannedOrganization, guard, read_and_diff
 from tests.e2e.conftest import TOKEN_ENV, Api, org_config
 
 EMAILS = ["ann@acme.com", "ben@acme.com", "cat@acme.com", "dov@acme.com"]
@@ -67,11 +67,11 @@ class ReconcileMachine(RuleBasedStateMachine):
         path.write_text(org_config(base_url, body))
         return path
 
-    def _plan(self, base_url: str) -> reconcile.PlannedOrganization:
+    def _plan(self, base_url: str) -> PlannedOrganization:
         config = load_config(self._config_path(base_url))
         os.environ[TOKEN_ENV] = self.token
         with ApiClient(base_url, self.token, backoff_max=0.01, max_retries=3) as client:
-            return reconcile.read_and_diff(config, client, now=datetime.now(UTC))
+            return read_and_diff(config, client, now=datetime.now(UTC))
 
     # --- rules -----------------------------------------------------------------------------
 
@@ -130,7 +130,7 @@ class ReconcileMachine(RuleBasedStateMachine):
     def apply(self) -> None:
         try:
             planned = self._plan(self.sandbox.base_url)
-            reconcile.guard(planned, force=True, for_apply=True)
+            guard(planned, force=True, for_apply=True)
             with ApiClient(self.sandbox.base_url, self.token, backoff_max=0.01, max_retries=3) as client:
                 report = apply_plan(planned.plan, client, current=planned.current, run_id=uuid.uuid4().hex)
         except ProvisionerError:

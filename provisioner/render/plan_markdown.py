@@ -34,14 +34,13 @@ from provisioner.escape import markdown_code, markdown_fence
 from provisioner.model import ROLES, Membership, State, User
 from provisioner.plan.model import Action, Change, Plan, ResourceType
 from provisioner.plan.power import (
-    PRODUCTION_ENVIRONMENTS,
     is_production_environment,
     plan_environments,
     power_grants,
 )
-from provisioner.plan.render_text import NO_CHANGES, grant_details, render_text
+from provisioner.render.plan_text import NO_CHANGES, grant_details, render_text
 
-__all__ = ["DEFAULT_LIMIT", "PRODUCTION_ENVIRONMENTS", "render_markdown"]
+__all__ = ["DEFAULT_LIMIT", "render_markdown"]
 
 DEFAULT_LIMIT = 65000
 CALLOUT_LIMIT = 10  # items per summary call-out list

@@ -8,12 +8,17 @@ changes in flight at once (their outcome is unknown; the next plan shows it).
 
 Exit codes follow the shell's convention: 128 + the signal's number (130 for
 SIGINT, 143 for SIGTERM).
+
+Signal handlers can only be installed from the main thread; called from any
+other thread (a program using the service layer), ``stop_on_signals`` leaves
+the signals alone and the caller stops the run through ``StopRequest``.
 """
 
 from __future__ import annotations
 
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -48,6 +53,9 @@ def stop_on_signals(stop: StopRequest, stream: TextIO | None = None) -> Iterator
         )
         out.flush()
 
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     previous = {sig: signal.signal(sig, handle) for sig in SIGNALS}
     try:
         yield

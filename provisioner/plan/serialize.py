@@ -1,8 +1,16 @@
-"""The JSON form of a plan (``format_version`` 1), and its way back to a ``Plan``.
+"""A plan to and from its plain document (``format_version`` 1), and the document's schema.
 
-The document is validated against ``schemas/plan.schema.json`` before it is
-returned, so what we emit is what we document. The text is byte-identical for
-the same inputs: sorted keys, fixed separators, a trailing newline.
+``plan_to_dict`` and ``plan_from_dict`` are inverses; ``validate_plan_document``
+checks a document against ``schemas/plan.schema.json``. The JSON renderer
+(``provisioner.render.plan_json``) and saved plan files
+(``provisioner.plan.planfile``) both go through here, so what we emit, save
+and read back is what we document.
+
+Decisions worth knowing:
+
+* ``jsonschema`` is imported when a document is validated, not with this
+  module: commands that never touch a plan document (``validate``, ``--help``)
+  do not pay for it.
 """
 
 from __future__ import annotations
@@ -12,8 +20,6 @@ from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
 from typing import Any
-
-import jsonschema
 
 from provisioner.plan.model import TEXT, Action, Change, Plan, PlanWarning, Resource, ResourceType
 from provisioner.plan.plain import to_plain
@@ -28,13 +34,17 @@ SCHEMA_FILE = "plan.schema.json"
 def plan_schema() -> Mapping[str, Any]:
     """The plan JSON Schema (draft 2020-12), read once from the package data."""
     text = resources.files("provisioner.schemas").joinpath(SCHEMA_FILE).read_text("utf-8")
-    schema = json.loads(text)
+    import jsonschema
+
+    schema: Mapping[str, Any] = json.loads(text)
     jsonschema.Draft202012Validator.check_schema(schema)
     return schema
 
 
 def validate_plan_document(document: Mapping[str, Any]) -> None:
     """Raise ``jsonschema.ValidationError`` if ``document`` is not a valid plan document."""
+    import jsonschema
+
     jsonschema.Draft202012Validator(plan_schema()).validate(document)
 
 
@@ -83,13 +93,6 @@ def plan_to_dict(plan: Plan, *, tool_version: str, extra: Mapping[str, Any] | No
         "expiring_soon": [to_plain(m) for m in plan.expiring_soon],
         **(extra or {}),
     }
-
-
-def render_json(plan: Plan, *, tool_version: str, extra: Mapping[str, Any] | None = None) -> str:
-    """The plan as JSON text, validated against the schema, with a trailing newline."""
-    document = plan_to_dict(plan, tool_version=tool_version, extra=extra)
-    validate_plan_document(document)
-    return json.dumps(document, sort_keys=True, indent=2, separators=(",", ": "), ensure_ascii=False) + "\n"
 
 
 # --- back from a document -------------------------------------------------

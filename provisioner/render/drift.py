@@ -1,4 +1,4 @@
-"""A drift report as text, JSON or markdown: one walk, three formats.
+"""A drift report as text, JSON or markdown: one walk, three formats, one registry.
 
 ``_sections`` walks the report once and describes every item as a sequence of
 parts: literal words of ours, and ``Name``s, the untrusted values (emails,
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from provisioner import __version__
 from provisioner.drift import DriftItem, DriftReport, Origin, Reach
 from provisioner.escape import markdown_code, terminal
+from provisioner.model import Membership
 from provisioner.plan.model import Action, ResourceType
 
 
@@ -160,7 +161,7 @@ def _describe_workspace(item: DriftItem) -> list[Part]:
 
 def _describe_membership(item: DriftItem) -> list[Part]:
     membership = item.change.before if item.change.before is not None else item.change.after
-    assert membership is not None
+    assert isinstance(membership, Membership)
     user, where = Name(membership.user), _workspaces(item.reach)
     grant = item.change.action is Action.CREATE  # the plan would grant it
     if item.origin is Origin.OUT_OF_BAND:
@@ -278,7 +279,10 @@ def render_drift_json(report: DriftReport) -> str:
     )
 
 
-RENDERERS: Mapping[str, Callable[[DriftReport], str]] = {
+DriftRenderer = Callable[[DriftReport], str]
+
+# The order is the order of ``--format``'s choices in ``--help``.
+DRIFT_RENDERERS: Mapping[str, DriftRenderer] = {
     "text": render_drift_text,
     "json": render_drift_json,
     "markdown": render_drift_markdown,
@@ -286,5 +290,5 @@ RENDERERS: Mapping[str, Callable[[DriftReport], str]] = {
 
 
 def render_drift(report: DriftReport, fmt: str) -> str:
-    """The report in ``fmt`` (text, json or markdown)."""
-    return RENDERERS[fmt](report)
+    """The report in ``fmt`` (a key of ``DRIFT_RENDERERS``)."""
+    return DRIFT_RENDERERS[fmt](report)

@@ -1,0 +1,116 @@
+"""``provisioner plan``: parse options, call ``service.plan.plan_orgs``, render each plan.
+
+Several ``-c`` options mean several organizations, one after another, each
+with its own endpoint and key; in JSON they form one array.
+"""
+
+from __future__ import annotations
+
+import shlex
+
+import click
+
+from provisioner.cli.options import config_option, endpoint_options, parallelism_option
+from provisioner.cli.output import echo_text, show_outcome, use_color
+from provisioner.escape import terminal
+from provisioner.model import Config
+from provisioner.render import heading, json_array
+from provisioner.render.plan import PLAN_RENDERERS, PlanView, render_plan
+from provisioner.service.plan import PlannedOrganization, PlanOptions, PlanResult, plan_orgs
+from provisioner.service.runner import Outcome, load_organizations
+
+
+def plan_view(planned: PlannedOrganization) -> PlanView:
+    """What a renderer needs of one organization's plan (``plan`` and ``apply`` show the same)."""
+    return PlanView(
+        planned.plan,
+        planned.target,
+        environments=planned.environments,
+        current=planned.current,
+        color=use_color(),
+    )
+
+
+def apply_hint(configs: tuple[str, ...], out: str, *, api_url: str | None, sandbox: str | None) -> str:
+    """The command that applies a plan saved with ``--out``, repeating the endpoint options.
+
+    Copied as printed, it must reach the same endpoint as the plan did; every
+    word is shell-quoted because paths and URLs are the user's.
+    """
+    words = ["provisioner", "apply"]
+    for config in configs:
+        words += ["-c", config]
+    words += ["--plan", out]
+    if sandbox is not None:
+        words += ["--sandbox", sandbox]
+    if api_url is not None:
+        words += ["--api-url", api_url]
+    return shlex.join(words)
+
+
+@click.command("plan")
+@config_option
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(list(PLAN_RENDERERS)),
+    default="text",
+    show_default=True,
+    help="text for people, json for programs, markdown for pull-request comments.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="PLANFILE",
+    help="Save the plan for `apply --plan PLANFILE` (one organization only).",
+)
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 for no changes, 2 for changes, 1 for errors.")
+@click.option(
+    "--force", is_flag=True, help="Let the plan exceed policy.max_removals. Overrides no other guard."
+)
+@endpoint_options
+@parallelism_option
+def plan(
+    configs: tuple[str, ...],
+    fmt: str,
+    out: str | None,
+    detailed_exitcode: bool,
+    force: bool,
+    api_url: str | None,
+    sandbox: str | None,
+    parallelism: int,
+) -> int:
+    """Show what apply would change: who gains and who loses what, and where.
+
+    Read-only; works with a developer's key.
+    """
+    loaded = load_organizations(configs, api_url=api_url)
+    if out and len(loaded) > 1:
+        raise click.UsageError("--out saves one organization's plan; give a single -c with --out")
+    many = len(loaded) > 1
+    json_docs: list[str] = []
+
+    def show(config: Config, result: PlanResult) -> None:
+        text = render_plan(plan_view(result.planned), fmt)
+        if fmt == "json" and many:
+            json_docs.append(text)
+            return
+        if many:
+            click.echo(heading(config, fmt))
+        echo_text(text)
+        if result.saved_digest is not None and out is not None:
+            hint = apply_hint(configs, out, api_url=api_url, sandbox=sandbox)
+            click.echo(
+                terminal(f"Saved the plan ({result.saved_digest}) to {out}; apply it with `{hint}`."),
+                err=True,
+            )
+
+    def report(outcome: Outcome[PlanResult]) -> None:
+        show_outcome(outcome, show)
+
+    options = PlanOptions(api_url=api_url, sandbox=sandbox, parallelism=parallelism, force=force, out=out)
+    run = plan_orgs(loaded, options, report=report)
+    if json_docs:
+        echo_text(json_array(json_docs))
+    return run.exit_code(changes_exit=detailed_exitcode)

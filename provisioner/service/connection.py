@@ -1,0 +1,87 @@
+"""The endpoint and an API client for one organization, opened the same way by every command.
+
+Decisions worth knowing:
+
+* ``connect`` takes the organization's settings, not a whole config: ``export``
+  has no config yet, only the region, URL and key variable it was given.
+* The client's limits can be tuned by hidden ``PROVISIONER_*`` variables
+  (documented in docs/guarantees.md) so that tests and soak runs can make
+  retries fast; they tune limits only, never turn a safety off (TLS,
+  redirects, the key's origin).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from provisioner import __version__
+from provisioner.api.client import ApiClient
+from provisioner.endpoint import Endpoint, open_endpoint
+from provisioner.errors import ProvisionerError
+from provisioner.escape import terminal
+from provisioner.model import OrganizationSettings
+
+CLIENT_LIMIT_ENV: dict[str, tuple[str, type]] = {
+    "PROVISIONER_MAX_RETRY_AFTER": ("max_retry_after", float),
+    "PROVISIONER_MAX_RETRIES": ("max_retries", int),
+    "PROVISIONER_BACKOFF_MAX": ("backoff_max", float),
+    "PROVISIONER_READ_TIMEOUT": ("read_timeout", float),
+    "PROVISIONER_DEADLINE": ("deadline", float),
+}
+
+# The largest value each kind of limit takes: a day of seconds, a hundred retries.
+# Beyond them a socket timeout overflows; nobody means them anyway.
+_LIMIT_MAXIMUM: dict[type, float] = {float: 86_400.0, int: 100}
+
+
+def client_limits_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """ApiClient keyword arguments from the ``PROVISIONER_*`` limit variables that are set.
+
+    Each must be a plain, finite, non-negative number no larger than its
+    maximum (``nan``, ``inf`` and ``1e400`` are refused with a message, not a
+    traceback later in the HTTP client).
+    """
+    env = os.environ if environ is None else environ
+    limits: dict[str, Any] = {}
+    for name, (kwarg, kind) in CLIENT_LIMIT_ENV.items():
+        raw = env.get(name, "").strip()
+        if not raw:
+            continue
+        try:
+            value = kind(raw) if raw.isascii() and len(raw) < 40 else -1
+        except ValueError:
+            value = -1
+        maximum = _LIMIT_MAXIMUM[kind]
+        if not (math.isfinite(value) and 0 <= value <= maximum):
+            shown = terminal(raw[:40]) + ("…" if len(raw) > 40 else "")
+            raise ProvisionerError(
+                f"the environment variable {name}={shown!r} is not a "
+                f"{'whole number' if kind is int else 'number'} from 0 to {maximum:g}; fix or unset it"
+            )
+        limits[kwarg] = value
+    return limits
+
+
+@contextmanager
+def connect(
+    settings: OrganizationSettings,
+    *,
+    api_url: str | None,
+    sandbox: str | None,
+    create_sandbox: bool = False,
+) -> Iterator[tuple[Endpoint, ApiClient]]:
+    """The endpoint and a client for one organization, both closed on exit.
+
+    Only apply passes ``create_sandbox``: it may start a new sandbox
+    organization (``Endpoint.created`` then says so).
+    """
+    limits = client_limits_from_env()
+    with open_endpoint(settings, api_url=api_url, sandbox=sandbox, create_sandbox=create_sandbox) as endpoint:
+        with ApiClient(
+            endpoint.base_url, endpoint.token, user_agent=f"provisioner/{__version__}", **limits
+        ) as client:
+            yield endpoint, client

@@ -1,0 +1,66 @@
+"""``export``: an existing organization as a version-1 config, to adopt it.
+
+A plan against the exported config shows no changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from provisioner.api.reader import read_state_and_identity
+from provisioner.errors import ProvisionerError
+from provisioner.export import DEFAULT_WORKSPACE_NAME_FORMAT, export_config
+from provisioner.model import DEFAULT_TOKEN_ENV, OrganizationSettings
+from provisioner.service.connection import connect
+
+
+class ExportError(ProvisionerError):
+    """The export could not be written."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """Which organization to export, and how to write its config.
+
+    One of ``region``, ``api_url`` or ``sandbox`` says where the organization
+    is (the caller checks). ``environments`` fold workspaces named by
+    ``workspace_name_format`` into one entry.
+    """
+
+    region: str | None = None
+    api_url: str | None = None
+    sandbox: str | None = None
+    token_env: str = DEFAULT_TOKEN_ENV
+    environments: Sequence[str] = ("development", "staging", "production")
+    workspace_name_format: str = DEFAULT_WORKSPACE_NAME_FORMAT
+    parallelism: int = 8
+
+
+def export_org(options: ExportOptions, *, output: str | None = None) -> str:
+    """The organization's config text; also written to ``output`` when given."""
+    api_url, region = options.api_url, options.region
+    settings = OrganizationSettings(
+        region=region or ("us-east-1" if not api_url else None), api_url=api_url, token_env=options.token_env
+    )
+    with connect(settings, api_url=None if options.sandbox else api_url, sandbox=options.sandbox) as (
+        _,
+        client,
+    ):
+        current, identity = read_state_and_identity(client, parallelism=options.parallelism)
+    text = export_config(
+        identity,
+        current,
+        environments=list(options.environments),
+        workspace_name_format=options.workspace_name_format,
+        region=None if api_url else (region or identity.organization.region),
+        api_url=api_url,
+        token_env=options.token_env,
+    )
+    if output:
+        try:
+            Path(output).write_text(text, encoding="utf-8")
+        except OSError as error:
+            raise ExportError(f"cannot write {output}: {error.strerror}") from None
+    return text

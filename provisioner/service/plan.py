@@ -1,0 +1,168 @@
+"""``plan``: one organization's run in phases that never mix: read, diff, guard.
+
+This is the seam between the pieces: config gives the desired state, the API
+reader the current state, the diff a ``Plan``, the guards a verdict. ``apply``
+(``provisioner.service.apply``) reuses these phases and then hands that
+``Plan``, and only that, to ``provisioner.apply.executor.apply_plan``. Nothing
+here prints; the CLI renders the results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from provisioner import __version__
+from provisioner.api.client import ApiClient
+from provisioner.api.reader import read_state_and_identity
+from provisioner.errors import StalePlanError
+from provisioner.model import Config, Identity, State
+from provisioner.plan.diff import diff
+from provisioner.plan.digest import PlanTarget
+from provisioner.plan.fingerprint import state_fingerprint
+from provisioner.plan.guards import check_guards
+from provisioner.plan.model import Plan
+from provisioner.plan.planfile import SavedPlan, load_plan, save_plan
+from provisioner.service.connection import connect
+from provisioner.service.runner import Outcome, Run, run_organizations, utcnow
+
+
+@dataclass(frozen=True)
+class PlannedOrganization:
+    """What one organization's plan was made from, and the plan itself."""
+
+    config: Config
+    identity: Identity
+    current: State
+    plan: Plan
+
+    @property
+    def target(self) -> PlanTarget:
+        """The organization the plan is for, as the API named it."""
+        return PlanTarget.of(self.identity.organization)
+
+    @property
+    def environments(self) -> dict[str, str | None]:
+        """Workspace instance name -> environment, so renderers can put production first."""
+        return {name: ws.environment for name, ws in self.config.desired.workspaces.items()}
+
+    @property
+    def changed(self) -> bool:
+        return not self.plan.empty
+
+
+def read_and_diff(
+    config: Config, client: ApiClient, *, now: datetime, parallelism: int = 8
+) -> PlannedOrganization:
+    """Read the current state and diff it against the config. Makes no change.
+
+    The plan states its endpoint (``client.base_url``) and the organization's
+    region (the config's, else the one the API reports), so that a plan read
+    from elsewhere than the region's endpoint says so. ``client.endpoint`` never holds the key.
+    """
+    current, identity = read_state_and_identity(client, parallelism=parallelism)
+    plan = diff(
+        current,
+        config.desired,
+        config.policy,
+        now=now,
+        organization=identity.organization.name,
+        config_digest=config.digest,
+    )
+    region = config.organization.region or identity.organization.region or ""
+    plan = replace(plan, endpoint=client.endpoint, region=region)
+    return PlannedOrganization(config, identity, current, plan)
+
+
+def guard(planned: PlannedOrganization, *, force: bool, for_apply: bool) -> None:
+    """Check every guard; raise ``UnsafePlanError`` naming all violations."""
+    check_guards(
+        planned.plan,
+        current=planned.current,
+        identity=planned.identity,
+        policy=planned.config.policy,
+        expected_organization=planned.config.organization.name,
+        force=force,
+        for_apply=for_apply,
+    )
+
+
+def check_not_stale(saved: Plan, fresh: PlannedOrganization) -> None:
+    """Refuse a saved plan whose organization changed since it was made."""
+    if saved.state_fingerprint != state_fingerprint(fresh.current):
+        raise StalePlanError(
+            f"the saved plan for {saved.organization} is stale: the organization changed since "
+            "the plan was made. Run `provisioner plan --out PLANFILE` again, review it, "
+            "and apply the new plan"
+        )
+    if saved.config_digest and saved.config_digest != fresh.config.digest:
+        raise StalePlanError(
+            "the saved plan was made from a different config than the one given with -c. "
+            "Plan again with the current config, or apply with the config the plan was made from"
+        )
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """The options of one ``plan`` run, shared by every organization it covers.
+
+    ``out`` saves the plan (one organization only: the caller checks).
+    """
+
+    api_url: str | None = None
+    sandbox: str | None = None
+    parallelism: int = 8
+    force: bool = False
+    out: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    """One organization planned; ``saved_digest`` when the plan was saved to ``PlanOptions.out``."""
+
+    planned: PlannedOrganization
+    saved_digest: str | None = None
+
+    @property
+    def changed(self) -> bool:
+        return self.planned.changed
+
+
+def plan_orgs(
+    configs: Sequence[Config],
+    options: PlanOptions,
+    *,
+    report: Callable[[Outcome[PlanResult]], None] | None = None,
+) -> Run[PlanResult]:
+    """Plan each organization: read, diff, then guard (and save). Changes nothing remotely.
+
+    A plan that a guard refuses is still in its outcome, next to the refusal,
+    so that a reviewer sees what was refused; it is not saved.
+    """
+
+    def step(config: Config) -> PlanResult:
+        with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (_, client):
+            return PlanResult(read_and_diff(config, client, now=utcnow(), parallelism=options.parallelism))
+
+    def check(result: PlanResult) -> PlanResult:
+        guard(result.planned, force=options.force, for_apply=False)
+        if options.out is None:
+            return result
+        planned = result.planned
+        digest = save_plan(
+            planned.plan,
+            options.out,
+            target=planned.target,
+            tool_version=__version__,
+            created_at=utcnow(),
+            environments=planned.environments,
+        )
+        return replace(result, saved_digest=digest)
+
+    return run_organizations(configs, step, check=check, report=report)
+
+
+def show_plan(path: str) -> SavedPlan:
+    """A plan saved by ``plan --out``, read and checked offline (any age), for ``show``."""
+    return load_plan(path, tool_version=__version__, now=utcnow(), max_age=None)
