@@ -5,8 +5,7 @@ from __future__ import annotations
 import click
 
 from provisioner.cli.options import endpoint_options, parallelism_option
-from provisioner.export import DEFAULT_WORKSPACE_NAME_FORMAT
-from provisioner.model import DEFAULT_TOKEN_ENV, REGIONS
+from provisioner.model import DEFAULT_NAME_FORMAT, DEFAULT_TOKEN_ENV, REGIONS
 from provisioner.service.export import ExportOptions, export_org
 
 
@@ -30,7 +29,7 @@ from provisioner.service.export import ExportOptions, export_org
     show_default=True,
     help="Comma-separated environments whose workspaces fold into one entry.",
 )
-@click.option("--workspace-name-format", default=DEFAULT_WORKSPACE_NAME_FORMAT, show_default=True)
+@click.option("--workspace-name-format", default=DEFAULT_NAME_FORMAT, show_default=True)
 @click.option(
     "-o",
     "--output",

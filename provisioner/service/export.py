@@ -11,8 +11,8 @@ from pathlib import Path
 
 from provisioner.api.reader import read_state_and_identity
 from provisioner.errors import ProvisionerError
-from provisioner.export import DEFAULT_WORKSPACE_NAME_FORMAT, export_config
-from provisioner.model import DEFAULT_TOKEN_ENV, OrganizationSettings
+from provisioner.export import export_config
+from provisioner.model import DEFAULT_NAME_FORMAT, DEFAULT_TOKEN_ENV, OrganizationSettings
 from provisioner.service.connection import connect
 
 
@@ -34,7 +34,7 @@ class ExportOptions:
     sandbox: str | None = None
     token_env: str = DEFAULT_TOKEN_ENV
     environments: Sequence[str] = ("development", "staging", "production")
-    workspace_name_format: str = DEFAULT_WORKSPACE_NAME_FORMAT
+    workspace_name_format: str = DEFAULT_NAME_FORMAT
     parallelism: int = 8
 
 

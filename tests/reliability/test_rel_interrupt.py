@@ -111,7 +111,7 @@ def test_a_second_signal_aborts_at_once_and_still_writes_what_is_known(
             # waited for its in-flight request would never exit: the test
             # would time out instead of passing.
             try:
-                proc[0].wait(timeout=20)
+                proc[0].wait(timeout=60)
                 exited_while_held.append(True)
             except subprocess.TimeoutExpired:
                 exited_while_held.append(False)
@@ -120,8 +120,8 @@ def test_a_second_signal_aborts_at_once_and_still_writes_what_is_known(
 
     hooks.add(WriteLog(on_write))
     proc.append(_start_apply(tmp_path, sandbox.token, config, audit))
-    out, err = proc[0].communicate(timeout=60)
-    assert held_until_exit.wait(timeout=30)
+    out, err = proc[0].communicate(timeout=120)
+    assert held_until_exit.wait(timeout=90)
     assert exited_while_held == [True], "the CLI waited for the request in flight instead of aborting"
 
     assert proc[0].returncode == 130, (out, err)
