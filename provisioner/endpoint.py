@@ -29,7 +29,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provisioner.api.client import token_problem
 from provisioner.apiurl import ApiUrl, UrlProblem, is_loopback_host, is_regional, parse_api_url
 from provisioner.errors import ProvisionerError
 from provisioner.model import OrganizationSettings
@@ -194,6 +193,10 @@ def open_endpoint(
             f"Export the key in {settings.token_env} (the config's organization.token_env), "
             "or use --sandbox DBPATH to try the tool on an embedded sandbox"
         )
+    # Imported here: the config checks import this module, and a validate
+    # should not pay for importing requests.
+    from provisioner.api.client import token_problem
+
     problem = token_problem(token)
     if problem:
         raise EndpointError(

@@ -2,7 +2,10 @@
 
 ``schemas/config.schema.json`` is the single source of structural rules
 (types, required keys, enums, unknown keys). Each file is validated once, as
-a whole, with a cached validator. Errors are translated here: an unknown key
+a whole: first by the yes/no check generated ahead of time from the schema
+(``config.fastcheck``), and only on a "no" by jsonschema, which is imported
+then and not before (it costs tens of milliseconds to import, and a valid
+config never needs it). Errors are translated here: an unknown key
 gets a "did you mean", a YAML 1.1 coercion (``role: yes``) is explained, an
 enum gets a suggestion, and ``errorMessage`` in the schema (also shown by
 editors through yaml-language-server) supplies the wording for patterns.
@@ -10,22 +13,21 @@ editors through yaml-language-server) supplies the wording for patterns.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from functools import lru_cache
-from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import fastjsonschema
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
-
+from provisioner.config import fastcheck
 from provisioner.config.issues import Issues
 from provisioner.config.suggest import closest
 from provisioner.config.text import char_problem, excerpt
 from provisioner.config.yamlsource import Document, NodeInfo, Path
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 _TYPE_NAMES = {
     "string": "a string",
@@ -41,38 +43,28 @@ _TYPE_NAMES = {
 @lru_cache(maxsize=1)
 def config_schema() -> dict[str, Any]:
     """The config JSON Schema, read from the installed package."""
-    text = (files("provisioner.schemas") / "config.schema.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    schema: dict[str, Any] = json.loads(fastcheck.schema_bytes())
+    return schema
 
 
 @lru_cache(maxsize=1)
 def _validator() -> Draft202012Validator:
+    # Imported here, not at the top: only a config with errors needs jsonschema.
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(config_schema())
 
 
 @lru_cache(maxsize=1)
 def _fast_check() -> Callable[[Any], bool] | None:
-    """A yes/no check compiled from the same schema by fastjsonschema.
+    """A yes/no check of the same schema, generated ahead of time (see ``config.fastcheck``).
 
     jsonschema spends ~30 µs a node: seconds on a config with 100,000
     memberships. Almost every config is valid, so the compiled check answers
     first; jsonschema runs only on a "no", to produce the located errors.
-    A hypothesis test checks that the two agree.
+    None when the schema cannot be compiled: then jsonschema alone decides.
     """
-    try:
-        # A copy: the compiler rewrites $ref values in the dict it is given.
-        compiled = fastjsonschema.compile(copy.deepcopy(config_schema()))
-    except fastjsonschema.JsonSchemaDefinitionException:
-        return None  # a schema the compiler cannot take: always use jsonschema
-
-    def check(data: Any) -> bool:
-        try:
-            compiled(data)
-        except fastjsonschema.JsonSchemaException:
-            return False
-        return True
-
-    return check
+    return fastcheck.load_check()
 
 
 # Once ``issues`` is full, jsonschema errors are only counted, and only this many:
