@@ -67,14 +67,6 @@ _CONSTRUCT: dict[str, Callable[[ScalarNode], Any]] = {
 }
 
 
-def resolve_plain(value: str) -> str:
-    """The tag YAML 1.1 gives a plain (unquoted) scalar, e.g. ``bool`` for ``no``."""
-    for tag, regexp in _RESOLVERS.get(value[:1] if value else "", ()):
-        if regexp.match(value):
-            return tag
-    return STR_TAG
-
-
 def format_path(path: Iterable[str | int]) -> str:
     """``("workspaces", 0, "members")`` -> ``workspaces[0].members``."""
     out = []
@@ -99,6 +91,34 @@ class NodeInfo:
     key_column: int | None = None
     raw: str | None = None  # the scalar's text as written
     plain: bool = False  # written without quotes, so YAML 1.1 resolution applied
+
+
+@dataclass(slots=True)
+class _Open:
+    """A mapping or sequence that ``Document.locate`` is inside of."""
+
+    is_mapping: bool
+    path: Path
+    key: str | None = None  # mapping: the key whose value comes next (None: not a string)
+    index: int = 0  # sequence: the index of the next item
+    key_line: int | None = None  # mapping: where that key is
+    key_column: int | None = None
+    expecting_key: bool = True  # mapping: the next scalar is a key
+
+    def child(self) -> Path | None:
+        """The path of the value that comes next here; None under a key that is no string.
+
+        (Building refuses such keys, so nothing there is ever asked for.)
+        """
+        if not self.is_mapping:
+            return self.path + (self.index,)
+        return None if self.key is None else self.path + (self.key,)
+
+    def after_value(self) -> None:
+        if self.is_mapping:
+            self.expecting_key = True
+        else:
+            self.index += 1
 
 
 class _Stop(Exception):
@@ -133,8 +153,7 @@ class Document:
         wanted = set(targets)
         prefixes = {p[:i] for p in wanted for i in range(len(p) + 1)}
         found: dict[Path, NodeInfo] = {}
-        # frames: [is_mapping, path, next key or index, key mark, expecting key]
-        stack: list[list] = []
+        stack: list[_Open] = []
         skip = 0  # depth of a subtree we are not interested in
         try:
             for ev in yaml.parse(self.text, Loader=_Loader):
@@ -144,41 +163,44 @@ class Document:
                         skip += 1
                     elif cls is MappingEndEvent or cls is SequenceEndEvent:
                         skip -= 1
-                        if not skip:
-                            self._after_value(stack)
+                        if not skip and stack:
+                            stack[-1].after_value()
                     continue
                 if cls is MappingEndEvent or cls is SequenceEndEvent:
                     stack.pop()
-                    self._after_value(stack)
+                    if stack:
+                        stack[-1].after_value()
                     continue
                 if cls not in (ScalarEvent, MappingStartEvent, SequenceStartEvent, AliasEvent):
                     continue
-                line, col = ev.start_mark.line + 1, ev.start_mark.column + 1
-                if stack and stack[-1][0] and stack[-1][4]:  # a mapping key
+                line, col = _position(ev)
+                if stack and stack[-1].is_mapping and stack[-1].expecting_key:
                     frame = stack[-1]
-                    frame[2] = ev.value if cls is ScalarEvent else None
-                    frame[3] = (line, col)
-                    frame[4] = False
+                    frame.key = ev.value if isinstance(ev, ScalarEvent) else None
+                    frame.key_line, frame.key_column = line, col
+                    frame.expecting_key = False
                     if cls is not ScalarEvent and cls is not AliasEvent:
                         skip = 1
                     continue
+                path: Path | None = ()
+                key_line = key_column = None
                 if stack:
                     frame = stack[-1]
-                    path = frame[1] + (frame[2],)
-                    key_pos = frame[3] if frame[0] else (None, None)
-                else:
-                    path, key_pos = (), (None, None)
-                if path in wanted and path not in found:
-                    raw = ev.value if cls is ScalarEvent else None
-                    plain = bool(cls is ScalarEvent and ev.implicit[0] and ev.tag is None)
-                    found[path] = NodeInfo(line, col, key_pos[0], key_pos[1], raw, plain)
+                    path = frame.child()
+                    if frame.is_mapping:
+                        key_line, key_column = frame.key_line, frame.key_column
+                if path is not None and path in wanted and path not in found:
+                    scalar = ev if isinstance(ev, ScalarEvent) else None
+                    raw = scalar.value if scalar else None
+                    plain = bool(scalar and scalar.implicit[0] and scalar.tag is None)
+                    found[path] = NodeInfo(line, col, key_line, key_column, raw, plain)
                     if len(found) == len(wanted):
                         break  # the rest of a large file need not be read again
                 if cls is ScalarEvent or cls is AliasEvent:
-                    self._after_value(stack)
-                elif path in prefixes:
-                    is_map = cls is MappingStartEvent
-                    stack.append([is_map, path, None if is_map else 0, None, is_map])
+                    if stack:
+                        stack[-1].after_value()
+                elif path is not None and path in prefixes:
+                    stack.append(_Open(is_mapping=cls is MappingStartEvent, path=path))
                 else:
                     skip = 1
         except yaml.YAMLError:
@@ -192,14 +214,11 @@ class Document:
                 found[target] = NodeInfo(1, 1)
         return found
 
-    @staticmethod
-    def _after_value(stack: list[list]) -> None:
-        if stack:
-            frame = stack[-1]
-            if frame[0]:
-                frame[4] = True
-            else:
-                frame[2] += 1
+
+def _position(event: Any) -> tuple[int, int]:
+    """The 1-based (line, column) where an event starts (libyaml always marks them)."""
+    mark = event.start_mark
+    return mark.line + 1, mark.column + 1
 
 
 def read_document(file: str, rel: str, path: str | os.PathLike) -> Document:
@@ -296,7 +315,8 @@ _DONE = object()
 
 def _build(doc: Document) -> Any:
     """Build the document's data from the event stream (hot path: keep it lean)."""
-    # frames: [container, pending key (or _NO_KEY), key line, key column]
+    # frames: [container, pending key (or _NO_KEY)]; lists, not objects: this loop
+    # runs once per YAML event, and a large config has millions.
     stack: list[list] = []
     root: Any = _DONE
     documents = 0
@@ -344,7 +364,7 @@ def _build(doc: Document) -> Any:
                     "a mapping key must be a plain string, not a list or mapping",
                 )
                 raise _Stop
-            stack.append([{} if cls is MappingStartEvent else [], _NO_KEY, 0, 0])
+            stack.append([{} if cls is MappingStartEvent else [], _NO_KEY])
             continue
         elif cls is MappingEndEvent or cls is SequenceEndEvent:
             value = stack.pop()[0]
