@@ -349,8 +349,8 @@ class _Builder:
                 return
             members = self.group_members.get(name, ())
             if grants is not None and self.spend(len(members), ref_path):
-                for email in members:
-                    _grant(grants, email, grant)
+                for member in members:
+                    _grant(grants, member, grant)
         else:
             email = self.check_email(ref, ref_path)
             if email and grants is not None:

@@ -113,7 +113,7 @@ def describe(value: Any) -> str:
     return f"the string `{excerpt(value)}`"
 
 
-def _dict(value: Any) -> dict:
+def _dict(value: Any) -> dict[Any, Any]:
     return value if isinstance(value, dict) else {}
 
 
@@ -135,9 +135,9 @@ def _wanted(schema: dict[str, Any]) -> str:
 def _type_message(error: ValidationError, path: Path) -> Any:
     """A type error; for a scalar YAML coerced, explain the coercion and how to quote."""
     schema = error.schema if isinstance(error.schema, dict) else {}
-    custom = schema.get("errorMessage")
+    custom: str | None = schema.get("errorMessage")
     wanted = _wanted(schema)
-    instance = error.instance
+    instance: Any = error.instance  # any JSON value (jsonschema types it loosely)
     wants_string = "string" in (schema.get("type") or ())
     key = _field(path)
 
@@ -163,8 +163,8 @@ def _translate(error: ValidationError) -> Iterator[tuple[Path, Any, bool]]:
     path: Path = tuple(error.absolute_path)
     keyword = error.validator
     schema = error.schema if isinstance(error.schema, dict) else {}
-    instance = error.instance
-    custom = schema.get("errorMessage")
+    instance: Any = error.instance  # any JSON value (jsonschema types it loosely)
+    custom: str | None = schema.get("errorMessage")
 
     if "propertyNames" in error.relative_schema_path or "propertyNames" in error.schema_path:
         # jsonschema reports the key itself as the instance, at the mapping's path.
@@ -195,7 +195,7 @@ def _translate(error: ValidationError) -> Iterator[tuple[Path, Any, bool]]:
             where = f" in {_field(path)}" if path else ""
             yield path + (key,), f"unknown key `{excerpt(key)}`{where}; {hint}", True
     elif keyword == "required":
-        missing = error.validator_value
+        missing: Any = error.validator_value
         for key in missing:
             if key not in instance:
                 what = "version: 1" if key == "version" else f"{key}: ..."
@@ -220,9 +220,10 @@ def _translate(error: ValidationError) -> Iterator[tuple[Path, Any, bool]]:
 
 
 def _enum_message(error: ValidationError, path: Path) -> Any:
-    options = [str(o) for o in error.validator_value]
+    values: Any = error.validator_value
+    options = [str(o) for o in values]
     key = _field(path)
-    instance = error.instance
+    instance: Any = error.instance  # any JSON value (jsonschema types it loosely)
     text = str(instance)
     close = closest(text, options)
     hint = f"; did you mean `{close}`?" if close else ""
@@ -232,8 +233,8 @@ def _enum_message(error: ValidationError, path: Path) -> Any:
 def _alternatives(error: ValidationError, path: Path) -> Iterator[tuple[Path, Any, bool]]:
     """anyOf/oneOf: report the errors of the alternative whose type fits the value."""
     schema = error.schema if isinstance(error.schema, dict) else {}
-    custom = schema.get("errorMessage")
-    by_branch: dict[int, list[ValidationError]] = {}
+    custom: str | None = schema.get("errorMessage")
+    by_branch: dict[str | int, list[ValidationError]] = {}
     for sub in error.context or ():
         by_branch.setdefault(sub.relative_schema_path[0], []).append(sub)
     fitting = [
@@ -248,7 +249,7 @@ def _alternatives(error: ValidationError, path: Path) -> Iterator[tuple[Path, An
     if custom:
         yield path, custom, False
         return
-    instance = error.instance
+    instance: Any = error.instance  # any JSON value (jsonschema types it loosely)
     key = _field(path)
 
     def message(info: NodeInfo) -> str:

@@ -18,6 +18,7 @@ than one document per file, nesting deeper than ``MAX_DEPTH`` and files over
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -56,7 +57,9 @@ _ALLOWED_SCALAR_TAGS = frozenset(_CORE + t for t in ("str", "int", "float", "boo
 _ALLOWED_COLLECTION_TAGS = frozenset({None, "!", _CORE + "map", _CORE + "seq"})
 
 # YAML 1.1 implicit resolution, indexed by first character like PyYAML does.
-_RESOLVERS: dict[str | None, list] = yaml.resolver.Resolver.yaml_implicit_resolvers
+_RESOLVERS: dict[str | None, list[tuple[str, re.Pattern[str]]]] = (
+    yaml.resolver.Resolver.yaml_implicit_resolvers
+)
 _constructor = yaml.constructor.SafeConstructor()
 _CONSTRUCT: dict[str, Callable[[ScalarNode], Any]] = {
     _CORE + "int": _constructor.construct_yaml_int,
@@ -221,7 +224,7 @@ def _position(event: Any) -> tuple[int, int]:
     return mark.line + 1, mark.column + 1
 
 
-def read_document(file: str, rel: str, path: str | os.PathLike) -> Document:
+def read_document(file: str, rel: str, path: str | os.PathLike[str]) -> Document:
     """Read and parse one file. Problems go to ``Document.issues``; ``data`` is then None."""
     doc = Document(file=file, rel=rel, raw=b"")
     try:
@@ -283,9 +286,9 @@ def read_document(file: str, rel: str, path: str | os.PathLike) -> Document:
         )
         doc.data = None
     except yaml.reader.ReaderError as error:
-        before = doc.text[: error.position]
-        line = before.count("\n") + 1
-        col = error.position - (before.rfind("\n") + 1) + 1
+        text_before = doc.text[: error.position]
+        line = text_before.count("\n") + 1
+        col = error.position - (text_before.rfind("\n") + 1) + 1
         char = error.character
         shown = f"U+{char:04X}" if isinstance(char, int) else repr(char)
         doc.issue(
@@ -298,7 +301,7 @@ def read_document(file: str, rel: str, path: str | os.PathLike) -> Document:
     return doc
 
 
-def _path_of(stack: list[list]) -> Path:
+def _path_of(stack: list[list[Any]]) -> Path:
     path: list[str | int] = []
     for frame in stack:
         container, key = frame[0], frame[1]
@@ -317,11 +320,12 @@ def _build(doc: Document) -> Any:
     """Build the document's data from the event stream (hot path: keep it lean)."""
     # frames: [container, pending key (or _NO_KEY)]; lists, not objects: this loop
     # runs once per YAML event, and a large config has millions.
-    stack: list[list] = []
+    stack: list[list[Any]] = []
     root: Any = _DONE
     documents = 0
     resolvers = _RESOLVERS
     plain: dict[str, Any] = {}
+    ev: Any  # libyaml's events; which attributes they have depends on the class
     for ev in yaml.parse(doc.text, Loader=_Loader):
         cls = ev.__class__
         if cls is ScalarEvent:
@@ -431,7 +435,7 @@ def _construct(tag: str, value: str, fallback: Any) -> Any:
         return fallback
 
 
-def _explicit(doc: Document, stack: list[list], ev: ScalarEvent) -> Any:
+def _explicit(doc: Document, stack: list[list[Any]], ev: Any) -> Any:
     if ev.tag not in _ALLOWED_SCALAR_TAGS:
         _refuse_tag(doc, stack, ev)
         return ev.value
@@ -448,7 +452,7 @@ def _explicit(doc: Document, stack: list[list], ev: ScalarEvent) -> Any:
     return value
 
 
-def _refuse_tag(doc: Document, stack: list[list], ev: Any) -> None:
+def _refuse_tag(doc: Document, stack: list[list[Any]], ev: Any) -> None:
     tag = ev.tag
     shown = excerpt("!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag)
     doc.issue(
