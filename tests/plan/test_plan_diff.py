@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from plan_testkit import apply_in_memory
 
 from provisioner.model import ACTIVE, INVITED, Membership, Policy, State, User, Workspace
 from provisioner.plan.diff import diff, filter_ignored, is_ignored_user, is_ignored_workspace
 from provisioner.plan.fingerprint import state_fingerprint
 from provisioner.plan.model import Action, ResourceType
 from provisioner.plan.render_json import render_json
+from tests.plan.plan_testkit import apply_in_memory
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import jsonschema
 import pytest
-from plan_testkit import assert_golden
 
 from provisioner.model import INVITED, Membership, Policy, State, User, Workspace
 from provisioner.plan.diff import diff
@@ -16,6 +15,7 @@ from provisioner.plan.model import Plan
 from provisioner.plan.render_json import plan_from_dict, plan_schema, render_json
 from provisioner.plan.render_markdown import render_markdown
 from provisioner.plan.render_text import render_text
+from tests.plan.plan_testkit import assert_golden
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
