@@ -54,7 +54,8 @@ from provisioner.render.plan_text import render_text
 from provisioner.sandbox import seed, start_sandbox
 
 TOKEN = "scale-benchmark-key"
-TOKEN_ENV = "SCALE_BENCH_API_KEY"
+# A config may only name a variable with RECALL or PROVISIONER as a word (provisioner.endpoint).
+TOKEN_ENV = "RECALL_SCALE_BENCH_KEY"
 ORG = "scale-org"
 ADMIN = "admin@example.com"  # the sandbox's own admin, created with the db
 ENVIRONMENTS = ("development", "staging", "production")
@@ -73,6 +74,11 @@ APPLY_THROUGHPUT_SHARE = 0.70
 THROUGHPUT_CHANGES = 5_000
 PEAK_RSS_MB = 300
 MAX_429_SHARE = 0.01
+# Targets (issue 16): the floor of a plan is a bare parse of the config plus
+# the latency bound of its reads; requests stay at the page minimum.
+PLAN_VS_FLOOR = 1.3
+VALIDATE_VS_BARE = 2.0
+BARE_PARSE_CODE = "import sys, yaml; yaml.load(open(sys.argv[1], 'rb').read(), Loader=yaml.CSafeLoader)"
 
 
 # --- the organization -----------------------------------------------------------
@@ -440,7 +446,17 @@ def plan_summary(stdout: str) -> str:
     return stdout.strip().splitlines()[-1] if stdout.strip() else "(no output)"
 
 
-def run_plan(sandbox: Sandbox, config: Path, shape: ReadShape, label: str) -> CliRun:
+def bare_parse_s(config: Path, runs: int = 3) -> float:
+    """Median wall seconds of a process that only parses ``config`` with CSafeLoader."""
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", BARE_PARSE_CODE, str(config)], check=True, timeout=300)
+        times.append(time.perf_counter() - started)
+    return sorted(times)[len(times) // 2]
+
+
+def run_plan(sandbox: Sandbox, config: Path, shape: ReadShape, label: str, bare: float) -> CliRun:
     sandbox.reset_stats()
     run = run_cli(
         [
@@ -474,6 +490,19 @@ def run_plan(sandbox: Sandbox, config: Path, shape: ReadShape, label: str) -> Cl
         f"{run.wall:.2f} s ({run.wall / bound:.2f}x the bound)",
         f"<= {PLAN_WALL_FACTOR} x {bound:.2f} s",
         run.wall <= PLAN_WALL_FACTOR * bound,
+    )
+    floor = bare + bound
+    check(
+        "plan wall vs floor (issue 16)",
+        f"{run.wall:.2f} s = {run.wall / floor:.2f}x (bare parse {bare:.2f} s + bound {bound:.2f} s)",
+        f"<= {PLAN_VS_FLOOR} x {floor:.2f} s",
+        run.wall <= PLAN_VS_FLOOR * floor,
+    )
+    check(
+        "plan requests at the page minimum (issue 16)",
+        f"{stats['total']:,}",
+        f"= {shape.minimum:,}",
+        stats["total"] == shape.minimum,
     )
     check("plan peak RSS", f"{run.peak_rss_mb:.0f} MB", f"< {PEAK_RSS_MB} MB", run.peak_rss_mb < PEAK_RSS_MB)
     run.requests = stats["total"]  # type: ignore[attr-defined]
@@ -656,6 +685,18 @@ def main() -> None:
                 )
         del current
 
+        # 1b. validate as a whole process against a bare parse (issue 16).
+        print("\n== validate (whole process, median of 3) against a bare CSafeLoader parse process ==")
+        bares = [bare_parse_s(path) for path in configs]
+        validate_runs = sorted(run_cli(["validate", "-c", str(configs[0])]).wall for _ in range(3))
+        validate_s = validate_runs[1]
+        check(
+            "validate vs bare parse (issue 16)",
+            f"{validate_s:.2f} s = {validate_s / bares[0]:.2f}x bare {bares[0]:.2f} s",
+            f"<= {VALIDATE_VS_BARE:g}x bare",
+            validate_s <= VALIDATE_VS_BARE * bares[0],
+        )
+
         # 2. plan for every variant against one sandbox (plan changes nothing).
         print(f"\n== plan (provisioner plan, --latency-ms {LATENCY_MS}) ==")
         reads: dict[int, int] = {}
@@ -663,7 +704,7 @@ def main() -> None:
         shutil.copy(template, db)
         with Sandbox(db, LATENCY_MS) as sandbox:
             for i, (variant, path) in enumerate(zip(variants, configs)):
-                run = run_plan(sandbox, path, shape, variant.name)
+                run = run_plan(sandbox, path, shape, variant.name, bares[i])
                 expected = 0 if not variant.changes else 2
                 check(
                     f"plan exit code ({variant.name})",

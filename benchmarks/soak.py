@@ -20,10 +20,15 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "reliability")]
+sys.path[:0] = [str(ROOT)]
 
-from rel_support import apply_under_faults  # noqa: E402
-from test_rel_crash import DESIRED_BODY, DESIRED_MEMBERSHIPS, DESIRED_USERS, DESIRED_WORKSPACES  # noqa: E402
+from tests.reliability.rel_support import apply_under_faults  # noqa: E402
+from tests.reliability.test_rel_crash import (  # noqa: E402
+    DESIRED_BODY,
+    DESIRED_MEMBERSHIPS,
+    DESIRED_USERS,
+    DESIRED_WORKSPACES,
+)
 
 
 def soak_faults(seeds: int) -> tuple[int, list[str]]:

@@ -28,9 +28,6 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
-from urllib3.exceptions import LocationParseError
-from urllib3.util import parse_url
-
 from provisioner.model import REGIONS, region_base_url
 
 DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -102,6 +99,11 @@ def parse_api_url(text: str, *, base: bool = True) -> ApiUrl:
     problem = url_character_problem(text)
     if problem:
         raise UrlProblem(problem)
+    # Imported here: urllib3 costs tens of milliseconds to import, and the config
+    # checks (which import this module) need it only for a config's api_url.
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
     try:
         parsed = parse_url(text)
         split = urlsplit(text)

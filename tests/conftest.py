@@ -56,9 +56,8 @@ from collections.abc import Callable, Iterator  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-from contract import ContractChecker  # noqa: E402  (tests/ is on sys.path: it holds this conftest)
-
 from provisioner.sandbox import RunningSandbox, start_sandbox  # noqa: E402
+from tests.contract import ContractChecker  # noqa: E402
 
 
 @pytest.fixture

@@ -360,12 +360,13 @@ class ApiClient:
 
     # --- public API -----------------------------------------------------------
 
-    def get(self, path: str, params: dict[str, Any] | None = None) -> tuple[dict, str | None]:
+    def get(self, path: str, params: dict[str, Any] | None = None) -> tuple[dict[str, Any], str | None]:
         """GET one resource. Returns its JSON body and its ETag (or ``None``)."""
         response = self._send("GET", self._url(path, params))
-        return self._json(response), self._etag(response)
+        body = self._json(response)
+        return body, self._etag(response, body)
 
-    def iter_pages(self, path: str, params: dict[str, Any] | None = None) -> Iterator[list[dict]]:
+    def iter_pages(self, path: str, params: dict[str, Any] | None = None) -> Iterator[list[dict[str, Any]]]:
         """Yield the ``results`` of each page of a listing, following ``next``.
 
         Any failure raises: a partial listing must never look like deletions.
@@ -390,21 +391,21 @@ class ApiClient:
             yield results
             url = self._check_next(page.get("next"), url, seen)
 
-    def list_all(self, path: str, params: dict[str, Any] | None = None) -> list[dict]:
+    def list_all(self, path: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """Every item of a listing, all pages concatenated."""
-        items: list[dict] = []
+        items: list[dict[str, Any]] = []
         for page in self.iter_pages(path, params):
             items.extend(page)
         return items
 
-    def post(self, path: str, body: dict, *, idempotency_key: str) -> dict:
+    def post(self, path: str, body: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]:
         """POST a create. ``idempotency_key`` makes a retried POST safe."""
         response = self._send(
             "POST", self._url(path), json_body=body, headers={"Idempotency-Key": idempotency_key}
         )
         return self._json(response)
 
-    def patch(self, path: str, body: dict, *, if_match: str | None) -> dict:
+    def patch(self, path: str, body: dict[str, Any], *, if_match: str | None) -> dict[str, Any]:
         """PATCH a resource; with ``if_match`` the server refuses (412) if it changed."""
         headers = {"If-Match": if_match} if if_match else {}
         response = self._send("PATCH", self._url(path), json_body=body, headers=headers)
@@ -488,14 +489,14 @@ class ApiClient:
                 method="GET",
                 url=self._redact(current),
             )
-        return next_url
+        return str(next_url)  # a str by now (urljoin's result); str() tells the type checker
 
     def _send(
         self,
         method: str,
         url: str,
         *,
-        json_body: dict | None = None,
+        json_body: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
     ) -> requests.Response:
         """Send one request (urllib3 does the retries) and map its outcome."""
@@ -504,7 +505,6 @@ class ApiClient:
         attempt = _Attempt(deadline_at=time.monotonic() + self.deadline)
         self._attempt_state.current = attempt
         started = time.monotonic()
-        short = self._short(url)
         try:
             response = self.session.request(
                 method,
@@ -516,7 +516,7 @@ class ApiClient:
             )
         except _RetryAfterTooLong as e:
             raise RateLimitedError(
-                f"{method} {short}: the API asked to wait {e.seconds:g} s, more than the "
+                f"{method} {self._short(url)}: the API asked to wait {e.seconds:g} s, more than the "
                 f"{e.cap:g} s cap; try later",
                 status=429,
                 method=method,
@@ -524,7 +524,7 @@ class ApiClient:
             ) from None
         except _DeadlineExceeded:
             raise TransportError(
-                f"{method} {short} did not succeed within the {self.deadline:g} s deadline "
+                f"{method} {self._short(url)} did not succeed within the {self.deadline:g} s deadline "
                 f"({attempt.retries} attempts); the API is slow or unreachable, try later",
                 method=method,
                 url=self._redact(url),
@@ -545,9 +545,13 @@ class ApiClient:
             raise self._transport_failure(method, url, e, attempt) from None
         finally:
             self._attempt_state.current = None
-        elapsed_ms = (time.monotonic() - started) * 1000
-        log.info("%s %s %s %.0f ms", method, short, response.status_code, elapsed_ms)
-        log.debug("%s %s: %d retries, %d bytes", method, short, attempt.retries, len(response.content or b""))
+        if log.isEnabledFor(logging.INFO):  # the short URL is redacted: worth building only to log it
+            short = self._short(url)
+            elapsed_ms = (time.monotonic() - started) * 1000
+            log.info("%s %s %s %.0f ms", method, short, response.status_code, elapsed_ms)
+            log.debug(
+                "%s %s: %d retries, %d bytes", method, short, attempt.retries, len(response.content or b"")
+            )
         self._pacer.observe(response.headers.get("X-RateLimit-Limit"))
         self._raise_for_status(method, url, response, attempt.retries + 1)
         return response
@@ -583,6 +587,8 @@ class ApiClient:
     def _raise_for_status(self, method: str, url: str, response: requests.Response, attempts: int) -> None:
         """The one place where a status code becomes a domain exception."""
         status = response.status_code
+        if status < 300:
+            return  # the common case: nothing to say, so no message is built
         short = self._short(url)
         if 300 <= status < 400:
             try:
@@ -636,11 +642,14 @@ class ApiClient:
             detail = "; ".join(fields) or None
         return (excerpt(str(detail), self._token, DETAIL_EXCERPT) if detail is not None else None), code
 
-    def _json(self, response: requests.Response) -> dict:
-        if response.status_code == 204 or not response.content:
+    def _json(self, response: requests.Response) -> dict[str, Any]:
+        content = response.content
+        if response.status_code == 204 or not content:
             return {}
         try:
-            body = response.json()
+            # The bytes straight to json (which detects UTF-8/16/32 itself), not
+            # response.json(): that guesses an encoding and decodes to str first.
+            body = json.loads(content)
         except ValueError:
             raise ApiError(
                 f"{response.request.method} {self._short(response.url)} answered {response.status_code} "
@@ -660,13 +669,10 @@ class ApiClient:
         return body
 
     @staticmethod
-    def _etag(response: requests.Response) -> str | None:
+    def _etag(response: requests.Response, body: dict[str, Any]) -> str | None:
+        """The ETag header, else the body's ``etag`` field (``body`` is the parsed response)."""
         etag = response.headers.get("ETag")
         if etag:
             return etag
-        try:
-            body = json.loads(response.content or b"{}")
-        except ValueError:
-            return None
-        value = body.get("etag") if isinstance(body, dict) else None
+        value = body.get("etag")
         return value if isinstance(value, str) else None

@@ -6,8 +6,25 @@ Public API::
     load_configs(paths) -> list[Config]     # several; one ConfigError with every issue
 
 See docs/configuration.md for the format.
+
+The loader is imported on first use, not with the package: importing a light
+submodule (``config.fastcheck``, run as a script to regenerate the schema
+check) then does not load the whole language.
 """
 
-from provisioner.config.loader import load_config, load_configs
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from provisioner.config.loader import load_config, load_configs
 
 __all__ = ["load_config", "load_configs"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in __all__:
+        from provisioner.config import loader
+
+        return getattr(loader, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -38,6 +38,7 @@ from provisioner.endpoint import OperatorAllowances
 from provisioner.model import (
     DEFAULT_TOKEN_ENV,
     DEFAULT_WORKSPACE_LIMIT,
+    ROLES,
     Config,
     Membership,
     OrganizationSettings,
@@ -49,6 +50,8 @@ from provisioner.model import (
     identity_key,
 )
 
+# The one copy in config/; it moves to ``model.DEFAULT_NAME_FORMAT`` (issue 12),
+# and this line then imports it from there.
 DEFAULT_NAME_FORMAT = "{workspace}-{environment}"
 # ``\Z``, not ``$``: ``$`` also matches before a trailing newline.
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+\Z")
@@ -58,15 +61,51 @@ _SUGGEST_BUDGET = 60_000  # options compared in all, across suggestions (~1 s at
 MAX_MEMBERSHIPS = 300_000
 MAX_EXPANSION = 2_000_000
 
-# (expires, reason) of a grant; None expires = forever
-Grant = tuple[datetime | None, str | None]
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """The terms of one user's access to a workspace instance."""
+
+    expires: datetime | None  # None: no end
+    reason: str | None
 
 
-def _dict(value: Any) -> dict:
+@dataclass(frozen=True, slots=True)
+class _Members:
+    """A list of member entries and where it sits in the config."""
+
+    entries: list[Any]
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class _Instance:
+    """One workspace instance the config declares, before any member is expanded."""
+
+    name: str
+    environment: str | None
+    members: _Members
+    name_path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class _Targets:
+    """What the workspaces section declares.
+
+    ``unplaced`` are the member lists of instances that cannot exist (the
+    workspace's name is invalid, or the environment is unknown): their
+    entries are still checked, never expanded.
+    """
+
+    instances: list[_Instance]
+    unplaced: list[_Members]
+
+
+def _dict(value: Any) -> dict[Any, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _list(value: Any) -> list:
+def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
@@ -82,7 +121,7 @@ class _Builder:
         self.users: dict[str, User] = {}
         self.user_paths: dict[str, Path] = {}
         self.declared: set[str] = set()  # every email written under users, even malformed
-        self.groups: dict[str, list] = {}
+        self.groups: dict[str, list[Any]] = {}
         self.group_members: dict[str, tuple[str, ...]] = {}
         self.environments: dict[str, Any] = {}
         self.work = 0  # expansion work done so far, against MAX_EXPANSION
@@ -93,11 +132,11 @@ class _Builder:
 
     def suggest(self, name: str, options: Any) -> str:
         self.suggestions += 1
-        options = list(options)
-        self.compared += len(options)
+        listed = list(options)
+        self.compared += len(listed)
         if self.suggestions > _SUGGEST_LIMIT or self.compared > _SUGGEST_BUDGET:
             return ""
-        close = closest(name, options)
+        close = closest(name, listed)
         return f"; did you mean `{excerpt(close)}`?" if close else ""
 
     def spend(self, units: int, path: Path) -> bool:
@@ -155,7 +194,7 @@ class _Builder:
         )
 
     def name_format(self) -> str:
-        fmt = self.data.get("workspace_name_format", DEFAULT_NAME_FORMAT)
+        fmt: Any = self.data.get("workspace_name_format", DEFAULT_NAME_FORMAT)
         if not isinstance(fmt, str):
             return DEFAULT_NAME_FORMAT
         try:
@@ -166,7 +205,7 @@ class _Builder:
             self.report(
                 ("workspace_name_format",),
                 f"`{excerpt(fmt)}` must contain {{workspace}} and {{environment}} once each and no "
-                'other {...}; e.g. "{workspace}-{environment}"',
+                f'other {{...}}; e.g. "{DEFAULT_NAME_FORMAT}"',
             )
             return DEFAULT_NAME_FORMAT
         return fmt
@@ -213,7 +252,7 @@ class _Builder:
                 continue
             self.user_paths[email] = path
             role = entry.get("role")
-            if role in ("admin", "developer"):
+            if role in ROLES:
                 self.users[email] = User(email=email, role=role)
 
     def check_email(self, value: Any, path: Path) -> str | None:
@@ -275,11 +314,11 @@ class _Builder:
         self.group_members[name] = tuple(sorted(emails))  # sorted: stable output order
         return self.group_members[name]
 
-    def member(self, entry: Any, path: Path, expand: bool = True) -> Iterator[tuple[str, Grant]]:
-        """The users (and grant terms) one member entry stands for.
+    def add_member(self, entry: Any, path: Path, grants: dict[str, Grant] | None) -> None:
+        """Check one member entry and add the users it stands for to ``grants``.
 
-        Every part of the entry is checked. With ``expand`` False (or when an
-        earlier part is invalid) nothing is produced: the entry is only checked.
+        Every part of the entry is checked. With ``grants`` None (or when an
+        earlier part is invalid) nothing is added: the entry is only checked.
         """
         expires: datetime | None = None
         reason: str | None = None
@@ -292,11 +331,13 @@ class _Builder:
                 expires = self.expires(entry["expires"], path + ("expires",))
                 # An invalid expiry must not turn into a permanent grant; the
                 # user is still checked below, so both problems are reported.
-                expand = expand and expires is not None
+                if expires is None:
+                    grants = None
             reason = entry.get("reason") if isinstance(entry.get("reason"), str) else None
             self.free_text(reason, path + ("reason",))
         if not isinstance(ref, str):
             return
+        grant = Grant(expires=expires, reason=reason)
         if ref.startswith("@"):
             name = ref[1:]
             if name not in self.groups:
@@ -307,13 +348,17 @@ class _Builder:
                 )
                 return
             members = self.group_members.get(name, ())
-            if expand and self.spend(len(members), ref_path):
-                for email in members:
-                    yield email, (expires, reason)
+            if grants is not None and self.spend(len(members), ref_path):
+                for member in members:
+                    _grant(grants, member, grant)
         else:
             email = self.check_email(ref, ref_path)
-            if email and expand:
-                yield email, (expires, reason)
+            if email and grants is not None:
+                _grant(grants, email, grant)
+
+    def check_member(self, entry: Any, path: Path) -> None:
+        """Check one member entry without expanding it."""
+        self.add_member(entry, path, None)
 
     def expires(self, value: Any, path: Path) -> datetime | None:
         parsed, problem = parse_expires(value)
@@ -330,15 +375,13 @@ class _Builder:
         for env, spec in self.environments.items():
             grants: dict[str, Grant] = {}
             for i, entry in enumerate(_list(_dict(spec).get("members"))):
-                for email, grant in self.member(entry, ("environments", env, "members", i), expand):
-                    _grant(grants, email, grant)
+                self.add_member(entry, ("environments", env, "members", i), grants if expand else None)
             out[env] = grants
         return out
 
-    def targets(self, fmt: str) -> list[tuple[str | None, str | None, list, Path, Path]]:
-        """(instance name or None when unnamed, environment, entries, members path, name path)
-        of every workspace instance, without expanding any member."""
-        out: list[tuple[str | None, str | None, list, Path, Path]] = []
+    def targets(self, fmt: str) -> _Targets:
+        """Every workspace instance the config declares, without expanding any member."""
+        targets = _Targets(instances=[], unplaced=[])
         for i, spec in enumerate(_list(self.data.get("workspaces"))):
             if not isinstance(spec, dict):
                 continue
@@ -348,17 +391,13 @@ class _Builder:
             name_path: Path = ("workspaces", i, "name")
             envs = spec.get("environments")
             if not isinstance(envs, list):
-                out.append(
-                    (
-                        base if named else None,
-                        None,
-                        _list(spec.get("members")),
-                        ("workspaces", i, "members"),
-                        name_path,
-                    )
-                )
+                members = _Members(_list(spec.get("members")), ("workspaces", i, "members"))
+                if named:
+                    targets.instances.append(_Instance(base, None, members, name_path))
+                else:
+                    targets.unplaced.append(members)
                 continue
-            members = _dict(spec.get("members"))
+            by_env = _dict(spec.get("members"))
             listed: list[str] = []
             for j, env in enumerate(envs):
                 if not isinstance(env, str):
@@ -370,8 +409,7 @@ class _Builder:
                     )
                     continue
                 listed.append(env)
-                entries = _list(members.get(env))
-                members_path: Path = ("workspaces", i, "members", env)
+                members = _Members(_list(by_env.get(env)), ("workspaces", i, "members", env))
                 if env not in self.environments:
                     self.report(
                         ("workspaces", i, "environments", j),
@@ -379,11 +417,13 @@ class _Builder:
                         f"environments{self.suggest(env, self.environments)}",
                     )
                     # No instance, but its members are still checked on their own.
-                    out.append((None, None, entries, members_path, name_path))
-                    continue
-                name = fmt.format(workspace=base, environment=env) if named else None
-                out.append((name, env, entries, members_path, name_path))
-            for env in members:
+                    targets.unplaced.append(members)
+                elif named:
+                    name = fmt.format(workspace=base, environment=env)
+                    targets.instances.append(_Instance(name, env, members, name_path))
+                else:
+                    targets.unplaced.append(members)
+            for env in by_env:
                 if env not in listed:
                     self.report(
                         ("workspaces", i, "members", env),
@@ -392,33 +432,30 @@ class _Builder:
                         f"{self.suggest(env, listed)}",
                         at_key=True,
                     )
-                    for k, entry in enumerate(_list(members.get(env))):
-                        for _ in self.member(entry, ("workspaces", i, "members", env, k), False):
-                            pass
-        return out
+                    for k, entry in enumerate(_list(by_env.get(env))):
+                        self.check_member(entry, ("workspaces", i, "members", env, k))
+        return targets
 
     def workspaces(self, fmt: str) -> tuple[list[Workspace], list[Membership]]:
         targets = self.targets(fmt)
         instances: list[Workspace] = []
         seen: dict[str, Path] = {}
-        kept: list[tuple[str, str | None, list, Path]] = []
+        kept: list[_Instance] = []
         limit_path: Path = ()
-        for name, env, entries, members_path, name_path in targets:
-            if name is None:
-                continue
-            if name in seen:
+        for target in targets.instances:
+            if target.name in seen:
                 self.report(
-                    name_path,
-                    f"workspace `{excerpt(name)}` is also produced at "
+                    target.name_path,
+                    f"workspace `{excerpt(target.name)}` is also produced at "
                     "{other}; workspace names must be unique",
-                    other=seen[name],
+                    other=seen[target.name],
                 )
                 continue
-            seen[name] = name_path
-            instances.append(Workspace(name=name, environment=env))
-            kept.append((name, env, entries, members_path))
+            seen[target.name] = target.name_path
+            instances.append(Workspace(name=target.name, environment=target.environment))
+            kept.append(target)
             if len(instances) == DEFAULT_WORKSPACE_LIMIT + 1:
-                limit_path = name_path
+                limit_path = target.name_path
         # The limit is checked before anything is expanded: over it, members are
         # checked but not expanded (1,000 instances x 20,000 users is 20 million).
         expand = len(instances) <= DEFAULT_WORKSPACE_LIMIT
@@ -431,14 +468,14 @@ class _Builder:
             )
         env_grants = self.env_grants(expand)
         memberships: list[Membership] = []
-        for name, env, entries, members_path in kept:
+        for target in kept:
+            env = target.environment
             grants = dict(env_grants.get(env, {})) if env and expand else {}
-            for k, entry in enumerate(entries):
-                for email, grant in self.member(entry, members_path + (k,), expand):
-                    _grant(grants, email, grant)
+            for k, entry in enumerate(target.members.entries):
+                self.add_member(entry, target.members.path + (k,), grants if expand else None)
             if expand and len(memberships) + len(grants) > MAX_MEMBERSHIPS:
                 self.report(
-                    members_path,
+                    target.members.path,
                     f"the config expands to more than {MAX_MEMBERSHIPS:,} "
                     "memberships (users x workspace instances), far beyond any real "
                     "organization; grant fewer users access, or to fewer workspaces",
@@ -448,13 +485,12 @@ class _Builder:
                 memberships.clear()  # never valid now: free the memory at once
             if expand and not self.overflow:
                 memberships.extend(
-                    Membership(workspace=name, user=email, expires=exp, reason=why)
-                    for email, (exp, why) in grants.items()
+                    Membership(workspace=target.name, user=email, expires=g.expires, reason=g.reason)
+                    for email, g in grants.items()
                 )
-        for _name, _env, entries, members_path in (t[:4] for t in targets if t[0] is None):
-            for k, entry in enumerate(entries):
-                for _ in self.member(entry, members_path + (k,), False):
-                    pass
+        for members in targets.unplaced:
+            for k, entry in enumerate(members.entries):
+                self.check_member(entry, members.path + (k,))
         if self.overflow:
             memberships.clear()
         return instances, memberships
@@ -503,9 +539,9 @@ def _grant(grants: dict[str, Grant], email: str, grant: Grant) -> None:
     if current is None:
         grants[email] = grant
         return
-    if current[0] is None:
+    if current.expires is None:
         return
-    if grant[0] is None or grant[0] > current[0]:
+    if grant.expires is None or grant.expires > current.expires:
         grants[email] = grant
 
 

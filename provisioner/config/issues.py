@@ -44,14 +44,14 @@ class Issues:
         self.limit = limit
         self.more = 0  # issues counted but not kept, beyond ``limit``
         self.stopped = False  # a checker stopped counting early: ``more`` is a lower bound
-        self._seen: set[tuple] = set()
+        self._seen: set[tuple[object, ...]] = set()
 
     @property
     def full(self) -> bool:
         """True once ``limit`` issues are kept: later ones are only counted."""
         return len(self.pending) + len(self.located) >= self.limit
 
-    def _keep(self, key: tuple) -> bool:
+    def _keep(self, key: tuple[object, ...]) -> bool:
         if key in self._seen:
             return False  # the same issue found twice (e.g. a member checked per instance)
         if self.full:

@@ -113,7 +113,7 @@ def _files(arg: str) -> tuple[list[tuple[str, str, FsPath]], list[ConfigIssue]]:
 
 
 def _load(
-    arg: str | os.PathLike, issues: Issues, allowances: OperatorAllowances | None = None
+    arg: str | os.PathLike[str], issues: Issues, allowances: OperatorAllowances | None = None
 ) -> Config | None:
     files, problems = _files(os.fspath(arg))
     issues.extend_located(problems)
@@ -144,7 +144,7 @@ def _load(
 
 
 def load_configs(
-    paths: Sequence[str | os.PathLike], *, allowances: OperatorAllowances | None = None
+    paths: Sequence[str | os.PathLike[str]], *, allowances: OperatorAllowances | None = None
 ) -> list[Config]:
     """Load several organizations (one per path); report the issues of all at once.
 
@@ -159,7 +159,7 @@ def load_configs(
     return [c for c in configs if c is not None]
 
 
-def load_config(path: str | os.PathLike) -> Config:
+def load_config(path: str | os.PathLike[str]) -> Config:
     """Load one organization from a file or a directory of ``*.yaml`` files.
 
     Raises ``ConfigError`` carrying every issue found. Makes no network call.

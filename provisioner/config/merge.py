@@ -67,7 +67,7 @@ def merge(docs: list[Document], issues: Issues) -> Merged:
 
 
 def _merge_into(
-    merged: Merged, target: dict, source: dict, doc: Document, path: Path, issues: Issues
+    merged: Merged, target: dict[str, Any], source: dict[str, Any], doc: Document, path: Path, issues: Issues
 ) -> None:
     for key, value in source.items():
         here = path + (key,)
@@ -101,7 +101,7 @@ def _merge_into(
 
 
 def _merge_named(
-    merged: Merged, target: dict, source: dict, doc: Document, path: Path, issues: Issues
+    merged: Merged, target: dict[str, Any], source: dict[str, Any], doc: Document, path: Path, issues: Issues
 ) -> None:
     # ``target`` may be the first file's own dict: copy on first write.
     copy = dict(target)
@@ -119,7 +119,7 @@ def _merge_named(
             continue
         copy[name] = value
         merged.origin[here] = (doc, here)
-    parent = merged.data
+    parent: Any = merged.data
     for part in path[:-1]:
         parent = parent[part]
     parent[path[-1]] = copy

@@ -2,7 +2,10 @@
 
 ``schemas/config.schema.json`` is the single source of structural rules
 (types, required keys, enums, unknown keys). Each file is validated once, as
-a whole, with a cached validator. Errors are translated here: an unknown key
+a whole: first by the yes/no check generated ahead of time from the schema
+(``config.fastcheck``), and only on a "no" by jsonschema, which is imported
+then and not before (it costs tens of milliseconds to import, and a valid
+config never needs it). Errors are translated here: an unknown key
 gets a "did you mean", a YAML 1.1 coercion (``role: yes``) is explained, an
 enum gets a suggestion, and ``errorMessage`` in the schema (also shown by
 editors through yaml-language-server) supplies the wording for patterns.
@@ -10,22 +13,21 @@ editors through yaml-language-server) supplies the wording for patterns.
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from functools import lru_cache
-from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import fastjsonschema
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
-
+from provisioner.config import fastcheck
 from provisioner.config.issues import Issues
 from provisioner.config.suggest import closest
 from provisioner.config.text import char_problem, excerpt
 from provisioner.config.yamlsource import Document, NodeInfo, Path
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 _TYPE_NAMES = {
     "string": "a string",
@@ -41,38 +43,28 @@ _TYPE_NAMES = {
 @lru_cache(maxsize=1)
 def config_schema() -> dict[str, Any]:
     """The config JSON Schema, read from the installed package."""
-    text = (files("provisioner.schemas") / "config.schema.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    schema: dict[str, Any] = json.loads(fastcheck.schema_bytes())
+    return schema
 
 
 @lru_cache(maxsize=1)
 def _validator() -> Draft202012Validator:
+    # Imported here, not at the top: only a config with errors needs jsonschema.
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(config_schema())
 
 
 @lru_cache(maxsize=1)
 def _fast_check() -> Callable[[Any], bool] | None:
-    """A yes/no check compiled from the same schema by fastjsonschema.
+    """A yes/no check of the same schema, generated ahead of time (see ``config.fastcheck``).
 
     jsonschema spends ~30 µs a node: seconds on a config with 100,000
     memberships. Almost every config is valid, so the compiled check answers
     first; jsonschema runs only on a "no", to produce the located errors.
-    A hypothesis test checks that the two agree.
+    None when the schema cannot be compiled: then jsonschema alone decides.
     """
-    try:
-        # A copy: the compiler rewrites $ref values in the dict it is given.
-        compiled = fastjsonschema.compile(copy.deepcopy(config_schema()))
-    except fastjsonschema.JsonSchemaDefinitionException:
-        return None  # a schema the compiler cannot take: always use jsonschema
-
-    def check(data: Any) -> bool:
-        try:
-            compiled(data)
-        except fastjsonschema.JsonSchemaException:
-            return False
-        return True
-
-    return check
+    return fastcheck.load_check()
 
 
 # Once ``issues`` is full, jsonschema errors are only counted, and only this many:
@@ -121,7 +113,7 @@ def describe(value: Any) -> str:
     return f"the string `{excerpt(value)}`"
 
 
-def _dict(value: Any) -> dict:
+def _dict(value: Any) -> dict[Any, Any]:
     return value if isinstance(value, dict) else {}
 
 
@@ -143,9 +135,9 @@ def _wanted(schema: dict[str, Any]) -> str:
 def _type_message(error: ValidationError, path: Path) -> Any:
     """A type error; for a scalar YAML coerced, explain the coercion and how to quote."""
     schema = error.schema if isinstance(error.schema, dict) else {}
-    custom = schema.get("errorMessage")
+    custom: str | None = schema.get("errorMessage")
     wanted = _wanted(schema)
-    instance = error.instance
+    instance: Any = error.instance  # any JSON value (jsonschema types it loosely)
     wants_string = "string" in (schema.get("type") or ())
     key = _field(path)
 
@@ -171,8 +163,8 @@ def _translate(error: ValidationError) -> Iterator[tuple[Path, Any, bool]]:
     path: Path = tuple(error.absolute_path)
     keyword = error.validator
     schema = error.schema if isinstance(error.schema, dict) else {}
-    instance = error.instance
-    custom = schema.get("errorMessage")
+    instance: Any = error.instance  # any JSON value (jsonschema types it loosely)
+    custom: str | None = schema.get("errorMessage")
 
     if "propertyNames" in error.relative_schema_path or "propertyNames" in error.schema_path:
         # jsonschema reports the key itself as the instance, at the mapping's path.
@@ -203,7 +195,7 @@ def _translate(error: ValidationError) -> Iterator[tuple[Path, Any, bool]]:
             where = f" in {_field(path)}" if path else ""
             yield path + (key,), f"unknown key `{excerpt(key)}`{where}; {hint}", True
     elif keyword == "required":
-        missing = error.validator_value
+        missing: Any = error.validator_value
         for key in missing:
             if key not in instance:
                 what = "version: 1" if key == "version" else f"{key}: ..."
@@ -228,9 +220,10 @@ def _translate(error: ValidationError) -> Iterator[tuple[Path, Any, bool]]:
 
 
 def _enum_message(error: ValidationError, path: Path) -> Any:
-    options = [str(o) for o in error.validator_value]
+    values: Any = error.validator_value
+    options = [str(o) for o in values]
     key = _field(path)
-    instance = error.instance
+    instance: Any = error.instance  # any JSON value (jsonschema types it loosely)
     text = str(instance)
     close = closest(text, options)
     hint = f"; did you mean `{close}`?" if close else ""
@@ -240,8 +233,8 @@ def _enum_message(error: ValidationError, path: Path) -> Any:
 def _alternatives(error: ValidationError, path: Path) -> Iterator[tuple[Path, Any, bool]]:
     """anyOf/oneOf: report the errors of the alternative whose type fits the value."""
     schema = error.schema if isinstance(error.schema, dict) else {}
-    custom = schema.get("errorMessage")
-    by_branch: dict[int, list[ValidationError]] = {}
+    custom: str | None = schema.get("errorMessage")
+    by_branch: dict[str | int, list[ValidationError]] = {}
     for sub in error.context or ():
         by_branch.setdefault(sub.relative_schema_path[0], []).append(sub)
     fitting = [
@@ -256,7 +249,7 @@ def _alternatives(error: ValidationError, path: Path) -> Iterator[tuple[Path, An
     if custom:
         yield path, custom, False
         return
-    instance = error.instance
+    instance: Any = error.instance  # any JSON value (jsonschema types it loosely)
     key = _field(path)
 
     def message(info: NodeInfo) -> str:

@@ -170,9 +170,10 @@ def email_problem(value: str) -> str | None:
     for part in [local, *domain.split(".")]:
         odd = _mixed(part)
         if odd:
-            others = sorted({s.title() for c in part if (s := _script(c))} - {_script(odd).title()})
+            odd_script = (_script(odd) or "").title()
+            others = sorted({s.title() for c in part if (s := _script(c))} - {odd_script})
             return (
-                f"`{excerpt(value)}` mixes {_script(odd).title()} with {', '.join(others)} "
+                f"`{excerpt(value)}` mixes {odd_script} with {', '.join(others)} "
                 f"letters in `{excerpt(part)}` ({code_point(odd)} looks like another "
                 "letter); write each part in one script"
             )

@@ -18,6 +18,7 @@ than one document per file, nesting deeper than ``MAX_DEPTH`` and files over
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -56,7 +57,9 @@ _ALLOWED_SCALAR_TAGS = frozenset(_CORE + t for t in ("str", "int", "float", "boo
 _ALLOWED_COLLECTION_TAGS = frozenset({None, "!", _CORE + "map", _CORE + "seq"})
 
 # YAML 1.1 implicit resolution, indexed by first character like PyYAML does.
-_RESOLVERS: dict[str | None, list] = yaml.resolver.Resolver.yaml_implicit_resolvers
+_RESOLVERS: dict[str | None, list[tuple[str, re.Pattern[str]]]] = (
+    yaml.resolver.Resolver.yaml_implicit_resolvers
+)
 _constructor = yaml.constructor.SafeConstructor()
 _CONSTRUCT: dict[str, Callable[[ScalarNode], Any]] = {
     _CORE + "int": _constructor.construct_yaml_int,
@@ -65,14 +68,6 @@ _CONSTRUCT: dict[str, Callable[[ScalarNode], Any]] = {
     _CORE + "null": _constructor.construct_yaml_null,
     _CORE + "timestamp": _constructor.construct_yaml_timestamp,
 }
-
-
-def resolve_plain(value: str) -> str:
-    """The tag YAML 1.1 gives a plain (unquoted) scalar, e.g. ``bool`` for ``no``."""
-    for tag, regexp in _RESOLVERS.get(value[:1] if value else "", ()):
-        if regexp.match(value):
-            return tag
-    return STR_TAG
 
 
 def format_path(path: Iterable[str | int]) -> str:
@@ -99,6 +94,34 @@ class NodeInfo:
     key_column: int | None = None
     raw: str | None = None  # the scalar's text as written
     plain: bool = False  # written without quotes, so YAML 1.1 resolution applied
+
+
+@dataclass(slots=True)
+class _Open:
+    """A mapping or sequence that ``Document.locate`` is inside of."""
+
+    is_mapping: bool
+    path: Path
+    key: str | None = None  # mapping: the key whose value comes next (None: not a string)
+    index: int = 0  # sequence: the index of the next item
+    key_line: int | None = None  # mapping: where that key is
+    key_column: int | None = None
+    expecting_key: bool = True  # mapping: the next scalar is a key
+
+    def child(self) -> Path | None:
+        """The path of the value that comes next here; None under a key that is no string.
+
+        (Building refuses such keys, so nothing there is ever asked for.)
+        """
+        if not self.is_mapping:
+            return self.path + (self.index,)
+        return None if self.key is None else self.path + (self.key,)
+
+    def after_value(self) -> None:
+        if self.is_mapping:
+            self.expecting_key = True
+        else:
+            self.index += 1
 
 
 class _Stop(Exception):
@@ -133,8 +156,7 @@ class Document:
         wanted = set(targets)
         prefixes = {p[:i] for p in wanted for i in range(len(p) + 1)}
         found: dict[Path, NodeInfo] = {}
-        # frames: [is_mapping, path, next key or index, key mark, expecting key]
-        stack: list[list] = []
+        stack: list[_Open] = []
         skip = 0  # depth of a subtree we are not interested in
         try:
             for ev in yaml.parse(self.text, Loader=_Loader):
@@ -144,41 +166,44 @@ class Document:
                         skip += 1
                     elif cls is MappingEndEvent or cls is SequenceEndEvent:
                         skip -= 1
-                        if not skip:
-                            self._after_value(stack)
+                        if not skip and stack:
+                            stack[-1].after_value()
                     continue
                 if cls is MappingEndEvent or cls is SequenceEndEvent:
                     stack.pop()
-                    self._after_value(stack)
+                    if stack:
+                        stack[-1].after_value()
                     continue
                 if cls not in (ScalarEvent, MappingStartEvent, SequenceStartEvent, AliasEvent):
                     continue
-                line, col = ev.start_mark.line + 1, ev.start_mark.column + 1
-                if stack and stack[-1][0] and stack[-1][4]:  # a mapping key
+                line, col = _position(ev)
+                if stack and stack[-1].is_mapping and stack[-1].expecting_key:
                     frame = stack[-1]
-                    frame[2] = ev.value if cls is ScalarEvent else None
-                    frame[3] = (line, col)
-                    frame[4] = False
+                    frame.key = ev.value if isinstance(ev, ScalarEvent) else None
+                    frame.key_line, frame.key_column = line, col
+                    frame.expecting_key = False
                     if cls is not ScalarEvent and cls is not AliasEvent:
                         skip = 1
                     continue
+                path: Path | None = ()
+                key_line = key_column = None
                 if stack:
                     frame = stack[-1]
-                    path = frame[1] + (frame[2],)
-                    key_pos = frame[3] if frame[0] else (None, None)
-                else:
-                    path, key_pos = (), (None, None)
-                if path in wanted and path not in found:
-                    raw = ev.value if cls is ScalarEvent else None
-                    plain = bool(cls is ScalarEvent and ev.implicit[0] and ev.tag is None)
-                    found[path] = NodeInfo(line, col, key_pos[0], key_pos[1], raw, plain)
+                    path = frame.child()
+                    if frame.is_mapping:
+                        key_line, key_column = frame.key_line, frame.key_column
+                if path is not None and path in wanted and path not in found:
+                    scalar = ev if isinstance(ev, ScalarEvent) else None
+                    raw = scalar.value if scalar else None
+                    plain = bool(scalar and scalar.implicit[0] and scalar.tag is None)
+                    found[path] = NodeInfo(line, col, key_line, key_column, raw, plain)
                     if len(found) == len(wanted):
                         break  # the rest of a large file need not be read again
                 if cls is ScalarEvent or cls is AliasEvent:
-                    self._after_value(stack)
-                elif path in prefixes:
-                    is_map = cls is MappingStartEvent
-                    stack.append([is_map, path, None if is_map else 0, None, is_map])
+                    if stack:
+                        stack[-1].after_value()
+                elif path is not None and path in prefixes:
+                    stack.append(_Open(is_mapping=cls is MappingStartEvent, path=path))
                 else:
                     skip = 1
         except yaml.YAMLError:
@@ -192,17 +217,14 @@ class Document:
                 found[target] = NodeInfo(1, 1)
         return found
 
-    @staticmethod
-    def _after_value(stack: list[list]) -> None:
-        if stack:
-            frame = stack[-1]
-            if frame[0]:
-                frame[4] = True
-            else:
-                frame[2] += 1
+
+def _position(event: Any) -> tuple[int, int]:
+    """The 1-based (line, column) where an event starts (libyaml always marks them)."""
+    mark = event.start_mark
+    return mark.line + 1, mark.column + 1
 
 
-def read_document(file: str, rel: str, path: str | os.PathLike) -> Document:
+def read_document(file: str, rel: str, path: str | os.PathLike[str]) -> Document:
     """Read and parse one file. Problems go to ``Document.issues``; ``data`` is then None."""
     doc = Document(file=file, rel=rel, raw=b"")
     try:
@@ -264,9 +286,9 @@ def read_document(file: str, rel: str, path: str | os.PathLike) -> Document:
         )
         doc.data = None
     except yaml.reader.ReaderError as error:
-        before = doc.text[: error.position]
-        line = before.count("\n") + 1
-        col = error.position - (before.rfind("\n") + 1) + 1
+        text_before = doc.text[: error.position]
+        line = text_before.count("\n") + 1
+        col = error.position - (text_before.rfind("\n") + 1) + 1
         char = error.character
         shown = f"U+{char:04X}" if isinstance(char, int) else repr(char)
         doc.issue(
@@ -279,7 +301,7 @@ def read_document(file: str, rel: str, path: str | os.PathLike) -> Document:
     return doc
 
 
-def _path_of(stack: list[list]) -> Path:
+def _path_of(stack: list[list[Any]]) -> Path:
     path: list[str | int] = []
     for frame in stack:
         container, key = frame[0], frame[1]
@@ -296,12 +318,14 @@ _DONE = object()
 
 def _build(doc: Document) -> Any:
     """Build the document's data from the event stream (hot path: keep it lean)."""
-    # frames: [container, pending key (or _NO_KEY), key line, key column]
-    stack: list[list] = []
+    # frames: [container, pending key (or _NO_KEY)]; lists, not objects: this loop
+    # runs once per YAML event, and a large config has millions.
+    stack: list[list[Any]] = []
     root: Any = _DONE
     documents = 0
     resolvers = _RESOLVERS
     plain: dict[str, Any] = {}
+    ev: Any  # libyaml's events; which attributes they have depends on the class
     for ev in yaml.parse(doc.text, Loader=_Loader):
         cls = ev.__class__
         if cls is ScalarEvent:
@@ -344,7 +368,7 @@ def _build(doc: Document) -> Any:
                     "a mapping key must be a plain string, not a list or mapping",
                 )
                 raise _Stop
-            stack.append([{} if cls is MappingStartEvent else [], _NO_KEY, 0, 0])
+            stack.append([{} if cls is MappingStartEvent else [], _NO_KEY])
             continue
         elif cls is MappingEndEvent or cls is SequenceEndEvent:
             value = stack.pop()[0]
@@ -411,7 +435,7 @@ def _construct(tag: str, value: str, fallback: Any) -> Any:
         return fallback
 
 
-def _explicit(doc: Document, stack: list[list], ev: ScalarEvent) -> Any:
+def _explicit(doc: Document, stack: list[list[Any]], ev: Any) -> Any:
     if ev.tag not in _ALLOWED_SCALAR_TAGS:
         _refuse_tag(doc, stack, ev)
         return ev.value
@@ -428,7 +452,7 @@ def _explicit(doc: Document, stack: list[list], ev: ScalarEvent) -> Any:
     return value
 
 
-def _refuse_tag(doc: Document, stack: list[list], ev: Any) -> None:
+def _refuse_tag(doc: Document, stack: list[list[Any]], ev: Any) -> None:
     tag = ev.tag
     shown = excerpt("!!" + tag[len(_CORE) :] if tag.startswith(_CORE) else tag)
     doc.issue(

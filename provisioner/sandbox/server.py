@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 import os
 import socket
 import threading
-import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any, cast
@@ -392,13 +390,3 @@ def seed(
             store.bulk_seed(conn, users=users, workspaces=workspaces, memberships=memberships)
     finally:
         db.close()
-
-
-def fetch_stats(url: str, token: str) -> dict[str, Any]:
-    """The stats of a sandbox at root ``url`` over HTTP (out-of-process servers), read with ``token``."""
-    request = urllib.request.Request(
-        f"{url}{API_PREFIX}/_sandbox/stats", headers={"Authorization": f"Token {token}"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        stats: dict[str, Any] = json.loads(response.read())
-        return stats

@@ -1,4 +1,4 @@
-"""Fixtures for the HTTP client tests (see api_test_server.py for why a real server)."""
+"""Fixtures for the HTTP client tests (a real server: see tests/local_server.py for why)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from api_test_server import ScriptedServer
+
+from tests.local_server import ScriptedServer
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import logging
 import pytest
 import requests
 import responses
-from api_test_server import Reply, ScriptedServer
 
 from provisioner.api.client import ApiClient
 from provisioner.errors import (
@@ -20,6 +19,7 @@ from provisioner.errors import (
     RateLimitedError,
     TransportError,
 )
+from tests.local_server import Reply, ScriptedServer
 
 BASE = "https://api.example.invalid/api/v1"
 TOKEN = "tok-SENTINEL-5f1e0c"

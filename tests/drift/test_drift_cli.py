@@ -9,7 +9,7 @@ from pathlib import Path
 
 import cmarkgfm
 
-from tests.e2e.conftest import Api, Cli, org_config
+from tests.support import Api, Cli, org_config
 
 BODY = """
 environments:

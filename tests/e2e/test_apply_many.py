@@ -6,7 +6,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from tests.e2e.conftest import TOKEN_ENV, Api, Cli, org_config
+from tests.support import TOKEN_ENV, Api, Cli, org_config
 
 ADMIN = "  - {email: admin@example.com, role: admin}\n"
 

@@ -13,7 +13,7 @@ from urllib3.exceptions import MaxRetryError, NameResolutionError
 from provisioner.api.client import ApiClient
 from provisioner.errors import TransportError
 from provisioner.sandbox import start_sandbox
-from tests.e2e.conftest import Cli, org_config
+from tests.support import Cli, org_config
 
 BODY = "users:\n  - {email: admin@example.com, role: admin}\n"
 

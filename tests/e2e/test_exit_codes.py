@@ -18,7 +18,7 @@ from provisioner.plan.digest import PlanTarget
 from provisioner.plan.model import Plan
 from provisioner.plan.planfile import load_plan, save_plan
 from provisioner.sandbox import start_sandbox
-from tests.e2e.conftest import Cli
+from tests.support import Cli
 
 QUICKSTART = str(Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml")
 

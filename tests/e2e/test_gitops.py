@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.e2e.conftest import TOKEN_ENV, Api, Cli, org_config
+from tests.support import TOKEN_ENV, Api, Cli, org_config
 
 BODY = """
 environments:

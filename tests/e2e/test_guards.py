@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from provisioner.sandbox import create_token, seed
-from tests.e2e.conftest import Api, Cli, org_config
+from tests.support import Api, Cli, org_config
 
 TEAM = """
 users:

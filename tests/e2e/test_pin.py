@@ -14,7 +14,7 @@ import re
 import shlex
 from pathlib import Path
 
-from tests.e2e.conftest import Api, Cli, org_config
+from tests.support import Api, Cli, org_config
 
 BODY = """
 environments:

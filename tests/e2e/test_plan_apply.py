@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.e2e.conftest import Api, Cli, org_config
+from tests.support import Api, Cli, org_config
 
 BODY = """
 environments:

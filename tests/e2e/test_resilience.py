@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Api, Cli, org_config
+from tests.support import Api, Cli, org_config
 
 BODY = """
 environments:

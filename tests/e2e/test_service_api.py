@@ -25,7 +25,7 @@ from provisioner.service.apply import (
 from provisioner.service.drift import DriftOptions, drift_orgs
 from provisioner.service.plan import PlanOptions, plan_orgs
 from provisioner.service.runner import EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Outcome, load_organizations
-from tests.e2e.conftest import TOKEN_ENV, Api, org_config
+from tests.support import TOKEN_ENV, Api, org_config
 
 INVITE_BOB = """\
 users:

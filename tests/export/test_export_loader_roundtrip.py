@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from export_strategies import Org, organizations
 from hypothesis import HealthCheck, given, settings
 
 from provisioner.config import load_config
@@ -27,6 +26,7 @@ from provisioner.model import (
     Workspace,
 )
 from provisioner.plan.diff import diff
+from tests.export.export_strategies import Org, organizations
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

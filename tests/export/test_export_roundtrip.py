@@ -13,12 +13,12 @@ from __future__ import annotations
 from random import Random
 
 import yaml
-from export_strategies import Org, organizations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from provisioner.export import export_config
 from provisioner.model import INVITED, State
+from tests.export.export_strategies import Org, organizations
 
 
 def _resolve(items: list, groups: dict[str, list], seen: tuple[str, ...] = ()) -> set[str]:

@@ -63,7 +63,7 @@ from provisioner.plan.serialize import plan_from_dict
 from provisioner.render.plan_markdown import render_markdown
 from provisioner.render.plan_text import cascade_counts, change_line, render_text
 from provisioner.sandbox import RunningSandbox, seed, start_sandbox
-from tests.e2e.conftest import TOKEN_ENV, org_config
+from tests.support import TOKEN_ENV, org_config
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 PROMPT = "Do you want to apply these changes? Only 'yes' will be accepted: "

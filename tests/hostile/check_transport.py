@@ -36,8 +36,8 @@ from click.testing import CliRunner
 
 from provisioner.cli.main import cli
 from provisioner.sandbox import start_sandbox
-from tests.e2e.conftest import TOKEN_ENV, org_config
 from tests.local_server import LocalServer, Reply, Seen
+from tests.support import TOKEN_ENV, org_config
 
 KEY = "RCL-live-7Q2wX9vB4nM8kL3pZ6tY1rE5uI0oA"  # 37 characters, all of them secret
 FRAGMENT = 12

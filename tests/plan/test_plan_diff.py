@@ -7,13 +7,13 @@ from datetime import UTC, datetime, timedelta
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from plan_testkit import apply_in_memory
 
 from provisioner.model import ACTIVE, INVITED, Membership, Policy, State, User, Workspace
 from provisioner.plan.diff import diff, filter_ignored
 from provisioner.plan.fingerprint import state_fingerprint
 from provisioner.plan.model import Action, ResourceType
 from provisioner.render.plan_json import render_json
+from tests.plan.plan_testkit import apply_in_memory
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 import yaml
-from plan_testkit import CASES, policy_from_data, state_from_data
 
 from provisioner.plan.diff import diff
+from tests.plan.plan_testkit import CASES, policy_from_data, state_from_data
 
 CASE_FILES = sorted(CASES.glob("*.yaml"))
 

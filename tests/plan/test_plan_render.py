@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import jsonschema
 import pytest
-from plan_testkit import assert_golden
 
 from provisioner.model import INVITED, Membership, Policy, State, User, Workspace
 from provisioner.plan.diff import diff
@@ -17,6 +16,7 @@ from provisioner.plan.serialize import plan_from_dict, plan_schema
 from provisioner.render.plan_json import render_json
 from provisioner.render.plan_markdown import render_markdown
 from provisioner.render.plan_text import render_text
+from tests.plan.plan_testkit import assert_golden
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rel_support import HookChain
 
 from provisioner.sandbox import RunningSandbox, start_sandbox
+from tests.reliability.rel_support import HookChain
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """Helpers for the reliability suite: hooked sandboxes, a scripted/forwarding
 the CLI in a subprocess, and sandbox state snapshots.
 
-Imported as ``rel_support`` (tests/reliability is put on sys.path by pytest,
-like tests/api's ``api_test_server``).
+Imported as ``tests.reliability.rel_support``; what it shares with the other
+suites (``Api``, ``org_config``, ``TOKEN_ENV``) comes from ``tests.support``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from provisioner.sandbox import RunningSandbox, start_sandbox
-from tests.e2e.conftest import TOKEN_ENV, Api, org_config
+from tests.support import TOKEN_ENV, Api, org_config
 
 SENTINEL = "SENTINEL-7f3a9c-DO-NOT-LEAK"
 WRITE_METHODS = frozenset({"POST", "PATCH", "DELETE"})

@@ -13,7 +13,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from rel_support import (
+
+from tests.local_server import LocalServer, Seen
+from tests.reliability.rel_support import (
     cli_argv,
     cli_env,
     run_cli,
@@ -21,10 +23,14 @@ from rel_support import (
     upstream_of,
     write_config,
 )
-from test_rel_crash import DESIRED_BODY, DESIRED_MEMBERSHIPS, DESIRED_USERS, DESIRED_WORKSPACES, seeded_db
-
-from tests.e2e.conftest import Api
-from tests.local_server import LocalServer, Seen
+from tests.reliability.test_rel_crash import (
+    DESIRED_BODY,
+    DESIRED_MEMBERSHIPS,
+    DESIRED_USERS,
+    DESIRED_WORKSPACES,
+    seeded_db,
+)
+from tests.support import Api
 
 # --- (a) stale saved plans ------------------------------------------------------------
 

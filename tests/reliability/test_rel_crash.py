@@ -16,7 +16,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from rel_support import (
+
+from provisioner.sandbox import seed
+from tests.reliability.rel_support import (
     WriteCounter,
     cli_argv,
     cli_env,
@@ -24,9 +26,7 @@ from rel_support import (
     snapshot,
     write_config,
 )
-
-from provisioner.sandbox import seed
-from tests.e2e.conftest import Api
+from tests.support import Api
 
 SEED_USERS = [
     ("alice@acme.com", "admin", "active"),

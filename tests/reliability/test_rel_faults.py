@@ -10,8 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rel_support import apply_under_faults
-from test_rel_crash import DESIRED_BODY, DESIRED_MEMBERSHIPS, DESIRED_USERS, DESIRED_WORKSPACES, K
+
+from tests.reliability.rel_support import apply_under_faults
+from tests.reliability.test_rel_crash import (
+    DESIRED_BODY,
+    DESIRED_MEMBERSHIPS,
+    DESIRED_USERS,
+    DESIRED_WORKSPACES,
+    K,
+)
 
 
 @pytest.mark.parametrize("fault_seed", range(5))

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from rel_support import WRITE_METHODS, cli_argv, cli_env, run_cli, write_config
+from tests.reliability.rel_support import WRITE_METHODS, cli_argv, cli_env, run_cli, write_config
 
 USERS = [f"user{i:02d}@example.com" for i in range(8)]
 BODY = "users:\n  - {email: admin@example.com, role: admin}\n" + "".join(

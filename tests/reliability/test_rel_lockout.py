@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from rel_support import snapshot, write_config
 
 from provisioner.cli.main import cli
 from provisioner.sandbox import seed
-from tests.e2e.conftest import TOKEN_ENV, Api
+from tests.reliability.rel_support import snapshot, write_config
+from tests.support import TOKEN_ENV, Api
 
 TEAM_USERS = [
     ("alice@acme.com", "admin", "active"),

@@ -9,10 +9,10 @@ import re
 from pathlib import Path
 
 import pytest
-from rel_support import run_cli, upstream_of, write_config
 
 from provisioner.sandbox import seed
 from tests.local_server import LocalServer, Reply, Seen
+from tests.reliability.rel_support import run_cli, upstream_of, write_config
 
 USERS = [(f"user{i:03d}@acme.com", "developer", "active") for i in range(150)]  # two pages of 100
 BODY = "users:\n  - {email: admin@example.com, role: admin}\n" + "".join(

@@ -14,14 +14,14 @@ import socket
 from pathlib import Path
 
 import pytest
-from rel_support import FAST_ENV, SENTINEL, run_cli, write_config
 
 from provisioner.api.client import ApiClient
 from provisioner.endpoint import Endpoint
 from provisioner.errors import ProvisionerError
 from provisioner.sandbox import seed, start_sandbox, store
-from tests.e2e.conftest import Api
 from tests.local_server import LocalServer, Reply
+from tests.reliability.rel_support import FAST_ENV, SENTINEL, run_cli, write_config
+from tests.support import Api
 
 BODY = """
 users:

@@ -17,7 +17,6 @@ from pathlib import Path
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-from rel_support import snapshot
 
 from provisioner.api.client import ApiClient
 from provisioner.apply.executor import apply_plan
@@ -25,7 +24,8 @@ from provisioner.config import load_config
 from provisioner.errors import ProvisionerError
 from provisioner.sandbox import start_sandbox
 from provisioner.service.plan import PlannedOrganization, guard, read_and_diff
-from tests.e2e.conftest import TOKEN_ENV, Api, org_config
+from tests.reliability.rel_support import snapshot
+from tests.support import TOKEN_ENV, Api, org_config
 
 EMAILS = ["ann@acme.com", "ben@acme.com", "cat@acme.com", "dov@acme.com"]
 SPACES = ["alpha", "beta", "gamma"]

@@ -9,13 +9,13 @@ import time
 from pathlib import Path
 
 import pytest
-from rel_support import FAST_ENV, run_cli, snapshot, upstream_of, write_config
-from test_rel_crash import DESIRED_BODY, seeded_db
 
 from provisioner.api.client import ApiClient
 from provisioner.errors import RateLimitedError
-from tests.e2e.conftest import Api
 from tests.local_server import LocalServer, Reply, Seen
+from tests.reliability.rel_support import FAST_ENV, run_cli, snapshot, upstream_of, write_config
+from tests.reliability.test_rel_crash import DESIRED_BODY, seeded_db
+from tests.support import Api
 
 ME = {
     "user_id": "u1",

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from rel_support import run_cli, upstream_of, write_config
 
 from provisioner.api.client import ApiClient
 from provisioner.cli.main import cli
 from provisioner.errors import TransportError
 from provisioner.sandbox import start_sandbox
-from tests.e2e.conftest import TOKEN_ENV, org_config
 from tests.local_server import LocalServer, Reply
+from tests.reliability.rel_support import run_cli, upstream_of, write_config
+from tests.support import TOKEN_ENV, org_config
 
 BODY = "users:\n  - {email: admin@example.com, role: admin}\n  - {email: bob@acme.com, role: developer}\n"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from provisioner.sandbox import RunningSandbox, create_token
-
-from .conftest import Api
+from tests.sandbox.conftest import Api
 
 
 def invite(api: Api, email: str, role: str = "developer") -> dict:

@@ -6,8 +6,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from provisioner.sandbox import RunningSandbox, create_token, seed
-
-from .conftest import Api
+from tests.sandbox.conftest import Api
 
 
 def test_pages_follow_next_and_previous(make_sandbox, tmp_path) -> None:

@@ -15,8 +15,7 @@ from provisioner.sandbox.knobs import (
     FaultInjector,
     RateLimiter,
 )
-
-from .conftest import Api
+from tests.sandbox.conftest import Api
 
 
 def seed_for(kind: str, *, is_write: bool, commit_first: bool = False) -> int:

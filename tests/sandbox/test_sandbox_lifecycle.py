@@ -8,12 +8,11 @@ import sys
 import pytest
 import requests
 from click.testing import CliRunner
-from contract import ContractChecker, load_contract
 
 from provisioner.cli.sandbox import sandbox as sandbox_cli
 from provisioner.sandbox import SandboxError, create_token, start_sandbox
-
-from .conftest import Api
+from tests.contract import ContractChecker, load_contract
+from tests.sandbox.conftest import Api
 
 
 def test_the_openapi_document_is_valid_openapi_3_1() -> None:

@@ -15,8 +15,7 @@ import pytest
 
 from provisioner.sandbox import RunningSandbox, create_token, seed
 from provisioner.sandbox.app import MAX_BODY_BYTES
-
-from .conftest import Api
+from tests.sandbox.conftest import Api
 
 
 def users(api: Api) -> list[str]:

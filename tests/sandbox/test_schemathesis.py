@@ -29,8 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from provisioner.sandbox import RunningSandbox
-
-from .schemathesis_loopback import REFUSED_MARKER
+from tests.sandbox.schemathesis_loopback import REFUSED_MARKER
 
 CONTRACT = Path(__file__).resolve().parents[2] / "schemas" / "openapi.yaml"
 RUNNER = Path(__file__).with_name("schemathesis_loopback.py")
