@@ -61,8 +61,11 @@ resource.setrlimit(resource.RLIMIT_CPU, (@CPU@, @CPU@ + 1))
 
 def record():
     u = resource.getrusage(resource.RUSAGE_SELF)
+    # Peak RSS from VmHWM, not ru_maxrss: Linux carries ru_maxrss over from
+    # the forking parent (here pytest, which may be large) across execve.
+    hwm = int(re.search(r"VmHWM:\s+(\d+) kB", open("/proc/self/status").read())[1])
     with open(usage_file, "w") as fh:
-        json.dump({"maxrss_kb": u.ru_maxrss, "cpu": u.ru_utime + u.ru_stime,
+        json.dump({"maxrss_kb": hwm, "cpu": u.ru_utime + u.ru_stime,
                    "baseline_vm": vm}, fh)
 
 atexit.register(record)
