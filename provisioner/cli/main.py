@@ -177,11 +177,12 @@ def _register() -> None:
     from provisioner.cli.drift import drift
     from provisioner.cli.export import export
     from provisioner.cli.reconcile import apply, plan
+    from provisioner.cli.review import review
     from provisioner.cli.sandbox import sandbox
     from provisioner.cli.show import show
     from provisioner.cli.validate import validate
 
-    for command in (validate, plan, apply, show, drift, export, sandbox):
+    for command in (validate, plan, apply, show, drift, export, sandbox, review):
         cli.add_command(command)
 
 
