@@ -16,7 +16,7 @@ from provisioner.model import (
     User,
     Workspace,
 )
-from provisioner.review.audit_history import AuditEntry, AppliedChange
+from provisioner.review.audit_history import AppliedChange, AuditEntry
 from provisioner.review.build import build_review
 from provisioner.review.model import Review
 
@@ -25,10 +25,12 @@ ENVIRONMENTS = ("development", "staging", "production")
 IDENTITY = Identity("u1", "admin@example.com", "admin", Organization("o1", "acme", "us-east-1"))
 
 
-def config(desired: State, *, policy: Policy = Policy(), environments: tuple[str, ...] = ENVIRONMENTS) -> Config:
+def config(
+    desired: State, *, policy: Policy | None = None, environments: tuple[str, ...] = ENVIRONMENTS
+) -> Config:
     return Config(
         organization=OrganizationSettings(region="us-east-1"),
-        policy=policy,
+        policy=policy or Policy(),
         desired=desired,
         environments=environments,
         sources=("org.yaml",),
