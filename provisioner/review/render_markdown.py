@@ -21,6 +21,10 @@ from provisioner.escape import markdown_code as code
 from provisioner.review import text
 from provisioner.review.model import Admin, Grant, Origin, Review
 
+# The checklist is for attesting grants; the period's changes are context, so a
+# long history is cut here (the other formats hold all of it).
+CHANGES_LIMIT = 50
+
 
 def _grant_item(g: Grant) -> str:
     parts = [code(g.user), code(g.workspace), code(g.reason) if g.reason else "no reason given"]
@@ -92,9 +96,14 @@ def render_markdown(review: Review) -> str:
             [
                 f"- {code(text.moment(c.run.time))} {text.change_text(c)} {code(c.key)}"
                 + (f" — commit {code(text.commit(c.run))}" if c.run.commit else "")
-                for c in review.changes
+                for c in review.changes[:CHANGES_LIMIT]
             ]
             or ["None recorded." if s.audit_log else "No audit log given."]
+        ),
+        *(
+            [f"- … and {len(review.changes) - CHANGES_LIMIT} more: see the HTML, CSV or JSON review."]
+            if len(review.changes) > CHANGES_LIMIT
+            else []
         ),
         "",
     ]
