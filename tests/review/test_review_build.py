@@ -12,7 +12,7 @@ import pytest
 from provisioner.audit import AuditLogError
 from provisioner.escape import html, spreadsheet_cell
 from provisioner.model import Membership, Policy, State, User, Workspace
-from provisioner.review.audit_history import read_audit_log, split_membership_key
+from provisioner.review.audit_history import AuditEntry, read_audit_log, split_membership_key
 from provisioner.review.build import build_review
 from provisioner.review.model import Origin, Provenance
 from provisioner.review.render_csv import render_csv
@@ -79,7 +79,9 @@ HISTORY_CASES = [
 @pytest.mark.parametrize(
     ("records", "provenance", "line"), [c[1:] for c in HISTORY_CASES], ids=[c[0] for c in HISTORY_CASES]
 )
-def test_a_grants_history_comes_from_the_last_run_that_touched_it(records, provenance, line) -> None:  # noqa: ANN001
+def test_a_grants_history_comes_from_the_last_run_that_touched_it(
+    records: list[AuditEntry] | None, provenance: Provenance, line: int | None
+) -> None:
     review = build_review(
         config(desired(Membership(*PROD))), state(PROD), IDENTITY, records, NOW, NOW - timedelta(days=90)
     )

@@ -16,11 +16,12 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 
-import cmarkgfm
-import jsonschema
+import cmarkgfm  # type: ignore[import-untyped]  # cmarkgfm ships no type information
+import jsonschema  # type: ignore[import-untyped]  # no stubs in the test extras
 import pytest
-from cmarkgfm.cmark import Options
+from cmarkgfm.cmark import Options  # type: ignore[import-untyped]  # as above
 
+from provisioner.sandbox import RunningSandbox
 from tests.e2e.conftest import Api, Cli, org_config
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "review.schema.json").read_text())
@@ -110,7 +111,7 @@ class TaskItems(HTMLParser):
 
 
 @pytest.fixture
-def history(sandbox, cli: Cli, api: Api, tmp_path: Path) -> dict[str, str]:  # noqa: ANN001
+def history(sandbox: RunningSandbox, cli: Cli, api: Api, tmp_path: Path) -> dict[str, str]:
     """Two applies from two commits, an out-of-band grant, and a config edited since."""
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -148,11 +149,11 @@ def review(cli: Cli, history: dict[str, str], fmt: str, tmp_path: Path) -> str:
 
 
 def test_review_json_holds_production_access_history_out_of_band_and_expiry(
-    sandbox,
+    sandbox: RunningSandbox,
     cli: Cli,
     api: Api,
     history: dict[str, str],
-    tmp_path: Path,  # noqa: ANN001
+    tmp_path: Path,
 ) -> None:
     doc = json.loads(review(cli, history, "json", tmp_path))
     jsonschema.validate(doc, SCHEMA)
@@ -196,11 +197,11 @@ def test_review_json_holds_production_access_history_out_of_band_and_expiry(
 
 
 def test_review_csv_has_one_row_per_access_and_no_formula(
-    sandbox,
+    sandbox: RunningSandbox,
     cli: Cli,
     api: Api,
     history: dict[str, str],
-    tmp_path: Path,  # noqa: ANN001
+    tmp_path: Path,
 ) -> None:
     text = review(cli, history, "csv", tmp_path)
     rows = list(csv.DictReader(io.StringIO(text, newline="")))
@@ -216,10 +217,10 @@ def test_review_csv_has_one_row_per_access_and_no_formula(
 
 
 def test_review_markdown_is_a_checklist_a_reason_cannot_break(
-    sandbox,
+    sandbox: RunningSandbox,
     cli: Cli,
     history: dict[str, str],
-    tmp_path: Path,  # noqa: ANN001
+    tmp_path: Path,
 ) -> None:
     text = review(cli, history, "markdown", tmp_path)
     assert "- [ ] `bob@acme.com` — `notetaker-production` — `INC-4711 on-call`" in text
@@ -240,10 +241,10 @@ def test_review_markdown_is_a_checklist_a_reason_cannot_break(
 
 
 def test_review_html_marks_out_of_band_and_escapes_every_value(
-    sandbox,
+    sandbox: RunningSandbox,
     cli: Cli,
     history: dict[str, str],
-    tmp_path: Path,  # noqa: ANN001
+    tmp_path: Path,
 ) -> None:
     page = review(cli, history, "html", tmp_path)
     assert page.count("<script>") == 1  # the page's own filter script, nothing injected
@@ -257,7 +258,7 @@ def test_review_html_marks_out_of_band_and_escapes_every_value(
     assert f"Changes since {(TODAY - timedelta(days=90)).isoformat()}" in page
 
 
-def test_review_refuses_an_unreadable_audit_log(sandbox, cli: Cli, tmp_path: Path) -> None:  # noqa: ANN001
+def test_review_refuses_an_unreadable_audit_log(sandbox: RunningSandbox, cli: Cli, tmp_path: Path) -> None:
     config = tmp_path / "org.yaml"
     config.write_text(org_config(sandbox.base_url, V1))
     log = tmp_path / "audit.jsonl"
@@ -268,7 +269,9 @@ def test_review_refuses_an_unreadable_audit_log(sandbox, cli: Cli, tmp_path: Pat
     assert result.stdout == ""
 
 
-def test_review_refuses_a_bad_since_and_several_configs(sandbox, cli: Cli, tmp_path: Path) -> None:  # noqa: ANN001
+def test_review_refuses_a_bad_since_and_several_configs(
+    sandbox: RunningSandbox, cli: Cli, tmp_path: Path
+) -> None:
     config = tmp_path / "org.yaml"
     config.write_text(org_config(sandbox.base_url, V1))
     bad = cli("review", "-c", str(config), "--since", "last spring")
