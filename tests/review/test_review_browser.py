@@ -58,7 +58,7 @@ def run_chromium(profile: Path, *args: str) -> tuple[subprocess.CompletedProcess
         *args,
     ]
     started = time.monotonic()
-    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30)
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stderr[-2000:]
     return result, elapsed
