@@ -140,6 +140,13 @@ def review(
         config_commit=git_commit(folder) if folder else None,
         audit_log=audit_log,
     )
+    name = read.identity.organization.name
+    if records is not None and not any(r.organization == name for r in records):
+        click.echo(
+            f"Note: {terminal(str(audit_log))} records no apply of {terminal(name)}; "
+            "every grant reads 'before the audit log'.",
+            err=True,
+        )
     text = RENDERERS[fmt](report)
     if output is None:
         click.echo(text, nl=False)

@@ -278,3 +278,17 @@ def test_review_refuses_a_bad_since_and_several_configs(
     assert bad.returncode == 1 and "is not a date" in bad.stderr
     two = cli("review", "-c", str(config), "-c", str(config))
     assert two.returncode == 1 and "give one -c" in two.stderr
+
+
+def test_review_notes_an_audit_log_without_this_organization(
+    sandbox: RunningSandbox, cli: Cli, tmp_path: Path
+) -> None:
+    config = tmp_path / "org.yaml"
+    config.write_text(org_config(sandbox.base_url, V1))
+    log = tmp_path / "audit.jsonl"
+    log.write_text('{"time": "2026-01-01T00:00:00+00:00", "organization": "another org"}\n')
+    result = cli("review", "-c", str(config), "--audit-log", str(log), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert "records no apply of sandbox" in result.stderr
+    doc = json.loads(result.stdout)
+    assert {a["provenance"] for a in doc["admins"]} == {"before-log"}
