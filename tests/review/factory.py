@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 from provisioner.model import (
@@ -81,7 +80,3 @@ def large_review(users: int = 2_000, workspaces: int = 50) -> Review:
         [Membership(m.workspace, m.user, id="x") for m in grants],
     )
     return build_review(config(desired), current, IDENTITY, None, NOW, NOW - timedelta(days=90))
-
-
-def audit_line(record: dict[str, object]) -> str:
-    return json.dumps(record, sort_keys=True)
