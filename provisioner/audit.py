@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from provisioner.apply.executor import ApplyReport, ChangeResult
 from provisioner.errors import ProvisionerError
-from provisioner.model import ACTIVE, Membership, State, User, Workspace
+from provisioner.model import ACTIVE, Config, Membership, State, User, Workspace
 
 AUDIT_FORMAT_VERSION = 1
 
@@ -48,6 +48,18 @@ def git_commit(cwd: str | os.PathLike[str] | None = None) -> str | None:
         return None
     commit = out.stdout.strip()
     return commit if out.returncode == 0 and len(commit) >= 7 else None
+
+
+def config_commit(config: Config) -> str | None:
+    """The git commit of the repository holding the config's first source; None outside one.
+
+    Read from the config's own folder, not the working directory: a run may
+    start anywhere.
+    """
+    if not config.sources:
+        return None
+    source = os.path.abspath(config.sources[0])
+    return git_commit(source if os.path.isdir(source) else os.path.dirname(source))
 
 
 def compact_state(state: State) -> dict[str, Any]:

@@ -18,6 +18,10 @@ through exactly one of the functions below, at the point where it joins output:
   it can be read as a workflow command.
 * ``log_text`` -- a message for stderr, which is a terminal or a CI log:
   ``terminal_lines`` and ``neutralize_workflow_commands`` together.
+* ``spreadsheet_cell`` -- one CSV cell that a spreadsheet opens: it cannot
+  start a formula.
+* ``html`` -- one value in an HTML document, as element text or inside a quoted
+  attribute value: it cannot open a tag, end an attribute or start a script.
 
 Decisions worth knowing:
 
@@ -30,6 +34,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import html as _html
 import re
 import unicodedata
 
@@ -137,3 +142,33 @@ def neutralize_workflow_commands(text: str) -> str:
 def log_text(text: str) -> str:
     """A message (possibly of several lines) for stderr, a terminal or a CI log: both escapes."""
     return neutralize_workflow_commands(terminal_lines(text))
+
+
+def html(text: str) -> str:
+    """``text`` for HTML element content or a double- or single-quoted attribute value.
+
+    ``& < > " '`` become character references, so the value cannot open a tag
+    or comment, or end the attribute it sits in. Controls and invisible
+    characters are shown visibly first (as ``terminal`` does): a page must not
+    show two different names alike, or reorder them with a bidi override.
+    Never use it for an unquoted attribute, a URL, or inside ``<script>``/``<style>``.
+    """
+    return _html.escape(terminal(text), quote=True)
+
+
+# A cell starting with one of these is a formula (or becomes one) in Excel,
+# LibreOffice and Google Sheets; OWASP's "CSV injection" advice.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(text: str) -> str:
+    """``text`` as one CSV cell for a spreadsheet: never read as a formula.
+
+    A cell that starts with ``= + - @``, a tab or a carriage return is
+    prefixed with ``'``, which spreadsheets show as text (OWASP's advice for
+    CSV injection). Controls and invisible characters are shown visibly first,
+    as ``terminal`` does. The CSV writer still quotes the cell.
+    """
+    if text.startswith(_FORMULA_START):
+        return "'" + terminal(text)
+    return terminal(text)

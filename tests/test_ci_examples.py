@@ -224,8 +224,8 @@ def test_the_checker_reports_unknown_subcommands_flags_and_choices() -> None:
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        (GITHUB, {"validate", "plan", "apply", "drift"}),
-        (GITLAB, {"validate", "plan", "apply", "drift"}),
+        (GITHUB, {"validate", "plan", "apply", "drift", "review"}),
+        (GITLAB, {"validate", "plan", "apply", "drift", "review"}),
         (PRE_COMMIT, {"validate"}),
     ],
     ids=lambda v: v.name if isinstance(v, Path) else "",
@@ -282,11 +282,16 @@ def test_github_plan_and_drift_use_a_developer_key_and_only_apply_gets_the_admin
     doc = yaml.safe_load(text)
     jobs = doc["jobs"]
     developer, admin = "${{ secrets.RECALL_DEVELOPER_KEY }}", "${{ secrets.RECALL_ADMIN_KEY }}"
-    assert _github_key_steps(jobs) == {"plan": {developer}, "drift": {developer}, "apply": {admin}}
+    assert _github_key_steps(jobs) == {
+        "plan": {developer},
+        "drift": {developer},
+        "review": {developer},
+        "apply": {admin},
+    }
     # Every step that calls the API has the key; no step or workflow-level env has it otherwise.
     for name, job in jobs.items():
         for step in job.get("steps", []):
-            if re.search(r"\bprovisioner (plan|apply|drift)\b", step.get("run", "")):
+            if re.search(r"\bprovisioner (plan|apply|drift|review)\b", step.get("run", "")):
                 assert "RECALL_API_KEY" in step.get("env", {}), (name, step.get("name"))
     assert "RECALL_API_KEY" not in doc.get("env", {})
     # The admin key is an environment secret: only the job in the protected environment names it.
@@ -301,6 +306,7 @@ def test_gitlab_plan_and_drift_use_a_developer_key_and_only_apply_gets_the_admin
     jobs = {name: job for name, job in doc.items() if isinstance(job, dict) and "stage" in job}
     assert jobs["plan"]["variables"] == {"RECALL_API_KEY": "$RECALL_DEVELOPER_KEY"}
     assert jobs["drift"]["variables"] == {"RECALL_API_KEY": "$RECALL_DEVELOPER_KEY"}
+    assert jobs["review"]["variables"] == {"RECALL_API_KEY": "$RECALL_DEVELOPER_KEY"}
     assert jobs["apply"]["variables"] == {"RECALL_API_KEY": "$RECALL_ADMIN_KEY"}
     assert jobs["apply"]["environment"]["name"] == "access"
     assert [name for name, job in jobs.items() if "environment" in job] == ["apply"]
@@ -338,7 +344,7 @@ def test_the_audit_log_cache_key_includes_the_run_attempt() -> None:
         for step in job.get("steps", [])
         if str(step.get("uses", "")).startswith("actions/cache") and step["with"]["path"] == "audit.jsonl"
     ]
-    assert len(cache_steps) == 3  # apply restores and saves, drift restores
+    assert len(cache_steps) == 4  # apply restores and saves, drift and review restore
     for step in cache_steps:
         assert "${{ github.run_attempt }}" in step["with"]["key"]
 
@@ -474,3 +480,27 @@ def test_the_pre_commit_hook_validates_a_path_not_the_changed_files() -> None:
     assert hook["pass_filenames"] is False
     assert hook["args"][0] == "-c"
     assert re.search(hook["files"], "access.yaml") and not re.search(hook["files"], "README.md")
+
+
+def test_a_quarterly_job_runs_review_and_keeps_html_and_csv() -> None:
+    """Issue 15: a scheduled quarterly review whose HTML and CSV are kept as artifacts."""
+    github = yaml.safe_load(GITHUB.read_text())
+    quarterly = "0 7 1 1,4,7,10 *"
+    assert {"cron": quarterly} in github[True]["schedule"]
+    jobs = github["jobs"]
+    assert quarterly in jobs["review"]["if"] and quarterly not in jobs["drift"]["if"]
+    assert jobs["review"]["permissions"] == {"contents": "read"}
+    upload = next(
+        s for s in jobs["review"]["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact")
+    )
+    assert set(upload["with"]["path"].split()) == {"access-review.html", "access-review.csv"}
+    formats = {frozenset(v) & {"html", "csv", "markdown"} for v in _by_command(GITHUB)["review"]}
+    assert {frozenset({"html"}), frozenset({"csv"})} <= formats
+
+    gitlab = yaml.safe_load(GITLAB.read_text())
+    assert gitlab["review"]["rules"] == [
+        {"if": '$CI_PIPELINE_SOURCE == "schedule" && $PROVISIONER_JOB == "review"'}
+    ]
+    assert "review" not in gitlab["drift"]["rules"][0]["if"].replace('!= "review"', "")
+    assert {"access-review.html", "access-review.csv"} <= set(gitlab["review"]["artifacts"]["paths"])
+    assert quarterly in GITLAB.read_text()

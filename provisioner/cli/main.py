@@ -156,6 +156,12 @@ COMMANDS: Mapping[str, LazyCommand] = {
     "export": LazyCommand(
         "provisioner.cli.export:export", "Export the current organization as a version-1 config."
     ),
+    "review": LazyCommand(
+        "provisioner.cli.review:review",
+        "Write an access review of the organization as it is now: admins, production access with "
+        "when and why it was granted, the access matrix, expiring grants and the changes of the period. "
+        "Read-only; works with a developer's key.",
+    ),
     "sandbox": LazyCommand(
         "provisioner.cli.sandbox:sandbox",
         "A local sandbox of the regional API (SQLite-backed) for trying plans and for tests.",

@@ -17,7 +17,6 @@ The phases, for all the organizations of one run:
 
 from __future__ import annotations
 
-import os
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -29,7 +28,7 @@ from typing import Protocol, TextIO
 from provisioner import __version__
 from provisioner.api.client import ApiClient
 from provisioner.apply.executor import ApplyReport, ChangeResult, StopRequest, apply_plan
-from provisioner.audit import AuditRecord, Pin, append_record, git_commit
+from provisioner.audit import AuditRecord, Pin, append_record, config_commit
 from provisioner.errors import (
     ApplyAbortedError,
     ApplyError,
@@ -230,14 +229,6 @@ def _check(prepared: PreparedOrganization, options: ApplyOptions) -> PreparedOrg
     return prepared
 
 
-def _config_folder(config: Config) -> str | None:
-    """The folder of the config's first source: its git commit goes into the audit record."""
-    if not config.sources:
-        return None
-    source = os.path.abspath(config.sources[0])
-    return source if os.path.isdir(source) else os.path.dirname(source)
-
-
 def audit_record(prepared: PreparedOrganization, report: ApplyReport) -> AuditRecord:
     """What one organization's apply did, pinned to the plan that was reviewed."""
     planned, expectation = prepared.planned, prepared.expectation
@@ -250,7 +241,7 @@ def audit_record(prepared: PreparedOrganization, report: ApplyReport) -> AuditRe
         state_fingerprint=planned.plan.state_fingerprint,
         report=report,
         left_behind=replay(planned.current, sorted(applied, key=lambda c: c.phase)),
-        commit=git_commit(_config_folder(prepared.config)),
+        commit=config_commit(prepared.config),
         pin=Pin(
             applied_digest=prepared.digest,
             expected_digest=None if expectation is None else expectation.digest,

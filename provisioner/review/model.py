@@ -1,0 +1,149 @@
+"""What an access review is: the organization as it is now, with its history, as data.
+
+``provisioner.review.build.build_review`` makes a ``Review`` from the config,
+the current state, the identity and the audit log's records; one renderer per
+format (HTML, CSV, JSON, markdown) turns it into output. The renderers make
+sentences; nothing here does.
+
+Decisions worth knowing:
+
+* A ``Grant`` is one user's access to one workspace instance *on the server*
+  now. What the config says about it (reason, expiry, declared or not) and
+  what the audit log says (which apply granted it) are attached to it.
+* ``Origin`` says how the grant relates to the config: declared, out of band
+  (on the server, not in the config), expired (declared, past its expiry, still
+  on the server), or ignored (``policy.ignore_*`` puts it outside the config's
+  reach).
+* ``Provenance`` says what the audit log knows: granted by a recorded apply
+  (``since`` is that run), there before the log starts, not granted by any
+  recorded apply, or no audit log was given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+
+class Origin(str, Enum):
+    """How a grant on the server relates to the config."""
+
+    DECLARED = "declared"
+    OUT_OF_BAND = "out-of-band"
+    EXPIRED = "expired"
+    IGNORED = "ignored"
+
+
+class Provenance(str, Enum):
+    """What the audit log says about when a grant (or an admin role) came to be."""
+
+    GRANTED = "granted"  # a recorded apply made it; ``since`` is that run
+    BEFORE_LOG = "before-log"  # present before the first recorded apply
+    NOT_BY_APPLY = "not-by-apply"  # appeared outside every recorded apply
+    NO_LOG = "no-log"  # no audit log was given
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One apply, as the audit log records it: when, from which commit, which log line."""
+
+    time: datetime
+    commit: str | None
+    line: int
+    plan_digest: str | None = None
+    result: str = "success"
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Which organization, read when, from which config."""
+
+    organization: str
+    region: str
+    endpoint: str
+    read_at: datetime
+    config_digest: str
+    config_commit: str | None
+    config_sources: tuple[str, ...]
+    audit_log: str | None
+    period_start: datetime
+    users: int
+    workspaces: int
+    grants: int
+    production_grants: int
+    out_of_band: int
+
+
+@dataclass(frozen=True, slots=True)
+class Admin:
+    """A user with the admin role on the server."""
+
+    email: str
+    status: str  # active or invited
+    declared: bool  # the config declares this user as an admin
+    provenance: Provenance
+    since: Run | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One user's access to one workspace instance on the server now."""
+
+    workspace: str
+    user: str
+    environment: str | None
+    production: bool
+    role: str
+    status: str
+    origin: Origin
+    provenance: Provenance
+    since: Run | None = None
+    reason: str | None = None
+    expires: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """A workspace instance, a column of the matrix."""
+
+    name: str
+    environment: str | None
+    production: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A grant, revocation or role change in the review period, from the audit log."""
+
+    run: Run
+    action: str  # create, update or delete, as in a plan
+    type: str  # user, workspace or membership
+    key: str
+    workspace: str | None = None
+    user: str | None = None
+
+
+@dataclass(frozen=True)
+class Review:
+    """Everything one access review shows, for one organization.
+
+    ``instances`` are in matrix order: production first, then by environment
+    and name. ``grants`` are in the same order, then by user. ``users`` are the
+    matrix rows, by email.
+    """
+
+    summary: Summary
+    admins: tuple[Admin, ...]
+    users: tuple[str, ...]
+    instances: tuple[Instance, ...]
+    grants: tuple[Grant, ...]
+    expiring: tuple[Grant, ...]  # declared grants that run out within the warning window
+    past_expiry: tuple[Grant, ...]  # grants past their expiry and still on the server
+    changes: tuple[Change, ...]
+    expiry_window_days: int = 30
+
+    @property
+    def production_grants(self) -> tuple[Grant, ...]:
+        """The grants on production instances, in report order."""
+        return tuple(g for g in self.grants if g.production)

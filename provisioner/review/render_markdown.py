@@ -1,0 +1,110 @@
+"""The access review as an attestation checklist for an issue or a pull request.
+
+One task-list item per production grant and per admin, e.g.::
+
+    - [ ] `alice@acme.com` — `notetaker-production` — `INC-4711 on-call`
+
+Reviewers tick what stays; what is left unticked becomes the next config
+change.
+
+Decisions worth knowing:
+
+* Every value is an inline code span (``escape.markdown_code``), so a reason
+  or an email cannot end the item, open another list, a heading, a comment, a
+  link or a mention: an item is one line whatever the value holds.
+* Out-of-band grants and admins are marked in bold words, never by a value.
+"""
+
+from __future__ import annotations
+
+from provisioner.escape import markdown_code as code
+from provisioner.review import text
+from provisioner.review.model import Admin, Grant, Origin, Review
+
+# The checklist is for attesting grants; the period's changes are context, so a
+# long history is cut here (the other formats hold all of it).
+CHANGES_LIMIT = 50
+
+
+def _grant_item(g: Grant) -> str:
+    parts = [code(g.user), code(g.workspace), code(g.reason) if g.reason else "no reason given"]
+    if g.expires is not None:
+        parts.append(f"expires {code(text.expiry(g.expires))}")
+    parts.append(f"since {code(text.since(g.provenance, g.since))}")
+    if g.since is not None and g.since.commit:
+        parts.append(f"commit {code(text.commit(g.since))}")
+    if g.origin is not Origin.DECLARED:
+        parts.append(f"**{text.ORIGIN_TEXT[g.origin]}**")
+    return "- [ ] " + " — ".join(parts)
+
+
+def _admin_item(a: Admin) -> str:
+    parts = [code(a.email), f"admin, {code(a.status)}"]
+    parts.append("declared" if a.declared else "**out of band: not an admin in the config**")
+    parts.append(f"since {code(text.since(a.provenance, a.since))}")
+    if a.since is not None and a.since.commit:
+        parts.append(f"commit {code(text.commit(a.since))}")
+    return "- [ ] " + " — ".join(parts)
+
+
+def render_markdown(review: Review) -> str:
+    """The checklist for ``review``: summary, production grants, admins, expiring, changes."""
+    s = review.summary
+    lines = [
+        f"## Access review: {code(s.organization)}",
+        "",
+        f"Read {code(text.moment(s.read_at))} from {code(s.endpoint or s.region)}; "
+        f"config digest {code(s.config_digest[:16])}"
+        + (f", commit {code(s.config_commit[:12])}" if s.config_commit else "")
+        + ".",
+        f"{s.users} users, {s.workspaces} workspace instances, {s.grants} grants "
+        f"({s.production_grants} on production, {s.out_of_band} out of band).",
+        "",
+        "Tick each grant that is still needed. What stays unticked becomes the next config change.",
+        "",
+        f"### Production access ({len(review.production_grants)})",
+        "",
+        *([_grant_item(g) for g in review.production_grants] or ["No production access."]),
+        "",
+        f"### Admins ({len(review.admins)})",
+        "",
+        *([_admin_item(a) for a in review.admins] or ["No admins."]),
+        "",
+        f"### Expiring within {review.expiry_window_days} days ({len(review.expiring)})",
+        "",
+        *(
+            [
+                f"- {code(g.user)} — {code(g.workspace)} — expires {code(text.expiry(g.expires))}"
+                for g in review.expiring
+            ]
+            or ["None."]
+        ),
+        "",
+        f"### Past expiry, still on the server ({len(review.past_expiry)})",
+        "",
+        *(
+            [
+                f"- {code(g.user)} — {code(g.workspace)} — expired {code(text.expiry(g.expires))}"
+                for g in review.past_expiry
+            ]
+            or ["None."]
+        ),
+        "",
+        f"### Changes since {code(text.moment(s.period_start))} ({len(review.changes)})",
+        "",
+        *(
+            [
+                f"- {code(text.moment(c.run.time))} {text.change_text(c)} {code(c.key)}"
+                + (f" — commit {code(text.commit(c.run))}" if c.run.commit else "")
+                for c in review.changes[:CHANGES_LIMIT]
+            ]
+            or ["None recorded." if s.audit_log else "No audit log given."]
+        ),
+        *(
+            [f"- … and {len(review.changes) - CHANGES_LIMIT} more: see the HTML, CSV or JSON review."]
+            if len(review.changes) > CHANGES_LIMIT
+            else []
+        ),
+        "",
+    ]
+    return "\n".join(lines)
