@@ -22,7 +22,7 @@ import pytest
 from cmarkgfm.cmark import Options  # type: ignore[import-untyped]  # as above
 
 from provisioner.sandbox import RunningSandbox
-from tests.e2e.conftest import Api, Cli, org_config
+from tests.support import Api, Cli, org_config
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "review.schema.json").read_text())
 # A reason that tries to break out of every format: a table cell, a tag, a
