@@ -45,8 +45,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from provisioner.errors import ProvisionerError, StalePlanError
 from provisioner.plan.digest import (
     DigestError,
@@ -174,6 +172,10 @@ def read_plan_document(
             f"{source} is not a plan saved or printed by this provisioner (no digest or "
             f"organization id); {replan}"
         )
+    # Imported here: only reading a plan document needs jsonschema, and a plan
+    # or apply without --plan should not pay for importing it (benchmarks/startup.py).
+    import jsonschema
+
     try:
         validate_plan_document(content)
         plan = plan_from_dict(content)
