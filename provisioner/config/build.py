@@ -36,6 +36,7 @@ from provisioner.config.text import char_problem, email_problem, excerpt
 from provisioner.config.yamlsource import Path
 from provisioner.endpoint import OperatorAllowances
 from provisioner.model import (
+    DEFAULT_NAME_FORMAT,
     DEFAULT_TOKEN_ENV,
     DEFAULT_WORKSPACE_LIMIT,
     ROLES,
@@ -50,9 +51,6 @@ from provisioner.model import (
     identity_key,
 )
 
-# The one copy in config/; it moves to ``model.DEFAULT_NAME_FORMAT`` (issue 12),
-# and this line then imports it from there.
-DEFAULT_NAME_FORMAT = "{workspace}-{environment}"
 # ``\Z``, not ``$``: ``$`` also matches before a trailing newline.
 EMAIL_RE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+\Z")
 _SUGGEST_LIMIT = 20  # looking for close names among thousands costs; suggest for the first few
