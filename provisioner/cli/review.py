@@ -1,52 +1,22 @@
 """``provisioner review``: the periodic access review, read-only.
 
-Thin: load the config, read the organization as ``plan`` does (through
-``read_organization``, the one adapter to the reading layer), read the audit
-log, then hand everything to ``provisioner.review.build.build_review`` and
-write the requested format. Works with a developer's key; changes nothing.
+Thin: parse options, load the config, call ``provisioner.service.review``
+and write the requested format. Works with a developer's key; changes nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, time
 
 import click
 
-from provisioner.api.reader import read_state_and_identity
-from provisioner.audit import config_commit
 from provisioner.cli.options import config_option, endpoint_options, parallelism_option
 from provisioner.config import load_configs
 from provisioner.endpoint import OperatorAllowances
 from provisioner.errors import ProvisionerError
 from provisioner.escape import terminal
-from provisioner.model import Config, Identity, State
 from provisioner.review import RENDERERS
-from provisioner.review.audit_history import read_audit_log
-from provisioner.review.build import DEFAULT_PERIOD, build_review
-from provisioner.service.connection import connect
-
-
-@dataclass(frozen=True)
-class OrganizationRead:
-    """What one read of the organization gives a review."""
-
-    current: State
-    identity: Identity
-    endpoint: str
-
-
-def read_organization(
-    config: Config, *, api_url: str | None, sandbox: str | None, parallelism: int
-) -> OrganizationRead:
-    """Read the organization's current state and the key's identity. Makes no change.
-
-    The one place ``review`` touches the reading layer: re-point it here when
-    that layer moves.
-    """
-    with connect(config.organization, api_url=api_url, sandbox=sandbox) as (_endpoint, client):
-        current, identity = read_state_and_identity(client, parallelism=parallelism)
-        return OrganizationRead(current, identity, client.endpoint)
+from provisioner.service.review import review_org
 
 
 def parse_since(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
@@ -116,24 +86,13 @@ def review(
     if len(configs) != 1:
         raise click.UsageError("review covers one organization: give one -c")
     (config,) = load_configs(list(configs), allowances=OperatorAllowances.from_environ(api_url=api_url))
-    records = read_audit_log(audit_log) if audit_log else None
-    read = read_organization(config, api_url=api_url, sandbox=sandbox, parallelism=parallelism)
-    now = datetime.now(UTC)
-    report = build_review(
-        config,
-        read.current,
-        read.identity,
-        records,
-        now,
-        since if since is not None else now - DEFAULT_PERIOD,
-        endpoint=read.endpoint,
-        config_commit=config_commit(config),
-        audit_log=audit_log,
+    result = review_org(
+        config, audit_log=audit_log, since=since, api_url=api_url, sandbox=sandbox, parallelism=parallelism
     )
-    name = read.identity.organization.name
-    if records is not None and not any(r.organization == name for r in records):
+    report = result.review
+    if result.audit_log_without_organization:
         click.echo(
-            f"Note: {terminal(str(audit_log))} records no apply of {terminal(name)}; "
+            f"Note: {terminal(str(audit_log))} records no apply of {terminal(result.organization)}; "
             "every grant reads 'before the audit log'.",
             err=True,
         )

@@ -1,0 +1,63 @@
+"""``review``: the periodic access review of one organization, as a plain function.
+
+Reads the organization as ``plan`` does, reads the audit log, and hands both
+with the config to ``provisioner.review.build.build_review`` (pure). Changes
+nothing; works with a developer's key. The CLI only parses options and
+renders the returned ``ReviewResult``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from provisioner.api.reader import read_state_and_identity
+from provisioner.audit import config_commit
+from provisioner.model import Config
+from provisioner.review.audit_history import read_audit_log
+from provisioner.review.build import DEFAULT_PERIOD, build_review
+from provisioner.review.model import Review
+from provisioner.service.connection import connect
+from provisioner.service.runner import utcnow
+
+
+@dataclass(frozen=True)
+class ReviewResult:
+    """The review, and whether the audit log knew the organization at all."""
+
+    review: Review
+    organization: str
+    # True when an audit log was given but records no apply of this organization.
+    audit_log_without_organization: bool
+
+
+def review_org(
+    config: Config,
+    *,
+    audit_log: str | None,
+    since: datetime | None,
+    api_url: str | None,
+    sandbox: str | None,
+    parallelism: int,
+    now: datetime | None = None,
+) -> ReviewResult:
+    """Read one organization and build its access review (default period: 90 days)."""
+    records = read_audit_log(audit_log) if audit_log else None
+    with connect(config.organization, api_url=api_url, sandbox=sandbox) as (_endpoint, client):
+        current, identity = read_state_and_identity(client, parallelism=parallelism)
+        endpoint = client.endpoint
+    moment = now or utcnow()
+    review = build_review(
+        config,
+        current,
+        identity,
+        records,
+        moment,
+        since if since is not None else moment - DEFAULT_PERIOD,
+        endpoint=endpoint,
+        config_commit=config_commit(config),
+        audit_log=audit_log,
+    )
+    name = identity.organization.name
+    unknown = records is not None and not any(r.organization == name for r in records)
+    return ReviewResult(review, name, unknown)
