@@ -206,6 +206,37 @@ class Expectation:
     source: str
     reviewed: Plan | None = None
     target: PlanTarget | None = None
+    # From a text plan or a plan comment: its change lines (``  + user …``), so a
+    # refusal can still show the difference line by line; ``lines_complete`` is
+    # False when the comment was shortened and some lines are missing.
+    reviewed_lines: tuple[str, ...] | None = None
+    lines_complete: bool = True
+
+
+def _line_difference(expectation: Expectation, fresh: Plan) -> list[str]:
+    """The difference as plan lines, when only the reviewed plan's text is known."""
+    from provisioner.render.plan_text import cascade_counts, change_line
+
+    assert expectation.reviewed_lines is not None
+    cascades = cascade_counts(fresh)
+    fresh_lines = [change_line(c, cascades) for c in fresh.changes]
+    reviewed = set(expectation.reviewed_lines)
+    shown = set(fresh_lines)
+    added = [line for line in fresh_lines if line not in reviewed]
+    dropped = [line for line in dict.fromkeys(expectation.reviewed_lines) if line not in shown]
+    out: list[str] = []
+    if added:
+        out.append("Changes nobody reviewed (in the fresh plan only):")
+        out += added
+    if dropped:
+        out.append("Reviewed changes the fresh plan no longer makes:")
+        out += dropped
+    if not expectation.lines_complete:
+        out.append(
+            "The reviewed comment was shortened, so some of its lines are missing here; run "
+            "`provisioner plan` on the reviewed commit for the whole reviewed plan."
+        )
+    return out
 
 
 def render_difference(expectation: Expectation, fresh: Plan, target: PlanTarget, digest: str) -> str:
@@ -217,6 +248,8 @@ def render_difference(expectation: Expectation, fresh: Plan, target: PlanTarget,
         f"  reviewed digest: {expectation.digest} (from {expectation.source})",
         f"  fresh digest:    {digest}",
     ]
+    if expectation.reviewed is None and expectation.reviewed_lines is not None:
+        return "\n".join(lines + _line_difference(expectation, fresh))
     if expectation.reviewed is None:
         lines += [
             "Only the reviewed digest is known, not the reviewed changes: compare the fresh plan "

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -242,6 +243,10 @@ def load_plan(
     return SavedPlan(plan, target, digest, created_at, dict(content.get("environments") or {}))
 
 
+# A change line of the text plan, as the markdown comment's full plan repeats it.
+_CHANGE_LINE = re.compile(r"^  [+~-] .+$", re.MULTILINE)
+
+
 def read_expectation(path: str | os.PathLike[str]) -> Expectation:
     """The reviewed plan's digest from ``path`` (``apply --expect-file``).
 
@@ -279,4 +284,7 @@ def read_expectation(path: str | os.PathLike[str]) -> Expectation:
             f"{source} holds no `Plan digest: sha256:…` line; give the digest, the plan comment "
             "or the JSON plan that was reviewed"
         )
-    return Expectation(found, source)
+    # The change lines of a text plan or a plan comment's full-plan block.
+    changes = tuple(_CHANGE_LINE.findall(text))
+    shortened = "truncated:" in text or "shortened to stay under the size limit" in text
+    return Expectation(found, source, reviewed_lines=changes, lines_complete=not shortened)

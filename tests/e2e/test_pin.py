@@ -312,3 +312,22 @@ def test_the_apply_hint_repeats_an_api_url(sandbox, cli: Cli, tmp_path: Path) ->
     (command,) = re.findall(r"apply it with `([^`]+)`", saved.stderr)
     words = shlex.split(command)
     assert words[words.index("--api-url") + 1] == sandbox.base_url
+
+
+def test_a_refusal_against_the_plan_comment_names_the_difference_line_by_line(
+    sandbox, cli: Cli, api: Api, tmp_path: Path
+) -> None:
+    # The CI merge job passes the last plan comment (markdown), not the JSON plan.
+    config = write(tmp_path, sandbox)
+    reviewed = tmp_path / "reviewed.md"
+    reviewed.write_text(ok(cli("plan", "-c", config, "--format", "markdown")))
+    before = snapshot(api)
+    merged = write(tmp_path, sandbox, WITH_DAVE)
+    refused = cli("apply", "-c", merged, "--expect-file", str(reviewed), "--auto-approve")
+    assert refused.returncode == 1
+    assert snapshot(api) == before
+    assert (
+        "Changes nobody reviewed (in the fresh plan only):\n  + user dave@acme.com (admin)" in refused.stderr
+    )
+    assert "Reviewed changes the fresh plan no longer makes" not in refused.stderr
+    assert "shortened" not in refused.stderr
