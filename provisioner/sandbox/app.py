@@ -93,6 +93,11 @@ URL_MAP = Map(
         Rule(f"{API_PREFIX}/workspace_memberships/", methods=["POST"], endpoint="memberships.create"),
         Rule(f"{API_PREFIX}/workspace_memberships/<id>/", methods=["GET"], endpoint="memberships.get"),
         Rule(f"{API_PREFIX}/workspace_memberships/<id>/", methods=["DELETE"], endpoint="memberships.delete"),
+        Rule(f"{API_PREFIX}/api_keys/", methods=["GET"], endpoint="api_keys.list"),
+        Rule(f"{API_PREFIX}/api_keys/", methods=["POST"], endpoint="api_keys.create"),
+        Rule(f"{API_PREFIX}/api_keys/<id>/", methods=["GET"], endpoint="api_keys.get"),
+        Rule(f"{API_PREFIX}/api_keys/<id>/", methods=["PATCH"], endpoint="api_keys.update"),
+        Rule(f"{API_PREFIX}/api_keys/<id>/", methods=["DELETE"], endpoint="api_keys.delete"),
         Rule(f"{API_PREFIX}/_sandbox/stats", methods=["GET"], endpoint="sandbox.stats"),
         Rule(f"{API_PREFIX}/_sandbox/stats/reset", methods=["POST"], endpoint="sandbox.reset"),
     ]
@@ -294,15 +299,19 @@ def _page_size(raw: str | None) -> int:
     return size
 
 
-def list_page(call: Call, resource: Resource) -> Response:
-    """One keyset page of ``resource`` with absolute ``next``/``previous`` links."""
+def list_page(call: Call, resource: Resource, filters: dict[str, str] | None = None) -> Response:
+    """One keyset page of ``resource`` with absolute ``next``/``previous`` links.
+
+    ``filters`` default to the resource's filters present in the query.
+    """
     args = call.request.args
     size = _page_size(args.get("page_size"))
     after = before = None
     if "cursor" in args:
         direction, seq = _decode_cursor(args["cursor"])
         after, before = (seq, None) if direction == "a" else (None, seq)
-    filters = {name: args[name] for name in resource.filters if name in args}
+    if filters is None:
+        filters = {name: args[name] for name in resource.filters if name in args}
     rows, more = store.page(call.conn, resource.table, after=after, before=before, size=size, filters=filters)
 
     def beyond(seq: int, forward: bool) -> bool:
@@ -437,6 +446,7 @@ def delete_user(call: Call) -> Response:
     # Removing a user removes their memberships and keys in the same transaction.
     call.conn.execute("DELETE FROM memberships WHERE user_id = ?", (row["id"],))
     call.conn.execute("DELETE FROM tokens WHERE user_id = ?", (row["id"],))
+    call.conn.execute("DELETE FROM api_keys WHERE user_id = ?", (row["id"],))
     call.conn.execute("DELETE FROM users WHERE id = ?", (row["id"],))
     return json_response(204, None)
 
@@ -549,9 +559,14 @@ def delete_membership(call: Call) -> Response:
     return json_response(204, None)
 
 
+# api_keys builds on the helpers above; the package imports this module first,
+# so every name api_keys takes from here is defined when it runs.
+from provisioner.sandbox import api_keys  # noqa: E402
+
 # An explicit mapping from endpoint to handler: the routing table above and
 # this one are the whole API surface.
 HANDLERS: dict[str, Callable[[Call], Response]] = {
+    **api_keys.HANDLERS,
     "me": me,
     "users.list": lambda call: list_page(call, USERS),
     "users.create": create_user,
@@ -568,6 +583,8 @@ HANDLERS: dict[str, Callable[[Call], Response]] = {
     "memberships.get": get_membership,
     "memberships.delete": delete_membership,
 }
+# How an idempotent answer is recorded for replay, where it is not verbatim.
+RECORDED_BODY: dict[str, Callable[[bytes], bytes]] = {"api_keys.create": api_keys.recorded_body}
 
 
 def allowed_methods(path: str) -> str:
@@ -833,10 +850,12 @@ class SandboxApp:
 
     def _dispatch(self, request: Request, endpoint: str, values: dict[str, str], is_write: bool) -> Response:
         """Authenticate, authorize and run the handler in one transaction."""
-        with self.store.transaction(write=is_write) as conn:
+        # A request made with an API key records its use: a write transaction.
+        uses_api_key = api_keys.looks_like_secret(presented_key(request))
+        with self.store.transaction(write=is_write or uses_api_key) as conn:
             try:
-                user = self._authenticate(conn, request)
-                if is_write and user["role"] != "admin":
+                user = self._authenticate(conn, request, touch=uses_api_key)
+                if is_write and user["role"] != "admin" and endpoint not in api_keys.DEVELOPER_WRITES:
                     raise ApiProblem.coded(
                         403, "permission_denied", "Developers may not make changes; use an admin's key."
                     )
@@ -855,7 +874,11 @@ class SandboxApp:
                 return problem_response(problem)
 
     @staticmethod
-    def _authenticate(conn: sqlite3.Connection, request: Request) -> sqlite3.Row:
+    def _authenticate(conn: sqlite3.Connection, request: Request, touch: bool = False) -> sqlite3.Row:
+        """The user of the presented key (a server token or an API key), or a 401.
+
+        ``touch`` records an API key's use (the caller holds a write transaction).
+        """
         key = presented_key(request)
         if key is None:
             raise ApiProblem.coded(
@@ -864,6 +887,8 @@ class SandboxApp:
                 "Authentication credentials were not provided; send 'Authorization: Token <key>'.",
             )
         user = store.user_for_key(conn, key)
+        if user is None:
+            user = api_keys.authenticate(conn, key, touch=touch)
         if user is None:
             raise ApiProblem.coded(401, "authentication_failed", "Invalid API key.")
         return user
@@ -899,10 +924,13 @@ class SandboxApp:
             response = problem_response(problem)
         if response.status_code < 500:
             kept = {name: response.headers[name] for name in _REPLAYED_HEADERS if name in response.headers}
+            recorded = response.get_data()
+            if endpoint in RECORDED_BODY:
+                recorded = RECORDED_BODY[endpoint](recorded)
             conn.execute(
                 "INSERT OR REPLACE INTO idempotency "
                 "(user_id, key, fingerprint, status, body, headers, created) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (user_id, key, fingerprint, response.status_code, response.get_data(), json.dumps(kept), now),
+                (user_id, key, fingerprint, response.status_code, recorded, json.dumps(kept), now),
             )
         return response

@@ -68,6 +68,24 @@ CREATE TABLE IF NOT EXISTS tokens (
     created_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS tokens_by_user ON tokens (user_id);
+-- API keys made through the API (provisioner.sandbox.api_keys). Unlike the
+-- server's tokens they are resources: listed, disabled, deleted. Only the
+-- hash of the secret is kept, as for tokens.
+CREATE TABLE IF NOT EXISTS api_keys (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    hash TEXT NOT NULL UNIQUE,  -- sha256 hex of the secret
+    prefix TEXT NOT NULL,  -- the secret's first characters, for recognition
+    name TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    workspace_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    last_used_at TEXT,
+    disabled INTEGER NOT NULL DEFAULT 0,
+    rev INTEGER NOT NULL DEFAULT 1
+);
+CREATE INDEX IF NOT EXISTS api_keys_by_workspace ON api_keys (workspace_id, seq);
+CREATE INDEX IF NOT EXISTS api_keys_by_user ON api_keys (user_id, seq);
 CREATE TABLE IF NOT EXISTS idempotency (
     user_id TEXT NOT NULL,
     key TEXT NOT NULL,
