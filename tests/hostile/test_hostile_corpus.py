@@ -25,14 +25,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.hostile import check_drift, check_input, check_output, check_transport
+from tests.hostile import check_drift, check_input, check_output, check_review, check_transport
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "hostile"
 ATTACKERS = {"pr-author", "out-of-band", "endpoint"}
 
 Check = Callable[[dict[str, Any], Path], None]
 CHECKS: dict[str, Check] = {}
-for module in (check_output, check_input, check_transport, check_drift):
+for module in (check_output, check_input, check_transport, check_drift, check_review):
     overlap = CHECKS.keys() & module.CHECKS.keys()
     assert not overlap, f"kinds defined twice: {overlap}"
     CHECKS.update(module.CHECKS)
