@@ -36,7 +36,7 @@ from enum import Enum
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from provisioner.errors import ApiError, NotFoundError, PreconditionFailedError
+from provisioner.errors import ApiError, ConflictError, NotFoundError, PreconditionFailedError
 from provisioner.model import Policy, State
 
 if TYPE_CHECKING:  # the plan model imports this module; these names are only annotations here
@@ -243,6 +243,43 @@ def find(
             if match(obj):
                 return obj
     return None
+
+
+class _Identified(Protocol):
+    @property
+    def id(self) -> str | None: ...
+
+
+Created = TypeVar("Created", bound=_Identified)
+
+
+def create_or_adopt(
+    ctx: ApplyContext,
+    change: Change,
+    path: str,
+    body: dict[str, Any],
+    parse: Callable[[dict[str, Any]], Created],
+    key: Callable[[Created], str],
+) -> tuple[Created, bool]:
+    """POST a create with its Idempotency-Key; on 409 adopt the object that already exists.
+
+    Someone (another run, a person) may have made it meanwhile: later changes
+    (grants) need its id, so it is found in the listing by ``key`` and its id
+    learnt either way. Returns the object and whether it already existed.
+    """
+    try:
+        created = ctx.client.post(path, body, idempotency_key=ctx.idempotency_key(change))
+    except ConflictError:
+        existing = find(ctx.client, path, parse, lambda obj: key(obj) == change.key)
+        if existing is None:
+            raise Failed(
+                f"the API says the {change.type.value} exists but does not list it; run plan again"
+            ) from None
+        ctx.learn_id(change.type, change.key, existing.id)
+        return existing, True
+    made = parse(created)
+    ctx.learn_id(change.type, change.key, made.id)
+    return made, False
 
 
 # --- the record -------------------------------------------------------------------

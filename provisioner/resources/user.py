@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from provisioner.errors import ConflictError, NotFoundError, PreconditionFailedError
+from provisioner.errors import NotFoundError, PreconditionFailedError
 from provisioner.escape import terminal
 from provisioner.model import ACTIVE, ADMIN, INVITED, State, User, identity_key
 from provisioner.plan.model import Action, Change, PlanWarning
@@ -35,8 +35,8 @@ from provisioner.resources.base import (
     ResourceKind,
     ResourceType,
     convert,
+    create_or_adopt,
     delete,
-    find,
     reread,
     sorted_items,
 )
@@ -177,19 +177,12 @@ def _replay(objects: dict[ResourceType, dict[Any, Any]], change: Change) -> None
 def _invite(c: Change, ctx: ApplyContext) -> str | None:
     wanted = c.after
     assert isinstance(wanted, User)
-    try:
-        body = ctx.client.post(USERS, invite_body(wanted), idempotency_key=ctx.idempotency_key(c))
-    except ConflictError:
-        # Invited meanwhile by someone else. Later grants need its id.
-        existing = find(ctx.client, USERS, parse_user, lambda u: u.email == wanted.email)
-        if existing is None:
-            raise Failed("the API says the user exists but does not list it; run plan again") from None
-        ctx.learn_id(TYPE, wanted.email, existing.id)
-        if existing.role != wanted.role:
-            raise Failed(f"already exists with role {existing.role}; {RUN_PLAN_AGAIN}") from None
-        return "already existed"
-    ctx.learn_id(TYPE, wanted.email, parse_user(body).id)
-    return None
+    user, existed = create_or_adopt(ctx, c, USERS, invite_body(wanted), parse_user, lambda u: u.email)
+    if not existed:
+        return None
+    if user.role != wanted.role:  # invited meanwhile by someone else, with another role
+        raise Failed(f"already exists with role {user.role}; {RUN_PLAN_AGAIN}")
+    return "already existed"
 
 
 def _change_role(c: Change, ctx: ApplyContext) -> str | None:

@@ -13,7 +13,6 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from provisioner.errors import ConflictError
 from provisioner.escape import terminal
 from provisioner.model import Workspace
 from provisioner.plan.model import Action, Change, PlanWarning
@@ -21,13 +20,12 @@ from provisioner.resources.base import (
     ApplyContext,
     DiffContext,
     Diffed,
-    Failed,
     Phase,
     Reading,
     ResourceKind,
     ResourceType,
     convert,
-    find,
+    create_or_adopt,
     sorted_items,
 )
 
@@ -109,16 +107,10 @@ def _replay(objects: dict[ResourceType, dict[Any, Any]], change: Change) -> None
 def _create(c: Change, ctx: ApplyContext) -> str | None:
     wanted = c.after
     assert isinstance(wanted, Workspace)
-    try:
-        body = ctx.client.post(WORKSPACES, workspace_body(wanted), idempotency_key=ctx.idempotency_key(c))
-    except ConflictError:
-        existing = find(ctx.client, WORKSPACES, parse_workspace, lambda w: w.name == wanted.name)
-        if existing is None:
-            raise Failed("the API says the workspace exists but does not list it; run plan again") from None
-        ctx.learn_id(TYPE, wanted.name, existing.id)
-        return "already existed"
-    ctx.learn_id(TYPE, wanted.name, parse_workspace(body).id)
-    return None
+    _, existed = create_or_adopt(
+        ctx, c, WORKSPACES, workspace_body(wanted), parse_workspace, lambda w: w.name
+    )
+    return "already existed" if existed else None
 
 
 # --- text -------------------------------------------------------------------------
