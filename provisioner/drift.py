@@ -38,10 +38,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from provisioner.model import Config, Membership, State
+from provisioner.model import Config, Credential, Membership, State, Webhook
 from provisioner.plan.diff import diff, filter_ignored
 from provisioner.plan.model import Change, Plan, ResourceType
 from provisioner.plan.power import is_production_environment  # one definition of "production"
+from provisioner.secrets.refs import SecretValues
 
 
 class Origin(str, Enum):
@@ -110,12 +111,19 @@ class DriftReport:
 
 
 def detect_drift(
-    current: State, config: Config, *, last_applied: State | None, now: datetime, organization: str
+    current: State,
+    config: Config,
+    *,
+    last_applied: State | None,
+    now: datetime,
+    organization: str,
+    secrets: SecretValues | None = None,
 ) -> DriftReport:
     """Split the plan from ``current`` to the config into drift items (see the module doc).
 
     ``last_applied`` is the state the last logged apply left behind, or
-    ``None`` without an audit log.
+    ``None`` without an audit log. ``secrets``: the values of the config's
+    secret references, compared with the server's digests as in ``plan``.
     """
     plan = diff(
         current,
@@ -124,6 +132,7 @@ def detect_drift(
         now=now,
         organization=organization,
         config_digest=config.digest,
+        secrets=secrets,
     )
     cur = filter_ignored(current, config.policy)
     des = filter_ignored(config.desired, config.policy)
@@ -140,7 +149,9 @@ def detect_drift(
     for change in plan.changes:
         if change.cascade:
             continue  # shown with its user's removal (``DriftItem.reach``)
-        if last is None:
+        if last is None or _secret_only(change):
+            # A secret is never read back: whether the server's or the config's
+            # value moved since the last apply cannot be told.
             origin = Origin.UNKNOWN
         elif _value(cur, change) == _value(last, change):
             origin = Origin.UNAPPLIED
@@ -170,21 +181,38 @@ def detect_drift(
 def _workspace_of(change: Change) -> str:
     if change.type is ResourceType.WORKSPACE:
         return change.key
-    membership = change.before if change.before is not None else change.after
-    assert isinstance(membership, Membership)
-    return membership.workspace
+    obj = change.before if change.before is not None else change.after
+    assert isinstance(obj, (Membership, Webhook, Credential))
+    return obj.workspace
+
+
+def _secret_only(change: Change) -> bool:
+    """A credential change that only rewrites secrets (its readable fields agree)."""
+    before, after = change.before, change.after
+    return (
+        isinstance(before, Credential)
+        and isinstance(after, Credential)
+        and bool(after.write)
+        and before.fields == after.fields
+    )
 
 
 def _value(state: State, change: Change) -> object:
-    """What ``state`` holds of the object ``change`` is about: a role, or presence."""
+    """What ``state`` holds of the object ``change`` is about: a role, settings, or presence."""
     if change.type is ResourceType.USER:
         user = state.users.get(change.key)
         return user.role if user is not None else None
     if change.type is ResourceType.WORKSPACE:
         return change.key in state.workspaces
-    membership = change.before if change.before is not None else change.after
-    assert isinstance(membership, Membership)
-    return (membership.workspace, membership.user.lower()) in state.memberships
+    obj = change.before if change.before is not None else change.after
+    if isinstance(obj, Webhook):
+        hook = state.webhooks.get(obj.key)
+        return None if hook is None else (hook.events, hook.enabled)
+    if isinstance(obj, Credential):
+        credential = state.credentials.get(obj.key)
+        return None if credential is None else credential.fields
+    assert isinstance(obj, Membership)
+    return (obj.workspace, obj.user.lower()) in state.memberships
 
 
 def _workspaces_by_user(

@@ -117,6 +117,13 @@ class TransportError(ApiError):
     retries exhausted, refused redirects or insecure URLs."""
 
 
+class SecretReferenceError(ProvisionerError):
+    """A secret reference of the config cannot be read at plan time (unset variable, missing file).
+
+    The message names every such reference and where the config uses it; never a value.
+    """
+
+
 class UnsafePlanError(ProvisionerError):
     """A guard refused the plan (lockout, min_admins, protected users, mass removal, ...)."""
 
@@ -142,6 +149,16 @@ class ApplyAbortedError(ApplyInterruptedError):
 
     Whoever reports it ends the process without waiting for those threads
     (``os._exit``): everything known has been written.
+    """
+
+
+class SinkError(ProvisionerError):
+    """A server-generated secret could not be delivered to the operator's sink.
+
+    Raised for a bad ``--secrets-dir``/``--secrets-command`` (both given, an
+    unparsable command, a root that is not a directory) and for a delivery that
+    failed (a symlink inside the directory, a command that failed or timed
+    out). The message names the secret and where it was going, never its value.
     """
 
 

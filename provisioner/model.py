@@ -10,7 +10,9 @@ Identity is what the diff keys on:
 
 * a user by lowercased email;
 * a workspace by name;
-* a membership by ``(workspace name, user email)``.
+* a membership by ``(workspace name, user email)``;
+* a webhook endpoint by ``(workspace name, url)``;
+* a credential by ``(workspace name, provider)``.
 
 Server ids and ETags are carried on the ``current`` side only (``None`` on the
 desired side). They never take part in identity or in the diff; the applier
@@ -85,6 +87,10 @@ class Workspace:
     id: str | None = None
     environment: str | None = None
     etag: str | None = None
+    # Desired side only: the settings sections the config manages here
+    # ("webhooks", "transcription", "platforms"). Objects of a section not
+    # named are left alone; in a named one, objects not declared are removed.
+    manages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +114,150 @@ class Membership:
         return (self.workspace, self.user)
 
 
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """A credential provider: which readable fields and which write-only secrets it has."""
+
+    name: str
+    kind: str  # TRANSCRIPTION or PLATFORM
+    fields: tuple[str, ...] = ()  # readable, required
+    optional_fields: tuple[str, ...] = ()  # readable, may be left out
+    secrets: tuple[str, ...] = ("api_key",)  # write-only, required
+
+
+TRANSCRIPTION = "transcription"
+PLATFORM = "platform"
+
+# The contract's providers (schemas/openapi.yaml, "Credentials"); the config
+# schema lists the same (a test checks they agree).
+PROVIDERS: Mapping[str, Provider] = MappingProxyType(
+    {
+        p.name: p
+        for p in (
+            Provider("assembly_ai", TRANSCRIPTION),
+            Provider("deepgram", TRANSCRIPTION),
+            Provider("rev", TRANSCRIPTION),
+            Provider("speechmatics", TRANSCRIPTION, optional_fields=("region",)),
+            Provider(
+                "aws_transcribe", TRANSCRIPTION, ("region", "access_key_id"), (), ("secret_access_key",)
+            ),
+            Provider("gladia", TRANSCRIPTION),
+            Provider("elevenlabs", TRANSCRIPTION),
+            Provider("zoom", PLATFORM, ("client_id",), (), ("client_secret", "webhook_secret")),
+            Provider("google_calendar", PLATFORM, ("client_id",), (), ("client_secret",)),
+            Provider("microsoft_calendar", PLATFORM, ("client_id",), (), ("client_secret",)),
+        )
+    }
+)
+
+# The webhook event types the contract knows (schemas/openapi.yaml, "Webhook endpoints").
+WEBHOOK_EVENTS: tuple[str, ...] = (
+    "bot.status_change",
+    "bot.done",
+    "bot.fatal",
+    "recording.done",
+    "recording.failed",
+    "transcript.done",
+    "transcript.failed",
+    "participant_events.join",
+    "participant_events.leave",
+    "calendar.update",
+    "calendar.sync_events",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRef:
+    """Where a write-only secret's value comes from: an environment variable or a file.
+
+    Only the reference is ever part of a state, a plan or a plan file; the
+    value is read at plan time (``provisioner.secrets.refs``) and held apart.
+    ``name`` is the variable's name, or the file's path relative to the
+    config's directory, after templates were filled in.
+    """
+
+    source: str  # "env" or "file"
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class SecretUse:
+    """One place a config uses a secret reference: for messages and guards.
+
+    ``where`` is ``file:line:column`` of the reference in the config.
+    """
+
+    ref: SecretRef
+    workspace: str  # the workspace instance
+    environment: str | None
+    what: str  # e.g. "credential deepgram api_key"
+    where: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SecretDigest:
+    """What the API says about a write-only secret instead of its value.
+
+    ``digest`` is PBKDF2-HMAC-SHA256 of the value under ``salt`` (hex) and
+    ``iterations``; a local value is compared by computing the same.
+    """
+
+    algorithm: str
+    iterations: int
+    salt: str
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """A webhook endpoint of one workspace instance, identified by its URL there.
+
+    The signing secret is made by the server and never read back: it is not
+    part of the state (it is delivered to a sink when the endpoint is made).
+    """
+
+    workspace: str
+    url: str
+    events: tuple[str, ...]  # sorted, unique
+    enabled: bool = True
+    id: str | None = None
+    etag: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The identity: ``(workspace name, url)``."""
+        return (self.workspace, self.url)
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """A provider's credential in one workspace instance (one per provider).
+
+    ``fields`` are the readable values, sorted by name. On the desired side
+    ``secrets`` maps each secret to its ``SecretRef`` and ``write`` names the
+    secrets an apply sends (all of them on create; the changed ones on an
+    update). On the current side ``digests`` maps each secret to its
+    ``SecretDigest``.
+    """
+
+    workspace: str
+    provider: str
+    fields: tuple[tuple[str, str], ...] = ()
+    secrets: tuple[tuple[str, SecretRef], ...] = ()
+    digests: tuple[tuple[str, SecretDigest], ...] = ()
+    write: tuple[str, ...] = ()
+    id: str | None = None
+    etag: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The identity: ``(workspace name, provider)``."""
+        return (self.workspace, self.provider)
+
+
 def _frozen(mapping: Mapping[_K, _V]) -> Mapping[_K, _V]:
     return MappingProxyType(dict(mapping))
 
@@ -123,6 +273,8 @@ class State:
     users: Mapping[str, User] = field(default_factory=lambda: MappingProxyType({}))
     workspaces: Mapping[str, Workspace] = field(default_factory=lambda: MappingProxyType({}))
     memberships: Mapping[tuple[str, str], Membership] = field(default_factory=lambda: MappingProxyType({}))
+    webhooks: Mapping[tuple[str, str], Webhook] = field(default_factory=lambda: MappingProxyType({}))
+    credentials: Mapping[tuple[str, str], Credential] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def build(
@@ -130,12 +282,16 @@ class State:
         users: list[User] | tuple[User, ...] = (),
         workspaces: list[Workspace] | tuple[Workspace, ...] = (),
         memberships: list[Membership] | tuple[Membership, ...] = (),
+        webhooks: list[Webhook] | tuple[Webhook, ...] = (),
+        credentials: list[Credential] | tuple[Credential, ...] = (),
     ) -> State:
         """Key the objects by identity. Later duplicates replace earlier ones."""
         return cls(
             users=_frozen({u.email: u for u in users}),
             workspaces=_frozen({w.name: w for w in workspaces}),
             memberships=_frozen({m.key: m for m in memberships}),
+            webhooks=_frozen({h.key: h for h in webhooks}),
+            credentials=_frozen({c.key: c for c in credentials}),
         )
 
 
@@ -189,6 +345,8 @@ class Policy:
     protected_users: frozenset[str] = frozenset()  # lowercased emails
     ignore_users: tuple[str, ...] = ()  # fnmatch globs over lowercased emails
     ignore_workspaces: tuple[str, ...] = ()  # fnmatch globs over workspace names
+    ignore_webhooks: tuple[str, ...] = ()  # fnmatch globs over webhook URLs
+    ignore_credentials: tuple[str, ...] = ()  # fnmatch globs over provider names
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,3 +384,7 @@ class Config:
     environments: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     digest: str = ""
+    # Every place the config uses a secret reference, and the directory file
+    # references are relative to.
+    secret_uses: tuple[SecretUse, ...] = ()
+    secret_base: str = ""

@@ -35,7 +35,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -60,6 +60,13 @@ from provisioner.errors import (
     TransportError,
 )
 from provisioner.escape import terminal
+
+# Re-exported: callers (and tests) have always found them here.
+from provisioner.redaction import FRAGMENT as FRAGMENT
+from provisioner.redaction import MIN_REDACTED_TOKEN as MIN_REDACTED_TOKEN
+from provisioner.redaction import excerpt as excerpt
+from provisioner.redaction import excerpt_all, redact_all
+from provisioner.redaction import redact as redact
 
 log = logging.getLogger("provisioner.api")
 
@@ -86,57 +93,9 @@ _STATUS_ERRORS: dict[int, tuple[type[ApiError], str]] = {
 # that carry the method and URL, which the Retry object does not know.
 
 
-# Shorter keys are not redacted from messages (see ``redact``).
-MIN_REDACTED_TOKEN = 8
-# Any run of this many characters of the key is redacted too: a server that
-# echoes the key, or a message cut short, must not print most of it.
-FRAGMENT = 12
 # How much of an error body a message quotes.
 BODY_EXCERPT = 200
 DETAIL_EXCERPT = 500
-
-
-def redact(text: str, secret: str) -> str:
-    """``text`` with ``secret``, and every run of ``FRAGMENT`` of its characters, as ``***``.
-
-    Keys shorter than ``MIN_REDACTED_TOKEN`` are left alone: a real key is long
-    and random, and a key of a few characters (a typo, a placeholder) would
-    turn every "x" or "e" of a message into ***, hiding the message while
-    protecting nothing.
-    """
-    if len(secret) < MIN_REDACTED_TOKEN or not text:
-        return text
-    text = text.replace(secret, "***")
-    if len(secret) <= FRAGMENT:
-        return text
-    grams = {secret[i : i + FRAGMENT] for i in range(len(secret) - FRAGMENT + 1)}
-    spans: list[list[int]] = []
-    for i in range(len(text) - FRAGMENT + 1):
-        if text[i : i + FRAGMENT] in grams:
-            if spans and spans[-1][1] >= i:
-                spans[-1][1] = i + FRAGMENT
-            else:
-                spans.append([i, i + FRAGMENT])
-    if not spans:
-        return text
-    out, last = [], 0
-    for start, end in spans:
-        out.append(text[last:start] + "***")
-        last = end
-    out.append(text[last:])
-    return "".join(out)
-
-
-def excerpt(text: str, secret: str, size: int) -> str:
-    """At most ``size`` characters of ``text``, redacted before it is cut.
-
-    Only a window a little longer than ``size`` is redacted: long enough that
-    no run of the key that starts inside the excerpt is cut before it is
-    recognised, short enough that a megabyte of error body costs nothing.
-    """
-    window = text[: size + len(secret) + FRAGMENT]
-    shown = redact(window, secret)
-    return shown if len(shown) <= size and len(window) == len(text) else shown[:size] + "…"
 
 
 def token_problem(token: str) -> str | None:
@@ -303,6 +262,8 @@ class ApiClient:
         pool_size: int = 16,
     ):
         self._token = token
+        # The key, and every secret value a request body may carry (redact_also).
+        self._secrets: tuple[str, ...] = (token,)
         problem = token_problem(token)
         if problem:
             raise TransportError(f"the API key cannot be sent: {problem}; check the key")
@@ -439,10 +400,14 @@ class ApiClient:
     def __repr__(self) -> str:
         return f"ApiClient({self.endpoint!r})"
 
+    def redact_also(self, values: Iterable[str]) -> None:
+        """Redact these values too, from every message from now on (the config's secret values)."""
+        self._secrets = tuple(dict.fromkeys((*self._secrets, *values)))
+
     # --- internals ------------------------------------------------------------
 
     def _redact(self, text: str) -> str:
-        return redact(text, self._token)
+        return redact_all(text, self._secrets)
 
     def _url(self, path: str, params: dict[str, Any] | None = None) -> str:
         url = self.base_url + "/" + path.lstrip("/")
@@ -456,7 +421,9 @@ class ApiClient:
             parts = parse_url(url)
         except LocationParseError:
             return "(an unreadable URL)"
-        return excerpt((parts.path or "") + (f"?{parts.query}" if parts.query else ""), self._token, 300)
+        return excerpt_all(
+            (parts.path or "") + (f"?{parts.query}" if parts.query else ""), self._secrets, 300
+        )
 
     def _check_next(self, next_url: Any, current: str, seen: set[str]) -> str | None:
         if next_url is None:
@@ -627,10 +594,10 @@ class ApiClient:
             body = response.json()
         except ValueError:
             text = (response.text or "").strip()
-            return (excerpt(text, self._token, BODY_EXCERPT) or None), None
+            return (excerpt_all(text, self._secrets, BODY_EXCERPT) or None), None
         if not isinstance(body, dict):
             return None, None
-        code = excerpt(body["code"], self._token, 100) if isinstance(body.get("code"), str) else None
+        code = excerpt_all(body["code"], self._secrets, 100) if isinstance(body.get("code"), str) else None
         detail = body.get("detail")
         if detail is None:
             # Field errors: {"email": ["Enter a valid email address."]}
@@ -640,7 +607,7 @@ class ApiClient:
                 if k != "code"
             ]
             detail = "; ".join(fields) or None
-        return (excerpt(str(detail), self._token, DETAIL_EXCERPT) if detail is not None else None), code
+        return (excerpt_all(str(detail), self._secrets, DETAIL_EXCERPT) if detail is not None else None), code
 
     def _json(self, response: requests.Response) -> dict[str, Any]:
         content = response.content

@@ -39,7 +39,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
 from provisioner.api.client import ApiClient
@@ -51,12 +51,14 @@ from provisioner.apply.report import (
     ChangeResult,
     describe,
 )
-from provisioner.errors import ApiError, AuthenticationError, PermissionDeniedError
-from provisioner.model import State
+from provisioner.errors import ApiError, AuthenticationError, PermissionDeniedError, SinkError
+from provisioner.model import SecretRef, State
 from provisioner.plan.model import Action, Change, Phase, Plan, ResourceType
 from provisioner.render.apply_report import render_report
 from provisioner.resources.base import RUN_PLAN_AGAIN, Failed
 from provisioner.resources.registry import REGISTRY
+from provisioner.secrets.refs import SecretValues
+from provisioner.secrets.sink import GeneratedSecret, SecretSink
 
 __all__ = [
     "RUN_PLAN_AGAIN",
@@ -124,6 +126,9 @@ def apply_plan(
     progress: Callable[[ChangeResult], None] | None = None,
     run_id: str = "",
     stop: StopRequest | None = None,
+    secrets: SecretValues | None = None,
+    sink: SecretSink | None = None,
+    environments: Mapping[str, str | None] | None = None,
 ) -> ApplyReport:
     """Apply ``plan`` through ``client`` and report what happened to each change.
 
@@ -133,8 +138,15 @@ def apply_plan(
     idempotency key (see ``idempotency_key``); the CLI passes a fresh one per run.
     ``stop``, once requested, keeps any further change from starting (see the
     module docstring); the report's ``interrupted`` then names its reason.
+    ``secrets`` are the values of the config's secret references (request
+    bodies only); ``sink`` receives the secrets the server makes (webhook
+    signing secrets), named by organization, workspace and ``environments``.
     """
-    return _Run(plan, client, current, max(1, parallelism), progress, run_id, stop).run()
+    run = _Run(plan, client, current, max(1, parallelism), progress, run_id, stop)
+    run.secrets = secrets if secrets is not None else SecretValues()
+    run.sink = sink
+    run.environments = dict(environments or {})
+    return run.run()
 
 
 class _Run:
@@ -167,6 +179,9 @@ class _Run:
         self.failed_phases: set[Phase] = set()
         self.stop_reason: str | None = None
         self._planned: dict[tuple[ResourceType, Action], frozenset[str]] = {}
+        self.secrets = SecretValues()
+        self.sink: SecretSink | None = None
+        self.environments: dict[str, str | None] = {}
 
     # --- the ApplyContext the types' API calls see ---------------------------------
 
@@ -203,6 +218,23 @@ class _Run:
     def phase_failed(self, phase: Phase) -> bool:
         with self._lock:
             return phase in self.failed_phases
+
+    def secret_value(self, ref: SecretRef) -> str:
+        return self.secrets.value(ref)
+
+    def deliver(self, workspace: str, what: str, slug: str, value: str) -> str:
+        if self.sink is None:
+            # The plan-time guard refuses such a plan; this is the last line of defence.
+            raise SinkError("no secret sink was given; apply with --secrets-dir DIR or --secrets-command CMD")
+        secret = GeneratedSecret(
+            organization=self.plan.organization,
+            workspace=workspace,
+            environment=self.environments.get(workspace),
+            object=what,
+            slug=slug,
+            value=value,
+        )
+        return self.sink.deliver(secret)
 
     # --- orchestration ----------------------------------------------------------
 

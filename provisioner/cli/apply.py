@@ -26,6 +26,7 @@ from provisioner.plan.planfile import read_expectation
 from provisioner.render import heading
 from provisioner.render.apply_report import render_report
 from provisioner.render.plan import render_plan
+from provisioner.secrets.sink import sink_from_options
 from provisioner.service.apply import (
     AppliedOrganization,
     ApplyOptions,
@@ -162,6 +163,20 @@ def checked_override_reason(reason: str | None) -> str | None:
     metavar="FILE",
     help="Append one JSON record per organization and run to FILE ('-' for stdout).",
 )
+@click.option(
+    "--secrets-dir",
+    default=None,
+    metavar="DIR",
+    help="Write each secret the server makes (a new webhook's signing secret) to "
+    "DIR/<organization>/<workspace>/<name>, mode 0600. Never printed.",
+)
+@click.option(
+    "--secrets-command",
+    default=None,
+    metavar="CMD",
+    help="Run CMD (no shell) for each secret the server makes, the secret on its stdin, its name in "
+    "PROVISIONER_SECRET_NAME and in every {name} of CMD, e.g. 'gh secret set {name}'.",
+)
 @endpoint_options
 def apply(
     configs: tuple[str, ...],
@@ -174,6 +189,8 @@ def apply(
     expect_file: str | None,
     override_reason: str | None,
     audit_log: str | None,
+    secrets_dir: str | None,
+    secrets_command: str | None,
     api_url: str | None,
     sandbox: str | None,
 ) -> int:
@@ -189,6 +206,7 @@ def apply(
     reason = checked_override_reason(override_reason)
     if reason is not None and expect is None and expect_file is None:
         raise click.UsageError("--override-expect overrides --expect or --expect-file; give one of them")
+    sink = sink_from_options(secrets_dir, secrets_command)
     loaded = load_organizations(configs, api_url=api_url)
     if plan_file and len(loaded) > 1:
         raise click.UsageError("--plan applies one organization's plan; give a single -c with --plan")
@@ -205,6 +223,7 @@ def apply(
         sandbox=sandbox,
         expectation=expectation_from_options(expect, expect_file),
         override_reason=reason,
+        sink=sink,
     )
     run = apply_orgs(loaded, options, TerminalEvents(sandbox), stdout=sys.stdout)
     return run.exit_code

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from provisioner.config.issues import Issues
 from provisioner.config.merge import Merged
+from provisioner.config.settings import SettingsBuilder
 from provisioner.config.suggest import closest
 from provisioner.config.text import char_problem, email_problem, excerpt
 from provisioner.config.yamlsource import Path
@@ -41,12 +42,15 @@ from provisioner.model import (
     DEFAULT_WORKSPACE_LIMIT,
     ROLES,
     Config,
+    Credential,
     Membership,
     OrganizationSettings,
     Policy,
     RemovalLimit,
+    SecretUse,
     State,
     User,
+    Webhook,
     Workspace,
     identity_key,
 )
@@ -84,6 +88,7 @@ class _Instance:
     environment: str | None
     members: _Members
     name_path: Path
+    base: str = ""  # the workspace's own name (before the environment is added)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +127,10 @@ class _Builder:
         self.groups: dict[str, list[Any]] = {}
         self.group_members: dict[str, tuple[str, ...]] = {}
         self.environments: dict[str, Any] = {}
+        self.webhooks: list[Webhook] = []
+        self.credentials: list[Credential] = []
+        self.secret_uses: list[tuple[SecretUse, Path]] = []
+        self.settings_builder = SettingsBuilder(self.report, DEFAULT_TOKEN_ENV)
         self.work = 0  # expansion work done so far, against MAX_EXPANSION
         self.overflow = False  # expansion stopped (and reported): expand nothing more
 
@@ -391,7 +400,7 @@ class _Builder:
             if not isinstance(envs, list):
                 members = _Members(_list(spec.get("members")), ("workspaces", i, "members"))
                 if named:
-                    targets.instances.append(_Instance(base, None, members, name_path))
+                    targets.instances.append(_Instance(base, None, members, name_path, base))
                 else:
                     targets.unplaced.append(members)
                 continue
@@ -418,7 +427,7 @@ class _Builder:
                     targets.unplaced.append(members)
                 elif named:
                     name = fmt.format(workspace=base, environment=env)
-                    targets.instances.append(_Instance(name, env, members, name_path))
+                    targets.instances.append(_Instance(name, env, members, name_path, base))
                 else:
                     targets.unplaced.append(members)
             for env in by_env:
@@ -435,6 +444,7 @@ class _Builder:
         return targets
 
     def workspaces(self, fmt: str) -> tuple[list[Workspace], list[Membership]]:
+        """Every instance and membership; each instance's settings go to ``self.settings``."""
         targets = self.targets(fmt)
         instances: list[Workspace] = []
         seen: dict[str, Path] = {}
@@ -450,7 +460,7 @@ class _Builder:
                 )
                 continue
             seen[target.name] = target.name_path
-            instances.append(Workspace(name=target.name, environment=target.environment))
+            instances.append(self.instance_settings(target))
             kept.append(target)
             if len(instances) == DEFAULT_WORKSPACE_LIMIT + 1:
                 limit_path = target.name_path
@@ -493,6 +503,38 @@ class _Builder:
             memberships.clear()
         return instances, memberships
 
+    def instance_settings(self, target: _Instance) -> Workspace:
+        """The instance's ``Workspace``, its webhooks and credentials collected on the way."""
+        index = target.name_path[1]
+        env = target.environment
+        made = self.settings_builder.instance(
+            target.name,
+            target.base,
+            env,
+            self.environments.get(env) if env is not None else None,
+            ("environments", env) if env is not None else (),
+            _list(self.data.get("workspaces"))[index] if isinstance(index, int) else {},
+            ("workspaces", index),
+        )
+        self.webhooks.extend(made.webhooks)
+        self.credentials.extend(made.credentials)
+        self.secret_uses.extend(zip(made.uses, made.use_paths, strict=True))
+        return Workspace(name=target.name, environment=env, manages=made.manages)
+
+    def located_secret_uses(self) -> tuple[SecretUse, ...]:
+        """Each secret reference with its ``file:line:column`` (the file is parsed again, once)."""
+        by_doc: dict[int, tuple[Any, set[Path]]] = {}
+        sources = []
+        for use, path in self.secret_uses:
+            doc, local = self.m.source(path)
+            by_doc.setdefault(id(doc), (doc, set()))[1].add(local)
+            sources.append((use, doc, local))
+        infos = {key: doc.locate(paths) for key, (doc, paths) in by_doc.items()}
+        return tuple(
+            replace(use, where=f"{doc.file}:{infos[id(doc)][local].line}:{infos[id(doc)][local].column}")
+            for use, doc, local in sources
+        )
+
     # --- policy -------------------------------------------------------------------
     def policy(self) -> Policy:
         spec = _dict(self.data.get("policy"))
@@ -528,6 +570,8 @@ class _Builder:
             protected_users=frozenset(protected),
             ignore_users=tuple(ignore_users),
             ignore_workspaces=tuple(g for g in _list(ignore.get("workspaces")) if isinstance(g, str)),
+            ignore_webhooks=tuple(g for g in _list(ignore.get("webhooks")) if isinstance(g, str)),
+            ignore_credentials=tuple(g for g in _list(ignore.get("credentials")) if isinstance(g, str)),
         )
 
 
@@ -586,6 +630,7 @@ def build_config(merged: Merged, issues: Issues, allowances: OperatorAllowances 
     """
     b = _Builder(merged, issues)
     organization = b.organization(allowances or OperatorAllowances.from_environ())
+    b.settings_builder.token_env = organization.token_env
     fmt = b.name_format()
     b.collect_users()
     b.collect_groups()
@@ -595,7 +640,8 @@ def build_config(merged: Merged, issues: Issues, allowances: OperatorAllowances 
     return Config(
         organization=organization,
         policy=policy,
-        desired=State.build(list(b.users.values()), workspaces, memberships),
+        desired=State.build(list(b.users.values()), workspaces, memberships, b.webhooks, b.credentials),
         workspace_name_format=fmt,
         environments=tuple(b.environments),
+        secret_uses=b.located_secret_uses() if not issues else (),
     )

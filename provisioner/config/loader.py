@@ -140,7 +140,13 @@ def _load(
     digest = hashlib.sha256()
     for doc in docs:
         digest.update(doc.rel.encode("utf-8") + b"\0" + doc.raw)
-    return replace(config, sources=tuple(d.file for d in docs), digest=digest.hexdigest())
+    folder = FsPath(arg) if FsPath(arg).is_dir() else FsPath(arg).parent
+    return replace(
+        config,
+        sources=tuple(d.file for d in docs),
+        digest=digest.hexdigest(),
+        secret_base=os.path.abspath(folder),
+    )
 
 
 def load_configs(

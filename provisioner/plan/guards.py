@@ -38,9 +38,11 @@ Decisions worth knowing:
 from __future__ import annotations
 
 from provisioner.errors import UnsafePlanError
+from provisioner.escape import terminal
 from provisioner.model import ADMIN, Identity, Policy, State, User
 from provisioner.plan.diff import active_admins, filter_ignored, users_after
 from provisioner.plan.model import Action, Change, Plan, ResourceType
+from provisioner.resources.registry import REGISTRY
 
 # Below this many existing objects a percentage max_removals does not apply (see above).
 REMOVAL_FLOOR = 10
@@ -172,6 +174,26 @@ def _workspace_limit_violations(plan: Plan, current: State, identity: Identity) 
     ]
 
 
+def secrets_made(plan: Plan) -> list[Change]:
+    """The changes whose apply makes a secret the server shows once (a webhook's signing secret)."""
+    return [c for c in plan.changes if REGISTRY[c.type].makes_secret(c)]
+
+
+def _secret_sink_violations(plan: Plan, secret_sink: bool | None) -> list[str]:
+    if secret_sink is not False:
+        return []
+    made = secrets_made(plan)
+    if not made:
+        return []
+    n = len(made)
+    return [
+        f"{n} change{'s' if n != 1 else ''} make{'s' if n == 1 else ''} a secret the server shows only "
+        f"once (e.g. {terminal(REGISTRY[made[0].type].text_key(made[0].after))}), and no secret sink "
+        "was given: apply with --secrets-dir DIR (one 0600 file per secret) or --secrets-command CMD "
+        "(the secret on its stdin, e.g. 'gh secret set {name}')"
+    ]
+
+
 def check_guards(
     plan: Plan,
     *,
@@ -181,13 +203,17 @@ def check_guards(
     expected_organization: str | None,
     force: bool = False,
     for_apply: bool = False,
+    secret_sink: bool | None = None,
 ) -> None:
     """Raise ``UnsafePlanError`` listing every violation, or return if the plan is safe.
 
     ``current`` is the state the plan was made from; ``expected_organization``
     the config's ``organization.name`` (``None``: not checked). ``force``
     overrides ``max_removals`` only. ``for_apply`` additionally requires an
-    admin's key.
+    admin's key. ``secret_sink`` says whether the operator gave a sink for
+    the secrets the server makes (``None``: not known yet, as in ``plan``):
+    without one, a plan that makes such secrets is refused before any change,
+    since the server shows each of them only once.
     """
     problems = [
         *_organization_violations(identity, expected_organization),
@@ -197,6 +223,7 @@ def check_guards(
         *_min_admins_violations(plan, current, policy),
         *([] if force else _max_removals_violations(plan, current, policy)),
         *_workspace_limit_violations(plan, current, identity),
+        *_secret_sink_violations(plan, secret_sink),
     ]
     if problems:
         n = len(problems)

@@ -18,13 +18,19 @@ __all__ = ["canonical_json", "plain_value", "to_plain"]
 def plain_value(value: Any) -> Any:
     """A field value as JSON can hold it.
 
-    Datetimes are the only non-JSON field type in the model; ISO-8601 keeps
-    the offset, so ``datetime.fromisoformat`` restores an equal value.
+    Datetimes become ISO-8601 text (which keeps the offset, so
+    ``datetime.fromisoformat`` restores an equal value); tuples become lists
+    and small value objects (``SecretRef``) dicts: each type's ``from_plain``
+    turns them back.
     """
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
+    if isinstance(value, tuple):  # events, fields, secret references: lists in JSON
+        return [plain_value(v) for v in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # SecretRef, SecretDigest
+        return to_plain(value)
     raise TypeError(f"no plain form for {type(value).__name__}")
 
 

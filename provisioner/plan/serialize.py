@@ -1,4 +1,4 @@
-"""A plan to and from its plain document (``format_version`` 1), and the document's schema.
+"""A plan to and from its plain document (``format_version`` 2), and the document's schema.
 
 ``plan_to_dict`` and ``plan_from_dict`` are inverses; ``validate_plan_document``
 checks a document against ``schemas/plan.schema.json``. The JSON renderer
@@ -26,7 +26,7 @@ from provisioner.plan.plain import to_plain
 from provisioner.resources.membership import from_plain as membership_from_dict
 from provisioner.resources.registry import REGISTRY
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 SCHEMA_FILE = "plan.schema.json"
 
 

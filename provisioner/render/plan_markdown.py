@@ -1,9 +1,11 @@
 """The plan as a pull-request comment (GitHub-flavoured Markdown).
 
 In order: (1) a summary (counts, the changes that grant power, role changes,
-production access changes, warnings); (2) a per-person view; (3) an access matrix of the workspace
-instances that change; (4) one section per changed instance; (5) the full text
-plan in a ``<details>`` block. Production instances come first everywhere.
+production access and settings changes, warnings); (2) a per-person view; (3)
+an access matrix of the workspace instances that change; (4) one section per
+instance whose access changes, and one per instance whose settings (webhooks,
+credentials) change; (5) the full text plan in a ``<details>`` block.
+Production instances come first everywhere.
 
 The comment stays under ``limit`` characters however large the plan. The
 summary is bounded by construction (each call-out list is capped); the four
@@ -26,19 +28,19 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from provisioner.escape import markdown_code, markdown_fence
-from provisioner.model import ROLES, Membership, State, User
+from provisioner.model import ROLES, Credential, Membership, State, User, Webhook
 from provisioner.plan.model import Action, Change, Plan, ResourceType
 from provisioner.plan.power import (
     is_production_environment,
     plan_environments,
     power_grants,
 )
-from provisioner.render.plan_text import NO_CHANGES, grant_details, render_text
+from provisioner.render.plan_text import LINE_RENDERERS, NO_CHANGES, grant_details, render_text
 
 __all__ = ["DEFAULT_LIMIT", "render_markdown"]
 
@@ -48,6 +50,8 @@ WARNING_CHARS = 400  # longest warning text quoted in the summary
 MATRIX_COLUMNS = 20  # a wider table is unreadable in a PR comment
 
 GRANTED, REVOKED, UNCHANGED, NO_ACCESS = "✅", "❌", "·", ""
+SETTINGS_TYPES = frozenset({ResourceType.WEBHOOK, ResourceType.CREDENTIAL})
+SETTINGS_MARKS = {Action.CREATE: "➕", Action.UPDATE: "✏️", Action.DELETE: "➖"}
 _LOCAL = "run `provisioner plan` locally for the full plan"
 _SHORTENED = f"_This comment is shortened to stay under the size limit; {_LOCAL}._\n\n"
 # Room kept free for the "shortened" note above.
@@ -128,6 +132,7 @@ class _View:
         self.role_changes: list[Change] = []
         self.by_user: dict[str, list[Change]] = defaultdict(list)
         self.by_workspace: dict[str, list[Change]] = defaultdict(list)
+        self.settings_by_workspace: dict[str, list[Change]] = defaultdict(list)
         self.new_workspaces: set[str] = set()
         self.cells: dict[tuple[str, str], str] = {}
         for change in plan.changes:
@@ -137,6 +142,10 @@ class _View:
                     self.role_changes.append(change)
             elif change.type is ResourceType.WORKSPACE:
                 self.new_workspaces.add(change.key)
+            elif change.type in SETTINGS_TYPES:
+                target = change.after if change.after is not None else change.before
+                assert isinstance(target, (Webhook, Credential))
+                self.settings_by_workspace[target.workspace].append(change)
             else:
                 m = change.after if change.action is Action.CREATE else change.before
                 assert isinstance(m, Membership)
@@ -263,6 +272,15 @@ def _summary(view: _View) -> str:
         "Production access changes",
         [_access_line(c) for c in view.production_access_changes()],
     )
+    text += _callout(
+        "Production settings changes",
+        [
+            _settings_line(c)
+            for name in view.workspace_order(view.settings_by_workspace)
+            if view.is_production(name)
+            for c in view.settings_by_workspace[name]
+        ],
+    )
     text += _warnings(plan)
     return text
 
@@ -320,6 +338,32 @@ def _workspaces(view: _View) -> list[_Section]:
     return sections
 
 
+def _settings_line(change: Change) -> str:
+    """``✏️ `credential deepgram (notetaker-production): api_key changed```."""
+    line = LINE_RENDERERS[(change.type, change.action)](change, Counter())
+    return f"{SETTINGS_MARKS[change.action]} {_md(line)}"
+
+
+def _settings(view: _View) -> list[_Section]:
+    """One section per instance whose settings change, production first.
+
+    Each line is the text plan's line for the change, as inline code: it
+    holds URLs and names from the config and the server. A secret shows as
+    "changed" and where it comes from, never as a value.
+    """
+    sections = []
+    for name in view.workspace_order(view.settings_by_workspace):
+        notes = [
+            note
+            for note, on in (("production", view.is_production(name)), ("new", name in view.new_workspaces))
+            if on
+        ]
+        head = f"#### {_md(name)}" + (f" ({', '.join(notes)})" if notes else "") + "\n\n"
+        items = [(f"- {_settings_line(c)}\n", 1) for c in view.settings_by_workspace[name]]
+        sections.append(_Section(head, items, "\n"))
+    return sections
+
+
 def _merge(sections: list[_Section], head: str) -> _Section:
     """Several sections cut as one (the per-instance sections share one budget)."""
     items: list[tuple[str, int]] = []
@@ -371,8 +415,11 @@ def render_markdown(
             _people(view),
             _matrix(view),
             _merge(_workspaces(view), "#### Access by workspace instance\n\n"),
+            _merge(_settings(view), "#### Settings by workspace instance\n\n"),
             _details(view),
         ]
+        # A section with nothing to show takes no share of the budget.
+        sections = [s for s in sections if s.head or s.items]
         cut = False
         for i, section in enumerate(sections):
             budget = (limit - _SAFETY - len(text)) // (len(sections) - i)

@@ -37,7 +37,7 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from provisioner.errors import ApiError, ConflictError, NotFoundError, PreconditionFailedError
-from provisioner.model import Policy, State
+from provisioner.model import Policy, SecretRef, State
 
 if TYPE_CHECKING:  # the plan model imports this module; these names are only annotations here
     from collections import Counter
@@ -46,6 +46,7 @@ if TYPE_CHECKING:  # the plan model imports this module; these names are only an
     from provisioner.apply.report import ChangeResult
     from provisioner.model import Membership
     from provisioner.plan.model import Action, Change, PlanWarning
+    from provisioner.secrets.refs import SecretValues
 
 T = TypeVar("T")
 
@@ -58,22 +59,27 @@ class ResourceType(str, Enum):
     USER = "user"
     WORKSPACE = "workspace"
     MEMBERSHIP = "membership"
+    WEBHOOK = "webhook"
+    CREDENTIAL = "credential"
 
 
 class Phase(int, Enum):
     """Apply order. Lower phases run first; changes within a phase run concurrently.
 
     Promotions run before demotions so that ``min_admins`` holds at every
-    moment; grants before revocations so nobody loses access they keep.
+    moment; grants before revocations so nobody loses access they keep; a
+    new workspace is configured (webhooks, credentials) before anyone is
+    granted access to it.
     """
 
     INVITE = 1
     PROMOTE = 2
     CREATE_WORKSPACE = 3
-    GRANT = 4
-    REVOKE = 5
-    DEMOTE = 6
-    REMOVE_USER = 7
+    CONFIGURE = 4
+    GRANT = 5
+    REVOKE = 6
+    DEMOTE = 7
+    REMOVE_USER = 8
 
 
 class Failed(Exception):
@@ -97,14 +103,29 @@ class IgnoreRules:
 
     users: tuple[str, ...] = ()
     workspaces: tuple[str, ...] = ()
+    webhooks: tuple[str, ...] = ()
+    credentials: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, policy: Policy) -> IgnoreRules:
-        return cls(tuple(g.lower() for g in policy.ignore_users), tuple(policy.ignore_workspaces))
+        return cls(
+            tuple(g.lower() for g in policy.ignore_users),
+            tuple(policy.ignore_workspaces),
+            tuple(policy.ignore_webhooks),
+            tuple(policy.ignore_credentials),
+        )
 
     @property
     def empty(self) -> bool:
-        return not self.users and not self.workspaces
+        return not (self.users or self.workspaces or self.webhooks or self.credentials)
+
+    def webhook(self, url: str) -> bool:
+        """Whether the webhook globs match ``url``."""
+        return bool(self.webhooks) and _matches(url, self.webhooks)
+
+    def credential(self, provider: str) -> bool:
+        """Whether the credential globs match ``provider``."""
+        return bool(self.credentials) and _matches(provider, self.credentials)
 
     def user(self, email: str) -> bool:
         """Whether the user globs match ``email`` (case-insensitively)."""
@@ -125,7 +146,9 @@ class DiffContext:
     ``current`` and ``desired`` are already without ignored objects;
     ``unfiltered_current`` is the organization as read. ``earlier`` holds the
     changes of the types registered before this one (a membership's removal
-    is a cascade when its user's removal is among them).
+    is a cascade when its user's removal is among them). ``secrets`` holds
+    the values of the config's secret references, to compare with the API's
+    digests (never to show).
     """
 
     current: State
@@ -135,6 +158,7 @@ class DiffContext:
     now: datetime
     expiring_within: timedelta
     earlier: tuple[Change, ...]
+    secrets: SecretValues
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +229,22 @@ class ApplyContext(Protocol):
     def phase_failed(self, phase: Phase) -> bool:
         """Whether any change of ``phase`` did not succeed."""
         ...
+
+    def secret_value(self, ref: SecretRef) -> str:
+        """The value of a config secret reference, for a request body (never to show)."""
+        ...
+
+    def deliver(self, workspace: str, what: str, slug: str, value: str) -> str:
+        """Hand a server-made secret to the operator's sink; where it went, or ProvisionerError."""
+        ...
+
+
+def workspace_id(ctx: ApplyContext, workspace: str) -> str:
+    """The server id of a workspace instance (known, or learnt when this run created it)."""
+    found = ctx.id_of(ResourceType.WORKSPACE, workspace)
+    if found is None:
+        raise Failed(f"the workspace {workspace} is unknown to the API; run plan again")
+    return found
 
 
 Handler = Callable[["Change", ApplyContext], "str | None"]
@@ -313,6 +353,9 @@ class ResourceKind:
     warning_texts: Mapping[str, Callable[[PlanWarning], str]]
     blocked_by: Callable[[Change, ApplyContext], str | None] = _no_dependency
     settle_cascade: Callable[[Change, ApplyContext], ChangeResult] | None = None
+    # Whether applying a change makes a secret the server shows only once
+    # (it must go to the operator's secret sink; see plan.guards).
+    makes_secret: Callable[[Change], bool] = lambda change: False
 
 
 def convert(what: str, path: str, fn: Callable[[], T]) -> T:

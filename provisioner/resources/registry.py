@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 
-from provisioner.resources import membership, user, workspace
+from provisioner.resources import credential, membership, user, webhook, workspace
 from provisioner.resources.base import ResourceKind, ResourceType
 
 
@@ -53,5 +53,7 @@ REGISTRY = Registry(
         user.KIND,
         workspace.KIND,
         membership.KIND,
+        webhook.KIND,
+        credential.KIND,
     )
 )

@@ -53,7 +53,7 @@ def parse_workspace(data: dict[str, Any]) -> Workspace:
 
 
 def _from_plain(d: Mapping[str, Any]) -> Workspace:
-    return Workspace(**d)
+    return Workspace(**{**d, "manages": tuple(d.get("manages") or ())})
 
 
 def _read(reading: Reading) -> Callable[[], list[Any]]:

@@ -40,9 +40,16 @@ from provisioner.model import Config
 from provisioner.plan.digest import Expectation, pin_fields, render_difference
 from provisioner.plan.planfile import SavedPlan, load_plan
 from provisioner.plan.replay import replay
+from provisioner.secrets.sink import SecretSink
 from provisioner.service.connection import connect
 from provisioner.service.interrupt import exit_code_for, stop_on_signals
-from provisioner.service.plan import PlannedOrganization, check_not_stale, guard, read_and_diff
+from provisioner.service.plan import (
+    PlannedOrganization,
+    check_not_stale,
+    config_secrets,
+    guard,
+    read_and_diff,
+)
 from provisioner.service.runner import Outcome, Run, run_organizations, utcnow
 
 # The first line of a refusal by --expect/--expect-file/--plan. The CI examples
@@ -69,6 +76,8 @@ class ApplyOptions:
     sandbox: str | None = None
     expectation: Expectation | None = None
     override_reason: str | None = None
+    # Where secrets the server makes (webhook signing secrets) go; see provisioner.secrets.sink.
+    sink: SecretSink | None = None
 
 
 @dataclass(frozen=True)
@@ -183,10 +192,11 @@ def _prepare(config: Config, options: ApplyOptions, connections: ExitStack) -> P
         # Read before connecting: an unreadable or edited file costs no API call.
         saved = load_plan(options.plan_file, tool_version=__version__, now=utcnow(), max_age=options.max_age)
         expectation = Expectation(saved.digest, f"--plan {options.plan_file}", saved.plan, saved.target)
+    secrets = config_secrets(config)  # before connecting: an unset reference costs no request
     endpoint, client = connections.enter_context(
         connect(config.organization, api_url=options.api_url, sandbox=options.sandbox, create_sandbox=True)
     )
-    planned = read_and_diff(config, client, now=utcnow(), parallelism=options.parallelism)
+    planned = read_and_diff(config, client, now=utcnow(), parallelism=options.parallelism, secrets=secrets)
     digest = pin_fields(planned.plan, planned.target)["digest"]
     matched = expectation is not None and expectation.digest == digest
     difference = None
@@ -225,7 +235,7 @@ def _check(prepared: PreparedOrganization, options: ApplyOptions) -> PreparedOrg
             + "\nHave the fresh plan above reviewed and approved, then apply with its digest. "
             "In an emergency, --override-expect REASON applies it anyway and marks the audit record."
         )
-    guard(planned, force=options.force, for_apply=True)
+    guard(planned, force=options.force, for_apply=True, secret_sink=options.sink is not None)
     return prepared
 
 
@@ -266,6 +276,9 @@ def _apply(
             progress=events.progress(prepared),
             run_id=uuid.uuid4().hex,
             stop=stop,
+            secrets=planned.secrets,
+            sink=options.sink,
+            environments=planned.environments,
         )
         # A signal from here on still finds the record written: the handler
         # only requests a stop (or aborts) while apply_plan runs.

@@ -10,7 +10,7 @@ here prints; the CLI renders the results.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from provisioner import __version__
@@ -24,6 +24,7 @@ from provisioner.plan.fingerprint import state_fingerprint
 from provisioner.plan.guards import check_guards
 from provisioner.plan.model import Plan
 from provisioner.plan.planfile import SavedPlan, load_plan, save_plan
+from provisioner.secrets.refs import SecretValues, resolve
 from provisioner.service.connection import connect
 from provisioner.service.runner import Outcome, Run, run_organizations, utcnow
 
@@ -36,6 +37,9 @@ class PlannedOrganization:
     identity: Identity
     current: State
     plan: Plan
+    # The values of the config's secret references (repr shows none): the
+    # diff compared them with the API's digests; apply sends the changed ones.
+    secrets: SecretValues = field(default_factory=SecretValues)
 
     @property
     def target(self) -> PlanTarget:
@@ -52,15 +56,35 @@ class PlannedOrganization:
         return not self.plan.empty
 
 
+def config_secrets(config: Config) -> SecretValues:
+    """Read every secret reference of ``config`` (all missing ones reported at once).
+
+    Called before any request, so that an unset variable stops a run before
+    anything is read or changed.
+    """
+    return resolve(config.secret_uses, base=config.secret_base)
+
+
 def read_and_diff(
-    config: Config, client: ApiClient, *, now: datetime, parallelism: int = 8
+    config: Config,
+    client: ApiClient,
+    *,
+    now: datetime,
+    parallelism: int = 8,
+    secrets: SecretValues | None = None,
 ) -> PlannedOrganization:
     """Read the current state and diff it against the config. Makes no change.
+
+    ``secrets`` are the values of the config's references (``config_secrets``);
+    read here when not given. The client redacts each of them from every
+    message from then on.
 
     The plan states its endpoint (``client.base_url``) and the organization's
     region (the config's, else the one the API reports), so that a plan read
     from elsewhere than the region's endpoint says so. ``client.endpoint`` never holds the key.
     """
+    values = secrets if secrets is not None else config_secrets(config)
+    client.redact_also(values.values())
     current, identity = read_state_and_identity(client, parallelism=parallelism)
     plan = diff(
         current,
@@ -69,14 +93,21 @@ def read_and_diff(
         now=now,
         organization=identity.organization.name,
         config_digest=config.digest,
+        secrets=values,
     )
     region = config.organization.region or identity.organization.region or ""
     plan = replace(plan, endpoint=client.endpoint, region=region)
-    return PlannedOrganization(config, identity, current, plan)
+    return PlannedOrganization(config, identity, current, plan, values)
 
 
-def guard(planned: PlannedOrganization, *, force: bool, for_apply: bool) -> None:
-    """Check every guard; raise ``UnsafePlanError`` naming all violations."""
+def guard(
+    planned: PlannedOrganization, *, force: bool, for_apply: bool, secret_sink: bool | None = None
+) -> None:
+    """Check every guard; raise ``UnsafePlanError`` naming all violations.
+
+    ``secret_sink``: whether the operator gave a sink for server-made secrets
+    (``None`` when not known, as in ``plan``).
+    """
     check_guards(
         planned.plan,
         current=planned.current,
@@ -85,6 +116,7 @@ def guard(planned: PlannedOrganization, *, force: bool, for_apply: bool) -> None
         expected_organization=planned.config.organization.name,
         force=force,
         for_apply=for_apply,
+        secret_sink=secret_sink,
     )
 
 
@@ -142,8 +174,12 @@ def plan_orgs(
     """
 
     def step(config: Config) -> PlanResult:
+        secrets = config_secrets(config)  # before connecting: an unset reference costs no request
         with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (_, client):
-            return PlanResult(read_and_diff(config, client, now=utcnow(), parallelism=options.parallelism))
+            planned = read_and_diff(
+                config, client, now=utcnow(), parallelism=options.parallelism, secrets=secrets
+            )
+            return PlanResult(planned)
 
     def check(result: PlanResult) -> PlanResult:
         guard(result.planned, force=options.force, for_apply=False)

@@ -12,7 +12,17 @@ import responses
 from provisioner.api.client import ApiClient
 from provisioner.api.reader import read_identity, read_state, read_state_and_identity
 from provisioner.errors import ApiError, AuthenticationError
-from provisioner.model import Identity, Membership, Organization, State, User, Workspace
+from provisioner.model import (
+    Credential,
+    Identity,
+    Membership,
+    Organization,
+    SecretDigest,
+    State,
+    User,
+    Webhook,
+    Workspace,
+)
 
 BASE = "https://api.example.invalid/api/v1"
 
@@ -70,6 +80,40 @@ def register(rsps: responses.RequestsMock, barrier: threading.Barrier | None = N
         return 200, {}, json.dumps(page(MEMBERSHIPS[ws]))
 
     rsps.add_callback(responses.GET, f"{BASE}/workspace_memberships/", callback=memberships)
+    rsps.get(f"{BASE}/webhook_endpoints/", json=page(WEBHOOKS))
+    rsps.get(f"{BASE}/credentials/", json=page(CREDENTIALS))
+
+
+WEBHOOKS = [
+    {
+        "id": "h1",
+        "workspace_id": "w1",
+        "url": "https://hooks.example.invalid/p",
+        "events": ["bot.done"],
+        "enabled": True,
+        "etag": '"h1"',
+    },
+    {
+        "id": "h9",
+        "workspace_id": "w-gone",
+        "url": "https://x.invalid/",
+        "events": ["bot.done"],
+        "enabled": True,
+        "etag": '"h9"',
+    },
+]
+DIGEST = {"algorithm": "pbkdf2_sha256", "iterations": 1000, "salt": "00" * 16, "digest": "ab" * 32}
+CREDENTIALS = [
+    {
+        "id": "c1",
+        "workspace_id": "w2",
+        "provider": "deepgram",
+        "kind": "transcription",
+        "fields": {},
+        "secrets": {"api_key": DIGEST},
+        "etag": '"c1"',
+    },
+]
 
 
 EXPECTED = State.build(
@@ -81,6 +125,16 @@ EXPECTED = State.build(
     [
         Membership("app-production", "admin@example.com", "m1", etag='"m1"'),
         Membership("app-staging", "dev@example.com", "m2", etag='"m2"'),
+    ],
+    [Webhook("app-production", "https://hooks.example.invalid/p", ("bot.done",), True, "h1", '"h1"')],
+    [
+        Credential(
+            "app-staging",
+            "deepgram",
+            digests=(("api_key", SecretDigest("pbkdf2_sha256", 1000, "00" * 16, "ab" * 32)),),
+            id="c1",
+            etag='"c1"',
+        )
     ],
 )
 
@@ -94,10 +148,14 @@ def test_read_state_converts_and_skips_dangling_memberships(caplog: pytest.LogCa
         assert sorted(c.request.params["workspace_id"] for c in member_calls) == ["w1", "w2", "w3"]
         assert all(c.request.params["page_size"] == "100" for c in member_calls)
         assert all(c.request.method == "GET" for c in rsps.calls)
-        assert len(rsps.calls) == 6  # 2 user pages, 1 workspace page, 3 membership pages
+        # 2 user pages, 1 workspace page, 3 membership pages, 1 page each of webhooks and credentials
+        assert len(rsps.calls) == 8
     assert dict(state.users) == dict(EXPECTED.users)
     assert dict(state.workspaces) == dict(EXPECTED.workspaces)
     assert dict(state.memberships) == dict(EXPECTED.memberships)
+    assert dict(state.webhooks) == dict(EXPECTED.webhooks)
+    assert dict(state.credentials) == dict(EXPECTED.credentials)
+    assert any("h9" in r.getMessage() for r in caplog.records)
     assert any("m9" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
 
 

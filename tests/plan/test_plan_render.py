@@ -254,7 +254,7 @@ def test_json_is_schema_valid_stable_and_round_trips() -> None:
     assert text == render_json(_small()[2], tool_version="0.1.0")
     assert text.endswith("}\n")
     assert document["summary"] == {"create": 5, "update": 1, "delete": 5}
-    assert document["format_version"] == 1 and document["tool_version"] == "0.1.0"
+    assert document["format_version"] == 2 and document["tool_version"] == "0.1.0"
     grant = next(c for c in document["changes"] if c["key"] == "notetaker-production/bob@acme.com")
     assert (grant["reason"], grant["expires"]) == ("INC-4711", "2027-01-01T00:00:00+00:00")
     assert grant["after"]["expires"] == "2027-01-01T00:00:00+00:00"
@@ -267,7 +267,7 @@ def test_json_schema_rejects_what_we_never_emit() -> None:
     validator = jsonschema.Draft202012Validator(plan_schema())
     bad_workspace_delete = {**document["changes"][0], "type": "workspace", "action": "delete"}
     for broken in (
-        {**document, "format_version": 2},
+        {**document, "format_version": 1},
         {**document, "extra": 1},
         {**document, "changes": [{**document["changes"][0], "after": None}]},  # a create without after
         {**document, "changes": [bad_workspace_delete]},

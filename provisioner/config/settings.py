@@ -1,0 +1,303 @@
+"""Workspace settings in the config: webhooks and credentials of each workspace instance.
+
+Settings sit on an environment (defaults for every instance in it) and on a
+workspace (for its instances; an entry may name the ``environments`` it is
+for). A workspace's own webhook of the same URL, or credential of the same
+provider, wins over the environment's. Strings may use the templates
+``{workspace}`` / ``{environment}`` and, for variable names, their upper-case
+forms ``{WORKSPACE}`` / ``{ENVIRONMENT}`` (``-`` and ``.`` become ``_``).
+
+Decisions worth knowing:
+
+* **Secrets are references.** The schema refuses a literal where a secret
+  goes; here each reference is checked for what it may name
+  (``secrets.refs.env_ref_problem`` / ``file_ref_problem``) and recorded as
+  a ``SecretUse`` with its place in the file, so that an unset one is
+  reported at plan time where it is written. Nothing is read here:
+  ``validate`` stays offline and secret-free.
+* **What is managed.** A section (``webhooks``, ``transcription``,
+  ``platforms``) that an instance gets from its workspace or environment is
+  managed there: objects the config does not list are removed. A section
+  given nowhere is left alone (``Workspace.manages``).
+* **Plain http** only to a loopback host: webhook payloads name meetings and
+  people.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from provisioner.apiurl import is_loopback_host
+from provisioner.config.text import excerpt
+from provisioner.config.yamlsource import Path
+from provisioner.model import PLATFORM, PROVIDERS, TRANSCRIPTION, Credential, SecretRef, SecretUse, Webhook
+from provisioner.secrets.refs import env_ref_problem, file_ref_problem
+
+SECTIONS = ("webhooks", "transcription", "platforms")
+_KIND_OF_SECTION = {"transcription": TRANSCRIPTION, "platforms": PLATFORM}
+_TEMPLATE = re.compile(r"\{([^{}]*)\}")
+_NOT_NAME = re.compile(r"[^A-Za-z0-9]+")
+
+Report = Callable[..., None]
+
+
+def _dict(value: Any) -> dict[Any, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+@dataclass
+class InstanceSettings:
+    """One instance's settings, as the config declares them."""
+
+    webhooks: list[Webhook] = field(default_factory=list)
+    credentials: list[Credential] = field(default_factory=list)
+    manages: tuple[str, ...] = ()
+    uses: list[SecretUse] = field(default_factory=list)
+    # The place of each secret reference (merged path), in ``uses`` order.
+    use_paths: list[Path] = field(default_factory=list)
+
+
+class SettingsBuilder:
+    """Builds each instance's settings; records problems through ``report`` (never raises)."""
+
+    def __init__(self, report: Report, token_env: str) -> None:
+        self.report = report
+        self.token_env = token_env
+        self._reported: set[tuple[Path, str]] = set()
+
+    def _once(self, path: Path, message: str) -> None:
+        # Environment defaults are expanded once per instance: report each problem once.
+        if (path, message) not in self._reported:
+            self._reported.add((path, message))
+            self.report(path, message)
+
+    # --- templates -------------------------------------------------------------
+    def fill(self, text: str, path: Path, workspace: str, environment: str | None) -> str | None:
+        """``text`` with its templates filled in; None (reported) when one is unknown or unfillable."""
+        values = {"workspace": workspace, "WORKSPACE": _NOT_NAME.sub("_", workspace).upper()}
+        if environment is not None:
+            values["environment"] = environment
+            values["ENVIRONMENT"] = _NOT_NAME.sub("_", environment).upper()
+        failed = False
+
+        def one(match: re.Match[str]) -> str:
+            nonlocal failed
+            name = match.group(1)
+            if name in values:
+                return values[name]
+            failed = True
+            if name in ("environment", "ENVIRONMENT"):
+                self._once(path, f"{{{name}}} needs a workspace with environments; remove it here")
+            else:
+                self._once(
+                    path,
+                    f"unknown template `{{{excerpt(name)}}}`; use {{workspace}}, {{environment}}, "
+                    "{WORKSPACE} or {ENVIRONMENT}",
+                )
+            return ""
+
+        filled = _TEMPLATE.sub(one, text)
+        return None if failed else filled
+
+    # --- one instance ------------------------------------------------------------
+    def instance(
+        self,
+        instance: str,
+        workspace: str,
+        environment: str | None,
+        env_spec: Any,
+        env_path: Path,
+        ws_spec: Any,
+        ws_path: Path,
+    ) -> InstanceSettings:
+        """The settings of instance ``instance`` of workspace ``workspace`` in ``environment``."""
+        out = InstanceSettings()
+        layers = [(_dict(env_spec), env_path), (_dict(ws_spec), ws_path)]
+        manages = [s for s in SECTIONS if any(s in spec for spec, _ in layers)]
+        out.manages = tuple(manages)
+        hooks: dict[str, Webhook] = {}
+        creds: dict[str, tuple[Credential, list[tuple[SecretUse, Path]]]] = {}
+        envs = ws_spec_envs(ws_spec)
+        for spec, base in layers:
+            # A URL twice in one list is a mistake; across lists, the workspace wins.
+            listed: dict[str, Path] = {}
+            for i, entry in enumerate(_list(spec.get("webhooks"))):
+                path = base + ("webhooks", i)
+                hook = self.webhook(entry, path, instance, workspace, environment, envs)
+                if hook is None:
+                    continue
+                if hook.url in listed:
+                    self._once(
+                        path + ("url",),
+                        f"webhook `{excerpt(hook.url)}` is listed twice for {excerpt(instance)}; "
+                        "list each URL once",
+                    )
+                    continue
+                listed[hook.url] = path
+                hooks[hook.url] = hook
+            for section in ("transcription", "platforms"):
+                for provider, entry in _dict(spec.get(section)).items():
+                    path = base + (section, provider)
+                    made = self.credential(provider, entry, path, instance, workspace, environment, envs)
+                    if made is not None:
+                        creds[provider] = made  # the workspace's replaces the environment's, secrets and all
+        for provider in sorted(creds):
+            credential, uses = creds[provider]
+            out.credentials.append(credential)
+            for use, use_path in uses:
+                out.uses.append(use)
+                out.use_paths.append(use_path)
+        out.webhooks = [hooks[url] for url in sorted(hooks)]
+        return out
+
+    def _wanted_here(
+        self, entry: dict[Any, Any], path: Path, environment: str | None, envs: list[str]
+    ) -> bool:
+        only = entry.get("environments")
+        if only is None:
+            return True
+        if environment is None:
+            self._once(
+                path + ("environments",),
+                "this workspace has no environments; remove `environments` from this entry",
+            )
+            return False
+        for j, name in enumerate(_list(only)):
+            if isinstance(name, str) and envs and name not in envs:
+                self._once(
+                    path + ("environments", j),
+                    f"this workspace has no environment `{excerpt(name)}`; use one of: {', '.join(envs)}",
+                )
+        return environment in _list(only)
+
+    def webhook(
+        self,
+        entry: Any,
+        path: Path,
+        instance: str,
+        workspace: str,
+        environment: str | None,
+        envs: list[str],
+    ) -> Webhook | None:
+        """One webhook entry for one instance, or None (reported, or not for this environment)."""
+        if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
+            return None
+        if not self._wanted_here(entry, path, environment, envs):
+            return None
+        url = self.fill(entry["url"], path + ("url",), workspace, environment)
+        if url is None:
+            return None
+        problem = webhook_url_problem(url)
+        if problem:
+            self._once(path + ("url",), problem)
+            return None
+        events = entry.get("events")
+        if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+            return None
+        enabled = entry.get("enabled", True)
+        return Webhook(
+            workspace=instance,
+            url=url,
+            events=tuple(sorted(set(events))),
+            enabled=enabled if isinstance(enabled, bool) else True,
+        )
+
+    def credential(
+        self,
+        provider: str,
+        entry: Any,
+        path: Path,
+        instance: str,
+        workspace: str,
+        environment: str | None,
+        envs: list[str],
+    ) -> tuple[Credential, list[tuple[SecretUse, Path]]] | None:
+        """One provider's credential for one instance, with the secret references it uses."""
+        spec = PROVIDERS.get(provider)
+        if spec is None or not isinstance(entry, dict):
+            return None  # the schema reported it
+        if not self._wanted_here(entry, path, environment, envs):
+            return None
+        fields: list[tuple[str, str]] = []
+        ok = True
+        for name in spec.fields + spec.optional_fields:
+            value = entry.get(name)
+            if value is None:
+                ok = ok and name in spec.optional_fields
+                continue
+            if not isinstance(value, str):
+                ok = False
+                continue
+            filled = self.fill(value, path + (name,), workspace, environment)
+            if filled is None:
+                ok = False
+                continue
+            fields.append((name, filled))
+        secrets: list[tuple[str, SecretRef]] = []
+        uses: list[tuple[SecretUse, Path]] = []
+        for name in spec.secrets:
+            ref = self.secret_ref(entry.get(name), path + (name,), workspace, environment)
+            if ref is None:
+                ok = False
+                continue
+            secrets.append((name, ref))
+            use = SecretUse(ref, instance, environment, f"credential {provider} {name}")
+            uses.append((use, path + (name,)))
+        if not ok:
+            return None
+        credential = Credential(
+            workspace=instance,
+            provider=provider,
+            fields=tuple(sorted(fields)),
+            secrets=tuple(secrets),
+            write=tuple(n for n, _ in secrets),
+        )
+        return credential, uses
+
+    def secret_ref(self, value: Any, path: Path, workspace: str, environment: str | None) -> SecretRef | None:
+        """A ``{env: ...}`` / ``{file: ...}`` reference, templates filled; None (reported) when invalid."""
+        if not isinstance(value, dict) or len(value) != 1:
+            return None  # the schema reported the literal or the shape
+        ((source, raw),) = value.items()
+        if source not in ("env", "file") or not isinstance(raw, str):
+            return None
+        name = self.fill(raw, path + (source,), workspace, environment)
+        if name is None:
+            return None
+        problem = env_ref_problem(name, self.token_env) if source == "env" else file_ref_problem(name)
+        if problem:
+            self._once(path + (source,), problem)
+            return None
+        return SecretRef(source, name)
+
+
+def ws_spec_envs(ws_spec: Any) -> list[str]:
+    """The environments a workspace entry lists (for messages)."""
+    return [e for e in _list(_dict(ws_spec).get("environments")) if isinstance(e, str)]
+
+
+def webhook_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot be a webhook endpoint, or None: https, or http to a loopback host."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError:
+        return f"`{excerpt(url)}` is not a valid URL; write https://host/path"
+    if parts.scheme not in ("https", "http") or not host:
+        return f"`{excerpt(url)}` is not an https URL; write https://host/path"
+    if parts.username is not None or parts.password is not None:
+        return "a webhook URL may not hold a user or password; the server signs each event instead"
+    if parts.scheme == "http" and not is_loopback_host(host):
+        return (
+            f"`{excerpt(url)}` is plain http: events name meetings and people, so they go over "
+            "https only (plain http is allowed to a loopback host for local testing)"
+        )
+    return None

@@ -1,0 +1,344 @@
+"""The credential: a transcription provider's or platform app's keys in one workspace instance.
+
+Identified by ``(workspace, provider)``: one per provider per workspace.
+
+* Wire shape: ``GET /credentials/`` (one organization-wide listing), objects
+  ``id``, ``workspace_id``, ``provider``, ``fields`` (readable), ``secrets``
+  (a ``SecretDigest`` per write-only secret, never a value), ``etag``;
+  ``POST /credentials/`` creates, ``PATCH``/``DELETE`` on
+  ``/credentials/{id}/``.
+* Diff: readable fields compare as values. A secret compares through its
+  digest (``SecretValues.matches``): the local value, hashed with the
+  server's salt, against the server's digest. A mismatch is shown as
+  ``api_key changed`` and ``write`` names the secrets an update sends; the
+  value itself is in no change, plan or message. An unchanged secret costs
+  no request. Credentials of a section (``transcription``, ``platforms``)
+  the config does not mention for an instance are left alone, and so are
+  providers ``policy.ignore.credentials`` matches.
+* Warnings: one secret reference used in two environments is an isolation
+  leak (a staging key in production, or the reverse).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from typing import Any
+
+from provisioner.errors import ConflictError, PreconditionFailedError
+from provisioner.escape import terminal
+from provisioner.model import PLATFORM, PROVIDERS, Credential, SecretDigest, SecretRef
+from provisioner.plan.model import Action, Change, PlanWarning
+from provisioner.resources.base import (
+    RUN_PLAN_AGAIN,
+    ApplyContext,
+    DiffContext,
+    Diffed,
+    Failed,
+    Phase,
+    Reading,
+    ResourceKind,
+    ResourceType,
+    convert,
+    delete,
+    find,
+    sorted_items,
+    workspace_id,
+)
+
+log = logging.getLogger("provisioner.api")
+
+TYPE = ResourceType.CREDENTIAL
+CREDENTIALS = "/credentials/"
+
+SHARED_SECRET = "secret-shared-across-environments"
+
+
+def credential_key(workspace: str, provider: str) -> str:
+    """The text key of a credential change: ``"<workspace> <provider>"``."""
+    return f"{workspace} {provider}"
+
+
+def credential_path(credential_id: str) -> str:
+    """The path of one credential."""
+    return f"{CREDENTIALS}{credential_id}/"
+
+
+def section_of(provider: str) -> str:
+    """The config section a provider is declared in: ``transcription`` or ``platforms``."""
+    spec = PROVIDERS.get(provider)
+    return "platforms" if spec is not None and spec.kind == PLATFORM else "transcription"
+
+
+# --- wire shape -------------------------------------------------------------------
+
+
+def _digest(value: Any) -> SecretDigest:
+    return SecretDigest(
+        algorithm=str(value["algorithm"]),
+        iterations=int(value["iterations"]),
+        salt=str(value["salt"]),
+        digest=str(value["digest"]),
+    )
+
+
+def _parse(data: dict[str, Any], names: Mapping[str, str]) -> Credential | None:
+    name = names.get(str(data.get("workspace_id")))
+    if name is None:
+        log.warning("skipping credential %s: its workspace is not in the listing", data.get("id"))
+        return None
+    return convert(
+        "credential",
+        CREDENTIALS,
+        lambda: Credential(
+            workspace=name,
+            provider=str(data["provider"]),
+            fields=tuple(sorted((str(k), str(v)) for k, v in dict(data["fields"]).items() if v is not None)),
+            digests=tuple(sorted((str(k), _digest(v)) for k, v in dict(data["secrets"]).items())),
+            id=str(data["id"]),
+            etag=data.get("etag"),
+        ),
+    )
+
+
+def parse_credential(data: dict[str, Any], names: Mapping[str, str]) -> Credential | None:
+    """A credential of the listing (None when its workspace is unknown)."""
+    return _parse(data, names)
+
+
+def _from_plain(d: Mapping[str, Any]) -> Credential:
+    return Credential(
+        workspace=str(d["workspace"]),
+        provider=str(d["provider"]),
+        fields=tuple((str(k), str(v)) for k, v in d.get("fields") or ()),
+        secrets=tuple((str(k), SecretRef(**v)) for k, v in d.get("secrets") or ()),
+        digests=tuple((str(k), SecretDigest(**v)) for k, v in d.get("digests") or ()),
+        write=tuple(d.get("write") or ()),
+        id=d.get("id"),
+        etag=d.get("etag"),
+    )
+
+
+def _read(reading: Reading) -> Callable[[], list[Any]]:
+    listing = reading.submit(reading.client.list_all, CREDENTIALS)
+
+    def finish() -> list[Any]:
+        names = {str(w.id): w.name for w in reading.result(ResourceType.WORKSPACE)}
+        return [c for c in (_parse(raw, names) for raw in listing.result()) if c is not None]
+
+    return finish
+
+
+def _body(c: Credential, values: Callable[[SecretRef], str], secrets: tuple[str, ...]) -> dict[str, Any]:
+    refs = dict(c.secrets)
+    return {"fields": dict(c.fields), "secrets": {name: values(refs[name]) for name in secrets}}
+
+
+# --- diff rules -------------------------------------------------------------------
+
+
+def _material(c: Credential) -> dict[str, Any]:
+    # What a change does: the readable fields, where each secret comes from, and
+    # which are written. Never a value, and never the server's digests.
+    return {
+        "workspace": c.workspace,
+        "provider": c.provider,
+        "fields": [list(f) for f in c.fields],
+        "secrets": [[name, str(ref)] for name, ref in c.secrets],
+        "write": list(c.write),
+    }
+
+
+def _managed(ctx: DiffContext, workspace: str, provider: str) -> bool:
+    declared = ctx.desired.workspaces.get(workspace)
+    return declared is not None and section_of(provider) in declared.manages
+
+
+def changed_secrets(before: Credential, after: Credential, ctx: DiffContext) -> tuple[str, ...]:
+    """The secrets of ``after`` whose local value the server's digest does not match."""
+    digests = dict(before.digests)
+    out = []
+    for name, ref in after.secrets:
+        digest = digests.get(name)
+        if digest is None or not ctx.secrets.matches(ref, digest):
+            out.append(name)
+    return tuple(out)
+
+
+def _diff(ctx: DiffContext) -> Diffed:
+    current, desired = ctx.current.credentials, ctx.desired.credentials
+    changes: list[Change] = []
+    for (ws, provider), after in sorted_items(desired, desired.keys() - current.keys()):
+        changes.append(Change(Action.CREATE, TYPE, credential_key(ws, provider), None, after))
+    for key, wanted in sorted_items(desired, desired.keys() & current.keys()):
+        before = current[key]
+        write = changed_secrets(before, wanted, ctx)
+        if write or before.fields != wanted.fields:
+            after = replace(wanted, write=write)
+            changes.append(Change(Action.UPDATE, TYPE, credential_key(*key), before, after))
+    for (ws, provider), before in sorted_items(current, current.keys() - desired.keys()):
+        if _managed(ctx, ws, provider):
+            changes.append(Change(Action.DELETE, TYPE, credential_key(ws, provider), before, None))
+    return Diffed(changes=tuple(changes), warnings=tuple(_shared_references(ctx)))
+
+
+def _shared_references(ctx: DiffContext) -> list[PlanWarning]:
+    """A secret reference that instances of two environments use."""
+    envs: dict[SecretRef, set[str]] = defaultdict(set)
+    for credential in ctx.desired.credentials.values():
+        declared = ctx.desired.workspaces.get(credential.workspace)
+        env = declared.environment if declared is not None else None
+        if env is None:
+            continue
+        for _, ref in credential.secrets:
+            envs[ref].add(env)
+    return [
+        PlanWarning(SHARED_SECRET, TYPE, str(ref), {"environments": ", ".join(sorted(names))})
+        for ref, names in sorted(envs.items(), key=lambda kv: (kv[0].source, kv[0].name))
+        if len(names) > 1
+    ]
+
+
+def _shared_text(w: PlanWarning) -> str:
+    return (
+        f"the secret reference {w.key} is used in the environments {w.params['environments']}: "
+        "one key then opens every one of them, and a leak in one is a leak in all. Give each "
+        "environment its own, e.g. {env: DEEPGRAM_KEY_{ENVIRONMENT}}."
+    )
+
+
+def _phase(change: Change) -> Phase:
+    return Phase.CONFIGURE
+
+
+def _replay(objects: dict[ResourceType, dict[Any, Any]], change: Change) -> None:
+    if change.action is Action.DELETE:
+        assert isinstance(change.before, Credential)
+        objects[TYPE].pop(change.before.key, None)
+        return
+    assert isinstance(change.after, Credential)
+    objects[TYPE][change.after.key] = change.after
+
+
+# --- API calls --------------------------------------------------------------------
+
+
+def _create(c: Change, ctx: ApplyContext) -> str | None:
+    wanted = c.after
+    assert isinstance(wanted, Credential)
+    body = _body(wanted, ctx.secret_value, tuple(n for n, _ in wanted.secrets))
+    ws_id = workspace_id(ctx, wanted.workspace)
+    try:
+        made = ctx.client.post(
+            CREDENTIALS,
+            {"workspace_id": ws_id, "provider": wanted.provider, **body},
+            idempotency_key=ctx.idempotency_key(c),
+        )
+    except ConflictError:
+        # Made meanwhile (by a person, or an attempt whose answer was lost):
+        # the config says what it holds, so write everything over it.
+        names = {ws_id: wanted.workspace}
+        existing = find(
+            ctx.client,
+            CREDENTIALS,
+            lambda raw: _parse(raw, names),
+            lambda found: found is not None and found.provider == wanted.provider,
+        )
+        if existing is None or existing.id is None:
+            raise Failed("the API says the credential exists but does not list it; run plan again") from None
+        ctx.client.patch(credential_path(existing.id), body, if_match=existing.etag)
+        return "already existed; its fields and secrets were written"
+    ctx.learn_id(TYPE, c.key, convert("credential", CREDENTIALS, lambda: str(made["id"])))
+    return None
+
+
+def _update(c: Change, ctx: ApplyContext) -> str | None:
+    before, after = c.before, c.after
+    assert isinstance(before, Credential) and isinstance(after, Credential) and before.id
+    body = _body(after, ctx.secret_value, after.write)
+    try:
+        ctx.client.patch(credential_path(before.id), body, if_match=before.etag)
+    except PreconditionFailedError:
+        raise Failed(RUN_PLAN_AGAIN) from None
+    return None
+
+
+def _delete(c: Change, ctx: ApplyContext) -> str | None:
+    assert isinstance(c.before, Credential) and c.before.id
+    return delete(ctx.client, credential_path(c.before.id), c.before.etag)
+
+
+def _blocked_by(c: Change, ctx: ApplyContext) -> str | None:
+    credential = c.after if c.after is not None else c.before
+    assert isinstance(credential, Credential)
+    if ctx.not_applied(ResourceType.WORKSPACE, credential.workspace):
+        return f"depends on creating workspace {credential.workspace}, which did not succeed"
+    return None
+
+
+# --- text -------------------------------------------------------------------------
+
+
+def _what(c: Credential) -> str:
+    return f"credential {terminal(c.provider)} ({terminal(c.workspace)})"
+
+
+def create_line(change: Change, _: Counter[str]) -> str:
+    """``credential deepgram (notetaker-production): api_key from env DEEPGRAM_KEY_PRODUCTION``."""
+    c = change.after
+    assert isinstance(c, Credential)
+    parts = [f"{terminal(k)} {terminal(v)}" for k, v in c.fields]
+    parts += [f"{terminal(name)} from {terminal(str(ref))}" for name, ref in c.secrets]
+    return f"{_what(c)}: {', '.join(parts)}"
+
+
+def update_line(change: Change, _: Counter[str]) -> str:
+    """``credential deepgram (notetaker-production): api_key changed``."""
+    before, after = change.before, change.after
+    assert isinstance(before, Credential) and isinstance(after, Credential)
+    old = dict(before.fields)
+    parts = [
+        f"{terminal(k)} {terminal(old[k]) if k in old else '(none)'} → {terminal(v)}"
+        for k, v in after.fields
+        if old.get(k) != v
+    ]
+    parts += [f"{terminal(k)} removed" for k in old if k not in dict(after.fields)]
+    parts += [f"{terminal(name)} changed" for name in after.write]
+    return f"{_what(after)}: {', '.join(parts)}"
+
+
+def delete_line(change: Change, _: Counter[str]) -> str:
+    """``credential rev (notetaker-staging)``."""
+    assert isinstance(change.before, Credential)
+    return _what(change.before)
+
+
+def _ignored(c: Credential, ignore: Any) -> bool:
+    return bool(ignore.workspace(c.workspace) or ignore.credential(c.provider))
+
+
+KIND = ResourceKind(
+    type=TYPE,
+    model=Credential,
+    field="credentials",
+    heading="Credentials",
+    identity=lambda c: c.key,
+    normalized=lambda key: True,
+    text_key=lambda c: credential_key(c.workspace, c.provider),
+    of=lambda state: state.credentials,
+    ignored=_ignored,
+    read=_read,
+    from_plain=_from_plain,
+    material=_material,
+    diff=_diff,
+    phase=_phase,
+    replay=_replay,
+    handlers={Action.CREATE: _create, Action.UPDATE: _update, Action.DELETE: _delete},
+    lines={Action.CREATE: create_line, Action.UPDATE: update_line, Action.DELETE: delete_line},
+    warning_texts={SHARED_SECRET: _shared_text},
+    blocked_by=_blocked_by,
+)
+
+__all__ = ["CREDENTIALS", "KIND", "changed_secrets", "credential_key", "credential_path", "parse_credential"]

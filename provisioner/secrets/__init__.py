@@ -1,0 +1,1 @@
+"""Secrets: the values config references point at (``refs``), and where server-made secrets go (``sink``)."""
