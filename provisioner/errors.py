@@ -145,5 +145,15 @@ class ApplyAbortedError(ApplyInterruptedError):
     """
 
 
+class SinkError(ProvisionerError):
+    """A server-generated secret could not be delivered to the operator's sink.
+
+    Raised for a bad ``--secrets-dir``/``--secrets-command`` (both given, an
+    unparsable command, a root that is not a directory) and for a delivery that
+    failed (a symlink inside the directory, a command that failed or timed
+    out). The message names the secret and where it was going, never its value.
+    """
+
+
 class RefusedError(ProvisionerError):
     """The user did not confirm, or confirmation was impossible (no terminal, no --auto-approve)."""
