@@ -24,6 +24,7 @@ import io
 import json
 import logging
 import re
+import secrets
 import socket
 import sqlite3
 import time
@@ -34,7 +35,7 @@ from werkzeug.exceptions import ClientDisconnected, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
-from provisioner.sandbox import api_keys, store
+from provisioner.sandbox import api_keys, credentials, store, webhooks
 from provisioner.sandbox.emails import email_problem
 from provisioner.sandbox.knobs import (
     FAULT_500,
@@ -55,8 +56,11 @@ from provisioner.sandbox.resource import (
     fetch,
     json_response,
     list_page,
+    optional_body,
     parse_json,
     problem_response,
+    recorded_without,
+    refuse_unknown,
     single,
 )
 
@@ -71,6 +75,8 @@ log = logging.getLogger(__name__)
 IDEMPOTENCY_WINDOW_S = 24 * 3600
 WRITE_METHODS = frozenset({"POST", "PATCH", "DELETE"})
 ROLES = ("admin", "developer")
+# A workspace's verification secret: this mark, then 32 random bytes in base64url.
+VERIFICATION_SECRET_MARK = "wsec_"
 # Request bodies above this are refused with 413 before they are read whole.
 MAX_BODY_BYTES = 1024 * 1024
 # Idempotency-Key length, as the contract's IdempotencyKey parameter says.
@@ -93,6 +99,11 @@ URL_MAP = Map(
         Rule(f"{API_PREFIX}/workspaces/<id>/", methods=["GET"], endpoint="workspaces.get"),
         Rule(f"{API_PREFIX}/workspaces/<id>/", methods=["PATCH"], endpoint="workspaces.update"),
         Rule(f"{API_PREFIX}/workspaces/<id>/", methods=["DELETE"], endpoint="workspaces.delete"),
+        Rule(
+            f"{API_PREFIX}/workspaces/<id>/rotate_verification_secret/",
+            methods=["POST"],
+            endpoint="workspaces.rotate_verification_secret",
+        ),
         Rule(f"{API_PREFIX}/workspace_memberships/", methods=["GET"], endpoint="memberships.list"),
         Rule(f"{API_PREFIX}/workspace_memberships/", methods=["POST"], endpoint="memberships.create"),
         Rule(f"{API_PREFIX}/workspace_memberships/<id>/", methods=["GET"], endpoint="memberships.get"),
@@ -102,6 +113,21 @@ URL_MAP = Map(
         Rule(f"{API_PREFIX}/api_keys/<id>/", methods=["GET"], endpoint="api_keys.get"),
         Rule(f"{API_PREFIX}/api_keys/<id>/", methods=["PATCH"], endpoint="api_keys.update"),
         Rule(f"{API_PREFIX}/api_keys/<id>/", methods=["DELETE"], endpoint="api_keys.delete"),
+        Rule(f"{API_PREFIX}/webhook_endpoints/", methods=["GET"], endpoint="webhooks.list"),
+        Rule(f"{API_PREFIX}/webhook_endpoints/", methods=["POST"], endpoint="webhooks.create"),
+        Rule(f"{API_PREFIX}/webhook_endpoints/<id>/", methods=["GET"], endpoint="webhooks.get"),
+        Rule(f"{API_PREFIX}/webhook_endpoints/<id>/", methods=["PATCH"], endpoint="webhooks.update"),
+        Rule(f"{API_PREFIX}/webhook_endpoints/<id>/", methods=["DELETE"], endpoint="webhooks.delete"),
+        Rule(
+            f"{API_PREFIX}/webhook_endpoints/<id>/rotate_secret/",
+            methods=["POST"],
+            endpoint="webhooks.rotate_secret",
+        ),
+        Rule(f"{API_PREFIX}/credentials/", methods=["GET"], endpoint="credentials.list"),
+        Rule(f"{API_PREFIX}/credentials/", methods=["POST"], endpoint="credentials.create"),
+        Rule(f"{API_PREFIX}/credentials/<id>/", methods=["GET"], endpoint="credentials.get"),
+        Rule(f"{API_PREFIX}/credentials/<id>/", methods=["PATCH"], endpoint="credentials.update"),
+        Rule(f"{API_PREFIX}/credentials/<id>/", methods=["DELETE"], endpoint="credentials.delete"),
         Rule(f"{API_PREFIX}/_sandbox/stats", methods=["GET"], endpoint="sandbox.stats"),
         Rule(f"{API_PREFIX}/_sandbox/stats/reset", methods=["POST"], endpoint="sandbox.reset"),
     ]
@@ -134,6 +160,7 @@ def workspace_json(row: sqlite3.Row) -> dict[str, Any]:
         "name": row["name"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
+        "verification_secret_rotated_at": row["verification_secret_rotated_at"],
         "etag": store.etag(row["id"], row["rev"]),
     }
 
@@ -287,8 +314,9 @@ def create_workspace(call: Call) -> Response:
         )
     ts = store.now_iso()
     call.conn.execute(
-        "INSERT INTO workspaces (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
-        (store.new_id(), name, ts, ts),
+        "INSERT INTO workspaces (id, name, created_at, updated_at, verification_secret_rotated_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (store.new_id(), name, ts, ts, ts),
     )
     row = call.conn.execute("SELECT * FROM workspaces WHERE seq = last_insert_rowid()").fetchone()
     response = single(row, WORKSPACES, 201)
@@ -312,6 +340,28 @@ def update_workspace(call: Call) -> Response:
         )
         row = fetch(call, WORKSPACES)
     return single(row, WORKSPACES)
+
+
+def rotate_verification_secret(call: Call) -> Response:
+    """A new verification secret, shown in this answer only; the sandbox keeps none.
+
+    The workspace changes (its ``verification_secret_rotated_at``), so its
+    ETag does; the answer's ``ETag`` header is the workspace's new one.
+    """
+    row = fetch(call, WORKSPACES)
+    check_if_match(call, row)
+    if errors := refuse_unknown(optional_body(call), ()):
+        raise ApiProblem.fields(errors)
+    secret = VERIFICATION_SECRET_MARK + secrets.token_urlsafe(32)
+    ts = store.now_iso()
+    call.conn.execute(
+        "UPDATE workspaces SET verification_secret_rotated_at = ?, updated_at = ?, rev = rev + 1 "
+        "WHERE id = ?",
+        (ts, ts, row["id"]),
+    )
+    row = fetch(call, WORKSPACES)
+    body = {"workspace_id": row["id"], "verification_secret": secret, "rotated_at": ts}
+    return json_response(200, body, {"ETag": store.etag(row["id"], row["rev"])})
 
 
 def delete_workspace(call: Call) -> Response:
@@ -370,6 +420,8 @@ def delete_membership(call: Call) -> Response:
 # this one are the whole API surface.
 HANDLERS: dict[str, Callable[[Call], Response]] = {
     **api_keys.HANDLERS,
+    **webhooks.HANDLERS,
+    **credentials.HANDLERS,
     "me": me,
     "users.list": lambda call: list_page(call, USERS),
     "users.create": create_user,
@@ -381,13 +433,20 @@ HANDLERS: dict[str, Callable[[Call], Response]] = {
     "workspaces.get": get_workspace,
     "workspaces.update": update_workspace,
     "workspaces.delete": delete_workspace,
+    "workspaces.rotate_verification_secret": rotate_verification_secret,
     "memberships.list": lambda call: list_page(call, MEMBERSHIPS),
     "memberships.create": create_membership,
     "memberships.get": get_membership,
     "memberships.delete": delete_membership,
 }
 # How an idempotent answer is recorded for replay, where it is not verbatim.
-RECORDED_BODY: dict[str, Callable[[bytes], bytes]] = {"api_keys.create": api_keys.recorded_body}
+# Secrets shown once are never recorded: a replay answers without them.
+RECORDED_BODY: dict[str, Callable[[bytes], bytes]] = {
+    "api_keys.create": api_keys.recorded_body,
+    "webhooks.create": webhooks.recorded_body,
+    "webhooks.rotate_secret": webhooks.recorded_body,
+    "workspaces.rotate_verification_secret": recorded_without("verification_secret"),
+}
 
 
 def allowed_methods(path: str) -> str:

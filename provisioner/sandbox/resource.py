@@ -1,7 +1,7 @@
 """What a resource handler module builds on: errors, responses, the call, fetching and pages.
 
-Every resource module (``app``'s users, workspaces and memberships, and
-``api_keys``) imports its request helpers from here, and only ``app``
+Every resource module (``app``'s users and workspaces and memberships,
+``api_keys``, ``webhooks``, ``credentials``) imports its request helpers from here, and only ``app``
 imports the resource modules: routing, authentication, idempotency and the
 knobs stay in ``app``, and no resource module depends on it.
 
@@ -12,6 +12,12 @@ Decisions worth knowing:
   so the transaction an error ends commits nothing.
 * **Pages are keysets on ``seq``** with opaque cursors that are checked as
   strictly as the contract words them (ASCII digits, SQLite's integer range).
+* **Unknown fields are the module's choice.** The older resources ignore
+  them; the workspace-settings resources refuse them (``refuse_unknown``),
+  because a misspelt secret name must never be dropped without a word.
+* **Control characters** in text the settings resources store are refused
+  by one class of characters (``NO_CONTROL``), the same one the contract's
+  patterns use, so the sandbox and the contract cannot disagree.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import binascii
 import json
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -38,6 +44,10 @@ MAX_CURSOR_LENGTH = 64
 # seq is an SQLite INTEGER: a larger number in a forged cursor cannot be bound.
 MAX_SEQ = 2**63 - 1
 _ASCII_DIGITS = re.compile(r"[0-9]+")
+# C0 and C1 control characters (Unicode category Cc), as a regex class body.
+CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f"
+# Text without control characters: the contract's pattern for setting values.
+NO_CONTROL = re.compile(f"[^{CONTROL_CHARACTERS}]*")
 
 
 class ApiProblem(Exception):
@@ -235,3 +245,50 @@ def list_page(call: Call, resource: Resource, filters: dict[str, str] | None = N
             "results": [resource.to_json(row) for row in rows],
         },
     )
+
+
+# --- helpers the settings resources share ----------------------------------------------
+
+
+def location(call: Call, path: str) -> str:
+    """The absolute URL of ``path`` (relative to the API prefix) on this server, for ``Location``."""
+    return f"{call.request.host_url.rstrip('/')}{API_PREFIX}{path}"
+
+
+def refuse_unknown(data: dict[str, Any], known: Iterable[str], prefix: str = "") -> dict[str, list[str]]:
+    """Field errors for every key of ``data`` not in ``known`` (named ``prefix`` + key)."""
+    allowed = set(known)
+    return {f"{prefix}{name}": ["Unknown field."] for name in data if name not in allowed}
+
+
+def workspace_problem(call: Call, value: Any) -> str | None:
+    """Why ``value`` is not the id of an existing workspace, or None if it is one."""
+    if isinstance(value, str) and (
+        call.conn.execute("SELECT 1 FROM workspaces WHERE id = ?", (value,)).fetchone() is not None
+    ):
+        return None
+    return f"No workspace with id {json.dumps(value)}."
+
+
+def optional_body(call: Call) -> dict[str, Any]:
+    """The JSON object body of a request whose body may be left out (no body reads as ``{}``)."""
+    return call.body() if call.request.get_data(cache=True) else {}
+
+
+def recorded_without(name: str) -> Callable[[bytes], bytes]:
+    """A ``RECORDED_BODY`` entry: an idempotent replay answers the first body without ``name``.
+
+    Used for secrets shown once: storing them for a replay would keep them on disk in clear.
+    """
+
+    def recorded(body: bytes) -> bytes:
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return body
+        if not isinstance(data, dict):
+            return body
+        data.pop(name, None)
+        return json.dumps(data, separators=(",", ":")).encode()
+
+    return recorded
