@@ -23,8 +23,8 @@ Decisions worth knowing:
 * **Names are not unique:** a rotation makes a second key of the same name
   before the first is disabled.
 
-This module builds on the request helpers of ``app`` (which routes to the
-handlers in ``HANDLERS``); it knows SQL and HTTP shapes for this one
+This module builds on the request helpers of ``resource``; ``app`` routes
+to the handlers in ``HANDLERS``. It knows SQL and HTTP shapes for this one
 resource only.
 """
 
@@ -39,7 +39,7 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from provisioner.sandbox import store
-from provisioner.sandbox.app import (
+from provisioner.sandbox.resource import (
     API_PREFIX,
     ApiProblem,
     Call,

@@ -19,29 +19,23 @@ organization that always keeps an active admin (409 ``last_admin``).
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import io
 import json
 import logging
 import re
+import secrets
 import socket
 import sqlite3
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
 from werkzeug.exceptions import ClientDisconnected, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
-from provisioner.sandbox import store
-
-if TYPE_CHECKING:  # typing-only names of the WSGI protocol
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+from provisioner.sandbox import api_keys, credentials, store, webhooks
 from provisioner.sandbox.emails import email_problem
 from provisioner.sandbox.knobs import (
     FAULT_500,
@@ -53,24 +47,40 @@ from provisioner.sandbox.knobs import (
     RateLimiter,
     Stats,
 )
+from provisioner.sandbox.resource import (
+    API_PREFIX,
+    ApiProblem,
+    Call,
+    Resource,
+    check_if_match,
+    fetch,
+    json_response,
+    list_page,
+    optional_body,
+    parse_json,
+    problem_response,
+    recorded_without,
+    refuse_unknown,
+    single,
+)
+
+if TYPE_CHECKING:  # typing-only names of the WSGI protocol
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+# The CLI (``provisioner sandbox serve``) and the server import the prefix from here.
+__all__ = ["API_PREFIX", "MAX_BODY_BYTES", "ResponseHook", "SandboxApp", "URL_MAP"]
 
 log = logging.getLogger(__name__)
 
-API_PREFIX = "/api/v1"
-DEFAULT_PAGE_SIZE = 50
-MAX_PAGE_SIZE = 100
 IDEMPOTENCY_WINDOW_S = 24 * 3600
 WRITE_METHODS = frozenset({"POST", "PATCH", "DELETE"})
 ROLES = ("admin", "developer")
+# A workspace's verification secret: this mark, then 32 random bytes in base64url.
+VERIFICATION_SECRET_MARK = "wsec_"
 # Request bodies above this are refused with 413 before they are read whole.
 MAX_BODY_BYTES = 1024 * 1024
 # Idempotency-Key length, as the contract's IdempotencyKey parameter says.
 IDEMPOTENCY_KEY_MAX = 255
-# A cursor is base64 of "a:<seq>"; anything longer was not issued by us.
-MAX_CURSOR_LENGTH = 64
-# seq is an SQLite INTEGER: a larger number in a forged cursor cannot be bound.
-MAX_SEQ = 2**63 - 1
-_ASCII_DIGITS = re.compile(r"[0-9]+")
 # Headers a replayed idempotent response carries over from the first one.
 _REPLAYED_HEADERS = ("ETag", "Location", "Content-Type")
 
@@ -89,6 +99,11 @@ URL_MAP = Map(
         Rule(f"{API_PREFIX}/workspaces/<id>/", methods=["GET"], endpoint="workspaces.get"),
         Rule(f"{API_PREFIX}/workspaces/<id>/", methods=["PATCH"], endpoint="workspaces.update"),
         Rule(f"{API_PREFIX}/workspaces/<id>/", methods=["DELETE"], endpoint="workspaces.delete"),
+        Rule(
+            f"{API_PREFIX}/workspaces/<id>/rotate_verification_secret/",
+            methods=["POST"],
+            endpoint="workspaces.rotate_verification_secret",
+        ),
         Rule(f"{API_PREFIX}/workspace_memberships/", methods=["GET"], endpoint="memberships.list"),
         Rule(f"{API_PREFIX}/workspace_memberships/", methods=["POST"], endpoint="memberships.create"),
         Rule(f"{API_PREFIX}/workspace_memberships/<id>/", methods=["GET"], endpoint="memberships.get"),
@@ -98,6 +113,21 @@ URL_MAP = Map(
         Rule(f"{API_PREFIX}/api_keys/<id>/", methods=["GET"], endpoint="api_keys.get"),
         Rule(f"{API_PREFIX}/api_keys/<id>/", methods=["PATCH"], endpoint="api_keys.update"),
         Rule(f"{API_PREFIX}/api_keys/<id>/", methods=["DELETE"], endpoint="api_keys.delete"),
+        Rule(f"{API_PREFIX}/webhook_endpoints/", methods=["GET"], endpoint="webhooks.list"),
+        Rule(f"{API_PREFIX}/webhook_endpoints/", methods=["POST"], endpoint="webhooks.create"),
+        Rule(f"{API_PREFIX}/webhook_endpoints/<id>/", methods=["GET"], endpoint="webhooks.get"),
+        Rule(f"{API_PREFIX}/webhook_endpoints/<id>/", methods=["PATCH"], endpoint="webhooks.update"),
+        Rule(f"{API_PREFIX}/webhook_endpoints/<id>/", methods=["DELETE"], endpoint="webhooks.delete"),
+        Rule(
+            f"{API_PREFIX}/webhook_endpoints/<id>/rotate_secret/",
+            methods=["POST"],
+            endpoint="webhooks.rotate_secret",
+        ),
+        Rule(f"{API_PREFIX}/credentials/", methods=["GET"], endpoint="credentials.list"),
+        Rule(f"{API_PREFIX}/credentials/", methods=["POST"], endpoint="credentials.create"),
+        Rule(f"{API_PREFIX}/credentials/<id>/", methods=["GET"], endpoint="credentials.get"),
+        Rule(f"{API_PREFIX}/credentials/<id>/", methods=["PATCH"], endpoint="credentials.update"),
+        Rule(f"{API_PREFIX}/credentials/<id>/", methods=["DELETE"], endpoint="credentials.delete"),
         Rule(f"{API_PREFIX}/_sandbox/stats", methods=["GET"], endpoint="sandbox.stats"),
         Rule(f"{API_PREFIX}/_sandbox/stats/reset", methods=["POST"], endpoint="sandbox.reset"),
     ]
@@ -107,38 +137,6 @@ URL_MAP = Map(
 def route_template(rule: str) -> str:
     """``/api/v1/users/<id>/`` → ``/api/v1/users/{id}/`` (the form used in stats and the contract)."""
     return re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule)
-
-
-class ApiProblem(Exception):
-    """An error answer: raised anywhere in a handler, turned into a JSON response once."""
-
-    def __init__(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None):
-        super().__init__(body)
-        self.status = status
-        self.body = body
-        self.headers = headers or {}
-
-    @classmethod
-    def coded(cls, status: int, code: str, detail: str, **headers: str) -> ApiProblem:
-        return cls(status, {"detail": detail, "code": code}, headers)
-
-    @classmethod
-    def fields(cls, errors: dict[str, list[str]]) -> ApiProblem:
-        return cls(400, errors)
-
-
-def json_response(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
-    data = b"" if body is None else json.dumps(body, separators=(",", ":")).encode()
-    return Response(
-        data,
-        status=status,
-        headers=headers or {},
-        mimetype="application/json" if body is not None else None,
-    )
-
-
-def problem_response(problem: ApiProblem) -> Response:
-    return json_response(problem.status, problem.body, problem.headers)
 
 
 # --- representations ------------------------------------------------------------
@@ -162,6 +160,7 @@ def workspace_json(row: sqlite3.Row) -> dict[str, Any]:
         "name": row["name"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
+        "verification_secret_rotated_at": row["verification_secret_rotated_at"],
         "etag": store.etag(row["id"], row["rev"]),
     }
 
@@ -176,174 +175,9 @@ def membership_json(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class Resource:
-    """How one collection is stored and shown: its table, JSON and list filters."""
-
-    table: str
-    kind: str  # for messages: "user", "workspace", ...
-    to_json: Callable[[sqlite3.Row], dict[str, Any]]
-    filters: tuple[str, ...] = ()
-
-
 USERS = Resource("users", "user", user_json)
 WORKSPACES = Resource("workspaces", "workspace", workspace_json)
 MEMBERSHIPS = Resource("memberships", "workspace membership", membership_json, ("workspace_id", "user_id"))
-
-
-@dataclass
-class Call:
-    """One authenticated request inside its transaction."""
-
-    conn: sqlite3.Connection
-    request: Request
-    user: sqlite3.Row
-    values: dict[str, str] = field(default_factory=dict)
-
-    def body(self) -> dict[str, Any]:
-        """The JSON object body, or a 400 ``parse_error``."""
-        try:
-            data = parse_json(self.request.get_data(cache=True) or b"null")
-        except ValueError:
-            data = None
-        if not isinstance(data, dict):
-            raise ApiProblem.coded(400, "parse_error", "The request body must be a JSON object.")
-        return data
-
-
-def parse_json(raw: bytes) -> Any:
-    """``json.loads``, with every way it can fail on bad input raised as ValueError.
-
-    Nesting deeper than the interpreter's recursion limit (``[[[[...``
-    100,000 deep) raises RecursionError inside the decoder: that is bad
-    input too, not a server error.
-    """
-    try:
-        return json.loads(raw)
-    except RecursionError:
-        raise ValueError("the JSON is nested too deeply") from None
-
-
-def single(row: sqlite3.Row, resource: Resource, status: int = 200) -> Response:
-    """A single-resource response: the representation and its ETag header."""
-    body = resource.to_json(row)
-    return json_response(status, body, {"ETag": body["etag"]})
-
-
-def fetch(call: Call, resource: Resource) -> sqlite3.Row:
-    row: sqlite3.Row | None = call.conn.execute(
-        f"SELECT * FROM {resource.table} WHERE id = ?", (call.values["id"],)
-    ).fetchone()
-    if row is None:
-        raise ApiProblem.coded(404, "not_found", f"No {resource.kind} with id {call.values['id']!r}.")
-    return row
-
-
-def check_if_match(call: Call, row: sqlite3.Row) -> None:
-    """412 unless If-Match is absent, ``*``, or lists the current ETag."""
-    if "If-Match" not in call.request.headers:
-        return
-    current = store.etag(row["id"], row["rev"]).strip('"')
-    tags = call.request.if_match
-    if not (tags.star_tag or tags.contains(current)):
-        raise ApiProblem.coded(
-            412,
-            "precondition_failed",
-            "The resource changed since it was read (If-Match does not match its ETag); read it again.",
-        )
-
-
-# --- pagination -------------------------------------------------------------------
-
-
-def _encode_cursor(direction: str, seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{direction}:{seq}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[str, int]:
-    """The (direction, seq) of a cursor this server issued, or a 400 on ``cursor``.
-
-    A cursor is opaque to clients but not to forgers: the sequence number is
-    checked to be plain ASCII digits within SQLite's integer range, so that
-    ``int()``'s leniency (``+5``, ``1_0``, other scripts' digits) and huge
-    numbers never reach the database.
-    """
-    invalid = ApiProblem.fields({"cursor": ["Invalid cursor; use a next or previous link as given."]})
-    if len(cursor) > MAX_CURSOR_LENGTH:
-        raise invalid
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (ValueError, binascii.Error):
-        raise invalid from None
-    direction, _, seq = raw.partition(":")
-    if direction not in ("a", "b") or not _ASCII_DIGITS.fullmatch(seq) or int(seq) > MAX_SEQ:
-        raise invalid
-    return direction, int(seq)
-
-
-def _page_size(raw: str | None) -> int:
-    """``page_size`` as the contract allows it: ASCII digits for 1 to 100; absent means the default.
-
-    Present but empty, signed, with underscores or in other scripts' digits
-    is a 400, although Python's ``int()`` would take most of them.
-    """
-    if raw is None:
-        return DEFAULT_PAGE_SIZE
-    size = int(raw) if _ASCII_DIGITS.fullmatch(raw) and len(raw) <= 10 else 0
-    if not 1 <= size <= MAX_PAGE_SIZE:
-        # Rejected, never clamped: a client asking for more than it gets
-        # would otherwise silently page differently from what it planned.
-        raise ApiProblem.fields(
-            {"page_size": [f"Ensure this value is an integer between 1 and {MAX_PAGE_SIZE}."]}
-        )
-    return size
-
-
-def list_page(call: Call, resource: Resource, filters: dict[str, str] | None = None) -> Response:
-    """One keyset page of ``resource`` with absolute ``next``/``previous`` links.
-
-    ``filters`` default to the resource's filters present in the query.
-    """
-    args = call.request.args
-    size = _page_size(args.get("page_size"))
-    after = before = None
-    if "cursor" in args:
-        direction, seq = _decode_cursor(args["cursor"])
-        after, before = (seq, None) if direction == "a" else (None, seq)
-    if filters is None:
-        filters = {name: args[name] for name in resource.filters if name in args}
-    rows, more = store.page(call.conn, resource.table, after=after, before=before, size=size, filters=filters)
-
-    def beyond(seq: int, forward: bool) -> bool:
-        return store.exists_beyond(call.conn, resource.table, seq=seq, forward=forward, filters=filters)
-
-    next_seq = prev_seq = None
-    if before is None:  # walking forward (or the first page)
-        if more:
-            next_seq = rows[-1]["seq"]
-        if after is not None:
-            first = rows[0]["seq"] if rows else after + 1
-            prev_seq = first if beyond(first, forward=False) else None
-    else:
-        if more:
-            prev_seq = rows[0]["seq"]
-        last = rows[-1]["seq"] if rows else before - 1
-        next_seq = last if beyond(last, forward=True) else None
-
-    def link(direction: str, seq: int | None) -> str | None:
-        if seq is None:
-            return None
-        query = {**filters, "page_size": str(size), "cursor": _encode_cursor(direction, seq)}
-        return f"{call.request.host_url.rstrip('/')}{call.request.path}?{urlencode(query)}"
-
-    return json_response(
-        200,
-        {
-            "next": link("a", next_seq),
-            "previous": link("b", prev_seq),
-            "results": [resource.to_json(row) for row in rows],
-        },
-    )
 
 
 # --- handlers ------------------------------------------------------------------------
@@ -480,8 +314,9 @@ def create_workspace(call: Call) -> Response:
         )
     ts = store.now_iso()
     call.conn.execute(
-        "INSERT INTO workspaces (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
-        (store.new_id(), name, ts, ts),
+        "INSERT INTO workspaces (id, name, created_at, updated_at, verification_secret_rotated_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        (store.new_id(), name, ts, ts, ts),
     )
     row = call.conn.execute("SELECT * FROM workspaces WHERE seq = last_insert_rowid()").fetchone()
     response = single(row, WORKSPACES, 201)
@@ -505,6 +340,28 @@ def update_workspace(call: Call) -> Response:
         )
         row = fetch(call, WORKSPACES)
     return single(row, WORKSPACES)
+
+
+def rotate_verification_secret(call: Call) -> Response:
+    """A new verification secret, shown in this answer only; the sandbox keeps none.
+
+    The workspace changes (its ``verification_secret_rotated_at``), so its
+    ETag does; the answer's ``ETag`` header is the workspace's new one.
+    """
+    row = fetch(call, WORKSPACES)
+    check_if_match(call, row)
+    if errors := refuse_unknown(optional_body(call), ()):
+        raise ApiProblem.fields(errors)
+    secret = VERIFICATION_SECRET_MARK + secrets.token_urlsafe(32)
+    ts = store.now_iso()
+    call.conn.execute(
+        "UPDATE workspaces SET verification_secret_rotated_at = ?, updated_at = ?, rev = rev + 1 "
+        "WHERE id = ?",
+        (ts, ts, row["id"]),
+    )
+    row = fetch(call, WORKSPACES)
+    body = {"workspace_id": row["id"], "verification_secret": secret, "rotated_at": ts}
+    return json_response(200, body, {"ETag": store.etag(row["id"], row["rev"])})
 
 
 def delete_workspace(call: Call) -> Response:
@@ -559,14 +416,12 @@ def delete_membership(call: Call) -> Response:
     return json_response(204, None)
 
 
-# api_keys builds on the helpers above; the package imports this module first,
-# so every name api_keys takes from here is defined when it runs.
-from provisioner.sandbox import api_keys  # noqa: E402
-
 # An explicit mapping from endpoint to handler: the routing table above and
 # this one are the whole API surface.
 HANDLERS: dict[str, Callable[[Call], Response]] = {
     **api_keys.HANDLERS,
+    **webhooks.HANDLERS,
+    **credentials.HANDLERS,
     "me": me,
     "users.list": lambda call: list_page(call, USERS),
     "users.create": create_user,
@@ -578,13 +433,20 @@ HANDLERS: dict[str, Callable[[Call], Response]] = {
     "workspaces.get": get_workspace,
     "workspaces.update": update_workspace,
     "workspaces.delete": delete_workspace,
+    "workspaces.rotate_verification_secret": rotate_verification_secret,
     "memberships.list": lambda call: list_page(call, MEMBERSHIPS),
     "memberships.create": create_membership,
     "memberships.get": get_membership,
     "memberships.delete": delete_membership,
 }
 # How an idempotent answer is recorded for replay, where it is not verbatim.
-RECORDED_BODY: dict[str, Callable[[bytes], bytes]] = {"api_keys.create": api_keys.recorded_body}
+# Secrets shown once are never recorded: a replay answers without them.
+RECORDED_BODY: dict[str, Callable[[bytes], bytes]] = {
+    "api_keys.create": api_keys.recorded_body,
+    "webhooks.create": webhooks.recorded_body,
+    "webhooks.rotate_secret": webhooks.recorded_body,
+    "workspaces.rotate_verification_secret": recorded_without("verification_secret"),
+}
 
 
 def allowed_methods(path: str) -> str:

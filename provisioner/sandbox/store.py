@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 WORKSPACE_LIMIT = 50
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS org (
@@ -47,7 +47,10 @@ CREATE TABLE IF NOT EXISTS workspaces (
     name TEXT NOT NULL UNIQUE,
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
-    rev INTEGER NOT NULL DEFAULT 1
+    rev INTEGER NOT NULL DEFAULT 1,
+    -- The verification secret itself is not kept: only when it last changed.
+    -- (Added in schema version 2; ``_migrate`` adds it to older dbs.)
+    verification_secret_rotated_at TEXT
 );
 CREATE TABLE IF NOT EXISTS memberships (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -86,6 +89,38 @@ CREATE TABLE IF NOT EXISTS api_keys (
 );
 CREATE INDEX IF NOT EXISTS api_keys_by_workspace ON api_keys (workspace_id, seq);
 CREATE INDEX IF NOT EXISTS api_keys_by_user ON api_keys (user_id, seq);
+-- Workspace settings (provisioner.sandbox.webhooks, .credentials). No secret
+-- is stored: a webhook's signing secret not at all (only when it was last
+-- rotated), a credential's secrets as salted PBKDF2 digests (JSON).
+CREATE TABLE IF NOT EXISTS webhook_endpoints (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    workspace_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    events TEXT NOT NULL,  -- JSON array, sorted
+    enabled INTEGER NOT NULL,
+    secret_rotated_at TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    rev INTEGER NOT NULL DEFAULT 1,
+    UNIQUE (workspace_id, url)
+);
+CREATE INDEX IF NOT EXISTS webhook_endpoints_by_workspace ON webhook_endpoints (workspace_id, seq);
+CREATE TABLE IF NOT EXISTS credentials (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    workspace_id TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    fields TEXT NOT NULL,  -- JSON object: readable values
+    secrets TEXT NOT NULL,  -- JSON object: name -> {algorithm, iterations, salt, digest}
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    rev INTEGER NOT NULL DEFAULT 1,
+    UNIQUE (workspace_id, provider)
+);
+CREATE INDEX IF NOT EXISTS credentials_by_workspace ON credentials (workspace_id, seq);
+CREATE INDEX IF NOT EXISTS credentials_by_provider ON credentials (provider, seq);
 CREATE TABLE IF NOT EXISTS idempotency (
     user_id TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -150,6 +185,21 @@ def _connect(path: str) -> sqlite3.Connection:
     return conn
 
 
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring a db made by an older sandbox up to ``SCHEMA_VERSION`` (new tables come from ``_SCHEMA``).
+
+    Version 2 gave workspaces ``verification_secret_rotated_at``; a workspace
+    made before has had its secret since it was created.
+    """
+    columns = {row["name"] for row in conn.execute("PRAGMA table_info(workspaces)")}
+    if "verification_secret_rotated_at" not in columns:
+        conn.execute("ALTER TABLE workspaces ADD COLUMN verification_secret_rotated_at TEXT")
+    conn.execute(
+        "UPDATE workspaces SET verification_secret_rotated_at = created_at "
+        "WHERE verification_secret_rotated_at IS NULL"
+    )
+
+
 class Store:
     """A pool of connections to one sandbox db; each request thread holds one
     connection for exactly one transaction."""
@@ -162,6 +212,7 @@ class Store:
         conn = self._checkout()
         try:
             conn.executescript(_SCHEMA)
+            _migrate(conn)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         finally:
             self._pool.put(conn)
@@ -336,8 +387,9 @@ def bulk_seed(
         ((new_id(), email.lower(), role, status, ts, ts) for email, role, status in users),
     )
     conn.executemany(
-        "INSERT INTO workspaces (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)",
-        ((new_id(), name, ts, ts) for name in workspaces),
+        "INSERT INTO workspaces (id, name, created_at, updated_at, verification_secret_rotated_at) "
+        "VALUES (?, ?, ?, ?, ?)",
+        ((new_id(), name, ts, ts, ts) for name in workspaces),
     )
     conn.executemany(
         "INSERT INTO memberships (id, workspace_id, user_id, created_at) "

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import requests
 
-from provisioner.sandbox import RunningSandbox
+from provisioner.sandbox import RunningSandbox, create_token
 
 
 class Api:
@@ -52,3 +52,19 @@ class Api:
 def api(sandbox: RunningSandbox) -> Api:
     """The admin's client on the default checked sandbox."""
     return Api(sandbox.base_url, sandbox.token)
+
+
+@pytest.fixture
+def workspace(api: Api) -> dict[str, Any]:
+    """A workspace made by the admin."""
+    response = api.post("/workspaces/", {"name": "notetaker-production"})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+@pytest.fixture
+def developer_api(sandbox: RunningSandbox, api: Api) -> Api:
+    """A developer's client (the admin invites dev@example.com)."""
+    response = api.post("/users/", {"email": "dev@example.com", "role": "developer"})
+    assert response.status_code == 201, response.text
+    return Api(sandbox.base_url, create_token(sandbox.db_path, "dev@example.com"))
