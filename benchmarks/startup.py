@@ -75,6 +75,12 @@ def provisioner_command() -> list[str]:
 def child_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROVISIONER_", "RECALL_"))}
     env["NO_COLOR"] = "1"
+    # The quickstart's secret references, set as the README's first command sets them.
+    env.update(
+        DEEPGRAM_KEY_DEVELOPMENT="dev-key",
+        DEEPGRAM_KEY_STAGING="staging-key",
+        DEEPGRAM_KEY_PRODUCTION="prod-key",
+    )
     return env
 
 
@@ -197,7 +203,8 @@ def main() -> int:
         tmp = Path(tmp_name)
         db = tmp / "sandbox.db"
         subprocess.run(
-            [*tool, "apply", "-c", str(QUICKSTART), "--sandbox", str(db), "--auto-approve"],
+            [*tool, "apply", "-c", str(QUICKSTART), "--sandbox", str(db), "--auto-approve"]
+            + ["--secrets-dir", str(tmp / "secrets")],
             cwd=ROOT,
             env=child_env(),
             capture_output=True,

@@ -16,6 +16,15 @@ The work happens in two steps that never mix:
    the output wants flow-style one-line user entries with trailing comments,
    which ``yaml.safe_dump`` cannot produce, and because byte-identical output
    for the same organization needs every ordering to be explicit.
+
+Workspace settings are written on each workspace entry: readable values as
+they are, and each write-only secret as a reference to a generated variable
+(``RECALL_SECRET_<WORKSPACE>_<ENVIRONMENT>_<PROVIDER>_<SECRET>``), since the
+API never returns a secret. The variables are listed at the top of the file
+(and by ``Exported.variables``); with each set to the secret's value, a plan
+shows no changes. A workspace whose credentials' readable fields differ
+between environments cannot be one entry, so its instances are written one
+by one.
 """
 
 from __future__ import annotations
@@ -28,9 +37,35 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from provisioner.model import ADMIN, DEFAULT_NAME_FORMAT, DEFAULT_TOKEN_ENV, INVITED, Identity, State
+from provisioner.model import (
+    ADMIN,
+    DEFAULT_NAME_FORMAT,
+    DEFAULT_TOKEN_ENV,
+    INVITED,
+    PLATFORM,
+    PROVIDERS,
+    Credential,
+    Identity,
+    State,
+)
 
-__all__ = ["export_config"]
+__all__ = ["Exported", "export_config", "export_document"]
+
+_NOT_NAME = re.compile(r"[^A-Za-z0-9]+")
+
+
+def _var_part(text: str) -> str:
+    """A name as part of a variable name, as the loader fills {WORKSPACE}/{ENVIRONMENT}."""
+    return _NOT_NAME.sub("_", text).upper()
+
+
+@dataclass(frozen=True)
+class Exported:
+    """An exported config and the secret variables it names (to be set before a plan)."""
+
+    text: str
+    variables: tuple[str, ...] = ()
+
 
 DEFAULT_ENVIRONMENTS: tuple[str, ...] = ("development", "staging", "production")
 
@@ -73,6 +108,28 @@ def export_config(
     unknown user or workspace) or the format lacks its placeholders; both are
     programming errors, not user errors.
     """
+    return export_document(
+        identity,
+        current,
+        environments=environments,
+        workspace_name_format=workspace_name_format,
+        region=region,
+        api_url=api_url,
+        token_env=token_env,
+    ).text
+
+
+def export_document(
+    identity: Identity,
+    current: State,
+    *,
+    environments: Sequence[str] = DEFAULT_ENVIRONMENTS,
+    workspace_name_format: str = DEFAULT_NAME_FORMAT,
+    region: str | None = None,
+    api_url: str | None = None,
+    token_env: str = DEFAULT_TOKEN_ENV,
+) -> Exported:
+    """Like ``export_config``, with the secret variables the config names."""
     _check_consistent(current)
     parse = _name_parser(workspace_name_format, environments)
     layout = _layout(current, environments, parse)
@@ -84,7 +141,9 @@ def export_config(
         token_env=token_env,
         workspace_name_format=workspace_name_format,
     )
-    return _emit(settings, current, layout)
+    variables: list[str] = []
+    text = _emit(settings, current, layout, variables)
+    return Exported(text, tuple(variables))
 
 
 # --------------------------------------------------------------------------
@@ -184,7 +243,7 @@ def _layout(current: State, environments: Sequence[str], parse: _NameParser) -> 
     # two entries of the same name; such instances stay plain.
     plain_names = {n for n in current.workspaces if parse(n) is None}
     for base in sorted(instances):
-        if base in plain_names:
+        if base in plain_names or not _settings_fold(instances[base], current):
             plain_names.update(instances.pop(base).values())
 
     # Lift: an environment's members apply to every instance of every
@@ -210,6 +269,18 @@ def _layout(current: State, environments: Sequence[str], parse: _NameParser) -> 
     plain = [(name, frozenset(members_of[name])) for name in sorted(plain_names)]
     groups = _groups(env_members, folded, plain)
     return _Layout(env_members=env_members, folded=folded, plain=plain, groups=groups)
+
+
+def _settings_fold(instances: dict[str, str], current: State) -> bool:
+    """Whether one entry can declare these instances' credentials: same readable fields everywhere."""
+    fields: dict[str, tuple[tuple[str, str], ...]] = {}
+    for name in instances.values():
+        for (ws, provider), credential in current.credentials.items():
+            if ws != name:
+                continue
+            if fields.setdefault(provider, credential.fields) != credential.fields:
+                return False
+    return True
 
 
 def _groups(
@@ -244,7 +315,7 @@ def _groups(
 # Emitting
 
 
-def _emit(settings: _Settings, current: State, layout: _Layout) -> str:
+def _emit(settings: _Settings, current: State, layout: _Layout, variables: list[str]) -> str:
     pending = sum(1 for u in current.users.values() if u.status == INVITED)
     admins = sum(1 for u in current.users.values() if u.role == ADMIN)
     lines: list[str] = [
@@ -291,14 +362,86 @@ def _emit(settings: _Settings, current: State, layout: _Layout) -> str:
             lines.append("    members:")
             for env, members in own.items():
                 lines += _members("      ", env, members, layout.groups)
+        by_env: dict[str | None, str] = {
+            env: settings.workspace_name_format.format(workspace=folded.name, environment=env)
+            for env in folded.members
+        }
+        lines += _settings_lines(current, folded.name, by_env, variables)
     for name, members in layout.plain:
         lines.append(f"  - name: {_scalar(name)}")
         lines += _members("    ", "members", members, layout.groups)
+        lines += _settings_lines(current, name, {None: name}, variables)
 
+    if variables:
+        header = [
+            "# The API never returns secrets: set these variables to the secrets' values",
+            "# before `provisioner plan` (each is named under transcription/platforms below):",
+            *(f"#   {v}" for v in variables),
+        ]
+        lines[3:3] = header
     # Keep the loader's min_admins check satisfiable for an organization
     # that (unusually) has no admin at all.
     lines += ["policy:", f"  min_admins: {min(1, admins)}"]
     return "\n".join(lines) + "\n"
+
+
+def _settings_lines(
+    current: State, base: str, instances: dict[str | None, str], variables: list[str]
+) -> list[str]:
+    """The ``webhooks``, ``transcription`` and ``platforms`` of one workspace entry.
+
+    ``instances`` maps environment (None for a workspace without) to instance
+    name. An entry that is not in every instance names its ``environments``.
+    """
+    everywhere = list(instances)
+    hooks: dict[tuple[str, tuple[str, ...], bool], list[str | None]] = {}
+    creds: dict[str, tuple[Credential, list[str | None]]] = {}
+    for env, name in instances.items():
+        for (ws, _), hook in sorted(current.webhooks.items()):
+            if ws == name:
+                hooks.setdefault((hook.url, hook.events, hook.enabled), []).append(env)
+        for (ws, provider), credential in sorted(current.credentials.items()):
+            if ws == name:
+                creds.setdefault(provider, (credential, []))[1].append(env)
+    out: list[str] = []
+
+    def only(envs: list[str | None], indent: str) -> list[str]:
+        if envs == everywhere or envs == [None]:
+            return []
+        return [f"{indent}environments: {_flow(e for e in envs if e is not None)}"]
+
+    if hooks:
+        out.append("    webhooks:")
+        for (url, events, enabled), envs in hooks.items():
+            out.append(f"      - url: {_scalar(url)}")
+            out.append(f"        events: {_flow(events)}")
+            if not enabled:
+                out.append("        enabled: false")
+            out += only(envs, "        ")
+    for section, kind in (("transcription", False), ("platforms", True)):
+        chosen = {p: c for p, c in sorted(creds.items()) if (_kind(p) == PLATFORM) == kind}
+        if not chosen:
+            continue
+        out.append(f"    {section}:")
+        for provider, (credential, envs) in chosen.items():
+            out.append(f"      {_scalar(provider)}:")
+            for field_name, value in credential.fields:
+                out.append(f"        {_scalar(field_name)}: {_scalar(value)}")
+            for secret, _ in credential.digests:
+                stem = f"RECALL_SECRET_{_var_part(base)}"
+                suffix = f"_{_var_part(provider)}_{_var_part(secret)}"
+                templated = None not in envs
+                ref = stem + ("_{ENVIRONMENT}" if templated else "") + suffix
+                out.append(f"        {_scalar(secret)}: {{env: {_scalar(ref)}}}")
+                for env in envs:
+                    variables.append(stem + (f"_{_var_part(env)}" if env is not None else "") + suffix)
+            out += only(envs, "        ")
+    return out
+
+
+def _kind(provider: str) -> str:
+    spec = PROVIDERS.get(provider)
+    return spec.kind if spec is not None else ""
 
 
 def _members(indent: str, key: str, members: frozenset[str], groups: dict[frozenset[str], str]) -> list[str]:

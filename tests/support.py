@@ -19,6 +19,12 @@ from pathlib import Path
 from typing import Any
 
 TOKEN_ENV = "PROVISIONER_TEST_KEY"
+# The variables examples/quickstart.yaml's secret references name (as the README sets them).
+QUICKSTART_KEYS = {
+    "DEEPGRAM_KEY_DEVELOPMENT": "dev-key",
+    "DEEPGRAM_KEY_STAGING": "staging-key",
+    "DEEPGRAM_KEY_PRODUCTION": "prod-key",
+}
 
 
 @dataclass
@@ -27,6 +33,7 @@ class Cli:
 
     cwd: Path
     token: str
+    env: dict[str, str] | None = None  # set for every run (extra_env adds to it)
 
     def __call__(
         self,
@@ -39,6 +46,7 @@ class Cli:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PROVISIONER_", "RECALL_"))}
         env[TOKEN_ENV] = self.token if token is None else token
         env["NO_COLOR"] = "1"
+        env.update(self.env or {})
         env.update(extra_env or {})
         return subprocess.run(
             [sys.executable, "-m", "provisioner", *args],

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from provisioner.cli.options import endpoint_options, parallelism_option
+from provisioner.escape import terminal
 from provisioner.model import DEFAULT_NAME_FORMAT, DEFAULT_TOKEN_ENV, REGIONS
 from provisioner.service.export import ExportOptions, export_org
 
@@ -63,8 +64,16 @@ def export(
         workspace_name_format=workspace_name_format,
         parallelism=parallelism,
     )
-    text = export_org(options, output=output)
+    exported = export_org(options, output=output)
     if output:
-        click.echo(f"Wrote {output}.", err=True)
+        click.echo(f"Wrote {terminal(output)}.", err=True)
     else:
-        click.echo(text, nl=False)
+        click.echo(exported.text, nl=False)
+    if exported.variables:
+        n = len(exported.variables)
+        click.echo(
+            f"The config names {n} secret variable{'s' if n != 1 else ''} (the API never returns "
+            "secrets); set each to its secret's value before `provisioner plan`:\n"
+            + "\n".join(f"  {terminal(v)}" for v in exported.variables),
+            err=True,
+        )

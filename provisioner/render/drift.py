@@ -12,6 +12,7 @@ the same items, the same counts and the same words.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from provisioner.drift import DriftItem, DriftReport, Origin, Reach
 from provisioner.escape import markdown_code, terminal
 from provisioner.model import Membership
 from provisioner.plan.model import Action, ResourceType
+from provisioner.render.plan_text import LINE_RENDERERS
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,10 +184,26 @@ def _describe_membership(item: DriftItem) -> list[Part]:
     return ["revoke the access of ", user, " to ", *where]
 
 
+_SETTING_ORIGIN = {
+    Origin.OUT_OF_BAND: "changed on the server since the last apply; the plan would do: ",
+    Origin.UNKNOWN: "the organization differs from the config; the plan would do: ",
+    Origin.UNAPPLIED: "not applied yet: ",
+}
+
+
+def _describe_setting(item: DriftItem) -> list[Part]:
+    """A webhook or credential: the plan's own line for it (a secret shows as "changed", never a value)."""
+    change = item.change
+    line = LINE_RENDERERS[(change.type, change.action)](change, Counter())
+    return [_SETTING_ORIGIN[item.origin], Name(line)]
+
+
 _DESCRIBE: Mapping[ResourceType, Callable[[DriftItem], list[Part]]] = {
     ResourceType.USER: _describe_user,
     ResourceType.WORKSPACE: _describe_workspace,
     ResourceType.MEMBERSHIP: _describe_membership,
+    ResourceType.WEBHOOK: _describe_setting,
+    ResourceType.CREDENTIAL: _describe_setting,
 }
 
 

@@ -296,6 +296,8 @@ def _people(view: _View) -> _Section:
         )
         parts = user_parts + [_person_part(c) for c in access]
         items.append((f"- {_md(email)}: {'; '.join(parts)}\n", len(changes)))
+    if not items:
+        return _Section("", [])
     return _Section("#### By person\n\n", items, "\n")
 
 

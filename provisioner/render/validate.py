@@ -34,9 +34,12 @@ def _lines(lines: list[str]) -> str:
 
 def _summary(path: str, config: Config) -> str:
     state = config.desired
+    settings = ""
+    if state.webhooks or state.credentials:
+        settings = f", {len(state.webhooks)} webhooks, {len(state.credentials)} credentials"
     return (
         f"{path}: OK ({len(state.users)} users, {len(state.workspaces)} workspace "
-        f"instances, {len(state.memberships)} memberships)"
+        f"instances, {len(state.memberships)} memberships{settings})"
     )
 
 

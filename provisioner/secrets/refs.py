@@ -185,8 +185,9 @@ def resolve(
         ref = use.ref
         if ref in values:
             continue
+        where = f"{use.where or 'the config'}: {use.what} of {terminal(use.workspace)}"
         if ref in problems:
-            problems[ref][1].append(use.where)
+            problems[ref][1].append(where)
             continue
         why: str | None
         if ref.source == "env":
@@ -197,14 +198,14 @@ def resolve(
         if why is None and value is not None:
             values[ref] = value
         else:
-            problems[ref] = (why or "cannot be read", [use.where])
+            problems[ref] = (why or "cannot be read", [where])
     if problems:
         lines = []
         for ref, (why, wheres) in sorted(problems.items(), key=lambda kv: (kv[0].source, kv[0].name)):
-            places = ", ".join(w for w in dict.fromkeys(wheres) if w) or "the config"
+            first, *more = list(dict.fromkeys(wheres))
             kind = "environment variable" if ref.source == "env" else "file"
-            thing = f"{kind} {terminal(ref.name)}"
-            lines.append(f"{places}: the {thing} {why}")
+            also = f" (also {'; '.join(more)})" if more else ""
+            lines.append(f"{first}: the {kind} {terminal(ref.name)} {why}{also}")
         n = len(problems)
         raise SecretReferenceError(
             f"{n} secret reference{'s' if n != 1 else ''} cannot be read; set "

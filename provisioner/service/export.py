@@ -11,7 +11,7 @@ from pathlib import Path
 
 from provisioner.api.reader import read_state_and_identity
 from provisioner.errors import ProvisionerError
-from provisioner.export import export_config
+from provisioner.export import Exported, export_document
 from provisioner.model import DEFAULT_NAME_FORMAT, DEFAULT_TOKEN_ENV, OrganizationSettings
 from provisioner.service.connection import connect
 
@@ -38,8 +38,8 @@ class ExportOptions:
     parallelism: int = 8
 
 
-def export_org(options: ExportOptions, *, output: str | None = None) -> str:
-    """The organization's config text; also written to ``output`` when given."""
+def export_org(options: ExportOptions, *, output: str | None = None) -> Exported:
+    """The organization's config (and the secret variables it names); also written to ``output``."""
     api_url, region = options.api_url, options.region
     settings = OrganizationSettings(
         region=region or ("us-east-1" if not api_url else None), api_url=api_url, token_env=options.token_env
@@ -49,7 +49,7 @@ def export_org(options: ExportOptions, *, output: str | None = None) -> str:
         client,
     ):
         current, identity = read_state_and_identity(client, parallelism=options.parallelism)
-    text = export_config(
+    exported = export_document(
         identity,
         current,
         environments=list(options.environments),
@@ -60,7 +60,7 @@ def export_org(options: ExportOptions, *, output: str | None = None) -> str:
     )
     if output:
         try:
-            Path(output).write_text(text, encoding="utf-8")
+            Path(output).write_text(exported.text, encoding="utf-8")
         except OSError as error:
             raise ExportError(f"cannot write {output}: {error.strerror}") from None
-    return text
+    return exported

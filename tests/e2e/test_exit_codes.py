@@ -18,14 +18,14 @@ from provisioner.plan.digest import PlanTarget
 from provisioner.plan.model import Plan
 from provisioner.plan.planfile import load_plan, save_plan
 from provisioner.sandbox import start_sandbox
-from tests.support import Cli
+from tests.support import QUICKSTART_KEYS, Cli
 
 QUICKSTART = str(Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml")
 
 
 @pytest.fixture
 def run(tmp_path: Path) -> Cli:
-    return Cli(tmp_path, "unused")
+    return Cli(tmp_path, "unused", env=QUICKSTART_KEYS)
 
 
 def no_traceback(result) -> None:  # noqa: ANN001

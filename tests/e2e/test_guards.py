@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from provisioner.sandbox import create_token, seed
-from tests.support import Api, Cli, org_config
+from tests.support import QUICKSTART_KEYS, Api, Cli, org_config
 
 TEAM = """
 users:
@@ -171,7 +171,8 @@ QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml
 def test_offboarding_one_user_from_the_quickstart_needs_no_force(cli: Cli, api: Api, tmp_path: Path) -> None:  # noqa: ANN001
     """The reproduction: dana's 3 cascaded memberships used to count as 3 more removals."""
     db = str(tmp_path / "quick.db")
-    applied = cli("apply", "-c", str(QUICKSTART), "--sandbox", db, "--auto-approve")
+    cli.env = QUICKSTART_KEYS
+    applied = cli("apply", "-c", str(QUICKSTART), "--sandbox", db, "--auto-approve", "--secrets-dir", "s")
     assert applied.returncode == 0, applied.stdout + applied.stderr
     text = QUICKSTART.read_text()
     offboarded = tmp_path / "offboarded.yaml"

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support import Api, Cli, org_config
+from tests.support import QUICKSTART_KEYS, Api, Cli, org_config
 
 BODY = """
 environments:
@@ -207,7 +207,7 @@ def test_apply_on_a_terminal_asks_for_yes(sandbox, cli: Cli, api: Api, tmp_path:
 def test_a_sandbox_path_that_is_not_a_database_is_a_clean_error(tmp_path: Path) -> None:
     junk = tmp_path / "junk.db"
     junk.write_text("not a database")
-    result = Cli(tmp_path, "unused")(
+    result = Cli(tmp_path, "unused", env=QUICKSTART_KEYS)(
         "plan",
         "-c",
         str(Path(__file__).resolve().parents[2] / "examples" / "quickstart.yaml"),
