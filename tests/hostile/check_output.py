@@ -55,7 +55,7 @@ import cmarkgfm
 import pyte
 
 from provisioner.escape import terminal
-from provisioner.model import Membership, Policy, State, User, Workspace
+from provisioner.model import Credential, Membership, Policy, SecretRef, State, User, Webhook, Workspace
 from provisioner.plan.diff import diff
 from provisioner.plan.model import Change, Plan, ResourceType
 from provisioner.plan.power import power_grants
@@ -89,7 +89,9 @@ ALLOWED_TAGS = frozenset(
         "summary",
     }
 )
-OWN_HEADINGS = frozenset({"By person", "Access matrix", "Access by workspace instance"})
+OWN_HEADINGS = frozenset(
+    {"By person", "Access matrix", "Access by workspace instance", "Settings by workspace instance"}
+)
 # GitHub links @name in text (not in code); the @ must not follow a word character.
 MENTION = re.compile(r"(?<![\w`])@[A-Za-z0-9]")
 SCREEN_COLUMNS, SCREEN_LINES = 400, 300
@@ -108,7 +110,10 @@ def _state(spec: dict[str, Any], *, current: bool) -> State:
     workspaces = []
     for i, w in enumerate(spec.get("workspaces", [])):
         name, environment = (w, None) if isinstance(w, str) else (w["name"], w.get("environment"))
-        workspaces.append(Workspace(name, id=f"w{i}" if current else None, environment=environment))
+        manages = () if isinstance(w, str) else tuple(w.get("manages", ()))
+        workspaces.append(
+            Workspace(name, id=f"w{i}" if current else None, environment=environment, manages=manages)
+        )
     memberships = []
     for i, m in enumerate(spec.get("memberships", [])):
         if isinstance(m, list):
@@ -123,7 +128,28 @@ def _state(spec: dict[str, Any], *, current: bool) -> State:
                 expires=expires,
             )
         )
-    return State.build(users, workspaces, memberships)
+    webhooks = [
+        Webhook(
+            h["workspace"],
+            h["url"],
+            tuple(sorted(h.get("events", ["bot.done"]))),
+            h.get("enabled", True),
+            id=f"h{i}" if current else None,
+        )
+        for i, h in enumerate(spec.get("webhooks", []))
+    ]
+    credentials = [
+        Credential(
+            c["workspace"],
+            c["provider"],
+            fields=tuple(sorted(c.get("fields", {}).items())),
+            secrets=tuple((n, SecretRef("env", r)) for n, r in c.get("secrets", {}).items()),
+            write=tuple(c.get("secrets", {})),
+            id=f"c{i}" if current else None,
+        )
+        for i, c in enumerate(spec.get("credentials", []))
+    ]
+    return State.build(users, workspaces, memberships, webhooks, credentials)
 
 
 def _plan(case: dict[str, Any]) -> tuple[Plan, dict[str, str | None]]:
@@ -151,6 +177,15 @@ def _names(change: Change) -> list[str]:
         m = change.after if change.after is not None else change.before
         assert isinstance(m, Membership)
         return [terminal(m.user), terminal(m.workspace)]
+    setting = change.after if change.after is not None else change.before
+    if isinstance(setting, Webhook):
+        return [terminal(setting.url), terminal(setting.workspace)]
+    if isinstance(setting, Credential):
+        return [
+            terminal(setting.provider),
+            terminal(setting.workspace),
+            *(terminal(v) for _, v in setting.fields),
+        ]
     return [terminal(change.key)]
 
 

@@ -68,9 +68,11 @@ def _with_key(template: str, key: str) -> str:
     return re.sub(r"\{key(?::(-?\d*):(-?\d*))?\}", piece, template)
 
 
-def _run_subprocess(cwd: Path, key: str, *args: str) -> subprocess.CompletedProcess:
+def _run_subprocess(
+    cwd: Path, key: str, *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROVISIONER_", "RECALL_"))}
-    env.update({TOKEN_ENV: key, "NO_COLOR": "1", "PROVISIONER_MAX_RETRIES": "0"})
+    env.update({TOKEN_ENV: key, "NO_COLOR": "1", "PROVISIONER_MAX_RETRIES": "0", **(extra_env or {})})
     return subprocess.run(
         [sys.executable, "-m", "provisioner", *args],
         cwd=cwd,
@@ -167,19 +169,32 @@ def check_config(case: dict[str, Any], tmp_path: Path) -> None:
 # --- transport-redaction --------------------------------------------------------------
 
 
+# A config secret's value, for cases where the endpoint echoes it (``secret: true``).
+SECRET = "dg-live-Zx81Qw27Ty64Ui09Op35As"
+SECRET_BODY = BODY + (
+    "workspaces:\n  - name: app\n    transcription:\n      deepgram:\n        api_key: {env: HOSTILE_SECRET}\n"
+)
+
+
+def _with_secrets(text: str) -> str:
+    return _with_key(text.replace("{secret}", SECRET), KEY)
+
+
 def check_redaction(case: dict[str, Any], tmp_path: Path) -> None:
     if "raw" in case:
-        reply = Reply(case["status"], raw=_with_key(case["raw"], KEY).encode())
+        reply = Reply(case["status"], raw=_with_secrets(case["raw"]).encode())
     else:
-        body = {k: _with_key(v, KEY) if isinstance(v, str) else v for k, v in case["body"].items()}
+        body = {k: _with_secrets(v) if isinstance(v, str) else v for k, v in case["body"].items()}
         reply = Reply(case["status"], body)
+    env = {"HOSTILE_SECRET": SECRET} if case.get("secret") else {}
     with LocalServer(lambda seen: reply) as server:
         config = tmp_path / "org.yaml"
-        config.write_text(org_config(server.base_url, BODY))
+        config.write_text(org_config(server.base_url, SECRET_BODY if env else BODY))
         for verbosity in ([], ["-v"], ["-vv"]):
-            result = _run_subprocess(tmp_path, KEY, *verbosity, "plan", "-c", str(config))
+            result = _run_subprocess(tmp_path, KEY, *verbosity, "plan", "-c", str(config), extra_env=env)
             assert result.returncode == 1, (result.stdout, result.stderr)
             assert_no_key(KEY, result.stdout, result.stderr)
+            assert_no_key(SECRET, result.stdout, result.stderr)
             for word in case["expect"]:
                 assert word in result.stderr, (word, result.stderr)
         assert server.seen and all(s.headers.get("Authorization") == f"Token {KEY}" for s in server.seen)
