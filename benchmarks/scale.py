@@ -336,9 +336,9 @@ class CliRun:
     stderr: list[tuple[float, str]]  # (seconds since start, line)
 
 
-def run_cli(args: list[str], *, timeout: float = 300) -> CliRun:
+def run_cli(args: list[str], *, timeout: float = 300, env_extra: dict[str, str] | None = None) -> CliRun:
     """Run ``provisioner ARGS``; wall time, and peak RSS from wait4 on this very child."""
-    env = {**os.environ, TOKEN_ENV: TOKEN, "NO_COLOR": "1"}
+    env = {**os.environ, TOKEN_ENV: TOKEN, "NO_COLOR": "1", **(env_extra or {})}
     with tempfile.TemporaryFile("w+") as out:
         started = time.perf_counter()
         process = subprocess.Popen(
@@ -385,9 +385,14 @@ class ReadShape:
     workspaces: int
     per_workspace: list[int]
 
+    webhooks: int = 0
+    credentials: int = 0
+
     @property
     def minimum(self) -> int:
-        return 1 + pages(self.users) + pages(self.workspaces) + sum(map(pages, self.per_workspace))
+        # The settings listings are organization-wide: pages, not workspaces (issue 13).
+        settings = pages(self.webhooks) + pages(self.credentials)
+        return 1 + pages(self.users) + pages(self.workspaces) + sum(map(pages, self.per_workspace)) + settings
 
     def rounds(self, parallelism: int) -> tuple[int, str]:
         """Request rounds that cannot overlap, and how they were counted.
@@ -411,6 +416,139 @@ class ReadShape:
             f"= {math.ceil(rest / parallelism)})"
         )
         return rounds, why
+
+
+# --- workspace settings (issue 13) -------------------------------------------------------
+
+SETTINGS_WEBHOOKS = 3  # per instance
+SETTINGS_ROTATED = 10  # secrets changed between the two applies
+
+
+def settings_lines(base: str, plain: bool) -> list[str]:
+    """Per instance: 3 webhooks, 2 transcription credentials and 1 Zoom app (2 secrets)."""
+    env = "" if plain else "_{ENVIRONMENT}"
+    url_env = "" if plain else "/{environment}"
+    out = ["    webhooks:"]
+    for n in range(SETTINGS_WEBHOOKS):
+        out += [
+            f'      - url: "https://hooks.example.invalid/{{workspace}}{url_env}/{n}"',
+            "        events: [bot.status_change, transcript.done]",
+        ]
+    out += [
+        "    transcription:",
+        f'      deepgram: {{api_key: {{env: "BENCH_DG_{{WORKSPACE}}{env}"}}}}',
+        f'      assembly_ai: {{api_key: {{env: "BENCH_AAI_{{WORKSPACE}}{env}"}}}}',
+        "    platforms:",
+        f'      zoom: {{client_id: "zoom-{base}", client_secret: {{env: "BENCH_ZS_{{WORKSPACE}}{env}"}},'
+        f' webhook_secret: {{env: "BENCH_ZH_{{WORKSPACE}}{env}"}}}}',
+    ]
+    return out
+
+
+def settings_config(org: Org) -> str:
+    """``config_text(org)`` with settings on every workspace entry."""
+    lines = config_text(org).splitlines()
+    out: list[str] = []
+    plain = {base for base, envs in org.workspaces if not envs}
+    current: str | None = None
+    for line in lines + [""]:
+        if (line.startswith("  - name: ") or line.startswith("policy:")) and current is not None:
+            out += settings_lines(current, current in plain)
+            current = None
+        if line.startswith("  - name: "):
+            current = line.split(": ", 1)[1]
+        out.append(line)
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def settings_secrets(org: Org, rotated: int = 0) -> dict[str, str]:
+    """A value for every secret variable; the first ``rotated`` deepgram keys changed."""
+    values: dict[str, str] = {}
+    n = 0
+    for _, env, base, _ in org.instances():
+        suffix = f"_{env.upper()}" if env else ""
+        for prefix in ("BENCH_DG", "BENCH_AAI", "BENCH_ZS", "BENCH_ZH"):
+            name = f"{prefix}_{base.upper()}{suffix}"
+            values[name] = f"{name.lower()}-0123456789"
+            if prefix == "BENCH_DG":
+                if n < rotated:
+                    values[name] += "-rotated"
+                n += 1
+    return values
+
+
+def settings_benchmark(tmp: Path) -> None:
+    """Plan and apply an organization whose 50 instances each carry settings."""
+    org = scale_org(200, workspaces=16, plain=2, per_instance=30)
+    instances = len(org.instances())
+    webhooks, credentials = instances * SETTINGS_WEBHOOKS, instances * 3
+    shape = ReadShape(
+        len(org.roles),
+        instances,
+        [len(org.members(n, e)) for n, e, _, _ in org.instances()],
+        webhooks=webhooks,
+        credentials=credentials,
+    )
+    # Today's reads: what a plan read before settings existed (no settings listings at all).
+    today = shape.minimum - pages(webhooks) - pages(credentials)
+    print(
+        f"organization: {len(org.roles)} users, {instances} instances, each with {SETTINGS_WEBHOOKS} "
+        f"webhooks, 2 transcription credentials and a Zoom app ({webhooks} webhooks, {credentials} "
+        f"credentials); page minimum {shape.minimum} = {today} for today's reads + "
+        f"{shape.minimum - today} settings pages"
+    )
+    db = tmp / "settings.db"
+    seed_db(db, org)
+    config = tmp / "settings.yaml"
+    config.write_text(settings_config(org))
+    sink = ["--secrets-dir", str(tmp / "secrets")]
+    with Sandbox(db, 0) as sandbox:
+        made = run_cli(
+            ["apply", "-c", str(config), "--api-url", sandbox.base_url, "--auto-approve", *sink],
+            env_extra=settings_secrets(org),
+            timeout=600,
+        )
+        if made.returncode != 0:
+            raise SystemExit(
+                "setting up the settings failed:\n" + "\n".join(line for _, line in made.stderr[-10:])
+            )
+    with Sandbox(db, LATENCY_MS) as sandbox:
+        sandbox.reset_stats()
+        plan = run_cli(
+            ["plan", "-c", str(config), "--api-url", sandbox.base_url, "--detailed-exitcode"],
+            env_extra=settings_secrets(org),
+        )
+        stats = sandbox.stats()
+        show_routes(stats)
+        check(
+            "settings plan requests (issue 13)",
+            f"{stats['total']} (page minimum {shape.minimum}: today's {today} + "
+            f"{shape.minimum - today} settings pages; {stats['total'] / shape.minimum:.3f}x)",
+            f"<= {PLAN_REQUESTS_FACTOR} x minimum",
+            stats["total"] <= PLAN_REQUESTS_FACTOR * shape.minimum,
+        )
+        check(
+            "unchanged secrets cost no request (issue 13)",
+            f"exit {plan.returncode}; {stats['total'] - shape.minimum} requests beyond the pages",
+            "exit 0 and 0 extra",
+            plan.returncode == 0 and stats["total"] == shape.minimum,
+        )
+        sandbox.reset_stats()
+        rotated = settings_secrets(org, SETTINGS_ROTATED)
+        applied = run_cli(
+            ["apply", "-c", str(config), "--api-url", sandbox.base_url, "--auto-approve", *sink],
+            env_extra=rotated,
+        )
+        stats = sandbox.stats()
+        writes = {r: n for r, n in stats["by_route"].items() if not r.startswith("GET ")}
+        check(
+            "settings apply requests (issue 13)",
+            f"exit {applied.returncode}; {stats['total']} = reads + {sum(writes.values())} writes {writes}",
+            f"= page minimum {shape.minimum} + {SETTINGS_ROTATED} PATCHes",
+            applied.returncode == 0
+            and stats["total"] == shape.minimum + SETTINGS_ROTATED
+            and sum(writes.values()) == SETTINGS_ROTATED,
+        )
 
 
 def verdict(ok: bool) -> str:
@@ -736,7 +874,11 @@ def main() -> None:
                 )
             db.unlink()
 
-        # 4. apply under a rate limit.
+        # 4. workspace settings: organization-wide listings, digests instead of secrets.
+        print(f"\n== workspace settings (plan and apply, --latency-ms {LATENCY_MS}) ==")
+        settings_benchmark(tmp)
+
+        # 5. apply under a rate limit.
         if not args.skip_rate_limit:
             print(f"\n== apply under --rate-limit {RATE_LIMIT} (and --latency-ms {LATENCY_MS}) ==")
             variant = mutate(base, RATE_LIMIT_CHANGES, seed_=42)
