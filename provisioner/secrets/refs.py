@@ -140,32 +140,32 @@ def _read_file(base: str, name: str) -> tuple[str | None, str | None]:
     path = os.path.join(root, name)
     real = os.path.realpath(path)
     if not (real == root or real.startswith(root.rstrip(os.sep) + os.sep)):
-        return None, "it leads outside the config's directory (through a symlink); commit the file itself"
+        return None, "leads outside the config's directory (through a symlink); commit the file itself"
     try:
         fd = os.open(real, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
-        return None, "no such file"
+        return None, "does not exist"
     except OSError as e:
         return None, f"cannot be opened ({e.strerror})"
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            return None, "it is not a regular file"
+            return None, "is not a regular file"
         if info.st_size > MAX_FILE_BYTES:
-            return None, f"it is larger than {MAX_FILE_BYTES // 1024} KiB; a secret is short"
+            return None, f"is larger than {MAX_FILE_BYTES // 1024} KiB; a secret is short"
         data = os.read(fd, MAX_FILE_BYTES + 1)
     finally:
         os.close(fd)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        return None, "it is not UTF-8 text"
+        return None, "is not UTF-8 text"
     if text.endswith("\r\n"):
         text = text[:-2]
     elif text.endswith("\n"):
         text = text[:-1]
     if not text:
-        return None, "it is empty"
+        return None, "is empty"
     return text, None
 
 
