@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from provisioner.apply.executor import ApplyReport, ChangeResult
 from provisioner.errors import ProvisionerError
-from provisioner.model import ACTIVE, Config, Membership, State, User, Workspace
+from provisioner.model import ACTIVE, Config, Credential, Membership, State, User, Webhook, Workspace
 
 AUDIT_FORMAT_VERSION = 1
 
@@ -63,16 +63,32 @@ def config_commit(config: Config) -> str | None:
 
 
 def compact_state(state: State) -> dict[str, Any]:
-    """A small, stable JSON form of a state: roles by email, members by workspace."""
+    """A small, stable JSON form of a state: roles by email, members by workspace.
+
+    Settings are kept as drift compares them: a webhook's events and enabled
+    flag by workspace and URL, a credential's readable fields by workspace and
+    provider. Never a secret, nor a digest of one.
+    """
     members: dict[str, list[str]] = {}
     for ws, email in sorted(state.memberships):
         members.setdefault(ws, []).append(email)
-    return {
+    out: dict[str, Any] = {
         "users": {u.email: u.role for u in sorted(state.users.values(), key=lambda u: u.email)},
         "pending": sorted(u.email for u in state.users.values() if u.status != ACTIVE),
         "workspaces": sorted(state.workspaces),
         "memberships": members,
     }
+    if state.webhooks:
+        hooks: dict[str, dict[str, Any]] = {}
+        for (ws, url), hook in sorted(state.webhooks.items()):
+            hooks.setdefault(ws, {})[url] = {"events": list(hook.events), "enabled": hook.enabled}
+        out["webhooks"] = hooks
+    if state.credentials:
+        creds: dict[str, dict[str, Any]] = {}
+        for (ws, provider), credential in sorted(state.credentials.items()):
+            creds.setdefault(ws, {})[provider] = dict(credential.fields)
+        out["credentials"] = creds
+    return out
 
 
 def state_from_compact(data: dict[str, Any]) -> State:
@@ -86,7 +102,17 @@ def state_from_compact(data: dict[str, Any]) -> State:
     memberships = [
         Membership(ws, email) for ws, emails in data.get("memberships", {}).items() for email in emails
     ]
-    return State.build(users, workspaces, memberships)
+    webhooks = [
+        Webhook(ws, url, tuple(h.get("events", [])), bool(h.get("enabled", True)))
+        for ws, by_url in data.get("webhooks", {}).items()
+        for url, h in by_url.items()
+    ]
+    credentials = [
+        Credential(ws, provider, fields=tuple(sorted(fields.items())))
+        for ws, by_provider in data.get("credentials", {}).items()
+        for provider, fields in by_provider.items()
+    ]
+    return State.build(users, workspaces, memberships, webhooks, credentials)
 
 
 def _result(r: ChangeResult) -> dict[str, Any]:
@@ -218,8 +244,20 @@ def _is_compact_state(data: Any) -> bool:
     if not isinstance(data, dict):
         return False
     users, members = data.get("users", {}), data.get("memberships", {})
+    hooks, creds = data.get("webhooks", {}), data.get("credentials", {})
+
+    def nested(value: Any, leaf: Any) -> bool:
+        return isinstance(value, dict) and all(
+            isinstance(k, str)
+            and isinstance(v, dict)
+            and all(isinstance(n, str) and leaf(x) for n, x in v.items())
+            for k, v in value.items()
+        )
+
     return (
-        isinstance(users, dict)
+        nested(hooks, lambda h: isinstance(h, dict) and strings(h.get("events", [])))
+        and nested(creds, lambda f: isinstance(f, dict) and all(isinstance(x, str) for x in f.values()))
+        and isinstance(users, dict)
         and all(isinstance(k, str) and isinstance(v, str) for k, v in users.items())
         and strings(data.get("pending", []))
         and strings(data.get("workspaces", []))

@@ -183,7 +183,10 @@ def test_out_of_band_changes_are_drift(cli: Cli, sandbox, api: Api) -> None:  # 
     assert drift.returncode == 2, drift.stderr
     report = json.loads(drift.stdout)
     text = json.dumps(report)
-    assert "notetaker-staging https://hooks.example.invalid/recall/staging" in text
+    assert "notetaker-staging https://hooks.example.invalid/recall/staging" in json.dumps(
+        report["out_of_band"]
+    )
+    assert "unapplied" not in json.dumps(report.get("unapplied", []))
     assert "notetaker-production deepgram" in text
     assert "set-by-hand" not in text
     human = cli("drift", "-c", "org.yaml", "--audit-log", "audit.jsonl", extra_env=KEYS)
