@@ -61,6 +61,7 @@ ALGORITHM = "pbkdf2_sha256"
 ITERATIONS = 1000
 SALT_BYTES = 16
 FIELD_MAX = 256
+REQUIRED_NOT_NULL = "This field is required; only an optional field can be removed with null."
 SECRET_MAX = 4096
 
 
@@ -141,7 +142,9 @@ def _fields(
                 errors[where] = ["This field is required."]
             continue
         value = given[name]
-        if value is None and partial and name in provider.optional:
+        if value is None and partial:
+            if name not in provider.optional:
+                errors[where] = [REQUIRED_NOT_NULL]
             continue
         if not isinstance(value, str) or not 1 <= len(value) <= FIELD_MAX or not NO_CONTROL.fullmatch(value):
             errors[where] = [f"Enter 1 to {FIELD_MAX} characters without control characters."]
