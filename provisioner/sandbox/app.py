@@ -86,6 +86,9 @@ _REPLAYED_HEADERS = ("ETag", "Location", "Content-Type")
 
 ResponseHook = Callable[[str, str, int, dict[str, str], bytes], None]
 
+# How far the sandbox's clock may be set from real time: ten years either way.
+MAX_CLOCK_OFFSET_S = 10 * 365 * 24 * 3600
+
 URL_MAP = Map(
     [
         Rule(f"{API_PREFIX}/me/", methods=["GET"], endpoint="me"),
@@ -130,6 +133,7 @@ URL_MAP = Map(
         Rule(f"{API_PREFIX}/credentials/<id>/", methods=["DELETE"], endpoint="credentials.delete"),
         Rule(f"{API_PREFIX}/_sandbox/stats", methods=["GET"], endpoint="sandbox.stats"),
         Rule(f"{API_PREFIX}/_sandbox/stats/reset", methods=["POST"], endpoint="sandbox.reset"),
+        Rule(f"{API_PREFIX}/_sandbox/clock", methods=["GET", "POST"], endpoint="sandbox.clock"),
     ]
 )
 
@@ -553,10 +557,12 @@ class SandboxApp:
         self.faults = faults
         self.response_hook = response_hook
         self.stats = Stats()
+        self.clock_offset = 0.0  # seconds added to real time (POST /_sandbox/clock)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         body_fits = read_body(environ)
         request = Request(environ)
+        clock = store.CLOCK_OFFSET.set(self.clock_offset)
         try:
             response = self._route(request, body_fits)
         except _Dropped:
@@ -572,6 +578,8 @@ class SandboxApp:
             response = problem_response(
                 ApiProblem.coded(500, "server_error", "Injected fault (connection drop).")
             )
+        finally:
+            store.CLOCK_OFFSET.reset(clock)
         if self.response_hook is not None:
             self.response_hook(
                 request.method,
@@ -614,7 +622,7 @@ class SandboxApp:
                 413, "payload_too_large", f"The request body is larger than {MAX_BODY_BYTES} bytes."
             )
         )
-        if rule.endpoint in ("sandbox.stats", "sandbox.reset"):
+        if rule.endpoint in ("sandbox.stats", "sandbox.reset", "sandbox.clock"):
             return problem_response(too_large) if too_large else self._sandbox_route(request, rule.endpoint)
         # Every route's converter is the default one: its values are strings.
         return self._api(request, rule, {k: str(v) for k, v in values.items()}, problem=too_large)
@@ -626,9 +634,35 @@ class SandboxApp:
                 self._authenticate(conn, request)
             except ApiProblem as problem:
                 return problem_response(problem)
+        if endpoint == "sandbox.clock":
+            return self._clock(request)
         if endpoint == "sandbox.reset":
             self.stats.reset()
         return json_response(200, self.stats.snapshot())
+
+    def _clock(self, request: Request) -> Response:
+        """``GET``/``POST /_sandbox/clock``: the sandbox's time, and setting its offset from real time."""
+        if request.method == "POST":
+            try:
+                data = parse_json(request.get_data())
+                offset = data.get("offset_seconds") if isinstance(data, dict) else None
+                if (
+                    isinstance(offset, bool)
+                    or not isinstance(offset, (int, float))
+                    or not (-MAX_CLOCK_OFFSET_S <= offset <= MAX_CLOCK_OFFSET_S)
+                ):
+                    raise ApiProblem.fields(
+                        {
+                            "offset_seconds": [
+                                f"A number of seconds between -{MAX_CLOCK_OFFSET_S} and {MAX_CLOCK_OFFSET_S}."
+                            ]
+                        }
+                    )
+            except ApiProblem as problem:
+                return problem_response(problem)
+            self.clock_offset = float(offset)
+            store.CLOCK_OFFSET.set(self.clock_offset)
+        return json_response(200, {"now": store.now_iso(), "offset_seconds": self.clock_offset})
 
     def _api(
         self,

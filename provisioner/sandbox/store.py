@@ -19,7 +19,8 @@ import threading
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from contextvars import ContextVar
+from datetime import UTC, datetime, timedelta
 
 WORKSPACE_LIMIT = 50
 SCHEMA_VERSION = 2
@@ -138,9 +139,17 @@ class SandboxError(Exception):
     """A sandbox operation could not be done (unknown user, bad host, ...)."""
 
 
+# The sandbox's clock: real time plus the offset its app sets for each request
+# (``POST /_sandbox/clock``), so that a test can make keys that are 97 days old,
+# or let a grace period pass, without sleeping. Per request (a context
+# variable), so two sandboxes in one process keep their own clocks.
+CLOCK_OFFSET: ContextVar[float] = ContextVar("sandbox_clock_offset", default=0.0)
+
+
 def now_iso() -> str:
-    """The current UTC time, ISO-8601 with milliseconds and a ``Z``."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """The sandbox's current UTC time, ISO-8601 with milliseconds and a ``Z``."""
+    moment = datetime.now(UTC) + timedelta(seconds=CLOCK_OFFSET.get())
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_id() -> str:
