@@ -24,7 +24,7 @@ from typing import Any, TextIO
 
 from provisioner.apply.executor import ApplyReport, ChangeResult
 from provisioner.errors import ProvisionerError
-from provisioner.model import ACTIVE, Config, Credential, Membership, State, User, Webhook, Workspace
+from provisioner.model import ACTIVE, ApiKey, Config, Credential, Membership, State, User, Webhook, Workspace
 
 AUDIT_FORMAT_VERSION = 1
 
@@ -67,7 +67,8 @@ def compact_state(state: State) -> dict[str, Any]:
 
     Settings are kept as drift compares them: a webhook's events and enabled
     flag by workspace and URL, a credential's readable fields by workspace and
-    provider. Never a secret, nor a digest of one.
+    provider, the owners of the live API keys of each name. Never a secret,
+    nor a digest of one.
     """
     members: dict[str, list[str]] = {}
     for ws, email in sorted(state.memberships):
@@ -83,6 +84,12 @@ def compact_state(state: State) -> dict[str, Any]:
         for (ws, url), hook in sorted(state.webhooks.items()):
             hooks.setdefault(ws, {})[url] = {"events": list(hook.events), "enabled": hook.enabled}
         out["webhooks"] = hooks
+    live_keys = [k for k in state.api_keys.values() if not k.disabled]
+    if live_keys:
+        keys: dict[str, dict[str, list[str]]] = {}
+        for key in sorted(live_keys, key=lambda k: (k.workspace, k.name, k.owner)):
+            keys.setdefault(key.workspace, {}).setdefault(key.name, []).append(key.owner)
+        out["api_keys"] = keys
     if state.credentials:
         creds: dict[str, dict[str, Any]] = {}
         for (ws, provider), credential in sorted(state.credentials.items()):
@@ -112,7 +119,13 @@ def state_from_compact(data: dict[str, Any]) -> State:
         for ws, by_provider in data.get("credentials", {}).items()
         for provider, fields in by_provider.items()
     ]
-    return State.build(users, workspaces, memberships, webhooks, credentials)
+    api_keys = [
+        ApiKey(ws, name, owner, id=f"{name}#{i}")
+        for ws, by_name in data.get("api_keys", {}).items()
+        for name, owners in by_name.items()
+        for i, owner in enumerate(owners)
+    ]
+    return State.build(users, workspaces, memberships, webhooks, credentials, api_keys)
 
 
 def _result(r: ChangeResult) -> dict[str, Any]:
@@ -245,6 +258,7 @@ def _is_compact_state(data: Any) -> bool:
         return False
     users, members = data.get("users", {}), data.get("memberships", {})
     hooks, creds = data.get("webhooks", {}), data.get("credentials", {})
+    keys = data.get("api_keys", {})
 
     def nested(value: Any, leaf: Any) -> bool:
         return isinstance(value, dict) and all(
@@ -257,6 +271,7 @@ def _is_compact_state(data: Any) -> bool:
     return (
         nested(hooks, lambda h: isinstance(h, dict) and strings(h.get("events", [])))
         and nested(creds, lambda f: isinstance(f, dict) and all(isinstance(x, str) for x in f.values()))
+        and nested(keys, strings)
         and isinstance(users, dict)
         and all(isinstance(k, str) and isinstance(v, str) for k, v in users.items())
         and strings(data.get("pending", []))

@@ -38,10 +38,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 
-from provisioner.model import Config, Credential, Membership, State, Webhook
+from provisioner.model import (
+    ApiKey,
+    Config,
+    Credential,
+    Membership,
+    State,
+    Webhook,
+    is_production_environment,  # one definition of "production"
+)
 from provisioner.plan.diff import diff, filter_ignored
 from provisioner.plan.model import Change, Plan, ResourceType
-from provisioner.plan.power import is_production_environment  # one definition of "production"
 from provisioner.secrets.refs import SecretValues
 
 
@@ -182,7 +189,7 @@ def _workspace_of(change: Change) -> str:
     if change.type is ResourceType.WORKSPACE:
         return change.key
     obj = change.before if change.before is not None else change.after
-    assert isinstance(obj, (Membership, Webhook, Credential))
+    assert isinstance(obj, (Membership, Webhook, Credential, ApiKey))
     return obj.workspace
 
 
@@ -211,6 +218,13 @@ def _value(state: State, change: Change) -> object:
     if isinstance(obj, Credential):
         credential = state.credentials.get(obj.key)
         return None if credential is None else credential.fields
+    if isinstance(obj, ApiKey):
+        # Live keys of the name, by owner: what a rotation or a disable changes.
+        return sorted(
+            k.owner
+            for k in state.api_keys.values()
+            if (k.workspace, k.name) == (obj.workspace, obj.name) and not k.disabled
+        )
     assert isinstance(obj, Membership)
     return (obj.workspace, obj.user.lower()) in state.memberships
 

@@ -272,14 +272,27 @@ def _layout(current: State, environments: Sequence[str], parse: _NameParser) -> 
 
 
 def _settings_fold(instances: dict[str, str], current: State) -> bool:
-    """Whether one entry can declare these instances' credentials: same readable fields everywhere."""
+    """Whether one entry can declare these instances' settings.
+
+    A credential's readable fields, and an API key's owner, must be the same in
+    every instance that has it.
+    """
     fields: dict[str, tuple[tuple[str, str], ...]] = {}
+    owners: dict[str, str] = {}
+    names = set(instances.values())
     for name in instances.values():
         for (ws, provider), credential in current.credentials.items():
             if ws != name:
                 continue
             if fields.setdefault(provider, credential.fields) != credential.fields:
                 return False
+    for key in current.api_keys.values():
+        if (
+            key.workspace in names
+            and not key.disabled
+            and owners.setdefault(key.name, key.owner) != key.owner
+        ):
+            return False
     return True
 
 
@@ -403,6 +416,13 @@ def _settings_lines(
         for (ws, provider), credential in sorted(current.credentials.items()):
             if ws == name:
                 creds.setdefault(provider, (credential, []))[1].append(env)
+    keys: dict[tuple[str, str], list[str | None]] = {}
+    for env, name in instances.items():
+        for key in sorted(current.api_keys.values(), key=lambda k: (k.name, k.owner)):
+            if key.workspace == name and not key.disabled:
+                envs_of = keys.setdefault((key.name, key.owner), [])
+                if env not in envs_of:
+                    envs_of.append(env)
     out: list[str] = []
 
     def only(envs: list[str | None], indent: str) -> list[str]:
@@ -417,6 +437,12 @@ def _settings_lines(
             out.append(f"        events: {_flow(events)}")
             if not enabled:
                 out.append("        enabled: false")
+            out += only(envs, "        ")
+    if keys:
+        out.append("    api_keys:")
+        for (name, owner), envs in sorted(keys.items()):
+            out.append(f"      - name: {_scalar(name)}")
+            out.append(f"        owner: {_scalar(owner)}")
             out += only(envs, "        ")
     for section, kind in (("transcription", False), ("platforms", True)):
         chosen = {p: c for p, c in sorted(creds.items()) if (_kind(p) == PLATFORM) == kind}

@@ -47,6 +47,14 @@ ADMIN = "admin"
 DEVELOPER = "developer"
 ROLES: tuple[str, ...] = (ADMIN, DEVELOPER)
 
+PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
+
+
+def is_production_environment(environment: str | None) -> bool:
+    """Whether an instance of this environment holds production data."""
+    return (environment or "").lower() in PRODUCTION_ENVIRONMENTS
+
+
 ACTIVE = "active"
 INVITED = "invited"
 
@@ -72,6 +80,8 @@ class User:
     status: str = ACTIVE  # ACTIVE or INVITED; INVITED users are pending, not absent
     id: str | None = None
     etag: str | None = None
+    # Desired side only: declared ``service_account: true`` (for policy.api_keys.production_owners).
+    service_account: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +268,38 @@ class Credential:
         return (self.workspace, self.provider)
 
 
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key: it belongs to a user (``owner``) and is scoped to a workspace instance.
+
+    On the current side each key is itself (``id``, ``prefix``, times,
+    ``disabled``); names need not be unique (a rotation makes a second key of
+    the same name before the first is disabled). On the desired side a key is
+    what the config declares: ``workspace``, ``name``, ``owner``, and how often
+    to rotate it and under which name its secret is delivered. ``note`` is
+    set on the objects of a plan's changes only: why a key is rotated or
+    disabled, for the plan's lines (it is not part of the plan digest).
+    """
+
+    workspace: str
+    name: str
+    owner: str  # the owner's email, identity form
+    id: str | None = None
+    prefix: str | None = None
+    created_at: datetime | None = None
+    last_used_at: datetime | None = None
+    disabled: bool = False
+    etag: str | None = None
+    rotate_every_s: int | None = None
+    sink_name: str | None = None
+    note: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """The identity: ``(workspace, name, id)``; ``id`` is ``""`` for a declared key."""
+        return (self.workspace, self.name, self.id or "")
+
+
 def _frozen(mapping: Mapping[_K, _V]) -> Mapping[_K, _V]:
     return MappingProxyType(dict(mapping))
 
@@ -275,6 +317,7 @@ class State:
     memberships: Mapping[tuple[str, str], Membership] = field(default_factory=lambda: MappingProxyType({}))
     webhooks: Mapping[tuple[str, str], Webhook] = field(default_factory=lambda: MappingProxyType({}))
     credentials: Mapping[tuple[str, str], Credential] = field(default_factory=lambda: MappingProxyType({}))
+    api_keys: Mapping[tuple[str, str, str], ApiKey] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def build(
@@ -284,6 +327,7 @@ class State:
         memberships: list[Membership] | tuple[Membership, ...] = (),
         webhooks: list[Webhook] | tuple[Webhook, ...] = (),
         credentials: list[Credential] | tuple[Credential, ...] = (),
+        api_keys: list[ApiKey] | tuple[ApiKey, ...] = (),
     ) -> State:
         """Key the objects by identity. Later duplicates replace earlier ones."""
         return cls(
@@ -292,6 +336,7 @@ class State:
             memberships=_frozen({m.key: m for m in memberships}),
             webhooks=_frozen({h.key: h for h in webhooks}),
             credentials=_frozen({c.key: c for c in credentials}),
+            api_keys=_frozen({k.key: k for k in api_keys}),
         )
 
 
@@ -347,6 +392,11 @@ class Policy:
     ignore_workspaces: tuple[str, ...] = ()  # fnmatch globs over workspace names
     ignore_webhooks: tuple[str, ...] = ()  # fnmatch globs over webhook URLs
     ignore_credentials: tuple[str, ...] = ()  # fnmatch globs over provider names
+    # policy.api_keys
+    production_key_owners: str = "anyone"  # or "service_accounts"
+    unmanaged_keys: str = "keep"  # keep | report | disable
+    rotation_grace_s: int = 24 * 3600
+    recent_use_days: int = 7
 
 
 @dataclass(frozen=True, slots=True)

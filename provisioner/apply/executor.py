@@ -222,7 +222,7 @@ class _Run:
     def secret_value(self, ref: SecretRef) -> str:
         return self.secrets.value(ref)
 
-    def deliver(self, workspace: str, what: str, slug: str, value: str) -> str:
+    def deliver(self, workspace: str, what: str, slug: str, value: str, name: str | None = None) -> str:
         if self.sink is None:
             # The plan-time guard refuses such a plan; this is the last line of defence.
             raise SinkError("no secret sink was given; apply with --secrets-dir DIR or --secrets-command CMD")
@@ -233,6 +233,7 @@ class _Run:
             object=what,
             slug=slug,
             value=value,
+            label=name,
         )
         return self.sink.deliver(secret)
 

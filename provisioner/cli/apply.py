@@ -116,7 +116,10 @@ def checked_override_reason(reason: str | None) -> str | None:
 @config_option
 @click.option("--auto-approve", is_flag=True, help="Apply without asking (for pipelines).")
 @click.option(
-    "--force", is_flag=True, help="Let the plan exceed policy.max_removals. Overrides no other guard."
+    "--force",
+    is_flag=True,
+    help="Let the plan exceed policy.max_removals and break a recently used production API key. "
+    "Overrides no other guard.",
 )
 @parallelism_option
 @click.option(

@@ -67,7 +67,10 @@ def apply_hint(configs: tuple[str, ...], out: str, *, api_url: str | None, sandb
 )
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 for no changes, 2 for changes, 1 for errors.")
 @click.option(
-    "--force", is_flag=True, help="Let the plan exceed policy.max_removals. Overrides no other guard."
+    "--force",
+    is_flag=True,
+    help="Let the plan exceed policy.max_removals and break a recently used production API key. "
+    "Overrides no other guard.",
 )
 @endpoint_options
 @parallelism_option

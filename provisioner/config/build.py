@@ -31,7 +31,7 @@ from typing import Any
 
 from provisioner.config.issues import Issues
 from provisioner.config.merge import Merged
-from provisioner.config.settings import SettingsBuilder
+from provisioner.config.settings import SettingsBuilder, parse_duration
 from provisioner.config.suggest import closest
 from provisioner.config.text import char_problem, email_problem, excerpt
 from provisioner.config.yamlsource import Path
@@ -41,6 +41,7 @@ from provisioner.model import (
     DEFAULT_TOKEN_ENV,
     DEFAULT_WORKSPACE_LIMIT,
     ROLES,
+    ApiKey,
     Config,
     Credential,
     Membership,
@@ -53,6 +54,7 @@ from provisioner.model import (
     Webhook,
     Workspace,
     identity_key,
+    is_production_environment,
 )
 
 # ``\Z``, not ``$``: ``$`` also matches before a trailing newline.
@@ -130,7 +132,8 @@ class _Builder:
         self.webhooks: list[Webhook] = []
         self.credentials: list[Credential] = []
         self.secret_uses: list[tuple[SecretUse, Path]] = []
-        self.settings_builder = SettingsBuilder(self.report, DEFAULT_TOKEN_ENV)
+        self.api_keys: list[tuple[ApiKey, Path]] = []
+        self.settings_builder = SettingsBuilder(self.report, DEFAULT_TOKEN_ENV, self.check_email)
         self.work = 0  # expansion work done so far, against MAX_EXPANSION
         self.overflow = False  # expansion stopped (and reported): expand nothing more
 
@@ -260,7 +263,9 @@ class _Builder:
             self.user_paths[email] = path
             role = entry.get("role")
             if role in ROLES:
-                self.users[email] = User(email=email, role=role)
+                self.users[email] = User(
+                    email=email, role=role, service_account=entry.get("service_account") is True
+                )
 
     def check_email(self, value: Any, path: Path) -> str | None:
         """A declared user's identity key, or None (with an issue when it is not one)."""
@@ -518,6 +523,7 @@ class _Builder:
         )
         self.webhooks.extend(made.webhooks)
         self.credentials.extend(made.credentials)
+        self.api_keys.extend(made.api_keys)
         self.secret_uses.extend(zip(made.uses, made.use_paths, strict=True))
         return Workspace(name=target.name, environment=env, manages=made.manages)
 
@@ -534,6 +540,24 @@ class _Builder:
             replace(use, where=f"{doc.file}:{infos[id(doc)][local].line}:{infos[id(doc)][local].column}")
             for use, doc, local in sources
         )
+
+    def check_key_owners(self, policy: Policy, workspaces: list[Workspace]) -> None:
+        """``policy.api_keys.production_owners: service_accounts``: no production key owned by a person."""
+        if policy.production_key_owners != "service_accounts":
+            return
+        environment = {w.name: w.environment for w in workspaces}
+        for key, path in self.api_keys:
+            user = self.users.get(key.owner)
+            if user is None or user.service_account:
+                continue
+            if is_production_environment(environment.get(key.workspace)):
+                self.report(
+                    path,
+                    f"{excerpt(key.owner)} is a person, and policy.api_keys.production_owners is "
+                    f"service_accounts: the production key {excerpt(key.name)} of {excerpt(key.workspace)} "
+                    "must belong to a service account (declare one with service_account: true under "
+                    "users, so that no production workflow breaks when a person leaves)",
+                )
 
     # --- policy -------------------------------------------------------------------
     def policy(self) -> Policy:
@@ -564,7 +588,16 @@ class _Builder:
                 if problem:
                     self.report(("policy", "ignore", "users", i), problem)
                 ignore_users.append(identity_key(glob))
+        keys = _dict(spec.get("api_keys"))
+        owners = keys.get("production_owners")
+        unmanaged = keys.get("unmanaged")
+        grace = parse_duration(keys.get("rotation_grace"))
+        recent = keys.get("recent_use_days")
         return Policy(
+            production_key_owners=owners if owners in ("anyone", "service_accounts") else "anyone",
+            unmanaged_keys=unmanaged if unmanaged in ("keep", "report", "disable") else "keep",
+            rotation_grace_s=grace if grace is not None else 24 * 3600,
+            recent_use_days=recent if isinstance(recent, int) and not isinstance(recent, bool) else 7,
             min_admins=min_admins,
             max_removals=limit,
             protected_users=frozenset(protected),
@@ -637,10 +670,18 @@ def build_config(merged: Merged, issues: Issues, allowances: OperatorAllowances 
     b.collect_environments()
     workspaces, memberships = b.workspaces(fmt)
     policy = b.policy()
+    b.check_key_owners(policy, workspaces)
     return Config(
         organization=organization,
         policy=policy,
-        desired=State.build(list(b.users.values()), workspaces, memberships, b.webhooks, b.credentials),
+        desired=State.build(
+            list(b.users.values()),
+            workspaces,
+            memberships,
+            b.webhooks,
+            b.credentials,
+            [key for key, _ in b.api_keys],
+        ),
         workspace_name_format=fmt,
         environments=tuple(b.environments),
         secret_uses=b.located_secret_uses() if not issues else (),

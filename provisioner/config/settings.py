@@ -34,7 +34,16 @@ from urllib.parse import urlsplit
 from provisioner.apiurl import is_loopback_host
 from provisioner.config.text import excerpt
 from provisioner.config.yamlsource import Path
-from provisioner.model import PLATFORM, PROVIDERS, TRANSCRIPTION, Credential, SecretRef, SecretUse, Webhook
+from provisioner.model import (
+    PLATFORM,
+    PROVIDERS,
+    TRANSCRIPTION,
+    ApiKey,
+    Credential,
+    SecretRef,
+    SecretUse,
+    Webhook,
+)
 from provisioner.secrets.refs import env_ref_problem, file_ref_problem
 
 SECTIONS = ("webhooks", "transcription", "platforms")
@@ -59,6 +68,7 @@ class InstanceSettings:
 
     webhooks: list[Webhook] = field(default_factory=list)
     credentials: list[Credential] = field(default_factory=list)
+    api_keys: list[tuple[ApiKey, Path]] = field(default_factory=list)  # with the place of the owner
     manages: tuple[str, ...] = ()
     uses: list[SecretUse] = field(default_factory=list)
     # The place of each secret reference (merged path), in ``uses`` order.
@@ -68,10 +78,15 @@ class InstanceSettings:
 class SettingsBuilder:
     """Builds each instance's settings; records problems through ``report`` (never raises)."""
 
-    def __init__(self, report: Report, token_env: str) -> None:
+    def __init__(
+        self, report: Report, token_env: str, check_owner: Callable[[Any, Path], str | None] | None = None
+    ) -> None:
         self.report = report
         self.token_env = token_env
+        # Turns an owner's email into a declared user's identity (None, reported, otherwise).
+        self.check_owner = check_owner or (lambda value, path: value if isinstance(value, str) else None)
         self._reported: set[tuple[Path, str]] = set()
+        self._owners: dict[tuple[Path, str], str | None] = {}
 
     def _once(self, path: Path, message: str) -> None:
         # Environment defaults are expanded once per instance: report each problem once.
@@ -149,6 +164,21 @@ class SettingsBuilder:
                     made = self.credential(provider, entry, path, instance, workspace, environment, envs)
                     if made is not None:
                         creds[provider] = made  # the workspace's replaces the environment's, secrets and all
+        names: dict[str, Path] = {}
+        for i, entry in enumerate(_list(_dict(ws_spec).get("api_keys"))):
+            path = ws_path + ("api_keys", i)
+            key = self.api_key(entry, path, instance, workspace, environment, envs)
+            if key is None:
+                continue
+            if key.name in names:
+                self._once(
+                    path + ("name",),
+                    f"API key `{excerpt(key.name)}` is also declared at {{other}}; names are unique "
+                    "within a workspace",
+                )
+                continue
+            names[key.name] = path
+            out.api_keys.append((key, path + ("owner",)))
         for provider in sorted(creds):
             credential, uses = creds[provider]
             out.credentials.append(credential)
@@ -262,6 +292,46 @@ class SettingsBuilder:
         )
         return credential, uses
 
+    def api_key(
+        self,
+        entry: Any,
+        path: Path,
+        instance: str,
+        workspace: str,
+        environment: str | None,
+        envs: list[str],
+    ) -> ApiKey | None:
+        """One declared API key for one instance, or None (reported, or not for this environment)."""
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            return None
+        if not self._wanted_here(entry, path, environment, envs):
+            return None
+        owner = self._owner_once(entry.get("owner"), path + ("owner",))
+        if owner is None:
+            return None
+        rotate = parse_duration(entry.get("rotate_every"))
+        sink = entry.get("sink")
+        sink_name = (
+            self.fill(sink, path + ("sink",), workspace, environment) if isinstance(sink, str) else None
+        )
+        if isinstance(sink, str) and sink_name is None:
+            return None
+        return ApiKey(
+            workspace=instance,
+            name=entry["name"],
+            owner=owner,
+            rotate_every_s=rotate,
+            sink_name=sink_name,
+        )
+
+    def _owner_once(self, value: Any, path: Path) -> str | None:
+        # An entry is expanded once per environment; its owner is checked once.
+        key = (path, "owner")
+        if key in self._owners:
+            return self._owners[key]
+        self._owners[key] = self.check_owner(value, path)
+        return self._owners[key]
+
     def secret_ref(self, value: Any, path: Path, workspace: str, environment: str | None) -> SecretRef | None:
         """A ``{env: ...}`` / ``{file: ...}`` reference, templates filled; None (reported) when invalid."""
         if not isinstance(value, dict) or len(value) != 1:
@@ -277,6 +347,17 @@ class SettingsBuilder:
             self._once(path + (source,), problem)
             return None
         return SecretRef(source, name)
+
+
+_DURATION = re.compile(r"([1-9][0-9]{0,4})([hd])")
+
+
+def parse_duration(value: Any) -> int | None:
+    """``90d`` / ``24h`` as seconds; None for anything else (the schema reported it)."""
+    match = _DURATION.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    return int(match.group(1)) * (86400 if match.group(2) == "d" else 3600)
 
 
 def ws_spec_envs(ws_spec: Any) -> list[str]:

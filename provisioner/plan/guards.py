@@ -28,7 +28,8 @@ Decisions worth knowing:
   organization with fewer than 10 users and memberships is not limited by a
   percentage at all; ``min_admins``, protected users and the key's own user
   still guard it. An absolute count (``max_removals: 3``) applies at every
-  size, ``0`` included. ``force`` overrides ``max_removals`` and nothing else.
+  size, ``0`` included. ``force`` overrides ``max_removals`` and the recently used production
+  API key check (a removal that breaks a key the plan names), and nothing else.
 * The organization's workspace limit (``/me/``'s ``workspace_limit``) is a
   guard like the others: a plan that would create workspaces beyond it is
   refused before any change, with every other violation, rather than failing
@@ -42,6 +43,7 @@ from provisioner.escape import terminal
 from provisioner.model import ADMIN, Identity, Policy, State, User
 from provisioner.plan.diff import active_admins, filter_ignored, users_after
 from provisioner.plan.model import Action, Change, Plan, ResourceType
+from provisioner.resources.api_key import KEY_IMPACT
 from provisioner.resources.registry import REGISTRY
 
 # Below this many existing objects a percentage max_removals does not apply (see above).
@@ -174,6 +176,25 @@ def _workspace_limit_violations(plan: Plan, current: State, identity: Identity) 
     ]
 
 
+def _recent_production_key_violations(plan: Plan, policy: Policy) -> list[str]:
+    """A removal, demotion or revocation that breaks a production API key used recently."""
+    out = []
+    for warning in plan.warnings:
+        if warning.code != KEY_IMPACT or not warning.params.get("recent_production"):
+            continue
+        user = terminal(str(warning.params["user"]))
+        out.append(
+            f"{warning.params['verb']} {user} breaks the production API key(s) "
+            f"{terminal(str(warning.params['recent_production']))}, used within the last "
+            f"{policy.recent_use_days} days (policy.api_keys.recent_use_days). Move each key to a "
+            "service account first: declare one under users with service_account: true, give it "
+            "access, declare the key under the workspace's api_keys with that owner and apply (the "
+            "rotation makes a key for it and delivers it), switch the consumers to the new key, and "
+            f"only then remove {user}; or pass --force"
+        )
+    return out
+
+
 def secrets_made(plan: Plan) -> list[Change]:
     """The changes whose apply makes a secret the server shows once (a webhook's signing secret)."""
     return [c for c in plan.changes if REGISTRY[c.type].makes_secret(c)]
@@ -222,6 +243,7 @@ def check_guards(
         *_protected_user_violations(plan, policy),
         *_min_admins_violations(plan, current, policy),
         *([] if force else _max_removals_violations(plan, current, policy)),
+        *([] if force else _recent_production_key_violations(plan, policy)),
         *_workspace_limit_violations(plan, current, identity),
         *_secret_sink_violations(plan, secret_sink),
     ]

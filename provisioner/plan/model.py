@@ -16,7 +16,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from provisioner.apiurl import endpoint_note
-from provisioner.model import Credential, Membership, User, Webhook, Workspace
+from provisioner.model import ApiKey, Credential, Membership, User, Webhook, Workspace
 from provisioner.resources.base import Phase, ResourceType
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class Action(str, Enum):
     DELETE = "delete"
 
 
-Resource = User | Workspace | Membership | Webhook | Credential
+Resource = User | Workspace | Membership | Webhook | Credential | ApiKey
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ kinds of change grant power:
 * a new admin: a user invited with the ``admin`` role;
 * a promotion: an existing user's role changed to ``admin``;
 * production access: a grant on a workspace instance whose environment is
-  production (``PRODUCTION_ENVIRONMENTS``, compared case-insensitively).
+  production (``model.PRODUCTION_ENVIRONMENTS``, compared case-insensitively).
 
 Decisions worth knowing:
 
@@ -21,15 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from provisioner.model import ADMIN, Membership, User, Workspace
+from provisioner.model import ADMIN, Membership, User, Workspace, is_production_environment
 from provisioner.plan.model import Action, Change, Plan, ResourceType
-
-PRODUCTION_ENVIRONMENTS = frozenset({"production", "prod"})
-
-
-def is_production_environment(environment: str | None) -> bool:
-    """Whether an instance of this environment holds production data."""
-    return (environment or "").lower() in PRODUCTION_ENVIRONMENTS
 
 
 def plan_environments(plan: Plan, environments: Mapping[str, str | None] | None) -> dict[str, str | None]:

@@ -204,6 +204,7 @@ _DESCRIBE: Mapping[ResourceType, Callable[[DriftItem], list[Part]]] = {
     ResourceType.MEMBERSHIP: _describe_membership,
     ResourceType.WEBHOOK: _describe_setting,
     ResourceType.CREDENTIAL: _describe_setting,
+    ResourceType.API_KEY: _describe_setting,
 }
 
 
@@ -223,7 +224,9 @@ def render_drift_text(report: DriftReport) -> str:
     """Lines for a terminal or a CI log; no control character of a name gets through."""
     org = terminal(report.organization)
     if not report.drifted:
-        return f"No drift: {org} matches the configuration.\n"
+        # Warnings still show (e.g. API keys nobody declared, under policy.api_keys.unmanaged: report).
+        warnings = "".join(f"Warning: {terminal(w)}\n" for w in report.warnings)
+        return f"No drift: {org} matches the configuration.\n" + warnings
     lines = [f"{_headline(report)} Organization: {org}."]
     for section in _sections(report):
         lines.append(f"{section.title} ({len(section.items)}):")

@@ -33,14 +33,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from provisioner.escape import markdown_code, markdown_fence
-from provisioner.model import ROLES, Credential, Membership, State, User, Webhook
+from provisioner.model import ROLES, Credential, Membership, State, User, Webhook, is_production_environment
 from provisioner.plan.model import Action, Change, Plan, ResourceType
-from provisioner.plan.power import (
-    is_production_environment,
-    plan_environments,
-    power_grants,
-)
+from provisioner.plan.power import plan_environments, power_grants
 from provisioner.render.plan_text import LINE_RENDERERS, NO_CHANGES, grant_details, render_text
+from provisioner.resources.api_key import KEY_IMPACT
 
 __all__ = ["DEFAULT_LIMIT", "render_markdown"]
 
@@ -52,6 +49,7 @@ MATRIX_COLUMNS = 20  # a wider table is unreadable in a PR comment
 GRANTED, REVOKED, UNCHANGED, NO_ACCESS = "✅", "❌", "·", ""
 SETTINGS_TYPES = frozenset({ResourceType.WEBHOOK, ResourceType.CREDENTIAL})
 SETTINGS_MARKS = {Action.CREATE: "➕", Action.UPDATE: "✏️", Action.DELETE: "➖"}
+KEY_CALLOUT_LIMIT = 50  # API key changes and what removals break: listed in full up to this many
 _LOCAL = "run `provisioner plan` locally for the full plan"
 _SHORTENED = f"_This comment is shortened to stay under the size limit; {_LOCAL}._\n\n"
 # Room kept free for the "shortened" note above.
@@ -133,6 +131,7 @@ class _View:
         self.by_user: dict[str, list[Change]] = defaultdict(list)
         self.by_workspace: dict[str, list[Change]] = defaultdict(list)
         self.settings_by_workspace: dict[str, list[Change]] = defaultdict(list)
+        self.key_changes: list[Change] = []
         self.new_workspaces: set[str] = set()
         self.cells: dict[tuple[str, str], str] = {}
         for change in plan.changes:
@@ -142,6 +141,8 @@ class _View:
                     self.role_changes.append(change)
             elif change.type is ResourceType.WORKSPACE:
                 self.new_workspaces.add(change.key)
+            elif change.type is ResourceType.API_KEY:
+                self.key_changes.append(change)
             elif change.type in SETTINGS_TYPES:
                 target = change.after if change.after is not None else change.before
                 assert isinstance(target, (Webhook, Credential))
@@ -219,12 +220,12 @@ def _workspace_line(change: Change) -> str:
     return f"- {REVOKED} revoked: {_md(change.before.user)}{cascade}\n"
 
 
-def _callout(title: str, lines: list[str]) -> str:
+def _callout(title: str, lines: list[str], limit: int = CALLOUT_LIMIT) -> str:
     if not lines:
         return ""
-    shown = [f"- {line}\n" for line in lines[:CALLOUT_LIMIT]]
-    if len(lines) > CALLOUT_LIMIT:
-        shown.append(f"- … and {len(lines) - CALLOUT_LIMIT:,} more\n")
+    shown = [f"- {line}\n" for line in lines[:limit]]
+    if len(lines) > limit:
+        shown.append(f"- … and {len(lines) - limit:,} more\n")
     return f"**{title}**\n\n" + "".join(shown) + "\n"
 
 
@@ -233,8 +234,22 @@ def _clip(text: str, size: int) -> str:
 
 
 def _warnings(plan: Plan) -> str:
-    """The warnings call-out. A warning quotes names and emails, so it is shown as code."""
-    return _callout("Warnings", [f"⚠️ {_md(_clip(w.text, WARNING_CHARS))}" for w in plan.warnings])
+    """The warnings call-out. A warning quotes names and emails, so it is shown as code.
+
+    What a removal breaks is not repeated here: it heads the comment (``_breaks``).
+    """
+    return _callout(
+        "Warnings", [f"⚠️ {_md(_clip(w.text, WARNING_CHARS))}" for w in plan.warnings if w.code != KEY_IMPACT]
+    )
+
+
+def _breaks(plan: Plan) -> str:
+    """What the plan's removals break, each on its own line, first in the comment."""
+    return _callout(
+        "⚠️ What this plan breaks",
+        [_md(_clip(w.text, WARNING_CHARS)) for w in plan.warnings if w.code == KEY_IMPACT],
+        limit=KEY_CALLOUT_LIMIT,
+    )
 
 
 def _power_line(change: Change) -> str:
@@ -258,6 +273,12 @@ def _summary(view: _View) -> str:
     plan = view.plan
     s = plan.summary
     text = f"**Plan: {s.create} to add, {s.update} to change, {s.delete} to remove.**\n\n"
+    text += _breaks(plan)
+    text += _callout(
+        "API keys (created, rotated, disabled)",
+        [_settings_line(c) for c in view.key_changes],
+        limit=KEY_CALLOUT_LIMIT,
+    )
     power = view.power
     if power.total:
         text += _callout(
@@ -409,7 +430,7 @@ def render_markdown(
     view = _View(plan, environments or {}, current)
     title = _title(plan)
     if plan.empty:
-        text = title + NO_CHANGES + "\n\n" + _warnings(plan)
+        text = title + NO_CHANGES + "\n\n" + _breaks(plan) + _warnings(plan)
     else:
         summary = _summary(view)
         text = title + summary

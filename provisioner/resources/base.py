@@ -61,6 +61,7 @@ class ResourceType(str, Enum):
     MEMBERSHIP = "membership"
     WEBHOOK = "webhook"
     CREDENTIAL = "credential"
+    API_KEY = "api_key"
 
 
 class Phase(int, Enum):
@@ -69,7 +70,8 @@ class Phase(int, Enum):
     Promotions run before demotions so that ``min_admins`` holds at every
     moment; grants before revocations so nobody loses access they keep; a
     new workspace is configured (webhooks, credentials) before anyone is
-    granted access to it.
+    granted access to it; API keys are made once their owners have access,
+    and old ones disabled before anyone's access is revoked.
     """
 
     INVITE = 1
@@ -77,9 +79,10 @@ class Phase(int, Enum):
     CREATE_WORKSPACE = 3
     CONFIGURE = 4
     GRANT = 5
-    REVOKE = 6
-    DEMOTE = 7
-    REMOVE_USER = 8
+    KEYS = 6
+    REVOKE = 7
+    DEMOTE = 8
+    REMOVE_USER = 9
 
 
 class Failed(Exception):
@@ -234,8 +237,11 @@ class ApplyContext(Protocol):
         """The value of a config secret reference, for a request body (never to show)."""
         ...
 
-    def deliver(self, workspace: str, what: str, slug: str, value: str) -> str:
-        """Hand a server-made secret to the operator's sink; where it went, or ProvisionerError."""
+    def deliver(self, workspace: str, what: str, slug: str, value: str, name: str | None = None) -> str:
+        """Hand a server-made secret to the operator's sink; where it went, or ProvisionerError.
+
+        ``name`` is the secret's name in the sink when the config chose one.
+        """
         ...
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 
-from provisioner.resources import credential, membership, user, webhook, workspace
+from provisioner.resources import api_key, credential, membership, user, webhook, workspace
 from provisioner.resources.base import ResourceKind, ResourceType
 
 
@@ -55,5 +55,6 @@ REGISTRY = Registry(
         membership.KIND,
         webhook.KIND,
         credential.KIND,
+        api_key.KIND,
     )
 )

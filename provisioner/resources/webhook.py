@@ -26,9 +26,11 @@ from typing import Any
 
 from provisioner.errors import ConflictError, PreconditionFailedError, ProvisionerError
 from provisioner.escape import terminal
-from provisioner.model import Webhook
+from provisioner.model import (
+    Webhook,
+    is_production_environment,  # one definition of "production"
+)
 from provisioner.plan.model import Action, Change, PlanWarning
-from provisioner.plan.power import is_production_environment
 from provisioner.resources.base import (
     RUN_PLAN_AGAIN,
     ApplyContext,

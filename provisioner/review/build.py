@@ -29,8 +29,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from provisioner.model import ADMIN, Config, Identity, Membership, State
-from provisioner.plan.power import is_production_environment
+from provisioner.model import (
+    ADMIN,
+    Config,
+    Identity,
+    Membership,
+    State,
+    is_production_environment,  # one definition of "production"
+)
 from provisioner.resources.base import IgnoreRules
 from provisioner.review.audit_history import AuditEntry, split_membership_key
 from provisioner.review.model import (

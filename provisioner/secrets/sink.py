@@ -94,18 +94,21 @@ class GeneratedSecret:
     )
     slug: str  # a stable, short name part chosen by the caller, e.g. "webhook-3f2a9c1b"
     value: str = field(repr=False)  # the secret; never in repr, str, messages or logs
+    label: str | None = None  # the name the config chose for it (an API key's ``sink``), if any
 
     @property
     def name(self) -> str:
         """The secret's name for a secret store or an environment variable.
 
-        ``RECALL_<WORKSPACE>_<SLUG>``, uppercased, every run of characters
+        ``label`` when the config chose one, else ``RECALL_<WORKSPACE>_<SLUG>``;
+        uppercased, every run of characters
         outside ``[A-Z0-9]`` turned into one ``_`` (so ``gh secret set`` and
         every shell accept it). Two workspaces whose names differ only in
         punctuation or case share a name; a name longer than ``MAX_NAME`` is cut
         and ends in a hash of the whole, so cut names stay distinct.
         """
-        whole = _NOT_IN_NAME.sub("_", f"{NAME_PREFIX}{self.workspace}_{self.slug}".upper()).rstrip("_")
+        chosen = self.label if self.label else f"{NAME_PREFIX}{self.workspace}_{self.slug}"
+        whole = _NOT_IN_NAME.sub("_", chosen.upper()).rstrip("_")
         if len(whole) <= MAX_NAME:
             return whole
         digest = hashlib.sha256(whole.encode()).hexdigest()[:_HASH_CHARS].upper()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from datetime import UTC, datetime
 
 import pytest
 import responses
@@ -82,6 +83,22 @@ def register(rsps: responses.RequestsMock, barrier: threading.Barrier | None = N
     rsps.add_callback(responses.GET, f"{BASE}/workspace_memberships/", callback=memberships)
     rsps.get(f"{BASE}/webhook_endpoints/", json=page(WEBHOOKS))
     rsps.get(f"{BASE}/credentials/", json=page(CREDENTIALS))
+    rsps.get(f"{BASE}/api_keys/", json=page(API_KEYS))
+
+
+API_KEYS = [
+    {
+        "id": "k1",
+        "name": "ci",
+        "user_id": "u1",
+        "workspace_id": "w1",
+        "prefix": "ak_0123abcd",
+        "created_at": "2026-01-01T00:00:00.000Z",
+        "last_used_at": None,
+        "disabled": False,
+        "etag": '"k1"',
+    },
+]
 
 
 WEBHOOKS = [
@@ -148,13 +165,22 @@ def test_read_state_converts_and_skips_dangling_memberships(caplog: pytest.LogCa
         assert sorted(c.request.params["workspace_id"] for c in member_calls) == ["w1", "w2", "w3"]
         assert all(c.request.params["page_size"] == "100" for c in member_calls)
         assert all(c.request.method == "GET" for c in rsps.calls)
-        # 2 user pages, 1 workspace page, 3 membership pages, 1 page each of webhooks and credentials
-        assert len(rsps.calls) == 8
+        # 2 user pages, 1 workspace page, 3 membership pages, 1 page each of webhooks, credentials, keys
+        assert len(rsps.calls) == 9
     assert dict(state.users) == dict(EXPECTED.users)
     assert dict(state.workspaces) == dict(EXPECTED.workspaces)
     assert dict(state.memberships) == dict(EXPECTED.memberships)
     assert dict(state.webhooks) == dict(EXPECTED.webhooks)
     assert dict(state.credentials) == dict(EXPECTED.credentials)
+    (key,) = state.api_keys.values()
+    assert (key.workspace, key.name, key.owner, key.prefix, key.last_used_at) == (
+        "app-production",
+        "ci",
+        "admin@example.com",
+        "ak_0123abcd",
+        None,
+    )
+    assert key.created_at == datetime(2026, 1, 1, tzinfo=UTC)
     assert any("h9" in r.getMessage() for r in caplog.records)
     assert any("m9" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
 

@@ -13,7 +13,7 @@ from provisioner.plan.model import TEXT, Action, PlanWarning, ResourceType
 from provisioner.plan.serialize import plan_from_dict, plan_to_dict
 from provisioner.render.plan_json import render_json
 from provisioner.render.plan_text import HEADINGS, LINE_RENDERERS
-from provisioner.resources import credential, membership, user, webhook, workspace
+from provisioner.resources import api_key, credential, membership, user, webhook, workspace
 from provisioner.resources.registry import REGISTRY, Registry
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -26,16 +26,34 @@ def test_every_type_is_registered_once_in_plan_order() -> None:
         ResourceType.MEMBERSHIP,
         ResourceType.WEBHOOK,
         ResourceType.CREDENTIAL,
+        ResourceType.API_KEY,
     ]
-    assert [REGISTRY.order(t) for t in ResourceType] == [0, 1, 2, 3, 4]
-    assert {k.field for k in REGISTRY} == {"users", "workspaces", "memberships", "webhooks", "credentials"}
+    assert [REGISTRY.order(t) for t in ResourceType] == [0, 1, 2, 3, 4, 5]
+    assert {k.field for k in REGISTRY} == {
+        "users",
+        "workspaces",
+        "memberships",
+        "webhooks",
+        "credentials",
+        "api_keys",
+    }
 
 
 def test_a_registry_refuses_a_type_twice_or_a_type_without_a_module() -> None:
     with pytest.raises(ValueError, match="twice"):
-        Registry((user.KIND, user.KIND, workspace.KIND, membership.KIND, webhook.KIND, credential.KIND))
+        Registry(
+            (
+                user.KIND,
+                user.KIND,
+                workspace.KIND,
+                membership.KIND,
+                webhook.KIND,
+                credential.KIND,
+                api_key.KIND,
+            )
+        )
     with pytest.raises(ValueError, match="membership"):
-        Registry((user.KIND, workspace.KIND, webhook.KIND, credential.KIND))
+        Registry((user.KIND, workspace.KIND, webhook.KIND, credential.KIND, api_key.KIND))
 
 
 def test_every_action_a_type_can_apply_renders_as_a_line_and_the_renderers_come_from_the_types() -> None:
