@@ -644,8 +644,13 @@ class SandboxApp:
         """``GET``/``POST /_sandbox/clock``: the sandbox's time, and setting its offset from real time."""
         if request.method == "POST":
             try:
-                data = parse_json(request.get_data())
-                offset = data.get("offset_seconds") if isinstance(data, dict) else None
+                try:
+                    data = parse_json(request.get_data() or b"null")
+                except ValueError:
+                    data = None
+                if not isinstance(data, dict):
+                    raise ApiProblem.coded(400, "parse_error", "The request body must be a JSON object.")
+                offset = data.get("offset_seconds")
                 if (
                     isinstance(offset, bool)
                     or not isinstance(offset, (int, float))
