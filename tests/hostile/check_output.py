@@ -55,7 +55,17 @@ import cmarkgfm
 import pyte
 
 from provisioner.escape import terminal
-from provisioner.model import Credential, Membership, Policy, SecretRef, State, User, Webhook, Workspace
+from provisioner.model import (
+    ApiKey,
+    Credential,
+    Membership,
+    Policy,
+    SecretRef,
+    State,
+    User,
+    Webhook,
+    Workspace,
+)
 from provisioner.plan.diff import diff
 from provisioner.plan.model import Change, Plan, ResourceType
 from provisioner.plan.power import power_grants
@@ -149,7 +159,23 @@ def _state(spec: dict[str, Any], *, current: bool) -> State:
         )
         for i, c in enumerate(spec.get("credentials", []))
     ]
-    return State.build(users, workspaces, memberships, webhooks, credentials)
+    api_keys = [
+        ApiKey(
+            k["workspace"],
+            k["name"],
+            k["owner"],
+            id=f"k{i}" if current else None,
+            prefix=k.get("prefix", f"ak_{i:08x}") if current else None,
+            created_at=datetime.fromisoformat(k.get("created_at", "2026-05-01T00:00:00+00:00"))
+            if current
+            else None,
+            last_used_at=datetime.fromisoformat(k["last_used_at"])
+            if current and "last_used_at" in k
+            else None,
+        )
+        for i, k in enumerate(spec.get("api_keys", []))
+    ]
+    return State.build(users, workspaces, memberships, webhooks, credentials, api_keys)
 
 
 def _plan(case: dict[str, Any]) -> tuple[Plan, dict[str, str | None]]:
@@ -157,7 +183,7 @@ def _plan(case: dict[str, Any]) -> tuple[Plan, dict[str, str | None]]:
     plan = diff(
         _state(case["current"], current=True),
         desired,
-        Policy(),
+        Policy(unmanaged_keys=case.get("unmanaged_keys", "keep")),
         now=NOW,
         organization=case.get("organization", "acme"),
     )
@@ -180,6 +206,8 @@ def _names(change: Change) -> list[str]:
     setting = change.after if change.after is not None else change.before
     if isinstance(setting, Webhook):
         return [terminal(setting.url), terminal(setting.workspace)]
+    if isinstance(setting, ApiKey):
+        return [terminal(setting.name), terminal(setting.workspace), terminal(setting.owner)]
     if isinstance(setting, Credential):
         return [
             terminal(setting.provider),
