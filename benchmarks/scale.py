@@ -387,11 +387,12 @@ class ReadShape:
 
     webhooks: int = 0
     credentials: int = 0
+    api_keys: int = 0
 
     @property
     def minimum(self) -> int:
-        # The settings listings are organization-wide: pages, not workspaces (issue 13).
-        settings = pages(self.webhooks) + pages(self.credentials)
+        # The settings and key listings are organization-wide: pages, not workspaces (issues 13, 14).
+        settings = pages(self.webhooks) + pages(self.credentials) + pages(self.api_keys)
         return 1 + pages(self.users) + pages(self.workspaces) + sum(map(pages, self.per_workspace)) + settings
 
     def rounds(self, parallelism: int) -> tuple[int, str]:
@@ -548,6 +549,107 @@ def settings_benchmark(tmp: Path) -> None:
             applied.returncode == 0
             and stats["total"] == shape.minimum + SETTINGS_ROTATED
             and sum(writes.values()) == SETTINGS_ROTATED,
+        )
+
+
+# --- API keys (issue 14) ------------------------------------------------------------------
+
+KEYS_PER_INSTANCE = 10  # 500 keys across the 50 instances
+NEW_KEYS_PER_INSTANCE = 1  # the apply makes one more key in each instance
+
+
+def keys_config(org: Org, per_instance: int) -> str:
+    """``config_text(org)`` with ``per_instance`` keys, owned by the admin, on every workspace entry."""
+    lines = config_text(org).splitlines()
+    out: list[str] = []
+    for line in lines:
+        out.append(line)
+        if line.startswith("  - name: "):
+            out.append("    api_keys:")
+            out += [f"      - {{name: key-{n}, owner: {ADMIN}}}" for n in range(per_instance)]
+    return "\n".join(out) + "\n"
+
+
+def keys_benchmark(tmp: Path) -> None:
+    """Plan an organization with 500 keys; apply one that makes 50 more (and delivers each)."""
+    org = scale_org(200, workspaces=16, plain=2, per_instance=30)
+    instances = len(org.instances())
+    keys = instances * KEYS_PER_INSTANCE
+    shape = ReadShape(
+        len(org.roles),
+        instances,
+        [len(org.members(n, e)) for n, e, _, _ in org.instances()],
+        api_keys=keys,
+    )
+    today = shape.minimum - pages(keys) + 1  # before issue 14 the key listing was not read at all
+    db = tmp / "keys.db"
+    seed_db(db, org)
+    config = tmp / "keys.yaml"
+    config.write_text(keys_config(org, KEYS_PER_INSTANCE))
+    sink = tmp / "key-secrets"
+    print(
+        f"organization: {len(org.roles)} users, {instances} instances x {KEYS_PER_INSTANCE} keys = {keys} keys; "
+        f"page minimum {shape.minimum} (today's reads {today - 1} + {pages(keys)} key pages)"
+    )
+    with Sandbox(db, 0) as sandbox:
+        made = run_cli(
+            [
+                "apply",
+                "-c",
+                str(config),
+                "--api-url",
+                sandbox.base_url,
+                "--auto-approve",
+                "--secrets-dir",
+                str(sink),
+            ],
+            timeout=600,
+        )
+        if made.returncode != 0:
+            raise SystemExit("making the keys failed:\n" + "\n".join(line for _, line in made.stderr[-10:]))
+    with Sandbox(db, LATENCY_MS) as sandbox:
+        sandbox.reset_stats()
+        plan = run_cli(["plan", "-c", str(config), "--api-url", sandbox.base_url, "--detailed-exitcode"])
+        stats = sandbox.stats()
+        show_routes(stats)
+        check(
+            "API keys plan requests (issue 14)",
+            f"exit {plan.returncode}; {stats['total']} (page minimum {shape.minimum}; "
+            f"{stats['total'] / shape.minimum:.3f}x)",
+            f"<= {PLAN_REQUESTS_FACTOR} x minimum, no changes",
+            plan.returncode == 0 and stats["total"] <= PLAN_REQUESTS_FACTOR * shape.minimum,
+        )
+        more = tmp / "keys-more.yaml"
+        more.write_text(keys_config(org, KEYS_PER_INSTANCE + NEW_KEYS_PER_INSTANCE))
+        before = sum(1 for p in sink.rglob("*") if p.is_file())
+        sandbox.reset_stats()
+        applied = run_cli(
+            [
+                "apply",
+                "-c",
+                str(more),
+                "--api-url",
+                sandbox.base_url,
+                "--auto-approve",
+                "--secrets-dir",
+                str(sink),
+            ],
+            timeout=600,
+        )
+        stats = sandbox.stats()
+        created = instances * NEW_KEYS_PER_INSTANCE
+        delivered = sum(1 for p in sink.rglob("*") if p.is_file()) - before
+        writes = {r: n for r, n in stats["by_route"].items() if not r.startswith("GET ")}
+        reads = stats["total"] - sum(writes.values())
+        check(
+            "API keys apply requests (issue 14)",
+            f"exit {applied.returncode}; {sum(writes.values())} writes {writes}, {delivered} secrets delivered, "
+            f"{reads} reads",
+            f"= {created} creates + {created} deliveries, reads = the plan's {shape.minimum}",
+            applied.returncode == 0
+            and writes == {"POST /api/v1/api_keys/": created}
+            and delivered == created
+            and reads == shape.minimum,
         )
 
 
@@ -878,7 +980,11 @@ def main() -> None:
         print(f"\n== workspace settings (plan and apply, --latency-ms {LATENCY_MS}) ==")
         settings_benchmark(tmp)
 
-        # 5. apply under a rate limit.
+        # 5. API keys: one organization-wide listing, one create and one delivery per new key.
+        print(f"\n== API keys (plan and apply, --latency-ms {LATENCY_MS}) ==")
+        keys_benchmark(tmp)
+
+        # 6. apply under a rate limit.
         if not args.skip_rate_limit:
             print(f"\n== apply under --rate-limit {RATE_LIMIT} (and --latency-ms {LATENCY_MS}) ==")
             variant = mutate(base, RATE_LIMIT_CHANGES, seed_=42)
