@@ -67,6 +67,13 @@ class TerminalEvents:
         if prepared.created_sandbox:
             click.echo(f"Created a new sandbox organization in {terminal(str(self.sandbox))}.", err=True)
         echo_text(render_plan(plan_view(prepared.planned), "text"))
+        if prepared.held_back:
+            n = prepared.held_back
+            click.echo(
+                f"--rotate-only: {n} other change(s) of the plan not applied; they need a reviewed "
+                "apply (run `provisioner plan` to see them).",
+                err=True,
+            )
         if prepared.overridden:
             click.echo(
                 terminal_lines(
@@ -180,6 +187,12 @@ def checked_override_reason(reason: str | None) -> str | None:
     help="Run CMD (no shell) for each secret the server makes, the secret on its stdin, its name in "
     "PROVISIONER_SECRET_NAME and in every {name} of CMD, e.g. 'gh secret set {name}'.",
 )
+@click.option(
+    "--rotate-only",
+    is_flag=True,
+    help="Apply only the API key rotations that rotate_every made due, and the disabling of the keys "
+    "they replaced; every other change is left for a reviewed apply. For a scheduled rotation job.",
+)
 @endpoint_options
 def apply(
     configs: tuple[str, ...],
@@ -194,6 +207,7 @@ def apply(
     audit_log: str | None,
     secrets_dir: str | None,
     secrets_command: str | None,
+    rotate_only: bool,
     api_url: str | None,
     sandbox: str | None,
 ) -> int:
@@ -204,6 +218,11 @@ def apply(
     plan must equal the reviewed one (same digest), else nothing is applied.
     Needs an admin's key.
     """
+    if rotate_only and (plan_file or expect is not None or expect_file is not None):
+        raise click.UsageError(
+            "--rotate-only applies what the reviewed config's rotate_every made due; it takes no "
+            "--plan or --expect"
+        )
     if plan_file and (expect is not None or expect_file is not None):
         raise click.UsageError("--plan carries its own digest; give --plan or --expect/--expect-file")
     reason = checked_override_reason(override_reason)
@@ -227,6 +246,7 @@ def apply(
         expectation=expectation_from_options(expect, expect_file),
         override_reason=reason,
         sink=sink,
+        rotate_only=rotate_only,
     )
     run = apply_orgs(loaded, options, TerminalEvents(sandbox), stdout=sys.stdout)
     return run.exit_code

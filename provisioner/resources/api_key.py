@@ -69,6 +69,8 @@ KEY_IMPACT = "api-key-impact"
 ROTATION_WAITS = "api-key-rotation-waits"
 UNMANAGED = "api-key-unmanaged"
 IMPACT_LISTED = 5  # keys named in one impact line; the rest are counted
+REPLACED = "replaced by the newer key"  # the note of an old key disabled after its rotation
+DUE = "rotate_every"  # in the note of a rotation that time made due
 
 
 def api_key_path(key_id: str) -> str:
@@ -178,12 +180,12 @@ def _diff(ctx: DiffContext) -> Diffed:
             note = f"owner {newest.owner} -> {wanted.owner}"
             changes.append(Change(Action.UPDATE, TYPE, key_text(newest), newest, replace(wanted, note=note)))
         elif wanted.rotate_every_s and age > timedelta(seconds=wanted.rotate_every_s):
-            note = f"{age.days} days old, rotate_every {_duration(wanted.rotate_every_s)}"
+            note = f"{age.days} days old, {DUE} {_duration(wanted.rotate_every_s)}"
             changes.append(Change(Action.UPDATE, TYPE, key_text(newest), newest, replace(wanted, note=note)))
         for old in older:
             why_not = _why_old_key_stays(old, newest, now, grace)
             if why_not is None:
-                before = replace(old, note=f"replaced by the newer key {newest.prefix or newest.id}")
+                before = replace(old, note=f"{REPLACED} {newest.prefix or newest.id}")
                 changes.append(Change(Action.DELETE, TYPE, key_text(old), before, None))
             else:
                 warnings.append(PlanWarning(ROTATION_WAITS, TYPE, key_text(old), {"why": why_not}))
@@ -280,6 +282,20 @@ def _impacts(ctx: DiffContext, live: Mapping[tuple[str, str], list[ApiKey]]) -> 
         }
         out.append(PlanWarning(KEY_IMPACT, TYPE, user, params))
     return out
+
+
+def is_scheduled_rotation(change: Change) -> bool:
+    """A change that only time made due under the reviewed config: a rotation ``rotate_every``
+    asks for, or disabling the key such a rotation replaced (``apply --rotate-only``)."""
+    if change.type is not TYPE:
+        return False
+    if change.action is Action.UPDATE and isinstance(change.after, ApiKey):
+        before = change.before
+        same_owner = isinstance(before, ApiKey) and before.owner == change.after.owner
+        return same_owner and DUE in (change.after.note or "")
+    if change.action is Action.DELETE and isinstance(change.before, ApiKey):
+        return (change.before.note or "").startswith(REPLACED)
+    return False
 
 
 def impact_text(w: PlanWarning) -> str:
@@ -438,4 +454,12 @@ KIND = ResourceKind(
     makes_secret=lambda change: change.action is not Action.DELETE,
 )
 
-__all__ = ["API_KEYS", "KEY_IMPACT", "KIND", "api_key_path", "impact_text", "key_text"]
+__all__ = [
+    "API_KEYS",
+    "KEY_IMPACT",
+    "KIND",
+    "api_key_path",
+    "impact_text",
+    "is_scheduled_rotation",
+    "key_text",
+]

@@ -21,7 +21,7 @@ import sys
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Protocol, TextIO
 
@@ -40,6 +40,7 @@ from provisioner.model import Config
 from provisioner.plan.digest import Expectation, pin_fields, render_difference
 from provisioner.plan.planfile import SavedPlan, load_plan
 from provisioner.plan.replay import replay
+from provisioner.resources.api_key import is_scheduled_rotation
 from provisioner.secrets.sink import SecretSink
 from provisioner.service.connection import connect
 from provisioner.service.interrupt import exit_code_for, stop_on_signals
@@ -78,6 +79,9 @@ class ApplyOptions:
     override_reason: str | None = None
     # Where secrets the server makes (webhook signing secrets) go; see provisioner.secrets.sink.
     sink: SecretSink | None = None
+    # Apply only the API key rotations that time made due (and the disabling of the keys they
+    # replaced); every other change waits for a reviewed apply.
+    rotate_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class PreparedOrganization:
     difference: str | None = None
     override_reason: str | None = None
     created_sandbox: bool = False
+    held_back: int = 0  # changes ``--rotate-only`` left for a reviewed apply
 
     @property
     def config(self) -> Config:
@@ -197,6 +202,11 @@ def _prepare(config: Config, options: ApplyOptions, connections: ExitStack) -> P
         connect(config.organization, api_url=options.api_url, sandbox=options.sandbox, create_sandbox=True)
     )
     planned = read_and_diff(config, client, now=utcnow(), parallelism=options.parallelism, secrets=secrets)
+    held_back = 0
+    if options.rotate_only:
+        due = tuple(c for c in planned.plan.changes if is_scheduled_rotation(c))
+        held_back = len(planned.plan.changes) - len(due)
+        planned = replace(planned, plan=replace(planned.plan, changes=due))
     digest = pin_fields(planned.plan, planned.target)["digest"]
     matched = expectation is not None and expectation.digest == digest
     difference = None
@@ -213,6 +223,7 @@ def _prepare(config: Config, options: ApplyOptions, connections: ExitStack) -> P
         # A saved plan is the reviewed plan itself: nothing overrides it.
         override_reason=None if saved is not None else options.override_reason,
         created_sandbox=endpoint.created,
+        held_back=held_back,
     )
 
 

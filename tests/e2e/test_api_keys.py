@@ -281,3 +281,35 @@ def test_a_person_owning_a_production_key_is_refused_by_policy(cli: Cli, sandbox
     assert result.returncode == 1
     assert "bob@example.com is a person" in result.stderr and "service_account: true" in result.stderr
     assert "org.yaml:" in result.stderr
+
+
+def test_rotate_only_applies_due_rotations_and_leaves_every_other_change(
+    cli: Cli,
+    sandbox,
+    api: Api,  # noqa: ANN001
+) -> None:
+    write(cli, sandbox)
+    set_clock(api, -97 * DAY)
+    apply(cli)
+    set_clock(api, 0)
+    # An unreviewed change lands in the config too: --rotate-only must not apply it.
+    write(cli, sandbox, KEYS.replace("users:\n", "users:\n  - {email: eve@example.com, role: admin}\n"))
+    result = cli(
+        "apply",
+        "-c",
+        "org.yaml",
+        "--auto-approve",
+        "--rotate-only",
+        "--secrets-dir",
+        "sink",
+        "--audit-log",
+        "a.jsonl",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("~ rotate api key ci-deploy") == 2
+    assert "eve@example.com" not in result.stdout
+    assert "1 other change(s) of the plan not applied" in result.stderr
+    assert "eve@example.com" not in api.users()
+    assert len(live_keys(api)) == 4  # make before break: both old keys still live
+    refused = cli("apply", "-c", "org.yaml", "--rotate-only", "--expect", "sha256:" + "0" * 64)
+    assert refused.returncode == 1 and "takes no --plan or --expect" in refused.stderr
