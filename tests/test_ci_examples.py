@@ -39,6 +39,7 @@ from provisioner.service.apply import DIFFERS
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB = ROOT / "examples" / "ci" / "github-actions.yml"
 GITLAB = ROOT / "examples" / "ci" / "gitlab-ci.yml"
+ROTATE = ROOT / "examples" / "ci" / "rotate-api-keys.yml"
 PRE_COMMIT = ROOT / ".pre-commit-hooks.yaml"
 
 # Tokens after which a shell word is in command position again.
@@ -139,7 +140,7 @@ def invocations(path: Path) -> list[Invocation]:
                 argv = tuple(entry + hook.get("args", []))
                 found.append(Invocation(f"{path.name}:{hook['id']}", argv))
         return found
-    scripts = _github_scripts(doc) if path == GITHUB else _gitlab_scripts(doc)
+    scripts = _github_scripts(doc) if path in (GITHUB, ROTATE) else _gitlab_scripts(doc)
     return [inv for source, script in scripts for inv in _invocations(source, script)]
 
 
@@ -227,6 +228,7 @@ def test_the_checker_reports_unknown_subcommands_flags_and_choices() -> None:
         (GITHUB, {"validate", "plan", "apply", "drift", "review"}),
         (GITLAB, {"validate", "plan", "apply", "drift", "review"}),
         (PRE_COMMIT, {"validate"}),
+        (ROTATE, {"apply"}),
     ],
     ids=lambda v: v.name if isinstance(v, Path) else "",
 )
@@ -504,3 +506,20 @@ def test_a_quarterly_job_runs_review_and_keeps_html_and_csv() -> None:
     assert "review" not in gitlab["drift"]["rules"][0]["if"].replace('!= "review"', "")
     assert {"access-review.html", "access-review.csv"} <= set(gitlab["review"]["artifacts"]["paths"])
     assert quarterly in GITLAB.read_text()
+
+
+def test_the_rotation_example_applies_only_due_rotations_with_the_admin_key_in_the_protected_environment() -> (
+    None
+):
+    """Scheduled rotation (issue 14): --rotate-only, the secret only through the sink, least privilege."""
+    (only,) = _by_command(ROTATE)["apply"]
+    assert {"--rotate-only", "--auto-approve", "--audit-log", "--secrets-command"} <= only
+    assert "--force" not in only and "--expect" not in only
+    doc = yaml.safe_load(ROTATE.read_text())
+    (job,) = doc["jobs"].values()
+    assert job["environment"] == "access" and job["if"] == "github.ref == 'refs/heads/main'"
+    assert job["concurrency"] == {"group": "provisioner-apply", "cancel-in-progress": False}
+    assert doc["permissions"] == {"contents": "read"}
+    keyed = [s for s in job["steps"] if "RECALL_API_KEY" in (s.get("env") or {})]
+    assert [s["env"]["RECALL_API_KEY"] for s in keyed] == ["${{ secrets.RECALL_ADMIN_KEY }}"]
+    assert "gh secret set {name}" in keyed[0]["run"]
