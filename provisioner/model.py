@@ -293,6 +293,7 @@ class ApiKey:
     rotate_every_s: int | None = None
     sink_name: str | None = None
     note: str | None = None
+    in_use: bool = False  # current side: the key this very run authenticates with
 
     @property
     def key(self) -> tuple[str, str, str]:

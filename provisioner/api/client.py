@@ -400,6 +400,10 @@ class ApiClient:
     def __repr__(self) -> str:
         return f"ApiClient({self.endpoint!r})"
 
+    def authenticates_with(self, prefix: str) -> bool:
+        """Whether this client's key starts with ``prefix`` (an API key's non-secret prefix)."""
+        return bool(prefix) and self._token.startswith(prefix)
+
     def redact_also(self, values: Iterable[str]) -> None:
         """Redact these values too, from every message from now on (the config's secret values)."""
         self._secrets = tuple(dict.fromkeys((*self._secrets, *values)))

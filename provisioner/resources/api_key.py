@@ -127,7 +127,12 @@ def _read(reading: Reading) -> Callable[[], list[Any]]:
     def finish() -> list[Any]:
         users = {str(u.id): u.email for u in reading.result(ResourceType.USER)}
         names = {str(w.id): w.name for w in reading.result(ResourceType.WORKSPACE)}
-        return [k for k in (_parse(raw, users, names) for raw in listing.result()) if k is not None]
+        keys = [k for k in (_parse(raw, users, names) for raw in listing.result()) if k is not None]
+        # The key this run authenticates with is never disabled by it (that would lock it out).
+        client = reading.client
+        return [
+            replace(k, in_use=True) if k.prefix and client.authenticates_with(k.prefix) else k for k in keys
+        ]
 
     return finish
 
@@ -184,6 +189,8 @@ def _diff(ctx: DiffContext) -> Diffed:
             changes.append(Change(Action.UPDATE, TYPE, key_text(newest), newest, replace(wanted, note=note)))
         for old in older:
             why_not = _why_old_key_stays(old, newest, now, grace)
+            if old.in_use:
+                why_not = "this run authenticates with it; apply with another key to disable it"
             if why_not is None:
                 before = replace(old, note=f"{REPLACED} {newest.prefix or newest.id}")
                 changes.append(Change(Action.DELETE, TYPE, key_text(old), before, None))
@@ -194,11 +201,12 @@ def _diff(ctx: DiffContext) -> Diffed:
         if (ws, name) in desired or ws not in declared:
             continue  # managed, or on a workspace the config does not declare
         for key in keys:
-            if policy.unmanaged_keys == "disable":
+            if policy.unmanaged_keys == "disable" and not key.in_use:
                 before = replace(key, note=f"not in the config ({_ago(key.last_used_at, now)})")
                 changes.append(Change(Action.DELETE, TYPE, key_text(key), before, None))
-            elif policy.unmanaged_keys == "report":
-                params = {"owner": key.owner, "used": _ago(key.last_used_at, now)}
+            elif policy.unmanaged_keys != "keep":
+                used = "the key this run authenticates with, so not disabled" if key.in_use else ""
+                params = {"owner": key.owner, "used": used or _ago(key.last_used_at, now)}
                 warnings.append(PlanWarning(UNMANAGED, TYPE, key_text(key), params))
     warnings += _impacts(ctx, live)
     return Diffed(changes=tuple(changes), warnings=tuple(warnings))

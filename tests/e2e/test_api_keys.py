@@ -313,3 +313,25 @@ def test_rotate_only_applies_due_rotations_and_leaves_every_other_change(
     assert len(live_keys(api)) == 4  # make before break: both old keys still live
     refused = cli("apply", "-c", "org.yaml", "--rotate-only", "--expect", "sha256:" + "0" * 64)
     assert refused.returncode == 1 and "takes no --plan or --expect" in refused.stderr
+
+
+def test_the_key_a_run_authenticates_with_is_never_disabled_by_it(cli: Cli, sandbox, api: Api) -> None:  # noqa: ANN001
+    write(cli, sandbox)
+    apply(cli)
+    admin_id = api.users()["admin@example.com"]["id"]
+    status, made, _ = api.request(
+        "POST",
+        "/api_keys/",
+        {
+            "name": "provisioner",
+            "user_id": admin_id,
+            "workspace_id": api.workspaces()["notetaker-staging"]["id"],
+        },
+        headers={"Idempotency-Key": "own-key"},
+    )
+    assert status == 201
+    write(cli, sandbox, KEYS + "    unmanaged: disable\n")
+    result = cli("plan", "-c", "org.yaml", "--detailed-exitcode", token=made["key"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "the key this run authenticates with, so not disabled" in result.stdout
+    assert "- disable api key provisioner" not in result.stdout
