@@ -143,7 +143,7 @@ def _read(reading: Reading) -> Callable[[], list[Any]]:
 def _material(k: ApiKey) -> dict[str, Any]:
     # What a change does: which key (by id, for one that exists), where, whose.
     # Never times or notes, which move with the clock.
-    return {"workspace": k.workspace, "name": k.name, "owner": k.owner, "id": k.id}
+    return {"workspace": k.workspace, "name": k.name, "owner": k.owner, "id": k.id, "sink": k.sink_name}
 
 
 def _ago(moment: datetime | None, now: datetime) -> str:
@@ -419,14 +419,17 @@ def create_line(change: Change, _: Counter[str]) -> str:
     """``api key ci-deploy (notetaker-production) of svc-ci@acme.com``."""
     k = change.after
     assert isinstance(k, ApiKey)
-    return f"api key {terminal(k.name)} ({terminal(k.workspace)}) of {terminal(k.owner)}"
+    # The sink name is shown: the config chooses which secret of the sink's store a key overwrites.
+    sink = f", delivered as {terminal(k.sink_name)}" if k.sink_name else ""
+    return f"api key {terminal(k.name)} ({terminal(k.workspace)}) of {terminal(k.owner)}{sink}"
 
 
 def update_line(change: Change, _: Counter[str]) -> str:
     """``rotate api key ci-deploy (notetaker-production): 97 days old, rotate_every 90d``."""
     k = change.after
     assert isinstance(k, ApiKey)
-    return f"rotate api key {terminal(k.name)} ({terminal(k.workspace)}): {terminal(k.note or '')}"
+    sink = f", delivered as {terminal(k.sink_name)}" if k.sink_name else ""
+    return f"rotate api key {terminal(k.name)} ({terminal(k.workspace)}): {terminal(k.note or '')}{sink}"
 
 
 def delete_line(change: Change, _: Counter[str]) -> str:

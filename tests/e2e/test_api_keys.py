@@ -75,7 +75,10 @@ def use(sandbox, key: str) -> dict:  # noqa: ANN001
 def test_keys_per_environment_are_delivered_0600_and_authenticate(cli: Cli, sandbox, api: Api) -> None:  # noqa: ANN001
     write(cli, sandbox)
     first = apply(cli, "--audit-log", "audit.jsonl")
-    assert "+ api key ci-deploy (notetaker-production) of svc-ci@example.com" in first.stdout
+    assert (
+        "+ api key ci-deploy (notetaker-production) of svc-ci@example.com, delivered as RECALL_API_KEY_PRODUCTION"
+        in first.stdout
+    )
     for workspace in ("notetaker-staging", "notetaker-production"):
         path = cli.cwd / "sink" / "sandbox" / workspace / "api-key-ci-deploy"
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
@@ -117,6 +120,7 @@ def test_rotation_is_make_before_break_across_applies_on_the_sandbox_clock(
     due = plan(cli)
     assert due.returncode == 2
     assert "~ rotate api key ci-deploy (notetaker-production): 97 days old, rotate_every 90d" in due.stdout
+    assert "delivered as RECALL_API_KEY_PRODUCTION" in due.stdout
     apply(cli)
     new = secret(cli, "notetaker-production")
     assert new != old and use(sandbox, new)["email"] == "svc-ci@example.com"
