@@ -44,6 +44,7 @@ from provisioner.review.model import (
     Change,
     Grant,
     Instance,
+    Key,
     Origin,
     Provenance,
     Review,
@@ -156,7 +157,31 @@ def build_review(
         past_expiry=past,
         changes=changes,
         expiry_window_days=EXPIRY_WINDOW.days,
+        api_keys=_keys(config, current, environment_of),
     )
+
+
+def _keys(config: Config, current: State, environment_of: dict[str, str | None]) -> tuple[Key, ...]:
+    """Every live API key, by owner; within an owner production first, then by workspace and name."""
+    declared = {(k.workspace, k.name) for k in config.desired.api_keys.values()}
+    service = {u.email for u in config.desired.users.values() if u.service_account}
+    keys = [
+        Key(
+            owner=k.owner,
+            workspace=k.workspace,
+            name=k.name,
+            prefix=k.prefix or "",
+            production=is_production_environment(environment_of.get(k.workspace)),
+            created_at=k.created_at,
+            last_used_at=k.last_used_at,
+            declared=(k.workspace, k.name) in declared,
+            service_account=k.owner in service,
+        )
+        for k in current.api_keys.values()
+        if not k.disabled
+    ]
+    keys.sort(key=lambda k: (k.owner, not k.production, k.workspace, k.name, k.prefix))
+    return tuple(keys)
 
 
 def _origin(config: Config, workspace: str, email: str, declared: Membership | None, now: datetime) -> Origin:

@@ -124,6 +124,21 @@ class Change:
     user: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Key:
+    """A live API key on the server: whose, where, and when it was last used."""
+
+    owner: str
+    workspace: str
+    name: str
+    prefix: str
+    production: bool
+    created_at: datetime | None
+    last_used_at: datetime | None
+    declared: bool  # the config names a key of this name in this workspace
+    service_account: bool  # the owner is declared with service_account: true
+
+
 @dataclass(frozen=True)
 class Review:
     """Everything one access review shows, for one organization.
@@ -142,6 +157,7 @@ class Review:
     past_expiry: tuple[Grant, ...]  # grants past their expiry and still on the server
     changes: tuple[Change, ...]
     expiry_window_days: int = 30
+    api_keys: tuple[Key, ...] = ()  # live keys by owner, production first
 
     @property
     def production_grants(self) -> tuple[Grant, ...]:

@@ -144,6 +144,7 @@ def render_html(review: Review) -> str:
         _production(review),
         _matrix(review),
         _expiring(review),
+        _keys(review),
         _changes(review),
         '<footer class="muted"><p>API keys by owner and last use are not part of this report yet.</p>'
         "</footer>",
@@ -181,6 +182,29 @@ def _table(headers: Iterable[str], rows: Iterable[str], empty: str) -> str:
         return f'<p class="muted">{esc(empty)}</p>'
     head = "".join(f'<th scope="col">{esc(h)}</th>' for h in headers)
     return f'<table class="f"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+OOB_ROW = ' class="oob"'
+SERVICE_FLAG = ' <span class="flag">service account</span>'
+PRODUCTION_FLAG = ' <span class="flag">production</span>'
+BY_HAND = '<span class="flag">no: made by hand</span>'
+
+
+def _keys(review: Review) -> str:
+    """Live API keys by owner: who holds what, and whether it is still in use."""
+    rows = (
+        f'<tr{"" if k.declared else OOB_ROW}><th scope="row">{esc(k.owner)}'
+        f"{SERVICE_FLAG if k.service_account else ''}</th>"
+        f"<td>{esc(k.name)} <code>{esc(k.prefix)}</code></td>"
+        f"<td>{esc(k.workspace)}{PRODUCTION_FLAG if k.production else ''}</td>"
+        f"<td>{esc(text.moment(k.created_at) if k.created_at else '')}</td>"
+        f"<td>{esc(text.moment(k.last_used_at) if k.last_used_at else 'never')}</td>"
+        f"<td>{'yes' if k.declared else BY_HAND}</td></tr>"
+        for k in review.api_keys
+    )
+    table = _table(("Owner", "Key", "Workspace", "Created", "Last used", "In config"), rows, "No API keys.")
+    title = f"API keys by owner and last use ({len(review.api_keys)})"
+    return f'<section id="api-keys"><h2>{title}</h2>{table}</section>'
 
 
 def _admins(review: Review) -> str:

@@ -105,6 +105,20 @@ def review_document(review: Review) -> dict[str, Any]:
         "past_expiry": [_grant(g) for g in review.past_expiry],
         "changes": [_change(c) for c in review.changes],
         "expiry_window_days": review.expiry_window_days,
+        "api_keys": [
+            {
+                "owner": k.owner,
+                "workspace": k.workspace,
+                "name": k.name,
+                "prefix": k.prefix,
+                "production": k.production,
+                "created_at": k.created_at.isoformat() if k.created_at else None,
+                "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
+                "declared": k.declared,
+                "service_account": k.service_account,
+            }
+            for k in review.api_keys
+        ],
     }
 
 

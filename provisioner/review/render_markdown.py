@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from provisioner.escape import markdown_code as code
 from provisioner.review import text
-from provisioner.review.model import Admin, Grant, Origin, Review
+from provisioner.review.model import Admin, Grant, Key, Origin, Review
 
 # The checklist is for attesting grants; the period's changes are context, so a
 # long history is cut here (the other formats hold all of it).
@@ -47,6 +47,20 @@ def _admin_item(a: Admin) -> str:
     return "- [ ] " + " — ".join(parts)
 
 
+def _key_item(k: Key) -> str:
+    parts = [
+        code(k.owner) + (" (service account)" if k.service_account else ""),
+        code(k.name),
+        code(k.workspace),
+    ]
+    if k.production:
+        parts.append("production")
+    parts.append(f"last used {code(text.moment(k.last_used_at))}" if k.last_used_at else "never used")
+    if not k.declared:
+        parts.append("**made by hand: not in the config**")
+    return "- [ ] " + " — ".join(parts)
+
+
 def render_markdown(review: Review) -> str:
     """The checklist for ``review``: summary, production grants, admins, expiring, changes."""
     s = review.summary
@@ -69,6 +83,10 @@ def render_markdown(review: Review) -> str:
         f"### Admins ({len(review.admins)})",
         "",
         *([_admin_item(a) for a in review.admins] or ["No admins."]),
+        "",
+        f"### API keys by owner and last use ({len(review.api_keys)})",
+        "",
+        *([_key_item(k) for k in review.api_keys] or ["No API keys."]),
         "",
         f"### Expiring within {review.expiry_window_days} days ({len(review.expiring)})",
         "",

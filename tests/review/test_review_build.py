@@ -237,3 +237,69 @@ def test_csv_quotes_a_reason_with_commas_quotes_and_a_formula() -> None:
     )
     (row,) = list(csv.DictReader(io.StringIO(render_csv(review), newline="")))
     assert row["reason"] == "'" + reason and row["user"] == "alice@acme.com" and row["production"] == "yes"
+
+
+def test_api_keys_by_owner_and_last_use_in_every_format() -> None:
+    """Issue 15's last section (it waited for issue 14): live keys, production first per owner."""
+    import json
+
+    import jsonschema
+
+    from provisioner.model import ApiKey
+    from provisioner.review.render_html import render_html
+    from provisioner.review.render_json import render_json
+    from provisioner.review.render_markdown import render_markdown
+
+    hostile = "<script>alert(1)</script>`|"
+    current = State.build(
+        USERS + [User("svc@acme.com", "developer")],
+        [Workspace(w.name, id=w.name) for w in WORKSPACES],
+        (),
+        (),
+        (),
+        [
+            ApiKey("app-development", "ci", "svc@acme.com", id="k1", prefix="ak_1", created_at=NOW),
+            ApiKey(
+                "app-production",
+                "ci",
+                "svc@acme.com",
+                id="k2",
+                prefix="ak_2",
+                created_at=NOW,
+                last_used_at=NOW,
+            ),
+            ApiKey("app-production", hostile, "bob@acme.com", id="k3", prefix="ak_3", created_at=NOW),
+            ApiKey("app-production", "old", "bob@acme.com", id="k4", prefix="ak_4", disabled=True),
+        ],
+    )
+    desired = State.build(
+        USERS + [User("svc@acme.com", "developer", service_account=True)],
+        WORKSPACES,
+        (),
+        (),
+        (),
+        [ApiKey("app-production", "ci", "svc@acme.com"), ApiKey("app-development", "ci", "svc@acme.com")],
+    )
+    review = build_review(config(desired), current, IDENTITY, None, NOW, NOW - timedelta(days=90))
+    keys = [
+        (k.owner, k.workspace, k.name, k.production, k.declared, k.service_account) for k in review.api_keys
+    ]
+    assert keys == [
+        ("bob@acme.com", "app-production", hostile, True, False, False),
+        ("svc@acme.com", "app-production", "ci", True, True, True),
+        ("svc@acme.com", "app-development", "ci", False, True, True),
+    ]  # the disabled key is not listed
+    page = render_html(review)
+    assert 'id="api-keys"' in page and hostile not in page and html(hostile) in page
+    assert "made by hand" in page and "service account" in page
+    document = json.loads(render_json(review))
+    schema = json.loads((Path(__file__).parents[2] / "schemas" / "review.schema.json").read_text())
+    jsonschema.validate(document, schema)
+    assert [k["prefix"] for k in document["api_keys"]] == ["ak_3", "ak_2", "ak_1"]
+    checklist = render_markdown(review)
+    assert "### API keys by owner and last use (3)" in checklist
+    assert (
+        "- [ ] `svc@acme.com` (service account) — `ci` — `app-production` — production — last used"
+        in checklist
+    )
+    assert "**made by hand: not in the config**" in checklist
