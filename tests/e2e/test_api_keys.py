@@ -339,3 +339,25 @@ def test_the_key_a_run_authenticates_with_is_never_disabled_by_it(cli: Cli, sand
     assert result.returncode == 0, result.stdout + result.stderr
     assert "the key this run authenticates with, so not disabled" in result.stdout
     assert "- disable api key provisioner" not in result.stdout
+
+
+def test_no_key_secret_in_any_output_plan_file_audit_record_or_log(cli: Cli, sandbox, api: Api) -> None:  # noqa: ANN001
+    write(cli, sandbox)
+    set_clock(api, -97 * DAY)
+    outputs = [apply(cli, "-vv", "--audit-log", "audit.jsonl")]
+    set_clock(api, 0)
+    first = [secret(cli, w) for w in ("notetaker-staging", "notetaker-production")]
+    saved = cli("-vv", "plan", "-c", "org.yaml", "--out", "plan.json", "--format", "markdown")
+    assert saved.returncode == 0, saved.stderr
+    outputs.append(saved)
+    outputs.append(apply(cli, "-vv", "--plan", "plan.json", "--audit-log", "audit.jsonl"))  # the rotation
+    rotated = [secret(cli, w) for w in ("notetaker-staging", "notetaker-production")]
+    assert set(rotated).isdisjoint(first)
+    outputs.append(cli("-vv", "drift", "-c", "org.yaml", "--audit-log", "audit.jsonl", "--format", "json"))
+    outputs.append(cli("-vv", "review", "-c", "org.yaml", "--format", "markdown"))
+    texts = [t for r in outputs for t in (r.stdout, r.stderr)]
+    texts += [(cli.cwd / "plan.json").read_text(), (cli.cwd / "audit.jsonl").read_text()]
+    assert any("rotate api key ci-deploy" in t for t in texts)
+    for value in first + rotated:
+        for text in texts:
+            assert value[4:20] not in text
