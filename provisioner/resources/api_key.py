@@ -57,6 +57,7 @@ from provisioner.resources.base import (
     ResourceKind,
     ResourceType,
     convert,
+    workspace_dependency,
     workspace_id,
 )
 
@@ -405,8 +406,9 @@ def _disable(c: Change, ctx: ApplyContext) -> str | None:
 def _blocked_by(c: Change, ctx: ApplyContext) -> str | None:
     key = c.after if c.after is not None else c.before
     assert isinstance(key, ApiKey)
-    if ctx.not_applied(ResourceType.WORKSPACE, key.workspace):
-        return f"depends on creating workspace {key.workspace}, which did not succeed"
+    waits = workspace_dependency(c, ctx)
+    if waits is not None:
+        return waits
     if ctx.not_applied(ResourceType.USER, key.owner):
         return f"depends on inviting {key.owner}, which did not succeed"
     return None

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from fnmatch import fnmatchcase
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from provisioner.errors import ApiError, ConflictError, NotFoundError, PreconditionFailedError
 from provisioner.model import Policy, SecretRef, State
@@ -243,6 +243,39 @@ class ApplyContext(Protocol):
         ``name`` is the secret's name in the sink when the config chose one.
         """
         ...
+
+
+class _Keyed(Protocol):
+    @property
+    def key(self) -> Any: ...
+
+
+class _InWorkspace(Protocol):
+    @property
+    def workspace(self) -> str: ...
+
+
+def keyed_replay(type_: ResourceType) -> Callable[[dict[ResourceType, dict[Any, Any]], Change], None]:
+    """The replay of a type whose objects carry ``key``.
+
+    A create or an update files ``after``; a delete drops ``before``.
+    """
+
+    def replay(objects: dict[ResourceType, dict[Any, Any]], change: Change) -> None:
+        if change.after is None:
+            objects[type_].pop(cast(_Keyed, change.before).key, None)
+        else:
+            objects[type_][cast(_Keyed, change.after).key] = change.after
+
+    return replay
+
+
+def workspace_dependency(change: Change, ctx: ApplyContext) -> str | None:
+    """A change to an object of a workspace instance waits for that instance's creation."""
+    target = cast(_InWorkspace, change.after if change.after is not None else change.before)
+    if ctx.not_applied(ResourceType.WORKSPACE, target.workspace):
+        return f"depends on creating workspace {target.workspace}, which did not succeed"
+    return None
 
 
 def workspace_id(ctx: ApplyContext, workspace: str) -> str:

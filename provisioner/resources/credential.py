@@ -44,7 +44,9 @@ from provisioner.resources.base import (
     convert,
     delete,
     find,
+    keyed_replay,
     sorted_items,
+    workspace_dependency,
     workspace_id,
 )
 
@@ -213,15 +215,6 @@ def _phase(change: Change) -> Phase:
     return Phase.CONFIGURE
 
 
-def _replay(objects: dict[ResourceType, dict[Any, Any]], change: Change) -> None:
-    if change.action is Action.DELETE:
-        assert isinstance(change.before, Credential)
-        objects[TYPE].pop(change.before.key, None)
-        return
-    assert isinstance(change.after, Credential)
-    objects[TYPE][change.after.key] = change.after
-
-
 # --- API calls --------------------------------------------------------------------
 
 
@@ -268,14 +261,6 @@ def _update(c: Change, ctx: ApplyContext) -> str | None:
 def _delete(c: Change, ctx: ApplyContext) -> str | None:
     assert isinstance(c.before, Credential) and c.before.id
     return delete(ctx.client, credential_path(c.before.id), c.before.etag)
-
-
-def _blocked_by(c: Change, ctx: ApplyContext) -> str | None:
-    credential = c.after if c.after is not None else c.before
-    assert isinstance(credential, Credential)
-    if ctx.not_applied(ResourceType.WORKSPACE, credential.workspace):
-        return f"depends on creating workspace {credential.workspace}, which did not succeed"
-    return None
 
 
 # --- text -------------------------------------------------------------------------
@@ -334,11 +319,11 @@ KIND = ResourceKind(
     material=_material,
     diff=_diff,
     phase=_phase,
-    replay=_replay,
+    replay=keyed_replay(TYPE),
     handlers={Action.CREATE: _create, Action.UPDATE: _update, Action.DELETE: _delete},
     lines={Action.CREATE: create_line, Action.UPDATE: update_line, Action.DELETE: delete_line},
     warning_texts={SHARED_SECRET: _shared_text},
-    blocked_by=_blocked_by,
+    blocked_by=workspace_dependency,
 )
 
 __all__ = ["CREDENTIALS", "KIND", "changed_secrets", "credential_key", "credential_path", "parse_credential"]

@@ -43,7 +43,9 @@ from provisioner.resources.base import (
     ResourceType,
     convert,
     delete,
+    keyed_replay,
     sorted_items,
+    workspace_dependency,
     workspace_id,
 )
 
@@ -171,15 +173,6 @@ def _phase(change: Change) -> Phase:
     return Phase.CONFIGURE
 
 
-def _replay(objects: dict[ResourceType, dict[Any, Any]], change: Change) -> None:
-    if change.action is Action.DELETE:
-        assert isinstance(change.before, Webhook)
-        objects[TYPE].pop(change.before.key, None)
-        return
-    assert isinstance(change.after, Webhook)
-    objects[TYPE][change.after.key] = change.after
-
-
 # --- API calls --------------------------------------------------------------------
 
 
@@ -236,14 +229,6 @@ def _delete(c: Change, ctx: ApplyContext) -> str | None:
     return delete(ctx.client, webhook_path(c.before.id), c.before.etag)
 
 
-def _blocked_by(c: Change, ctx: ApplyContext) -> str | None:
-    hook = c.after if c.after is not None else c.before
-    assert isinstance(hook, Webhook)
-    if ctx.not_applied(ResourceType.WORKSPACE, hook.workspace):
-        return f"depends on creating workspace {hook.workspace}, which did not succeed"
-    return None
-
-
 # --- text -------------------------------------------------------------------------
 
 
@@ -298,11 +283,11 @@ KIND = ResourceKind(
     material=_material,
     diff=_diff,
     phase=_phase,
-    replay=_replay,
+    replay=keyed_replay(TYPE),
     handlers={Action.CREATE: _create, Action.UPDATE: _update, Action.DELETE: _delete},
     lines={Action.CREATE: create_line, Action.UPDATE: update_line, Action.DELETE: delete_line},
     warning_texts={SHARED_URL: _shared_text},
-    blocked_by=_blocked_by,
+    blocked_by=workspace_dependency,
     makes_secret=lambda change: change.action is Action.CREATE,
 )
 
