@@ -47,6 +47,9 @@ from provisioner.model import (
 from provisioner.secrets.refs import env_ref_problem, file_ref_problem
 
 SECTIONS = ("webhooks", "transcription", "platforms")
+# The schema's caps (schemas/config.schema.json): entries past them are reported, never expanded.
+MAX_WEBHOOKS = 50
+MAX_API_KEYS = 100
 _KIND_OF_SECTION = {"transcription": TRANSCRIPTION, "platforms": PLATFORM}
 _TEMPLATE = re.compile(r"\{([^{}]*)\}")
 _NOT_NAME = re.compile(r"[^A-Za-z0-9]+")
@@ -144,7 +147,8 @@ class SettingsBuilder:
         for spec, base in layers:
             # A URL twice in one list is a mistake; across lists, the workspace wins.
             listed: dict[str, Path] = {}
-            for i, entry in enumerate(_list(spec.get("webhooks"))):
+            # Past the schema's cap nothing is expanded: 50 instances would multiply any excess.
+            for i, entry in enumerate(_list(spec.get("webhooks"))[:MAX_WEBHOOKS]):
                 path = base + ("webhooks", i)
                 hook = self.webhook(entry, path, instance, workspace, environment, envs)
                 if hook is None:
@@ -165,7 +169,7 @@ class SettingsBuilder:
                     if made is not None:
                         creds[provider] = made  # the workspace's replaces the environment's, secrets and all
         names: dict[str, Path] = {}
-        for i, entry in enumerate(_list(_dict(ws_spec).get("api_keys"))):
+        for i, entry in enumerate(_list(_dict(ws_spec).get("api_keys"))[:MAX_API_KEYS]):
             path = ws_path + ("api_keys", i)
             key = self.api_key(entry, path, instance, workspace, environment, envs)
             if key is None:
