@@ -50,6 +50,7 @@ SECTIONS = ("webhooks", "transcription", "platforms")
 # The schema's caps (schemas/config.schema.json): entries past them are reported, never expanded.
 MAX_WEBHOOKS = 50
 MAX_API_KEYS = 100
+MAX_ENVIRONMENTS = 20
 _KIND_OF_SECTION = {"transcription": TRANSCRIPTION, "platforms": PLATFORM}
 _TEMPLATE = re.compile(r"\{([^{}]*)\}")
 _NOT_NAME = re.compile(r"[^A-Za-z0-9]+")
@@ -204,13 +205,13 @@ class SettingsBuilder:
                 "this workspace has no environments; remove `environments` from this entry",
             )
             return False
-        for j, name in enumerate(_list(only)):
+        for j, name in enumerate(_list(only)[:MAX_ENVIRONMENTS]):
             if isinstance(name, str) and envs and name not in envs:
                 self._once(
                     path + ("environments", j),
                     f"this workspace has no environment `{excerpt(name)}`; use one of: {', '.join(envs)}",
                 )
-        return environment in _list(only)
+        return environment in _list(only)[:MAX_ENVIRONMENTS]
 
     def webhook(
         self,
