@@ -121,6 +121,10 @@ def test_rotation_is_make_before_break_across_applies_on_the_sandbox_clock(
     assert due.returncode == 2
     assert "~ rotate api key ci-deploy (notetaker-production): 97 days old, rotate_every 90d" in due.stdout
     assert "delivered as RECALL_API_KEY_PRODUCTION" in due.stdout
+    comment = cli("plan", "-c", "org.yaml", "--format", "markdown").stdout
+    top = comment.split("#### ", 1)[0]  # the summary, before any per-section heading
+    assert "**API keys (created, rotated, disabled)**" in top
+    assert "`rotate api key ci-deploy (notetaker-production): 97 days old, rotate_every 90d" in top
     apply(cli)
     new = secret(cli, "notetaker-production")
     assert new != old and use(sandbox, new)["email"] == "svc-ci@example.com"
