@@ -45,6 +45,7 @@ from provisioner.sandbox.resource import (
     Call,
     Resource,
     check_if_match,
+    is_visible_name,
     json_response,
     list_page,
     single,
@@ -151,7 +152,7 @@ def create_api_key(call: Call) -> Response:
     name = data.get("name")
     if "name" not in data:
         errors["name"] = ["This field is required."]
-    elif not isinstance(name, str) or not name.strip() or len(name) > NAME_MAX:
+    elif not is_visible_name(name, NAME_MAX):
         errors["name"] = [f"Enter a name of 1 to {NAME_MAX} characters."]
     for field, table, kind in (("workspace_id", "workspaces", "workspace"), ("user_id", "users", "user")):
         value = data.get(field)

@@ -54,6 +54,7 @@ from provisioner.sandbox.resource import (
     Resource,
     check_if_match,
     fetch,
+    is_visible_name,
     json_response,
     list_page,
     optional_body,
@@ -293,7 +294,7 @@ def _workspace_name(data: dict[str, Any]) -> str:
     name = data.get("name")
     if "name" not in data:
         raise ApiProblem.fields({"name": ["This field is required."]})
-    if not isinstance(name, str) or not name.strip() or len(name) > 100:
+    if not isinstance(name, str) or not is_visible_name(name, 100):
         raise ApiProblem.fields({"name": ["Enter a name of 1 to 100 characters."]})
     return name
 

@@ -292,3 +292,17 @@ def recorded_without(name: str) -> Callable[[bytes], bytes]:
         return json.dumps(data, separators=(",", ":")).encode()
 
     return recorded
+
+
+# A name must hold a character outside this whitespace: the contract's pattern spells
+# it out (WorkspaceName, ApiKeyName) because ``\s`` means different sets in Python
+# (``str.isspace``: also U+001C..U+001F and U+0085, but not U+FEFF) and in the
+# ECMA-262 dialect of JSON Schema validators.
+VISIBLE_CHARACTER = re.compile(
+    "[^\t\n\x0b\x0c\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff\x1c-\x1f\x85]"
+)
+
+
+def is_visible_name(value: object, most: int) -> bool:
+    """1 to ``most`` characters, at least one of them not whitespace (the contract's pattern)."""
+    return isinstance(value, str) and 0 < len(value) <= most and VISIBLE_CHARACTER.search(value) is not None

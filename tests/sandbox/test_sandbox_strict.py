@@ -326,3 +326,21 @@ def test_an_email_with_a_non_string_or_bad_shape_is_still_refused(api: Api) -> N
         response = api.post("/users/", {"email": email, "role": "developer"})
         assert response.status_code == 400, (email, response.text)
         assert list(response.json()) == ["email"]
+
+
+def test_the_contract_and_the_sandbox_agree_on_which_names_are_all_whitespace() -> None:
+    """``\\s`` differs between Python and the ECMA dialect schemathesis uses; both now spell it out."""
+    import re as regex
+    from pathlib import Path
+
+    import yaml as yaml_module
+
+    from provisioner.sandbox.resource import is_visible_name
+
+    contract = yaml_module.safe_load((Path(__file__).parents[2] / "schemas" / "openapi.yaml").read_text())
+    for schema in ("WorkspaceName", "ApiKeyName"):
+        pattern = regex.compile(
+            contract["components"]["schemas"][schema]["pattern"].encode().decode("unicode_escape")
+        )
+        for name in ("a", " a ", "\x1c", "\x85", "\ufeff", " \u3000", "\u00a0x", "\t"):
+            assert (pattern.search(name) is not None) == is_visible_name(name, 100), (schema, name)
