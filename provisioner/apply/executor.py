@@ -40,7 +40,7 @@ import hashlib
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from provisioner.api.client import ApiClient
 from provisioner.apply.report import (
@@ -90,6 +90,22 @@ class StopRequest:
         self.reason: str | None = None
         # True once the run abandoned changes in flight (a second signal).
         self.aborted = False
+        # A second signal asked to abort (``abort``); it takes effect at once only
+        # while the run is waiting for changes in flight (``waiting``), and at the
+        # run's next safe point otherwise: never between starting a change and
+        # noting it in flight, or between a result and its record.
+        self.abort_pending = False
+        self.waiting = False
+
+    def abort(self) -> None:
+        """Abandon the changes in flight: raise ``KeyboardInterrupt`` now if the run is waiting.
+
+        Called from the signal handler, in the main thread, which is the thread
+        that runs the apply: the exception surfaces where the run waits.
+        """
+        self.abort_pending = True
+        if self.waiting:
+            raise KeyboardInterrupt
 
     def request(self, reason: str) -> None:
         """Stop scheduling new changes; the first reason given is kept."""
@@ -286,17 +302,45 @@ class _Run:
         return self._not_started() if self.stop.is_set() else None
 
     def _run_phase(self, pool: ThreadPoolExecutor, batch: list[tuple[int, Change]]) -> None:
+        """Run one phase, at most ``parallelism`` changes in flight, started by this thread.
+
+        Changes are handed to the pool only as slots free up, never queued ahead:
+        a signal's handler runs in this (main) thread as soon as it wakes for a
+        finished change, so a stop is seen before the next change starts. (A
+        queued change would be picked up by the worker that just finished, which
+        cannot see a signal whose handler has not run yet.)
+        """
+        waiting = list(batch)
         futures: dict[Future[ChangeResult], int] = {}
-        for i, c in batch:
-            reason = self._stopped() or REGISTRY[c.type].blocked_by(c, self)
-            if reason:
-                self._record(i, ChangeResult(c, SKIPPED, reason))
-            else:
-                futures[pool.submit(self._execute, c)] = i
         self.in_flight = futures
+
+        def start() -> None:
+            while waiting and len(futures) < self.parallelism:
+                i, c = waiting.pop(0)
+                reason = self._stopped() or REGISTRY[c.type].blocked_by(c, self)
+                if reason:
+                    self._record(i, ChangeResult(c, SKIPPED, reason))
+                else:
+                    futures[pool.submit(self._execute, c)] = i
+
+        start()
         # The phase is a barrier: the next one starts when all of these ended.
-        for future in as_completed(futures):
-            self._record(futures[future], future.result())
+        while futures:
+            for future in self._wait(futures):
+                self._record(futures[future], future.result())
+                del futures[future]
+            start()
+
+    def _wait(self, futures: dict[Future[ChangeResult], int]) -> set[Future[ChangeResult]]:
+        """The changes that finished; the one place a second signal aborts the run at once."""
+        self.stop.waiting = True
+        try:
+            if self.stop.abort_pending:
+                raise KeyboardInterrupt
+            done, _ = wait(futures, return_when=FIRST_COMPLETED)
+        finally:
+            self.stop.waiting = False
+        return done
 
     def _record(self, index: int, result: ChangeResult) -> None:
         self.results[index] = result

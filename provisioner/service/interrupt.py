@@ -2,9 +2,12 @@
 
 The first SIGINT or SIGTERM requests a stop (``StopRequest``): the changes in
 flight finish, nothing new starts, and the run reports and records what was
-applied, what failed and what was not started. A second signal raises
-``KeyboardInterrupt`` in the main thread, where the applier abandons the
-changes in flight at once (their outcome is unknown; the next plan shows it).
+applied, what failed and what was not started. A second signal aborts: the
+applier abandons the changes in flight at once (their outcome is unknown; the
+next plan shows it). It raises ``KeyboardInterrupt`` only where the applier
+waits for changes in flight (``StopRequest.abort``), never in the middle of its
+bookkeeping, where an interrupted step could lose a change that reached the
+server.
 
 Exit codes follow the shell's convention: 128 + the signal's number (130 for
 SIGINT, 143 for SIGTERM).
@@ -45,7 +48,8 @@ def stop_on_signals(stop: StopRequest, stream: TextIO | None = None) -> Iterator
     def handle(signum: int, _frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
         if stop.is_set():
-            raise KeyboardInterrupt
+            stop.abort()  # raises KeyboardInterrupt where the run waits, else at its next safe point
+            return
         stop.request(name)
         out.write(
             f"\n{name}: stopping. The changes in flight finish; no new change starts. "
