@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import signal
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -165,6 +166,18 @@ def apply_plan(
     return run.run()
 
 
+def _signals_to_the_main_thread() -> None:
+    """Block SIGINT and SIGTERM in a worker thread, so that the kernel delivers them to the main one.
+
+    Python runs signal handlers in the main thread only. A signal the kernel
+    hands to a worker (blocked in a socket read) does not wake the main thread
+    from its wait for finished changes, so a second Ctrl-C would only take
+    effect when some request returned: "abort at once" would not hold.
+    """
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+
+
 class _Run:
     """One apply of one plan; also the ``ApplyContext`` the types' API calls get."""
 
@@ -257,7 +270,9 @@ class _Run:
 
     def run(self) -> ApplyReport:
         indexed = list(enumerate(self.plan.changes))
-        pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="apply")
+        pool = ThreadPoolExecutor(
+            max_workers=self.parallelism, thread_name_prefix="apply", initializer=_signals_to_the_main_thread
+        )
         try:
             for phase in sorted({c.phase for _, c in indexed}):
                 batch = [(i, c) for i, c in indexed if c.phase is phase and not c.cascade]

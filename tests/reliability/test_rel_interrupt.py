@@ -79,17 +79,61 @@ def test_first_sigint_finishes_in_flight_and_starts_nothing_more(hooked_sandbox,
     assert "Traceback" not in err and "Aborted!" not in err
     record = _audit(audit)
     applied = {item["key"] for item in record["applied"]}
-    # The held invite is the change in flight: reported as "outcome unknown", unless its
-    # answer had already reached the client when the abort was taken (on a loaded machine
-    # the signal's handler can run after the client read it; it is then applied). Either
-    # way the record accounts for every change, and for exactly what reached the server.
-    unknown = {item["key"] for item in record["failed"]}
-    assert len(unknown) <= 1
-    assert all(item["message"].startswith("outcome unknown") for item in record["failed"])
-    assert len(applied) >= 2
-    assert len(applied) + len(unknown) + len(record["skipped"]) == len(USERS)
+    on_server = {email for method, _path, email in log.writes if method == "POST"}
+    assert len(log.writes) == 3, "no request may start after the signal"
+    assert applied == on_server, "the report must claim exactly what reached the server"
+    assert len(record["skipped"]) == len(USERS) - 3 and not record["failed"]
+    assert all("not started" in item["message"] for item in record["skipped"])
+    assert f"Applied 3, failed 0, skipped {len(USERS) - 3}." in out
 
-    # The in-flight invite was committed by the server: the next plan shows exactly the rest.
+    # The next plan shows exactly the rest.
+    result = run_cli(tmp_path, sandbox.token, "plan", "-c", config, "--format", "json")
+    assert result.returncode == 0, result.stderr
+    remaining = {c["key"] for c in json.loads(result.stdout)["changes"]}
+    assert remaining == set(USERS) - applied
+
+
+def test_a_second_signal_aborts_at_once_and_still_writes_what_is_known(
+    hooked_sandbox, tmp_path: Path
+) -> None:  # noqa: ANN001
+    sandbox, hooks = hooked_sandbox()
+    config = write_config(tmp_path / "org.yaml", sandbox.base_url, BODY)
+    audit = tmp_path / "audit.jsonl"
+    proc: list[subprocess.Popen[str]] = []
+    held_until_exit = threading.Event()
+    exited_while_held: list[bool] = []
+
+    def on_write(n: int) -> None:
+        if n == 3:
+            proc[0].send_signal(signal.SIGINT)
+            proc[0].send_signal(signal.SIGTERM)  # a second, distinct signal: they never coalesce
+            # Hold the third response until the CLI has exited. A CLI that
+            # waited for its in-flight request would never exit: the test
+            # would time out instead of passing.
+            try:
+                proc[0].wait(timeout=60)
+                exited_while_held.append(True)
+            except subprocess.TimeoutExpired:
+                exited_while_held.append(False)
+            finally:
+                held_until_exit.set()
+
+    hooks.add(WriteLog(on_write))
+    proc.append(_start_apply(tmp_path, sandbox.token, config, audit))
+    out, err = proc[0].communicate(timeout=120)
+    assert held_until_exit.wait(timeout=90)
+    assert exited_while_held == [True], "the CLI waited for the request in flight instead of aborting"
+
+    assert proc[0].returncode == 130, (out, err)
+    assert "Traceback" not in err
+    record = _audit(audit)
+    applied = {item["key"] for item in record["applied"]}
+    unknown = {item["key"] for item in record["failed"]}
+    assert len(applied) == 2, record["applied"]
+    assert [item["message"].startswith("outcome unknown") for item in record["failed"]] == [True]
+    assert len(record["skipped"]) == len(USERS) - 3
+
+    # The in-flight invite was committed by the server: the next plan shows the other five.
     result = run_cli(tmp_path, sandbox.token, "plan", "-c", config, "--format", "json")
     remaining = {c["key"] for c in json.loads(result.stdout)["changes"]}
     assert remaining == set(USERS) - applied - unknown
