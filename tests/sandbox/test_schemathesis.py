@@ -46,6 +46,7 @@ class Exchange:
     path: str
     status: int | None
     body: Any  # the answer's JSON, or None
+    replayed: bool = False  # answered from the idempotency record (``Idempotent-Replayed: true``)
 
     @property
     def code(self) -> str | None:
@@ -187,6 +188,18 @@ KNOWN_FALSE_POSITIVES: tuple[tuple[str, Callable[[Finding], bool]], ...] = (
             f.check == POSITIVE and (f.exchange.status, f.exchange.code) == (400, "workspace_limit_reached")
         ),
     ),
+    # Schemathesis reuses Idempotency-Key values with the same body across scenarios:
+    # the documented answer is a replay of the first response, which names the object
+    # made then, though another scenario may have deleted it since. Only a create that
+    # was such a replay (Idempotent-Replayed: true) is excused.
+    (
+        "an idempotent replay naming an object deleted since",
+        lambda f: (
+            f.check == "ensure_resource_availability"
+            and f.exchange.status == 404
+            and any(step.method == "POST" and step.replayed for step in f.scenario)
+        ),
+    ),
     # Removing a user removes their memberships (documented); schemathesis then
     # expects the membership it created to still be there.
     (
@@ -207,7 +220,11 @@ def _exchange(interaction: dict[str, Any]) -> Exchange:
             body = json.loads(base64.b64decode(content["$base64"]))
         except ValueError:
             body = None
-    return Exchange(request["method"], urlsplit(request["uri"]).path, response.get("status_code"), body)
+    headers = {k.lower(): v for k, v in (response.get("headers") or {}).items()}
+    replayed = "true" in str(headers.get("idempotent-replayed", "")).lower()
+    return Exchange(
+        request["method"], urlsplit(request["uri"]).path, response.get("status_code"), body, replayed
+    )
 
 
 def read_report(path: Path) -> tuple[list[Finding], set[str], list[str]]:
