@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from provisioner.apiurl import is_loopback_host
@@ -77,6 +77,16 @@ class InstanceSettings:
     uses: list[SecretUse] = field(default_factory=list)
     # The place of each secret reference (merged path), in ``uses`` order.
     use_paths: list[Path] = field(default_factory=list)
+
+
+class Place(NamedTuple):
+    """Which instance an entry is expanded for: its name, its workspace, environment, and the
+    environments its workspace lists (for messages)."""
+
+    instance: str
+    workspace: str
+    environment: str | None
+    envs: list[str]
 
 
 class SettingsBuilder:
@@ -145,13 +155,14 @@ class SettingsBuilder:
         hooks: dict[str, Webhook] = {}
         creds: dict[str, tuple[Credential, list[tuple[SecretUse, Path]]]] = {}
         envs = ws_spec_envs(ws_spec)
+        place = Place(instance, workspace, environment, envs)
         for spec, base in layers:
             # A URL twice in one list is a mistake; across lists, the workspace wins.
             listed: dict[str, Path] = {}
             # Past the schema's cap nothing is expanded: 50 instances would multiply any excess.
             for i, entry in enumerate(_list(spec.get("webhooks"))[:MAX_WEBHOOKS]):
                 path = base + ("webhooks", i)
-                hook = self.webhook(entry, path, instance, workspace, environment, envs)
+                hook = self.webhook(entry, path, place)
                 if hook is None:
                     continue
                 if hook.url in listed:
@@ -166,13 +177,13 @@ class SettingsBuilder:
             for section in ("transcription", "platforms"):
                 for provider, entry in _dict(spec.get(section)).items():
                     path = base + (section, provider)
-                    made = self.credential(provider, entry, path, instance, workspace, environment, envs)
+                    made = self.credential(provider, entry, path, place)
                     if made is not None:
                         creds[provider] = made  # the workspace's replaces the environment's, secrets and all
         names: dict[str, Path] = {}
         for i, entry in enumerate(_list(_dict(ws_spec).get("api_keys"))[:MAX_API_KEYS]):
             path = ws_path + ("api_keys", i)
-            key = self.api_key(entry, path, instance, workspace, environment, envs)
+            key = self.api_key(entry, path, place)
             if key is None:
                 continue
             if key.name in names:
@@ -217,12 +228,10 @@ class SettingsBuilder:
         self,
         entry: Any,
         path: Path,
-        instance: str,
-        workspace: str,
-        environment: str | None,
-        envs: list[str],
+        place: Place,
     ) -> Webhook | None:
         """One webhook entry for one instance, or None (reported, or not for this environment)."""
+        instance, workspace, environment, envs = place
         if not isinstance(entry, dict) or not isinstance(entry.get("url"), str):
             return None
         if not self._wanted_here(entry, path, environment, envs):
@@ -250,12 +259,10 @@ class SettingsBuilder:
         provider: str,
         entry: Any,
         path: Path,
-        instance: str,
-        workspace: str,
-        environment: str | None,
-        envs: list[str],
+        place: Place,
     ) -> tuple[Credential, list[tuple[SecretUse, Path]]] | None:
         """One provider's credential for one instance, with the secret references it uses."""
+        instance, workspace, environment, envs = place
         spec = PROVIDERS.get(provider)
         if spec is None or not isinstance(entry, dict):
             return None  # the schema reported it
@@ -301,12 +308,10 @@ class SettingsBuilder:
         self,
         entry: Any,
         path: Path,
-        instance: str,
-        workspace: str,
-        environment: str | None,
-        envs: list[str],
+        place: Place,
     ) -> ApiKey | None:
         """One declared API key for one instance, or None (reported, or not for this environment)."""
+        instance, workspace, environment, envs = place
         if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
             return None
         if not self._wanted_here(entry, path, environment, envs):

@@ -105,11 +105,6 @@ def _parse(data: dict[str, Any], names: Mapping[str, str]) -> Credential | None:
     )
 
 
-def parse_credential(data: dict[str, Any], names: Mapping[str, str]) -> Credential | None:
-    """A credential of the listing (None when its workspace is unknown)."""
-    return _parse(data, names)
-
-
 def _from_plain(d: Mapping[str, Any]) -> Credential:
     return Credential(
         workspace=str(d["workspace"]),
@@ -326,4 +321,4 @@ KIND = ResourceKind(
     blocked_by=workspace_dependency,
 )
 
-__all__ = ["CREDENTIALS", "KIND", "changed_secrets", "credential_key", "credential_path", "parse_credential"]
+__all__ = ["CREDENTIALS", "KIND", "changed_secrets", "credential_key", "credential_path"]
