@@ -156,10 +156,29 @@ def test_rotating_a_credential_changes_its_digest_and_the_plan_says_so(
     before = credentials(api)[("notetaker-production", "deepgram")]["secrets"]["api_key"]
     assert pbkdf2(KEYS["DEEPGRAM_KEY_PRODUCTION"], before) == before["digest"]
     rotated = {**KEYS, "DEEPGRAM_KEY_PRODUCTION": "dg-production-ROTATED-987654"}
+    # A new value behind the same reference changes no plan (a plan reads no value) ...
+    quiet = planned(cli, env=rotated)
+    assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+    # ... a drift check that holds the secrets reports it, with what to do.
+    drift = cli("drift", "-c", "org.yaml", extra_env=rotated)
+    assert drift.returncode == 2, drift.stdout + drift.stderr
+    assert "raise `version` to 2" in drift.stdout and "ROTATED" not in drift.stdout + drift.stderr
+    # Raising the reference's version is the reviewed way to send it.
+    (cli.cwd / "org.yaml").write_text(
+        org_config(
+            sandbox.base_url,
+            SETTINGS.replace(
+                'api_key: {env: "DEEPGRAM_KEY_{ENVIRONMENT}"}',
+                'api_key: {env: "DEEPGRAM_KEY_{ENVIRONMENT}", version: 2}',
+            ),
+        )
+    )
     plan = planned(cli, env=rotated)
     assert plan.returncode == 2
-    assert "~ credential deepgram (notetaker-production): api_key changed" in plan.stdout
-    assert "notetaker-staging" not in plan.stdout.split("Plan:")[0].split("Credentials:")[1]
+    assert (
+        "~ credential deepgram (notetaker-production): api_key written again from env "
+        "DEEPGRAM_KEY_PRODUCTION (version 2) (version 1 -> 2)" in plan.stdout
+    )
     assert "ROTATED" not in plan.stdout + plan.stderr
     applied(cli, env=rotated)
     after = credentials(api)[("notetaker-production", "deepgram")]["secrets"]["api_key"]
@@ -190,7 +209,7 @@ def test_out_of_band_changes_are_drift(cli: Cli, sandbox, api: Api) -> None:  # 
     assert "notetaker-production deepgram" in text
     assert "set-by-hand" not in text
     human = cli("drift", "-c", "org.yaml", "--audit-log", "audit.jsonl", extra_env=KEYS)
-    assert "api_key changed" in human.stdout and "enabled" in human.stdout
+    assert "written outside provisioner" in human.stdout and "enabled" in human.stdout
 
 
 def test_export_then_plan_with_the_listed_variables_shows_no_changes(
