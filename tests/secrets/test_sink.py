@@ -344,7 +344,9 @@ def test_a_directory_where_the_file_belongs_fails_cleanly(tmp_path: Path) -> Non
         f"cannot write the secret {secret.name} of webhook https://hooks.example.invalid/recall"
     )
     assert str(tmp_path / "acme" / "ws" / "RECALL_WS_S") in message
-    assert sorted(p.name for p in (tmp_path / "acme" / "ws").iterdir()) == ["RECALL_WS_S"]  # the temp file is gone
+    assert sorted(p.name for p in (tmp_path / "acme" / "ws").iterdir()) == [
+        "RECALL_WS_S"
+    ]  # the temp file is gone
 
 
 def test_a_root_that_cannot_be_created_fails_cleanly(tmp_path: Path) -> None:
