@@ -24,7 +24,7 @@ from provisioner.plan.fingerprint import state_fingerprint
 from provisioner.plan.guards import check_guards
 from provisioner.plan.model import Plan
 from provisioner.plan.planfile import SavedPlan, load_plan, save_plan
-from provisioner.secrets.refs import SecretValues, resolve
+from provisioner.secrets.refs import SecretValues, available, resolve
 from provisioner.service.connection import connect
 from provisioner.service.runner import Outcome, Run, run_organizations, utcnow
 
@@ -86,12 +86,17 @@ def read_and_diff(
     now: datetime,
     parallelism: int = 8,
 ) -> PlannedOrganization:
-    """Read the current state and diff it against the config. Makes no change, reads no secret.
+    """Read the current state and diff it against the config. Makes no change; uses no secret value.
+
+    Whatever config secret values this job happens to hold are redacted from
+    every message (a hostile endpoint that once received one may echo it);
+    a missing one is no error: the plan is complete without them.
 
     The plan states its endpoint (``client.base_url``) and the organization's
     region (the config's, else the one the API reports), so that a plan read
     from elsewhere than the region's endpoint says so. ``client.endpoint`` never holds the key.
     """
+    client.redact_also(available(config.secret_uses, base=config.secret_base).values())
     current, identity = read_state_and_identity(client, parallelism=parallelism)
     plan = diff(
         current,
