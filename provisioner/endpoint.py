@@ -21,6 +21,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import shlex
@@ -29,7 +30,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provisioner.apiurl import ApiUrl, UrlProblem, is_loopback_host, is_regional, parse_api_url
+from provisioner.apiurl import (
+    EMBEDDED_SANDBOX,
+    ApiUrl,
+    UrlProblem,
+    is_loopback_host,
+    is_regional,
+    parse_api_url,
+)
 from provisioner.errors import ProvisionerError
 from provisioner.model import OrganizationSettings
 
@@ -124,18 +132,57 @@ class OperatorAllowances:
         )
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def other_sandbox_databases(db: str | os.PathLike[str]) -> list[Path]:
+    """The SQLite databases next to ``db`` when ``db`` itself does not exist, closest name first.
+
+    A mistyped ``--sandbox`` path (``sandbx.db`` beside ``sandbox.db``) would
+    otherwise start a second, empty organization. Only the file header is
+    read: the reconciler imports nothing from the sandbox to recognise one.
+    """
+    path = Path(db)
+    if path.exists():
+        return []
+    folder = path.parent
+    found: list[Path] = []
+    try:
+        entries = sorted(folder.iterdir()) if folder.is_dir() else []
+    except OSError:
+        return []
+    for entry in entries:
+        try:
+            if entry.is_file() and entry.stat().st_size >= len(_SQLITE_MAGIC):
+                with entry.open("rb") as fh:
+                    if fh.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC:
+                        found.append(folder / entry.name if str(folder) != "." else Path(entry.name))
+        except OSError:
+            continue
+    wanted = path.name
+    return sorted(found, key=lambda p: (-difflib.SequenceMatcher(None, wanted, p.name).ratio(), p.name))
+
+
+def embedded_sandbox_label(db: str | os.PathLike[str]) -> str:
+    """How a plan names an embedded sandbox: ``embedded sandbox (sandbox.db)``, stable across runs."""
+    return f"{EMBEDDED_SANDBOX} ({db})"
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """A resolved API endpoint.
 
     ``label`` names the endpoint in messages and never contains the key.
-    ``created`` is True when an embedded sandbox database was created for it.
+    ``created`` is True when an embedded sandbox database was created for it;
+    ``embedded`` when the endpoint is an embedded sandbox, whose loopback port
+    changes from run to run: a plan then names it by ``label``, not by URL.
     """
 
     base_url: str
     token: str = field(repr=False)
     label: str
     created: bool = False
+    embedded: bool = False
 
     def __repr__(self) -> str:  # the key stays out of every repr
         return f"Endpoint(base_url={self.base_url!r}, label={self.label!r})"
@@ -169,8 +216,12 @@ def open_endpoint(
             raise EndpointError(f"--sandbox {db}: folder {db.parent} does not exist; create it first")
         created = not db.exists()
         if created and not create_sandbox:
+            others = other_sandbox_databases(db)
+            meant = (
+                f"Did you mean --sandbox {shlex.quote(str(others[0]))}? " if others else "Check the path; "
+            )
             raise EndpointError(
-                f"--sandbox {db}: no such sandbox database. Check the path; "
+                f"--sandbox {db}: no such sandbox database. {meant}"
                 f"`provisioner apply --sandbox {shlex.quote(str(db))}` creates a new sandbox "
                 "organization there"
             )
@@ -179,7 +230,9 @@ def open_endpoint(
         except SandboxError as error:
             raise EndpointError(f"--sandbox {db}: {error}") from None
         try:
-            yield Endpoint(running.base_url, running.token, f"sandbox {db}", created=created)
+            yield Endpoint(
+                running.base_url, running.token, embedded_sandbox_label(db), created=created, embedded=True
+            )
         finally:
             running.stop()
         return

@@ -52,9 +52,14 @@ def drift_orgs(
 
     def step(config: Config) -> DriftResult:
         secrets = config_secrets(config)  # before connecting: an unset reference costs no request
-        with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (_, client):
+        with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (
+            endpoint,
+            client,
+        ):
             now = utcnow()
-            planned = read_and_diff(config, client, now=now, parallelism=options.parallelism, secrets=secrets)
+            planned = read_and_diff(
+                config, client, now=now, parallelism=options.parallelism, secrets=secrets, endpoint=endpoint
+            )
         name = planned.identity.organization.name
         last = last_applied_state(options.audit_log, name) if options.audit_log else None
         # The same ``now`` as the plan's, so both agree on which grants ran out.

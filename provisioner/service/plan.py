@@ -16,6 +16,7 @@ from datetime import datetime
 from provisioner import __version__
 from provisioner.api.client import ApiClient
 from provisioner.api.reader import read_state_and_identity
+from provisioner.endpoint import Endpoint
 from provisioner.errors import StalePlanError
 from provisioner.model import Config, Identity, State
 from provisioner.plan.diff import diff
@@ -72,6 +73,7 @@ def read_and_diff(
     now: datetime,
     parallelism: int = 8,
     secrets: SecretValues | None = None,
+    endpoint: Endpoint | None = None,
 ) -> PlannedOrganization:
     """Read the current state and diff it against the config. Makes no change.
 
@@ -82,6 +84,7 @@ def read_and_diff(
     The plan states its endpoint (``client.base_url``) and the organization's
     region (the config's, else the one the API reports), so that a plan read
     from elsewhere than the region's endpoint says so. ``client.endpoint`` never holds the key.
+    An embedded sandbox (``endpoint``) is named by its label instead: its port changes every run.
     """
     values = secrets if secrets is not None else config_secrets(config)
     client.redact_also(values.values())
@@ -96,7 +99,8 @@ def read_and_diff(
         secrets=values,
     )
     region = config.organization.region or identity.organization.region or ""
-    plan = replace(plan, endpoint=client.endpoint, region=region)
+    shown = endpoint.label if endpoint is not None and endpoint.embedded else client.endpoint
+    plan = replace(plan, endpoint=shown, region=region)
     return PlannedOrganization(config, identity, current, plan, values)
 
 
@@ -175,9 +179,17 @@ def plan_orgs(
 
     def step(config: Config) -> PlanResult:
         secrets = config_secrets(config)  # before connecting: an unset reference costs no request
-        with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (_, client):
+        with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (
+            endpoint,
+            client,
+        ):
             planned = read_and_diff(
-                config, client, now=utcnow(), parallelism=options.parallelism, secrets=secrets
+                config,
+                client,
+                now=utcnow(),
+                parallelism=options.parallelism,
+                secrets=secrets,
+                endpoint=endpoint,
             )
             return PlanResult(planned)
 
