@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 import click
 
 PROG = "provisioner"
-CONFIG_PARAM = "configs"  # the destination of ``-c/--config`` (cli.options.config_option)
+CONFIG_OPTION = "-c"
 
 
 def _suggest(word: str, candidates: Iterable[str]) -> str | None:
@@ -79,12 +79,11 @@ def _strays(command: click.Command, name: str, args: Sequence[str], parent: clic
     return [word for word in ctx.args if not word.startswith("-")]
 
 
-def _takes_config_only(command: click.Command) -> bool:
-    """Whether ``command`` takes ``-c`` and no positional argument."""
-    params = command.params
-    return any(p.name == CONFIG_PARAM for p in params) and not any(
-        isinstance(p, click.Argument) for p in params
-    )
+def _config_param(command: click.Command) -> click.Parameter | None:
+    """The ``-c`` option of ``command`` when it takes no positional argument, else None."""
+    if any(isinstance(p, click.Argument) for p in command.params):
+        return None
+    return next((p for p in command.params if CONFIG_OPTION in p.opts), None)
 
 
 def positional_config(
@@ -95,15 +94,13 @@ def positional_config(
     Two cases: no ``-c`` at all (click says the option is missing), and a
     second word after one ``-c`` (click says "unexpected extra argument").
     """
-    if not _takes_config_only(command):
+    config = _config_param(command)
+    if config is None:
         return None
     strays = _strays(command, name, args, parent)
     if not strays:
         return None
-    missing_config = isinstance(error, click.MissingParameter) and getattr(error.param, "name", None) == (
-        CONFIG_PARAM
-    )
-    if missing_config:
+    if isinstance(error, click.MissingParameter) and error.param is config:
         fixed = [PROG, name, *(w for word in args for w in (["-c", word] if word in strays else [word]))]
         quoted = " ".join(f"-c {shlex.quote(word)}" for word in strays)
         return click.UsageError(
