@@ -90,6 +90,7 @@ class TerminalEvents:
 
     def __init__(self, sandbox: str | None):
         self.sandbox = sandbox
+        self._progress: Progress | None = None
 
     def prepared(self, outcome: Outcome[PreparedOrganization], many: bool) -> None:
         if many:
@@ -120,9 +121,13 @@ class TerminalEvents:
         confirm()
 
     def progress(self, prepared: PreparedOrganization) -> Callable[[ChangeResult], None]:
-        return Progress(total=len(prepared.planned.plan.changes))
+        self._progress = Progress(total=len(prepared.planned.plan.changes))
+        return self._progress
 
     def applied(self, applied: AppliedOrganization, many: bool) -> None:
+        if self._progress is not None:
+            self._progress.close()  # the bar's line ends before the report starts
+            self._progress = None
         if many:
             click.echo(heading(applied.prepared.config, "text"))
         echo_text(render_report(applied.report))
