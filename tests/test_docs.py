@@ -9,14 +9,22 @@ as one ``<table>`` with one ``<tr>`` per line, the delimiter row excepted.
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+import click
 import cmarkgfm
 import pytest
 from cmarkgfm.cmark import Options
+
+from provisioner.cli.main import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -126,3 +134,214 @@ def test_the_guarantees_page_lists_every_promise_of_the_readme() -> None:
     readme = promises(DOCS[0].read_text(encoding="utf-8"))
     assert {"1", "10", "11", "12", "13"} <= readme
     assert promises((ROOT / "docs" / "guarantees.md").read_text(encoding="utf-8")) == readme
+
+
+# --- every documented command is real, and the ones on the embedded sandbox run ----------
+
+SHELL_BLOCK = re.compile(r"^(`{3,})(?:sh|console|bash|shell)\n(.*?)^\1[ \t]*$", re.S | re.M)
+ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+# Setup steps of a block that a test run already has done (a venv, an install) or cannot do.
+SKIPPED_STEP = re.compile(r"^(python3? -m venv|\S*pip install|\S*python -m pytest)\b")
+FAKE_BIN = {"chromium": "#!/bin/sh\nexit 0\n"}  # the screenshot step: no browser in the suite
+
+
+@dataclass(frozen=True)
+class ShellBlock:
+    """A fenced sh/console block of a markdown file."""
+
+    where: str  # file:line, for messages
+    text: str
+
+    def lines(self) -> list[str]:
+        """Its command lines: continuations joined, a console block's ``$`` prompts only."""
+        joined = self.text.replace("\\\n", " ")
+        lines = joined.splitlines()
+        if any(line.startswith("$ ") for line in lines):
+            lines = [line[2:] for line in lines if line.startswith("$ ")]
+        return [line for line in lines if line.strip()]
+
+    def invocations(self) -> list[list[str]]:
+        """The arguments of each ``provisioner`` command in the block (after ``provisioner``)."""
+        found = []
+        for line in self.lines():
+            for step in re.split(r"&&|;|\|\|?", line):
+                words = shlex.split(step, comments=True)
+                while words and ASSIGNMENT.match(words[0]):
+                    words = words[1:]
+                if words[:1] and words[0].endswith("provisioner"):
+                    found.append(words[1:])
+        return found
+
+
+def shell_blocks() -> list[ShellBlock]:
+    blocks = []
+    for path in DOCS:
+        text = path.read_text(encoding="utf-8")
+        for match in SHELL_BLOCK.finditer(text):
+            line = text[: match.start()].count("\n") + 1
+            blocks.append(ShellBlock(f"{path.relative_to(ROOT)}:{line}", match.group(2)))
+    return blocks
+
+
+BLOCKS = shell_blocks()
+INVOCATIONS = [(block.where, args) for block in BLOCKS for args in block.invocations()]
+
+
+def parse_problem(args: list[str]) -> str | None:
+    """Why click would refuse ``provisioner ARGS`` (command, options, choices), or None.
+
+    Parsed with the commands' own ``make_context``, as a real run would be, but
+    nothing is invoked. A path that must exist is the one error accepted: the
+    docs name files of the reader's own repository.
+    """
+    context = click.Context(cli, info_name="provisioner")
+    group: click.Group = cli
+    words = list(args)
+    while True:
+        if not words or words[0] not in group.list_commands(context):
+            return f"no such command: {words[:1]}"
+        command = group.get_command(context, words[0])
+        assert command is not None
+        try:
+            context = command.make_context(words[0], words[1:], parent=context)
+        except click.BadParameter as error:
+            if isinstance(getattr(error.param, "type", None), click.Path):
+                return None
+            return error.format_message()
+        except click.UsageError as error:
+            return error.format_message()
+        if not isinstance(command, click.Group):
+            return None
+        # The subcommand's name: ``_protected_args`` since click 8.2, ``protected_args`` before.
+        protected = vars(context).get("_protected_args", vars(context).get("protected_args", []))
+        group, words = command, [*protected, *context.args]
+
+
+def test_the_docs_show_the_commands_this_test_checks() -> None:
+    commands = {args[0] for _, args in INVOCATIONS}
+    assert {"apply", "plan", "export", "review"} <= commands
+    assert any("docs/review.md" in where for where, _ in INVOCATIONS)
+
+
+@pytest.mark.parametrize("where, args", INVOCATIONS, ids=[f"{w} {' '.join(a[:2])}" for w, a in INVOCATIONS])
+def test_every_documented_command_parses(where: str, args: list[str]) -> None:
+    assert parse_problem(args) is None, f"{where}: provisioner {shlex.join(args)}"
+
+
+def test_a_wrong_flag_or_choice_is_caught() -> None:
+    assert parse_problem(["plan", "-c", "a.yaml", "--bogus"]) is not None
+    assert parse_problem(["plan", "-c", "a.yaml", "--format", "yaml"]) is not None
+    assert parse_problem(["sandbox", "serve", "--db", "x.db", "--port", "8765"]) is None
+    assert parse_problem(["apply", "-c", "a.yaml", "--plan", "missing.json"]) is None
+
+
+def sandbox_env(tmp_path: Path) -> dict[str, str]:
+    """A clean environment whose ``provisioner`` is this checkout's, and whose browser is a stub."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    scripts = {"provisioner": f'#!/bin/sh\nexec "{sys.executable}" -m provisioner "$@"\n', **FAKE_BIN}
+    for name, script in scripts.items():
+        (bin_dir / name).write_text(script)
+        (bin_dir / name).chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PROVISIONER_", "RECALL_", "DEEPGRAM_"))}
+    env.update(
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+        NO_COLOR="1",
+        GIT_CONFIG_GLOBAL=os.devnull,
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_AUTHOR_NAME="Docs Test",
+        GIT_AUTHOR_EMAIL="docs@example.com",
+        GIT_COMMITTER_NAME="Docs Test",
+        GIT_COMMITTER_EMAIL="docs@example.com",
+    )
+    return env
+
+
+def runnable_script(block: ShellBlock) -> str:
+    """The block as a script: setup steps a test run has done are skipped, the venv's binary is PATH's."""
+    out = []
+    for line in block.lines():
+        steps = [s.strip() for s in line.replace(".venv/bin/provisioner", "provisioner").split("&&")]
+        out.append(" && ".join("true" if SKIPPED_STEP.match(step) else step for step in steps))
+    return "\n".join(out) + "\n"
+
+
+SANDBOX_BLOCKS = [block for block in BLOCKS if "--sandbox" in block.text]
+
+
+def test_the_review_recipe_and_the_quickstart_are_among_the_blocks_run() -> None:
+    where = [block.where for block in SANDBOX_BLOCKS]
+    assert any(w.startswith("README.md") for w in where) and any(
+        w.startswith("docs/review.md") for w in where
+    )
+
+
+@pytest.mark.parametrize("block", SANDBOX_BLOCKS, ids=[b.where for b in SANDBOX_BLOCKS])
+def test_every_block_on_the_embedded_sandbox_runs(block: ShellBlock, tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    shutil.copytree(ROOT / "examples", work / "examples")
+    (work / "docs").mkdir()
+    result = subprocess.run(
+        ["bash", "-e", "-o", "pipefail", "-c", runnable_script(block)],
+        cwd=work,
+        env=sandbox_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, f"{block.where} fails as written:\n{result.stdout}\n{result.stderr}"
+    assert "Error" not in result.stderr, result.stderr
+    assert list(work.rglob("sandbox.db")), "the block ran no command on the embedded sandbox"
+
+
+QUICKSTART_KEYS = {
+    "DEEPGRAM_KEY_DEVELOPMENT": "dev-key",
+    "DEEPGRAM_KEY_STAGING": "staging-key",
+    "DEEPGRAM_KEY_PRODUCTION": "prod-key",
+}
+
+
+def test_the_plan_out_hint_works_as_copied_when_the_plan_makes_a_secret(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    shutil.copytree(ROOT / "examples", work / "examples")
+    env = {**sandbox_env(tmp_path), **QUICKSTART_KEYS}
+    quickstart = (work / "examples" / "quickstart.yaml").read_text(encoding="utf-8")
+    # The organization before the webhooks were added: the plan then creates three, each with
+    # a signing secret the server shows only once.
+    before = re.sub(r"    webhooks:\n(?:      .*\n)+", "", quickstart)
+    assert before != quickstart
+    (work / "before.yaml").write_text(before, encoding="utf-8")
+
+    def run(*words: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "-e", "-c", shlex.join(words)],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    first = run("provisioner", "apply", "-c", "before.yaml", "--sandbox", "sandbox.db", "--auto-approve")
+    assert first.returncode == 0, first.stderr
+    saved = run(
+        "provisioner",
+        "plan",
+        "-c",
+        "examples/quickstart.yaml",
+        "--sandbox",
+        "sandbox.db",
+        "--out",
+        "plan.json",
+    )
+    assert saved.returncode == 0, saved.stderr
+    hint = re.search(r"apply it with `([^`]+)`", saved.stderr)
+    assert hint is not None, saved.stderr
+    assert "--secrets-dir secrets" in hint.group(1)
+
+    applied = subprocess.run(
+        ["bash", "-e", "-c", hint.group(1)], cwd=work, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert applied.returncode == 0, f"the hint `{hint.group(1)}` fails as copied:\n{applied.stderr}"
+    assert "Applied 3, failed 0, skipped 0." in applied.stdout
+    assert len([f for f in (work / "secrets").rglob("*") if f.is_file()]) == 3
