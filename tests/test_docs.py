@@ -345,3 +345,83 @@ def test_the_plan_out_hint_works_as_copied_when_the_plan_makes_a_secret(tmp_path
     assert applied.returncode == 0, f"the hint `{hint.group(1)}` fails as copied:\n{applied.stderr}"
     assert "Applied 3, failed 0, skipped 0." in applied.stdout
     assert len([f for f in (work / "secrets").rglob("*") if f.is_file()]) == 3
+
+
+# The README's sample plans: the quickstart applied, then edited as the README says
+# (eli promoted and given production access for an incident, frank invited, dana moved off staging).
+SAMPLE_EDITS = (
+    (
+        "  - {email: eli@example.com, role: developer}\n",
+        "  - {email: eli@example.com, role: admin}\n  - {email: frank@example.com, role: developer}\n",
+    ),
+    (
+        '  engineering: [dana@example.com, eli@example.com, "@ops"]',
+        '  engineering: [dana@example.com, eli@example.com, frank@example.com, "@ops"]',
+    ),
+    (
+        '  staging: {members: ["@engineering"]}',
+        '  staging: {members: [eli@example.com, frank@example.com, "@ops"]}',
+    ),
+    (
+        '        - {user: dana@example.com, expires: 2030-01-31, reason: "launch week on-call"}\n',
+        '        - {user: dana@example.com, expires: 2030-01-31, reason: "launch week on-call"}\n'
+        '        - {user: eli@example.com, expires: 2030-12-31, reason: "INC-4711 on-call"}\n',
+    ),
+)
+
+
+def _readme_block(opening: str) -> str:
+    readme = DOCS[0].read_text(encoding="utf-8")
+    fence = opening.split("markdown")[0].split("text")[0]
+    start = readme.index(opening + "\n") + len(opening) + 1
+    return readme[start : readme.index("\n" + fence + "\n", start) + 1]
+
+
+def test_the_readme_sample_plans_are_what_a_real_run_prints(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    shutil.copytree(ROOT / "examples", work / "examples")
+    env = {**sandbox_env(tmp_path), **QUICKSTART_KEYS}
+
+    def run(*words: str) -> str:
+        done = subprocess.run(
+            ["provisioner", *words], cwd=work, env=env, capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    config = "examples/quickstart.yaml"
+    run("apply", "-c", config, "--sandbox", "sandbox.db", "--secrets-dir", "secrets", "--auto-approve")
+    text = (work / config).read_text(encoding="utf-8")
+    for before, after in SAMPLE_EDITS:
+        assert before in text, before
+        text = text.replace(before, after)
+    (work / config).write_text(text, encoding="utf-8")
+
+    # The digest covers the organization's id, which each new sandbox draws at random.
+    def same(text: str) -> str:
+        return re.sub(r"sha256:[0-9a-f]{64}", "sha256:…", text)
+
+    assert same(_readme_block("```text")) == same(run("plan", "-c", config, "--sandbox", "sandbox.db"))
+    markdown = run("plan", "-c", config, "--sandbox", "sandbox.db", "--format", "markdown")
+    assert same(_readme_block("````markdown")) == same(markdown)
+
+
+def test_the_readme_commands_section_names_every_option_of_apply() -> None:
+    readme = DOCS[0].read_text(encoding="utf-8")
+    section = readme[readme.index("## Commands") : readme.index("\n## ", readme.index("## Commands") + 1)]
+    apply = cli.get_command(click.Context(cli), "apply")
+    assert apply is not None
+    global_options = {"-v", "--verbose", "--color", "--help", "-h"}
+
+    def named(option: click.Option) -> bool:
+        return any(re.search(rf"(?<![\w-]){re.escape(o)}(?![\w-])", section) for o in option.opts)
+
+    options = [p for p in apply.params if isinstance(p, click.Option) and not set(p.opts) & global_options]
+    assert {"--secrets-dir", "--secrets-command", "--rotate-only", "--plan"} <= {
+        o for p in options for o in p.opts
+    }
+    assert [p.opts for p in options if not named(p)] == []
+    plan_row = next(
+        line for line in section.splitlines() if line.startswith("| `provisioner apply -c PATH --plan")
+    )
+    assert "without asking" in plan_row
