@@ -135,32 +135,43 @@ class OperatorAllowances:
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
-def other_sandbox_databases(db: str | os.PathLike[str]) -> list[Path]:
-    """The SQLite databases next to ``db`` when ``db`` itself does not exist, closest name first.
+_TYPO_SIMILARITY = 0.75  # of the names without suffix: sandbx/sandbox 0.92, quick/sandbox-0 0.14
 
-    A mistyped ``--sandbox`` path (``sandbx.db`` beside ``sandbox.db``) would
-    otherwise start a second, empty organization. Only the file header is
-    read: the reconciler imports nothing from the sandbox to recognise one.
+
+def other_sandbox_databases(db: str | os.PathLike[str]) -> list[Path]:
+    """The SQLite databases next to ``db`` whose names ``db`` looks like a typo of, closest first.
+
+    Empty when ``db`` exists. A mistyped ``--sandbox`` path (``sandbx.db``
+    beside ``sandbox.db``) would otherwise start a second, empty organization;
+    a clearly different name (``quick.db``) is taken as meant. Only the file
+    header is read: the reconciler imports nothing from the sandbox to
+    recognise one.
     """
     path = Path(db)
     if path.exists():
         return []
     folder = path.parent
-    found: list[Path] = []
     try:
         entries = sorted(folder.iterdir()) if folder.is_dir() else []
     except OSError:
         return []
+    scored = []
     for entry in entries:
-        try:
-            if entry.is_file() and entry.stat().st_size >= len(_SQLITE_MAGIC):
-                with entry.open("rb") as fh:
-                    if fh.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC:
-                        found.append(folder / entry.name if str(folder) != "." else Path(entry.name))
-        except OSError:
-            continue
-    wanted = path.name
-    return sorted(found, key=lambda p: (-difflib.SequenceMatcher(None, wanted, p.name).ratio(), p.name))
+        similarity = difflib.SequenceMatcher(None, path.stem, entry.stem).ratio()
+        if similarity >= _TYPO_SIMILARITY and _is_sqlite(entry):
+            scored.append((-similarity, entry.name, folder / entry.name))
+    return [found for _, _, found in sorted(scored)]
+
+
+def _is_sqlite(path: Path) -> bool:
+    """Whether ``path`` is a regular file that starts with SQLite's header."""
+    try:
+        if not path.is_file():
+            return False
+        with path.open("rb") as fh:
+            return fh.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+    except OSError:
+        return False
 
 
 def embedded_sandbox_label(db: str | os.PathLike[str]) -> str:

@@ -135,6 +135,15 @@ def test_a_typo_of_an_existing_sandbox_is_refused_without_a_terminal(run: Cli, t
     assert (tmp_path / "sandbx.db").is_file()
 
 
+def test_a_clearly_different_name_beside_a_sandbox_is_created_without_asking(
+    run: Cli, tmp_path: Path
+) -> None:
+    _with_sandbox(run, tmp_path)
+    result = run("apply", "-c", "org.yaml", "--sandbox", "quick.db", "--auto-approve")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "quick.db").is_file()
+
+
 def test_plan_on_a_typo_names_the_sandbox_next_to_it(run: Cli, tmp_path: Path) -> None:
     _with_sandbox(run, tmp_path)
     message = _usage_failure(run("plan", "-c", "org.yaml", "--sandbox", "sandbx.db"))
