@@ -21,7 +21,6 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import shlex
@@ -150,6 +149,8 @@ def other_sandbox_databases(db: str | os.PathLike[str]) -> list[Path]:
     path = Path(db)
     if path.exists():
         return []
+    import difflib  # only for a missing database: the config checks import this module
+
     folder = path.parent
     try:
         entries = sorted(folder.iterdir()) if folder.is_dir() else []

@@ -425,3 +425,13 @@ def test_the_readme_commands_section_names_every_option_of_apply() -> None:
         line for line in section.splitlines() if line.startswith("| `provisioner apply -c PATH --plan")
     )
     assert "without asking" in plan_row
+
+
+def test_no_doc_or_example_advises_one_c_per_file_of_a_split_config() -> None:
+    """Each -c is a separate organization; a config split over files is one folder given to -c."""
+    texts = {p: p.read_text(encoding="utf-8") for p in [*DOCS, *sorted((ROOT / "examples").rglob("*.y*ml"))]}
+    wrong = re.compile(
+        r"repeat -c for a config split|list every file of a split config|\[-c, [^]]+, -c, [^]]+\]"
+    )
+    assert [str(p.relative_to(ROOT)) for p, text in texts.items() if wrong.search(text)] == []
+    assert "-c, access/]" in texts[ROOT / "docs" / "ci.md"]

@@ -17,7 +17,6 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import difflib
 import shlex
 from collections.abc import Iterable, Sequence
 
@@ -29,6 +28,8 @@ CONFIG_OPTION = "-c"
 
 def _suggest(word: str, candidates: Iterable[str]) -> str | None:
     """The one candidate closest to ``word``, if any is close."""
+    import difflib  # only on an error: ``provisioner --help`` stays light
+
     matches = difflib.get_close_matches(word, sorted(candidates), n=1, cutoff=0.6)
     return matches[0] if matches else None
 
