@@ -16,6 +16,7 @@ from datetime import datetime
 from provisioner import __version__
 from provisioner.api.client import ApiClient
 from provisioner.api.reader import read_state_and_identity
+from provisioner.endpoint import Endpoint
 from provisioner.errors import StalePlanError
 from provisioner.model import Config, Credential, Identity, SecretRef, SecretUse, State
 from provisioner.plan.diff import diff
@@ -85,6 +86,7 @@ def read_and_diff(
     *,
     now: datetime,
     parallelism: int = 8,
+    endpoint: Endpoint | None = None,
 ) -> PlannedOrganization:
     """Read the current state and diff it against the config. Makes no change; uses no secret value.
 
@@ -95,6 +97,7 @@ def read_and_diff(
     The plan states its endpoint (``client.base_url``) and the organization's
     region (the config's, else the one the API reports), so that a plan read
     from elsewhere than the region's endpoint says so. ``client.endpoint`` never holds the key.
+    An embedded sandbox (``endpoint``) is named by its label instead: its port changes every run.
     """
     client.redact_also(available(config.secret_uses, base=config.secret_base).values())
     current, identity = read_state_and_identity(client, parallelism=parallelism)
@@ -107,7 +110,8 @@ def read_and_diff(
         config_digest=config.digest,
     )
     region = config.organization.region or identity.organization.region or ""
-    plan = replace(plan, endpoint=client.endpoint, region=region)
+    shown = endpoint.label if endpoint is not None and endpoint.embedded else client.endpoint
+    plan = replace(plan, endpoint=shown, region=region)
     return PlannedOrganization(config, identity, current, plan)
 
 
@@ -185,8 +189,13 @@ def plan_orgs(
     """
 
     def step(config: Config) -> PlanResult:
-        with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (_, client):
-            planned = read_and_diff(config, client, now=utcnow(), parallelism=options.parallelism)
+        with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (
+            endpoint,
+            client,
+        ):
+            planned = read_and_diff(
+                config, client, now=utcnow(), parallelism=options.parallelism, endpoint=endpoint
+            )
             return PlanResult(planned)
 
     def check(result: PlanResult) -> PlanResult:
