@@ -15,6 +15,7 @@ from datetime import timedelta
 import click
 
 from provisioner.apply.report import ChangeResult
+from provisioner.cli.approval import approval_from_options, approval_options
 from provisioner.cli.options import DurationType, config_option, endpoint_options, parallelism_option
 from provisioner.cli.output import Progress, echo_text, show_outcome
 from provisioner.cli.plan import plan_view
@@ -193,6 +194,7 @@ def checked_override_reason(reason: str | None) -> str | None:
     help="Apply only the API key rotations that rotate_every made due, and the disabling of the keys "
     "they replaced; every other change is left for a reviewed apply. For a scheduled rotation job.",
 )
+@approval_options
 @endpoint_options
 def apply(
     configs: tuple[str, ...],
@@ -208,6 +210,9 @@ def apply(
     secrets_dir: str | None,
     secrets_command: str | None,
     rotate_only: bool,
+    pull_request: str | None,
+    approvers: tuple[str, ...],
+    merged_by: str | None,
     api_url: str | None,
     sandbox: str | None,
 ) -> int:
@@ -229,6 +234,7 @@ def apply(
     if reason is not None and expect is None and expect_file is None:
         raise click.UsageError("--override-expect overrides --expect or --expect-file; give one of them")
     sink = sink_from_options(secrets_dir, secrets_command)
+    approval = approval_from_options(pull_request, approvers, merged_by)
     loaded = load_organizations(configs, api_url=api_url)
     if plan_file and len(loaded) > 1:
         raise click.UsageError("--plan applies one organization's plan; give a single -c with --plan")
@@ -247,6 +253,7 @@ def apply(
         override_reason=reason,
         sink=sink,
         rotate_only=rotate_only,
+        approval=approval,
     )
     run = apply_orgs(loaded, options, TerminalEvents(sandbox), stdout=sys.stdout)
     return run.exit_code
