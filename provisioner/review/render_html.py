@@ -31,11 +31,11 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 from provisioner.escape import html as esc
 from provisioner.review import text
-from provisioner.review.model import Change, Grant, Origin, Review
+from provisioner.review.model import Change, Grant, Origin, Review, Run
 
 # One character per matrix cell; the legend says what each means.
 MARK: dict[Origin, str] = {
@@ -81,7 +81,7 @@ dl.summary dt{font-weight:600}dl.summary dd{margin:0;overflow-wrap:anywhere}
 border:1px solid var(--line);border-radius:6px}
 table{border-collapse:separate;border-spacing:0;font-size:13px}
 th,td{border-bottom:1px solid var(--line);padding:.25rem .6rem;text-align:left;vertical-align:top}
-td{overflow-wrap:anywhere}
+td{overflow-wrap:break-word}td.long{overflow-wrap:anywhere;min-width:8rem}
 thead th{background:var(--head);position:sticky;top:0;z-index:1}
 tr.oob td,tr.oob th{background:var(--bad)}tr.exp td,tr.exp th{background:var(--warn)}
 .flag{font-weight:600;color:#a40e26}
@@ -102,27 +102,30 @@ table.matrix th.prod{background:#ddf4ff}
 td.g{color:#1a7f37}td.o{background:var(--bad);color:#a40e26;font-weight:700}
 td.x{background:var(--warn)}td.i{color:#59636e}
 .legend span{margin-right:1rem}
+tr.run th{background:var(--head);font-weight:500}
 table.signoff{width:100%}table.signoff td{height:2.2rem;min-width:8rem}
 .sign{display:flex;flex-wrap:wrap;gap:.5rem 2rem;margin:.5rem 0 1rem}
 .sign span{display:inline-block;min-width:14rem;border-bottom:1px solid #1f2328}
 .cv{content-visibility:auto;contain-intrinsic-size:auto 40rem}
-@page{size:A4 landscape;margin:9mm}
+@page{size:A4 landscape;margin:7mm}
 @media print{
  .filter,nav{display:none}
  .cv{content-visibility:visible}
- body{padding:0;max-width:none;font-size:8pt;line-height:1.25}
- h1{font-size:13pt}h2{font-size:10.5pt;margin:.7rem 0 .2rem;padding-bottom:.1rem}
- h3{font-size:9pt;margin:.4rem 0 .1rem}
- p{margin:.2rem 0}
- code{font-size:7pt}
- table{font-size:7.5pt}
- th,td{padding:.05rem .3rem}
+ body{padding:0;max-width:none;font-size:7.5pt;line-height:1.2}
+ h1{font-size:12pt}h2{font-size:10pt;margin:.5rem 0 .15rem;padding-bottom:.05rem}
+ h3{font-size:8.5pt;margin:.3rem 0 .05rem}
+ p{margin:.15rem 0}
+ code{font-size:6.5pt}
+ table{font-size:7pt;line-height:1.15}
+ th,td{padding:0 .3rem}
  dl.summary{grid-template-columns:max-content 1fr max-content 1fr;gap:0 .8rem}
  .scroll,.wide{overflow:visible;max-height:none;border:0}
  thead{display:table-header-group}
  thead th,table.matrix tbody th,table.matrix thead tr.ws th{position:static}
- table.matrix thead tr.ws th{max-height:9rem}
- table.signoff td{height:1.6rem}
+ table.matrix thead tr.env th{height:auto}
+ table.matrix thead tr.ws th{max-height:8rem}
+ .sign{margin:.2rem 0 .4rem}
+ table.signoff td{height:1.3rem}
  tr{break-inside:avoid}
  h2,h3{break-after:avoid}
  section{break-before:auto}
@@ -369,22 +372,39 @@ def _expiring(review: Review) -> str:
     )
 
 
+def _run_row(run: Run) -> str:
+    """The heading row of one apply's changes: when, from which commit, approved by whom."""
+    parts = [f'<span class="when">{esc(text.moment(run.time))}</span>']
+    if run.commit:
+        parts.append(f"commit <code>{esc(text.commit(run))}</code>")
+    parts.append(f"audit log line {run.line}")
+    approval = text.approval(run)
+    parts.append(esc(approval) if approval else '<span class="muted">no approval recorded</span>')
+    return f'<tr class="run"><th scope="colgroup" colspan="4">Apply at {" · ".join(parts)}</th></tr>'
+
+
 def _change_row(c: Change) -> str:
-    run = (
-        f"<code>{esc(text.commit(c.run))}</code> line {c.run.line}" if c.run.commit else f"line {c.run.line}"
-    )
     return (
-        f'<tr><td class="when">{esc(text.moment(c.run.time))}</td>'
-        f'<td class="nowrap">{esc(text.change_text(c))}</td>'
-        f"<td>{esc(c.user or '')}</td><td>{esc(c.workspace or '')}</td>"
-        f"<td>{esc(text.change_detail(c))}</td><td>{esc(text.approval(c.run))}</td><td>{run}</td></tr>"
+        f'<tr><td class="nowrap">{esc(text.change_text(c))}</td>'
+        f'<td class="nowrap">{esc(c.user or "")}</td><td class="nowrap">{esc(c.workspace or "")}</td>'
+        f'<td class="long">{esc(text.change_detail(c))}</td></tr>'
     )
+
+
+def _change_rows(changes: Iterable[Change]) -> Iterator[str]:
+    """Each apply's heading row, then its changes (changes come grouped by run, oldest first)."""
+    last: Run | None = None
+    for c in changes:
+        if c.run != last:
+            last = c.run
+            yield _run_row(c.run)
+        yield _change_row(c)
 
 
 def _changes(review: Review) -> str:
     table = _table(
-        ("When", "Change", "User", "Instance", "Detail", "Approval", "Run"),
-        (_change_row(c) for c in review.changes),
+        ("Change", "User", "Instance", "Detail"),
+        _change_rows(review.changes),
         "No change recorded in the period." if review.summary.audit_log else "No audit log given.",
     )
     note = f'<p class="muted">{esc(text.history(review.summary))}</p>'
