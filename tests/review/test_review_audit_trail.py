@@ -19,6 +19,7 @@ from pathlib import Path
 
 import jsonschema  # type: ignore[import-untyped]  # no stubs in the test extras
 import pytest
+import yaml
 
 from provisioner.sandbox import RunningSandbox
 from tests.support import Cli, org_config
@@ -254,3 +255,18 @@ def test_an_approval_out_of_bounds_is_refused_before_anything_changes(
     result = cli("apply", "-c", "org.yaml", "--auto-approve", "--audit-log", "audit.jsonl", option, value)
     assert result.returncode == 1 and words in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and not (cli.cwd / "audit.jsonl").exists()
+
+
+def test_the_github_example_passes_the_pull_request_approvers_and_merge_actor_from_gh() -> None:
+    workflow = yaml.safe_load(
+        (Path(__file__).parents[2] / "examples" / "ci" / "github-actions.yml").read_text()
+    )
+    steps = {step.get("id") or step.get("name"): step for step in workflow["jobs"]["apply"]["steps"]}
+    env = steps["apply"]["env"]
+    assert env["PROVISIONER_PULL_REQUEST"] == "${{ steps.reviewed.outputs.pull_request }}"
+    assert env["PROVISIONER_APPROVERS"] == "${{ steps.reviewed.outputs.approvers }}"
+    assert env["PROVISIONER_MERGE_ACTOR"] == "${{ steps.reviewed.outputs.merged_by }}"
+    found = steps["reviewed"]["run"]
+    assert ".merged_by.login" in found and 'select(.state == "APPROVED")' in found and ".html_url" in found
+    # What reaches $GITHUB_OUTPUT is cut to the characters a login or a URL holds: no newline injection.
+    assert found.count("tr -cd") == 3
