@@ -1,0 +1,156 @@
+"""What each change was about, from the audit record to every review format, without a server.
+
+A rotation's old and new keys, a role's before and after, a webhook's URL: the
+record names them in fields (``provisioner.audit.subject``), the review reads
+them back, and the formats show them in words and in the right columns.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import jsonschema  # type: ignore[import-untyped]  # no stubs in the test extras
+
+from provisioner.audit import subject
+from provisioner.model import ApiKey, State, User, Webhook
+from provisioner.plan.model import Action, Change
+from provisioner.resources.base import ResourceType
+from provisioner.review.audit_history import AppliedChange
+from provisioner.review.build import build_review
+from provisioner.review.model import Review
+from provisioner.review.render_html import render_html
+from provisioner.review.render_json import render_json
+from provisioner.review.render_markdown import render_markdown
+from provisioner.review.text import change_detail, change_text
+from tests.review.factory import IDENTITY, NOW, config, entry, four_user_review
+
+SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "review.schema.json").read_text())
+OLD, NEW = (
+    ApiKey("app-production", "ci", "svc@acme.com", id="k1", prefix="rk_old1"),
+    ApiKey("app-production", "ci", "svc@acme.com"),
+)
+
+
+def test_a_rotation_s_record_names_the_old_and_the_new_key_by_prefix() -> None:
+    rotation = Change(Action.UPDATE, ResourceType.API_KEY, "app-production ci rk_old1", OLD, NEW)
+    found = subject(rotation, "key rk_new2 made, its secret delivered to sink/app-production/api-key-ci")
+    assert found == {
+        "workspace": "app-production",
+        "target": "ci",
+        "user": "svc@acme.com",
+        "prefix_before": "rk_old1",
+        "prefix_after": "rk_new2",
+    }
+    disabled = subject(Change(Action.DELETE, ResourceType.API_KEY, "app-production ci rk_old1", OLD, None))
+    assert disabled["prefix_before"] == "rk_old1" and "prefix_after" not in disabled
+
+
+def test_a_role_change_s_record_keeps_before_and_after() -> None:
+    change = Change(
+        Action.UPDATE,
+        ResourceType.USER,
+        "eli@example.com",
+        User("eli@example.com", "developer"),
+        User("eli@example.com", "admin"),
+    )
+    assert subject(change) == {"user": "eli@example.com", "role_before": "developer", "role_after": "admin"}
+
+
+def test_a_webhook_s_record_puts_the_instance_and_the_url_in_their_fields() -> None:
+    hook = Webhook("app-staging", "https://hooks.example.invalid/x", ("bot.done",))
+    assert subject(
+        Change(Action.CREATE, ResourceType.WEBHOOK, "app-staging https://hooks.example.invalid/x", None, hook)
+    ) == {
+        "workspace": "app-staging",
+        "target": "https://hooks.example.invalid/x",
+    }
+
+
+def review_of(applied: list[AppliedChange]) -> Review:
+    history = [replace(entry(1, [], set()), applied=tuple(applied))]
+    return build_review(config(State()), State(), IDENTITY, history, NOW, NOW - timedelta(days=90))
+
+
+def test_every_format_shows_the_rotation_the_promotion_and_labels_in_words() -> None:
+    rotation = AppliedChange(
+        "update",
+        "api_key",
+        "app-production ci rk_old1",
+        (
+            ("prefix_after", "rk_new2"),
+            ("prefix_before", "rk_old1"),
+            ("target", "ci"),
+            ("user", "svc@acme.com"),
+            ("workspace", "app-production"),
+        ),
+    )
+    disabled = AppliedChange(
+        "delete",
+        "api_key",
+        "app-production ci rk_old1",
+        (
+            ("prefix_before", "rk_old1"),
+            ("target", "ci"),
+            ("user", "svc@acme.com"),
+            ("workspace", "app-production"),
+        ),
+    )
+    promotion = AppliedChange(
+        "update",
+        "user",
+        "eli@example.com",
+        (("role_after", "admin"), ("role_before", "developer"), ("user", "eli@example.com")),
+    )
+    legacy = AppliedChange(
+        "create", "webhook", "app-staging https://hooks.example.invalid/x"
+    )  # an older record
+    review = review_of([rotation, disabled, promotion, legacy])
+    changes = review.changes
+    assert [change_text(c) for c in changes] == [
+        "API key rotated",
+        "API key disabled",
+        "role changed",
+        "webhook added",
+    ]
+    assert [change_detail(c) for c in changes] == [
+        "ci rk_old1 -> rk_new2",
+        "ci rk_old1",
+        "developer -> admin",
+        "https://hooks.example.invalid/x",
+    ]
+    assert (changes[0].user, changes[0].workspace) == ("svc@acme.com", "app-production")
+    assert (changes[3].user, changes[3].workspace, changes[3].target) == (
+        None,
+        "app-staging",
+        "https://hooks.example.invalid/x",
+    )
+    document = json.loads(render_json(review))
+    jsonschema.validate(document, SCHEMA)
+    assert [c["label"] for c in document["changes"]][:2] == ["API key rotated", "API key disabled"]
+    page = render_html(review)
+    assert "ci rk_old1 -&gt; rk_new2" in page and "developer -&gt; admin" in page and "api_key" not in page
+    checklist = render_markdown(review)
+    assert "API key rotated `svc@acme.com` `app-production` `ci rk_old1 -> rk_new2`" in checklist
+    assert "role changed `eli@example.com` `developer -> admin`" in checklist
+
+
+def test_the_html_page_has_landmarks_a_keys_link_a_sign_off_and_no_stale_footer() -> None:
+    page = render_html(four_user_review())
+    assert "not part of this report yet" not in page and "<footer" not in page
+    assert '<a href="#api-keys">' in page and 'id="api-keys"' in page
+    assert page.count("<main>") == 1 and "</main>" in page and '<nav aria-label="Sections">' in page
+    assert 'id="sign-off"' in page and "Reviewer:" in page and "approved / changes needed" in page
+    # Every matrix mark has its words beside it.
+    assert '<b aria-hidden="true">✓</b><i>declared</i>' in page and '<td class="g">✓</td>' not in page
+    assert "@page{size:A4 landscape" in page
+
+
+def test_the_markdown_checklist_ends_with_a_sign_off_block() -> None:
+    checklist = render_markdown(four_user_review())
+    block = checklist[checklist.index("### Sign-off") :]
+    assert "Reviewer: ____" in block and "Date: ____" in block
+    for section in ("Admins", "Production access", "Access matrix", "API keys", "Expiring grants"):
+        assert f"| {section} | approved / changes needed | | |" in block
