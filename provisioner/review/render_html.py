@@ -35,7 +35,7 @@ from collections.abc import Iterable, Iterator
 
 from provisioner.escape import html as esc
 from provisioner.review import text
-from provisioner.review.model import Change, Grant, Origin, Review, Run
+from provisioner.review.model import Change, Grant, Origin, Provenance, Review, Run
 
 # One character per matrix cell; the legend says what each means.
 MARK: dict[Origin, str] = {
@@ -81,7 +81,7 @@ dl.summary dt{font-weight:600}dl.summary dd{margin:0;overflow-wrap:anywhere}
 border:1px solid var(--line);border-radius:6px}
 table{border-collapse:separate;border-spacing:0;font-size:13px}
 th,td{border-bottom:1px solid var(--line);padding:.25rem .6rem;text-align:left;vertical-align:top}
-td{overflow-wrap:break-word}td.long{overflow-wrap:anywhere;min-width:8rem}
+td{overflow-wrap:anywhere}td.long{min-width:8rem}
 thead th{background:var(--head);position:sticky;top:0;z-index:1}
 tr.oob td,tr.oob th{background:var(--bad)}tr.exp td,tr.exp th{background:var(--warn)}
 .flag{font-weight:600;color:#a40e26}
@@ -101,7 +101,7 @@ table.matrix th.prod{background:#ddf4ff}
 td.g{color:#1a7f37}td.o{background:var(--bad);color:#a40e26;font-weight:700}
 td.x{background:var(--warn)}td.i{color:#59636e}
 .legend span{margin-right:1rem}
-tr.run th{background:var(--head);font-weight:500}
+tr.run th{background:var(--head);font-weight:500;overflow-wrap:anywhere}
 table.signoff{width:100%}table.signoff td{height:2.2rem;min-width:8rem}
 .sign{display:flex;flex-wrap:wrap;gap:.5rem 2rem;margin:.5rem 0 1rem}
 .sign span{display:inline-block;min-width:14rem;border-bottom:1px solid #1f2328}
@@ -238,11 +238,19 @@ def _summary(review: Review) -> str:
 
 
 def _table(headers: Iterable[str], rows: Iterable[str], empty: str) -> str:
+    """A filterable table in a box that scrolls sideways on its own, never the page."""
     body = "".join(rows)
     if not body:
         return f'<p class="muted">{esc(empty)}</p>'
     head = "".join(f'<th scope="col">{esc(h)}</th>' for h in headers)
-    return f'<table class="f"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    table = f'<table class="f"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<div class="wide">{table}</div>'
+
+
+def _since_cell(provenance: Provenance, run: Run | None) -> str:
+    """Since when: a date stays on one line; the words for an unknown start may wrap."""
+    when = ' class="when"' if provenance is Provenance.GRANTED and run is not None else ""
+    return f"<td{when}>{esc(text.since(provenance, run))}</td>"
 
 
 OOB_ROW = ' class="oob"'
@@ -258,8 +266,8 @@ def _keys(review: Review) -> str:
         f"{SERVICE_FLAG if k.service_account else ''}</th>"
         f"<td>{esc(k.name)} <code>{esc(k.prefix)}</code></td>"
         f"<td>{esc(k.workspace)}{PRODUCTION_FLAG if k.production else ''}</td>"
-        f"<td>{esc(text.moment(k.created_at) if k.created_at else '')}</td>"
-        f"<td>{esc(text.moment(k.last_used_at) if k.last_used_at else 'never')}</td>"
+        f'<td class="when">{esc(text.moment(k.created_at) if k.created_at else "")}</td>'
+        f'<td class="when">{esc(text.moment(k.last_used_at) if k.last_used_at else "never")}</td>'
         f"<td>{'yes' if k.declared else BY_HAND}</td></tr>"
         for k in review.api_keys
     )
@@ -275,7 +283,7 @@ def _admins(review: Review) -> str:
         f'<tr{"" if a.declared else oob}><th scope="row">{esc(a.email)}</th>'
         f"<td>{esc(a.status)}</td>"
         f"<td>{'yes' if a.declared else undeclared}</td>"
-        f"<td>{esc(text.since(a.provenance, a.since))}</td>"
+        f"{_since_cell(a.provenance, a.since)}"
         f"<td><code>{esc(text.commit(a.since))}</code></td></tr>"
         for a in review.admins
     )
@@ -290,7 +298,7 @@ def _grant_row(g: Grant, *, workspace: bool) -> str:
     first = f"<td>{esc(g.workspace)}</td>" if workspace else ""
     return (
         f'<tr{cls}><th scope="row">{esc(g.user)}</th>{first}<td>{esc(g.role)}</td>'
-        f"<td>{esc(text.since(g.provenance, g.since))}</td><td><code>{esc(text.commit(g.since))}</code></td>"
+        f"{_since_cell(g.provenance, g.since)}<td><code>{esc(text.commit(g.since))}</code></td>"
         f"<td>{esc(g.reason or '')}</td><td>{esc(text.expiry(g.expires))}</td><td>{origin_cell}</td></tr>"
     )
 
@@ -408,10 +416,7 @@ def _changes(review: Review) -> str:
     )
     note = f'<p class="muted">{esc(text.history(review.summary))}</p>'
     count = len(review.changes)
-    return (
-        f'<section id="changes"><h2>Changes in the period ({count})</h2>{note}<div class="wide">{table}</div>'
-        "</section>"
-    )
+    return f'<section id="changes"><h2>Changes in the period ({count})</h2>{note}{table}</section>'
 
 
 def _sign_off() -> str:
