@@ -36,6 +36,8 @@ def _grant_item(g: Grant) -> str:
     parts.append(f"since {code(text.since(g.provenance, g.since))}")
     if g.since is not None and g.since.commit:
         parts.append(f"commit {code(text.commit(g.since))}")
+    if g.since is not None and text.approval(g.since):
+        parts.append(code(text.approval(g.since)))
     if g.origin is not Origin.DECLARED:
         parts.append(f"**{text.ORIGIN_TEXT[g.origin]}**")
     return "- [ ] " + " — ".join(parts)
@@ -47,6 +49,8 @@ def _admin_item(a: Admin) -> str:
     parts.append(f"since {code(text.since(a.provenance, a.since))}")
     if a.since is not None and a.since.commit:
         parts.append(f"commit {code(text.commit(a.since))}")
+    if a.since is not None and text.approval(a.since):
+        parts.append(code(text.approval(a.since)))
     return "- [ ] " + " — ".join(parts)
 
 

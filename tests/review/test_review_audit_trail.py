@@ -10,6 +10,8 @@ use), and every format must name what each change was about.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 import subprocess
@@ -189,6 +191,20 @@ def test_review_html_and_markdown_show_role_changes_keys_and_approvals(trail: Cl
     assert "`approved by ana`" in checklist or "approved by ana" in checklist
     assert (
         "### Sign-off" in checklist and "| Production access | approved / changes needed | | |" in checklist
+    )
+    # Production grants name the pull request that granted them, in the checklist and the CSV.
+    svc = next(line for line in checklist.splitlines() if line.startswith("- [ ] `svc-ci@example.com`"))
+    assert f"`PR {PULL_REQUEST}; approved by ana, ben; merged by ana`" in svc
+    rows = list(csv.DictReader(io.StringIO(review(trail, "csv"), newline="")))
+    production = next(r for r in rows if r["workspace"] == "notetaker-production")
+    assert (
+        production["granted_pull_request"],
+        production["granted_approvers"],
+        production["granted_merged_by"],
+    ) == (
+        PULL_REQUEST,
+        "ana, ben",
+        "ana",
     )
 
 
