@@ -7,20 +7,25 @@ them back, and the formats show them in words and in the right columns.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import cmarkgfm  # type: ignore[import-untyped]  # cmarkgfm ships no type information
 import jsonschema  # type: ignore[import-untyped]  # no stubs in the test extras
 
 from provisioner.audit import subject
-from provisioner.model import ApiKey, State, User, Webhook
+from provisioner.escape import html
+from provisioner.model import ApiKey, Membership, State, User, Webhook, Workspace
 from provisioner.plan.model import Action, Change
 from provisioner.resources.base import ResourceType
 from provisioner.review.audit_history import AppliedChange
 from provisioner.review.build import build_review
 from provisioner.review.model import Review
+from provisioner.review.render_csv import render_csv
 from provisioner.review.render_html import render_html
 from provisioner.review.render_json import render_json
 from provisioner.review.render_markdown import render_markdown
@@ -154,3 +159,38 @@ def test_the_markdown_checklist_ends_with_a_sign_off_block() -> None:
     assert "Reviewer: ____" in block and "Date: ____" in block
     for section in ("Admins", "Production access", "Access matrix", "API keys", "Expiring grants"):
         assert f"| {section} | approved / changes needed | | |" in block
+
+
+HOSTILE_PR = "https://x.invalid/pull/1</th><script>alert(1)</script>"
+HOSTILE_NAME = '=HYPERLINK("http://x.invalid") @team [x](http://x.invalid)'
+
+
+def test_approvals_are_untrusted_and_escaped_in_every_format() -> None:
+    members = {("app-production", "eli@example.com")}
+    history = [
+        replace(
+            entry(1, [("create", "membership", "app-production/eli@example.com")], members),
+            pull_request=HOSTILE_PR,
+            approvers=(HOSTILE_NAME,),
+            merged_by=HOSTILE_NAME,
+        )
+    ]
+    users = [User("eli@example.com", "developer")]
+    current = State.build(
+        users,
+        [Workspace("app-production", id="w")],
+        [Membership("app-production", "eli@example.com", id="m")],
+    )
+    desired = State.build(
+        users,
+        [Workspace("app-production", environment="production")],
+        [Membership("app-production", "eli@example.com")],
+    )
+    review = build_review(config(desired), current, IDENTITY, history, NOW, NOW - timedelta(days=90))
+    page = render_html(review)
+    assert page.count("<script>") == 1 and html(HOSTILE_PR) in page
+    checklist = render_markdown(review)
+    rendered = cmarkgfm.github_flavored_markdown_to_html(checklist)
+    assert "<script>" not in rendered and "<a " not in rendered
+    rows = list(csv.DictReader(io.StringIO(render_csv(review), newline="")))
+    assert rows[0]["granted_merged_by"] == "'" + HOSTILE_NAME  # text in a spreadsheet, never a formula
