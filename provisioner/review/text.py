@@ -104,18 +104,16 @@ def change_detail(change: Change) -> str:
     """What else names the change: ``developer -> admin``, a URL, a provider, a key and its prefixes."""
     if change.role_before or change.role_after:
         return f"{change.role_before or '?'} {ARROW} {change.role_after or '?'}"
-    prefixes = " ".join(
-        p
-        for p in (
-            change.prefix_before,
-            ARROW if change.prefix_before and change.prefix_after else None,
-            change.prefix_after,
-        )
-        if p
-    )
     if change.type == "api_key":
-        return " ".join(p for p in (change.target or "", prefixes) if p)
+        return " ".join(part for part in (change.target, _prefixes(change)) if part)
     return change.target or ""
+
+
+def _prefixes(change: Change) -> str:
+    """A key change's prefixes: ``rk_old``, ``rk_new``, or ``rk_old -> rk_new`` for a rotation."""
+    if change.prefix_before and change.prefix_after:
+        return f"{change.prefix_before} {ARROW} {change.prefix_after}"
+    return change.prefix_before or change.prefix_after or ""
 
 
 def approval(run: Run) -> str:
