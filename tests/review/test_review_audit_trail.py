@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,13 @@ import pytest
 import yaml
 
 from provisioner.sandbox import RunningSandbox
+from tests.review.test_review_browser import (
+    PRINT_PAGES_LIMIT,
+    axe_source,
+    probe_answer,
+    run_chromium,
+    with_probe,
+)
 from tests.support import Cli, org_config
 
 SCHEMA_PATH = Path(__file__).parents[2] / "schemas" / "review.schema.json"
@@ -286,3 +294,24 @@ def test_the_github_example_passes_the_pull_request_approvers_and_merge_actor_fr
     assert ".merged_by.login" in found and 'select(.state == "APPROVED")' in found and ".html_url" in found
     # What reaches $GITHUB_OUTPUT is cut to the characters a login or a URL holds: no newline injection.
     assert found.count("tr -cd") == 3
+
+
+def test_the_real_page_passes_axe_core_and_prints_on_few_pages(trail: Cli, tmp_path: Path) -> None:
+    """The HTML of this organization, read from the sandbox: axe-core finds nothing, and it prints small."""
+    page = review(trail, "html")
+    run_axe = (
+        "axe.run(document,{resultTypes:['violations']}).then(function(r){answer(r.violations.map("
+        "function(v){return {id:v.id,nodes:v.nodes.slice(0,3).map(function(n){return n.html;})};}));});"
+    )
+    probed = tmp_path / "axe.html"
+    probed.write_text(with_probe(page, axe_source() + ";" + run_axe), encoding="utf-8")
+    result, _ = run_chromium(
+        tmp_path / "profile", "--virtual-time-budget=20000", "--dump-dom", probed.as_uri()
+    )
+    assert probe_answer(result.stdout) == []
+    plain = tmp_path / "review.html"
+    plain.write_text(page, encoding="utf-8")
+    pdf = tmp_path / "review.pdf"
+    run_chromium(tmp_path / "profile-pdf", "--no-pdf-header-footer", f"--print-to-pdf={pdf}", plain.as_uri())
+    pages = len(re.findall(rb"/Type\s*/Page(?![A-Za-z])", pdf.read_bytes()))
+    assert 1 <= pages <= PRINT_PAGES_LIMIT, f"{pages} pages"
