@@ -192,6 +192,7 @@ def render_html(review: Review) -> str:
         f"<h1>Access review: {esc(s.organization)}</h1>",
         f'<p class="muted">Read {esc(text.moment(s.read_at))} from {esc(s.endpoint or s.region)}. '
         f"Changes since {esc(text.moment(s.period_start))}.</p>",
+        f'<p class="flag">{esc(text.history(s))}</p>' if text.gap(s) else "",
         NAV,
         "</header>",
         "<main>",

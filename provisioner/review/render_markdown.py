@@ -110,7 +110,7 @@ def render_markdown(review: Review) -> str:
         + ".",
         f"{s.users} users, {s.workspaces} workspace instances, {s.grants} grants "
         f"({s.production_grants} on production, {s.out_of_band} out of band).",
-        "",
+        *([f"**{text.history(s, code)}**", ""] if text.gap(s) else [""]),
         "Tick each grant that is still needed. What stays unticked becomes the next config change.",
         "",
         f"### Production access ({len(review.production_grants)})",
@@ -147,7 +147,7 @@ def render_markdown(review: Review) -> str:
         "",
         f"### Changes since {code(text.moment(s.period_start))} ({len(review.changes)})",
         "",
-        text.history(s),
+        text.history(s, code),
         "",
         *(
             [_change_item(c) for c in review.changes[:CHANGES_LIMIT]]

@@ -6,6 +6,7 @@ destination (``provisioner.escape``), as it does any other value.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from provisioner.plan.model import format_expiry
@@ -128,11 +129,15 @@ def approval(run: Run) -> str:
     return "; ".join(parts)
 
 
-def history(summary: Summary) -> str:
-    """What the audit log covers, said plainly, e.g. ``history starts at 2026-01-31 14:30 UTC``."""
-    log = summary.audit_log or ""
+def history(summary: Summary, value: Callable[[str], str] = str) -> str:
+    """What the audit log covers, said plainly, e.g. ``History starts at 2026-01-31 14:30 UTC; ...``.
+
+    ``value`` marks up the values in it (the log's path, the organization's name) for a
+    destination that needs it, e.g. ``escape.markdown_code``; by default they are plain.
+    """
     if summary.history is History.NOT_GIVEN:
         return "No audit log given: the history of grants and changes is not known."
+    log = value(summary.audit_log or "")
     if summary.history is History.MISSING:
         return (
             f"The audit log {log} does not exist (a first run, or an evicted CI cache): "
@@ -140,7 +145,7 @@ def history(summary: Summary) -> str:
         )
     if summary.history is History.EMPTY:
         return (
-            f"The audit log {log} records no apply of {summary.organization}: history starts "
+            f"The audit log {log} records no apply of {value(summary.organization)}: history starts "
             "after this review, and no change of the period is listed."
         )
     start = summary.history_start
@@ -151,6 +156,14 @@ def history(summary: Summary) -> str:
             f"changes are known from {moment(start)} on only."
         )
     return f"History starts at {moment(start)}; the whole period is covered."
+
+
+def gap(summary: Summary) -> bool:
+    """Whether the audit log leaves part of the period unknown (missing, empty, or starting late)."""
+    if summary.history in (History.MISSING, History.EMPTY):
+        return True
+    start = summary.covered_from
+    return start is not None and start > summary.period_start
 
 
 def covered(summary: Summary) -> str:

@@ -194,3 +194,35 @@ def test_approvals_are_untrusted_and_escaped_in_every_format() -> None:
     assert "<script>" not in rendered and "<a " not in rendered
     rows = list(csv.DictReader(io.StringIO(render_csv(review), newline="")))
     assert rows[0]["granted_merged_by"] == "'" + HOSTILE_NAME  # text in a spreadsheet, never a formula
+
+
+def test_a_gap_in_history_is_said_at_the_top_with_its_values_escaped() -> None:
+    hostile_log = "<script>x</script>[a](http://x.invalid).jsonl"
+    review = build_review(
+        config(State()),
+        State(),
+        IDENTITY,
+        (),
+        NOW,
+        NOW - timedelta(days=90),
+        audit_log=hostile_log,
+        audit_log_missing=True,
+    )
+    checklist = render_markdown(review)
+    top = checklist[: checklist.index("Tick each grant")]
+    assert "does not exist" in top and "no history is known" in top
+    rendered = cmarkgfm.github_flavored_markdown_to_html(checklist)
+    assert "<script>" not in rendered and "<a " not in rendered
+    page = render_html(review)
+    assert page.count("<script>") == 1 and '<p class="flag">The audit log' in page
+    # A log that covers the whole period adds nothing at the top.
+    covered = build_review(
+        config(State()),
+        State(),
+        IDENTITY,
+        [entry(1, [], set(), when=NOW - timedelta(days=100))],
+        NOW,
+        NOW - timedelta(days=90),
+        audit_log="audit.jsonl",
+    )
+    assert "History starts at" not in render_markdown(covered).split("Tick each grant")[0]
