@@ -31,11 +31,16 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 
 from provisioner.escape import html as esc
 from provisioner.review import text
 from provisioner.review.model import Change, Grant, Origin, Provenance, Review, Run
+
+# A pull request is linked only when it is a web address, nothing else (no javascript:, no data:).
+WEB_URL = re.compile(r"https?://[^\s\"'<>]+\Z", re.IGNORECASE)
 
 # One character per matrix cell; the legend says what each means.
 MARK: dict[Origin, str] = {
@@ -386,9 +391,20 @@ def _run_row(run: Run) -> str:
     if run.commit:
         parts.append(f"commit <code>{esc(text.commit(run))}</code>")
     parts.append(f"audit log line {run.line}")
-    approval = text.approval(run)
-    parts.append(esc(approval) if approval else '<span class="muted">no approval recorded</span>')
+    parts.append(_approval(run) or '<span class="muted">no approval recorded</span>')
     return f'<tr class="run"><th scope="colgroup" colspan="4">Apply at {" · ".join(parts)}</th></tr>'
+
+
+def _approval(run: Run) -> str:
+    """Who approved the run; the pull request is a link when it is an http(s) URL (else plain text)."""
+    rest = text.approval(replace(run, pull_request=None))
+    if not run.pull_request:
+        return esc(rest)
+    pull = esc(run.pull_request)
+    link = (
+        f'<a href="{pull}" rel="noreferrer noopener">{pull}</a>' if WEB_URL.match(run.pull_request) else pull
+    )
+    return f"PR {link}" + (f"; {esc(rest)}" if rest else "")
 
 
 def _change_row(c: Change) -> str:

@@ -226,3 +226,16 @@ def test_a_gap_in_history_is_said_at_the_top_with_its_values_escaped() -> None:
         audit_log="audit.jsonl",
     )
     assert "History starts at" not in render_markdown(covered).split("Tick each grant")[0]
+
+
+def test_a_pull_request_is_a_link_only_when_it_is_a_web_address() -> None:
+    members = {("app-production", "eli@example.com")}
+    grant = [("create", "membership", "app-production/eli@example.com")]
+    history = [
+        replace(entry(1, grant, members), pull_request="https://github.invalid/acme/access/pull/9"),
+        replace(entry(2, grant, members), pull_request="javascript:alert(1)"),
+    ]
+    review = build_review(config(State()), State(), IDENTITY, history, NOW, NOW - timedelta(days=90))
+    page = render_html(review)
+    assert '<a href="https://github.invalid/acme/access/pull/9" rel="noreferrer noopener">' in page
+    assert 'href="javascript' not in page and "PR javascript:alert(1)" in page
