@@ -15,8 +15,6 @@ from provisioner.review import text
 from provisioner.review.model import Admin, Change, Grant, Review, Run
 
 REVIEW_FORMAT_VERSION = 1
-# A change's type: every resource type an apply records (provisioner.resources.registry).
-CHANGE_TYPES = ("user", "workspace", "membership", "webhook", "credential", "api_key")
 
 
 def _time(value: datetime) -> str:

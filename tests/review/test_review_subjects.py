@@ -239,3 +239,13 @@ def test_a_pull_request_is_a_link_only_when_it_is_a_web_address() -> None:
     page = render_html(review)
     assert '<a href="https://github.invalid/acme/access/pull/9" rel="noreferrer noopener">' in page
     assert 'href="javascript' not in page and "PR javascript:alert(1)" in page
+
+
+def test_the_schema_knows_every_resource_type_and_the_text_labels_each_change() -> None:
+    """A new resource type must reach the review's schema and its words, or this fails."""
+    types = {t.value for t in ResourceType}
+    assert set(SCHEMA["properties"]["changes"]["items"]["properties"]["type"]["enum"]) == types
+    for kind in types:
+        for action in ("create", "update", "delete"):
+            label = change_text(review_of([AppliedChange(action, kind, "x y")]).changes[0])
+            assert "_" not in label and label != f"{kind} {action}", label
