@@ -8,6 +8,11 @@ It also pins the run to a review: the digest of the plan that was applied,
 the digest that was expected (``apply --expect``/``--expect-file``/``--plan``)
 and where that expectation came from, and the reason when an emergency
 ``--override-expect`` applied a plan that differed from it.
+It links the run to its approval as far as CI tells it (``Approval``: the
+pull request, its approvers, who merged it), and each applied change to its
+subject in named fields (``subject``): the user and instance, a role's
+``before`` and ``after``, an API key's prefixes, so a review reads them back
+without parsing keys.
 It never holds the API key: nothing here receives it.
 """
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,6 +31,7 @@ from typing import Any, TextIO
 from provisioner.apply.executor import ApplyReport, ChangeResult
 from provisioner.errors import ProvisionerError
 from provisioner.model import ACTIVE, ApiKey, Config, Credential, Membership, State, User, Webhook, Workspace
+from provisioner.plan.model import Change
 
 AUDIT_FORMAT_VERSION = 1
 
@@ -128,11 +135,87 @@ def state_from_compact(data: dict[str, Any]) -> State:
     return State.build(users, workspaces, memberships, webhooks, credentials, api_keys)
 
 
+# How an applied key creation names the key it made ("key <prefix> made, ..."), see
+# provisioner.resources.api_key: the only place a new key's prefix is known.
+_MADE_KEY = re.compile(r"\bkey (\S+) made\b")
+
+
+def _object_subject(obj: object) -> dict[str, str]:
+    """The identifying fields of one side of a change, by the model type it is."""
+    if isinstance(obj, User):
+        return {"user": obj.email}
+    if isinstance(obj, Workspace):
+        return {"workspace": obj.name}
+    if isinstance(obj, Membership):
+        return {"workspace": obj.workspace, "user": obj.user}
+    if isinstance(obj, Webhook):
+        return {"workspace": obj.workspace, "target": obj.url}
+    if isinstance(obj, Credential):
+        return {"workspace": obj.workspace, "target": obj.provider}
+    if isinstance(obj, ApiKey):
+        return {"workspace": obj.workspace, "target": obj.name, "user": obj.owner}
+    return {}
+
+
+def subject(change: Change, message: str | None = None) -> dict[str, str]:
+    """What one change was about, in named fields (no secret, no digest).
+
+    ``user`` and ``workspace`` (the instance) where there are such; ``target``
+    for a webhook's URL, a credential's provider, an API key's name; a user's
+    ``role_before``/``role_after``; an API key's ``prefix_before`` (the key
+    rotated or disabled) and ``prefix_after`` (the key made, from the
+    applied change's message).
+    """
+    out = {**_object_subject(change.before), **_object_subject(change.after)}
+    if isinstance(change.before, User):
+        out["role_before"] = change.before.role
+    if isinstance(change.after, User):
+        out["role_after"] = change.after.role
+    if isinstance(change.before, ApiKey) and change.before.prefix:
+        out["prefix_before"] = change.before.prefix
+    if isinstance(change.after, ApiKey) and message:
+        made = _MADE_KEY.search(message)
+        if made is not None and made.group(1) != "None":
+            out["prefix_after"] = made.group(1)
+    return out
+
+
 def _result(r: ChangeResult) -> dict[str, Any]:
     out: dict[str, Any] = {"action": r.change.action.value, "type": r.change.type.value, "key": r.change.key}
     if r.message:
         out["message"] = r.message
+    out["subject"] = subject(r.change, r.message)
     return out
+
+
+# Bounds of what CI says about a run's approval: untrusted text, kept short.
+PULL_REQUEST_LIMIT = 300
+NAME_LIMIT = 100
+APPROVERS_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class Approval:
+    """Who approved a run, as far as CI tells: the pull request, its approvers, the merge actor.
+
+    The values come from CI (options or environment) and are untrusted: the
+    CLI bounds them (``PULL_REQUEST_LIMIT``, ``NAME_LIMIT``,
+    ``APPROVERS_LIMIT``) and every renderer escapes them.
+    """
+
+    pull_request: str | None = None
+    approvers: tuple[str, ...] = ()
+    merged_by: str | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.pull_request or self.approvers or self.merged_by)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pull_request": self.pull_request,
+            "approvers": list(self.approvers),
+            "merged_by": self.merged_by,
+        }
 
 
 @dataclass(frozen=True)
@@ -172,6 +255,7 @@ class AuditRecord:
     left_behind: State
     commit: str | None
     pin: Pin | None = None
+    approval: Approval = Approval()
 
     def to_json(self) -> str:
         record = {
@@ -188,6 +272,7 @@ class AuditRecord:
             "skipped": [_result(r) for r in self.report.skipped],
             "left_behind": compact_state(self.left_behind),
             **(self.pin.to_dict() if self.pin is not None else {}),
+            **self.approval.to_dict(),
         }
         return json.dumps(record, sort_keys=True, separators=(",", ":"))
 

@@ -16,6 +16,7 @@ from datetime import timedelta
 import click
 
 from provisioner.apply.report import ChangeResult
+from provisioner.cli.approval import approval_from_options, approval_options
 from provisioner.cli.options import DurationType, config_option, endpoint_options, parallelism_option
 from provisioner.cli.output import Progress, echo_text, show_outcome
 from provisioner.cli.plan import plan_view
@@ -231,6 +232,7 @@ def checked_override_reason(reason: str | None) -> str | None:
     help="Apply only the API key rotations that rotate_every made due, and the disabling of the keys "
     "they replaced; every other change is left for a reviewed apply. For a scheduled rotation job.",
 )
+@approval_options
 @endpoint_options
 @click.option(
     "--new-sandbox",
@@ -252,6 +254,9 @@ def apply(
     secrets_dir: str | None,
     secrets_command: str | None,
     rotate_only: bool,
+    pull_request: str | None,
+    approvers: tuple[str, ...],
+    merged_by: str | None,
     api_url: str | None,
     sandbox: str | None,
     new_sandbox: bool,
@@ -276,6 +281,7 @@ def apply(
     if new_sandbox and sandbox is None:
         raise click.UsageError("--new-sandbox goes with --sandbox DBPATH")
     sink = sink_from_options(secrets_dir, secrets_command)
+    approval = approval_from_options(pull_request, approvers, merged_by)
     loaded = load_organizations(configs, api_url=api_url)
     check_new_sandbox(sandbox, new_sandbox)
     if plan_file and len(loaded) > 1:
@@ -295,6 +301,7 @@ def apply(
         override_reason=reason,
         sink=sink,
         rotate_only=rotate_only,
+        approval=approval,
     )
     run = apply_orgs(loaded, options, TerminalEvents(sandbox), stdout=sys.stdout)
     return run.exit_code

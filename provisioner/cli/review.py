@@ -90,6 +90,12 @@ def review(
         config, audit_log=audit_log, since=since, api_url=api_url, sandbox=sandbox, parallelism=parallelism
     )
     report = result.review
+    if result.audit_log_missing:
+        click.echo(
+            f"Warning: the audit log {terminal(str(audit_log))} does not exist; the review goes on "
+            "without history, and says so.",
+            err=True,
+        )
     if result.audit_log_without_organization:
         click.echo(
             f"Note: {terminal(str(audit_log))} records no apply of {terminal(result.organization)}; "

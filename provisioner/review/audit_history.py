@@ -9,9 +9,14 @@ Decisions worth knowing:
 * A line that is not a JSON object, or an object without the fields a review
   needs in the types ``apply`` writes them, is an ``AuditLogError`` naming file
   and line: a review must not present a history it could not read.
-* A membership change's key is ``<workspace>/<email>``. Workspace names in a
-  config cannot hold ``/``, but a name from the server might, so the split
-  prefers the workspace names the record itself left behind.
+* A change's subject (user, instance, URL or provider or key name, a role's
+  before and after, a key's prefixes) is read from the record's ``subject``
+  when it has one. Records written before it existed are read from the key:
+  a membership's ``<workspace>/<email>`` (the split prefers the workspace names
+  the record itself left behind, as a name from the server may hold ``/``),
+  a setting's or key's ``<workspace> <rest>``.
+* The approval (pull request, approvers, merge actor) is optional: CI may
+  not provide it, and older records lack it.
 """
 
 from __future__ import annotations
@@ -28,11 +33,20 @@ from provisioner.audit import AuditLogError
 
 @dataclass(frozen=True, slots=True)
 class AppliedChange:
-    """One change a run applied: ``action``, ``type`` and ``key`` as the plan named them."""
+    """One change a run applied: ``action``, ``type`` and ``key`` as the plan named them.
+
+    ``subject`` holds the named fields ``provisioner.audit.subject`` wrote
+    (empty for older records).
+    """
 
     action: str
     type: str
     key: str
+    subject: tuple[tuple[str, str], ...] = ()
+
+    def field(self, name: str) -> str | None:
+        """One subject field, or None."""
+        return dict(self.subject).get(name)
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,9 @@ class AuditEntry:
     memberships: frozenset[tuple[str, str]]
     workspaces: frozenset[str]
     roles: tuple[tuple[str, str], ...]
+    pull_request: str | None = None
+    approvers: tuple[str, ...] = ()
+    merged_by: str | None = None
 
 
 def read_audit_log(path: str | os.PathLike[str]) -> tuple[AuditEntry, ...]:
@@ -104,6 +121,7 @@ def _entry(line: str, number: int) -> AuditEntry | None:
         return None
     digest = record.get("applied_digest")
     result = record.get("result")
+    pull_request, approvers, merged_by = _approval(record)
     return AuditEntry(
         line=number,
         time=time,
@@ -115,6 +133,24 @@ def _entry(line: str, number: int) -> AuditEntry | None:
         memberships=frozenset(members),
         workspaces=frozenset(workspaces),
         roles=roles,
+        pull_request=pull_request,
+        approvers=approvers,
+        merged_by=merged_by,
+    )
+
+
+def _approval(record: dict[str, Any]) -> tuple[str | None, tuple[str, ...], str | None]:
+    """The pull request, approvers and merge actor of a record; what is absent or malformed is dropped."""
+    pull_request, approvers, merged_by = (
+        record.get("pull_request"),
+        record.get("approvers"),
+        record.get("merged_by"),
+    )
+    names = tuple(a for a in approvers if isinstance(a, str)) if isinstance(approvers, list) else ()
+    return (
+        pull_request if isinstance(pull_request, str) else None,
+        names,
+        merged_by if isinstance(merged_by, str) else None,
     )
 
 
@@ -160,7 +196,13 @@ def _applied(items: list[Any]) -> tuple[AppliedChange, ...] | None:
         action, kind, key = item.get("action"), item.get("type"), item.get("key")
         if not (isinstance(action, str) and isinstance(kind, str) and isinstance(key, str)):
             return None
-        changes.append(AppliedChange(action, kind, key))
+        found = item.get("subject", {})
+        subject = (
+            tuple(sorted((k, v) for k, v in found.items() if isinstance(k, str) and isinstance(v, str)))
+            if isinstance(found, dict)
+            else ()
+        )
+        changes.append(AppliedChange(action, kind, key, subject))
     return tuple(changes)
 
 

@@ -38,11 +38,12 @@ from provisioner.model import (
     is_production_environment,  # one definition of "production"
 )
 from provisioner.resources.base import IgnoreRules
-from provisioner.review.audit_history import AuditEntry, split_membership_key
+from provisioner.review.audit_history import AppliedChange, AuditEntry, split_membership_key
 from provisioner.review.model import (
     Admin,
     Change,
     Grant,
+    History,
     Instance,
     Key,
     Origin,
@@ -59,6 +60,7 @@ DEFAULT_ENVIRONMENTS: tuple[str, ...] = ("development", "staging", "production")
 
 MEMBERSHIP = "membership"
 USER = "user"
+WORKSPACE = "workspace"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,58 +80,23 @@ def build_review(
     endpoint: str = "",
     config_commit: str | None = None,
     audit_log: str | None = None,
+    audit_log_missing: bool = False,
 ) -> Review:
     """The review of ``current`` against ``config`` and the audit log, as of ``now``.
 
     ``audit_records`` is ``None`` when no audit log was given (every history
     then reads "no audit log"); records of other organizations are ignored.
-    ``since`` starts the period whose changes are listed.
+    ``audit_log_missing``: the log was given but does not exist (its history
+    is then empty, and the report says so). ``since`` starts the period whose
+    changes are listed.
     """
     organization = identity.organization.name
-    entries = (
-        None
-        if audit_records is None
-        else sorted((e for e in audit_records if e.organization == organization), key=lambda e: e.line)
-    )
+    entries = _entries_of(audit_records, organization)
     environment_of = _environments(config, current.workspaces)
     instances = _instances(config, current.workspaces, environment_of)
-    order = {instance.name: i for i, instance in enumerate(instances)}
-    memberships = _membership_history(entries or ())
-    first_left = entries[0].memberships if entries else frozenset()
-
-    grants: list[Grant] = []
-    for workspace, email in current.memberships:
-        user = current.users.get(email)
-        declared = config.desired.memberships.get((workspace, email))
-        environment = environment_of.get(workspace)
-        provenance, run = _provenance(
-            entries, memberships.get((workspace, email)), (workspace, email) in first_left
-        )
-        grants.append(
-            Grant(
-                workspace=workspace,
-                user=email,
-                environment=environment,
-                production=is_production_environment(environment),
-                role=user.role if user is not None else "",
-                status=user.status if user is not None else "",
-                origin=_origin(config, workspace, email, declared, now),
-                provenance=provenance,
-                since=run,
-                reason=declared.reason if declared is not None else None,
-                expires=declared.expires if declared is not None else None,
-            )
-        )
-    grants.sort(key=lambda g: (order.get(g.workspace, len(order)), g.user))
-
+    grants = _grants(config, current, entries, environment_of, instances, now)
     admins = _admins(config, current, entries)
-    changes = _changes(entries or (), since)
-    expiring = tuple(
-        g
-        for g in sorted(grants, key=lambda g: (g.expires or now, g.user, g.workspace))
-        if g.origin is Origin.DECLARED and g.expires is not None and g.expires <= now + EXPIRY_WINDOW
-    )
-    past = tuple(g for g in grants if g.origin is Origin.EXPIRED)
+    history, history_start = _history(entries, audit_log_missing)
     summary = Summary(
         organization=organization,
         region=config.organization.region or identity.organization.region or "",
@@ -146,18 +113,109 @@ def build_review(
         production_grants=sum(1 for g in grants if g.production),
         out_of_band=sum(1 for g in grants if g.origin is Origin.OUT_OF_BAND)
         + sum(1 for a in admins if not a.declared),
+        history=history,
+        history_start=history_start,
     )
     return Review(
         summary=summary,
         admins=admins,
         users=tuple(sorted(current.users)),
         instances=instances,
-        grants=tuple(grants),
-        expiring=expiring,
-        past_expiry=past,
-        changes=changes,
+        grants=grants,
+        expiring=_expiring(grants, now),
+        past_expiry=tuple(g for g in grants if g.origin is Origin.EXPIRED),
+        changes=_changes(entries or (), since),
         expiry_window_days=EXPIRY_WINDOW.days,
         api_keys=_keys(config, current, environment_of),
+    )
+
+
+def _entries_of(audit_records: Sequence[AuditEntry] | None, organization: str) -> list[AuditEntry] | None:
+    """The records of ``organization``, in file order; None when no audit log was given."""
+    if audit_records is None:
+        return None
+    return sorted((e for e in audit_records if e.organization == organization), key=lambda e: e.line)
+
+
+def _history(entries: Sequence[AuditEntry] | None, missing: bool) -> tuple[History, datetime | None]:
+    """What the audit log covers, and from when."""
+    if missing:
+        return History.MISSING, None
+    if entries is None:
+        return History.NOT_GIVEN, None
+    if not entries:
+        return History.EMPTY, None
+    return History.RECORDED, min(e.time for e in entries)
+
+
+def _grants(
+    config: Config,
+    current: State,
+    entries: Sequence[AuditEntry] | None,
+    environment_of: dict[str, str | None],
+    instances: Sequence[Instance],
+    now: datetime,
+) -> tuple[Grant, ...]:
+    """Every membership on the server as a grant, in matrix order, then by user."""
+    memberships = _membership_history(entries or ())
+    first_left = entries[0].memberships if entries else frozenset()
+    grants = [
+        _grant(
+            config,
+            current,
+            workspace,
+            email,
+            environment_of.get(workspace),
+            now,
+            entries,
+            memberships,
+            first_left,
+        )
+        for workspace, email in current.memberships
+    ]
+    order = {instance.name: i for i, instance in enumerate(instances)}
+    grants.sort(key=lambda g: (order.get(g.workspace, len(order)), g.user))
+    return tuple(grants)
+
+
+def _grant(
+    config: Config,
+    current: State,
+    workspace: str,
+    email: str,
+    environment: str | None,
+    now: datetime,
+    entries: Sequence[AuditEntry] | None,
+    memberships: dict[tuple[str, str], _Event],
+    first_left: frozenset[tuple[str, str]],
+) -> Grant:
+    """One user's access to one instance, with what the config and the audit log say of it."""
+    user = current.users.get(email)
+    declared = config.desired.memberships.get((workspace, email))
+    provenance, run = _provenance(
+        entries, memberships.get((workspace, email)), (workspace, email) in first_left
+    )
+    return Grant(
+        workspace=workspace,
+        user=email,
+        environment=environment,
+        production=is_production_environment(environment),
+        role=user.role if user is not None else "",
+        status=user.status if user is not None else "",
+        origin=_origin(config, workspace, email, declared, now),
+        provenance=provenance,
+        since=run,
+        reason=declared.reason if declared is not None else None,
+        expires=declared.expires if declared is not None else None,
+    )
+
+
+def _expiring(grants: Sequence[Grant], now: datetime) -> tuple[Grant, ...]:
+    """Declared grants that run out within ``EXPIRY_WINDOW``, soonest first."""
+    return tuple(
+        g
+        for g in sorted(grants, key=lambda g: (g.expires or now, g.user, g.workspace))
+        if g.origin is Origin.DECLARED and g.expires is not None and g.expires <= now + EXPIRY_WINDOW
     )
 
 
@@ -248,7 +306,16 @@ def _instances(
 
 
 def _run(entry: AuditEntry) -> Run:
-    return Run(entry.time, entry.commit, entry.line, entry.plan_digest, entry.result)
+    return Run(
+        entry.time,
+        entry.commit,
+        entry.line,
+        entry.plan_digest,
+        entry.result,
+        entry.pull_request,
+        entry.approvers,
+        entry.merged_by,
+    )
 
 
 def _membership_history(entries: Iterable[AuditEntry]) -> dict[tuple[str, str], _Event]:
@@ -304,17 +371,41 @@ def _admins(config: Config, current: State, entries: Sequence[AuditEntry] | None
 
 def _changes(entries: Iterable[AuditEntry], since: datetime) -> tuple[Change, ...]:
     """Every change applied in the period, oldest run first, in the run's order."""
-    out: list[Change] = []
-    for entry in entries:
-        if entry.time < since:
-            continue
-        run = _run(entry)
-        for change in entry.applied:
-            workspace: str | None = None
-            user: str | None = None
-            if change.type == MEMBERSHIP:
-                workspace, user = split_membership_key(change.key, entry.workspaces)
-            elif change.type == USER:
-                user = change.key
-            out.append(Change(run, change.action, change.type, change.key, workspace, user))
-    return tuple(out)
+    return tuple(
+        _change(entry, change, _run(entry))
+        for entry in entries
+        if entry.time >= since
+        for change in entry.applied
+    )
+
+
+def _change(entry: AuditEntry, change: AppliedChange, run: Run) -> Change:
+    """One applied change with its subject: from the record's ``subject``, else from its key."""
+    workspace, user, target = _subject_from_key(entry, change)
+    return Change(
+        run,
+        change.action,
+        change.type,
+        change.key,
+        workspace=change.field("workspace") or workspace,
+        user=change.field("user") or user,
+        target=change.field("target") or target,
+        role_before=change.field("role_before"),
+        role_after=change.field("role_after"),
+        prefix_before=change.field("prefix_before"),
+        prefix_after=change.field("prefix_after"),
+    )
+
+
+def _subject_from_key(entry: AuditEntry, change: AppliedChange) -> tuple[str | None, str | None, str | None]:
+    """(instance, user, target) as a change's key says them, for records without a subject."""
+    if change.type == MEMBERSHIP:
+        workspace, user = split_membership_key(change.key, entry.workspaces)
+        return workspace, user, None
+    if change.type == USER:
+        return None, change.key, None
+    if change.type == WORKSPACE:
+        return change.key, None, None
+    # A setting's or key's key is "<instance> <url|provider|name ...>": instance names hold no space.
+    workspace, _, rest = change.key.partition(" ")
+    return workspace, None, rest or None

@@ -17,6 +17,13 @@ Decisions worth knowing:
 * ``Provenance`` says what the audit log knows: granted by a recorded apply
   (``since`` is that run), there before the log starts, not granted by any
   recorded apply, or no audit log was given.
+* ``History`` says what the audit log covers: not given, given but missing
+  (a CI cache that was evicted), holding no apply of the organization, or
+  starting at its first record. The report states the period it actually
+  covers (``Summary.covered_from``), never a silent gap.
+* A ``Change`` names its subject in fields (user, instance, target, a role's
+  or a key's before and after) and carries its run's approval, so every
+  format shows the same facts without parsing keys.
 """
 
 from __future__ import annotations
@@ -44,15 +51,27 @@ class Provenance(str, Enum):
     NO_LOG = "no-log"  # no audit log was given
 
 
+class History(str, Enum):
+    """What the audit log given to the review holds."""
+
+    NOT_GIVEN = "not-given"  # no --audit-log
+    MISSING = "missing"  # the file does not exist (e.g. an evicted CI cache)
+    EMPTY = "empty"  # the file holds no apply of this organization
+    RECORDED = "recorded"  # history starts at the first record of this organization
+
+
 @dataclass(frozen=True, slots=True)
 class Run:
-    """One apply, as the audit log records it: when, from which commit, which log line."""
+    """One apply, as the audit log records it: when, from which commit, which log line, who approved."""
 
     time: datetime
     commit: str | None
     line: int
     plan_digest: str | None = None
     result: str = "success"
+    pull_request: str | None = None
+    approvers: tuple[str, ...] = ()
+    merged_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +92,15 @@ class Summary:
     grants: int
     production_grants: int
     out_of_band: int
+    history: History = History.NOT_GIVEN
+    history_start: datetime | None = None  # the first recorded apply of the organization
+
+    @property
+    def covered_from(self) -> datetime | None:
+        """From when the listed changes are complete: the later of the period's start and the history's."""
+        if self.history is not History.RECORDED or self.history_start is None:
+            return None
+        return max(self.period_start, self.history_start)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,14 +142,26 @@ class Instance:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """A grant, revocation or role change in the review period, from the audit log."""
+    """One change applied in the review period, from the audit log.
+
+    ``workspace`` is the instance, ``user`` the user it concerns (a key's
+    owner), ``target`` what else names it: a webhook's URL, a credential's
+    provider, an API key's name. ``role_before``/``role_after`` for a role
+    change; ``prefix_before`` (the key rotated or disabled) and
+    ``prefix_after`` (the key made) for an API key.
+    """
 
     run: Run
     action: str  # create, update or delete, as in a plan
-    type: str  # user, workspace or membership
+    type: str  # a resource type: user, workspace, membership, webhook, credential, api_key
     key: str
     workspace: str | None = None
     user: str | None = None
+    target: str | None = None
+    role_before: str | None = None
+    role_after: str | None = None
+    prefix_before: str | None = None
+    prefix_after: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,9 @@
 
 The columns are those an auditor's spreadsheet expects: who, where, which
 environment, since when and from which commit, why and until when, whether
-the config declares it, and an empty ``decision`` column for the reviewer.
+the config declares it, which pull request granted it and who approved and
+merged it (as far as CI told apply), and an empty ``decision`` column for the
+reviewer.
 
 Decisions worth knowing:
 
@@ -38,6 +40,9 @@ COLUMNS: tuple[str, ...] = (
     "history",
     "granted_commit",
     "granted_audit_line",
+    "granted_pull_request",
+    "granted_approvers",
+    "granted_merged_by",
     "reason",
     "expires",
     "reviewed_at",
@@ -60,6 +65,9 @@ def _row(review: Review, g: Grant) -> tuple[str, ...]:
         text.PROVENANCE_TEXT[g.provenance],
         (g.since.commit or "") if g.since is not None else "",
         str(g.since.line) if g.since is not None else "",
+        (g.since.pull_request or "") if g.since is not None else "",
+        ", ".join(g.since.approvers) if g.since is not None else "",
+        (g.since.merged_by or "") if g.since is not None else "",
         g.reason or "",
         text.expiry(g.expires),
         review.summary.read_at.astimezone(UTC).isoformat(),

@@ -10,7 +10,7 @@ Decisions worth knowing:
   dead control shows.
 * The matrix stays usable at 2,000 users × 50 instances: the header rows and
   the user column are sticky, columns are grouped by environment with
-  production first, and a cell holds one character (the legend explains it).
+  production first, and a cell holds one mark (the legend explains it).
   Cells carry no per-cell attributes, which keeps such a page near 3 MB.
   The long tables sit in ``content-visibility: auto`` blocks: the browser lays
   them out when they scroll into view, so such a page loads in about 2 s
@@ -18,15 +18,29 @@ Decisions worth knowing:
 * Every value from the config, the API or the audit log passes through
   ``escape.html`` here, at the boundary, and nowhere else. The style and the
   script are constants that hold no value.
+* Accessible as axe-core checks it: a ``<header>``, a labelled ``<nav>`` and
+  one ``<main>`` hold everything; each matrix cell holds its words for screen
+  readers (``<i>``, visually hidden) and the style draws its mark, with an
+  empty alternative; a scrolling region can be reached by keyboard.
+* Fits a narrow window: tables scroll inside their own box rather than the
+  page, dates never wrap, and long URLs break anywhere.
+* Prints compact and landscape (``@page``): a small organization takes a few
+  pages. The sign-off block (reviewer, date, a decision per section) is
+  there to be filled in on paper or in the PDF.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import replace
 
 from provisioner.escape import html as esc
 from provisioner.review import text
-from provisioner.review.model import Grant, Origin, Review
+from provisioner.review.model import Change, Grant, Origin, Provenance, Review, Run
+
+# A pull request is linked only when it is a web address, nothing else (no javascript:, no data:).
+WEB_URL = re.compile(r"https?://[^\s\"'<>]+\Z", re.IGNORECASE)
 
 # One character per matrix cell; the legend says what each means.
 MARK: dict[Origin, str] = {
@@ -35,12 +49,24 @@ MARK: dict[Origin, str] = {
     Origin.EXPIRED: "✗",
     Origin.IGNORED: "~",
 }
+ORIGIN_WORD: dict[Origin, str] = {
+    Origin.DECLARED: "declared",
+    Origin.OUT_OF_BAND: "out of band",
+    Origin.EXPIRED: "past expiry",
+    Origin.IGNORED: "ignored",
+}
 MARK_CLASS: dict[Origin, str] = {
     Origin.DECLARED: "g",
     Origin.OUT_OF_BAND: "o",
     Origin.EXPIRED: "x",
     Origin.IGNORED: "i",
 }
+
+# A matrix cell holds its words, visually hidden, for a screen reader and for copying; the
+# style draws the mark (``::before``, with an empty alternative so it is not read twice).
+# Kept this short on purpose: 2,000 users × 50 instances make some 33,000 such cells.
+CELL: dict[Origin, str] = {o: f'<td class="{MARK_CLASS[o]}"><i>{ORIGIN_WORD[o]}</i></td>' for o in Origin}
+MARK_STYLE = "".join(f'td.{MARK_CLASS[o]}::before{{content:"{MARK[o]}"/""}}' for o in Origin)
 
 ROW_CLASS: dict[Origin, str] = {Origin.OUT_OF_BAND: ' class="oob"', Origin.EXPIRED: ' class="exp"'}
 
@@ -52,20 +78,25 @@ max-width:1400px;color:#1f2328}
 h1{font-size:1.6rem;margin:0 0 .25rem}h2{font-size:1.25rem;margin:2rem 0 .5rem;
 border-bottom:1px solid var(--line);padding-bottom:.25rem}h3{font-size:1rem;margin:1.25rem 0 .25rem}
 .muted{color:#59636e}code{font:12px ui-monospace,SFMono-Regular,Menlo,monospace}
-nav a{margin-right:1rem}
+nav a{margin-right:1rem;display:inline-block}
 dl.summary{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem;margin:0}
-dl.summary dt{font-weight:600}dl.summary dd{margin:0}
+dl.summary dt{font-weight:600}dl.summary dd{margin:0;overflow-wrap:anywhere}
 .filter{position:sticky;top:0;z-index:3;background:#fff;padding:.5rem 0}
 .filter input{font:inherit;padding:.35rem .6rem;width:24rem;max-width:100%;
 border:1px solid var(--line);border-radius:6px}
 table{border-collapse:separate;border-spacing:0;font-size:13px}
 th,td{border-bottom:1px solid var(--line);padding:.25rem .6rem;text-align:left;vertical-align:top}
+td{overflow-wrap:anywhere}td.long{min-width:8rem}
 thead th{background:var(--head);position:sticky;top:0;z-index:1}
 tr.oob td,tr.oob th{background:var(--bad)}tr.exp td,tr.exp th{background:var(--warn)}
 .flag{font-weight:600;color:#a40e26}
+.when,.nowrap{white-space:nowrap}
+.wide{overflow-x:auto;max-width:100%}
 .scroll{overflow:auto;max-height:80vh;border:1px solid var(--line)}
 table.matrix th,table.matrix td{padding:.1rem .3rem;border-right:1px solid var(--line)}
 table.matrix td{text-align:center;min-width:1.6rem}
+table.matrix td i{position:absolute;width:1px;height:1px;overflow:hidden;clip:rect(0 0 0 0);
+white-space:nowrap}
 table.matrix thead tr.env th{height:1.8rem;top:0;text-align:center}
 table.matrix thead tr.ws th{top:1.8rem;writing-mode:vertical-rl;transform:rotate(180deg);
 white-space:nowrap;max-height:14rem;font-weight:500}
@@ -75,16 +106,32 @@ table.matrix th.prod{background:#ddf4ff}
 td.g{color:#1a7f37}td.o{background:var(--bad);color:#a40e26;font-weight:700}
 td.x{background:var(--warn)}td.i{color:#59636e}
 .legend span{margin-right:1rem}
+tr.run th{background:var(--head);font-weight:500;overflow-wrap:anywhere}
+table.signoff{width:100%}table.signoff td{height:2.2rem;min-width:8rem}
+.sign{display:flex;flex-wrap:wrap;gap:.5rem 2rem;margin:.5rem 0 1rem}
+.sign span{display:inline-block;min-width:14rem;border-bottom:1px solid #1f2328}
 .cv{content-visibility:auto;contain-intrinsic-size:auto 40rem}
+@page{size:A4 landscape;margin:7mm}
 @media print{
  .filter,nav{display:none}
  .cv{content-visibility:visible}
- body{padding:0;max-width:none;font-size:9pt}
- .scroll{overflow:visible;max-height:none;border:0}
+ body{padding:0;max-width:none;font-size:7.5pt;line-height:1.2}
+ h1{font-size:12pt}h2{font-size:10pt;margin:.5rem 0 .15rem;padding-bottom:.05rem}
+ h3{font-size:8.5pt;margin:.3rem 0 .05rem}
+ p{margin:.15rem 0}
+ code{font-size:6.5pt}
+ table{font-size:7pt;line-height:1.15}
+ th,td{padding:0 .3rem}
+ dl.summary{grid-template-columns:max-content 1fr max-content 1fr;gap:0 .8rem}
+ .scroll,.wide{overflow:visible;max-height:none;border:0}
  thead{display:table-header-group}
  thead th,table.matrix tbody th,table.matrix thead tr.ws th{position:static}
+ table.matrix thead tr.env th{height:auto}
+ table.matrix thead tr.ws th{max-height:8rem}
+ .sign{margin:.2rem 0 .4rem}
+ table.signoff td{height:1.3rem}
  tr{break-inside:avoid}
- h2{break-after:avoid}
+ h2,h3{break-after:avoid}
  section{break-before:auto}
  a{color:inherit;text-decoration:none}
 }
@@ -118,6 +165,24 @@ box.addEventListener('input',run);if(box.value){run();}
 """
 
 
+# Every section, by its id, in page order.
+SECTIONS: tuple[tuple[str, str], ...] = (
+    ("summary", "Summary"),
+    ("admins", "Admins"),
+    ("production", "Production access"),
+    ("matrix", "Access matrix"),
+    ("expiring", "Expiring"),
+    ("api-keys", "API keys"),
+    ("changes", "Changes in the period"),
+    ("sign-off", "Sign-off"),
+)
+NAV = (
+    '<nav aria-label="Sections">'
+    + "".join(f'<a href="#{anchor}">{esc(title)}</a>' for anchor, title in SECTIONS)
+    + "</nav>"
+)
+
+
 def render_html(review: Review) -> str:
     """The whole page for ``review``."""
     s = review.summary
@@ -127,15 +192,15 @@ def render_html(review: Review) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         '<meta name="referrer" content="no-referrer">',
         f"<title>Access review: {esc(s.organization)}</title>",
-        f"<style>{STYLE}</style></head><body>",
+        f"<style>{STYLE}{MARK_STYLE}</style></head><body>",
         "<header>",
         f"<h1>Access review: {esc(s.organization)}</h1>",
         f'<p class="muted">Read {esc(text.moment(s.read_at))} from {esc(s.endpoint or s.region)}. '
         f"Changes since {esc(text.moment(s.period_start))}.</p>",
-        '<nav><a href="#summary">Summary</a><a href="#admins">Admins</a>'
-        '<a href="#production">Production access</a><a href="#matrix">Access matrix</a>'
-        '<a href="#expiring">Expiring</a><a href="#changes">Changes in the period</a></nav>',
+        f'<p class="flag">{esc(text.history(s))}</p>' if text.gap(s) else "",
+        NAV,
         "</header>",
+        "<main>",
         '<div class="filter" hidden><label>Filter <input id="filter" type="search" '
         'placeholder="user or workspace" autocomplete="off"></label> '
         '<span id="filter-count" class="muted"></span></div>',
@@ -146,8 +211,8 @@ def render_html(review: Review) -> str:
         _expiring(review),
         _keys(review),
         _changes(review),
-        '<footer class="muted"><p>API keys by owner and last use are not part of this report yet.</p>'
-        "</footer>",
+        _sign_off(),
+        "</main>",
         f"<script>{SCRIPT}</script>",
         "</body></html>",
     ]
@@ -166,6 +231,8 @@ def _summary(review: Review) -> str:
         ("Config commit", s.config_commit or "not in a git checkout"),
         ("Audit log", s.audit_log or "none given"),
         ("Period", f"since {text.moment(s.period_start)}"),
+        ("History", text.history(s)),
+        ("Changes known", text.covered(s)),
         ("Users", str(s.users)),
         ("Workspace instances", str(s.workspaces)),
         ("Grants", str(s.grants)),
@@ -177,11 +244,19 @@ def _summary(review: Review) -> str:
 
 
 def _table(headers: Iterable[str], rows: Iterable[str], empty: str) -> str:
+    """A filterable table in a box that scrolls sideways on its own, never the page."""
     body = "".join(rows)
     if not body:
         return f'<p class="muted">{esc(empty)}</p>'
     head = "".join(f'<th scope="col">{esc(h)}</th>' for h in headers)
-    return f'<table class="f"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    table = f'<table class="f"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<div class="wide">{table}</div>'
+
+
+def _since_cell(provenance: Provenance, run: Run | None) -> str:
+    """Since when: a date stays on one line; the words for an unknown start may wrap."""
+    when = ' class="when"' if provenance is Provenance.GRANTED and run is not None else ""
+    return f"<td{when}>{esc(text.since(provenance, run))}</td>"
 
 
 OOB_ROW = ' class="oob"'
@@ -197,8 +272,8 @@ def _keys(review: Review) -> str:
         f"{SERVICE_FLAG if k.service_account else ''}</th>"
         f"<td>{esc(k.name)} <code>{esc(k.prefix)}</code></td>"
         f"<td>{esc(k.workspace)}{PRODUCTION_FLAG if k.production else ''}</td>"
-        f"<td>{esc(text.moment(k.created_at) if k.created_at else '')}</td>"
-        f"<td>{esc(text.moment(k.last_used_at) if k.last_used_at else 'never')}</td>"
+        f'<td class="when">{esc(text.moment(k.created_at) if k.created_at else "")}</td>'
+        f'<td class="when">{esc(text.moment(k.last_used_at) if k.last_used_at else "never")}</td>'
         f"<td>{'yes' if k.declared else BY_HAND}</td></tr>"
         for k in review.api_keys
     )
@@ -214,7 +289,7 @@ def _admins(review: Review) -> str:
         f'<tr{"" if a.declared else oob}><th scope="row">{esc(a.email)}</th>'
         f"<td>{esc(a.status)}</td>"
         f"<td>{'yes' if a.declared else undeclared}</td>"
-        f"<td>{esc(text.since(a.provenance, a.since))}</td>"
+        f"{_since_cell(a.provenance, a.since)}"
         f"<td><code>{esc(text.commit(a.since))}</code></td></tr>"
         for a in review.admins
     )
@@ -229,7 +304,7 @@ def _grant_row(g: Grant, *, workspace: bool) -> str:
     first = f"<td>{esc(g.workspace)}</td>" if workspace else ""
     return (
         f'<tr{cls}><th scope="row">{esc(g.user)}</th>{first}<td>{esc(g.role)}</td>'
-        f"<td>{esc(text.since(g.provenance, g.since))}</td><td><code>{esc(text.commit(g.since))}</code></td>"
+        f"{_since_cell(g.provenance, g.since)}<td><code>{esc(text.commit(g.since))}</code></td>"
         f"<td>{esc(g.reason or '')}</td><td>{esc(text.expiry(g.expires))}</td><td>{origin_cell}</td></tr>"
     )
 
@@ -270,16 +345,18 @@ def _matrix(review: Review) -> str:
     cells: dict[str, list[str]] = {user: ["<td></td>"] * len(instances) for user in review.users}
     for g in review.grants:
         row = cells.setdefault(g.user, ["<td></td>"] * len(instances))
-        row[column[g.workspace]] = f'<td class="{MARK_CLASS[g.origin]}">{MARK[g.origin]}</td>'
+        row[column[g.workspace]] = CELL[g.origin]
     body = "".join(f'<tr><th scope="row">{esc(user)}</th>{"".join(row)}</tr>' for user, row in cells.items())
     legend = "".join(
-        f'<span><span class="{MARK_CLASS[o]}">{MARK[o]}</span> {esc(text.ORIGIN_TEXT[o])}</span>'
+        f'<span><span class="{MARK_CLASS[o]}" aria-hidden="true">{MARK[o]}</span> '
+        f"{esc(text.ORIGIN_TEXT[o])}</span>"
         for o in Origin
     )
     return (
         f'<section id="matrix"><h2>Access matrix ({len(review.users)} users × '
         f"{len(instances)} instances)</h2>"
-        f'<p class="legend muted">{legend}</p><div class="scroll cv"><table class="f matrix">'
+        f'<p class="legend muted">{legend}</p><div class="scroll cv" tabindex="0" role="region" '
+        'aria-label="Access matrix, scrollable"><table class="f matrix">'
         f'<thead><tr class="env"><th class="corner" rowspan="2" scope="col">User</th>{env_row}</tr>'
         f'<tr class="ws">{ws_row}</tr></thead><tbody>{body}</tbody></table></div></section>'
     )
@@ -308,16 +385,67 @@ def _expiring(review: Review) -> str:
     )
 
 
-def _changes(review: Review) -> str:
-    rows = (
-        f"<tr><td>{esc(text.moment(c.run.time))}</td><td>{esc(text.change_text(c))}</td>"
-        f"<td>{esc(c.user or '')}</td><td>{esc(c.workspace or (c.key if c.user is None else ''))}</td>"
-        f"<td><code>{esc(text.commit(c.run))}</code></td><td>{esc(text.run_name(c.run))}</td></tr>"
-        for c in review.changes
+def _run_row(run: Run) -> str:
+    """The heading row of one apply's changes: when, from which commit, approved by whom."""
+    parts = [f'<span class="when">{esc(text.moment(run.time))}</span>']
+    if run.commit:
+        parts.append(f"commit <code>{esc(text.commit(run))}</code>")
+    parts.append(f"audit log line {run.line}")
+    parts.append(_approval(run) or '<span class="muted">no approval recorded</span>')
+    return f'<tr class="run"><th scope="colgroup" colspan="4">Apply at {" · ".join(parts)}</th></tr>'
+
+
+def _approval(run: Run) -> str:
+    """Who approved the run; the pull request is a link when it is an http(s) URL (else plain text)."""
+    rest = text.approval(replace(run, pull_request=None))
+    if not run.pull_request:
+        return esc(rest)
+    pull = esc(run.pull_request)
+    link = (
+        f'<a href="{pull}" rel="noreferrer noopener">{pull}</a>' if WEB_URL.match(run.pull_request) else pull
     )
+    return f"PR {link}" + (f"; {esc(rest)}" if rest else "")
+
+
+def _change_row(c: Change) -> str:
+    return (
+        f'<tr><td class="nowrap">{esc(text.change_text(c))}</td>'
+        f'<td class="nowrap">{esc(c.user or "")}</td><td class="nowrap">{esc(c.workspace or "")}</td>'
+        f'<td class="long">{esc(text.change_detail(c))}</td></tr>'
+    )
+
+
+def _change_rows(changes: Iterable[Change]) -> Iterator[str]:
+    """Each apply's heading row, then its changes (changes come grouped by run, oldest first)."""
+    last: Run | None = None
+    for c in changes:
+        if c.run != last:
+            last = c.run
+            yield _run_row(c.run)
+        yield _change_row(c)
+
+
+def _changes(review: Review) -> str:
     table = _table(
-        ("When", "Change", "User", "Workspace", "Commit", "Run"),
-        rows,
+        ("Change", "User", "Instance", "Detail"),
+        _change_rows(review.changes),
         "No change recorded in the period." if review.summary.audit_log else "No audit log given.",
     )
-    return f'<section id="changes"><h2>Changes in the period ({len(review.changes)})</h2>{table}</section>'
+    note = f'<p class="muted">{esc(text.history(review.summary))}</p>'
+    count = len(review.changes)
+    return f'<section id="changes"><h2>Changes in the period ({count})</h2>{note}{table}</section>'
+
+
+def _sign_off() -> str:
+    """The block a reviewer fills in: who, when, and a decision per section."""
+    rows = "".join(
+        f'<tr><th scope="row">{esc(section)}</th><td>{esc(text.DECISIONS)}</td><td></td><td></td></tr>'
+        for section in text.SIGN_OFF_SECTIONS
+    )
+    return (
+        '<section id="sign-off"><h2>Sign-off</h2>'
+        '<p class="sign">Reviewer: <span></span> Date: <span></span> Signature: <span></span></p>'
+        '<table class="signoff"><thead><tr><th scope="col">Section</th><th scope="col">Decision</th>'
+        f'<th scope="col">Reviewer</th><th scope="col">Date</th></tr></thead><tbody>{rows}</tbody></table>'
+        "</section>"
+    )

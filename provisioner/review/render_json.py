@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from provisioner import __version__
+from provisioner.review import text
 from provisioner.review.model import Admin, Change, Grant, Review, Run
 
 REVIEW_FORMAT_VERSION = 1
@@ -29,6 +30,9 @@ def _run(run: Run | None) -> dict[str, Any] | None:
         "audit_log_line": run.line,
         "plan_digest": run.plan_digest,
         "result": run.result,
+        "pull_request": run.pull_request,
+        "approvers": list(run.approvers),
+        "merged_by": run.merged_by,
     }
 
 
@@ -63,9 +67,15 @@ def _change(c: Change) -> dict[str, Any]:
         "run": _run(c.run),
         "action": c.action,
         "type": c.type,
+        "label": text.change_text(c),
         "key": c.key,
         "workspace": c.workspace,
         "user": c.user,
+        "target": c.target,
+        "role_before": c.role_before,
+        "role_after": c.role_after,
+        "prefix_before": c.prefix_before,
+        "prefix_after": c.prefix_after,
     }
 
 
@@ -86,6 +96,12 @@ def review_document(review: Review) -> dict[str, Any]:
             "config_sources": list(s.config_sources),
             "audit_log": s.audit_log,
             "period_start": _time(s.period_start),
+            "history": {
+                "state": s.history.value,
+                "starts_at": _time(s.history_start) if s.history_start is not None else None,
+                "covered_from": _time(s.covered_from) if s.covered_from is not None else None,
+                "note": text.history(s),
+            },
             "counts": {
                 "users": s.users,
                 "workspaces": s.workspaces,

@@ -13,13 +13,16 @@ Decisions worth knowing:
   or an email cannot end the item, open another list, a heading, a comment, a
   link or a mention: an item is one line whatever the value holds.
 * Out-of-band grants and admins are marked in bold words, never by a value.
+* API keys are named with their prefix, so a rotated key's old and new
+  entries differ; the sign-off block ends the checklist (reviewer, date, a
+  decision per section).
 """
 
 from __future__ import annotations
 
 from provisioner.escape import markdown_code as code
 from provisioner.review import text
-from provisioner.review.model import Admin, Grant, Key, Origin, Review
+from provisioner.review.model import Admin, Change, Grant, Key, Origin, Review
 
 # The checklist is for attesting grants; the period's changes are context, so a
 # long history is cut here (the other formats hold all of it).
@@ -33,6 +36,8 @@ def _grant_item(g: Grant) -> str:
     parts.append(f"since {code(text.since(g.provenance, g.since))}")
     if g.since is not None and g.since.commit:
         parts.append(f"commit {code(text.commit(g.since))}")
+    if g.since is not None and text.approval(g.since):
+        parts.append(code(text.approval(g.since)))
     if g.origin is not Origin.DECLARED:
         parts.append(f"**{text.ORIGIN_TEXT[g.origin]}**")
     return "- [ ] " + " — ".join(parts)
@@ -44,21 +49,53 @@ def _admin_item(a: Admin) -> str:
     parts.append(f"since {code(text.since(a.provenance, a.since))}")
     if a.since is not None and a.since.commit:
         parts.append(f"commit {code(text.commit(a.since))}")
+    if a.since is not None and text.approval(a.since):
+        parts.append(code(text.approval(a.since)))
     return "- [ ] " + " — ".join(parts)
 
 
 def _key_item(k: Key) -> str:
     parts = [
         code(k.owner) + (" (service account)" if k.service_account else ""),
-        code(k.name),
+        f"{code(k.name)} {code(k.prefix)}" if k.prefix else code(k.name),
         code(k.workspace),
     ]
+    if k.created_at is not None:
+        parts.append(f"created {code(text.moment(k.created_at))}")
     if k.production:
         parts.append("production")
     parts.append(f"last used {code(text.moment(k.last_used_at))}" if k.last_used_at else "never used")
     if not k.declared:
         parts.append("**made by hand: not in the config**")
     return "- [ ] " + " — ".join(parts)
+
+
+def _change_item(c: Change) -> str:
+    """One change of the period: when, what, whom and where, and who approved its run."""
+    parts = [f"- {code(text.moment(c.run.time))} {text.change_text(c)}"]
+    parts += [code(value) for value in (c.user, c.workspace, text.change_detail(c)) if value]
+    line = " ".join(parts)
+    if c.run.commit:
+        line += f" — commit {code(text.commit(c.run))}"
+    approval = text.approval(c.run)
+    if approval:
+        line += f" — {code(approval)}"
+    return line
+
+
+def _sign_off() -> list[str]:
+    """A block the reviewer fills in: who, when, and a decision per section."""
+    rows = [f"| {section} | {text.DECISIONS} | | |" for section in text.SIGN_OFF_SECTIONS]
+    return [
+        "### Sign-off",
+        "",
+        "Reviewer: ____________________ Date: ____________ Signature: ____________________",
+        "",
+        "| Section | Decision | Reviewer | Date |",
+        "| --- | --- | --- | --- |",
+        *rows,
+        "",
+    ]
 
 
 def render_markdown(review: Review) -> str:
@@ -73,7 +110,7 @@ def render_markdown(review: Review) -> str:
         + ".",
         f"{s.users} users, {s.workspaces} workspace instances, {s.grants} grants "
         f"({s.production_grants} on production, {s.out_of_band} out of band).",
-        "",
+        *([f"**{text.history(s, code)}**", ""] if text.gap(s) else [""]),
         "Tick each grant that is still needed. What stays unticked becomes the next config change.",
         "",
         f"### Production access ({len(review.production_grants)})",
@@ -110,12 +147,10 @@ def render_markdown(review: Review) -> str:
         "",
         f"### Changes since {code(text.moment(s.period_start))} ({len(review.changes)})",
         "",
+        text.history(s, code),
+        "",
         *(
-            [
-                f"- {code(text.moment(c.run.time))} {text.change_text(c)} {code(c.key)}"
-                + (f" — commit {code(text.commit(c.run))}" if c.run.commit else "")
-                for c in review.changes[:CHANGES_LIMIT]
-            ]
+            [_change_item(c) for c in review.changes[:CHANGES_LIMIT]]
             or ["None recorded." if s.audit_log else "No audit log given."]
         ),
         *(
@@ -124,5 +159,6 @@ def render_markdown(review: Review) -> str:
             else []
         ),
         "",
+        *_sign_off(),
     ]
     return "\n".join(lines)

@@ -6,10 +6,11 @@ destination (``provisioner.escape``), as it does any other value.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from provisioner.plan.model import format_expiry
-from provisioner.review.model import Change, Origin, Provenance, Run
+from provisioner.review.model import Change, History, Origin, Provenance, Run, Summary
 
 SHORT_COMMIT = 12
 
@@ -29,13 +30,37 @@ PROVENANCE_TEXT: dict[Provenance, str] = {
 
 # (type, action) -> what happened, in a reviewer's words.
 CHANGE_TEXT: dict[tuple[str, str], str] = {
-    ("membership", "create"): "granted",
-    ("membership", "delete"): "revoked",
-    ("user", "create"): "invited",
+    ("membership", "create"): "access granted",
+    ("membership", "delete"): "access revoked",
+    ("user", "create"): "user invited",
     ("user", "update"): "role changed",
-    ("user", "delete"): "removed",
+    ("user", "delete"): "user removed",
     ("workspace", "create"): "workspace created",
+    ("workspace", "update"): "workspace changed",
+    ("workspace", "delete"): "workspace deleted",
+    ("webhook", "create"): "webhook added",
+    ("webhook", "update"): "webhook changed",
+    ("webhook", "delete"): "webhook removed",
+    ("credential", "create"): "credential added",
+    ("credential", "update"): "credential changed",
+    ("credential", "delete"): "credential removed",
+    ("api_key", "create"): "API key created",
+    ("api_key", "update"): "API key rotated",
+    ("api_key", "delete"): "API key disabled",
 }
+
+ARROW = "->"
+
+# The words for a section of the report that a reviewer signs off, in report order.
+SIGN_OFF_SECTIONS: tuple[str, ...] = (
+    "Admins",
+    "Production access",
+    "Access matrix",
+    "API keys",
+    "Expiring grants",
+    "Changes in the period",
+)
+DECISIONS = "approved / changes needed"
 
 
 def moment(value: datetime) -> str:
@@ -66,5 +91,84 @@ def run_name(run: Run) -> str:
 
 
 def change_text(change: Change) -> str:
-    """What a change did, e.g. ``granted``."""
-    return CHANGE_TEXT.get((change.type, change.action), f"{change.type} {change.action}")
+    """What a change did, e.g. ``access granted``; never a raw type."""
+    label = CHANGE_TEXT.get((change.type, change.action))
+    if label is not None:
+        return label
+    return f"{change.type.replace('_', ' ')} {PAST.get(change.action, change.action)}"
+
+
+PAST = {"create": "created", "update": "changed", "delete": "deleted"}
+
+
+def change_detail(change: Change) -> str:
+    """What else names the change: ``developer -> admin``, a URL, a provider, a key and its prefixes."""
+    if change.role_before or change.role_after:
+        return f"{change.role_before or '?'} {ARROW} {change.role_after or '?'}"
+    if change.type == "api_key":
+        return " ".join(part for part in (change.target, _prefixes(change)) if part)
+    return change.target or ""
+
+
+def _prefixes(change: Change) -> str:
+    """A key change's prefixes: ``rk_old``, ``rk_new``, or ``rk_old -> rk_new`` for a rotation."""
+    if change.prefix_before and change.prefix_after:
+        return f"{change.prefix_before} {ARROW} {change.prefix_after}"
+    return change.prefix_before or change.prefix_after or ""
+
+
+def approval(run: Run) -> str:
+    """Who approved the run, e.g. ``PR https://… approved by ana, ben; merged by ana``; ``""`` if unknown."""
+    parts = []
+    if run.pull_request:
+        parts.append(f"PR {run.pull_request}")
+    if run.approvers:
+        parts.append("approved by " + ", ".join(run.approvers))
+    if run.merged_by:
+        parts.append(f"merged by {run.merged_by}")
+    return "; ".join(parts)
+
+
+def history(summary: Summary, value: Callable[[str], str] = str) -> str:
+    """What the audit log covers, said plainly, e.g. ``History starts at 2026-01-31 14:30 UTC; ...``.
+
+    ``value`` marks up the values in it (the log's path, the organization's name) for a
+    destination that needs it, e.g. ``escape.markdown_code``; by default they are plain.
+    """
+    if summary.history is History.NOT_GIVEN:
+        return "No audit log given: the history of grants and changes is not known."
+    log = value(summary.audit_log or "")
+    if summary.history is History.MISSING:
+        return (
+            f"The audit log {log} does not exist (a first run, or an evicted CI cache): "
+            "no history is known, and no change of the period is listed."
+        )
+    if summary.history is History.EMPTY:
+        return (
+            f"The audit log {log} records no apply of {value(summary.organization)}: history starts "
+            "after this review, and no change of the period is listed."
+        )
+    start = summary.history_start
+    assert start is not None
+    if start > summary.period_start:
+        return (
+            f"History starts at {moment(start)}, after the period's start ({moment(summary.period_start)}): "
+            f"changes are known from {moment(start)} on only."
+        )
+    return f"History starts at {moment(start)}; the whole period is covered."
+
+
+def gap(summary: Summary) -> bool:
+    """Whether the audit log leaves part of the period unknown (missing, empty, or starting late)."""
+    if summary.history in (History.MISSING, History.EMPTY):
+        return True
+    start = summary.covered_from
+    return start is not None and start > summary.period_start
+
+
+def covered(summary: Summary) -> str:
+    """The period the listed changes actually cover, e.g. ``2026-01-01 00:00 UTC to 2026-03-31 …``."""
+    start = summary.covered_from
+    if start is None:
+        return "no recorded history"
+    return f"{moment(start)} to {moment(summary.read_at)}"

@@ -28,7 +28,7 @@ from typing import Protocol, TextIO
 from provisioner import __version__
 from provisioner.api.client import ApiClient
 from provisioner.apply.executor import ApplyReport, ChangeResult, StopRequest, apply_plan
-from provisioner.audit import AuditRecord, Pin, append_record, config_commit
+from provisioner.audit import Approval, AuditRecord, Pin, append_record, config_commit
 from provisioner.errors import (
     ApplyAbortedError,
     ApplyError,
@@ -82,6 +82,8 @@ class ApplyOptions:
     # Apply only the API key rotations that time made due (and the disabling of the keys they
     # replaced); every other change waits for a reviewed apply.
     rotate_only: bool = False
+    # The pull request, approvers and merge actor CI reports, kept in the audit record.
+    approval: Approval = Approval()
 
 
 @dataclass(frozen=True)
@@ -185,7 +187,13 @@ def apply_orgs(
             # A plan that matched its reviewed digest was approved already.
             events.confirm()
         out = sys.stdout if stdout is None else stdout
-        applied = [_apply(p, options, events, many=len(pending) > 1, stdout=out) for p in pending]
+        applied = []
+        for p in prepared.results:
+            if p.changed:
+                applied.append(_apply(p, options, events, many=len(pending) > 1, stdout=out))
+            elif options.audit_log:
+                # Every apply appends a record, one with nothing to do included: the trail has no gaps.
+                append_record(audit_record(p, options, ApplyReport()), options.audit_log, stdout=out)
     return ApplyRun(prepared, tuple(applied))
 
 
@@ -251,7 +259,7 @@ def _check(prepared: PreparedOrganization, options: ApplyOptions) -> PreparedOrg
     return prepared
 
 
-def audit_record(prepared: PreparedOrganization, report: ApplyReport) -> AuditRecord:
+def audit_record(prepared: PreparedOrganization, options: ApplyOptions, report: ApplyReport) -> AuditRecord:
     """What one organization's apply did, pinned to the plan that was reviewed."""
     planned, expectation = prepared.planned, prepared.expectation
     applied = [r.change for r in report.applied]
@@ -270,6 +278,7 @@ def audit_record(prepared: PreparedOrganization, report: ApplyReport) -> AuditRe
             expected_from=None if expectation is None else expectation.source,
             override_reason=prepared.override_reason if prepared.overridden else None,
         ),
+        approval=options.approval,
     )
 
 
@@ -297,7 +306,7 @@ def _apply(
         events.applied(AppliedOrganization(prepared, report), many)
         record = None
         if options.audit_log:
-            record = audit_record(prepared, report)
+            record = audit_record(prepared, options, report)
             append_record(record, options.audit_log, stdout=stdout)
     if report.interrupted:
         message = (

@@ -4,12 +4,18 @@ Reads the organization as ``plan`` does, reads the audit log, and hands both
 with the config to ``provisioner.review.build.build_review`` (pure). Changes
 nothing; works with a developer's key. The CLI only parses options and
 renders the returned ``ReviewResult``.
+
+A given audit log that does not exist (a CI cache that was evicted, or a
+first run) is not an error, as in ``drift``: the review goes on with an empty
+history, ``ReviewResult.audit_log_missing`` lets the CLI warn, and the report
+itself says that the history is missing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 from provisioner.api.reader import read_state_and_identity
 from provisioner.audit import config_commit
@@ -29,6 +35,8 @@ class ReviewResult:
     organization: str
     # True when an audit log was given but records no apply of this organization.
     audit_log_without_organization: bool
+    # True when the audit log given does not exist.
+    audit_log_missing: bool = False
 
 
 def review_org(
@@ -42,7 +50,8 @@ def review_org(
     now: datetime | None = None,
 ) -> ReviewResult:
     """Read one organization and build its access review (default period: 90 days)."""
-    records = read_audit_log(audit_log) if audit_log else None
+    missing = audit_log is not None and not Path(audit_log).exists()
+    records = None if audit_log is None else () if missing else read_audit_log(audit_log)
     with connect(config.organization, api_url=api_url, sandbox=sandbox) as (_endpoint, client):
         current, identity = read_state_and_identity(client, parallelism=parallelism)
         endpoint = client.endpoint
@@ -57,7 +66,8 @@ def review_org(
         endpoint=endpoint,
         config_commit=config_commit(config),
         audit_log=audit_log,
+        audit_log_missing=missing,
     )
     name = identity.organization.name
-    unknown = records is not None and not any(r.organization == name for r in records)
-    return ReviewResult(review, name, unknown)
+    unknown = not missing and records is not None and not any(r.organization == name for r in records)
+    return ReviewResult(review, name, unknown, missing)

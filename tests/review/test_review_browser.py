@@ -9,12 +9,16 @@ issue's "done"), telling how to install it.
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import shutil
 import struct
 import subprocess
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -23,7 +27,7 @@ import pytest
 from provisioner.model import Membership, State, User, Workspace
 from provisioner.review.build import build_review
 from provisioner.review.render_html import render_html
-from tests.review.factory import IDENTITY, NOW, config, large_review
+from tests.review.factory import IDENTITY, NOW, config, four_user_review, large_review
 
 LOAD_LIMIT_SECONDS = 5.0
 SIZE_LIMIT_BYTES = 10_000_000
@@ -177,9 +181,10 @@ def test_the_dom_after_load_holds_the_matrix_and_the_filter(tmp_path: Path) -> N
     dom.feed(result.stdout)
     assert dom.columns == ["notetaker-production", "notetaker-development"]
     alice = dom.row("alice@acme.com")
-    assert alice.cells[1] == ("td", "g", "✓") and alice.cells[2] == ("td", "", "")
+    # The cell's words for a screen reader (the style draws the mark: see the 800 px test).
+    assert alice.cells[1] == ("td", "g", "declared") and alice.cells[2] == ("td", "", "")
     # Out of band, marked; the hostile email is a row's text, not markup.
-    assert dom.row(HOSTILE_USER).cells[1] == ("td", "o", "!")
+    assert dom.row(HOSTILE_USER).cells[1] == ("td", "o", "out of band")
     assert "img" not in dom.tags
     # The script ran (it shows the filter box, hidden in the markup) and nothing else did:
     # alice's reason tries to close the table and run a script that renames the page.
@@ -220,3 +225,92 @@ def test_two_thousand_users_by_fifty_workspaces_load_in_under_five_seconds(tmp_p
     matrix = result.stdout[result.stdout.index('<table class="f matrix">') :]
     assert matrix.count('<tr><th scope="row">user') == 2_000
     assert 'id="filter"' in result.stdout and "user01999@example.com" in matrix
+
+
+# --- accessibility, narrow windows and print -------------------------------------------------------
+
+AXE_ENV = "AXE_CORE_JS"
+# Where .ci/run installs npm's axe-core when it is missing (`npm install --prefix DIR axe-core`).
+AXE_DEFAULT = Path.home() / ".cache" / "provisioner" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+PRINT_PAGES_LIMIT = 3
+
+
+def axe_source() -> str:
+    """npm's axe-core, as .ci/run installs it; its path may be set in AXE_CORE_JS."""
+    path = Path(os.environ.get(AXE_ENV) or AXE_DEFAULT)
+    if not path.is_file():
+        pytest.fail(
+            f"axe-core is missing at {path}: run `npm install --prefix {AXE_DEFAULT.parents[2]} axe-core` "
+            f"(.ci/run does), or set {AXE_ENV} to its axe.min.js"
+        )
+    return path.read_text(encoding="utf-8")
+
+
+def with_probe(page: str, script: str) -> str:
+    """The page with a test's script appended; the script writes its answer into <pre id="probe">."""
+    probe = (
+        "<script>function answer(value){var p=document.createElement('pre');p.id='probe';"
+        "p.textContent=JSON.stringify(value);document.body.appendChild(p);}</script>"
+    )
+    return page.replace("</body>", f"{probe}<script>{script}</script></body>")
+
+
+def probe_answer(dom: str) -> object:
+    start = dom.index('<pre id="probe">') + len('<pre id="probe">')
+    return json.loads(unescape(dom[start : dom.index("</pre>", start)]))
+
+
+def test_the_page_passes_axe_core_with_no_violation(tmp_path: Path) -> None:
+    """axe-core's every default rule (WCAG A/AA and best practices) in headless Chromium."""
+    run_axe = (
+        "axe.run(document,{resultTypes:['violations']}).then(function(r){answer(r.violations.map("
+        "function(v){return {id:v.id,impact:v.impact,nodes:v.nodes.slice(0,3).map(function(n){"
+        "return n.html;})};}));},function(e){answer({error:String(e)});});"
+    )
+    for name, review in (("small", None), ("four-users", four_user_review())):
+        page = small_page(tmp_path) if review is None else tmp_path / "four.html"
+        if review is not None:
+            page.write_text(render_html(review), encoding="utf-8")
+        probed = tmp_path / f"axe-{name}.html"
+        html_text = page.read_text(encoding="utf-8")
+        probed.write_text(with_probe(html_text, axe_source() + ";" + run_axe), encoding="utf-8")
+        result, _ = run_chromium(
+            tmp_path / f"profile-{name}", "--virtual-time-budget=20000", "--dump-dom", probed.as_uri()
+        )
+        violations = probe_answer(result.stdout)
+        assert violations == [], json.dumps(violations, indent=1)
+
+
+def test_at_800_pixels_nothing_overflows_and_dates_stay_on_one_line(tmp_path: Path) -> None:
+    measure = (
+        "var doc=document.documentElement,dates=document.querySelectorAll('.when');"
+        "var lines=0;for(var i=0;i<dates.length;i++){var r=document.createRange();r.selectNodeContents(dates[i]);"
+        "lines=Math.max(lines,r.getClientRects().length);}"
+        "var cell=document.querySelector('table.matrix td.g');"
+        "answer({width:doc.scrollWidth,client:doc.clientWidth,dates:dates.length,lines:lines,"
+        "mark:getComputedStyle(cell,'::before').content,words:cell.textContent,"
+        "hidden:cell.querySelector('i').getBoundingClientRect().width});"
+    )
+    page = tmp_path / "narrow.html"
+    page.write_text(with_probe(render_html(four_user_review()), measure), encoding="utf-8")
+    result, _ = run_chromium(tmp_path / "profile", "--window-size=800,1000", "--dump-dom", page.as_uri())
+    found = probe_answer(result.stdout)
+    assert isinstance(found, dict)
+    assert found["width"] <= found["client"] <= 800, found  # no horizontal scroll of the page
+    assert found["dates"] >= 5 and found["lines"] == 1, found  # every date on one line
+    # A granted cell shows the mark (with an empty alternative) and holds its words, visually hidden.
+    assert found["mark"] == '"✓" / ""' and found["words"] == "declared" and found["hidden"] <= 1, found
+
+
+def test_a_four_user_organization_prints_on_at_most_three_landscape_pages(tmp_path: Path) -> None:
+    page = tmp_path / "four.html"
+    page.write_text(render_html(four_user_review()), encoding="utf-8")
+    pdf = tmp_path / "four.pdf"
+    run_chromium(tmp_path / "profile", "--no-pdf-header-footer", f"--print-to-pdf={pdf}", page.as_uri())
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF")
+    pages = len(re.findall(rb"/Type\s*/Page(?![A-Za-z])", data))
+    assert 1 <= pages <= PRINT_PAGES_LIMIT, f"{pages} pages"
+    # Landscape: each page's MediaBox is wider than it is high.
+    boxes = re.findall(rb"/MediaBox\s*\[\s*0\s+0\s+([0-9.]+)\s+([0-9.]+)\s*\]", data)
+    assert boxes and all(float(w) > float(h) for w, h in boxes), boxes

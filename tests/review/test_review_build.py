@@ -299,7 +299,8 @@ def test_api_keys_by_owner_and_last_use_in_every_format() -> None:
     checklist = render_markdown(review)
     assert "### API keys by owner and last use (3)" in checklist
     assert (
-        "- [ ] `svc@acme.com` (service account) — `ci` — `app-production` — production — last used"
-        in checklist
+        "- [ ] `svc@acme.com` (service account) — `ci` `ak_2` — `app-production` — created "
+        "`2026-03-01 12:00 UTC` — production — last used" in checklist
     )
+    assert "`ci` `ak_1` — `app-development`" in checklist  # each key named by its prefix
     assert "**made by hand: not in the config**" in checklist
