@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -22,14 +23,15 @@ from provisioner.plan.model import Action, ResourceType
 from provisioner.plan.serialize import plan_from_dict, plan_to_dict, validate_plan_document
 from provisioner.render.plan_markdown import render_markdown
 from provisioner.render.plan_text import render_text
-from provisioner.secrets.refs import SecretValues
+from provisioner.secrets.refs import MIN_ITERATIONS, SecretValues
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 KEY = SecretRef("env", "DG_PROD")
 USERS = [User("alice@acme.com", "admin", id="u1")]
 
 
-def digest_of(value: str, salt: str = "00" * 16, iterations: int = 1000) -> SecretDigest:
+@functools.cache  # 600,000 iterations cost a third of a second: each value once
+def digest_of(value: str, salt: str = "00" * 16, iterations: int = MIN_ITERATIONS) -> SecretDigest:
     raw = hashlib.pbkdf2_hmac("sha256", value.encode(), bytes.fromhex(salt), iterations).hex()
     return SecretDigest("pbkdf2_sha256", iterations, salt, raw)
 
@@ -92,8 +94,20 @@ def test_an_unknown_algorithm_or_a_huge_iteration_count_is_a_change_and_costs_no
     huge = SecretDigest("pbkdf2_sha256", 10**9, "00" * 16, "00")
     assert "~ credential deepgram (app-production): api_key changed" in lines(plan_for(huge, "v"))
     assert time.perf_counter() - started < 5  # 10**9 iterations would take many minutes
-    not_hex = SecretDigest("pbkdf2_sha256", 1000, "zz", "00")
+    not_hex = SecretDigest("pbkdf2_sha256", MIN_ITERATIONS, "zz", "00")
     assert "~ credential deepgram (app-production): api_key changed" in lines(plan_for(not_hex, "v"))
+
+
+def test_a_digest_made_with_fewer_iterations_than_the_floor_is_never_trusted_as_unchanged() -> None:
+    # Issue 21: the server chooses the iteration count; one that makes guessing cheap for whoever
+    # reads digests is not trusted: the value is written again.
+    weak = digest_of("dg-prod-1", iterations=1000)
+    assert "~ credential deepgram (app-production): api_key changed" in lines(plan_for(weak, "dg-prod-1"))
+    floor = digest_of("dg-prod-1", iterations=MIN_ITERATIONS)
+    assert "~ credential deepgram (app-production): api_key changed" not in lines(
+        plan_for(floor, "dg-prod-1")
+    )
+    assert MIN_ITERATIONS >= 600_000  # OWASP's figure for PBKDF2-HMAC-SHA256
 
 
 def test_managed_sections_remove_what_is_not_listed_and_unmanaged_ones_are_left_alone() -> None:
