@@ -8,7 +8,11 @@ It also pins the run to a review: the digest of the plan that was applied,
 the digest that was expected (``apply --expect``/``--expect-file``/``--plan``)
 and where that expectation came from, and the reason when an emergency
 ``--override-expect`` applied a plan that differed from it.
-It never holds the API key: nothing here receives it.
+It never holds the API key: nothing here receives it. The one free text it
+holds, each change's message, may quote what a failed ``--secrets-command``
+wrote or what a server answered: ``append_record`` passes every message
+through the run's redactor (``provisioner.redaction.Redactor``), which knows
+the key, the config's secret values and every secret delivered so far.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -128,11 +132,15 @@ def state_from_compact(data: dict[str, Any]) -> State:
     return State.build(users, workspaces, memberships, webhooks, credentials, api_keys)
 
 
-def _result(r: ChangeResult) -> dict[str, Any]:
+def _result(r: ChangeResult, redact: Callable[[str], str]) -> dict[str, Any]:
     out: dict[str, Any] = {"action": r.change.action.value, "type": r.change.type.value, "key": r.change.key}
     if r.message:
-        out["message"] = r.message
+        out["message"] = redact(r.message)
     return out
+
+
+def _unchanged(text: str) -> str:
+    return text
 
 
 @dataclass(frozen=True)
@@ -173,7 +181,8 @@ class AuditRecord:
     commit: str | None
     pin: Pin | None = None
 
-    def to_json(self) -> str:
+    def to_json(self, redact: Callable[[str], str] = _unchanged) -> str:
+        """The record as one JSON line; ``redact`` is applied to every message (see the module doc)."""
         record = {
             "format_version": AUDIT_FORMAT_VERSION,
             "time": self.time.isoformat(),
@@ -183,18 +192,20 @@ class AuditRecord:
             "state_fingerprint": self.state_fingerprint,
             "git_commit": self.commit,
             "result": "success" if self.report.ok else "incomplete",
-            "applied": [_result(r) for r in self.report.applied],
-            "failed": [_result(r) for r in self.report.failed],
-            "skipped": [_result(r) for r in self.report.skipped],
+            "applied": [_result(r, redact) for r in self.report.applied],
+            "failed": [_result(r, redact) for r in self.report.failed],
+            "skipped": [_result(r, redact) for r in self.report.skipped],
             "left_behind": compact_state(self.left_behind),
             **(self.pin.to_dict() if self.pin is not None else {}),
         }
         return json.dumps(record, sort_keys=True, separators=(",", ":"))
 
 
-def append_record(record: AuditRecord, target: str, *, stdout: TextIO) -> None:
-    """Append the record as one line to ``target``; ``-`` means stdout."""
-    line = record.to_json() + "\n"
+def append_record(
+    record: AuditRecord, target: str, *, stdout: TextIO, redact: Callable[[str], str] = _unchanged
+) -> None:
+    """Append the record as one line to ``target``; ``-`` means stdout. Messages pass through ``redact``."""
+    line = record.to_json(redact) + "\n"
     if target == "-":
         stdout.write(line)
         stdout.flush()

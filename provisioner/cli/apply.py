@@ -16,7 +16,7 @@ import click
 
 from provisioner.apply.report import ChangeResult
 from provisioner.cli.options import DurationType, config_option, endpoint_options, parallelism_option
-from provisioner.cli.output import Progress, echo_text, show_outcome
+from provisioner.cli.output import Progress, echo_text, run_redactor, show_outcome
 from provisioner.cli.plan import plan_view
 from provisioner.errors import RefusedError
 from provisioner.escape import terminal, terminal_lines
@@ -188,6 +188,14 @@ def checked_override_reason(reason: str | None) -> str | None:
     "PROVISIONER_SECRET_NAME and in every {name} of CMD, e.g. 'gh secret set {name}'.",
 )
 @click.option(
+    "--secrets-command-env",
+    "secrets_command_env",
+    multiple=True,
+    metavar="NAME",
+    help="Pass the variable NAME to --secrets-command (repeatable), e.g. GH_TOKEN for `gh`. The command "
+    "otherwise gets only PATH, HOME, the locale and PROVISIONER_SECRET_*: never the API key.",
+)
+@click.option(
     "--rotate-only",
     is_flag=True,
     help="Apply only the API key rotations that rotate_every made due, and the disabling of the keys "
@@ -207,6 +215,7 @@ def apply(
     audit_log: str | None,
     secrets_dir: str | None,
     secrets_command: str | None,
+    secrets_command_env: tuple[str, ...],
     rotate_only: bool,
     api_url: str | None,
     sandbox: str | None,
@@ -228,7 +237,7 @@ def apply(
     reason = checked_override_reason(override_reason)
     if reason is not None and expect is None and expect_file is None:
         raise click.UsageError("--override-expect overrides --expect or --expect-file; give one of them")
-    sink = sink_from_options(secrets_dir, secrets_command)
+    sink = sink_from_options(secrets_dir, secrets_command, secrets_command_env)
     loaded = load_organizations(configs, api_url=api_url)
     if plan_file and len(loaded) > 1:
         raise click.UsageError("--plan applies one organization's plan; give a single -c with --plan")
@@ -247,6 +256,7 @@ def apply(
         override_reason=reason,
         sink=sink,
         rotate_only=rotate_only,
+        redactor=run_redactor(),
     )
     run = apply_orgs(loaded, options, TerminalEvents(sandbox), stdout=sys.stdout)
     return run.exit_code
