@@ -460,7 +460,8 @@ def check_passed_env(sink: SecretSink | None, token_env: str, referenced: Iterab
     never the key provisioner connects with nor a value the config sends.
     """
     passed = getattr(sink, "passed_env", ())
-    refused = [n for n in passed if n == token_env or n in set(referenced)]
+    forbidden = {token_env, *referenced}
+    refused = [n for n in passed if n in forbidden]
     if refused:
         names = ", ".join(sorted(refused))
         raise SinkError(

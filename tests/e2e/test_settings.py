@@ -208,7 +208,7 @@ def test_export_then_plan_with_the_listed_variables_shows_no_changes(
     assert "zoom-client-production" in text and "{env:" in text
     for value in KEYS.values():
         assert value not in text
-    variables = [line.strip() for line in exported.stderr.splitlines() if line.startswith("  RECALL_SECRET_")]
+    variables = [line.strip() for line in exported.stderr.splitlines() if line.startswith("  SECRET_")]
     assert len(variables) == 6  # deepgram api_key, zoom client_secret and webhook_secret, in two environments
     values = {}
     for name in variables:
