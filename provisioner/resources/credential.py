@@ -49,6 +49,7 @@ from provisioner.resources.base import (
     workspace_dependency,
     workspace_id,
 )
+from provisioner.secrets.refs import digest_problem
 
 log = logging.getLogger("provisioner.api")
 
@@ -56,6 +57,7 @@ TYPE = ResourceType.CREDENTIAL
 CREDENTIALS = "/credentials/"
 
 SHARED_SECRET = "secret-shared-across-environments"
+WEAK_DIGEST = "secret-digest-too-weak"
 
 
 def credential_key(workspace: str, provider: str) -> str:
@@ -178,7 +180,21 @@ def _diff(ctx: DiffContext) -> Diffed:
     for (ws, provider), before in sorted_items(current, current.keys() - desired.keys()):
         if _managed(ctx, ws, provider):
             changes.append(Change(Action.DELETE, TYPE, credential_key(ws, provider), before, None))
-    return Diffed(changes=tuple(changes), warnings=tuple(_shared_references(ctx)))
+    return Diffed(changes=tuple(changes), warnings=(*_shared_references(ctx), *_weak_digests(ctx)))
+
+
+def _weak_digests(ctx: DiffContext) -> list[PlanWarning]:
+    """A secret whose server digest cannot be compared (too few iterations, say): it is written again."""
+    current, desired = ctx.current.credentials, ctx.desired.credentials
+    out = []
+    for key, wanted in sorted_items(desired, desired.keys() & current.keys()):
+        digests = dict(current[key].digests)
+        for name, _ in wanted.secrets:
+            problem = digest_problem(digests[name]) if name in digests else None
+            if problem:
+                params = {"secret": name, "problem": problem}
+                out.append(PlanWarning(WEAK_DIGEST, TYPE, credential_key(*key), params))
+    return out
 
 
 def _shared_references(ctx: DiffContext) -> list[PlanWarning]:
@@ -203,6 +219,13 @@ def _shared_text(w: PlanWarning) -> str:
         f"the secret reference {w.key} is used in the environments {w.params['environments']}: "
         "one key then opens every one of them, and a leak in one is a leak in all. Give each "
         "environment its own, e.g. {env: DEEPGRAM_KEY_{ENVIRONMENT}}."
+    )
+
+
+def _weak_text(w: PlanWarning) -> str:
+    return (
+        f"the server's digest of {w.params['secret']} of credential {w.key} is not compared: "
+        f"{w.params['problem']}. It counts as changed, so apply writes the secret again"
     )
 
 
@@ -317,7 +340,7 @@ KIND = ResourceKind(
     replay=keyed_replay(TYPE),
     handlers={Action.CREATE: _create, Action.UPDATE: _update, Action.DELETE: _delete},
     lines={Action.CREATE: create_line, Action.UPDATE: update_line, Action.DELETE: delete_line},
-    warning_texts={SHARED_SECRET: _shared_text},
+    warning_texts={SHARED_SECRET: _shared_text, WEAK_DIGEST: _weak_text},
     blocked_by=workspace_dependency,
 )
 

@@ -102,7 +102,14 @@ def test_a_digest_made_with_fewer_iterations_than_the_floor_is_never_trusted_as_
     # Issue 21: the server chooses the iteration count; one that makes guessing cheap for whoever
     # reads digests is not trusted: the value is written again.
     weak = digest_of("dg-prod-1", iterations=1000)
-    assert "~ credential deepgram (app-production): api_key changed" in lines(plan_for(weak, "dg-prod-1"))
+    plan = plan_for(weak, "dg-prod-1")
+    assert "~ credential deepgram (app-production): api_key changed" in lines(plan)
+    (warning,) = [w for w in plan.warnings if w.code == "secret-digest-too-weak"]
+    assert warning.key == "app-production deepgram" and warning.params["secret"] == "api_key"
+    assert (
+        "1,000 iterations, fewer than the 600,000" in warning.text and "too weak to compare" in warning.text
+    )
+    assert "apply writes the secret again" in render_text(plan)
     floor = digest_of("dg-prod-1", iterations=MIN_ITERATIONS)
     assert "~ credential deepgram (app-production): api_key changed" not in lines(
         plan_for(floor, "dg-prod-1")
