@@ -437,11 +437,11 @@ def settings_lines(base: str, plain: bool) -> list[str]:
         ]
     out += [
         "    transcription:",
-        f'      deepgram: {{api_key: {{env: "BENCH_DG_{{WORKSPACE}}{env}"}}}}',
-        f'      assembly_ai: {{api_key: {{env: "BENCH_AAI_{{WORKSPACE}}{env}"}}}}',
+        f'      deepgram: {{api_key: {{env: "BENCH_DG_KEY_{{WORKSPACE}}{env}"}}}}',
+        f'      assembly_ai: {{api_key: {{env: "BENCH_AAI_KEY_{{WORKSPACE}}{env}"}}}}',
         "    platforms:",
-        f'      zoom: {{client_id: "zoom-{base}", client_secret: {{env: "BENCH_ZS_{{WORKSPACE}}{env}"}},'
-        f' webhook_secret: {{env: "BENCH_ZH_{{WORKSPACE}}{env}"}}}}',
+        f'      zoom: {{client_id: "zoom-{base}", client_secret: {{env: "BENCH_ZS_SECRET_{{WORKSPACE}}{env}"}},'
+        f' webhook_secret: {{env: "BENCH_ZH_HOOK_{{WORKSPACE}}{env}"}}}}',
     ]
     return out
 
@@ -468,10 +468,10 @@ def settings_secrets(org: Org, rotated: int = 0) -> dict[str, str]:
     n = 0
     for _, env, base, _ in org.instances():
         suffix = f"_{env.upper()}" if env else ""
-        for prefix in ("BENCH_DG", "BENCH_AAI", "BENCH_ZS", "BENCH_ZH"):
+        for prefix in ("BENCH_DG_KEY", "BENCH_AAI_KEY", "BENCH_ZS_SECRET", "BENCH_ZH_HOOK"):
             name = f"{prefix}_{base.upper()}{suffix}"
             values[name] = f"{name.lower()}-0123456789"
-            if prefix == "BENCH_DG":
+            if prefix == "BENCH_DG_KEY":
                 if n < rotated:
                     values[name] += "-rotated"
                 n += 1

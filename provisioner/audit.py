@@ -13,7 +13,11 @@ pull request, its approvers, who merged it), and each applied change to its
 subject in named fields (``subject``): the user and instance, a role's
 ``before`` and ``after``, an API key's prefixes, so a review reads them back
 without parsing keys.
-It never holds the API key: nothing here receives it.
+It never holds the API key: nothing here receives it. The one free text it
+holds, each change's message, may quote what a failed ``--secrets-command``
+wrote or what a server answered: ``append_record`` passes every message
+through the run's redactor (``provisioner.redaction.Redactor``), which knows
+the key, the config's secret values and every secret delivered so far.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -180,12 +184,16 @@ def subject(change: Change, message: str | None = None) -> dict[str, str]:
     return out
 
 
-def _result(r: ChangeResult) -> dict[str, Any]:
+def _result(r: ChangeResult, redact: Callable[[str], str]) -> dict[str, Any]:
     out: dict[str, Any] = {"action": r.change.action.value, "type": r.change.type.value, "key": r.change.key}
     if r.message:
-        out["message"] = r.message
+        out["message"] = redact(r.message)
     out["subject"] = subject(r.change, r.message)
     return out
+
+
+def _unchanged(text: str) -> str:
+    return text
 
 
 # Bounds of what CI says about a run's approval: untrusted text, kept short.
@@ -257,7 +265,8 @@ class AuditRecord:
     pin: Pin | None = None
     approval: Approval = Approval()
 
-    def to_json(self) -> str:
+    def to_json(self, redact: Callable[[str], str] = _unchanged) -> str:
+        """The record as one JSON line; ``redact`` is applied to every message (see the module doc)."""
         record = {
             "format_version": AUDIT_FORMAT_VERSION,
             "time": self.time.isoformat(),
@@ -267,9 +276,9 @@ class AuditRecord:
             "state_fingerprint": self.state_fingerprint,
             "git_commit": self.commit,
             "result": "success" if self.report.ok else "incomplete",
-            "applied": [_result(r) for r in self.report.applied],
-            "failed": [_result(r) for r in self.report.failed],
-            "skipped": [_result(r) for r in self.report.skipped],
+            "applied": [_result(r, redact) for r in self.report.applied],
+            "failed": [_result(r, redact) for r in self.report.failed],
+            "skipped": [_result(r, redact) for r in self.report.skipped],
             "left_behind": compact_state(self.left_behind),
             **(self.pin.to_dict() if self.pin is not None else {}),
             **self.approval.to_dict(),
@@ -277,9 +286,11 @@ class AuditRecord:
         return json.dumps(record, sort_keys=True, separators=(",", ":"))
 
 
-def append_record(record: AuditRecord, target: str, *, stdout: TextIO) -> None:
-    """Append the record as one line to ``target``; ``-`` means stdout."""
-    line = record.to_json() + "\n"
+def append_record(
+    record: AuditRecord, target: str, *, stdout: TextIO, redact: Callable[[str], str] = _unchanged
+) -> None:
+    """Append the record as one line to ``target``; ``-`` means stdout. Messages pass through ``redact``."""
+    line = record.to_json(redact) + "\n"
     if target == "-":
         stdout.write(line)
         stdout.flush()

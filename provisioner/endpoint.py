@@ -39,6 +39,7 @@ from provisioner.apiurl import (
 )
 from provisioner.errors import ProvisionerError
 from provisioner.model import OrganizationSettings
+from provisioner.secrets.refs import allowed_secret_envs
 
 SANDBOX_ADMIN_EMAIL = "admin@example.com"
 
@@ -66,6 +67,9 @@ class OperatorAllowances:
 
     api_urls: tuple[ApiUrl, ...] = ()
     token_envs: frozenset[str] = frozenset()
+    # Globs of variables a config's ``{env: NAME}`` may read beyond the naming rule
+    # (``PROVISIONER_ALLOWED_SECRET_ENVS``; see ``provisioner.secrets.refs``).
+    secret_envs: tuple[str, ...] = ()
 
     @classmethod
     def from_environ(
@@ -91,7 +95,7 @@ class OperatorAllowances:
             except UrlProblem:
                 pass  # the client refuses it with a message of its own before connecting
         names = {n.strip() for n in env.get(ALLOWED_TOKEN_ENVS_ENV, "").split(",") if n.strip()}
-        return cls(tuple(urls), frozenset(names))
+        return cls(tuple(urls), frozenset(names), allowed_secret_envs(env))
 
     def allows_url(self, url: ApiUrl) -> bool:
         """Whether the operator allowed ``url`` (its exact base, or its origin)."""

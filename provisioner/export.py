@@ -19,8 +19,9 @@ The work happens in two steps that never mix:
 
 Workspace settings are written on each workspace entry: readable values as
 they are, and each write-only secret as a reference to a generated variable
-(``RECALL_SECRET_<WORKSPACE>_<ENVIRONMENT>_<PROVIDER>_<SECRET>``), since the
-API never returns a secret. The variables are listed at the top of the file
+(``SECRET_<WORKSPACE>_<ENVIRONMENT>_<PROVIDER>_<SECRET>``, a name the
+``{env:}`` rule of ``provisioner.secrets.refs`` accepts), since the API never
+returns a secret. The variables are listed at the top of the file
 (and by ``Exported.variables``); with each set to the secret's value, a plan
 shows no changes. A workspace whose credentials' readable fields differ
 between environments cannot be one entry, so its instances are written one
@@ -474,7 +475,7 @@ def _settings_lines(
                 if recorded is not None:
                     out.append(f"        {_scalar(secret)}: {recorded}")
                     continue
-                stem = f"RECALL_SECRET_{_var_part(base)}"
+                stem = f"SECRET_{_var_part(base)}"
                 suffix = f"_{_var_part(provider)}_{_var_part(secret)}"
                 templated = None not in envs
                 ref = stem + ("_{ENVIRONMENT}" if templated else "") + suffix

@@ -523,3 +523,6 @@ def test_the_rotation_example_applies_only_due_rotations_with_the_admin_key_in_t
     keyed = [s for s in job["steps"] if "RECALL_API_KEY" in (s.get("env") or {})]
     assert [s["env"]["RECALL_API_KEY"] for s in keyed] == ["${{ secrets.RECALL_ADMIN_KEY }}"]
     assert "gh secret set {name}" in keyed[0]["run"]
+    # Issue 21: the command gets a minimal environment; gh's own token is passed by name, nothing more.
+    assert "--secrets-command-env GH_TOKEN" in keyed[0]["run"]
+    assert "--secrets-command-env RECALL_API_KEY" not in keyed[0]["run"]

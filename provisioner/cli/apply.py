@@ -18,7 +18,7 @@ import click
 from provisioner.apply.report import ChangeResult
 from provisioner.cli.approval import approval_from_options, approval_options
 from provisioner.cli.options import DurationType, config_option, endpoint_options, parallelism_option
-from provisioner.cli.output import Progress, echo_text, show_outcome
+from provisioner.cli.output import Progress, echo_text, run_redactor, show_outcome
 from provisioner.cli.plan import plan_view
 from provisioner.endpoint import other_sandbox_databases
 from provisioner.errors import RefusedError
@@ -227,6 +227,14 @@ def checked_override_reason(reason: str | None) -> str | None:
     "PROVISIONER_SECRET_NAME and in every {name} of CMD, e.g. 'gh secret set {name}'.",
 )
 @click.option(
+    "--secrets-command-env",
+    "secrets_command_env",
+    multiple=True,
+    metavar="NAME",
+    help="Pass the variable NAME to --secrets-command (repeatable), e.g. GH_TOKEN for `gh`. The command "
+    "otherwise gets only PATH, HOME, the locale and PROVISIONER_SECRET_*: never the API key.",
+)
+@click.option(
     "--rotate-only",
     is_flag=True,
     help="Apply only the API key rotations that rotate_every made due, and the disabling of the keys "
@@ -253,6 +261,7 @@ def apply(
     audit_log: str | None,
     secrets_dir: str | None,
     secrets_command: str | None,
+    secrets_command_env: tuple[str, ...],
     rotate_only: bool,
     pull_request: str | None,
     approvers: tuple[str, ...],
@@ -280,7 +289,7 @@ def apply(
         raise click.UsageError("--override-expect overrides --expect or --expect-file; give one of them")
     if new_sandbox and sandbox is None:
         raise click.UsageError("--new-sandbox goes with --sandbox DBPATH")
-    sink = sink_from_options(secrets_dir, secrets_command)
+    sink = sink_from_options(secrets_dir, secrets_command, secrets_command_env)
     approval = approval_from_options(pull_request, approvers, merged_by)
     loaded = load_organizations(configs, api_url=api_url)
     check_new_sandbox(sandbox, new_sandbox)
@@ -302,6 +311,7 @@ def apply(
         sink=sink,
         rotate_only=rotate_only,
         approval=approval,
+        redactor=run_redactor(),
     )
     run = apply_orgs(loaded, options, TerminalEvents(sandbox), stdout=sys.stdout)
     return run.exit_code

@@ -43,8 +43,9 @@ import click
 
 from provisioner import __version__
 from provisioner.cli import hints
-from provisioner.cli.output import echo_error, safe_message
+from provisioner.cli.output import echo_error, run_redactor, safe_message
 from provisioner.errors import ApplyAbortedError, ProvisionerError
+from provisioner.redaction import Redactor
 
 
 class ProvisionerClickError(click.ClickException):
@@ -53,11 +54,13 @@ class ProvisionerClickError(click.ClickException):
     def __init__(self, error: ProvisionerError):
         super().__init__(str(error))
         self.error = error
+        # Taken while the command's context is current: ``show`` runs after it ended.
+        self.redactor = run_redactor()
         # click declares ``exit_code`` a class variable but reads it from the instance.
         self.exit_code = error.exit_code  # type: ignore[misc]
 
     def show(self, file: IO[Any] | None = None) -> None:
-        echo_error(self.format_message())
+        echo_error(self.format_message(), self.redactor)
         if isinstance(self.error, ApplyAbortedError):
             # Abandoned requests may still be running in worker threads; the
             # interpreter would wait for them at exit. Everything known is written.
@@ -83,7 +86,7 @@ def _late_verbose(ctx: click.Context, _param: click.Parameter, value: int) -> No
         root = ctx.find_root()
         root.ensure_object(dict)
         root.obj["verbosity"] = root.obj.get("verbosity", 0) + value
-        configure_logging(root.obj["verbosity"])
+        configure_logging(root.obj["verbosity"], run_redactor())
 
 
 def _late_color(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
@@ -274,18 +277,23 @@ class ProvisionerGroup(click.Group):
 
 
 class SafeFormatter(logging.Formatter):
-    """Log lines escaped like error messages: log arguments include names from
-    the config and the API, and stderr is a terminal or a CI log."""
+    """Log lines redacted and escaped like error messages: log arguments include
+    names from the config and the API, and stderr is a terminal or a CI log."""
+
+    def __init__(self, fmt: str, redactor: Redactor) -> None:
+        super().__init__(fmt)
+        # Held here: log records come from worker threads, which see no click context.
+        self.redactor = redactor
 
     def format(self, record: logging.LogRecord) -> str:
-        return safe_message(super().format(record))
+        return safe_message(super().format(record), self.redactor)
 
 
-def configure_logging(verbosity: int) -> None:
-    """-v shows INFO, -vv DEBUG. Logs go to stderr and never contain the key."""
+def configure_logging(verbosity: int, redactor: Redactor) -> None:
+    """-v shows INFO, -vv DEBUG. Logs go to stderr, redacted of every secret the run knows."""
     level = logging.WARNING - 10 * min(verbosity, 2)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(SafeFormatter("%(levelname)s %(name)s: %(message)s", redactor))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # urllib3 announces each retry as a WARNING; the final outcome is reported
     # by provisioner itself, so show the retries only when asked (-v).
@@ -320,7 +328,7 @@ def cli(ctx: click.Context, verbose: int, color: str) -> None:
     ctx.obj["verbosity"] = verbose
     ctx.obj["color"] = color
     ctx.color = _click_color(color)  # else click strips the codes whenever stdout is no terminal
-    configure_logging(verbose)
+    configure_logging(verbose, run_redactor())
 
 
 def main() -> None:

@@ -8,6 +8,13 @@ Decisions worth knowing:
   text, all untrusted: the message passes through ``escape.log_text`` (no
   control character or escape sequence, and no line of it can start a GitHub
   Actions workflow command, since CI copies stderr to its log).
+* **Redaction happens here, once per destination.** Every text this module
+  writes passes through the invocation's ``Redactor`` (``run_redactor``),
+  which the service teaches every secret the run knows: the API key, the
+  config's secret values, each secret a sink was handed. A message quoting a
+  failed ``--secrets-command``'s stderr, a server's answer or an exception is
+  redacted whatever it quotes, and no call site has to remember to. The log
+  handler (``cli.main.SafeFormatter``) and the audit record use the same one.
 * This module is imported with ``cli.main``, before any command: it imports
   nothing heavy (types only for checking).
 """
@@ -26,6 +33,7 @@ import click
 
 from provisioner.errors import ProvisionerError
 from provisioner.escape import log_text, terminal
+from provisioner.redaction import Redactor
 
 if TYPE_CHECKING:
     from click._termui_impl import ProgressBar
@@ -37,14 +45,30 @@ if TYPE_CHECKING:
 R = TypeVar("R", bound="Result")
 
 
-def safe_message(text: str) -> str:
+def run_redactor() -> Redactor:
+    """This invocation's redactor, kept on click's root context; an empty one outside a command."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is None:
+        return Redactor()
+    root = ctx.find_root()
+    root.ensure_object(dict)
+    redactor = root.obj.get("redactor")
+    if not isinstance(redactor, Redactor):
+        redactor = root.obj["redactor"] = Redactor()
+    return redactor
+
+
+def safe_message(text: str, redactor: Redactor | None = None) -> str:
     """Message text made safe for a terminal and a CI log (see the module docstring)."""
-    return log_text(text)
+    return log_text((redactor or run_redactor())(text))
 
 
-def echo_error(error: ProvisionerError | str) -> None:
-    """The one format of an error on stderr: ``Error: <message>``, escaped."""
-    click.echo(f"Error: {safe_message(str(error))}", err=True)
+def echo_error(error: ProvisionerError | str, redactor: Redactor | None = None) -> None:
+    """The one format of an error on stderr: ``Error: <message>``, redacted and escaped.
+
+    ``redactor``: the invocation's, for an error shown after its context ended.
+    """
+    click.echo(f"Error: {safe_message(str(error), redactor)}", err=True)
 
 
 def show_outcome(outcome: Outcome[R], show: Callable[[Config, R], None]) -> None:
@@ -56,8 +80,9 @@ def show_outcome(outcome: Outcome[R], show: Callable[[Config, R], None]) -> None
 
 
 def echo_text(text: str, *, err: bool = False) -> None:
-    """Rendered output as it is: a newline added only where the text lacks one."""
+    """Rendered output as it is (redacted): a newline added only where the text lacks one."""
     if text:
+        text = run_redactor()(text)
         click.echo(text, nl=not text.endswith("\n"), err=err)
 
 
@@ -85,9 +110,16 @@ class Progress:
     """
 
     def __init__(
-        self, total: int, stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic
+        self,
+        total: int,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        redactor: Redactor | None = None,
     ) -> None:
+        self.redact = redactor or run_redactor()
         self.total = total
+        # Taken now: the callbacks run in worker threads, which see no click context.
+        self.redact = redactor or run_redactor()
         self.done = 0
         self.failed = 0
         self.stream = stream or sys.stderr
@@ -142,12 +174,11 @@ class Progress:
                 self._bar.close()
                 self._bar = self._update = None
 
-    @staticmethod
-    def _line(result: ChangeResult) -> str:
+    def _line(self, result: ChangeResult) -> str:
         change = result.change
         line = f"{result.status}: {change.action.value} {change.type.value} {terminal(change.key)}"
         if result.message and result.status != "applied":
-            line += f" ({terminal(result.message)})"
+            line += f" ({terminal(self.redact(result.message))})"
         return line
 
 

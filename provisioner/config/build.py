@@ -684,8 +684,10 @@ def build_config(merged: Merged, issues: Issues, allowances: OperatorAllowances 
     the environment); see ``provisioner.endpoint.OperatorAllowances``.
     """
     b = _Builder(merged, issues)
-    organization = b.organization(allowances or OperatorAllowances.from_environ())
+    allowances = allowances or OperatorAllowances.from_environ()
+    organization = b.organization(allowances)
     b.settings_builder.token_env = organization.token_env
+    b.settings_builder.secret_envs = allowances.secret_envs
     fmt = b.name_format()
     b.collect_users()
     b.collect_groups()

@@ -108,6 +108,8 @@ class SettingsBuilder:
     ) -> None:
         self.report = report
         self.token_env = token_env
+        # The operator's globs of extra variables an ``{env: NAME}`` may read (outside the repo).
+        self.secret_envs: tuple[str, ...] = ()
         # Turns an owner's email into a declared user's identity (None, reported, otherwise).
         self.check_owner = check_owner or (lambda value, path: value if isinstance(value, str) else None)
         self._reported: set[tuple[Path, str]] = set()
@@ -405,7 +407,11 @@ class SettingsBuilder:
         name = self.fill(raw, path + (source,), workspace, environment)
         if name is None:
             return None
-        problem = env_ref_problem(name, self.token_env) if source == "env" else file_ref_problem(name)
+        problem = (
+            env_ref_problem(name, self.token_env, self.secret_envs)
+            if source == "env"
+            else file_ref_problem(name)
+        )
         if problem:
             self._once(path + (source,), problem)
             return None

@@ -34,6 +34,15 @@ Decisions worth knowing:
   by ``GeneratedSecret.name``; other braces pass through (a JSON argument, a
   vault path). The secret is on stdin, never in argv (visible to every user
   in ``ps``) or the environment (inherited by every child of the command).
+* **The command gets a minimal environment**: ``PATH``, ``HOME``, the locale
+  (``LANG``, ``LANGUAGE``, ``LC_*``), the secret's name and place
+  (``PROVISIONER_SECRET_*``), and only the variables the operator named on the
+  command line (``--secrets-command-env NAME``, e.g. ``GH_TOKEN`` for
+  ``gh secret set``). Never the whole environment: that holds the run's API
+  key and the values of the config's secret references, and a wrapper script
+  that echoes its environment would put them in the job log. The run's key
+  variable and the config's referenced variables cannot be passed at all
+  (``check_passed_env``).
 * **The command's stdout is discarded** (``cat``, ``tee`` or a chatty tool
   would print the secret), and its stderr is read only when it fails: at most
   ``STDERR_READ`` bytes, redacted of the secret before it is cut to
@@ -47,6 +56,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -54,6 +64,7 @@ import signal
 import string
 import subprocess
 import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -72,7 +83,12 @@ DEFAULT_TIMEOUT = 60.0
 STDERR_READ = 64 * 1024
 STDERR_EXCERPT = 500
 
+# What the command inherits from provisioner's environment, besides what the operator names.
+_INHERITED = ("PATH", "HOME", "LANG", "LANGUAGE")
+_INHERITED_PREFIX = "LC_"
+
 _KEPT = frozenset(string.ascii_letters + string.digits + "._-")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
 
@@ -115,6 +131,27 @@ class SecretSink(Protocol):
     def deliver(self, secret: GeneratedSecret) -> str:
         """Deliver ``secret``; return where it went (never the value). Raises ``SinkError``."""
         ...
+
+
+class RememberingSink:
+    """A sink that first tells ``learn`` the secret it delivers (the run's ``Redactor.learn``).
+
+    So every output after the delivery, the sink's own failure message
+    included, redacts that secret too.
+    """
+
+    def __init__(self, sink: SecretSink, learn: Callable[[str], None]) -> None:
+        self.sink = sink
+        self.learn = learn
+
+    def describe(self) -> str:
+        """The wrapped sink's description."""
+        return self.sink.describe()
+
+    def deliver(self, secret: GeneratedSecret) -> str:
+        """Learn ``secret``'s value, then deliver it through the wrapped sink."""
+        self.learn(secret.value)
+        return self.sink.deliver(secret)
 
 
 def _component(text: str) -> str:
@@ -308,11 +345,15 @@ class CommandSink:
     ``{name}`` in an argument becomes ``GeneratedSecret.name``. The command also
     finds ``PROVISIONER_SECRET_NAME``, ``_ORGANIZATION``, ``_WORKSPACE``,
     ``_ENVIRONMENT`` (empty for a workspace without environments) and
-    ``_OBJECT`` in its environment. For example
-    ``--secrets-command 'gh secret set {name} --repo acme/notetaker'``.
+    ``_OBJECT`` in its environment, which holds nothing else but ``PATH``,
+    ``HOME``, the locale and the variables named in ``passed_env``. For example
+    ``--secrets-command 'gh secret set {name} --repo acme/notetaker'
+    --secrets-command-env GH_TOKEN``.
     """
 
-    def __init__(self, command: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(
+        self, command: str, *, timeout: float = DEFAULT_TIMEOUT, passed_env: Sequence[str] = ()
+    ) -> None:
         example = "for example --secrets-command 'gh secret set {name} --repo owner/name'"
         try:
             argv = shlex.split(command)
@@ -327,8 +368,16 @@ class CommandSink:
             raise SinkError("--secrets-command contains a NUL character, which no command line can carry")
         if shutil.which(argv[0]) is None:
             raise SinkError(_not_found(argv[0]))
+        for name in passed_env:
+            if not _ENV_NAME.fullmatch(name):
+                raise SinkError(
+                    f"--secrets-command-env {terminal(name[:80])} is not an environment variable name; "
+                    "give the name of a variable the command needs, e.g. --secrets-command-env GH_TOKEN"
+                )
         self.argv: tuple[str, ...] = tuple(argv)
         self.timeout = timeout
+        # Variables the operator chose to pass on (the command's own credentials).
+        self.passed_env: tuple[str, ...] = tuple(dict.fromkeys(passed_env))
 
     def describe(self) -> str:
         """``command <first word>``."""
@@ -341,7 +390,7 @@ class CommandSink:
         what = f"the secret {secret.name} of {terminal(secret.object)}"
         argv = [arg.replace("{name}", secret.name) for arg in self.argv]
         env = {
-            **os.environ,
+            **_minimal_env(os.environ, self.passed_env),
             "PROVISIONER_SECRET_NAME": secret.name,
             "PROVISIONER_SECRET_ORGANIZATION": _env_value(secret.organization),
             "PROVISIONER_SECRET_WORKSPACE": _env_value(secret.workspace),
@@ -388,6 +437,33 @@ class CommandSink:
         return f"command {self.argv[0]} (name {secret.name})"
 
 
+def _minimal_env(environ: Mapping[str, str], passed: Sequence[str]) -> dict[str, str]:
+    """What the command inherits: ``PATH``, ``HOME``, the locale, and the ``passed`` variables."""
+    return {
+        name: value
+        for name, value in environ.items()
+        if name in _INHERITED or name.startswith(_INHERITED_PREFIX) or name in passed
+    }
+
+
+def check_passed_env(sink: SecretSink | None, token_env: str, referenced: Iterable[str]) -> None:
+    """Refuse ``--secrets-command-env`` naming the run's key variable or a config secret's variable.
+
+    Raises ``SinkError``. The command may need its own credential (``GH_TOKEN``),
+    never the key provisioner connects with nor a value the config sends.
+    """
+    passed = getattr(sink, "passed_env", ())
+    forbidden = {token_env, *referenced}
+    refused = [n for n in passed if n in forbidden]
+    if refused:
+        names = ", ".join(sorted(refused))
+        raise SinkError(
+            f"--secrets-command-env may not pass {names} to the command: it holds the API key "
+            "provisioner connects with or a secret the config sends. Pass only what the command itself "
+            "needs (e.g. GH_TOKEN for `gh secret set`)"
+        )
+
+
 def _not_found(program: str) -> str:
     return (
         f"command {terminal(program)} not found; install it, put it on PATH or give its full path "
@@ -428,16 +504,21 @@ def _quote(stderr: str, value: str) -> str:
     return "; its stderr:\n" + "\n".join("  " + line for line in log_text(shown).split("\n"))
 
 
-def sink_from_options(secrets_dir: str | None, secrets_command: str | None) -> SecretSink | None:
+def sink_from_options(
+    secrets_dir: str | None, secrets_command: str | None, passed_env: Sequence[str] = ()
+) -> SecretSink | None:
     """The sink ``--secrets-dir`` or ``--secrets-command`` asks for; None when neither is given.
 
     Both at once is an error: a secret goes to one place, and which one should
-    not depend on an order of precedence nobody remembers.
+    not depend on an order of precedence nobody remembers. ``passed_env``
+    (``--secrets-command-env``) only goes with ``--secrets-command``.
     """
     if secrets_dir is not None and secrets_command is not None:
         raise SinkError("--secrets-dir and --secrets-command were both given; choose one")
+    if passed_env and secrets_command is None:
+        raise SinkError("--secrets-command-env names variables for --secrets-command; give that too")
     if secrets_dir is not None:
         return DirectorySink(secrets_dir)
     if secrets_command is not None:
-        return CommandSink(secrets_command)
+        return CommandSink(secrets_command, passed_env=passed_env)
     return None

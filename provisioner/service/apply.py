@@ -21,7 +21,7 @@ import sys
 import uuid
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Protocol, TextIO
 
@@ -40,8 +40,10 @@ from provisioner.model import Config
 from provisioner.plan.digest import Expectation, pin_fields, render_difference
 from provisioner.plan.planfile import SavedPlan, load_plan
 from provisioner.plan.replay import replay
+from provisioner.redaction import Redactor
 from provisioner.resources.api_key import is_scheduled_rotation
-from provisioner.secrets.sink import SecretSink
+from provisioner.secrets.refs import available
+from provisioner.secrets.sink import RememberingSink, SecretSink, check_passed_env
 from provisioner.service.connection import connect
 from provisioner.service.interrupt import exit_code_for, stop_on_signals
 from provisioner.service.plan import (
@@ -84,6 +86,9 @@ class ApplyOptions:
     rotate_only: bool = False
     # The pull request, approvers and merge actor CI reports, kept in the audit record.
     approval: Approval = Approval()
+    # Learns every secret the run knows (the key, the config's secret values, each delivered
+    # secret); the caller's output and the audit record pass through it. See provisioner.redaction.
+    redactor: Redactor = field(default_factory=Redactor)
 
 
 @dataclass(frozen=True)
@@ -205,9 +210,12 @@ def _prepare(config: Config, options: ApplyOptions, connections: ExitStack) -> P
         # Read before connecting: an unreadable or edited file costs no API call.
         saved = load_plan(options.plan_file, tool_version=__version__, now=utcnow(), max_age=options.max_age)
         expectation = Expectation(saved.digest, f"--plan {options.plan_file}", saved.plan, saved.target)
+    referenced = (use.ref.name for use in config.secret_uses if use.ref.source == "env")
+    check_passed_env(options.sink, config.organization.token_env, referenced)
     endpoint, client = connections.enter_context(
         connect(config.organization, api_url=options.api_url, sandbox=options.sandbox, create_sandbox=True)
     )
+    options.redactor.learn(endpoint.token)
     planned = read_and_diff(config, client, now=utcnow(), parallelism=options.parallelism, endpoint=endpoint)
     held_back = 0
     if options.rotate_only:
@@ -216,6 +224,9 @@ def _prepare(config: Config, options: ApplyOptions, connections: ExitStack) -> P
         planned = replace(planned, plan=replace(planned.plan, changes=due))
     # The values of what this apply writes, and only those: before any change.
     planned = with_secret_values(planned, client)
+    options.redactor.learn(
+        *planned.secrets.values(), *available(config.secret_uses, base=config.secret_base).values()
+    )
     digest = pin_fields(planned.plan, planned.target)["digest"]
     matched = expectation is not None and expectation.digest == digest
     difference = None
@@ -298,7 +309,8 @@ def _apply(
             run_id=uuid.uuid4().hex,
             stop=stop,
             secrets=planned.secrets,
-            sink=options.sink,
+            # Each secret is learned before the sink sees it: whatever the sink says quotes it redacted.
+            sink=None if options.sink is None else RememberingSink(options.sink, options.redactor.learn),
             environments=planned.environments,
         )
         # A signal from here on still finds the record written: the handler
@@ -307,7 +319,7 @@ def _apply(
         record = None
         if options.audit_log:
             record = audit_record(prepared, options, report)
-            append_record(record, options.audit_log, stdout=stdout)
+            append_record(record, options.audit_log, stdout=stdout, redact=options.redactor)
     if report.interrupted:
         message = (
             f"interrupted by {report.interrupted}: {len(report.applied)} change(s) applied, "

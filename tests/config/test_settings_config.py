@@ -24,7 +24,7 @@ environments:
     webhooks:
       - {url: "https://hooks.acme.example/prod-default", events: [bot.done]}
     transcription:
-      deepgram: {api_key: {env: DG_PROD_DEFAULT}}
+      deepgram: {api_key: {env: DG_KEY_PROD_DEFAULT}}
 """
 
 
@@ -49,7 +49,7 @@ def test_templates_environment_defaults_and_the_workspace_winning(tmp_path: Path
     webhooks:
       - {url: "https://hooks.acme.example/{workspace}/{environment}", events: [transcript.done, bot.done]}
     transcription:
-      deepgram: {api_key: {env: "DG_{WORKSPACE}_{ENVIRONMENT}"}, environments: [staging]}
+      deepgram: {api_key: {env: "DG_KEY_{WORKSPACE}_{ENVIRONMENT}"}, environments: [staging]}
 """,
     )
     hooks = sorted((h.workspace, h.url, h.events) for h in config.desired.webhooks.values())
@@ -69,8 +69,8 @@ def test_templates_environment_defaults_and_the_workspace_winning(tmp_path: Path
     creds = {k: dict(c.secrets)["api_key"] for k, c in config.desired.credentials.items()}
     # staging: the workspace's own (templated, upper-cased, - as _); production: the environment's default
     assert creds == {
-        ("note-taker-staging", "deepgram"): SecretRef("env", "DG_NOTE_TAKER_STAGING"),
-        ("note-taker-production", "deepgram"): SecretRef("env", "DG_PROD_DEFAULT"),
+        ("note-taker-staging", "deepgram"): SecretRef("env", "DG_KEY_NOTE_TAKER_STAGING"),
+        ("note-taker-production", "deepgram"): SecretRef("env", "DG_KEY_PROD_DEFAULT"),
     }
     production = config.desired.workspaces["note-taker-production"]
     staging = config.desired.workspaces["note-taker-staging"]
@@ -79,7 +79,7 @@ def test_templates_environment_defaults_and_the_workspace_winning(tmp_path: Path
         "transcription",
     )
     where = {u.ref.name: u.where for u in config.secret_uses}
-    assert where["DG_NOTE_TAKER_STAGING"].endswith("c.yaml:19:27")  # the reference itself
+    assert where["DG_KEY_NOTE_TAKER_STAGING"].endswith("c.yaml:19:27")  # the reference itself
 
 
 def test_a_section_named_nowhere_is_not_managed(tmp_path: Path) -> None:
@@ -99,7 +99,20 @@ def test_a_section_named_nowhere_is_not_managed(tmp_path: Path) -> None:
         ('webhooks: [{url: "https://h.example/x", events: [bot.dance]}]', "`bot.dance` is not a valid"),
         ("transcription: {deepgram: {api_key: sk-live-123}}", "a secret must be a reference"),
         ("transcription: {deepgram: {api_key: {env: RECALL_API_KEY}}}", "holds the API key"),
-        ("transcription: {deepgram: {api_key: {env: ACTIONS_RUNTIME_TOKEN}}}", "credential of the CI system"),
+        ("transcription: {deepgram: {api_key: {env: ACTIONS_RUNTIME_TOKEN}}}", "namespace of a CI system"),
+        # Issue 21: {env:} is an allow rule, {file:} refuses dot-directories.
+        ("transcription: {deepgram: {api_key: {env: CI_REGISTRY_PASSWORD}}}", "namespace of a CI system"),
+        ("transcription: {deepgram: {api_key: {env: CI_REPOSITORY_URL}}}", "namespace of a CI system"),
+        ("transcription: {deepgram: {api_key: {env: GITHUB_TOKEN}}}", "namespace of a CI system"),
+        ("transcription: {deepgram: {api_key: {env: RECALL_ADMIN_KEY}}}", "RECALL or PROVISIONER as a word"),
+        ("transcription: {deepgram: {api_key: {env: ACME_RECALL_KEY}}}", "RECALL or PROVISIONER as a word"),
+        ("transcription: {deepgram: {api_key: {env: PROVISIONER_KEY}}}", "RECALL or PROVISIONER as a word"),
+        ("transcription: {deepgram: {api_key: {env: HOME}}}", "does not name a secret"),
+        ("transcription: {deepgram: {api_key: {env: DEEPGRAM_URL}}}", "does not name a secret"),
+        ("transcription: {deepgram: {api_key: {file: .git/config}}}", "dot-directory (`.git`)"),
+        ("transcription: {deepgram: {api_key: {file: ./.git/config}}}", "dot-directory (`.git`)"),
+        ("transcription: {deepgram: {api_key: {file: secrets/.aws/credentials}}}", "dot-directory (`.aws`)"),
+        ("transcription: {deepgram: {api_key: {file: .env}}}", "dot-directory (`.env`)"),
         ("transcription: {deepgram: {api_key: {file: ../outside}}}", "inside the config's directory"),
         ("transcription: {deepgram: {api_key: {file: /etc/passwd}}}", "relative to the config's directory"),
         ("transcription: {deepgram: {api_key: {env: A, file: b}}}", "a secret must be a reference"),
@@ -157,7 +170,7 @@ def test_resolve_reads_files_inside_the_folder_only_and_names_every_missing_one(
       rev: {api_key: {file: link}}
       gladia: {api_key: {file: big}}
       elevenlabs: {api_key: {file: missing}}
-      assembly_ai: {api_key: {env: NOT_SET_ANYWHERE}}
+      assembly_ai: {api_key: {env: NOT_SET_ANYWHERE_KEY}}
 """,
     )
     with pytest.raises(SecretReferenceError) as caught:

@@ -238,8 +238,8 @@ def test_export_then_plan_with_the_listed_variables_shows_no_changes(
     # Recorded sources come back as the references that wrote them.
     assert "webhook_secret: {env: ZOOM_HOOK_STAGING}" in text
     assert 'client_secret: {file: "secrets/zoom-production"}' in text
-    variables = [line.strip() for line in exported.stderr.splitlines() if line.startswith("  RECALL_SECRET_")]
-    assert variables == ["RECALL_SECRET_NOTETAKER_PRODUCTION_DEEPGRAM_API_KEY"]
+    variables = [line.strip() for line in exported.stderr.splitlines() if line.startswith("  SECRET_")]
+    assert variables == ["SECRET_NOTETAKER_PRODUCTION_DEEPGRAM_API_KEY"]
     plan = planned(cli, env={**KEYS, **dict.fromkeys(variables, "dg-0123456789")})
     # Only the secret whose source nobody recorded is written again; everything else is as exported.
     assert plan.returncode == 2, plan.stdout + plan.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -24,14 +25,15 @@ from provisioner.plan.serialize import plan_from_dict, plan_to_dict, validate_pl
 from provisioner.render.plan_markdown import render_markdown
 from provisioner.render.plan_text import render_text
 from provisioner.resources.credential import changed_values
-from provisioner.secrets.refs import SecretValues
+from provisioner.secrets.refs import MIN_ITERATIONS, SecretValues, digest_problem
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 KEY = SecretRef("env", "DG_PROD")
 USERS = [User("alice@acme.com", "admin", id="u1")]
 
 
-def digest_of(value: str, salt: str = "00" * 16, iterations: int = 1000) -> SecretDigest:
+@functools.cache  # 600,000 iterations cost a third of a second: each value once
+def digest_of(value: str, salt: str = "00" * 16, iterations: int = MIN_ITERATIONS) -> SecretDigest:
     raw = hashlib.pbkdf2_hmac("sha256", value.encode(), bytes.fromhex(salt), iterations).hex()
     return SecretDigest("pbkdf2_sha256", iterations, salt, raw)
 
@@ -128,13 +130,31 @@ def test_a_changed_value_is_found_only_with_the_value_and_an_unknown_digest_cost
     assert changed_values(before, after, SecretValues()) == ()  # no value held: not judged
     started = time.perf_counter()
     for digest in (
-        SecretDigest("argon9", 1000, "00" * 16, digest_of("v").digest),
+        SecretDigest("argon9", MIN_ITERATIONS, "00" * 16, digest_of("v").digest),
         SecretDigest("pbkdf2_sha256", 10**9, "00" * 16, "00"),
-        SecretDigest("pbkdf2_sha256", 1000, "zz", "00"),
+        SecretDigest("pbkdf2_sha256", 1000, "00" * 16, "00"),
     ):
         odd = replace(before, digests=(("api_key", digest),))
-        assert changed_values(odd, after, SecretValues({KEY: "v"})) == ("api_key",)
+        # An unknown or guess-friendly digest is not compared at all: it proves nothing either way.
+        assert changed_values(odd, after, SecretValues({KEY: "v"})) == ()
+        assert digest_problem(digest) is not None
+    not_hex = replace(
+        before, digests=(("api_key", SecretDigest("pbkdf2_sha256", MIN_ITERATIONS, "zz", "00")),)
+    )
+    assert changed_values(not_hex, after, SecretValues({KEY: "v"})) == ("api_key",)
     assert time.perf_counter() - started < 5  # 10**9 iterations would take many minutes
+
+
+def test_a_digest_made_with_fewer_iterations_than_the_floor_is_never_trusted() -> None:
+    # Issue 21: the server chooses the iteration count; one that makes guessing cheap is never
+    # trusted as "unchanged", and a plan never uses digests at all.
+    weak = digest_of("dg-prod-1", iterations=1000)
+    assert not SecretValues({KEY: "dg-prod-1"}).matches(KEY, weak)
+    problem = digest_problem(weak)
+    assert problem is not None and "1,000 iterations, fewer than the 600,000" in problem
+    assert SecretValues({KEY: "dg-prod-1"}).matches(KEY, digest_of("dg-prod-1", iterations=MIN_ITERATIONS))
+    assert plan_for(weak).changes == plan_for(digest_of("dg-prod-1")).changes
+    assert MIN_ITERATIONS >= 600_000  # OWASP's figure for PBKDF2-HMAC-SHA256
 
 
 def test_managed_sections_remove_what_is_not_listed_and_unmanaged_ones_are_left_alone() -> None:

@@ -31,11 +31,11 @@ workspaces:
     webhooks:
       - {url: "https://hooks.example.invalid/{environment}", events: [bot.done]}
     transcription:
-      deepgram: {api_key: {env: "DG_{ENVIRONMENT}"}}
+      deepgram: {api_key: {env: "DG_KEY_{ENVIRONMENT}"}}
     api_keys:
       - {name: ci, owner: svc@example.com}
 """
-SECRETS = {"DG_STAGING": "dg-staging-0123456789", "DG_PRODUCTION": "dg-production-0123456789"}
+SECRETS = {"DG_KEY_STAGING": "dg-staging-0123456789", "DG_KEY_PRODUCTION": "dg-production-0123456789"}
 MAX_RUNS = 6
 
 

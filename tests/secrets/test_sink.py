@@ -30,6 +30,7 @@ from provisioner.secrets.sink import (
     CommandSink,
     DirectorySink,
     GeneratedSecret,
+    check_passed_env,
     sink_from_options,
 )
 
@@ -410,13 +411,41 @@ def test_the_command_gets_the_exact_value_on_stdin_and_the_names_in_its_environm
     assert_no_secret(secret.value.strip(), " ".join(got["argv"]), got["all_env"], where)
 
 
-def test_the_environment_is_added_to_not_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("SINK_TEST_INHERITED", "yes")
+def test_the_environment_is_minimal_plus_what_the_operator_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 21: the command never inherits the run's environment (its key, the config's secrets).
+    monkeypatch.setenv("SINK_TEST_INHERITED", "no")
+    monkeypatch.setenv("RECALL_API_KEY", "recall-key-never-inherited")
+    monkeypatch.setenv("SINK_TEST_PASSED", "yes")
+    monkeypatch.setenv("LC_MESSAGES", "C")
     command, out = recorder(tmp_path)
-    CommandSink(command).deliver(make_secret(environment=None))
+    CommandSink(command, passed_env=["SINK_TEST_PASSED"]).deliver(make_secret(environment=None))
     got = json.loads(out.read_text())
-    assert "SINK_TEST_INHERITED=yes" in got["all_env"].split("\n")
+    lines = got["all_env"].split("\n")
+    assert "SINK_TEST_PASSED=yes" in lines and "LC_MESSAGES=C" in lines
+    assert f"PATH={os.environ['PATH']}" in lines
+    assert "SINK_TEST_INHERITED" not in got["all_env"] and "recall-key-never-inherited" not in got["all_env"]
     assert got["env"]["PROVISIONER_SECRET_ENVIRONMENT"] == ""
+
+
+def test_passed_variables_must_be_names_and_go_with_a_command(tmp_path: Path) -> None:
+    with pytest.raises(SinkError, match="is not an environment variable name"):
+        CommandSink(f"{PYTHON} -c pass", passed_env=["GH TOKEN"])
+    with pytest.raises(SinkError, match="give that too"):
+        sink_from_options(str(tmp_path), None, ["GH_TOKEN"])
+    sink = sink_from_options(None, f"{PYTHON} -c pass", ["GH_TOKEN", "GH_TOKEN"])
+    assert isinstance(sink, CommandSink) and sink.passed_env == ("GH_TOKEN",)
+    with pytest.raises(SinkError, match="may not pass RECALL_API_KEY"):
+        check_passed_env(
+            CommandSink(f"{PYTHON} -c pass", passed_env=["RECALL_API_KEY"]), "RECALL_API_KEY", ()
+        )
+    with pytest.raises(SinkError, match="may not pass DG_KEY"):
+        check_passed_env(
+            CommandSink(f"{PYTHON} -c pass", passed_env=["DG_KEY"]), "RECALL_API_KEY", ["DG_KEY"]
+        )
+    check_passed_env(sink, "RECALL_API_KEY", ["DG_KEY"])  # its own credential: fine
+    check_passed_env(None, "RECALL_API_KEY", ["DG_KEY"])
 
 
 def test_only_the_name_placeholder_is_replaced(tmp_path: Path) -> None:
