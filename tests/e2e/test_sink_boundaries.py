@@ -225,7 +225,8 @@ workspaces:
     (cli.cwd / "org.yaml").write_text(
         org_config(sandbox.base_url, body.replace(".git/config", "deepgram-key"))
     )
-    plan = cli("plan", "-c", "org.yaml")
+    # A plan reads no value; the apply that would send it refuses before any change.
+    plan = cli("apply", "-c", "org.yaml", "--auto-approve", "--secrets-dir", "sink")
     assert plan.returncode == 1
     assert "deepgram-key leads into `.git`" in plan.stderr
     assert "c2VjcmV0LXRva2Vu" not in plan.stdout + plan.stderr
