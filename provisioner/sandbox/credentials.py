@@ -126,6 +126,7 @@ CREDENTIALS = Resource("credentials", "credential", credential_json, ("workspace
 
 
 SOURCE_MAX = 300
+LABEL_ONLY = "Label only a secret this request writes."
 
 
 def _for_caller(call: Call, body: dict[str, Any]) -> dict[str, Any]:
@@ -209,7 +210,7 @@ def _sources(
             continue
         value = given[name]
         if name not in written:
-            errors[f"secret_sources.{name}"] = ["Label only a secret this request writes."]
+            errors[f"secret_sources.{name}"] = [LABEL_ONLY]
         elif value is not None and (
             not isinstance(value, str) or not 1 <= len(value) <= SOURCE_MAX or not NO_CONTROL.fullmatch(value)
         ):

@@ -29,7 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from provisioner.sandbox import RunningSandbox
-from provisioner.sandbox.credentials import REQUIRED_NOT_NULL
+from provisioner.sandbox.credentials import LABEL_ONLY, REQUIRED_NOT_NULL
 from tests.sandbox.schemathesis_loopback import REFUSED_MARKER
 
 CONTRACT = Path(__file__).resolve().parents[2] / "schemas" / "openapi.yaml"
@@ -169,7 +169,8 @@ KNOWN_FALSE_POSITIVES: tuple[tuple[str, Callable[[Finding], bool]], ...] = (
     ),
     # Which fields and secrets a credential has depends on its provider, which
     # a PATCH body does not carry (the contract's CredentialUpdate says so): a
-    # name of another provider is refused, and so is null for a required field.
+    # name of another provider is refused, and so is null for a required field,
+    # and a label for a secret the same request does not write (SecretSources).
     (
         "another provider's names in a credential PATCH",
         lambda f: (
@@ -177,8 +178,12 @@ KNOWN_FALSE_POSITIVES: tuple[tuple[str, Callable[[Finding], bool]], ...] = (
             and f.operation == "PATCH /credentials/{id}/"
             and f.exchange.status == 400
             and bool(f.exchange.fields)
-            and all(name.startswith(("fields.", "secrets.")) for name in f.exchange.fields)
-            and all(m in ("Unknown field.", REQUIRED_NOT_NULL) for v in f.exchange.body.values() for m in v)
+            and all(name.startswith(("fields.", "secrets.", "secret_sources.")) for name in f.exchange.fields)
+            and all(
+                m in ("Unknown field.", REQUIRED_NOT_NULL, LABEL_ONLY)
+                for v in f.exchange.body.values()
+                for m in v
+            )
         ),
     ),
     # State, not shape: the organization already has its 50 workspaces.
