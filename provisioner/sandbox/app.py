@@ -427,6 +427,8 @@ def delete_membership(call: Call) -> Response:
     row = fetch(call, MEMBERSHIPS)
     check_if_match(call, row)
     call.conn.execute("DELETE FROM memberships WHERE id = ?", (row["id"],))
+    # The contract: revoking a user's access to a workspace disables their keys there.
+    api_keys.disable_keys_of_member(call.conn, row["user_id"], row["workspace_id"])
     return json_response(204, None)
 
 

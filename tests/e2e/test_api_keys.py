@@ -233,6 +233,49 @@ def test_removing_a_user_names_the_keys_it_breaks_and_refuses_a_recently_used_pr
     assert api.list("/api_keys/") and all(k["name"] == "ci-deploy" for k in api.list("/api_keys/"))
 
 
+def test_revoking_a_users_access_disables_their_keys_there_as_the_plan_says(
+    cli: Cli,
+    sandbox,
+    api: Api,  # noqa: ANN001
+) -> None:
+    write(cli, sandbox)
+    apply(cli)
+    users, workspaces = api.users(), api.workspaces()
+    made = {}
+    for instance in ("notetaker-production", "notetaker-staging"):
+        status, made[instance], _ = api.request(
+            "POST",
+            "/api_keys/",
+            {
+                "name": "bob-laptop",
+                "user_id": users["bob@example.com"]["id"],
+                "workspace_id": workspaces[instance]["id"],
+            },
+            headers={"Idempotency-Key": f"bob-laptop-{instance}"},
+        )
+        assert status == 201, made[instance]
+    write(
+        cli,
+        sandbox,
+        KEYS.replace(
+            "production: {members: [svc-ci@example.com, bob@example.com]}",
+            "production: {members: [svc-ci@example.com]}",
+        ),
+    )
+    planned = plan(cli)
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    assert (
+        "revoking the access of bob@example.com to notetaker-production disables 1 API key: "
+        "bob-laptop on notetaker-production (never used)"
+    ) in planned.stdout
+    apply(cli)
+    # What the plan said is what happened: the key there is disabled, the other one works.
+    status, body, _ = Api(sandbox.base_url, made["notetaker-production"]["key"]).request("GET", "/me/")
+    assert (status, body["code"]) == (401, "authentication_failed")
+    use(sandbox, made["notetaker-staging"]["key"])
+    assert plan(cli).returncode == 0
+
+
 @pytest.mark.parametrize("policy", ["keep", "report", "disable"])
 def test_unmanaged_keys_follow_the_policy(cli: Cli, sandbox, api: Api, policy: str) -> None:  # noqa: ANN001
     write(cli, sandbox)
