@@ -8,6 +8,9 @@ It also pins the run to a review: the digest of the plan that was applied,
 the digest that was expected (``apply --expect``/``--expect-file``/``--plan``)
 and where that expectation came from, and the reason when an emergency
 ``--override-expect`` applied a plan that differed from it.
+And it keeps what the config declared that the API cannot tell back
+(``Declared``: service accounts, each key's ``rotate_every`` and ``sink``),
+so that ``export --audit-log`` writes them back.
 It never holds the API key: nothing here receives it.
 """
 
@@ -16,8 +19,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -128,6 +131,64 @@ def state_from_compact(data: dict[str, Any]) -> State:
     return State.build(users, workspaces, memberships, webhooks, credentials, api_keys)
 
 
+@dataclass(frozen=True)
+class Declared:
+    """What the applied config declared that the API cannot tell back, for ``export``.
+
+    ``key_rotation_s`` and ``key_sinks`` are by (workspace instance, key name);
+    a sink is kept as filled in for its instance (``RECALL_API_KEY_PRODUCTION``).
+    """
+
+    service_accounts: frozenset[str] = frozenset()
+    key_rotation_s: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    key_sinks: Mapping[tuple[str, str], str] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, desired: State) -> Declared:
+        """What ``desired`` (a config's state) declares beyond what the API stores."""
+        keys = list(desired.api_keys.values())
+        return cls(
+            service_accounts=frozenset(u.email for u in desired.users.values() if u.service_account),
+            key_rotation_s={(k.workspace, k.name): k.rotate_every_s for k in keys if k.rotate_every_s},
+            key_sinks={(k.workspace, k.name): k.sink_name for k in keys if k.sink_name},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        keys: dict[str, dict[str, dict[str, Any]]] = {}
+        for (ws, name), seconds in sorted(self.key_rotation_s.items()):
+            keys.setdefault(ws, {}).setdefault(name, {})["rotate_every_s"] = seconds
+        for (ws, name), sink in sorted(self.key_sinks.items()):
+            keys.setdefault(ws, {}).setdefault(name, {})["sink"] = sink
+        return {"service_accounts": sorted(self.service_accounts), "api_keys": keys}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Declared | None:
+        """The inverse of ``to_dict``; None when ``data`` does not have its shape."""
+        if not isinstance(data, dict):
+            return None
+        accounts, keys = data.get("service_accounts", []), data.get("api_keys", {})
+        if not isinstance(accounts, list) or not all(isinstance(a, str) for a in accounts):
+            return None
+        if not isinstance(keys, dict) or not all(isinstance(v, dict) for v in keys.values()):
+            return None
+        rotation: dict[tuple[str, str], int] = {}
+        sinks: dict[tuple[str, str], str] = {}
+        for ws, by_name in keys.items():
+            for name, entry in by_name.items():
+                if not isinstance(entry, dict):
+                    return None
+                seconds, sink = entry.get("rotate_every_s"), entry.get("sink")
+                if seconds is not None:
+                    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+                        return None
+                    rotation[(ws, name)] = seconds
+                if sink is not None:
+                    if not isinstance(sink, str):
+                        return None
+                    sinks[(ws, name)] = sink
+        return cls(frozenset(accounts), rotation, sinks)
+
+
 def _result(r: ChangeResult) -> dict[str, Any]:
     out: dict[str, Any] = {"action": r.change.action.value, "type": r.change.type.value, "key": r.change.key}
     if r.message:
@@ -172,6 +233,7 @@ class AuditRecord:
     left_behind: State
     commit: str | None
     pin: Pin | None = None
+    declared: Declared | None = None
 
     def to_json(self) -> str:
         record = {
@@ -188,6 +250,7 @@ class AuditRecord:
             "skipped": [_result(r) for r in self.report.skipped],
             "left_behind": compact_state(self.left_behind),
             **(self.pin.to_dict() if self.pin is not None else {}),
+            **({"declared": self.declared.to_dict()} if self.declared is not None else {}),
         }
         return json.dumps(record, sort_keys=True, separators=(",", ":"))
 
@@ -215,10 +278,46 @@ def last_applied_state(path: str | os.PathLike[str], organization: str) -> State
     ``left_behind`` is malformed, is an ``AuditLogError`` naming file and line:
     drift must not guess from a log it cannot read.
     """
-    p = Path(path)
+    found = _latest_record(Path(path), organization)
+    if found is None:
+        return None
+    number, record = found
+    left_behind = record["left_behind"]
+    if not _is_compact_state(left_behind):
+        raise AuditLogError(
+            f"{path}:{number}: the record's left_behind is not a state as `provisioner apply "
+            "--audit-log` writes it; remove or repair that line"
+        )
+    return state_from_compact(left_behind)
+
+
+def last_declared(path: str | os.PathLike[str], organization: str) -> Declared | None:
+    """What the config of the latest apply of ``organization`` declared beyond the API, if any.
+
+    None when the log records no apply of it; an empty ``Declared`` when the
+    latest record predates ``declared``. A malformed one is an ``AuditLogError``.
+    """
+    found = _latest_record(Path(path), organization)
+    if found is None:
+        return None
+    number, record = found
+    declared = Declared.from_dict(record.get("declared", {}))
+    if declared is None:
+        raise AuditLogError(
+            f"{path}:{number}: the record's declared is not what `provisioner apply "
+            "--audit-log` writes; remove or repair that line"
+        )
+    return declared
+
+
+def _latest_record(p: Path, organization: str) -> tuple[int, dict[str, Any]] | None:
+    """The line number and record of the latest apply of ``organization``; None without one.
+
+    A line that is not a JSON object is an ``AuditLogError`` naming file and line.
+    """
     if not p.exists():
         return None
-    found: tuple[int, Any] | None = None
+    found: tuple[int, dict[str, Any]] | None = None
     try:
         lines: Iterable[str] = p.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
@@ -236,16 +335,8 @@ def last_applied_state(path: str | os.PathLike[str], organization: str) -> State
                 "object per line as written by `provisioner apply --audit-log`"
             ) from None
         if record.get("organization") == organization and "left_behind" in record:
-            found = (number, record["left_behind"])
-    if found is None:
-        return None
-    number, left_behind = found
-    if not _is_compact_state(left_behind):
-        raise AuditLogError(
-            f"{p}:{number}: the record's left_behind is not a state as `provisioner apply "
-            "--audit-log` writes it; remove or repair that line"
-        )
-    return state_from_compact(left_behind)
+            found = (number, record)
+    return found
 
 
 def _is_compact_state(data: Any) -> bool:

@@ -28,7 +28,7 @@ from typing import Protocol, TextIO
 from provisioner import __version__
 from provisioner.api.client import ApiClient
 from provisioner.apply.executor import ApplyReport, ChangeResult, StopRequest, apply_plan
-from provisioner.audit import AuditRecord, Pin, append_record, config_commit
+from provisioner.audit import AuditRecord, Declared, Pin, append_record, config_commit
 from provisioner.errors import (
     ApplyAbortedError,
     ApplyError,
@@ -269,6 +269,7 @@ def audit_record(prepared: PreparedOrganization, report: ApplyReport) -> AuditRe
             expected_from=None if expectation is None else expectation.source,
             override_reason=prepared.override_reason if prepared.overridden else None,
         ),
+        declared=Declared.of(prepared.config.desired),
     )
 
 

@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from provisioner.config import load_config
 from tests.support import Api, Cli, org_config
 
 DAY = 86400
@@ -324,6 +325,54 @@ def test_export_then_plan_shows_no_changes(cli: Cli, sandbox, api: Api) -> None:
     assert exported.returncode == 0, exported.stderr
     assert "api_keys:" in (cli.cwd / "org.yaml").read_text()
     assert plan(cli).returncode == 0
+
+
+def _what_only_a_config_says(path) -> tuple:  # noqa: ANN001
+    desired = load_config(path).desired
+    return (
+        sorted(u.email for u in desired.users.values() if u.service_account),
+        sorted(
+            (k.workspace, k.name, k.owner, k.rotate_every_s, k.sink_name) for k in desired.api_keys.values()
+        ),
+    )
+
+
+def test_export_with_the_audit_log_is_lossless_and_plans_no_changes(cli: Cli, sandbox, api: Api) -> None:  # noqa: ANN001
+    write(cli, sandbox)
+    apply(cli, "--audit-log", "audit.jsonl")
+    declared = _what_only_a_config_says(cli.cwd / "org.yaml")
+    assert declared[0] == ["svc-ci@example.com"] and {k[3] for k in declared[1]} == {90 * DAY}
+    exported = cli(
+        "export",
+        "--api-url",
+        sandbox.base_url,
+        "--token-env",
+        "PROVISIONER_TEST_KEY",
+        "--audit-log",
+        "audit.jsonl",
+        "-o",
+        "exported.yaml",
+    )
+    assert exported.returncode == 0, exported.stderr
+    text = (cli.cwd / "exported.yaml").read_text()
+    assert "{email: svc-ci@example.com, role: developer, service_account: true}" in text
+    assert "rotate_every: 90d" in text and 'sink: "RECALL_API_KEY_{ENVIRONMENT}"' in text
+    assert _what_only_a_config_says(cli.cwd / "exported.yaml") == declared
+    again = cli("plan", "-c", "exported.yaml", "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
+    # Without an apply on record, the export says what it could not restore.
+    (cli.cwd / "other.jsonl").write_text("")
+    bare = cli(
+        "export",
+        "--api-url",
+        sandbox.base_url,
+        "--token-env",
+        "PROVISIONER_TEST_KEY",
+        "--audit-log",
+        "other.jsonl",
+    )
+    assert bare.returncode == 0, bare.stderr
+    assert "service_account" not in bare.stdout and "records no apply" in bare.stderr
 
 
 def test_a_person_owning_a_production_key_is_refused_by_policy(cli: Cli, sandbox) -> None:  # noqa: ANN001
