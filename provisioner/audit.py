@@ -9,7 +9,8 @@ the digest that was expected (``apply --expect``/``--expect-file``/``--plan``)
 and where that expectation came from, and the reason when an emergency
 ``--override-expect`` applied a plan that differed from it.
 And it keeps what the config declared that the API cannot tell back
-(``Declared``: service accounts, each key's ``rotate_every`` and ``sink``),
+(``Declared``: service accounts and each key's ``rotate_every``; the server
+records where a secret went, ``sink``),
 so that ``export --audit-log`` writes them back.
 It never holds the API key: nothing here receives it.
 """
@@ -135,13 +136,12 @@ def state_from_compact(data: dict[str, Any]) -> State:
 class Declared:
     """What the applied config declared that the API cannot tell back, for ``export``.
 
-    ``key_rotation_s`` and ``key_sinks`` are by (workspace instance, key name);
-    a sink is kept as filled in for its instance (``RECALL_API_KEY_PRODUCTION``).
+    ``key_rotation_s`` is by (workspace instance, key name). Where a key's
+    secret went (``sink``) is not here: the server records it (``delivered_to``).
     """
 
     service_accounts: frozenset[str] = frozenset()
     key_rotation_s: Mapping[tuple[str, str], int] = field(default_factory=dict)
-    key_sinks: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     @classmethod
     def of(cls, desired: State) -> Declared:
@@ -150,15 +150,12 @@ class Declared:
         return cls(
             service_accounts=frozenset(u.email for u in desired.users.values() if u.service_account),
             key_rotation_s={(k.workspace, k.name): k.rotate_every_s for k in keys if k.rotate_every_s},
-            key_sinks={(k.workspace, k.name): k.sink_name for k in keys if k.sink_name},
         )
 
     def to_dict(self) -> dict[str, Any]:
         keys: dict[str, dict[str, dict[str, Any]]] = {}
         for (ws, name), seconds in sorted(self.key_rotation_s.items()):
             keys.setdefault(ws, {}).setdefault(name, {})["rotate_every_s"] = seconds
-        for (ws, name), sink in sorted(self.key_sinks.items()):
-            keys.setdefault(ws, {}).setdefault(name, {})["sink"] = sink
         return {"service_accounts": sorted(self.service_accounts), "api_keys": keys}
 
     @classmethod
@@ -172,21 +169,17 @@ class Declared:
         if not isinstance(keys, dict) or not all(isinstance(v, dict) for v in keys.values()):
             return None
         rotation: dict[tuple[str, str], int] = {}
-        sinks: dict[tuple[str, str], str] = {}
         for ws, by_name in keys.items():
             for name, entry in by_name.items():
                 if not isinstance(entry, dict):
                     return None
-                seconds, sink = entry.get("rotate_every_s"), entry.get("sink")
-                if seconds is not None:
-                    if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
-                        return None
-                    rotation[(ws, name)] = seconds
-                if sink is not None:
-                    if not isinstance(sink, str):
-                        return None
-                    sinks[(ws, name)] = sink
-        return cls(frozenset(accounts), rotation, sinks)
+                seconds = entry.get("rotate_every_s")
+                if seconds is None:
+                    continue
+                if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+                    return None
+                rotation[(ws, name)] = seconds
+        return cls(frozenset(accounts), rotation)
 
 
 def _result(r: ChangeResult) -> dict[str, Any]:

@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -50,6 +51,7 @@ from provisioner.model import (
     Identity,
     State,
 )
+from provisioner.secrets.names import api_key_slug, default_name, webhook_slug
 
 __all__ = ["Exported", "export_config", "export_document"]
 
@@ -68,7 +70,7 @@ class Exported:
     text: str
     variables: tuple[str, ...] = ()
     # An audit log was read and records no apply of the organization: what only
-    # a config can say (service accounts, rotate_every, sink) could not be restored.
+    # a config can say (service accounts, rotate_every) could not be restored.
     unrecorded: bool = False
 
 
@@ -109,8 +111,8 @@ def export_config(
       ``region`` (default: the identity's organization's region).
     * ``token_env`` names the environment variable that holds the API key.
     * ``declared`` is what the config of the last apply declared that the
-      API cannot tell back (from the audit log): service accounts, and each
-      key's ``rotate_every`` and ``sink``, written back as they were.
+      API cannot tell back (from the audit log): service accounts and each
+      key's ``rotate_every``, written back as they were.
 
     The same organization always exports to byte-identical text. Raises
     ``ValueError`` when ``current`` is inconsistent (a membership of an
@@ -452,6 +454,8 @@ def _policy_lines(current: State) -> list[str]:
 
 # Environments (None for a workspace without) by what an entry declares.
 _EnvsBy = dict[Any, list[str | None]]
+# The same entries' secret destinations by environment, where not the default name.
+_SinksBy = dict[Any, dict[str | None, str]]
 
 
 def _settings_lines(
@@ -463,14 +467,14 @@ def _settings_lines(
     name. An entry that is not in every instance names its ``environments``.
     """
     only = _environments_line(list(instances))
-    out = _webhook_lines(_webhooks_by_entry(current, instances), only)
-    out += _api_key_lines(_keys_by_entry(current, instances, declared), only)
+    out = _webhook_lines(*_webhooks_by_entry(current, instances), only)
+    out += _api_key_lines(*_keys_by_entry(current, instances, declared), only)
     creds = _credentials_by_provider(current, instances)
     for section, kind in (("transcription", False), ("platforms", True)):
         chosen = {p: c for p, c in sorted(creds.items()) if (_kind(p) == PLATFORM) == kind}
         if chosen:
             out.append(f"    {section}:")
-            out += _credential_lines(base, chosen, only, variables)
+            out += _credential_lines(current, base, instances, chosen, only, variables)
     return out
 
 
@@ -485,16 +489,25 @@ def _environments_line(everywhere: list[str | None]) -> Callable[[list[str | Non
     return only
 
 
-def _webhooks_by_entry(current: State, instances: dict[str | None, str]) -> _EnvsBy:
+def _webhooks_by_entry(current: State, instances: dict[str | None, str]) -> tuple[_EnvsBy, _SinksBy]:
+    """Webhooks by (url, events, enabled), and their sinks where not the default name."""
     hooks: _EnvsBy = {}
+    sinks: _SinksBy = {}
     for env, name in instances.items():
         for (ws, _), hook in sorted(current.webhooks.items()):
-            if ws == name:
-                hooks.setdefault((hook.url, hook.events, hook.enabled), []).append(env)
-    return hooks
+            if ws != name:
+                continue
+            entry = (hook.url, hook.events, hook.enabled)
+            hooks.setdefault(entry, []).append(env)
+            host = urlsplit(hook.url).hostname
+            if hook.sink_name and hook.sink_name != default_name(name, webhook_slug(hook.url, host)):
+                sinks.setdefault(entry, {})[env] = hook.sink_name
+    return hooks, sinks
 
 
-def _webhook_lines(hooks: _EnvsBy, only: Callable[[list[str | None]], list[str]]) -> list[str]:
+def _webhook_lines(
+    hooks: _EnvsBy, sinks: _SinksBy, only: Callable[[list[str | None]], list[str]]
+) -> list[str]:
     if not hooks:
         return []
     out = ["    webhooks:"]
@@ -503,53 +516,51 @@ def _webhook_lines(hooks: _EnvsBy, only: Callable[[list[str | None]], list[str]]
         out.append(f"        events: {_flow(events)}")
         if not enabled:
             out.append("        enabled: false")
-        out += only(envs)
-    return out
-
-
-def _keys_by_entry(current: State, instances: dict[str | None, str], declared: Declared) -> _EnvsBy:
-    """Live keys by (name, owner, rotate_every in seconds, sink template): one entry each."""
-    keys: _EnvsBy = {}
-    for env, name in instances.items():
-        for key in sorted(current.api_keys.values(), key=lambda k: (k.name, k.owner)):
-            if key.workspace != name or key.disabled:
-                continue
-            rotate = declared.key_rotation_s.get((name, key.name))
-            sink = declared.key_sinks.get((name, key.name))
-            entry = (key.name, key.owner, rotate, None if sink is None else _sink_template(sink, env))
-            envs_of = keys.setdefault(entry, [])
-            if env not in envs_of:
-                envs_of.append(env)
-    return keys
-
-
-def _api_key_lines(keys: _EnvsBy, only: Callable[[list[str | None]], list[str]]) -> list[str]:
-    if not keys:
-        return []
-    out = ["    api_keys:"]
-    for (name, owner, rotate, sink), envs in sorted(keys.items(), key=lambda item: str(item[0])):
-        out.append(f"      - name: {_scalar(name)}")
-        out.append(f"        owner: {_scalar(owner)}")
-        if rotate is not None:
-            out.append(f"        rotate_every: {_duration(rotate)}")
+        sink = _templated(sinks.get((url, events, enabled), {}), envs)
         if sink is not None:
             out.append(f"        sink: {_scalar(sink)}")
         out += only(envs)
     return out
 
 
-def _sink_template(sink: str, env: str | None) -> str:
-    """The sink as written in the config, from its value filled in for ``env``.
+def _keys_by_entry(
+    current: State, instances: dict[str | None, str], declared: Declared
+) -> tuple[_EnvsBy, _SinksBy]:
+    """The tool's live keys by (name, owner, rotate_every in seconds), and their sinks
+    where not the default name. Only the tool's own keys (the server recorded where
+    their secret went): one made by hand would be declared, then made again."""
+    keys: _EnvsBy = {}
+    sinks: _SinksBy = {}
+    for env, name in instances.items():
+        for key in sorted(current.api_keys.values(), key=lambda k: (k.name, k.owner)):
+            if key.workspace != name or key.disabled or key.sink_name is None:
+                continue
+            entry = (key.name, key.owner, declared.key_rotation_s.get((name, key.name)))
+            envs_of = keys.setdefault(entry, [])
+            if env not in envs_of:
+                envs_of.append(env)
+            if key.sink_name != default_name(name, api_key_slug(key.name)):
+                sinks.setdefault(entry, {})[env] = key.sink_name
+    return keys, sinks
 
-    The environment's name, as a whole word in the form ``{ENVIRONMENT}`` or
-    ``{environment}`` fills in, becomes that placeholder again, so that the
-    instances of one workspace share one entry; filling it in gives ``sink`` back.
-    """
-    if env is None:
-        return sink
-    for name, value in (("ENVIRONMENT", _var_part(env)), ("environment", env)):
-        sink = re.sub(rf"(?<![A-Za-z0-9]){re.escape(value)}(?![A-Za-z0-9])", "{" + name + "}", sink)
-    return sink
+
+def _api_key_lines(
+    keys: _EnvsBy, sinks: _SinksBy, only: Callable[[list[str | None]], list[str]]
+) -> list[str]:
+    if not keys:
+        return []
+    out = ["    api_keys:"]
+    for entry, envs in sorted(keys.items(), key=lambda item: str(item[0])):
+        name, owner, rotate = entry
+        out.append(f"      - name: {_scalar(name)}")
+        out.append(f"        owner: {_scalar(owner)}")
+        if rotate is not None:
+            out.append(f"        rotate_every: {_duration(rotate)}")
+        sink = _templated(sinks.get(entry, {}), envs)
+        if sink is not None:
+            out.append(f"        sink: {_scalar(sink)}")
+        out += only(envs)
+    return out
 
 
 def _duration(seconds: int) -> str:
@@ -569,7 +580,9 @@ def _credentials_by_provider(
 
 
 def _credential_lines(
+    current: State,
     base: str,
+    instances: dict[str | None, str],
     chosen: dict[str, tuple[Credential, list[str | None]]],
     only: Callable[[list[str | None]], list[str]],
     variables: list[str],
@@ -579,16 +592,80 @@ def _credential_lines(
         out.append(f"      {_scalar(provider)}:")
         for field_name, value in credential.fields:
             out.append(f"        {_scalar(field_name)}: {_scalar(value)}")
-        for secret, _ in credential.digests:
-            stem = f"RECALL_SECRET_{_var_part(base)}"
-            suffix = f"_{_var_part(provider)}_{_var_part(secret)}"
-            ref = stem + ("_{ENVIRONMENT}" if None not in envs else "") + suffix
-            out.append(f"        {_scalar(secret)}: {{env: {_scalar(ref)}}}")
-            variables.extend(
-                stem + (f"_{_var_part(env)}" if env is not None else "") + suffix for env in envs
-            )
+        for secret in credential_secrets(credential):
+            recorded = _recorded_reference(current, instances, provider, secret, envs)
+            if recorded is not None:
+                out.append(f"        {_scalar(secret)}: {recorded}")
+            else:
+                variable = _variable(base, provider, secret, envs, variables)
+                out.append(f"        {_scalar(secret)}: {{env: {_scalar(variable)}}}")
         out += only(envs)
     return out
+
+
+def _variable(base: str, provider: str, secret: str, envs: list[str | None], variables: list[str]) -> str:
+    """The generated variable a secret is referenced by (templated over environments);
+    each environment's name of it is added to ``variables``."""
+    stem = f"RECALL_SECRET_{_var_part(base)}"
+    suffix = f"_{_var_part(provider)}_{_var_part(secret)}"
+    variables.extend(stem + (f"_{_var_part(env)}" if env is not None else "") + suffix for env in envs)
+    return stem + ("_{ENVIRONMENT}" if None not in envs else "") + suffix
+
+
+def credential_secrets(credential: Credential) -> list[str]:
+    """The secrets a credential holds, by name (digests for an admin's key, sources for any key)."""
+    return sorted({name for name, _ in credential.digests} | {name for name, _ in credential.sources})
+
+
+def _templated(values: dict[str | None, str], envs: list[str | None]) -> str | None:
+    """One config string for a value per environment: ``{ENVIRONMENT}`` where it differs; None if none.
+
+    None also when the environments' values do not follow one template (the
+    caller then falls back to what it writes otherwise).
+    """
+    if not values or set(values) != set(envs):
+        return None
+    forms = {
+        value.replace(_var_part(env), "{ENVIRONMENT}").replace(env, "{environment}")
+        if env is not None
+        else value
+        for env, value in values.items()
+    }
+    return forms.pop() if len(forms) == 1 else None
+
+
+def _recorded_reference(
+    current: State, instances: dict[str | None, str], provider: str, secret: str, envs: list[str | None]
+) -> str | None:
+    """The reference the server recorded for a secret's last write, as config text, or None.
+
+    A credential written by this tool carries ``env NAME vN`` / ``file PATH
+    vN`` for each secret; exporting it back keeps the next plan empty.
+    """
+    labels: dict[str | None, tuple[str, str, int]] = {}
+    for env in envs:
+        credential = current.credentials.get((instances[env], provider))
+        label = dict(credential.sources).get(secret) if credential is not None else None
+        parsed = _parse_label(label)
+        if parsed is None:
+            return None
+        labels[env] = parsed
+    if len({(source, version) for source, _, version in labels.values()}) != 1:
+        return None
+    source, _, version = next(iter(labels.values()))
+    name = _templated({env: n for env, (_, n, _) in labels.items()}, envs)
+    if name is None:
+        return None
+    tail = f", version: {version}" if version != 1 else ""
+    return f"{{{source}: {_scalar(name)}{tail}}}"
+
+
+def _parse_label(label: str | None) -> tuple[str, str, int] | None:
+    """``env NAME v2`` as ``("env", "NAME", 2)``; None for anything else."""
+    if label is None:
+        return None
+    match = re.fullmatch(r"(env|file) (\S+) v([1-9][0-9]{0,6})", label)
+    return None if match is None else (match.group(1), match.group(2), int(match.group(3)))
 
 
 def _kind(provider: str) -> str:

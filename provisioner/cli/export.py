@@ -43,7 +43,7 @@ from provisioner.service.export import ExportOptions, export_org
     type=click.Path(dir_okay=False),
     default=None,
     help="The audit log of earlier applies: restores what only the config said "
-    "(service_account, rotate_every, sink).",
+    "(service_account, rotate_every).",
 )
 @parallelism_option
 def export(
@@ -60,7 +60,7 @@ def export(
     """Export the current organization as a version-1 config.
 
     A plan against the exported config shows no changes. With --audit-log,
-    service accounts and each key's rotate_every and sink are kept too.
+    service accounts and each key's rotate_every are kept too.
     """
     if not api_url and not sandbox and not region:
         raise click.UsageError("give --region, --api-url or --sandbox to say which organization to export")
@@ -78,7 +78,7 @@ def export(
     if exported.unrecorded:
         click.echo(
             f"Note: {terminal(audit_log or '')} records no apply of this organization; "
-            "service_account, rotate_every and sink are not in the export: add them by hand.",
+            "service_account and rotate_every are not in the export: add them by hand.",
             err=True,
         )
     if output:

@@ -2,7 +2,7 @@
 
 A plan against the exported config shows no changes. With the audit log of
 earlier applies, what only the applied config could say (service accounts,
-each key's ``rotate_every`` and ``sink``) is written back too.
+each key's ``rotate_every``) is written back too.
 """
 
 from __future__ import annotations
