@@ -305,7 +305,8 @@ def create_line(change: Change, _: Counter[str]) -> str:
     assert isinstance(h, Webhook)
     off = ", disabled" if not h.enabled else ""
     sink = f", signing secret delivered as {terminal(h.sink_name)}" if h.sink_name else ""
-    return f"webhook {terminal(h.url)} ({terminal(h.workspace)}): {', '.join(map(terminal, h.events))}{off}{sink}"
+    events = ", ".join(map(terminal, h.events))
+    return f"webhook {terminal(h.url)} ({terminal(h.workspace)}): {events}{off}{sink}"
 
 
 def update_line(change: Change, _: Counter[str]) -> str:

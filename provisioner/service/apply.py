@@ -200,7 +200,7 @@ def _prepare(config: Config, options: ApplyOptions, connections: ExitStack) -> P
     endpoint, client = connections.enter_context(
         connect(config.organization, api_url=options.api_url, sandbox=options.sandbox, create_sandbox=True)
     )
-    planned = read_and_diff(config, client, now=utcnow(), parallelism=options.parallelism)
+    planned = read_and_diff(config, client, now=utcnow(), parallelism=options.parallelism, endpoint=endpoint)
     held_back = 0
     if options.rotate_only:
         due = tuple(c for c in planned.plan.changes if is_scheduled_rotation(c))

@@ -55,10 +55,15 @@ def drift_orgs(
         # Whatever secret values this job holds: a value that changed behind an
         # unchanged reference is drift only a job with the secrets can see.
         secrets = available(config.secret_uses, base=config.secret_base)
-        with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (_, client):
+        with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (
+            endpoint,
+            client,
+        ):
             client.redact_also(secrets.values())
             now = utcnow()
-            planned = read_and_diff(config, client, now=now, parallelism=options.parallelism)
+            planned = read_and_diff(
+                config, client, now=now, parallelism=options.parallelism, endpoint=endpoint
+            )
         name = planned.identity.organization.name
         last = last_applied_state(options.audit_log, name) if options.audit_log else None
         # The same ``now`` as the plan's, so both agree on which grants ran out.

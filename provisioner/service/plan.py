@@ -16,6 +16,7 @@ from datetime import datetime
 from provisioner import __version__
 from provisioner.api.client import ApiClient
 from provisioner.api.reader import read_state_and_identity
+from provisioner.endpoint import Endpoint
 from provisioner.errors import StalePlanError
 from provisioner.model import Config, Credential, Identity, SecretRef, SecretUse, State
 from provisioner.plan.diff import diff
@@ -24,7 +25,7 @@ from provisioner.plan.fingerprint import state_fingerprint
 from provisioner.plan.guards import check_guards
 from provisioner.plan.model import Plan
 from provisioner.plan.planfile import SavedPlan, load_plan, save_plan
-from provisioner.secrets.refs import SecretValues, resolve
+from provisioner.secrets.refs import SecretValues, available, resolve
 from provisioner.service.connection import connect
 from provisioner.service.runner import Outcome, Run, run_organizations, utcnow
 
@@ -85,13 +86,20 @@ def read_and_diff(
     *,
     now: datetime,
     parallelism: int = 8,
+    endpoint: Endpoint | None = None,
 ) -> PlannedOrganization:
-    """Read the current state and diff it against the config. Makes no change, reads no secret.
+    """Read the current state and diff it against the config. Makes no change; uses no secret value.
+
+    Whatever config secret values this job happens to hold are redacted from
+    every message (a hostile endpoint that once received one may echo it);
+    a missing one is no error: the plan is complete without them.
 
     The plan states its endpoint (``client.base_url``) and the organization's
     region (the config's, else the one the API reports), so that a plan read
     from elsewhere than the region's endpoint says so. ``client.endpoint`` never holds the key.
+    An embedded sandbox (``endpoint``) is named by its label instead: its port changes every run.
     """
+    client.redact_also(available(config.secret_uses, base=config.secret_base).values())
     current, identity = read_state_and_identity(client, parallelism=parallelism)
     plan = diff(
         current,
@@ -102,7 +110,8 @@ def read_and_diff(
         config_digest=config.digest,
     )
     region = config.organization.region or identity.organization.region or ""
-    plan = replace(plan, endpoint=client.endpoint, region=region)
+    shown = endpoint.label if endpoint is not None and endpoint.embedded else client.endpoint
+    plan = replace(plan, endpoint=shown, region=region)
     return PlannedOrganization(config, identity, current, plan)
 
 
@@ -180,8 +189,13 @@ def plan_orgs(
     """
 
     def step(config: Config) -> PlanResult:
-        with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (_, client):
-            planned = read_and_diff(config, client, now=utcnow(), parallelism=options.parallelism)
+        with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (
+            endpoint,
+            client,
+        ):
+            planned = read_and_diff(
+                config, client, now=utcnow(), parallelism=options.parallelism, endpoint=endpoint
+            )
             return PlanResult(planned)
 
     def check(result: PlanResult) -> PlanResult:
