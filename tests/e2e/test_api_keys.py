@@ -282,6 +282,46 @@ def test_revoking_a_users_access_disables_their_keys_there_as_the_plan_says(
     assert plan(cli).returncode == 0
 
 
+def test_demoting_an_admin_leaves_their_keys_read_only_as_the_plan_says(
+    cli: Cli,
+    sandbox,
+    api: Api,  # noqa: ANN001
+) -> None:
+    with_carol = KEYS.replace(
+        "  - {email: bob@example.com, role: developer}\n",
+        "  - {email: bob@example.com, role: developer}\n  - {email: carol@example.com, role: admin}\n",
+    )
+    write(cli, sandbox, with_carol)
+    apply(cli)
+    status, made, _ = api.request(
+        "POST",
+        "/api_keys/",
+        {
+            "name": "carol-laptop",
+            "user_id": api.users()["carol@example.com"]["id"],
+            "workspace_id": api.workspaces()["notetaker-staging"]["id"],
+        },
+        headers={"Idempotency-Key": "carol-laptop-1"},
+    )
+    assert status == 201, made
+    carols = Api(sandbox.base_url, made["key"])
+    write(
+        cli,
+        sandbox,
+        with_carol.replace("carol@example.com, role: admin", "carol@example.com, role: developer"),
+    )
+    planned = plan(cli)
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    assert (
+        "demoting carol@example.com leaves read-only 1 API key: carol-laptop on notetaker-staging (never used)"
+    ) in planned.stdout
+    apply(cli)
+    # What the plan said is what happened: the key still reads, and may no longer write.
+    assert carols.request("GET", "/workspaces/")[0] == 200
+    status, body, _ = carols.request("POST", "/workspaces/", {"name": "after-demotion"})
+    assert (status, body["code"]) == (403, "permission_denied")
+
+
 @pytest.mark.parametrize("policy", ["keep", "report", "disable"])
 def test_unmanaged_keys_follow_the_policy(cli: Cli, sandbox, api: Api, policy: str) -> None:  # noqa: ANN001
     write(cli, sandbox)
