@@ -26,9 +26,13 @@ from __future__ import annotations
 import ipaddress
 import unicodedata
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from typing import TYPE_CHECKING
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from provisioner.model import REGIONS, region_base_url
+
+if TYPE_CHECKING:  # urllib3 is imported when a URL is parsed, not before
+    from urllib3.util import Url
 
 DEFAULT_PORTS = {"https": 443, "http": 80}
 
@@ -93,26 +97,13 @@ def parse_api_url(text: str, *, base: bool = True) -> ApiUrl:
 
     ``base`` is for a base URL (config, ``--api-url``): no query or fragment.
     A request or ``next`` URL (``base=False``) may carry a query.
+    The checks, in order: the characters, the parse, the scheme, no user
+    information, a host, both parsers agreeing, no query on a base URL, and
+    https off loopback hosts.
     """
-    if not isinstance(text, str) or not text:
-        raise UrlProblem("it is empty")
-    problem = url_character_problem(text)
-    if problem:
-        raise UrlProblem(problem)
-    # Imported here: urllib3 costs tens of milliseconds to import, and the config
-    # checks (which import this module) need it only for a config's api_url.
-    from urllib3.exceptions import LocationParseError
-    from urllib3.util import parse_url
-
-    try:
-        parsed = parse_url(text)
-        split = urlsplit(text)
-        split_port = split.port
-    except (LocationParseError, ValueError):
-        raise UrlProblem("it is not a valid URL") from None
-    scheme = (parsed.scheme or "").lower()
-    if scheme not in DEFAULT_PORTS:
-        raise UrlProblem("it must be an https URL such as https://us-east-1.recall.ai/api/v1")
+    _check_characters(text)
+    parsed, split, split_port = _parse(text)
+    scheme = _scheme(parsed)
     if parsed.auth is not None or split.username is not None or "@" in (split.netloc or ""):
         raise UrlProblem("it contains user information (`user@`); remove it, the key is sent in a header")
     host = (parsed.host or "").lower().strip("[]")
@@ -124,12 +115,46 @@ def parse_api_url(text: str, *, base: bool = True) -> ApiUrl:
         raise UrlProblem("URL parsers disagree on its host or port; write a plain URL")
     if base and (parsed.query is not None or parsed.fragment is not None):
         raise UrlProblem("a base URL has no query (?...) or fragment (#...); remove it")
+    _check_encrypted(scheme, host)
+    return ApiUrl(scheme, host, port, parsed.path or "", parsed.query or "")
+
+
+def _check_characters(text: str) -> None:
+    if not isinstance(text, str) or not text:
+        raise UrlProblem("it is empty")
+    problem = url_character_problem(text)
+    if problem:
+        raise UrlProblem(problem)
+
+
+def _parse(text: str) -> tuple[Url, SplitResult, int | None]:
+    """``text`` read by urllib3 and by the standard library (and the latter's port)."""
+    # Imported here: urllib3 costs tens of milliseconds to import, and the config
+    # checks (which import this module) need it only for a config's api_url.
+    from urllib3.exceptions import LocationParseError
+    from urllib3.util import parse_url
+
+    try:
+        parsed = parse_url(text)
+        split = urlsplit(text)
+        return parsed, split, split.port
+    except (LocationParseError, ValueError):
+        raise UrlProblem("it is not a valid URL") from None
+
+
+def _scheme(parsed: Url) -> str:
+    scheme = (parsed.scheme or "").lower()
+    if scheme not in DEFAULT_PORTS:
+        raise UrlProblem("it must be an https URL such as https://us-east-1.recall.ai/api/v1")
+    return scheme
+
+
+def _check_encrypted(scheme: str, host: str) -> None:
     if scheme == "http" and not is_loopback_host(host):
         raise UrlProblem(
             "it uses plain http, so the API key would travel unencrypted; use https "
             "(http is allowed only on a loopback host such as http://127.0.0.1:8080)"
         )
-    return ApiUrl(scheme, host, port, parsed.path or "", parsed.query or "")
 
 
 def has_dot_segment(path: str) -> bool:

@@ -13,6 +13,10 @@ pull request, its approvers, who merged it), and each applied change to its
 subject in named fields (``subject``): the user and instance, a role's
 ``before`` and ``after``, an API key's prefixes, so a review reads them back
 without parsing keys.
+And it keeps what the config declared that the API cannot tell back
+(``Declared``: service accounts and each key's ``rotate_every``; the server
+records where a secret went, ``sink``),
+so that ``export --audit-log`` writes them back.
 It never holds the API key: nothing here receives it. The one free text it
 holds, each change's message, may quote what a failed ``--secrets-command``
 wrote or what a server answered: ``append_record`` passes every message
@@ -26,8 +30,8 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
@@ -137,6 +141,56 @@ def state_from_compact(data: dict[str, Any]) -> State:
         for i, owner in enumerate(owners)
     ]
     return State.build(users, workspaces, memberships, webhooks, credentials, api_keys)
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What the applied config declared that the API cannot tell back, for ``export``.
+
+    ``key_rotation_s`` is by (workspace instance, key name). Where a key's
+    secret went (``sink``) is not here: the server records it (``delivered_to``).
+    """
+
+    service_accounts: frozenset[str] = frozenset()
+    key_rotation_s: Mapping[tuple[str, str], int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, desired: State) -> Declared:
+        """What ``desired`` (a config's state) declares beyond what the API stores."""
+        keys = list(desired.api_keys.values())
+        return cls(
+            service_accounts=frozenset(u.email for u in desired.users.values() if u.service_account),
+            key_rotation_s={(k.workspace, k.name): k.rotate_every_s for k in keys if k.rotate_every_s},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        keys: dict[str, dict[str, dict[str, Any]]] = {}
+        for (ws, name), seconds in sorted(self.key_rotation_s.items()):
+            keys.setdefault(ws, {}).setdefault(name, {})["rotate_every_s"] = seconds
+        return {"service_accounts": sorted(self.service_accounts), "api_keys": keys}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Declared | None:
+        """The inverse of ``to_dict``; None when ``data`` does not have its shape."""
+        if not isinstance(data, dict):
+            return None
+        accounts, keys = data.get("service_accounts", []), data.get("api_keys", {})
+        if not isinstance(accounts, list) or not all(isinstance(a, str) for a in accounts):
+            return None
+        if not isinstance(keys, dict) or not all(isinstance(v, dict) for v in keys.values()):
+            return None
+        rotation: dict[tuple[str, str], int] = {}
+        for ws, by_name in keys.items():
+            for name, entry in by_name.items():
+                if not isinstance(entry, dict):
+                    return None
+                seconds = entry.get("rotate_every_s")
+                if seconds is None:
+                    continue
+                if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
+                    return None
+                rotation[(ws, name)] = seconds
+        return cls(frozenset(accounts), rotation)
 
 
 # How an applied key creation names the key it made ("key <prefix> made, ..."), see
@@ -264,6 +318,7 @@ class AuditRecord:
     commit: str | None
     pin: Pin | None = None
     approval: Approval = Approval()
+    declared: Declared | None = None
 
     def to_json(self, redact: Callable[[str], str] = _unchanged) -> str:
         """The record as one JSON line; ``redact`` is applied to every message (see the module doc)."""
@@ -282,6 +337,7 @@ class AuditRecord:
             "left_behind": compact_state(self.left_behind),
             **(self.pin.to_dict() if self.pin is not None else {}),
             **self.approval.to_dict(),
+            **({"declared": self.declared.to_dict()} if self.declared is not None else {}),
         }
         return json.dumps(record, sort_keys=True, separators=(",", ":"))
 
@@ -311,10 +367,46 @@ def last_applied_state(path: str | os.PathLike[str], organization: str) -> State
     ``left_behind`` is malformed, is an ``AuditLogError`` naming file and line:
     drift must not guess from a log it cannot read.
     """
-    p = Path(path)
+    found = _latest_record(Path(path), organization)
+    if found is None:
+        return None
+    number, record = found
+    left_behind = record["left_behind"]
+    if not _is_compact_state(left_behind):
+        raise AuditLogError(
+            f"{path}:{number}: the record's left_behind is not a state as `provisioner apply "
+            "--audit-log` writes it; remove or repair that line"
+        )
+    return state_from_compact(left_behind)
+
+
+def last_declared(path: str | os.PathLike[str], organization: str) -> Declared | None:
+    """What the config of the latest apply of ``organization`` declared beyond the API, if any.
+
+    None when the log records no apply of it; an empty ``Declared`` when the
+    latest record predates ``declared``. A malformed one is an ``AuditLogError``.
+    """
+    found = _latest_record(Path(path), organization)
+    if found is None:
+        return None
+    number, record = found
+    declared = Declared.from_dict(record.get("declared", {}))
+    if declared is None:
+        raise AuditLogError(
+            f"{path}:{number}: the record's declared is not what `provisioner apply "
+            "--audit-log` writes; remove or repair that line"
+        )
+    return declared
+
+
+def _latest_record(p: Path, organization: str) -> tuple[int, dict[str, Any]] | None:
+    """The line number and record of the latest apply of ``organization``; None without one.
+
+    A line that is not a JSON object is an ``AuditLogError`` naming file and line.
+    """
     if not p.exists():
         return None
-    found: tuple[int, Any] | None = None
+    found: tuple[int, dict[str, Any]] | None = None
     try:
         lines: Iterable[str] = p.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as error:
@@ -332,16 +424,8 @@ def last_applied_state(path: str | os.PathLike[str], organization: str) -> State
                 "object per line as written by `provisioner apply --audit-log`"
             ) from None
         if record.get("organization") == organization and "left_behind" in record:
-            found = (number, record["left_behind"])
-    if found is None:
-        return None
-    number, left_behind = found
-    if not _is_compact_state(left_behind):
-        raise AuditLogError(
-            f"{p}:{number}: the record's left_behind is not a state as `provisioner apply "
-            "--audit-log` writes it; remove or repair that line"
-        )
-    return state_from_compact(left_behind)
+            found = (number, record)
+    return found
 
 
 def _is_compact_state(data: Any) -> bool:

@@ -38,6 +38,13 @@ from provisioner.service.export import ExportOptions, export_org
     default=None,
     help="Write to this file instead of stdout.",
 )
+@click.option(
+    "--audit-log",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="The audit log of earlier applies: restores what only the config said "
+    "(service_account, rotate_every).",
+)
 @parallelism_option
 def export(
     api_url: str | None,
@@ -48,10 +55,12 @@ def export(
     workspace_name_format: str,
     output: str | None,
     parallelism: int,
+    audit_log: str | None,
 ) -> None:
     """Export the current organization as a version-1 config.
 
-    A plan against the exported config shows no changes.
+    A plan against the exported config shows no changes. With --audit-log,
+    service accounts and each key's rotate_every are kept too.
     """
     if not api_url and not sandbox and not region:
         raise click.UsageError("give --region, --api-url or --sandbox to say which organization to export")
@@ -63,8 +72,15 @@ def export(
         environments=tuple(e.strip() for e in environments.split(",") if e.strip()),
         workspace_name_format=workspace_name_format,
         parallelism=parallelism,
+        audit_log=audit_log,
     )
     exported = export_org(options, output=output)
+    if exported.unrecorded:
+        click.echo(
+            f"Note: {terminal(audit_log or '')} records no apply of this organization; "
+            "service_account and rotate_every are not in the export: add them by hand.",
+            err=True,
+        )
     if output:
         click.echo(f"Wrote {terminal(output)}.", err=True)
     else:

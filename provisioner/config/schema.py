@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -158,65 +159,133 @@ def _type_message(error: ValidationError, path: Path) -> Any:
     return message
 
 
-def _translate(error: ValidationError) -> Iterator[tuple[Path, Any, bool]]:
-    """(path, message, point-at-key) for one jsonschema error."""
-    path: Path = tuple(error.absolute_path)
-    keyword = error.validator
-    schema = error.schema if isinstance(error.schema, dict) else {}
-    instance: Any = error.instance  # any JSON value (jsonschema types it loosely)
-    custom: str | None = schema.get("errorMessage")
+_Found = Iterator[tuple[Path, Any, bool]]
 
-    if "propertyNames" in error.relative_schema_path or "propertyNames" in error.schema_path:
-        # jsonschema reports the key itself as the instance, at the mapping's path.
-        name = instance
-        problem = char_problem(name, spaces=True) if isinstance(name, str) else None
-        yield path + (name,), (problem or custom or f"`{excerpt(name)}` is not a valid name"), True
-        return
-    if keyword in ("pattern", "not") and isinstance(instance, str):
-        # Name the hidden character rather than only saying the form is wrong. An
-        # identity (it holds "@") may not hold spaces either. build.py words the
-        # same problem the same way, so the two reports merge into one.
-        no_spaces = "@" in instance or (
-            keyword == "not" and "\\s" in str(_dict(schema.get("not")).get("pattern", ""))
+
+@dataclass(frozen=True)
+class _Error:
+    """One jsonschema error, with the parts every translation step reads."""
+
+    error: ValidationError
+    path: Path
+    keyword: str
+    schema: dict[str, Any]
+    instance: Any  # any JSON value (jsonschema types it loosely)
+    custom: str | None  # the schema's ``errorMessage`` here
+
+    @classmethod
+    def of(cls, error: ValidationError) -> _Error:
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        return cls(
+            error,
+            tuple(error.absolute_path),
+            str(error.validator),
+            schema,
+            error.instance,
+            schema.get("errorMessage"),
         )
-        problem = char_problem(instance, spaces=no_spaces)
-        if problem:
-            yield path, problem, False
-            return
-    if keyword == "type":
-        yield path, _type_message(error, path), False
-    elif keyword == "additionalProperties":
-        known = sorted(schema.get("properties", {}))
-        for key in instance:
-            if key in known:
-                continue
-            close = closest(str(key), known)
-            hint = f"did you mean `{close}`?" if close else f"allowed keys: {', '.join(known)}"
-            where = f" in {_field(path)}" if path else ""
-            yield path + (key,), f"unknown key `{excerpt(key)}`{where}; {hint}", True
-    elif keyword == "required":
-        missing: Any = error.validator_value
-        for key in missing:
-            if key not in instance:
-                what = "version: 1" if key == "version" else f"{key}: ..."
-                yield path, f"missing required key `{key}`; add {what}", False
-    elif keyword == "enum":
-        if not isinstance(instance, str) and "string" in (schema.get("type") or ()):
-            return  # the type error at the same place already explains it
-        yield path, _enum_message(error, path), False
-    elif keyword in ("anyOf", "oneOf"):
-        yield from _alternatives(error, path)
-    elif custom:
-        yield path, custom, False
-    elif keyword == "minimum":
-        yield path, f"`{_field(path)}` must be at least {error.validator_value}", False
-    elif keyword == "minLength":
-        yield path, f"`{_field(path)}` must not be empty", False
-    elif keyword == "maxLength":
-        yield path, f"`{_field(path)}` is longer than {error.validator_value} characters", False
+
+
+def _translate(error: ValidationError) -> _Found:
+    """(path, message, point-at-key) for one jsonschema error.
+
+    The steps in order: a bad mapping key (``propertyNames``), a hidden
+    character that breaks a pattern, then the keyword's own step; the
+    schema's ``errorMessage``, or a word on the broken rule, for the rest.
+    """
+    e = _Error.of(error)
+    if "propertyNames" in error.relative_schema_path or "propertyNames" in error.schema_path:
+        yield _bad_name(e)
+        return
+    hidden = _hidden_character(e)
+    if hidden is not None:
+        yield e.path, hidden, False
+        return
+    step = _BY_KEYWORD.get(e.keyword)
+    if step is not None:
+        yield from step(e)
     else:
-        # jsonschema's own message repeats the whole value; name the rule instead.
-        yield path, f"`{_field(path)}` breaks the schema's `{keyword}` rule", False
+        yield e.path, e.custom or _rule_message(e), False
+
+
+def _bad_name(e: _Error) -> tuple[Path, Any, bool]:
+    """jsonschema reports the key itself as the instance, at the mapping's path."""
+    name = e.instance
+    problem = char_problem(name, spaces=True) if isinstance(name, str) else None
+    return e.path + (name,), (problem or e.custom or f"`{excerpt(name)}` is not a valid name"), True
+
+
+def _hidden_character(e: _Error) -> str | None:
+    """For a broken ``pattern``/``not``: the hidden character to blame, if there is one.
+
+    Names the character rather than only saying the form is wrong. An
+    identity (it holds "@") may not hold spaces either. build.py words the
+    same problem the same way, so the two reports merge into one.
+    """
+    if e.keyword not in ("pattern", "not") or not isinstance(e.instance, str):
+        return None
+    no_spaces = "@" in e.instance or (
+        e.keyword == "not" and "\\s" in str(_dict(e.schema.get("not")).get("pattern", ""))
+    )
+    return char_problem(e.instance, spaces=no_spaces)
+
+
+def _wrong_type(e: _Error) -> _Found:
+    yield e.path, _type_message(e.error, e.path), False
+
+
+def _unknown_keys(e: _Error) -> _Found:
+    known = sorted(e.schema.get("properties", {}))
+    where = f" in {_field(e.path)}" if e.path else ""
+    for key in e.instance:
+        if key in known:
+            continue
+        close = closest(str(key), known)
+        hint = f"did you mean `{close}`?" if close else f"allowed keys: {', '.join(known)}"
+        yield e.path + (key,), f"unknown key `{excerpt(key)}`{where}; {hint}", True
+
+
+def _missing_keys(e: _Error) -> _Found:
+    missing: Any = e.error.validator_value
+    for key in missing:
+        if key not in e.instance:
+            what = "version: 1" if key == "version" else f"{key}: ..."
+            yield e.path, f"missing required key `{key}`; add {what}", False
+
+
+def _not_in_enum(e: _Error) -> _Found:
+    if not isinstance(e.instance, str) and "string" in (e.schema.get("type") or ()):
+        return  # the type error at the same place already explains it
+    yield e.path, _enum_message(e.error, e.path), False
+
+
+def _one_of_alternatives(e: _Error) -> _Found:
+    yield from _alternatives(e.error, e.path)
+
+
+_BY_KEYWORD: dict[str, Callable[[_Error], _Found]] = {
+    "type": _wrong_type,
+    "additionalProperties": _unknown_keys,
+    "required": _missing_keys,
+    "enum": _not_in_enum,
+    "anyOf": _one_of_alternatives,
+    "oneOf": _one_of_alternatives,
+}
+
+
+def _rule_message(e: _Error) -> str:
+    """A rule without an ``errorMessage``: the limit it sets, or its name.
+
+    jsonschema's own message repeats the whole value; this names the rule instead.
+    """
+    field, limit = _field(e.path), e.error.validator_value
+    if e.keyword == "minimum":
+        return f"`{field}` must be at least {limit}"
+    if e.keyword == "minLength":
+        return f"`{field}` must not be empty"
+    if e.keyword == "maxLength":
+        return f"`{field}` is longer than {limit} characters"
+    return f"`{field}` breaks the schema's `{e.keyword}` rule"
 
 
 def _enum_message(error: ValidationError, path: Path) -> Any:

@@ -153,69 +153,116 @@ class Document:
         Parses the text again; only called when there is something to report.
         A path that does not exist is located at its deepest existing parent.
         """
-        wanted = set(targets)
-        prefixes = {p[:i] for p in wanted for i in range(len(p) + 1)}
-        found: dict[Path, NodeInfo] = {}
-        stack: list[_Open] = []
-        skip = 0  # depth of a subtree we are not interested in
+        locator = _Locator(set(targets))
         try:
             for ev in yaml.parse(self.text, Loader=_Loader):
-                cls = ev.__class__
-                if skip:
-                    if cls is MappingStartEvent or cls is SequenceStartEvent:
-                        skip += 1
-                    elif cls is MappingEndEvent or cls is SequenceEndEvent:
-                        skip -= 1
-                        if not skip and stack:
-                            stack[-1].after_value()
-                    continue
-                if cls is MappingEndEvent or cls is SequenceEndEvent:
-                    stack.pop()
-                    if stack:
-                        stack[-1].after_value()
-                    continue
-                if cls not in (ScalarEvent, MappingStartEvent, SequenceStartEvent, AliasEvent):
-                    continue
-                line, col = _position(ev)
-                if stack and stack[-1].is_mapping and stack[-1].expecting_key:
-                    frame = stack[-1]
-                    frame.key = ev.value if isinstance(ev, ScalarEvent) else None
-                    frame.key_line, frame.key_column = line, col
-                    frame.expecting_key = False
-                    if cls is not ScalarEvent and cls is not AliasEvent:
-                        skip = 1
-                    continue
-                path: Path | None = ()
-                key_line = key_column = None
-                if stack:
-                    frame = stack[-1]
-                    path = frame.child()
-                    if frame.is_mapping:
-                        key_line, key_column = frame.key_line, frame.key_column
-                if path is not None and path in wanted and path not in found:
-                    scalar = ev if isinstance(ev, ScalarEvent) else None
-                    raw = scalar.value if scalar else None
-                    plain = bool(scalar and scalar.implicit[0] and scalar.tag is None)
-                    found[path] = NodeInfo(line, col, key_line, key_column, raw, plain)
-                    if len(found) == len(wanted):
-                        break  # the rest of a large file need not be read again
-                if cls is ScalarEvent or cls is AliasEvent:
-                    if stack:
-                        stack[-1].after_value()
-                elif path is not None and path in prefixes:
-                    stack.append(_Open(is_mapping=cls is MappingStartEvent, path=path))
-                else:
-                    skip = 1
+                if locator.feed(ev):
+                    break  # the rest of a large file need not be read again
         except yaml.YAMLError:
             pass  # already reported while building; keep what we found
-        for target in wanted - found.keys():
-            for i in range(len(target) - 1, -1, -1):
-                if target[:i] in found:
-                    found[target] = found[target[:i]]
-                    break
+        return locator.result()
+
+
+_NODE_EVENTS = (ScalarEvent, MappingStartEvent, SequenceStartEvent, AliasEvent)
+
+
+class _Locator:
+    """One walk over a document's events that notes where the wanted paths are.
+
+    Containers on a wanted path are entered (``stack``); any other container
+    is skipped whole (``skip`` counts its depth), so a large file costs
+    little more than its parse.
+    """
+
+    def __init__(self, wanted: set[Path]) -> None:
+        self.wanted = wanted
+        self.prefixes = {p[:i] for p in wanted for i in range(len(p) + 1)}
+        self.found: dict[Path, NodeInfo] = {}
+        self.stack: list[_Open] = []
+        self.skip = 0  # depth of a subtree we are not interested in
+
+    def feed(self, ev: Any) -> bool:
+        """Take the next event; True once every wanted path is found."""
+        cls = ev.__class__
+        if self.skip:
+            self._skipping(cls)
+        elif cls is MappingEndEvent or cls is SequenceEndEvent:
+            self._close()
+        elif cls in _NODE_EVENTS:
+            if self.stack and self.stack[-1].is_mapping and self.stack[-1].expecting_key:
+                self._key(ev)
             else:
-                found[target] = NodeInfo(1, 1)
-        return found
+                return self._value(ev)
+        return False
+
+    def _skipping(self, cls: type) -> None:
+        if cls is MappingStartEvent or cls is SequenceStartEvent:
+            self.skip += 1
+        elif cls is MappingEndEvent or cls is SequenceEndEvent:
+            self.skip -= 1
+            if not self.skip:
+                self._after_value()
+
+    def _close(self) -> None:
+        self.stack.pop()
+        self._after_value()
+
+    def _after_value(self) -> None:
+        if self.stack:
+            self.stack[-1].after_value()
+
+    def _key(self, ev: Any) -> None:
+        """A mapping's key: remember it (and where it is) for the value that follows."""
+        frame = self.stack[-1]
+        frame.key = ev.value if isinstance(ev, ScalarEvent) else None
+        frame.key_line, frame.key_column = _position(ev)
+        frame.expecting_key = False
+        if not isinstance(ev, (ScalarEvent, AliasEvent)):
+            self.skip = 1  # a collection as a key: building refused it
+
+    def _value(self, ev: Any) -> bool:
+        """A value: note it if wanted, then enter it, skip it or move past it."""
+        path, key_line, key_column = self._where()
+        if path is not None and path in self.wanted and path not in self.found:
+            self.found[path] = _node_info(ev, key_line, key_column)
+            if len(self.found) == len(self.wanted):
+                return True
+        if isinstance(ev, (ScalarEvent, AliasEvent)):
+            self._after_value()
+        elif path is not None and path in self.prefixes:
+            self.stack.append(_Open(is_mapping=isinstance(ev, MappingStartEvent), path=path))
+        else:
+            self.skip = 1
+        return False
+
+    def _where(self) -> tuple[Path | None, int | None, int | None]:
+        """The path of the value that comes next, and where its key is (in a mapping)."""
+        if not self.stack:
+            return (), None, None
+        frame = self.stack[-1]
+        if frame.is_mapping:
+            return frame.child(), frame.key_line, frame.key_column
+        return frame.child(), None, None
+
+    def result(self) -> dict[Path, NodeInfo]:
+        """What was found, and for each path that does not exist its deepest existing parent."""
+        for target in self.wanted - self.found.keys():
+            self.found[target] = self._nearest(target)
+        return self.found
+
+    def _nearest(self, target: Path) -> NodeInfo:
+        for i in range(len(target) - 1, -1, -1):
+            if target[:i] in self.found:
+                return self.found[target[:i]]
+        return NodeInfo(1, 1)
+
+
+def _node_info(ev: Any, key_line: int | None, key_column: int | None) -> NodeInfo:
+    line, col = _position(ev)
+    scalar = ev if isinstance(ev, ScalarEvent) else None
+    raw = scalar.value if scalar else None
+    plain = bool(scalar and scalar.implicit[0] and scalar.tag is None)
+    return NodeInfo(line, col, key_line, key_column, raw, plain)
 
 
 def _position(event: Any) -> tuple[int, int]:
@@ -345,82 +392,43 @@ _DONE = object()
 
 
 def _build(doc: Document) -> Any:
-    """Build the document's data from the event stream (hot path: keep it lean)."""
+    """Build the document's data from the event stream (hot path: keep it lean).
+
+    The loop handles the events of every node inline; what is rare (a
+    collection's checks, a tag, an alias, a second document, a plain
+    scalar's first resolution) is a call to a named step.
+    """
     # frames: [container, pending key (or _NO_KEY)]; lists, not objects: this loop
     # runs once per YAML event, and a large config has millions.
     stack: list[list[Any]] = []
     root: Any = _DONE
     documents = 0
-    resolvers = _RESOLVERS
-    plain: dict[str, Any] = {}
+    plain: dict[str, Any] = {}  # plain scalar text -> its value, resolved once
     ev: Any  # libyaml's events; which attributes they have depends on the class
     for ev in yaml.parse(doc.text, Loader=_Loader):
         cls = ev.__class__
         if cls is ScalarEvent:
-            tag = ev.tag
             value = ev.value
+            tag = ev.tag
             if tag is None:
-                if ev.implicit[0] and value:
-                    # Plain scalar: YAML 1.1 resolution (``no`` is false, ``0755`` is 493).
-                    # Memoised per text (every result is immutable): a file of a
-                    # million `1`s resolves `1` once.
-                    hit = plain.get(value, _DONE)
-                    if hit is _DONE:
-                        hit = value
-                        for rtag, regexp in resolvers.get(value[0], ()):
-                            if regexp.match(value):
-                                hit = _construct(rtag, value, value)
-                                break
-                        plain[value] = hit
-                    value = hit
-                elif ev.implicit[0]:
-                    value = None  # an empty plain scalar is null
+                if ev.implicit[0]:
+                    value = plain.get(value, _DONE)
+                    if value is _DONE:
+                        value = _resolve_plain(ev.value, plain)
             elif tag != STR_TAG and tag != "!":
                 value = _explicit(doc, stack, ev)
         elif cls is MappingStartEvent or cls is SequenceStartEvent:
-            if ev.tag not in _ALLOWED_COLLECTION_TAGS:
-                _refuse_tag(doc, stack, ev)
-            if len(stack) >= MAX_DEPTH:
-                doc.issue(
-                    ev.start_mark.line + 1,
-                    ev.start_mark.column + 1,
-                    _path_of(stack),
-                    f"nested deeper than {MAX_DEPTH} levels; a config is never this deep",
-                )
-                raise _Stop
-            if stack and isinstance(stack[-1][0], dict) and stack[-1][1] is _NO_KEY:
-                doc.issue(
-                    ev.start_mark.line + 1,
-                    ev.start_mark.column + 1,
-                    _path_of(stack),
-                    "a mapping key must be a plain string, not a list or mapping",
-                )
-                raise _Stop
+            _check_collection(doc, stack, ev)
             stack.append([{} if cls is MappingStartEvent else [], _NO_KEY])
             continue
         elif cls is MappingEndEvent or cls is SequenceEndEvent:
             value = stack.pop()[0]
-        elif cls is AliasEvent:
-            doc.issue(
-                ev.start_mark.line + 1,
-                ev.start_mark.column + 1,
-                _path_of(stack),
-                f"YAML aliases (*{excerpt(ev.anchor)}) are not supported; write the value out "
-                "in full (or split the config into several files)",
-            )
-            raise _Stop
         elif cls is DocumentStartEvent:
             documents += 1
-            if documents > 1:
-                doc.issue(
-                    ev.start_mark.line + 1,
-                    ev.start_mark.column + 1,
-                    (),
-                    "a config file holds one YAML document; remove this `---` "
-                    "and use a separate file for the rest",
-                )
-                raise _Stop
+            _check_document(doc, ev, documents)
             continue
+        elif cls is AliasEvent:
+            _refuse_alias(doc, stack, ev)
         else:  # stream start/end, document end
             continue
 
@@ -432,11 +440,10 @@ def _build(doc: Document) -> Any:
         if container.__class__ is list:
             container.append(value)
         elif frame[1] is _NO_KEY:
-            # Keys are taken as written: every key in the format is a string, and
-            # ``on:`` or ``no:`` as an environment name should mean just that.
-            key = ev.value if cls is ScalarEvent else None
-            if key is None:
-                key = ""
+            # Keys are taken as written (only a scalar can be one: _check_collection):
+            # every key in the format is a string, and ``on:`` or ``no:`` as an
+            # environment name should mean just that.
+            key = ev.value
             if key in container:
                 doc.duplicates.append(
                     (ev.start_mark.line + 1, ev.start_mark.column + 1, _path_of(stack) + (key,))
@@ -445,6 +452,72 @@ def _build(doc: Document) -> Any:
         else:
             container[frame[1]] = value
             frame[1] = _NO_KEY
+    return _root(doc, root)
+
+
+def _resolve_plain(value: str, memo: dict[str, Any]) -> Any:
+    """A plain scalar's value by YAML 1.1 resolution (``no`` is false, ``0755`` is 493).
+
+    Memoised per text in ``memo`` (every result is immutable): a file of a
+    million `1`s resolves `1` once. An empty plain scalar is null.
+    """
+    hit: Any = None
+    if value:
+        hit = value
+        for rtag, regexp in _RESOLVERS.get(value[0], ()):
+            if regexp.match(value):
+                hit = _construct(rtag, value, value)
+                break
+    memo[value] = hit
+    return hit
+
+
+def _check_collection(doc: Document, stack: list[list[Any]], ev: Any) -> None:
+    """A mapping or sequence may start here: an allowed tag, not too deep, not a key."""
+    if ev.tag not in _ALLOWED_COLLECTION_TAGS:
+        _refuse_tag(doc, stack, ev)
+    if len(stack) >= MAX_DEPTH:
+        doc.issue(
+            ev.start_mark.line + 1,
+            ev.start_mark.column + 1,
+            _path_of(stack),
+            f"nested deeper than {MAX_DEPTH} levels; a config is never this deep",
+        )
+        raise _Stop
+    if stack and isinstance(stack[-1][0], dict) and stack[-1][1] is _NO_KEY:
+        doc.issue(
+            ev.start_mark.line + 1,
+            ev.start_mark.column + 1,
+            _path_of(stack),
+            "a mapping key must be a plain string, not a list or mapping",
+        )
+        raise _Stop
+
+
+def _check_document(doc: Document, ev: Any, documents: int) -> None:
+    """A file holds one document: a second ``---`` stops the build."""
+    if documents > 1:
+        doc.issue(
+            ev.start_mark.line + 1,
+            ev.start_mark.column + 1,
+            (),
+            "a config file holds one YAML document; remove this `---` and use a separate file for the rest",
+        )
+        raise _Stop
+
+
+def _refuse_alias(doc: Document, stack: list[list[Any]], ev: Any) -> None:
+    doc.issue(
+        ev.start_mark.line + 1,
+        ev.start_mark.column + 1,
+        _path_of(stack),
+        f"YAML aliases (*{excerpt(ev.anchor)}) are not supported; write the value out "
+        "in full (or split the config into several files)",
+    )
+    raise _Stop
+
+
+def _root(doc: Document, root: Any) -> Any:
     if root is _DONE or root is None:
         doc.issue(1, 1, (), "the file is empty; a config needs at least `version: 1`")
         raise _Stop

@@ -28,6 +28,11 @@ Decisions worth knowing:
   ``last_used_at``; the server's own tokens cost nothing more.
 * **Names are not unique:** a rotation makes a second key of the same name
   before the first is disabled.
+* **Revoking access disables keys.** Deleting a user's membership of a
+  workspace disables their keys on that workspace in the same transaction
+  (``disable_keys_of_member``); removing the user deletes all their keys. A
+  key acts with its user's current role, so a demoted admin's keys can no
+  longer write, except on ``/api_keys/`` like any developer's.
 
 This module builds on the request helpers of ``resource``; ``app`` routes
 to the handlers in ``HANDLERS``. It knows SQL and HTTP shapes for this one
@@ -203,6 +208,21 @@ def create_api_key(call: Call) -> Response:
             "ETag": body["etag"],
             "Location": f"{call.request.host_url.rstrip('/')}{API_PREFIX}/api_keys/{row['id']}/",
         },
+    )
+
+
+def disable_keys_of_member(conn: sqlite3.Connection, user_id: str, workspace_id: str) -> None:
+    """Disable every enabled key ``user_id`` has on ``workspace_id``: their access there was revoked.
+
+    Called in the transaction that deletes the membership, so no request
+    sees the user without access and their key still working. As with a
+    ``PATCH {"disabled": true}``, each key's ETag changes and it is never
+    enabled again.
+    """
+    conn.execute(
+        "UPDATE api_keys SET disabled = 1, rev = rev + 1 "
+        "WHERE user_id = ? AND workspace_id = ? AND disabled = 0",
+        (user_id, workspace_id),
     )
 
 

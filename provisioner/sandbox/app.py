@@ -4,7 +4,8 @@ A request goes through these steps, each in one place:
 
 1. the body is read, at most 1 MiB (``read_body``; more is a 413);
 2. routing (``URL_MAP``; a 405 names the allowed methods in ``Allow``);
-   ``_sandbox`` routes are answered at once, for any valid key;
+   ``_sandbox`` routes are answered at once, for any valid key, and a wrong
+   method on one is a 405 at once: neither is counted, faulted nor limited;
 3. counting, latency, rate limiting and fault injection (``SandboxApp._api``);
 4. one transaction: authentication, permission, idempotency, the handler
    (``SandboxApp._dispatch``);
@@ -137,6 +138,14 @@ URL_MAP = Map(
         Rule(f"{API_PREFIX}/_sandbox/clock", methods=["GET", "POST"], endpoint="sandbox.clock"),
     ]
 )
+
+
+SANDBOX_PREFIX = f"{API_PREFIX}/_sandbox/"
+
+
+def is_sandbox_path(path: str) -> bool:
+    """Whether ``path`` is one of the ``_sandbox`` routes (the test harness's, not the API's)."""
+    return path.startswith(SANDBOX_PREFIX)
 
 
 def route_template(rule: str) -> str:
@@ -418,6 +427,8 @@ def delete_membership(call: Call) -> Response:
     row = fetch(call, MEMBERSHIPS)
     check_if_match(call, row)
     call.conn.execute("DELETE FROM memberships WHERE id = ?", (row["id"],))
+    # The contract: revoking a user's access to a workspace disables their keys there.
+    api_keys.disable_keys_of_member(call.conn, row["user_id"], row["workspace_id"])
     return json_response(204, None)
 
 
@@ -598,17 +609,17 @@ class SandboxApp:
         except RequestRedirect as redirect:
             return redirect.get_response(request.environ)
         except MethodNotAllowed as refused:
-            return self._api(
-                request,
-                None,
-                {},
-                problem=ApiProblem.coded(
-                    405,
-                    "method_not_allowed",
-                    f"Method {request.method} is not allowed here.",
-                    Allow=", ".join(sorted(refused.valid_methods or ())),
-                ),
+            not_allowed = ApiProblem.coded(
+                405,
+                "method_not_allowed",
+                f"Method {request.method} is not allowed here.",
+                Allow=", ".join(sorted(refused.valid_methods or ())),
             )
+            if is_sandbox_path(request.path):
+                # The contract: _sandbox routes are never counted, faulted nor
+                # rate-limited, whatever the method.
+                return problem_response(not_allowed)
+            return self._api(request, None, {}, problem=not_allowed)
         except NotFound:
             return self._api(
                 request,

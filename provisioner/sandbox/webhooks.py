@@ -11,11 +11,16 @@ Decisions worth knowing:
   Idempotent replays of a create or a rotation answer without ``secret``
   (``recorded_body``), as for API keys.
 * **One URL per workspace.** The same URL twice in one workspace is 409
-  ``already_exists`` (exact string comparison, as stored); the same URL in
-  two workspaces is allowed here and left to the client's guard.
+  ``already_exists``, compared with the scheme and host in lower case (they
+  are case-insensitive; ``comparable_url``) and the rest as sent. The URL is
+  stored and returned as sent. The same URL in two workspaces is allowed
+  here and left to the client's guard.
 * **The URL is checked by one regex** (``URL``), written once here and once,
-  identical, as the contract's pattern; a test holds them equal. The server
-  does not require https: refusing http off loopback is the client's guard.
+  identical, as the contract's pattern; a test holds them equal. The scheme
+  may be in any case; the host must be a valid IP literal (not unspecified,
+  not 0.0.0.0/8) or a name that is not only digits and dots; a port is 1 to
+  65535. The server does not require https: refusing http off loopback is
+  the client's guard.
 * **Events are a set**, stored and returned sorted; a duplicate is a 400,
   not folded away, as the contract's ``uniqueItems`` says.
 * **Unknown body fields are refused** (400 on the field), so that a
@@ -71,14 +76,52 @@ EVENT_TYPES = (
 # Characters a URL may not hold anywhere: controls (C0, C1), space, and the
 # other Unicode white space.
 _NOT_IN_URL = r"\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# Characters of a host name: none of the URL's delimiters, no brackets.
+_NAME = rf"/?#@:\[\]{_NOT_IN_URL}"
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"  # 0-255, no leading zero
+_FIRST_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9][0-9]?)"  # 1-255: never 0.0.0.0/8
+_H16 = r"[0-9A-Fa-f]{1,4}"
+_LS32 = rf"(?:{_H16}:{_H16}|{_OCTET}(?:\.{_OCTET}){{3}})"
+
+
+def _ipv6_forms() -> str:
+    """RFC 3986's IPv6address: eight groups, or fewer around one ``::``; no zone."""
+    forms = [rf"(?:{_H16}:){{6}}{_LS32}", rf"::(?:{_H16}:){{5}}{_LS32}"]
+    for before in range(0, 7):  # at most ``before`` + 1 groups before the ``::``
+        head = rf"(?:{_H16})" if before == 0 else rf"(?:(?:{_H16}:){{0,{before}}}{_H16})"
+        after = 4 - before  # full groups between the ``::`` and the last 32 bits
+        if after >= 1:
+            tail = (rf"(?:{_H16}:){{{after}}}" if after > 1 else rf"{_H16}:") + _LS32
+        elif after == 0:
+            tail = _LS32
+        elif after == -1:
+            tail = _H16
+        else:
+            tail = ""
+        forms.append(rf"{head}?::{tail}")
+    return "|".join(forms)
+
+
 URL_PATTERN = (
-    r"^[Hh][Tt][Tt][Pp][Ss]?://"
+    r"^[Hh][Tt][Tt][Pp][Ss]?://"  # the scheme, in any letter case (RFC 3986, 3.1)
     rf"(?:[^/?#@{_NOT_IN_URL}]*@)?"  # user information (optional)
-    rf"(?:\[[0-9A-Fa-f:.]+\]|[^/?#@:\[\]{_NOT_IN_URL}]+)"  # the host: an IPv6 literal or a name
-    r"(?::[0-9]{0,5})?"  # the port (optional)
+    r"(?:"
+    rf"\[(?![0:.]*\])(?:{_ipv6_forms()})\]"  # an IPv6 literal, not the unspecified address
+    rf"|{_FIRST_OCTET}(?:\.{_OCTET}){{3}}"  # an IPv4 address, not in 0.0.0.0/8
+    rf"|[0-9.]*[^{_NAME}0-9.][^{_NAME}]*"  # a name: not only digits and dots
+    r")"
+    r"(?::(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
     rf"(?:[/?#][^{_NOT_IN_URL}]*)?$"  # path, query, fragment
 )
-"""An absolute http or https URL with a host: the contract's ``WebhookUrl`` pattern, verbatim."""
+"""An absolute http or https URL with a valid host: the contract's ``WebhookUrl`` pattern, verbatim.
+
+The host is an IPv6 literal in RFC 4291 text form (no zone) other than the
+unspecified address, a dotted-quad IPv4 address (each part 0 to 255 without
+leading zeros, the first not 0), or a name holding at least one character
+that is not a digit or a dot (so ``999.1.1.1``, ``127.1`` and ``0`` are
+refused rather than read as an address). A port, when given, is 1 to 65535
+without leading zeros.
+"""
 URL = re.compile(URL_PATTERN)
 FIELDS = ("workspace_id", "url", "events", "enabled", "delivered_to")
 UPDATABLE = ("url", "events", "enabled")
@@ -141,14 +184,31 @@ def _enabled(value: Any, errors: dict[str, list[str]]) -> None:
         errors["enabled"] = ["Must be true or false."]
 
 
+def comparable_url(url: str) -> str:
+    """``url`` with its scheme and host (with the port) in lower case: how duplicates are compared.
+
+    Both are case-insensitive (RFC 3986, 3.1 and 3.2.2), so ``HTTPS://DUP.example/x``
+    is the same endpoint as ``https://dup.example/x``. The user information,
+    path, query and fragment are compared as sent.
+    """
+    scheme, _, rest = url.partition("://")
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    userinfo, at, host = rest[:end].rpartition("@")
+    return f"{scheme.lower()}://{userinfo}{at}{host.lower()}{rest[end:]}"
+
+
 def _refuse_duplicate_url(call: Call, workspace_id: str, url: str, except_id: str | None = None) -> None:
-    other = call.conn.execute(
-        "SELECT id FROM webhook_endpoints WHERE workspace_id = ? AND url = ?", (workspace_id, url)
-    ).fetchone()
-    if other is not None and other["id"] != except_id:
-        raise ApiProblem.coded(
-            409, "already_exists", "The workspace already has a webhook endpoint with this URL."
-        )
+    wanted = comparable_url(url)
+    for other in call.conn.execute(
+        "SELECT id, url FROM webhook_endpoints WHERE workspace_id = ?", (workspace_id,)
+    ):
+        if other["id"] != except_id and comparable_url(other["url"]) == wanted:
+            raise ApiProblem.coded(
+                409,
+                "already_exists",
+                "The workspace already has a webhook endpoint with this URL "
+                "(scheme and host compared in any letter case).",
+            )
 
 
 def _with_secret(row: sqlite3.Row, secret: str, status: int, call: Call) -> Response:

@@ -28,7 +28,7 @@ from typing import Protocol, TextIO
 from provisioner import __version__
 from provisioner.api.client import ApiClient
 from provisioner.apply.executor import ApplyReport, ChangeResult, StopRequest, apply_plan
-from provisioner.audit import Approval, AuditRecord, Pin, append_record, config_commit
+from provisioner.audit import Approval, AuditRecord, Declared, Pin, append_record, config_commit
 from provisioner.errors import (
     ApplyAbortedError,
     ApplyError,
@@ -290,6 +290,7 @@ def audit_record(prepared: PreparedOrganization, options: ApplyOptions, report: 
             override_reason=prepared.override_reason if prepared.overridden else None,
         ),
         approval=options.approval,
+        declared=Declared.of(prepared.config.desired),
     )
 
 

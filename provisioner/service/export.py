@@ -1,15 +1,18 @@
 """``export``: an existing organization as a version-1 config, to adopt it.
 
-A plan against the exported config shows no changes.
+A plan against the exported config shows no changes. With the audit log of
+earlier applies, what only the applied config could say (service accounts,
+each key's ``rotate_every``) is written back too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from provisioner.api.reader import read_state_and_identity
+from provisioner.audit import last_declared
 from provisioner.errors import ProvisionerError
 from provisioner.export import Exported, export_document
 from provisioner.model import DEFAULT_NAME_FORMAT, DEFAULT_TOKEN_ENV, OrganizationSettings
@@ -36,6 +39,7 @@ class ExportOptions:
     environments: Sequence[str] = ("development", "staging", "production")
     workspace_name_format: str = DEFAULT_NAME_FORMAT
     parallelism: int = 8
+    audit_log: str | None = None  # earlier applies' log: what the config declared beyond the API
 
 
 def export_org(options: ExportOptions, *, output: str | None = None) -> Exported:
@@ -49,6 +53,9 @@ def export_org(options: ExportOptions, *, output: str | None = None) -> Exported
         client,
     ):
         current, identity = read_state_and_identity(client, parallelism=options.parallelism)
+    declared = (
+        None if options.audit_log is None else last_declared(options.audit_log, identity.organization.name)
+    )
     exported = export_document(
         identity,
         current,
@@ -57,7 +64,10 @@ def export_org(options: ExportOptions, *, output: str | None = None) -> Exported
         region=None if api_url else (region or identity.organization.region),
         api_url=api_url,
         token_env=options.token_env,
+        declared=declared,
     )
+    if options.audit_log is not None and declared is None:
+        exported = replace(exported, unrecorded=True)
     if output:
         try:
             Path(output).write_text(exported.text, encoding="utf-8")

@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+from provisioner.config import load_config
 from tests.support import Api, Cli, org_config
 
 DAY = 86400
@@ -238,6 +239,89 @@ def test_removing_a_user_names_the_keys_it_breaks_and_refuses_a_recently_used_pr
     assert api.list("/api_keys/") and all(k["name"] == "ci-deploy" for k in api.list("/api_keys/"))
 
 
+def test_revoking_a_users_access_disables_their_keys_there_as_the_plan_says(
+    cli: Cli,
+    sandbox,
+    api: Api,  # noqa: ANN001
+) -> None:
+    write(cli, sandbox)
+    apply(cli)
+    users, workspaces = api.users(), api.workspaces()
+    made = {}
+    for instance in ("notetaker-production", "notetaker-staging"):
+        status, made[instance], _ = api.request(
+            "POST",
+            "/api_keys/",
+            {
+                "name": "bob-laptop",
+                "user_id": users["bob@example.com"]["id"],
+                "workspace_id": workspaces[instance]["id"],
+            },
+            headers={"Idempotency-Key": f"bob-laptop-{instance}"},
+        )
+        assert status == 201, made[instance]
+    write(
+        cli,
+        sandbox,
+        KEYS.replace(
+            "production: {members: [svc-ci@example.com, bob@example.com]}",
+            "production: {members: [svc-ci@example.com]}",
+        ),
+    )
+    planned = plan(cli)
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    assert (
+        "revoking the access of bob@example.com to notetaker-production disables 1 API key: "
+        "bob-laptop on notetaker-production (never used)"
+    ) in planned.stdout
+    apply(cli)
+    # What the plan said is what happened: the key there is disabled, the other one works.
+    status, body, _ = Api(sandbox.base_url, made["notetaker-production"]["key"]).request("GET", "/me/")
+    assert (status, body["code"]) == (401, "authentication_failed")
+    use(sandbox, made["notetaker-staging"]["key"])
+    assert plan(cli).returncode == 0
+
+
+def test_demoting_an_admin_leaves_their_keys_read_only_as_the_plan_says(
+    cli: Cli,
+    sandbox,
+    api: Api,  # noqa: ANN001
+) -> None:
+    with_carol = KEYS.replace(
+        "  - {email: bob@example.com, role: developer}\n",
+        "  - {email: bob@example.com, role: developer}\n  - {email: carol@example.com, role: admin}\n",
+    )
+    write(cli, sandbox, with_carol)
+    apply(cli)
+    status, made, _ = api.request(
+        "POST",
+        "/api_keys/",
+        {
+            "name": "carol-laptop",
+            "user_id": api.users()["carol@example.com"]["id"],
+            "workspace_id": api.workspaces()["notetaker-staging"]["id"],
+        },
+        headers={"Idempotency-Key": "carol-laptop-1"},
+    )
+    assert status == 201, made
+    carols = Api(sandbox.base_url, made["key"])
+    write(
+        cli,
+        sandbox,
+        with_carol.replace("carol@example.com, role: admin", "carol@example.com, role: developer"),
+    )
+    planned = plan(cli)
+    assert planned.returncode == 2, planned.stdout + planned.stderr
+    assert (
+        "demoting carol@example.com leaves read-only 1 API key: carol-laptop on notetaker-staging (never used)"
+    ) in planned.stdout
+    apply(cli)
+    # What the plan said is what happened: the key still reads, and may no longer write.
+    assert carols.request("GET", "/workspaces/")[0] == 200
+    status, body, _ = carols.request("POST", "/workspaces/", {"name": "after-demotion"})
+    assert (status, body["code"]) == (403, "permission_denied")
+
+
 @pytest.mark.parametrize("policy", ["keep", "report", "disable"])
 def test_unmanaged_keys_follow_the_policy(cli: Cli, sandbox, api: Api, policy: str) -> None:  # noqa: ANN001
     write(cli, sandbox)
@@ -286,6 +370,54 @@ def test_export_then_plan_shows_no_changes(cli: Cli, sandbox, api: Api) -> None:
     assert exported.returncode == 0, exported.stderr
     assert "api_keys:" in (cli.cwd / "org.yaml").read_text()
     assert plan(cli).returncode == 0
+
+
+def _what_only_a_config_says(path) -> tuple:  # noqa: ANN001
+    desired = load_config(path).desired
+    return (
+        sorted(u.email for u in desired.users.values() if u.service_account),
+        sorted(
+            (k.workspace, k.name, k.owner, k.rotate_every_s, k.sink_name) for k in desired.api_keys.values()
+        ),
+    )
+
+
+def test_export_with_the_audit_log_is_lossless_and_plans_no_changes(cli: Cli, sandbox, api: Api) -> None:  # noqa: ANN001
+    write(cli, sandbox)
+    apply(cli, "--audit-log", "audit.jsonl")
+    declared = _what_only_a_config_says(cli.cwd / "org.yaml")
+    assert declared[0] == ["svc-ci@example.com"] and {k[3] for k in declared[1]} == {90 * DAY}
+    exported = cli(
+        "export",
+        "--api-url",
+        sandbox.base_url,
+        "--token-env",
+        "PROVISIONER_TEST_KEY",
+        "--audit-log",
+        "audit.jsonl",
+        "-o",
+        "exported.yaml",
+    )
+    assert exported.returncode == 0, exported.stderr
+    text = (cli.cwd / "exported.yaml").read_text()
+    assert "{email: svc-ci@example.com, role: developer, service_account: true}" in text
+    assert "rotate_every: 90d" in text and 'sink: "RECALL_API_KEY_{ENVIRONMENT}"' in text
+    assert _what_only_a_config_says(cli.cwd / "exported.yaml") == declared
+    again = cli("plan", "-c", "exported.yaml", "--detailed-exitcode")
+    assert again.returncode == 0, again.stdout + again.stderr
+    # Without an apply on record, the export says what it could not restore.
+    (cli.cwd / "other.jsonl").write_text("")
+    bare = cli(
+        "export",
+        "--api-url",
+        sandbox.base_url,
+        "--token-env",
+        "PROVISIONER_TEST_KEY",
+        "--audit-log",
+        "other.jsonl",
+    )
+    assert bare.returncode == 0, bare.stderr
+    assert "service_account" not in bare.stdout and "records no apply" in bare.stderr
 
 
 def test_a_person_owning_a_production_key_is_refused_by_policy(cli: Cli, sandbox) -> None:  # noqa: ANN001

@@ -12,12 +12,14 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 
+from provisioner.audit import Declared
 from provisioner.config import load_config
 from provisioner.export import export_config
 from provisioner.model import (
     ADMIN,
     DEVELOPER,
     INVITED,
+    ApiKey,
     Identity,
     Membership,
     Organization,
@@ -26,6 +28,7 @@ from provisioner.model import (
     Workspace,
 )
 from provisioner.plan.diff import diff
+from provisioner.secrets.names import api_key_slug, default_name
 from tests.export.export_strategies import Org, organizations
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -123,3 +126,39 @@ def test_fixed_organizations_round_trip(tmp_path: Path) -> None:
         config = load_exported(text, tmp_path)
         assert diff(current, config.desired, config.policy, now=NOW).changes == (), name
         assert set(config.desired.memberships) == set(current.memberships), name
+
+
+def test_what_only_the_config_said_comes_back_from_the_audit_trail(tmp_path: Path) -> None:
+    """Service accounts and rotate_every (kept by the audit record's ``declared``) survive
+    the export, also when rotate_every differs between the environments of one workspace."""
+    organization = Organization(id="org_7", name="acme", region="eu-central-1")
+    identity = Identity("u_1", "alice@acme.com", ADMIN, organization)
+    instances = ("notetaker-staging", "notetaker-production")
+    current = State.build(
+        [User("alice@acme.com", ADMIN), User("svc@acme.com", DEVELOPER)],
+        [Workspace(name) for name in instances],
+        [Membership(name, "svc@acme.com") for name in instances],
+        api_keys=[
+            # Made by the tool: the server recorded where each secret went.
+            ApiKey(
+                ws, name, "svc@acme.com", id=f"{ws}/{name}", sink_name=default_name(ws, api_key_slug(name))
+            )
+            for ws in instances
+            for name in ("ci", "bot")
+        ],
+    )
+    declared = Declared(
+        service_accounts=frozenset({"svc@acme.com"}),
+        key_rotation_s={
+            ("notetaker-staging", "ci"): 30 * 86400,
+            ("notetaker-production", "ci"): 90 * 86400,  # differs: two entries
+            ("notetaker-staging", "bot"): 36 * 3600,
+            ("notetaker-production", "bot"): 36 * 3600,
+        },
+    )
+    text = export_config(identity, current, declared=declared)
+    config = load_exported(text, tmp_path)
+    assert diff(current, config.desired, config.policy, now=NOW).changes == (), text
+    assert Declared.of(config.desired) == declared, text
+    assert text.count("- name: bot") == 1 and text.count("- name: ci") == 2, text
+    assert "rotate_every: 36h" in text and "rotate_every: 30d" in text and "rotate_every: 90d" in text, text

@@ -147,10 +147,24 @@ def _objects(state) -> set[tuple[str, str]]:  # noqa: ANN001
     )
 
 
+def _reads_of_one_plan(sandbox, tmp_path: Path, body: str) -> int:  # noqa: ANN001
+    """How many GETs one ``plan`` of ``body`` makes against ``sandbox`` (what an apply reads
+    before its first write), measured rather than assumed: it changes as resource types are added."""
+    config = write_config(tmp_path / "measure.yaml", sandbox.base_url, body)
+    sandbox.reset_stats()
+    result = run_cli(tmp_path, sandbox.token, "plan", "-c", config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    reads = sum(n for route, n in sandbox.stats()["by_route"].items() if route.startswith("GET "))
+    assert sandbox.stats()["total"] == reads, "a plan only reads"
+    return reads
+
+
 def test_two_applies_at_once_converge_and_never_double_count(hooked_sandbox, tmp_path: Path) -> None:  # noqa: ANN001
     sandbox, _ = hooked_sandbox(db_path=seeded_db(tmp_path, "twice"))
     api = Api(sandbox.base_url, sandbox.token)
     before = snapshot(api)
+    reads_per_run = _reads_of_one_plan(sandbox, tmp_path, DESIRED_BODY)
+    assert reads_per_run >= 4  # at least /me/, users, workspaces, memberships
     # Hold every write until both runs have read everything: both make the same plan.
     all_read = threading.Event()
     lock = threading.Lock()
@@ -165,7 +179,7 @@ def test_two_applies_at_once_converge_and_never_double_count(hooked_sandbox, tmp
         if seen.method == "GET":
             with lock:
                 counted["reads"] += 1
-                if counted["reads"] == 8:  # /me/, users, workspaces, memberships x 2 runs
+                if counted["reads"] == 2 * reads_per_run:  # both runs have read all a plan reads
                     all_read.set()
         return body
 

@@ -297,3 +297,69 @@ def test_idempotent_replay_returns_the_same_key_without_its_secret(
     assert secret not in stored_text(sandbox.db_path)
     reused = api.post("/api_keys/", {**body, "name": "other"}, headers={"Idempotency-Key": "create-ci"})
     assert (reused.status_code, reused.json()["code"]) == (422, "idempotency_key_reused")
+
+
+# --- what access changes do to keys (the contract's "What access changes do to keys") -----------
+
+
+def membership(api: Api, workspace_id: str, user_id: str) -> dict[str, Any]:
+    response = api.post("/workspace_memberships/", {"workspace_id": workspace_id, "user_id": user_id})
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+def test_revoking_a_membership_disables_the_users_keys_on_that_workspace_only(
+    sandbox: RunningSandbox, api: Api, workspace: dict[str, Any]
+) -> None:
+    bob = invite(api, "bob@example.com")
+    staging = create_workspace(api, "notetaker-staging")
+    revoked = membership(api, workspace["id"], bob["id"])
+    membership(api, staging["id"], bob["id"])
+    on_production = [create_key(api, name, workspace["id"], bob["id"]) for name in ("ci", "ci")]
+    on_staging = create_key(api, "ci", staging["id"], bob["id"])
+    admins = create_key(api, "ci", workspace["id"], admin_id(api))
+    assert Api(sandbox.base_url, on_production[0]["key"]).get("/me/").status_code == 200
+
+    assert api.delete(f"/workspace_memberships/{revoked['id']}/").status_code == 204
+
+    for key in on_production:
+        now = api.get(f"/api_keys/{key['id']}/").json()
+        assert now["disabled"] is True
+        assert now["etag"] != key["etag"]
+        refused = Api(sandbox.base_url, key["key"]).get("/me/")
+        assert (refused.status_code, refused.json()["code"]) == (401, "authentication_failed")
+    for key in (on_staging, admins):  # another workspace, another user: untouched
+        assert api.get(f"/api_keys/{key['id']}/").json()["disabled"] is False
+        assert Api(sandbox.base_url, key["key"]).get("/me/").status_code == 200
+    # Granting the access back does not enable a key again.
+    membership(api, workspace["id"], bob["id"])
+    assert api.get(f"/api_keys/{on_production[0]['id']}/").json()["disabled"] is True
+    # A disabled key can now be deleted, as any disabled key.
+    assert api.delete(f"/api_keys/{on_production[1]['id']}/").status_code == 204
+
+
+def test_a_demoted_admins_keys_stay_enabled_and_become_read_only(
+    sandbox: RunningSandbox, api: Api, workspace: dict[str, Any]
+) -> None:
+    carol = invite(api, "carol@example.com", role="admin")
+    key = create_key(api, "ops", workspace["id"], carol["id"])
+    carols = Api(sandbox.base_url, key["key"])
+    assert carols.post("/workspaces/", {"name": "made-by-carol"}).status_code == 201
+
+    demoted = api.patch(f"/users/{carol['id']}/", {"role": "developer"})
+    assert demoted.status_code == 200, demoted.text
+
+    assert api.get(f"/api_keys/{key['id']}/").json()["disabled"] is False
+    assert carols.get("/workspaces/").status_code == 200
+    for write in (
+        carols.post("/workspaces/", {"name": "made-after-demotion"}),
+        carols.post("/workspace_memberships/", {"workspace_id": workspace["id"], "user_id": carol["id"]}),
+    ):
+        assert (write.status_code, write.json()["code"]) == (403, "permission_denied")
+    # Managing their own keys stays open to a developer.
+    assert (
+        carols.post(
+            "/api_keys/", {"name": "own", "workspace_id": workspace["id"], "user_id": carol["id"]}
+        ).status_code
+        == 201
+    )

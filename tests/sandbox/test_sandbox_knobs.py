@@ -124,6 +124,31 @@ def test_sandbox_routes_are_never_faulted_counted_or_limited(make_sandbox) -> No
     assert response.json() == {"total": 0, "by_route": {}, "throttled": 0}
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/_sandbox/stats", "GET, HEAD"),
+        ("DELETE", "/_sandbox/stats/reset", "POST"),
+        ("PATCH", "/_sandbox/clock", "GET, HEAD, POST"),
+    ],
+)
+def test_a_wrong_method_on_a_sandbox_route_is_a_405_never_faulted_counted_or_limited(
+    make_sandbox, contract_checker, method: str, path: str, allow: str
+) -> None:  # noqa: ANN001
+    # Every API request here would be faulted (fail_rate=1) and the second throttled (rate 1/s).
+    sandbox = make_sandbox(fail_rate=1.0, seed=seed_for(FAULT_500, is_write=True), rate_limit=1)
+    api = Api(sandbox.base_url, sandbox.token)
+    for _ in range(3):
+        response = api.request(method, path)
+        assert (response.status_code, response.json()["code"]) == (405, "method_not_allowed")
+        assert response.headers["Allow"] == allow
+        assert "X-RateLimit-Limit" not in response.headers
+    assert sandbox.stats() == {"total": 0, "by_route": {}, "throttled": 0}
+    # The methods are no operation of the contract: the checker rightly notes each answer.
+    assert len(contract_checker.violations) == 3
+    contract_checker.violations.clear()
+
+
 def test_stats_count_by_route_template_and_reset(sandbox, api: Api) -> None:
     user = api.post("/users/", {"email": "a@example.com", "role": "developer"}).json()
     api.patch(f"/users/{user['id']}/", {"role": "admin"})

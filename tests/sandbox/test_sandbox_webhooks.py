@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
+from jsonschema import Draft202012Validator
 
 from provisioner.sandbox import RunningSandbox
 from provisioner.sandbox.knobs import FAULT_503
@@ -176,6 +177,69 @@ def test_a_url_twice_in_one_workspace_is_409_but_in_two_workspaces_is_allowed(
     assert (clash.status_code, clash.json()["code"]) == (409, "already_exists")
     assert api.get(f"/webhook_endpoints/{second['id']}/").json()["url"] == "https://other.example.invalid/"
     assert api.get(f"/webhook_endpoints/{first['id']}/").json()["url"] == url
+
+
+def test_a_url_differing_only_in_scheme_or_host_case_is_a_duplicate(
+    api: Api, workspace: dict[str, Any]
+) -> None:
+    first = create_webhook(api, workspace["id"], "https://dup.example.invalid/x")
+    again = api.post(
+        "/webhook_endpoints/",
+        {"workspace_id": workspace["id"], "url": "HTTPS://DUP.example.INVALID/x", "events": ["bot.done"]},
+    )
+    assert (again.status_code, again.json()["code"]) == (409, "already_exists"), again.text
+    # The path is not case-insensitive: another endpoint.
+    other = create_webhook(api, workspace["id"], "https://dup.example.invalid/X")
+    clash = api.patch(f"/webhook_endpoints/{other['id']}/", {"url": "hTTps://Dup.Example.invalid/x"})
+    assert (clash.status_code, clash.json()["code"]) == (409, "already_exists")
+    # An endpoint may change the case of its own URL; it is stored as sent.
+    recased = api.patch(f"/webhook_endpoints/{first['id']}/", {"url": "HTTPS://DUP.example.invalid/x"})
+    assert (recased.status_code, recased.json()["url"]) == (200, "HTTPS://DUP.example.invalid/x")
+    assert len(api.walk("/webhook_endpoints/")) == 2
+
+
+# (url, accepted): the rule of the contract's WebhookUrl, case by case.
+URL_CASES = [
+    ("HTTPS://DUP.example.invalid/x", True),  # the scheme and host in any case
+    ("http://[::1]:8080/hook", True),
+    ("https://[2001:db8::1]/", True),
+    ("https://[::ffff:192.0.2.1]/", True),
+    ("https://192.0.2.1:65535/", True),
+    ("https://user:pw@h.example.invalid:1/?q#f", True),
+    ("https://1.2.3.4.example.invalid/", True),  # a name that starts with digits
+    ("https://a.example.invalid:99999/", False),  # port beyond 65535
+    ("https://a.example.invalid:0/", False),
+    ("https://a.example.invalid:/", False),  # an empty port
+    ("https://a.example.invalid:0443/", False),  # a leading zero
+    ("HTTP://[0]", False),  # not an IPv6 address
+    ("https://[1::2::3]/", False),
+    ("https://[12345::1]/", False),
+    ("https://[fe80::1%25eth0]/", False),  # zones are not for webhooks
+    ("https://[::]/", False),  # the unspecified address
+    ("https://[0:0:0:0:0:0:0:0]/", False),
+    ("https://0.0.0.0/", False),
+    ("https://0.1.2.3/", False),  # 0.0.0.0/8, "this network"
+    ("https://999.1.1.1/", False),  # digits and dots only: must be an IPv4 address
+    ("https://127.1/", False),
+    ("https://0/", False),
+    ("https://01.2.3.4/", False),
+]
+
+
+@pytest.mark.parametrize(("url", "accepted"), URL_CASES)
+def test_webhook_urls_follow_the_contracts_rule(
+    api: Api, workspace: dict[str, Any], url: str, accepted: bool
+) -> None:
+    contract = yaml.safe_load(CONTRACT.read_text(encoding="utf-8"))
+    schema = contract["components"]["schemas"]["WebhookUrl"]
+    assert (not list(Draft202012Validator(schema).iter_errors(url))) is accepted  # the contract
+    response = api.post(
+        "/webhook_endpoints/", {"workspace_id": workspace["id"], "url": url, "events": ["bot.done"]}
+    )
+    if accepted:  # the sandbox
+        assert response.status_code == 201, response.text
+    else:
+        assert (response.status_code, list(response.json())) == (400, ["url"]), response.text
 
 
 @pytest.mark.parametrize(
