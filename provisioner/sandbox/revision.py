@@ -110,12 +110,16 @@ def revision(call: Call) -> Response:
     return json_response(200, {"organization_id": org["id"], "revision": current(call.conn)})
 
 
-def _since(call: Call, now: int) -> int:
-    """``since`` as the contract allows it (ASCII digits, required); 410 outside the feed's history."""
+def _since(call: Call) -> int:
+    """``since`` as the contract allows it: ASCII digits, required."""
     raw = call.request.args.get("since")
     if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 19 or int(raw) > MAX_SEQ:
         raise ApiProblem.fields({"since": ["Ensure this value is a revision: an integer of 0 or more."]})
-    since = int(raw)
+    return int(raw)
+
+
+def _within_history(call: Call, since: int, now: int) -> None:
+    """410 unless the feed still answers from ``since``."""
     oldest = horizon(call.conn)
     if since < oldest or since > now:
         raise ApiProblem.coded(
@@ -124,7 +128,6 @@ def _since(call: Call, now: int) -> int:
             f"Revision {since} is outside this organization's change history ({oldest} to {now}); "
             "read every list again and continue from the revision you read them at.",
         )
-    return since
 
 
 def feed(call: Call, resources: Mapping[str, Resource]) -> Response:
@@ -134,9 +137,11 @@ def feed(call: Call, resources: Mapping[str, Resource]) -> Response:
     ``next`` link is the same request with ``since`` at the page's last
     revision: the feed is its own keyset.
     """
-    now = current(call.conn)
-    since = _since(call, now)
+    # Every malformed parameter is a 400 before the history is consulted.
+    since = _since(call)
     size = page_size(call.request.args.get("page_size"))
+    now = current(call.conn)
+    _within_history(call, since, now)
     rows = call.conn.execute(
         "SELECT rev, tbl, object_id, removed FROM changes WHERE rev > ? ORDER BY rev LIMIT ?",
         (since, size + 1),

@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 
 from provisioner import __version__
 from provisioner.api.client import ApiClient
 from provisioner.api.reader import read_state_and_identity
+from provisioner.api.snapshot import ReadReport, SnapshotCache, read_with_snapshot
 from provisioner.errors import StalePlanError
 from provisioner.model import Config, Identity, State
 from provisioner.plan.diff import diff
@@ -40,6 +42,8 @@ class PlannedOrganization:
     # The values of the config's secret references (repr shows none): the
     # diff compared them with the API's digests; apply sends the changed ones.
     secrets: SecretValues = field(default_factory=SecretValues)
+    # How ``current`` was read: in full, or from a snapshot (and the change feed).
+    read: ReadReport = field(default_factory=lambda: ReadReport("full"))
 
     @property
     def target(self) -> PlanTarget:
@@ -72,8 +76,12 @@ def read_and_diff(
     now: datetime,
     parallelism: int = 8,
     secrets: SecretValues | None = None,
+    cache: SnapshotCache | None = None,
 ) -> PlannedOrganization:
     """Read the current state and diff it against the config. Makes no change.
+
+    With ``cache``, the state comes from its snapshot and the change feed where
+    they can be trusted (``provisioner.api.snapshot``): the same state, fewer requests.
 
     ``secrets`` are the values of the config's references (``config_secrets``);
     read here when not given. The client redacts each of them from every
@@ -85,7 +93,11 @@ def read_and_diff(
     """
     values = secrets if secrets is not None else config_secrets(config)
     client.redact_also(values.values())
-    current, identity = read_state_and_identity(client, parallelism=parallelism)
+    if cache is None:
+        current, identity = read_state_and_identity(client, parallelism=parallelism)
+        how = ReadReport("full")
+    else:
+        current, identity, how = read_with_snapshot(client, cache, parallelism=parallelism)
     plan = diff(
         current,
         config.desired,
@@ -97,7 +109,7 @@ def read_and_diff(
     )
     region = config.organization.region or identity.organization.region or ""
     plan = replace(plan, endpoint=client.endpoint, region=region)
-    return PlannedOrganization(config, identity, current, plan, values)
+    return PlannedOrganization(config, identity, current, plan, values, how)
 
 
 def guard(
@@ -140,6 +152,8 @@ class PlanOptions:
     """The options of one ``plan`` run, shared by every organization it covers.
 
     ``out`` saves the plan (one organization only: the caller checks).
+    ``cache_dir`` keeps state snapshots there (None: read in full, keep none);
+    ``refresh`` reads in full all the same and saves a new snapshot.
     """
 
     api_url: str | None = None
@@ -147,6 +161,14 @@ class PlanOptions:
     parallelism: int = 8
     force: bool = False
     out: str | None = None
+    cache_dir: str | None = None
+    refresh: bool = False
+
+    def cache(self) -> SnapshotCache | None:
+        """The snapshot cache these options ask for, if any."""
+        if self.cache_dir is None:
+            return None
+        return SnapshotCache(Path(self.cache_dir), refresh=self.refresh, tool_version=__version__)
 
 
 @dataclass(frozen=True)
@@ -177,7 +199,12 @@ def plan_orgs(
         secrets = config_secrets(config)  # before connecting: an unset reference costs no request
         with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (_, client):
             planned = read_and_diff(
-                config, client, now=utcnow(), parallelism=options.parallelism, secrets=secrets
+                config,
+                client,
+                now=utcnow(),
+                parallelism=options.parallelism,
+                secrets=secrets,
+                cache=options.cache(),
             )
             return PlanResult(planned)
 
