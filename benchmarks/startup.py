@@ -284,11 +284,14 @@ def main() -> int:
             timeout=120,
         )
         plan_argv = [*tool, "plan", "-c", str(QUICKSTART), "--sandbox", str(db)]
+        full = median_wall([*plan_argv, "--no-cache"], runs)
+        print(f"  reference: plan of the quickstart reading everything (--no-cache): {full:.3f} s")
+        # The warm-up run saves the snapshot; the counted runs plan from it (nothing changes).
         t = median_wall(plan_argv, runs)
         ok = t <= PLAN_MAX_S
         report(
             Figure(
-                "plan of the quickstart on the embedded sandbox",
+                "plan of the quickstart on the embedded sandbox, from its snapshot",
                 f"{t:.3f} s",
                 f"<= {PLAN_MAX_S} s",
                 ok,

@@ -101,6 +101,9 @@ class SnapshotCache:
     directory: Path
     refresh: bool = False
     tool_version: str = ""
+    # What the snapshot is of, when the client's base URL does not say it for
+    # good: an embedded sandbox serves one db on a new port every run.
+    endpoint: str | None = None
 
     def path(self, endpoint: str, organization_id: str) -> Path:
         """The snapshot file of one organization at one endpoint."""
@@ -117,6 +120,17 @@ class ReadReport:
     since: int | None = None
     changes: int = 0
     reason: str = ""  # why a full read, when there was a snapshot to consider
+
+    def describe(self) -> str:
+        """One line for the log: where the state came from."""
+        if self.source == "snapshot":
+            return f"from the snapshot at revision {self.revision} (unchanged)"
+        if self.source == "feed":
+            return (
+                f"from the snapshot at revision {self.since} and {self.changes} change(s) "
+                f"up to revision {self.revision}"
+            )
+        return f"read in full ({self.reason})" if self.reason else "read in full"
 
 
 @dataclass(frozen=True)
@@ -274,8 +288,14 @@ def read_with_snapshot(
     The state is the one a full read would give; afterwards the cache holds a
     snapshot of it. Raises as a full read does; never returns a partial state.
     """
+    state, identity, report = _read(client, cache, parallelism)
+    log.info("state: %s", report.describe())
+    return state, identity, report
+
+
+def _read(client: ApiClient, cache: SnapshotCache, parallelism: int) -> tuple[State, Identity, ReadReport]:
     identity, revision = _me(client)
-    endpoint, org_id = client.endpoint, identity.organization.id
+    endpoint, org_id = cache.endpoint or client.endpoint, identity.organization.id
     if revision is None:
         return read_state(client, parallelism=parallelism), identity, ReadReport("full", reason="no revision")
     reason = "refresh"

@@ -164,11 +164,13 @@ class PlanOptions:
     cache_dir: str | None = None
     refresh: bool = False
 
-    def cache(self) -> SnapshotCache | None:
-        """The snapshot cache these options ask for, if any."""
+    def cache(self, endpoint: str) -> SnapshotCache | None:
+        """The snapshot cache these options ask for, if any, for snapshots of ``endpoint``."""
         if self.cache_dir is None:
             return None
-        return SnapshotCache(Path(self.cache_dir), refresh=self.refresh, tool_version=__version__)
+        return SnapshotCache(
+            Path(self.cache_dir), refresh=self.refresh, tool_version=__version__, endpoint=endpoint
+        )
 
 
 @dataclass(frozen=True)
@@ -197,14 +199,17 @@ def plan_orgs(
 
     def step(config: Config) -> PlanResult:
         secrets = config_secrets(config)  # before connecting: an unset reference costs no request
-        with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (_, client):
+        with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (
+            endpoint,
+            client,
+        ):
             planned = read_and_diff(
                 config,
                 client,
                 now=utcnow(),
                 parallelism=options.parallelism,
                 secrets=secrets,
-                cache=options.cache(),
+                cache=options.cache(endpoint.label),
             )
             return PlanResult(planned)
 

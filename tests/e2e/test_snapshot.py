@@ -184,3 +184,23 @@ def test_a_plan_saved_from_a_snapshot_is_still_refused_when_stale(
     assert refused.returncode != 0
     assert "stale" in refused.stderr
     assert "alice@acme.com" not in api.users()
+
+
+def test_the_embedded_sandbox_plans_from_its_snapshot_although_its_port_changes(tmp_path: Path) -> None:
+    """``--sandbox DB`` serves on a new port every run: the snapshot is of the db, not the port."""
+    config = tmp_path / "org.yaml"
+    config.write_text("version: 1\norganization: {region: us-east-1}\n" + BODY)
+    db, cache = str(tmp_path / "org.db"), str(tmp_path / "cache")
+    cli = Cli(tmp_path, "unused")
+    applied = cli("apply", "-c", str(config), "--sandbox", db, "--auto-approve")
+    assert applied.returncode == 0, applied.stderr
+    lines = []
+    for _ in range(3):
+        done = cli("plan", "-c", str(config), "--sandbox", db, "--cache-dir", cache, "-v", extra_env=CACHED)
+        assert done.returncode == 0, done.stderr
+        lines += [line for line in done.stderr.splitlines() if "provisioner.api: state:" in line]
+    states = [line.split("state: ", 1)[1] for line in lines]
+    assert states[0] == "read in full (no snapshot)"
+    assert states[1] == states[2]
+    assert states[1].startswith("from the snapshot at revision") and states[1].endswith("(unchanged)")
+    assert len(list(Path(cache).glob("*.json"))) == 1
