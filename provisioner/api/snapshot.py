@@ -143,18 +143,23 @@ def _digest(text: bytes) -> str:
     return hashlib.sha256(text).hexdigest()
 
 
-def _identity_of(cache: SnapshotCache, endpoint: str, organization_id: str) -> dict[str, Any]:
+def _identity_of(cache: SnapshotCache, endpoint: str, identity: Identity) -> dict[str, Any]:
+    """What a snapshot must have been made by to be used: the same tool, endpoint,
+    organization, user and role (what a list shows depends on the role: a
+    developer sees only their own API keys, and a promotion changes no key)."""
     return {
         "format": FORMAT,
         "tool_version": cache.tool_version,
         "endpoint": endpoint,
-        "organization_id": organization_id,
+        "organization_id": identity.organization.id,
+        "user_id": identity.user_id,
+        "role": identity.role,
     }
 
 
-def _load(cache: SnapshotCache, endpoint: str, organization_id: str) -> tuple[_Snapshot | None, str]:
+def _load(cache: SnapshotCache, endpoint: str, identity: Identity) -> tuple[_Snapshot | None, str]:
     """The snapshot for this endpoint and organization if it passes every check, else why not."""
-    path = cache.path(endpoint, organization_id)
+    path = cache.path(endpoint, identity.organization.id)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -171,7 +176,7 @@ def _load(cache: SnapshotCache, endpoint: str, organization_id: str) -> tuple[_S
         return None, "not a snapshot"
     if not isinstance(body, dict):
         return None, "not a snapshot"
-    expected = _identity_of(cache, endpoint, organization_id)
+    expected = _identity_of(cache, endpoint, identity)
     for name, value in expected.items():
         if body.get(name) != value:
             return None, f"the snapshot's {name} differs"
@@ -181,12 +186,12 @@ def _load(cache: SnapshotCache, endpoint: str, organization_id: str) -> tuple[_S
     return _Snapshot(revision, objects), ""
 
 
-def _save(cache: SnapshotCache, endpoint: str, organization_id: str, snapshot: _Snapshot) -> None:
+def _save(cache: SnapshotCache, endpoint: str, identity: Identity, snapshot: _Snapshot) -> None:
     """Write the snapshot atomically, readable by its owner only; a failure is logged, not raised."""
-    body = {**_identity_of(cache, endpoint, organization_id), "revision": snapshot.revision}
+    body = {**_identity_of(cache, endpoint, identity), "revision": snapshot.revision}
     body["objects"] = snapshot.objects
     text = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-    path = cache.path(endpoint, organization_id)
+    path = cache.path(endpoint, identity.organization.id)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-", suffix=".tmp")
@@ -295,18 +300,18 @@ def read_with_snapshot(
 
 def _read(client: ApiClient, cache: SnapshotCache, parallelism: int) -> tuple[State, Identity, ReadReport]:
     identity, revision = _me(client)
-    endpoint, org_id = cache.endpoint or client.endpoint, identity.organization.id
+    endpoint = cache.endpoint or client.endpoint
     if revision is None:
         return read_state(client, parallelism=parallelism), identity, ReadReport("full", reason="no revision")
     reason = "refresh"
     if not cache.refresh:
-        snapshot, reason = _load(cache, endpoint, org_id)
+        snapshot, reason = _load(cache, endpoint, identity)
         if snapshot is not None:
             report, objects = _from_snapshot(client, snapshot, revision)
             if objects is not None:
                 state = read_state(_Held(client, objects), parallelism=1)
                 if report.source != "snapshot":  # an unchanged snapshot is not written again
-                    _save(cache, endpoint, org_id, _Snapshot(revision, objects))
+                    _save(cache, endpoint, identity, _Snapshot(revision, objects))
                 return state, identity, report
             reason = report.reason
     recorder = _Recorder(client)
@@ -314,7 +319,7 @@ def _read(client: ApiClient, cache: SnapshotCache, parallelism: int) -> tuple[St
     if set(recorder.objects) <= FEED_COLLECTIONS:
         # Every collection a type might list is kept, listed empty or not.
         held = {path: recorder.objects.get(path, {}) for path in sorted(FEED_COLLECTIONS)}
-        _save(cache, endpoint, org_id, _Snapshot(revision, held))
+        _save(cache, endpoint, identity, _Snapshot(revision, held))
     return state, identity, ReadReport("full", revision=revision, reason=reason)
 
 

@@ -117,12 +117,17 @@ def _is_admin(call: Call) -> bool:
     return bool(call.user["role"] == "admin")
 
 
+def visible(call: Call, row: sqlite3.Row) -> bool:
+    """Whether the caller may see the key ``row`` (the change feed asks too)."""
+    return _is_admin(call) or row["user_id"] == call.user["id"]
+
+
 def _fetch_visible(call: Call) -> sqlite3.Row:
     """The key named in the path, if the caller may see it; else a 404 (not a 403)."""
     row: sqlite3.Row | None = call.conn.execute(
         "SELECT * FROM api_keys WHERE id = ?", (call.values["id"],)
     ).fetchone()
-    if row is None or not (_is_admin(call) or row["user_id"] == call.user["id"]):
+    if row is None or not visible(call, row):
         raise ApiProblem.coded(404, "not_found", f"No API key with id {call.values['id']!r}.")
     return row
 

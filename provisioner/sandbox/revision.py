@@ -31,7 +31,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -130,12 +130,18 @@ def _within_history(call: Call, since: int, now: int) -> None:
         )
 
 
-def feed(call: Call, resources: Mapping[str, Resource]) -> Response:
+# Whether the caller may see one object (of a table that has such a rule).
+Visible = Callable[[Call, sqlite3.Row], bool]
+
+
+def feed(call: Call, resources: Mapping[str, Resource], visible: Mapping[str, Visible]) -> Response:
     """``GET /changes/?since=REV``: one page of the latest change of each object changed after REV.
 
-    ``resources`` maps each object table to how its objects are shown. The
-    ``next`` link is the same request with ``since`` at the page's last
-    revision: the feed is its own keyset.
+    ``resources`` maps each object table to how its objects are shown;
+    ``visible`` the tables whose lists show a caller only some objects (a
+    developer's own API keys) to that rule: the feed leaves out what the list
+    would. The ``next`` link is the same request with ``since`` at the page's
+    last revision: the feed is its own keyset.
     """
     # Every malformed parameter is a 400 before the history is consulted.
     since = _since(call)
@@ -147,7 +153,8 @@ def feed(call: Call, resources: Mapping[str, Resource]) -> Response:
         (since, size + 1),
     ).fetchall()
     more = len(rows) > size
-    results = [_entry(call.conn, row, resources) for row in rows[:size]]
+    entries = (_entry(call, row, resources, visible) for row in rows[:size])
+    results = [entry for entry in entries if entry is not None]
     next_link = None
     if more:
         query = {"since": str(rows[size - 1]["rev"]), "page_size": str(size)}
@@ -155,12 +162,21 @@ def feed(call: Call, resources: Mapping[str, Resource]) -> Response:
     return json_response(200, {"next": next_link, "revision": now, "results": results})
 
 
-def _entry(conn: sqlite3.Connection, row: sqlite3.Row, resources: Mapping[str, Resource]) -> dict[str, Any]:
+def _entry(
+    call: Call, row: sqlite3.Row, resources: Mapping[str, Resource], visible: Mapping[str, Visible]
+) -> dict[str, Any] | None:
+    """One feed entry, or None when the caller's list would not show the object."""
     resource = resources[row["tbl"]]
     obj = None
     if not row["removed"]:
-        found = conn.execute(f"SELECT * FROM {resource.table} WHERE id = ?", (row["object_id"],)).fetchone()
-        obj = resource.to_json(found) if found is not None else None
+        found = call.conn.execute(
+            f"SELECT * FROM {resource.table} WHERE id = ?", (row["object_id"],)
+        ).fetchone()
+        if found is not None:
+            rule = visible.get(row["tbl"])
+            if rule is not None and not rule(call, found):
+                return None
+            obj = resource.to_json(found)
     return {
         "revision": row["rev"],
         "type": COLLECTIONS[row["tbl"]],

@@ -155,3 +155,22 @@ def test_the_feed_keeps_the_latency_knob(make_sandbox: Callable[..., RunningSand
     assert response.status_code == 200
     assert response.elapsed.total_seconds() >= 0.05
     assert api.get("/_sandbox/stats").json()["by_route"]["GET /api/v1/changes/"] == 1
+
+
+def test_a_developer_s_feed_leaves_out_other_users_keys_as_their_list_does(
+    api: Api, developer_api: Api
+) -> None:
+    developer = developer_api
+    space = api.post("/workspaces/", {"name": "keys"}).json()
+    me, dev = api.get("/me/").json(), developer.get("/me/").json()
+    start = revision(api)
+    admins = api.post(
+        "/api_keys/", {"name": "admin's", "workspace_id": space["id"], "user_id": me["id"]}
+    ).json()
+    own = developer.post(
+        "/api_keys/", {"name": "own", "workspace_id": space["id"], "user_id": dev["id"]}
+    ).json()
+    seen = {entry["id"] for entry in feed(developer, start)[0]}
+    assert own["id"] in seen and admins["id"] not in seen
+    assert {k["id"] for k in developer.walk("/api_keys/")} == {own["id"]}
+    assert admins["id"] in {entry["id"] for entry in feed(api, start)[0]}
