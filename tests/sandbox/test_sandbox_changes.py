@@ -174,3 +174,17 @@ def test_a_developer_s_feed_leaves_out_other_users_keys_as_their_list_does(
     assert own["id"] in seen and admins["id"] not in seen
     assert {k["id"] for k in developer.walk("/api_keys/")} == {own["id"]}
     assert admins["id"] in {entry["id"] for entry in feed(api, start)[0]}
+
+
+def test_the_feed_and_the_revision_keep_the_rate_and_fault_knobs(
+    make_sandbox: Callable[..., RunningSandbox],
+) -> None:
+    limited = make_sandbox(rate_limit=1)
+    api = Api(limited.base_url, limited.token)
+    assert api.get("/changes/?since=0").status_code == 200
+    throttled = api.get("/revision/")
+    assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) >= 1
+    failing = make_sandbox(fail_rate=1.0, seed=1)
+    broken = Api(failing.base_url, failing.token)
+    assert broken.get("/changes/?since=0").status_code in (500, 503)
+    assert broken.get("/revision/").status_code in (500, 503)
