@@ -341,7 +341,8 @@ class CliRun:
 
 def run_cli(args: list[str], *, timeout: float = 300, env_extra: dict[str, str] | None = None) -> CliRun:
     """Run ``provisioner ARGS``; wall time, and peak RSS from wait4 on this very child."""
-    env = {**os.environ, TOKEN_ENV: TOKEN, "NO_COLOR": "1", **(env_extra or {})}
+    # Every plan here measures a full read unless it asks for the snapshot (issue 24's section).
+    env = {**os.environ, TOKEN_ENV: TOKEN, "NO_COLOR": "1", "PROVISIONER_NO_CACHE": "1", **(env_extra or {})}
     with tempfile.TemporaryFile("w+") as out:
         started = time.perf_counter()
         process = subprocess.Popen(
@@ -689,7 +690,8 @@ def _json_plan(sandbox: Sandbox, config: Path, *options: str) -> tuple[CliRun, d
     """One ``plan --format json`` run: the run, the sandbox's stats, the plan document."""
     sandbox.reset_stats()
     run = run_cli(
-        ["plan", "-c", str(config), "--api-url", sandbox.base_url, "--format", "json", "--force", *options]
+        ["plan", "-c", str(config), "--api-url", sandbox.base_url, "--format", "json", "--force", *options],
+        env_extra={"PROVISIONER_NO_CACHE": ""},
     )
     stats = sandbox.stats()
     document = json.loads(run.stdout) if run.stdout.strip().startswith("{") else {}
