@@ -96,7 +96,7 @@ def default_cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class SnapshotCache:
-    """A folder of snapshots, one per (endpoint, organization); ``refresh`` reads in full and saves."""
+    """A folder of snapshots, one per (endpoint, organization, user); ``refresh`` reads in full and saves."""
 
     directory: Path
     refresh: bool = False
@@ -105,10 +105,14 @@ class SnapshotCache:
     # good: an embedded sandbox serves one db on a new port every run.
     endpoint: str | None = None
 
-    def path(self, endpoint: str, organization_id: str) -> Path:
-        """The snapshot file of one organization at one endpoint."""
-        name = hashlib.sha256(f"{endpoint}\n{organization_id}".encode()).hexdigest()[:32]
-        return self.directory / f"{name}.json"
+    def path(self, endpoint: str, identity: Identity) -> Path:
+        """The snapshot file of one organization at one endpoint, as one user reads it.
+
+        Per user: two keys of one organization (a developer's for plans, say, and an
+        admin's) see different lists, and would otherwise replace each other's snapshot.
+        """
+        key = f"{endpoint}\n{identity.organization.id}\n{identity.user_id}"
+        return self.directory / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.json"
 
 
 @dataclass(frozen=True)
@@ -159,7 +163,7 @@ def _identity_of(cache: SnapshotCache, endpoint: str, identity: Identity) -> dic
 
 def _load(cache: SnapshotCache, endpoint: str, identity: Identity) -> tuple[_Snapshot | None, str]:
     """The snapshot for this endpoint and organization if it passes every check, else why not."""
-    path = cache.path(endpoint, identity.organization.id)
+    path = cache.path(endpoint, identity)
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -192,7 +196,7 @@ def _save(cache: SnapshotCache, endpoint: str, identity: Identity, snapshot: _Sn
     """Write the snapshot atomically, readable by its owner only; a failure is logged, not raised."""
     body = {**_identity_of(cache, endpoint, identity), "revision": snapshot.revision}
     body["objects"] = snapshot.objects
-    path = cache.path(endpoint, identity.organization.id)
+    path = cache.path(endpoint, identity)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".snapshot-", suffix=".tmp")

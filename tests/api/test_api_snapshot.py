@@ -96,13 +96,23 @@ def test_an_api_without_a_revision_is_read_in_full_and_nothing_is_saved(cache: S
     assert not cache.directory.exists()
 
 
-def test_another_user_s_snapshot_is_not_used(cache: SnapshotCache) -> None:
+def test_each_user_has_a_snapshot_of_their_own(cache: SnapshotCache) -> None:
     first_read(cache)
     with responses.RequestsMock() as rsps:
         rsps.get(f"{BASE}/me/", json=me_at(5, id="u2", email="dev@example.com", role="developer"))
         register(rsps)
         _, _, report = read_with_snapshot(client(), cache)
-    assert (report.source, report.reason) == ("full", "the snapshot's user_id differs")
+    assert (report.source, report.reason) == ("full", "no snapshot")
+    assert len(list(cache.directory.glob("*.json"))) == 2
+
+
+def test_a_snapshot_made_under_another_role_is_not_used(cache: SnapshotCache) -> None:
+    first_read(cache)
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{BASE}/me/", json=me_at(5, role="developer"))
+        register(rsps)
+        _, _, report = read_with_snapshot(client(), cache)
+    assert (report.source, report.reason) == ("full", "the snapshot's role differs")
 
 
 def test_another_tool_version_s_snapshot_is_not_used(cache: SnapshotCache) -> None:

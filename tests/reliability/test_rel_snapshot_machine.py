@@ -30,13 +30,16 @@ from provisioner.apply.executor import apply_plan
 from provisioner.config import load_config
 from provisioner.errors import ProvisionerError
 from provisioner.plan.digest import PlanTarget, plan_digest
-from provisioner.sandbox import start_sandbox
+from provisioner.sandbox import create_token, start_sandbox
 from provisioner.service.plan import PlannedOrganization, guard, read_and_diff
 from tests.support import TOKEN_ENV, Api, org_config
 
 EMAILS = ["ann@acme.com", "ben@acme.com", "cat@acme.com", "dov@acme.com"]
 SPACES = ["alpha", "beta", "gamma"]
 ADMIN = "admin@example.com"
+# A developer every config keeps, whose key plans too: what a developer's lists show differs
+# (only their own API keys), and so must their snapshot.
+DEVELOPER = "obs@example.com"
 HOOK = "https://hooks.example.invalid/{name}"
 
 desired_users = st.dictionaries(st.sampled_from(EMAILS), st.sampled_from(["admin", "developer"]), max_size=4)
@@ -63,6 +66,10 @@ class SnapshotMachine(RuleBasedStateMachine):
         self.token = "snap-" + uuid.uuid4().hex
         self.cache = SnapshotCache(self.dir / "cache", tool_version="test")
         self.sandbox = start_sandbox(self.db, token=self.token)
+        Api(self.sandbox.base_url, self.token).request(
+            "POST", "/users/", {"email": DEVELOPER, "role": "developer"}
+        )
+        self.developer_token = create_token(self.db, DEVELOPER)
         self.faulty = False
         self.users: dict[str, str] = {}
         self.members: dict[str, set[str]] = {SPACES[0]: set()}
@@ -87,17 +94,19 @@ class SnapshotMachine(RuleBasedStateMachine):
             if self.hooks:
                 spaces += f'    webhooks:\n      - {{url: "{HOOK.format(name=name)}", events: [bot.done]}}\n'
         body = (
-            f"users:\n  - {{email: {ADMIN}, role: admin}}\n{users}workspaces:\n{spaces}"
+            f"users:\n  - {{email: {ADMIN}, role: admin}}\n  - {{email: {DEVELOPER}, role: developer}}\n"
+            f"{users}workspaces:\n{spaces}"
             "policy: {max_removals: 1000}\n"
         )
         path = self.dir / "org.yaml"
         path.write_text(org_config(self.sandbox.base_url, body))
         return path
 
-    def _plan(self, cache: SnapshotCache | None) -> PlannedOrganization:
+    def _plan(self, cache: SnapshotCache | None, token: str | None = None) -> PlannedOrganization:
         config = load_config(self._config())
-        os.environ[TOKEN_ENV] = self.token
-        with ApiClient(self.sandbox.base_url, self.token, backoff_max=0.01, max_retries=3) as client:
+        key = token or self.token
+        os.environ[TOKEN_ENV] = key
+        with ApiClient(self.sandbox.base_url, key, backoff_max=0.01, max_retries=3) as client:
             return read_and_diff(config, client, now=datetime.now(UTC), cache=cache)
 
     # --- rules -------------------------------------------------------------------------
@@ -178,11 +187,12 @@ class SnapshotMachine(RuleBasedStateMachine):
         except ProvisionerError:
             return  # a failed read or a refused plan
 
-    @rule()
-    def compare(self) -> None:
+    @rule(as_developer=st.booleans())
+    def compare(self, as_developer: bool = False) -> None:
+        token = self.developer_token if as_developer else self.token
         try:
-            cached = self._plan(self.cache)
-            full = self._plan(None)
+            cached = self._plan(self.cache, token)
+            full = self._plan(None, token)
         except ProvisionerError:
             return  # an injected fault failed a read: nothing to compare
         assert cached.current == full.current
@@ -218,6 +228,8 @@ def test_the_machine_compares_plans_from_the_snapshot_and_the_feed() -> None:
         ):
             step()
             machine.compare()
+        machine.compare(as_developer=True)  # another user's snapshot: read in full
+        machine.compare(as_developer=True)  # then their own
         # A removal the history then forgets: the feed answers 410, the plan reads in full.
         machine.out_of_band("remove", "ben@acme.com", "alpha")
         machine.compact_history()
@@ -225,4 +237,4 @@ def test_the_machine_compares_plans_from_the_snapshot_and_the_feed() -> None:
         sources = machine.sources
     finally:
         machine.teardown()
-    assert sources == ["feed", "snapshot", "feed", "feed", "feed", "full"]
+    assert sources == ["feed", "snapshot", "feed", "feed", "feed", "full", "snapshot", "full"]
