@@ -232,3 +232,20 @@ def test_a_snapshot_is_of_one_user_and_role_because_what_a_list_shows_depends_on
     assert "GET /api/v1/api_keys/" in requests_made(sandbox)  # read in full, not from the feed
     assert comparable(as_admin) == comparable(plan_json(bob, config, "--no-cache"))
     assert as_admin["state_fingerprint"] != as_developer["state_fingerprint"]  # the key is seen now
+
+
+def test_a_plan_saved_from_a_snapshot_applies_and_its_digest_pins_the_apply(
+    sandbox: RunningSandbox, cli: Cli, api: Api, tmp_path: Path
+) -> None:
+    config = write(tmp_path, sandbox)
+    cache = str(tmp_path / "cache")
+    plan_json(cli, config, "--cache-dir", cache)  # saves the snapshot
+    assert api.request("POST", "/users/", {"email": "oob@acme.com", "role": "developer"})[0] == 201
+    out = str(tmp_path / "plan.json")
+    saved = cli("plan", "-c", config, "--cache-dir", cache, "--out", out, "-v", extra_env=CACHED)
+    assert saved.returncode == 0, saved.stderr
+    assert "state: from the snapshot at revision" in saved.stderr  # made from the snapshot and the feed
+    digest = json.loads(Path(out).read_text())["digest"]
+    pinned = cli("apply", "-c", config, "--expect", digest, "--auto-approve", extra_env=CACHED)
+    assert pinned.returncode == 0, pinned.stdout + pinned.stderr
+    assert {"alice@acme.com", "bob@acme.com"} <= set(api.users()) and "oob@acme.com" not in api.users()
