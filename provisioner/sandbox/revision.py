@@ -13,11 +13,10 @@ Decisions worth knowing:
   (nor a test's direct SQL, nor ``bulk_seed``) can forget to bump the
   revision, and a rolled-back request bumps nothing.
 * **One row per object.** A change replaces the object's earlier row
-  (``INSERT OR REPLACE`` on ``UNIQUE (tbl, object_id)``) with a new,
-  higher ``rev``. The feed is then at most one entry per object, always its
-  latest state, and it can be paged on ``rev`` like any keyset: an object
-  that changes while a client pages moves ahead of the client and is seen
-  again, never skipped.
+  (``UNIQUE (tbl, object_id)``) with a new, higher ``rev``. The feed is then
+  at most one entry per object, always its latest state, and it can be
+  paged on ``rev`` like any keyset: an object that changes while a client
+  pages moves ahead of the client and is seen again, never skipped.
 * **The revision is AUTOINCREMENT's counter** (``sqlite_sequence``): it never
   goes back, even when the highest row is replaced or compacted away.
 * **410 Gone** when ``since`` lies before the horizon (removals older than it
@@ -57,16 +56,23 @@ COLLECTIONS: Mapping[str, str] = {
 
 
 def _triggers(table: str) -> str:
-    record = "INSERT OR REPLACE INTO changes (tbl, object_id, removed) VALUES"
+    # DELETE then INSERT rather than INSERT OR REPLACE: a trigger's conflict clause
+    # gives way to the outer statement's (an ``UPDATE OR IGNORE users ...`` would make
+    # the replace an ignore, and leave the object at its old revision).
+    def record(ref: str, removed: int) -> str:
+        return (
+            f"DELETE FROM changes WHERE tbl = '{table}' AND object_id = {ref}.id; "
+            f"INSERT INTO changes (tbl, object_id, removed) VALUES ('{table}', {ref}.id, {removed});"
+        )
+
     return f"""
 CREATE TRIGGER IF NOT EXISTS {table}_feed_insert AFTER INSERT ON {table}
-BEGIN {record} ('{table}', NEW.id, 0); END;
+BEGIN {record("NEW", 0)} END;
 CREATE TRIGGER IF NOT EXISTS {table}_feed_update AFTER UPDATE ON {table}
-BEGIN {record} ('{table}', NEW.id, 0); END;
+BEGIN {record("NEW", 0)} END;
 CREATE TRIGGER IF NOT EXISTS {table}_feed_delete AFTER DELETE ON {table}
-BEGIN {record} ('{table}', OLD.id, 1); END;
+BEGIN {record("OLD", 1)} END;
 """
-
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS changes (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -188,3 +189,18 @@ def test_the_feed_and_the_revision_keep_the_rate_and_fault_knobs(
     broken = Api(failing.base_url, failing.token)
     assert broken.get("/changes/?since=0").status_code in (500, 503)
     assert broken.get("/revision/").status_code in (500, 503)
+
+
+def test_a_write_whose_statement_ignores_conflicts_still_moves_the_object_in_the_feed(
+    sandbox: RunningSandbox, api: Api
+) -> None:
+    """A trigger's own conflict clause gives way to the outer statement's (SQLite): the feed's
+    triggers must not need one, or an ``UPDATE OR IGNORE`` would leave the object behind."""
+    user = api.post("/users/", {"email": "quiet@example.com", "role": "developer"}).json()
+    start = revision(api)
+    db = sqlite3.connect(sandbox.db_path)
+    with db:
+        db.execute("UPDATE OR IGNORE users SET role = 'admin', rev = rev + 1 WHERE id = ?", (user["id"],))
+    db.close()
+    entries, _ = feed(api, start)
+    assert [(entry["id"], entry["object"]["role"]) for entry in entries] == [(user["id"], "admin")]
