@@ -74,6 +74,7 @@ CREATE TRIGGER IF NOT EXISTS {table}_feed_delete AFTER DELETE ON {table}
 BEGIN {record("OLD", 1)} END;
 """
 
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS changes (
     rev INTEGER PRIMARY KEY AUTOINCREMENT,
