@@ -145,13 +145,19 @@ def is_regional(url: ApiUrl) -> bool:
     return url.base in REGIONAL_BASE_URLS
 
 
+# How a plan names an embedded sandbox (``provisioner.endpoint.embedded_sandbox_label``):
+# in-process and on loopback, so neither a region's endpoint nor a place the key could go.
+EMBEDDED_SANDBOX = "embedded sandbox"
+
+
 def endpoint_note(endpoint: str, region: str) -> str:
     """Why ``endpoint`` deserves a reviewer's attention, or ``""``.
 
     ``region`` is the organization's region (from the config, else as the API
-    reports it). A plan shows this note next to its endpoint.
+    reports it). A plan shows this note next to its endpoint; an embedded
+    sandbox needs none: its label says what it is.
     """
-    if not endpoint:
+    if not endpoint or endpoint.startswith(f"{EMBEDDED_SANDBOX} ("):
         return ""
     if region in REGIONS:
         expected = region_base_url(region)

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 
@@ -48,7 +48,8 @@ from provisioner.model import (
     is_production_environment,  # one definition of "production"
 )
 from provisioner.plan.diff import diff, filter_ignored
-from provisioner.plan.model import Change, Plan, ResourceType
+from provisioner.plan.model import Action, Change, Plan, ResourceType
+from provisioner.resources.credential import changed_values, credential_key
 from provisioner.secrets.refs import SecretValues
 
 
@@ -130,7 +131,8 @@ def detect_drift(
 
     ``last_applied`` is the state the last logged apply left behind, or
     ``None`` without an audit log. ``secrets``: the values of the config's
-    secret references, compared with the server's digests as in ``plan``.
+    secret references this job holds; a value that differs from the server's
+    digest behind an unchanged reference is drift the plan cannot show.
     """
     plan = diff(
         current,
@@ -139,7 +141,6 @@ def detect_drift(
         now=now,
         organization=organization,
         config_digest=config.digest,
-        secrets=secrets,
     )
     cur = filter_ignored(current, config.policy)
     des = filter_ignored(config.desired, config.policy)
@@ -182,7 +183,35 @@ def detect_drift(
         else:
             workspace = _workspace_of(change)
             items.append(DriftItem(change, origin, reach=(Reach(workspace, workspace in production),)))
+    for change in _changed_values(cur, des, plan, secrets or SecretValues()):
+        workspace = _workspace_of(change)
+        items.append(DriftItem(change, Origin.UNKNOWN, reach=(Reach(workspace, workspace in production),)))
     return DriftReport(organization, plan, tuple(items), with_audit_log=last is not None)
+
+
+def _changed_values(current: State, desired: State, plan: Plan, secrets: SecretValues) -> list[Change]:
+    """Credentials whose secret value differs from the server's, with nothing in the config saying so.
+
+    A plan never writes these (it compares sources, not values), so an
+    apply under ``--expect`` never sends such a value silently: drift
+    reports it, and raising the reference's ``version`` sends it through review.
+    """
+    planned = {c.key for c in plan.changes if c.type is ResourceType.CREDENTIAL}
+    out = []
+    for key in sorted(desired.credentials.keys() & current.credentials.keys()):
+        before, after = current.credentials[key], desired.credentials[key]
+        names = changed_values(before, after, secrets)
+        if names and credential_key(*key) not in planned:
+            out.append(
+                Change(
+                    Action.UPDATE,
+                    ResourceType.CREDENTIAL,
+                    credential_key(*key),
+                    before,
+                    replace(after, write=names),
+                )
+            )
+    return out
 
 
 def _workspace_of(change: Change) -> str:

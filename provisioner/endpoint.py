@@ -29,7 +29,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from provisioner.apiurl import ApiUrl, UrlProblem, is_loopback_host, is_regional, parse_api_url
+from provisioner.apiurl import (
+    EMBEDDED_SANDBOX,
+    ApiUrl,
+    UrlProblem,
+    is_loopback_host,
+    is_regional,
+    parse_api_url,
+)
 from provisioner.errors import ProvisionerError
 from provisioner.model import OrganizationSettings
 
@@ -124,18 +131,70 @@ class OperatorAllowances:
         )
 
 
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+_TYPO_SIMILARITY = 0.75  # of the names without suffix: sandbx/sandbox 0.92, quick/sandbox-0 0.14
+
+
+def other_sandbox_databases(db: str | os.PathLike[str]) -> list[Path]:
+    """The SQLite databases next to ``db`` whose names ``db`` looks like a typo of, closest first.
+
+    Empty when ``db`` exists. A mistyped ``--sandbox`` path (``sandbx.db``
+    beside ``sandbox.db``) would otherwise start a second, empty organization;
+    a clearly different name (``quick.db``) is taken as meant. Only the file
+    header is read: the reconciler imports nothing from the sandbox to
+    recognise one.
+    """
+    path = Path(db)
+    if path.exists():
+        return []
+    import difflib  # only for a missing database: the config checks import this module
+
+    folder = path.parent
+    try:
+        entries = sorted(folder.iterdir()) if folder.is_dir() else []
+    except OSError:
+        return []
+    scored = []
+    for entry in entries:
+        similarity = difflib.SequenceMatcher(None, path.stem, entry.stem).ratio()
+        if similarity >= _TYPO_SIMILARITY and _is_sqlite(entry):
+            scored.append((-similarity, entry.name, folder / entry.name))
+    return [found for _, _, found in sorted(scored)]
+
+
+def _is_sqlite(path: Path) -> bool:
+    """Whether ``path`` is a regular file that starts with SQLite's header."""
+    try:
+        if not path.is_file():
+            return False
+        with path.open("rb") as fh:
+            return fh.read(len(_SQLITE_MAGIC)) == _SQLITE_MAGIC
+    except OSError:
+        return False
+
+
+def embedded_sandbox_label(db: str | os.PathLike[str]) -> str:
+    """How a plan names an embedded sandbox: ``embedded sandbox (sandbox.db)``, stable across runs."""
+    return f"{EMBEDDED_SANDBOX} ({db})"
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """A resolved API endpoint.
 
     ``label`` names the endpoint in messages and never contains the key.
-    ``created`` is True when an embedded sandbox database was created for it.
+    ``created`` is True when an embedded sandbox database was created for it;
+    ``embedded`` when the endpoint is an embedded sandbox, whose loopback port
+    changes from run to run: a plan then names it by ``label``, not by URL.
     """
 
     base_url: str
     token: str = field(repr=False)
     label: str
     created: bool = False
+    embedded: bool = False
 
     def __repr__(self) -> str:  # the key stays out of every repr
         return f"Endpoint(base_url={self.base_url!r}, label={self.label!r})"
@@ -169,8 +228,12 @@ def open_endpoint(
             raise EndpointError(f"--sandbox {db}: folder {db.parent} does not exist; create it first")
         created = not db.exists()
         if created and not create_sandbox:
+            others = other_sandbox_databases(db)
+            meant = (
+                f"Did you mean --sandbox {shlex.quote(str(others[0]))}? " if others else "Check the path; "
+            )
             raise EndpointError(
-                f"--sandbox {db}: no such sandbox database. Check the path; "
+                f"--sandbox {db}: no such sandbox database. {meant}"
                 f"`provisioner apply --sandbox {shlex.quote(str(db))}` creates a new sandbox "
                 "organization there"
             )
@@ -179,7 +242,9 @@ def open_endpoint(
         except SandboxError as error:
             raise EndpointError(f"--sandbox {db}: {error}") from None
         try:
-            yield Endpoint(running.base_url, running.token, f"sandbox {db}", created=created)
+            yield Endpoint(
+                running.base_url, running.token, embedded_sandbox_label(db), created=created, embedded=True
+            )
         finally:
             running.stop()
         return

@@ -34,6 +34,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -48,6 +49,7 @@ from provisioner.model import (
     Identity,
     State,
 )
+from provisioner.secrets.names import api_key_slug, default_name, webhook_slug
 
 __all__ = ["Exported", "export_config", "export_document"]
 
@@ -408,21 +410,29 @@ def _settings_lines(
     """
     everywhere = list(instances)
     hooks: dict[tuple[str, tuple[str, ...], bool], list[str | None]] = {}
+    hook_sinks: dict[tuple[str, tuple[str, ...], bool], dict[str | None, str]] = {}
     creds: dict[str, tuple[Credential, list[str | None]]] = {}
     for env, name in instances.items():
         for (ws, _), hook in sorted(current.webhooks.items()):
             if ws == name:
                 hooks.setdefault((hook.url, hook.events, hook.enabled), []).append(env)
+                host = urlsplit(hook.url).hostname
+                if hook.sink_name and hook.sink_name != default_name(name, webhook_slug(hook.url, host)):
+                    hook_sinks.setdefault((hook.url, hook.events, hook.enabled), {})[env] = hook.sink_name
         for (ws, provider), credential in sorted(current.credentials.items()):
             if ws == name:
                 creds.setdefault(provider, (credential, []))[1].append(env)
     keys: dict[tuple[str, str], list[str | None]] = {}
+    key_sinks: dict[tuple[str, str], dict[str | None, str]] = {}
     for env, name in instances.items():
         for key in sorted(current.api_keys.values(), key=lambda k: (k.name, k.owner)):
-            if key.workspace == name and not key.disabled:
+            # Only the tool's own keys: one made by hand would be declared, then made again.
+            if key.workspace == name and not key.disabled and key.sink_name is not None:
                 envs_of = keys.setdefault((key.name, key.owner), [])
                 if env not in envs_of:
                     envs_of.append(env)
+                if key.sink_name != default_name(name, api_key_slug(key.name)):
+                    key_sinks.setdefault((key.name, key.owner), {})[env] = key.sink_name
     out: list[str] = []
 
     def only(envs: list[str | None], indent: str) -> list[str]:
@@ -437,12 +447,18 @@ def _settings_lines(
             out.append(f"        events: {_flow(events)}")
             if not enabled:
                 out.append("        enabled: false")
+            sink = _templated(hook_sinks.get((url, events, enabled), {}), envs)
+            if sink is not None:
+                out.append(f"        sink: {_scalar(sink)}")
             out += only(envs, "        ")
     if keys:
         out.append("    api_keys:")
         for (name, owner), envs in sorted(keys.items()):
             out.append(f"      - name: {_scalar(name)}")
             out.append(f"        owner: {_scalar(owner)}")
+            sink = _templated(key_sinks.get((name, owner), {}), envs)
+            if sink is not None:
+                out.append(f"        sink: {_scalar(sink)}")
             out += only(envs, "        ")
     for section, kind in (("transcription", False), ("platforms", True)):
         chosen = {p: c for p, c in sorted(creds.items()) if (_kind(p) == PLATFORM) == kind}
@@ -453,7 +469,11 @@ def _settings_lines(
             out.append(f"      {_scalar(provider)}:")
             for field_name, value in credential.fields:
                 out.append(f"        {_scalar(field_name)}: {_scalar(value)}")
-            for secret, _ in credential.digests:
+            for secret in credential_secrets(credential):
+                recorded = _recorded_reference(current, instances, provider, secret, envs)
+                if recorded is not None:
+                    out.append(f"        {_scalar(secret)}: {recorded}")
+                    continue
                 stem = f"RECALL_SECRET_{_var_part(base)}"
                 suffix = f"_{_var_part(provider)}_{_var_part(secret)}"
                 templated = None not in envs
@@ -463,6 +483,62 @@ def _settings_lines(
                     variables.append(stem + (f"_{_var_part(env)}" if env is not None else "") + suffix)
             out += only(envs, "        ")
     return out
+
+
+def credential_secrets(credential: Credential) -> list[str]:
+    """The secrets a credential holds, by name (digests for an admin's key, sources for any key)."""
+    return sorted({name for name, _ in credential.digests} | {name for name, _ in credential.sources})
+
+
+def _templated(values: dict[str | None, str], envs: list[str | None]) -> str | None:
+    """One config string for a value per environment: ``{ENVIRONMENT}`` where it differs; None if none.
+
+    None also when the environments' values do not follow one template (the
+    caller then falls back to what it writes otherwise).
+    """
+    if not values or set(values) != set(envs):
+        return None
+    forms = {
+        value.replace(_var_part(env), "{ENVIRONMENT}").replace(env, "{environment}")
+        if env is not None
+        else value
+        for env, value in values.items()
+    }
+    return forms.pop() if len(forms) == 1 else None
+
+
+def _recorded_reference(
+    current: State, instances: dict[str | None, str], provider: str, secret: str, envs: list[str | None]
+) -> str | None:
+    """The reference the server recorded for a secret's last write, as config text, or None.
+
+    A credential written by this tool carries ``env NAME vN`` / ``file PATH
+    vN`` for each secret; exporting it back keeps the next plan empty.
+    """
+    labels: dict[str | None, tuple[str, str, int]] = {}
+    for env in envs:
+        credential = current.credentials.get((instances[env], provider))
+        label = dict(credential.sources).get(secret) if credential is not None else None
+        parsed = _parse_label(label)
+        if parsed is None:
+            return None
+        labels[env] = parsed
+    if len({(source, version) for source, _, version in labels.values()}) != 1:
+        return None
+    source, _, version = next(iter(labels.values()))
+    name = _templated({env: n for env, (_, n, _) in labels.items()}, envs)
+    if name is None:
+        return None
+    tail = f", version: {version}" if version != 1 else ""
+    return f"{{{source}: {_scalar(name)}{tail}}}"
+
+
+def _parse_label(label: str | None) -> tuple[str, str, int] | None:
+    """``env NAME v2`` as ``("env", "NAME", 2)``; None for anything else."""
+    if label is None:
+        return None
+    match = re.fullmatch(r"(env|file) (\S+) v([1-9][0-9]{0,6})", label)
+    return None if match is None else (match.group(1), match.group(2), int(match.group(3)))
 
 
 def _kind(provider: str) -> str:

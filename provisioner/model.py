@@ -188,9 +188,17 @@ class SecretRef:
 
     source: str  # "env" or "file"
     name: str
+    # The config's ``version`` of the value (Terraform's ``*_wo_version``):
+    # raising it sends the value again; a plan compares it, never the value.
+    version: int = 1
 
     def __str__(self) -> str:
-        return f"{self.source} {self.name}"
+        return f"{self.source} {self.name}" + (f" (version {self.version})" if self.version != 1 else "")
+
+    @property
+    def label(self) -> str:
+        """What the server records of where the value came from: ``env NAME v1`` (never the value)."""
+        return f"{self.source} {self.name} v{self.version}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +243,9 @@ class Webhook:
     enabled: bool = True
     id: str | None = None
     etag: str | None = None
+    # Where the signing secret is delivered (desired) or was (current, the
+    # server's ``delivered_to``; None when unknown).
+    sink_name: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -250,7 +261,9 @@ class Credential:
     ``secrets`` maps each secret to its ``SecretRef`` and ``write`` names the
     secrets an apply sends (all of them on create; the changed ones on an
     update). On the current side ``digests`` maps each secret to its
-    ``SecretDigest``.
+    ``SecretDigest`` (an admin's key only) and ``sources`` to the label the
+    server recorded when it was written (``SecretRef.label``; None when
+    written without one, by hand or by another tool).
     """
 
     workspace: str
@@ -258,6 +271,7 @@ class Credential:
     fields: tuple[tuple[str, str], ...] = ()
     secrets: tuple[tuple[str, SecretRef], ...] = ()
     digests: tuple[tuple[str, SecretDigest], ...] = ()
+    sources: tuple[tuple[str, str | None], ...] = ()
     write: tuple[str, ...] = ()
     id: str | None = None
     etag: str | None = None
@@ -291,6 +305,9 @@ class ApiKey:
     disabled: bool = False
     etag: str | None = None
     rotate_every_s: int | None = None
+    # Desired: the destination name its secret is delivered under. Current:
+    # the server's ``delivered_to``, which only an admin's key records, so a
+    # key with one was made by this tool and a key without one was not.
     sink_name: str | None = None
     note: str | None = None
     in_use: bool = False  # current side: the key this very run authenticates with

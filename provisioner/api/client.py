@@ -359,11 +359,15 @@ class ApiClient:
             items.extend(page)
         return items
 
-    def post(self, path: str, body: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]:
-        """POST a create. ``idempotency_key`` makes a retried POST safe."""
-        response = self._send(
-            "POST", self._url(path), json_body=body, headers={"Idempotency-Key": idempotency_key}
-        )
+    def post(
+        self, path: str, body: dict[str, Any], *, idempotency_key: str, if_match: str | None = None
+    ) -> dict[str, Any]:
+        """POST a create or an action. ``idempotency_key`` makes a retried POST safe; with
+        ``if_match`` the server refuses (412) an action on an object that changed."""
+        headers = {"Idempotency-Key": idempotency_key}
+        if if_match:
+            headers["If-Match"] = if_match
+        response = self._send("POST", self._url(path), json_body=body, headers=headers)
         return self._json(response)
 
     def patch(self, path: str, body: dict[str, Any], *, if_match: str | None) -> dict[str, Any]:

@@ -8,6 +8,7 @@ is ``provisioner.service.apply``.
 
 from __future__ import annotations
 
+import shlex
 import sys
 from collections.abc import Callable
 from datetime import timedelta
@@ -18,6 +19,7 @@ from provisioner.apply.report import ChangeResult
 from provisioner.cli.options import DurationType, config_option, endpoint_options, parallelism_option
 from provisioner.cli.output import Progress, echo_text, show_outcome
 from provisioner.cli.plan import plan_view
+from provisioner.endpoint import other_sandbox_databases
 from provisioner.errors import RefusedError
 from provisioner.escape import terminal, terminal_lines
 from provisioner.model import Config
@@ -52,11 +54,43 @@ def confirm() -> None:
         raise RefusedError("apply cancelled: nothing was changed")
 
 
+def check_new_sandbox(sandbox: str | None, new_sandbox: bool) -> None:
+    """Never start a second sandbox organization by a typo without asking.
+
+    ``--sandbox DBPATH`` creates DBPATH when it does not exist (the README's
+    first command on a fresh machine). When another SQLite database sits in
+    the same folder, the path is more likely a typo of it: ask on a terminal,
+    and refuse without one unless ``--new-sandbox`` says a new one is meant.
+    """
+    if sandbox is None or new_sandbox:
+        return
+    others = other_sandbox_databases(sandbox)
+    if not others:
+        return
+    existing = others[0]
+    question = (
+        f"--sandbox {terminal(sandbox)} does not exist, but {terminal(str(existing))} in the same folder "
+        "is a sandbox database. Create a new, empty sandbox organization in "
+        f"{terminal(sandbox)}?"
+    )
+    if sys.stdin.isatty():
+        if click.confirm(question, default=False, err=True):
+            return
+        raise RefusedError(f"nothing was changed; did you mean --sandbox {shlex.quote(str(existing))}?")
+    raise RefusedError(
+        f"--sandbox {sandbox} does not exist, but {existing} in the same folder is a sandbox database: "
+        "a mistyped path would create a second, empty organization, so nothing was changed. "
+        f"Did you mean --sandbox {shlex.quote(str(existing))}? To create a new sandbox organization in "
+        f"{sandbox} anyway, add --new-sandbox"
+    )
+
+
 class TerminalEvents:
     """``ApplyEvents`` for a person at a terminal or a CI log: plans and reports on stdout."""
 
     def __init__(self, sandbox: str | None):
         self.sandbox = sandbox
+        self._progress: Progress | None = None
 
     def prepared(self, outcome: Outcome[PreparedOrganization], many: bool) -> None:
         if many:
@@ -87,9 +121,13 @@ class TerminalEvents:
         confirm()
 
     def progress(self, prepared: PreparedOrganization) -> Callable[[ChangeResult], None]:
-        return Progress(total=len(prepared.planned.plan.changes))
+        self._progress = Progress(total=len(prepared.planned.plan.changes))
+        return self._progress
 
     def applied(self, applied: AppliedOrganization, many: bool) -> None:
+        if self._progress is not None:
+            self._progress.close()  # the bar's line ends before the report starts
+            self._progress = None
         if many:
             click.echo(heading(applied.prepared.config, "text"))
         echo_text(render_report(applied.report))
@@ -194,6 +232,12 @@ def checked_override_reason(reason: str | None) -> str | None:
     "they replaced; every other change is left for a reviewed apply. For a scheduled rotation job.",
 )
 @endpoint_options
+@click.option(
+    "--new-sandbox",
+    is_flag=True,
+    help="With --sandbox: create DBPATH even when another sandbox database is in its folder "
+    "(without it, a path that looks like a typo is asked about, or refused without a terminal).",
+)
 def apply(
     configs: tuple[str, ...],
     auto_approve: bool,
@@ -210,6 +254,7 @@ def apply(
     rotate_only: bool,
     api_url: str | None,
     sandbox: str | None,
+    new_sandbox: bool,
 ) -> int:
     """Make the organization match the config.
 
@@ -228,8 +273,11 @@ def apply(
     reason = checked_override_reason(override_reason)
     if reason is not None and expect is None and expect_file is None:
         raise click.UsageError("--override-expect overrides --expect or --expect-file; give one of them")
+    if new_sandbox and sandbox is None:
+        raise click.UsageError("--new-sandbox goes with --sandbox DBPATH")
     sink = sink_from_options(secrets_dir, secrets_command)
     loaded = load_organizations(configs, api_url=api_url)
+    check_new_sandbox(sandbox, new_sandbox)
     if plan_file and len(loaded) > 1:
         raise click.UsageError("--plan applies one organization's plan; give a single -c with --plan")
     if (expect is not None or expect_file is not None) and len(loaded) > 1:

@@ -40,6 +40,7 @@ from typing import IO, Any
 
 import click
 
+from provisioner.cli import hints
 from provisioner.cli.output import echo_error, safe_message
 from provisioner.errors import ApplyAbortedError, ProvisionerError
 
@@ -63,6 +64,7 @@ class ProvisionerClickError(click.ClickException):
             os._exit(self.exit_code)
 
 
+_COMMAND_WORDS = "provisioner.command_words"  # ctx.meta key: (name, command, its words)
 USAGE_EXIT_CODE = 1  # an error like any other; 2 means "changes" (see the module doc)
 COLOR_CHOICES = ("auto", "always", "never")
 
@@ -186,10 +188,33 @@ class ProvisionerGroup(click.Group):
         **extra: Any,
     ) -> click.Context:
         # The group's own options are parsed here, before ``invoke``.
+        words = list(args)
         try:
             return super().make_context(info_name, args, parent=parent, **extra)
+        except click.NoSuchOption as error:
+            raise _usage_error(self._option_before_command(error, words) or error) from None
         except click.UsageError as error:
             raise _usage_error(error) from None
+
+    def _option_before_command(self, error: click.NoSuchOption, words: list[str]) -> click.UsageError | None:
+        """``provisioner -c x plan``: the hint to put ``-c x`` after the command, when it has it."""
+        names = set(self.list_commands(error.ctx)) if error.ctx is not None else set()
+        name = next((word for word in words if word in names), None)
+        if name is None or error.ctx is None:
+            return None
+        command = self.get_command(error.ctx, name)
+        return None if command is None else hints.misplaced_option(error, words, name, command)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if not name.startswith("-") and self.get_command(ctx, name) is None and not ctx.resilient_parsing:
+            raise hints.unknown_command(name, self.list_commands(ctx), ctx)
+        resolved = super().resolve_command(ctx, args)
+        # Kept for a usage error's hint (``invoke``): the words given to the command.
+        ctx.meta[_COMMAND_WORDS] = (resolved[0], resolved[1], list(resolved[2]))
+        return resolved
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -197,10 +222,18 @@ class ProvisionerGroup(click.Group):
         except ProvisionerError as error:
             raise ProvisionerClickError(error) from None
         except click.UsageError as error:  # a command's options, or one it raised itself
-            raise _usage_error(error) from None
+            raise _usage_error(self._config_hint(ctx, error) or error) from None
         if isinstance(result, int) and not isinstance(result, bool) and result:
             ctx.exit(result)  # a command's exit code: 1 error, 2 changes or drift
         return result
+
+    def _config_hint(self, ctx: click.Context, error: click.UsageError) -> click.UsageError | None:
+        """``provisioner plan base.yaml``: the hint to give the config with ``-c``."""
+        words = ctx.meta.get(_COMMAND_WORDS)
+        if words is None or words[1] is None or error.ctx is None or error.ctx.command is not words[1]:
+            return None
+        name, command, args = words
+        return hints.positional_config(error, name, command, args, ctx)
 
     def add_command(self, cmd: click.Command, name: str | None = None) -> None:
         _with_global_options(cmd)

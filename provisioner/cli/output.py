@@ -17,7 +17,9 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
 import click
@@ -26,6 +28,8 @@ from provisioner.errors import ProvisionerError
 from provisioner.escape import log_text, terminal
 
 if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
+
     from provisioner.apply.report import ChangeResult
     from provisioner.model import Config
     from provisioner.service.runner import Outcome, Result
@@ -70,35 +74,88 @@ def use_color(stream: TextIO | None = None) -> bool:
 
 
 class Progress:
-    """Apply progress on stderr: a bar on a terminal, plain lines otherwise."""
+    """Apply progress on stderr: click's progress bar on a terminal, plain lines otherwise.
 
-    def __init__(self, total: int, stream: TextIO | None = None):
+    On a terminal the bar shows the count, the rate and the time left, and how
+    many changes failed; in a CI log (no terminal) each applied or failed change
+    is one plain line, with no carriage return or escape code. Skipped changes
+    are never listed here: the apply report (``render.apply_report``) lists
+    every change that was not applied, once, with its reason. ``close`` ends
+    the bar's line; results arrive from the applier's worker threads.
+    """
+
+    def __init__(
+        self, total: int, stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.total = total
         self.done = 0
+        self.failed = 0
         self.stream = stream or sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        # Called from the applier's worker threads.
+        self._clock = clock
+        self._started = clock()
         self._lock = threading.Lock()
+        self._bar: ExitStack | None = None
+        self._update: Callable[[int], None] | None = None
+        if self.tty and total:
+            bar: ProgressBar[int] = click.progressbar(
+                length=total,
+                label="Applying",
+                file=self.stream,
+                width=30,
+                show_eta=False,  # computed here from the same rate as shown (click's needs 1 s of history)
+                show_percent=False,
+                show_pos=True,
+                item_show_func=lambda _item: self.status(),
+            )
+            self._bar = ExitStack()
+            self._bar.enter_context(bar)
+            self._update = bar.update
+
+    def status(self) -> str:
+        """``2.5 changes/s, ETA 2s`` (and ``, 1 failed``): what the bar shows after the count."""
+        elapsed = self._clock() - self._started
+        parts = []
+        if self.done and elapsed > 0:
+            rate = self.done / elapsed
+            parts.append(f"{rate:.1f} changes/s")
+            if self.done < self.total:
+                parts.append(f"ETA {format_seconds((self.total - self.done) / rate)}")
+        if self.failed:
+            parts.append(f"{self.failed} failed")
+        return ", ".join(parts)
 
     def __call__(self, result: ChangeResult) -> None:
         with self._lock:
-            self._show(result)
+            self.done += 1
+            self.failed += result.status == "failed"
+            if self._update is not None:
+                self._update(1)
+            elif result.status != "skipped":
+                self.stream.write(self._line(result) + "\n")
+                self.stream.flush()
 
-    def _show(self, result: ChangeResult) -> None:
-        self.done += 1
+    def close(self) -> None:
+        """End the bar's line (once); plain lines need nothing."""
+        with self._lock:
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = self._update = None
+
+    @staticmethod
+    def _line(result: ChangeResult) -> str:
         change = result.change
         line = f"{result.status}: {change.action.value} {change.type.value} {terminal(change.key)}"
         if result.message and result.status != "applied":
             line += f" ({terminal(result.message)})"
-        if self.tty:
-            width = 30
-            filled = int(width * self.done / max(self.total, 1))
-            bar = "#" * filled + "." * (width - filled)
-            self.stream.write(f"\r[{bar}] {self.done}/{self.total} ")
-            if result.status != "applied":
-                self.stream.write("\n" + line + "\n")
-            if self.done == self.total:
-                self.stream.write("\n")
-        else:
-            self.stream.write(line + "\n")
-        self.stream.flush()
+        return line
+
+
+def format_seconds(seconds: float) -> str:
+    """``42s``, ``3m 05s``, ``1h 02m``: a time left, to the second under an hour."""
+    whole = max(int(round(seconds)), 0)
+    minutes, secs = divmod(whole, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"

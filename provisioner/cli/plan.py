@@ -15,6 +15,7 @@ from provisioner.cli.options import cache_options, config_option, endpoint_optio
 from provisioner.cli.output import echo_text, show_outcome, use_color
 from provisioner.escape import terminal
 from provisioner.model import Config
+from provisioner.plan.guards import secrets_made
 from provisioner.render import heading, json_array
 from provisioner.render.plan import PLAN_RENDERERS, PlanView, render_plan
 from provisioner.service.plan import PlannedOrganization, PlanOptions, PlanResult, plan_orgs
@@ -32,10 +33,22 @@ def plan_view(planned: PlannedOrganization) -> PlanView:
     )
 
 
-def apply_hint(configs: tuple[str, ...], out: str, *, api_url: str | None, sandbox: str | None) -> str:
+SECRETS_DIR_HINT = "secrets"  # the README's quickstart writes server-made secrets there too
+
+
+def apply_hint(
+    configs: tuple[str, ...],
+    out: str,
+    *,
+    api_url: str | None,
+    sandbox: str | None,
+    makes_secrets: bool = False,
+) -> str:
     """The command that applies a plan saved with ``--out``, repeating the endpoint options.
 
-    Copied as printed, it must reach the same endpoint as the plan did; every
+    Copied as printed, it must reach the same endpoint as the plan did, and
+    pass apply's guards: a plan that makes a secret the server shows only once
+    needs a sink, so the hint then names one (``--secrets-dir secrets``). Every
     word is shell-quoted because paths and URLs are the user's.
     """
     words = ["provisioner", "apply"]
@@ -46,6 +59,8 @@ def apply_hint(configs: tuple[str, ...], out: str, *, api_url: str | None, sandb
         words += ["--sandbox", sandbox]
     if api_url is not None:
         words += ["--api-url", api_url]
+    if makes_secrets:
+        words += ["--secrets-dir", SECRETS_DIR_HINT]
     return shlex.join(words)
 
 
@@ -108,9 +123,16 @@ def plan(
             click.echo(heading(config, fmt))
         echo_text(text)
         if result.saved_digest is not None and out is not None:
-            hint = apply_hint(configs, out, api_url=api_url, sandbox=sandbox)
+            made = len(secrets_made(result.planned.plan))
+            hint = apply_hint(configs, out, api_url=api_url, sandbox=sandbox, makes_secrets=bool(made))
+            sink = (
+                f" It makes {made} secret(s) the server shows only once: the command writes them to "
+                f"0600 files under {SECRETS_DIR_HINT}/ (or give --secrets-command CMD instead)."
+                if made
+                else ""
+            )
             click.echo(
-                terminal(f"Saved the plan ({result.saved_digest}) to {out}; apply it with `{hint}`."),
+                terminal(f"Saved the plan ({result.saved_digest}) to {out}; apply it with `{hint}`.{sink}"),
                 err=True,
             )
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from provisioner.config.issues import Issues
 from provisioner.config.merge import Merged
-from provisioner.config.settings import SettingsBuilder, parse_duration
+from provisioner.config.settings import Destination, SettingsBuilder, parse_duration
 from provisioner.config.suggest import closest
 from provisioner.config.text import char_problem, email_problem, excerpt
 from provisioner.config.yamlsource import Path
@@ -133,6 +133,7 @@ class _Builder:
         self.credentials: list[Credential] = []
         self.secret_uses: list[tuple[SecretUse, Path]] = []
         self.api_keys: list[tuple[ApiKey, Path]] = []
+        self.destinations: list[Destination] = []
         self.settings_builder = SettingsBuilder(self.report, DEFAULT_TOKEN_ENV, self.check_email)
         self.work = 0  # expansion work done so far, against MAX_EXPANSION
         self.overflow = False  # expansion stopped (and reported): expand nothing more
@@ -524,6 +525,7 @@ class _Builder:
         self.webhooks.extend(made.webhooks)
         self.credentials.extend(made.credentials)
         self.api_keys.extend(made.api_keys)
+        self.destinations.extend(made.destinations)
         self.secret_uses.extend(zip(made.uses, made.use_paths, strict=True))
         return Workspace(name=target.name, environment=env, manages=made.manages)
 
@@ -540,6 +542,26 @@ class _Builder:
             replace(use, where=f"{doc.file}:{infos[id(doc)][local].line}:{infos[id(doc)][local].column}")
             for use, doc, local in sources
         )
+
+    def check_destinations(self) -> None:
+        """Every server-made secret's destination name is unique across the organization.
+
+        Two objects with one name would overwrite each other's secret in the
+        sink (a new plain workspace ``notetaker_production`` next to the
+        instance ``notetaker-production``, a key ``CI.DEPLOY`` next to
+        ``ci-deploy``): each collision is an error naming both.
+        """
+        first: dict[str, Destination] = {}
+        for d in self.destinations:
+            seen = first.setdefault(d.name, d)
+            if seen is d:
+                continue
+            self.report(
+                d.path,
+                f"{excerpt(d.what)} would be delivered as {d.name}, the name of {excerpt(seen.what)} "
+                "(declared at {other}); each secret needs a name of its own: set a different `sink:`",
+                other=seen.path,
+            )
 
     def check_key_owners(self, policy: Policy, workspaces: list[Workspace]) -> None:
         """``policy.api_keys.production_owners: service_accounts``: no production key owned by a person."""
@@ -671,6 +693,7 @@ def build_config(merged: Merged, issues: Issues, allowances: OperatorAllowances 
     workspaces, memberships = b.workspaces(fmt)
     policy = b.policy()
     b.check_key_owners(policy, workspaces)
+    b.check_destinations()
     return Config(
         organization=organization,
         policy=policy,

@@ -44,6 +44,7 @@ from provisioner.model import (
     SecretUse,
     Webhook,
 )
+from provisioner.secrets.names import api_key_slug, chosen_name_problem, default_name, webhook_slug
 from provisioner.secrets.refs import env_ref_problem, file_ref_problem
 
 SECTIONS = ("webhooks", "transcription", "platforms")
@@ -73,10 +74,20 @@ class InstanceSettings:
     webhooks: list[Webhook] = field(default_factory=list)
     credentials: list[Credential] = field(default_factory=list)
     api_keys: list[tuple[ApiKey, Path]] = field(default_factory=list)  # with the place of the owner
+    # Each server-made secret's destination name: (name, what it is, where the config decides it).
+    destinations: list[Destination] = field(default_factory=list)
     manages: tuple[str, ...] = ()
     uses: list[SecretUse] = field(default_factory=list)
     # The place of each secret reference (merged path), in ``uses`` order.
     use_paths: list[Path] = field(default_factory=list)
+
+
+class Destination(NamedTuple):
+    """One server-made secret's destination name, what it belongs to, and where the config decides it."""
+
+    name: str
+    what: str
+    path: Path
 
 
 class Place(NamedTuple):
@@ -153,6 +164,7 @@ class SettingsBuilder:
         manages = [s for s in SECTIONS if any(s in spec for spec, _ in layers)]
         out.manages = tuple(manages)
         hooks: dict[str, Webhook] = {}
+        hook_paths: dict[str, Path] = {}
         creds: dict[str, tuple[Credential, list[tuple[SecretUse, Path]]]] = {}
         envs = ws_spec_envs(ws_spec)
         place = Place(instance, workspace, environment, envs)
@@ -174,6 +186,7 @@ class SettingsBuilder:
                     continue
                 listed[hook.url] = path
                 hooks[hook.url] = hook
+                hook_paths[hook.url] = path
             for section in ("transcription", "platforms"):
                 for provider, entry in _dict(spec.get(section)).items():
                     path = base + (section, provider)
@@ -195,6 +208,9 @@ class SettingsBuilder:
                 continue
             names[key.name] = path
             out.api_keys.append((key, path + ("owner",)))
+            if key.sink_name:
+                what = f"the API key {key.name} of {instance}"
+                out.destinations.append(Destination(key.sink_name, what, path))
         for provider in sorted(creds):
             credential, uses = creds[provider]
             out.credentials.append(credential)
@@ -202,6 +218,10 @@ class SettingsBuilder:
                 out.uses.append(use)
                 out.use_paths.append(use_path)
         out.webhooks = [hooks[url] for url in sorted(hooks)]
+        for hook in out.webhooks:
+            if hook.sink_name:
+                what = f"the webhook {hook.url} of {instance}"
+                out.destinations.append(Destination(hook.sink_name, what, hook_paths[hook.url]))
         return out
 
     def _wanted_here(
@@ -247,11 +267,15 @@ class SettingsBuilder:
         if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
             return None
         enabled = entry.get("enabled", True)
+        sink_name = self.destination(entry, path, place, webhook_slug(url, urlsplit(url).hostname))
+        if sink_name is None:
+            return None
         return Webhook(
             workspace=instance,
             url=url,
             events=tuple(sorted(set(events))),
             enabled=enabled if isinstance(enabled, bool) else True,
+            sink_name=sink_name,
         )
 
     def credential(
@@ -320,11 +344,8 @@ class SettingsBuilder:
         if owner is None:
             return None
         rotate = parse_duration(entry.get("rotate_every"))
-        sink = entry.get("sink")
-        sink_name = (
-            self.fill(sink, path + ("sink",), workspace, environment) if isinstance(sink, str) else None
-        )
-        if isinstance(sink, str) and sink_name is None:
+        sink_name = self.destination(entry, path, place, api_key_slug(entry["name"]))
+        if sink_name is None:
             return None
         return ApiKey(
             workspace=instance,
@@ -333,6 +354,34 @@ class SettingsBuilder:
             rotate_every_s=rotate,
             sink_name=sink_name,
         )
+
+    def destination(self, entry: dict[Any, Any], path: Path, place: Place, slug: str) -> str | None:
+        """The final name a server-made secret is delivered under; None (reported) when it cannot be one.
+
+        ``sink:`` when the entry chooses one (templates filled, spelled as given
+        but upper case), else ``RECALL_<INSTANCE>_<SLUG>``. Never the variable
+        that holds the run's own key: a merge must not overwrite it.
+        """
+        sink = entry.get("sink")
+        if isinstance(sink, str):
+            filled = self.fill(sink, path + ("sink",), place.workspace, place.environment)
+            if filled is None:
+                return None
+            if problem := chosen_name_problem(filled):
+                self._once(path + ("sink",), f"`{excerpt(filled)}` cannot be a secret's name: {problem}")
+                return None
+            name = filled.upper()
+        else:
+            name = default_name(place.instance, slug)
+        if name == self.token_env.upper():
+            where = path + ("sink",) if isinstance(sink, str) else path
+            self._once(
+                where,
+                f"{name} holds the API key provisioner runs with; a secret delivered under that name "
+                "would replace it. Choose another sink name",
+            )
+            return None
+        return name
 
     def _owner_once(self, value: Any, path: Path) -> str | None:
         # An entry is expanded once per environment; its owner is checked once.
@@ -344,10 +393,14 @@ class SettingsBuilder:
 
     def secret_ref(self, value: Any, path: Path, workspace: str, environment: str | None) -> SecretRef | None:
         """A ``{env: ...}`` / ``{file: ...}`` reference, templates filled; None (reported) when invalid."""
-        if not isinstance(value, dict) or len(value) != 1:
+        if not isinstance(value, dict):
             return None  # the schema reported the literal or the shape
-        ((source, raw),) = value.items()
-        if source not in ("env", "file") or not isinstance(raw, str):
+        sources = [k for k in value if k in ("env", "file")]
+        if len(sources) != 1 or set(value) - {"env", "file", "version"}:
+            return None
+        source = sources[0]
+        raw = value[source]
+        if not isinstance(raw, str):
             return None
         name = self.fill(raw, path + (source,), workspace, environment)
         if name is None:
@@ -356,7 +409,8 @@ class SettingsBuilder:
         if problem:
             self._once(path + (source,), problem)
             return None
-        return SecretRef(source, name)
+        version = value.get("version", 1)
+        return SecretRef(source, name, version if isinstance(version, int) else 1)
 
 
 _DURATION = re.compile(r"([1-9][0-9]{0,4})([hd])")

@@ -224,6 +224,22 @@ def _position(event: Any) -> tuple[int, int]:
     return mark.line + 1, mark.column + 1
 
 
+def _indentation_tab(text: str, line: int, col: int) -> int | None:
+    """The column of the tab that a YAML error at ``line:col`` is about, or None.
+
+    The error's own character when it is a tab, else the first tab in the
+    line's leading whitespace (where YAML allows only spaces).
+    """
+    lines = text.splitlines()
+    if not 1 <= line <= len(lines):
+        return None
+    row = lines[line - 1]
+    if 1 <= col <= len(row) and row[col - 1] == "\t":
+        return col
+    indentation = row[: len(row) - len(row.lstrip(" \t"))]
+    return indentation.index("\t") + 1 if "\t" in indentation else None
+
+
 def read_document(file: str, rel: str, path: str | os.PathLike[str]) -> Document:
     """Read and parse one file. Problems go to ``Document.issues``; ``data`` is then None."""
     doc = Document(file=file, rel=rel, raw=b"")
@@ -276,6 +292,18 @@ def read_document(file: str, rel: str, path: str | os.PathLike[str]) -> Document
         what = error.problem or "invalid YAML"
         context = f" ({error.context})" if error.context else ""
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        tab = _indentation_tab(doc.text, line, col)
+        if tab is not None:
+            # libyaml says only "found character that cannot start any token".
+            doc.issue(
+                line,
+                tab,
+                (),
+                f"a tab character at {file}:{line}:{tab}; YAML indents with spaces: "
+                "replace the tab with spaces",
+            )
+            doc.data = None
+            return doc
         # PyYAML's words may quote a character of the file: escape and shorten them.
         what, context = excerpt(what, 120), excerpt(context, 120)
         doc.issue(

@@ -29,7 +29,6 @@ from provisioner.resources.base import DiffContext, IgnoreRules
 from provisioner.resources.membership import membership_key
 from provisioner.resources.registry import REGISTRY
 from provisioner.resources.user import active_admins, users_after
-from provisioner.secrets.refs import SecretValues
 
 # Shared with the guards and drift, which reason in the diff's terms.
 __all__ = ["active_admins", "diff", "filter_ignored", "membership_key", "users_after"]
@@ -71,15 +70,13 @@ def diff(
     organization: str = "",
     config_digest: str = "",
     expiring_within: timedelta = timedelta(days=7),
-    secrets: SecretValues | None = None,
 ) -> Plan:
     """The plan that takes ``current`` to ``desired``.
 
     ``now`` (timezone-aware) decides which grants have expired (``expires <=
     now`` counts as absent) and which expire within ``expiring_within``
-    (reported in ``Plan.expiring_soon`` and as a warning). ``secrets`` holds
-    the values of the config's secret references; a secret without a value
-    there counts as changed.
+    (reported in ``Plan.expiring_soon`` and as a warning). No secret value
+    takes part: a secret compares by the source the server recorded for it.
     """
     cur = filter_ignored(current, policy)
     des = filter_ignored(desired, policy)
@@ -95,7 +92,6 @@ def diff(
             now=now,
             expiring_within=expiring_within,
             earlier=tuple(changes),
-            secrets=secrets if secrets is not None else SecretValues(),
         )
         part = kind.diff(context)
         changes += part.changes

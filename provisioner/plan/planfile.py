@@ -193,6 +193,15 @@ def read_plan_document(
     return plan, target, digest
 
 
+def _not_a_plan_file(path: str | os.PathLike[str]) -> str:
+    """The message for a file that is not JSON at all, such as a plan printed as markdown."""
+    return (
+        f"{path} is not a plan file: a plan file is the JSON file that "
+        "`provisioner plan -c CONFIG --out PLANFILE` saves (the text or markdown that `plan` prints "
+        "is not one); save a plan that way, then `provisioner show PLANFILE`"
+    )
+
+
 def load_plan(
     path: str | os.PathLike[str],
     *,
@@ -210,9 +219,16 @@ def load_plan(
     """
     replan = _REPLAN.format(path=path)
     try:
-        content = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise StalePlanError(f"cannot read plan file {path}: {exc}; {replan}") from None
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise StalePlanError(f"cannot read plan file {path}: {exc.strerror or exc}; {replan}") from None
+    except UnicodeDecodeError:
+        raise StalePlanError(_not_a_plan_file(path)) from None
+    try:
+        content = json.loads(text)
+    except ValueError:
+        # A plan's text or markdown output, or any other file: say what a plan file is.
+        raise StalePlanError(_not_a_plan_file(path)) from None
     if not isinstance(content, dict) or "created_at" not in content:
         raise StalePlanError(
             f"{path} is not a saved provisioner plan (no creation time); "

@@ -9,6 +9,15 @@
   new key before the old one goes), so current keys are filed by id and
   declared ones by ``(workspace, name)``; the diff groups the live keys of
   each declared name, newest last.
+* Only the tool's own keys: a key counts as the declared key (rotated,
+  replaced, disabled as replaced) only if the server recorded where its
+  secret was delivered (``delivered_to``), which only an admin's key may
+  record. A key of the same name that someone else made (a developer for
+  themselves, a person on the dashboard) is unmanaged: reported, never taken
+  for a rotation, never the reason the tool's key is disabled.
+* Where the secret goes is desired state: the key's destination name is
+  recorded on the server; a different ``sink:`` (or default) is a rotation
+  that delivers a new key there, shown in the plan, never done silently.
 * Diff, for each declared key:
 
   - no live key of that name: **create** it;
@@ -72,6 +81,7 @@ UNMANAGED = "api-key-unmanaged"
 IMPACT_LISTED = 5  # keys named in one impact line; the rest are counted
 REPLACED = "replaced by the newer key"  # the note of an old key disabled after its rotation
 DUE = "rotate_every"  # in the note of a rotation that time made due
+SINK_MOVED = "delivered as"  # in the note of a rotation that a new destination name asks for
 
 
 def api_key_path(key_id: str) -> str:
@@ -112,6 +122,7 @@ def _parse(data: dict[str, Any], users: Mapping[str, str], names: Mapping[str, s
             last_used_at=_moment(data["last_used_at"]),
             disabled=bool(data["disabled"]),
             etag=data.get("etag"),
+            sink_name=None if data.get("delivered_to") is None else str(data["delivered_to"]),
         ),
     )
 
@@ -147,6 +158,11 @@ def _material(k: ApiKey) -> dict[str, Any]:
     return {"workspace": k.workspace, "name": k.name, "owner": k.owner, "id": k.id, "sink": k.sink_name}
 
 
+def is_own(key: ApiKey) -> bool:
+    """Whether the tool made ``key``: the server recorded where its secret was delivered."""
+    return key.sink_name is not None
+
+
 def _ago(moment: datetime | None, now: datetime) -> str:
     if moment is None:
         return "never used"
@@ -159,6 +175,7 @@ def _ago(moment: datetime | None, now: datetime) -> str:
 
 
 def _live(ctx: DiffContext) -> dict[tuple[str, str], list[ApiKey]]:
+    """The live keys by ``(workspace, name)``, oldest first."""
     groups: dict[tuple[str, str], list[ApiKey]] = defaultdict(list)
     for key in ctx.current.api_keys.values():
         if not key.disabled:
@@ -169,48 +186,86 @@ def _live(ctx: DiffContext) -> dict[tuple[str, str], list[ApiKey]]:
 
 
 def _diff(ctx: DiffContext) -> Diffed:
-    now, policy = ctx.now, ctx.policy
-    grace = timedelta(seconds=policy.rotation_grace_s)
+    """Each declared key made, rotated or retired; every other live key by the unmanaged policy."""
     live = _live(ctx)
+    desired = {(k.workspace, k.name): k for k in ctx.desired.api_keys.values()}
     changes: list[Change] = []
     warnings: list[PlanWarning] = []
-    desired = {(k.workspace, k.name): k for k in ctx.desired.api_keys.values()}
-    for (ws, name), wanted in sorted(desired.items()):
-        keys = live.get((ws, name), [])
-        if not keys:
-            changes.append(Change(Action.CREATE, TYPE, key_text(wanted), None, wanted))
-            continue
-        newest, older = keys[-1], keys[:-1]
-        age = now - newest.created_at if newest.created_at else timedelta(0)
-        if newest.owner != wanted.owner:
-            note = f"owner {newest.owner} -> {wanted.owner}"
-            changes.append(Change(Action.UPDATE, TYPE, key_text(newest), newest, replace(wanted, note=note)))
-        elif wanted.rotate_every_s and age > timedelta(seconds=wanted.rotate_every_s):
-            note = f"{age.days} days old, {DUE} {_duration(wanted.rotate_every_s)}"
-            changes.append(Change(Action.UPDATE, TYPE, key_text(newest), newest, replace(wanted, note=note)))
-        for old in older:
-            why_not = _why_old_key_stays(old, newest, now, grace)
-            if old.in_use:
-                why_not = "this run authenticates with it; apply with another key to disable it"
-            if why_not is None:
-                before = replace(old, note=f"{REPLACED} {newest.prefix or newest.id}")
-                changes.append(Change(Action.DELETE, TYPE, key_text(old), before, None))
-            else:
-                warnings.append(PlanWarning(ROTATION_WAITS, TYPE, key_text(old), {"why": why_not}))
-    declared = ctx.desired.workspaces
-    for (ws, name), keys in sorted(live.items()):
-        if (ws, name) in desired or ws not in declared:
-            continue  # managed, or on a workspace the config does not declare
+    for where, wanted in sorted(desired.items()):
+        own = [k for k in live.get(where, []) if is_own(k)]
+        made, waits = _declared_key(ctx, wanted, own)
+        changes += made
+        warnings += waits
+    others = {
+        where: [k for k in keys if where not in desired or not is_own(k)] for where, keys in live.items()
+    }
+    made, waits = _unmanaged(ctx, others, frozenset(desired))
+    changes += made
+    warnings += waits
+    warnings += _impacts(ctx, live)
+    return Diffed(changes=tuple(changes), warnings=tuple(warnings))
+
+
+def _declared_key(
+    ctx: DiffContext, wanted: ApiKey, own: list[ApiKey]
+) -> tuple[list[Change], list[PlanWarning]]:
+    """One declared key against the tool's own live keys of its name (oldest first)."""
+    if not own:
+        return [Change(Action.CREATE, TYPE, key_text(wanted), None, wanted)], []
+    newest, older = own[-1], own[:-1]
+    changes: list[Change] = []
+    note = _why_rotate(ctx.now, newest, wanted)
+    if note is not None:
+        changes.append(Change(Action.UPDATE, TYPE, key_text(newest), newest, replace(wanted, note=note)))
+    warnings: list[PlanWarning] = []
+    grace = timedelta(seconds=ctx.policy.rotation_grace_s)
+    for old in older:
+        why_not = _why_old_key_stays(old, newest, ctx.now, grace)
+        if old.in_use:
+            why_not = "this run authenticates with it; apply with another key to disable it"
+        if why_not is None:
+            before = replace(old, note=f"{REPLACED} {newest.prefix or newest.id}")
+            changes.append(Change(Action.DELETE, TYPE, key_text(old), before, None))
+        else:
+            warnings.append(PlanWarning(ROTATION_WAITS, TYPE, key_text(old), {"why": why_not}))
+    return changes, warnings
+
+
+def _why_rotate(now: datetime, newest: ApiKey, wanted: ApiKey) -> str | None:
+    """Why the newest key of a declared name is replaced by a new one, or None."""
+    if newest.owner != wanted.owner:
+        return f"owner {newest.owner} -> {wanted.owner}"
+    if newest.sink_name != wanted.sink_name:
+        return f"{SINK_MOVED} {wanted.sink_name} (was {newest.sink_name})"
+    age = now - newest.created_at if newest.created_at else timedelta(0)
+    if wanted.rotate_every_s and age > timedelta(seconds=wanted.rotate_every_s):
+        return f"{age.days} days old, {DUE} {_duration(wanted.rotate_every_s)}"
+    return None
+
+
+def _unmanaged(
+    ctx: DiffContext, others: Mapping[tuple[str, str], list[ApiKey]], declared: frozenset[tuple[str, str]]
+) -> tuple[list[Change], list[PlanWarning]]:
+    """Keys on declared workspaces that are not the tool's declared keys: ``policy.api_keys.unmanaged``.
+
+    A key that bears a declared key's name but was made by someone else is
+    reported even under ``keep``: it may be mistaken for the declared one.
+    """
+    policy, now = ctx.policy, ctx.now
+    changes: list[Change] = []
+    warnings: list[PlanWarning] = []
+    for (ws, _), keys in sorted(others.items()):
+        if ws not in ctx.desired.workspaces:
+            continue  # on a workspace the config does not declare
         for key in keys:
             if policy.unmanaged_keys == "disable" and not key.in_use:
                 before = replace(key, note=f"not in the config ({_ago(key.last_used_at, now)})")
                 changes.append(Change(Action.DELETE, TYPE, key_text(key), before, None))
-            elif policy.unmanaged_keys != "keep":
+            elif policy.unmanaged_keys != "keep" or (ws, key.name) in declared:
                 used = "the key this run authenticates with, so not disabled" if key.in_use else ""
                 params = {"owner": key.owner, "used": used or _ago(key.last_used_at, now)}
                 warnings.append(PlanWarning(UNMANAGED, TYPE, key_text(key), params))
-    warnings += _impacts(ctx, live)
-    return Diffed(changes=tuple(changes), warnings=tuple(warnings))
+    return changes, warnings
 
 
 def _duration(seconds: int) -> str:
@@ -347,7 +402,13 @@ def _make(c: Change, ctx: ApplyContext) -> str | None:
     user_id = ctx.id_of(ResourceType.USER, wanted.owner)
     if user_id is None:
         raise Failed(f"the user {wanted.owner} is unknown to the API; run plan again")
-    body = {"name": wanted.name, "user_id": user_id, "workspace_id": workspace_id(ctx, wanted.workspace)}
+    body = {
+        "name": wanted.name,
+        "user_id": user_id,
+        "workspace_id": workspace_id(ctx, wanted.workspace),
+        # Where its secret goes: the next plan compares it, and it marks the key as the tool's own.
+        "delivered_to": wanted.sink_name,
+    }
     try:
         made = ctx.client.post(API_KEYS, body, idempotency_key=ctx.idempotency_key(c))
     except ConflictError:
@@ -361,9 +422,8 @@ def _make(c: Change, ctx: ApplyContext) -> str | None:
             "the API answered from an earlier attempt whose answer was lost, without the key's secret; "
             "that key was disabled and deleted. Run apply again to make a new one"
         )
-    slug = f"api-key-{wanted.name}"
     try:
-        where = ctx.deliver(wanted.workspace, f"API key {wanted.name}", slug, secret, wanted.sink_name)
+        where = ctx.deliver(wanted.workspace, f"API key {wanted.name}", "API_KEY", secret, wanted.sink_name)
     except ProvisionerError as e:
         _retire(ctx, key_id, made.get("etag"))
         raise Failed(
@@ -473,6 +533,7 @@ __all__ = [
     "KIND",
     "api_key_path",
     "impact_text",
+    "is_own",
     "is_scheduled_rotation",
     "key_text",
 ]

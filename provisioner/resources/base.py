@@ -46,7 +46,6 @@ if TYPE_CHECKING:  # the plan model imports this module; these names are only an
     from provisioner.apply.report import ChangeResult
     from provisioner.model import Membership
     from provisioner.plan.model import Action, Change, PlanWarning
-    from provisioner.secrets.refs import SecretValues
 
 T = TypeVar("T")
 
@@ -149,9 +148,8 @@ class DiffContext:
     ``current`` and ``desired`` are already without ignored objects;
     ``unfiltered_current`` is the organization as read. ``earlier`` holds the
     changes of the types registered before this one (a membership's removal
-    is a cascade when its user's removal is among them). ``secrets`` holds
-    the values of the config's secret references, to compare with the API's
-    digests (never to show).
+    is a cascade when its user's removal is among them). No secret value is
+    here: a plan is the same with or without them.
     """
 
     current: State
@@ -161,7 +159,6 @@ class DiffContext:
     now: datetime
     expiring_within: timedelta
     earlier: tuple[Change, ...]
-    secrets: SecretValues
 
 
 @dataclass(frozen=True, slots=True)

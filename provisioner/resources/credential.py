@@ -7,14 +7,19 @@ Identified by ``(workspace, provider)``: one per provider per workspace.
   (a ``SecretDigest`` per write-only secret, never a value), ``etag``;
   ``POST /credentials/`` creates, ``PATCH``/``DELETE`` on
   ``/credentials/{id}/``.
-* Diff: readable fields compare as values. A secret compares through its
-  digest (``SecretValues.matches``): the local value, hashed with the
-  server's salt, against the server's digest. A mismatch is shown as
-  ``api_key changed`` and ``write`` names the secrets an update sends; the
-  value itself is in no change, plan or message. An unchanged secret costs
-  no request. Credentials of a section (``transcription``, ``platforms``)
-  the config does not mention for an instance are left alone, and so are
-  providers ``policy.ignore.credentials`` matches.
+* Diff: readable fields compare as values. A secret compares by where its
+  value comes from, never by the value (Terraform's write-only arguments):
+  each write labels the secret with its reference and version
+  (``SecretRef.label``, e.g. ``env DEEPGRAM_KEY_PRODUCTION v1``), the server
+  keeps the label, and a plan writes the secret again when the label differs:
+  another reference, a raised ``version``, or a value written by anyone
+  without the label (``null``). So a plan needs no secret value and no digest:
+  a developer's key and no secrets give the same plan, and the same digest, as
+  an admin's key with all of them. A value that changed behind an unchanged
+  reference is drift, which only a job holding the secrets can see
+  (``changed_values``, compared with the admin-only digests). Credentials
+  of a section (``transcription``, ``platforms``) the config does not
+  mention for an instance are left alone, and so are providers ``policy.ignore.credentials`` matches.
 * Warnings: one secret reference used in two environments is an isolation
   leak (a staging key in production, or the reverse).
 """
@@ -49,6 +54,7 @@ from provisioner.resources.base import (
     workspace_dependency,
     workspace_id,
 )
+from provisioner.secrets.refs import SecretValues
 
 log = logging.getLogger("provisioner.api")
 
@@ -98,7 +104,15 @@ def _parse(data: dict[str, Any], names: Mapping[str, str]) -> Credential | None:
             workspace=name,
             provider=str(data["provider"]),
             fields=tuple(sorted((str(k), str(v)) for k, v in dict(data["fields"]).items() if v is not None)),
-            digests=tuple(sorted((str(k), _digest(v)) for k, v in dict(data["secrets"]).items())),
+            digests=tuple(
+                sorted((str(k), _digest(v)) for k, v in dict(data["secrets"]).items() if v is not None)
+            ),
+            sources=tuple(
+                sorted(
+                    (str(k), None if v is None else str(v))
+                    for k, v in dict(data.get("secret_sources") or {}).items()
+                )
+            ),
             id=str(data["id"]),
             etag=data.get("etag"),
         ),
@@ -112,6 +126,7 @@ def _from_plain(d: Mapping[str, Any]) -> Credential:
         fields=tuple((str(k), str(v)) for k, v in d.get("fields") or ()),
         secrets=tuple((str(k), SecretRef(**v)) for k, v in d.get("secrets") or ()),
         digests=tuple((str(k), SecretDigest(**v)) for k, v in d.get("digests") or ()),
+        sources=tuple((str(k), None if v is None else str(v)) for k, v in d.get("sources") or ()),
         write=tuple(d.get("write") or ()),
         id=d.get("id"),
         etag=d.get("etag"),
@@ -130,7 +145,12 @@ def _read(reading: Reading) -> Callable[[], list[Any]]:
 
 def _body(c: Credential, values: Callable[[SecretRef], str], secrets: tuple[str, ...]) -> dict[str, Any]:
     refs = dict(c.secrets)
-    return {"fields": dict(c.fields), "secrets": {name: values(refs[name]) for name in secrets}}
+    return {
+        "fields": dict(c.fields),
+        "secrets": {name: values(refs[name]) for name in secrets},
+        # Where each value came from, so the next plan compares without secrets.
+        "secret_sources": {name: refs[name].label for name in secrets},
+    }
 
 
 # --- diff rules -------------------------------------------------------------------
@@ -143,7 +163,7 @@ def _material(c: Credential) -> dict[str, Any]:
         "workspace": c.workspace,
         "provider": c.provider,
         "fields": [list(f) for f in c.fields],
-        "secrets": [[name, str(ref)] for name, ref in c.secrets],
+        "secrets": [[name, ref.label] for name, ref in c.secrets],
         "write": list(c.write),
     }
 
@@ -153,13 +173,26 @@ def _managed(ctx: DiffContext, workspace: str, provider: str) -> bool:
     return declared is not None and section_of(provider) in declared.manages
 
 
-def changed_secrets(before: Credential, after: Credential, ctx: DiffContext) -> tuple[str, ...]:
-    """The secrets of ``after`` whose local value the server's digest does not match."""
-    digests = dict(before.digests)
+def changed_secrets(before: Credential, after: Credential) -> tuple[str, ...]:
+    """The secrets of ``after`` whose source the server does not record as written (no value needed)."""
+    written = dict(before.sources)
+    return tuple(name for name, ref in after.secrets if written.get(name) != ref.label)
+
+
+def changed_values(before: Credential, after: Credential, secrets: SecretValues) -> tuple[str, ...]:
+    """The secrets whose recorded source is current but whose value the server's digest does not match.
+
+    For a job that holds the secrets and an admin's key (``drift``): a value
+    changed behind an unchanged reference, which a plan never applies
+    silently. A secret without a digest or a value is not judged here.
+    """
+    digests, written = dict(before.digests), dict(before.sources)
     out = []
     for name, ref in after.secrets:
         digest = digests.get(name)
-        if digest is None or not ctx.secrets.matches(ref, digest):
+        if written.get(name) != ref.label or digest is None or ref not in secrets:
+            continue
+        if not secrets.matches(ref, digest):
             out.append(name)
     return tuple(out)
 
@@ -170,14 +203,16 @@ def _diff(ctx: DiffContext) -> Diffed:
     for (ws, provider), after in sorted_items(desired, desired.keys() - current.keys()):
         changes.append(Change(Action.CREATE, TYPE, credential_key(ws, provider), None, after))
     for key, wanted in sorted_items(desired, desired.keys() & current.keys()):
-        before = current[key]
-        write = changed_secrets(before, wanted, ctx)
+        # A plan never holds a digest (plan files are shared): only sources and fields.
+        before = replace(current[key], digests=())
+        write = changed_secrets(before, wanted)
         if write or before.fields != wanted.fields:
             after = replace(wanted, write=write)
             changes.append(Change(Action.UPDATE, TYPE, credential_key(*key), before, after))
     for (ws, provider), before in sorted_items(current, current.keys() - desired.keys()):
         if _managed(ctx, ws, provider):
-            changes.append(Change(Action.DELETE, TYPE, credential_key(ws, provider), before, None))
+            gone = replace(before, digests=())
+            changes.append(Change(Action.DELETE, TYPE, credential_key(ws, provider), gone, None))
     return Diffed(changes=tuple(changes), warnings=tuple(_shared_references(ctx)))
 
 
@@ -285,8 +320,27 @@ def update_line(change: Change, _: Counter[str]) -> str:
         if old.get(k) != v
     ]
     parts += [f"{terminal(k)} removed" for k in old if k not in dict(after.fields)]
-    parts += [f"{terminal(name)} changed" for name in after.write]
+    parts += [
+        _secret_change(name, dict(before.sources).get(name), dict(after.secrets)[name])
+        for name in after.write
+    ]
     return f"{_what(after)}: {', '.join(parts)}"
+
+
+def _secret_change(name: str, recorded: str | None, ref: SecretRef) -> str:
+    """``api_key written again from env DEEPGRAM_KEY_PRODUCTION (version 2)``, and why."""
+    if recorded is None:
+        why = "its current value was written outside provisioner"
+    elif recorded == ref.label:
+        why = (
+            "its value differs from the server's, with no change in the config: raise `version` to "
+            f"{ref.version + 1} and apply it through review"
+        )
+    elif recorded.rsplit(" v", 1)[0] == ref.label.rsplit(" v", 1)[0]:
+        why = f"version {terminal(recorded.rsplit(' v', 1)[-1])} -> {ref.version}"
+    else:
+        why = f"was {terminal(recorded)}"
+    return f"{terminal(name)} written again from {terminal(str(ref))} ({why})"
 
 
 def delete_line(change: Change, _: Counter[str]) -> str:
@@ -321,4 +375,4 @@ KIND = ResourceKind(
     blocked_by=workspace_dependency,
 )
 
-__all__ = ["CREDENTIALS", "KIND", "changed_secrets", "credential_key", "credential_path"]
+__all__ = ["CREDENTIALS", "KIND", "changed_secrets", "changed_values", "credential_key", "credential_path"]

@@ -6,7 +6,11 @@
   signing secret once; ``PATCH`` and ``DELETE`` on ``/webhook_endpoints/{id}/``;
   ``POST /webhook_endpoints/{id}/rotate_secret/`` makes a new secret.
 * Diff: an endpoint is created, updated (events, enabled) or removed; a
-  changed URL is a different endpoint. Endpoints of a workspace instance
+  changed URL is a different endpoint. Where its signing secret is
+  delivered is desired state too: the server records the destination name
+  (``delivered_to``), and a different name in the config is an update that
+  rotates the secret and delivers the new one there (the old secret cannot
+  be read back to move it). Endpoints of a workspace instance
   whose config does not mention webhooks are left alone, and so are those
   ``policy.ignore.webhooks`` matches.
 * Apply: the signing secret goes to the operator's secret sink before the
@@ -18,7 +22,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
@@ -68,11 +71,6 @@ def webhook_path(webhook_id: str) -> str:
     return f"{WEBHOOKS}{webhook_id}/"
 
 
-def secret_slug(url: str) -> str:
-    """The stable name part of an endpoint's signing secret in a sink: ``webhook-<8 hex of the URL>``."""
-    return "webhook-" + hashlib.sha256(url.encode("utf-8")).hexdigest()[:8]
-
-
 # --- wire shape -------------------------------------------------------------------
 
 
@@ -83,6 +81,7 @@ def webhook_body(hook: Webhook, workspace_id: str) -> dict[str, Any]:
         "url": hook.url,
         "events": list(hook.events),
         "enabled": hook.enabled,
+        "delivered_to": hook.sink_name,
     }
 
 
@@ -100,6 +99,7 @@ def _parse(data: dict[str, Any], names: Mapping[str, str]) -> Webhook | None:
             url=str(data["url"]),
             events=tuple(sorted({str(e) for e in data["events"]})),
             enabled=bool(data["enabled"]),
+            sink_name=None if data.get("delivered_to") is None else str(data["delivered_to"]),
             id=str(data["id"]),
             etag=data.get("etag"),
         ),
@@ -124,7 +124,26 @@ def _read(reading: Reading) -> Callable[[], list[Any]]:
 
 
 def _material(h: Webhook) -> dict[str, Any]:
-    return {"workspace": h.workspace, "url": h.url, "events": list(h.events), "enabled": h.enabled}
+    return {
+        "workspace": h.workspace,
+        "url": h.url,
+        "events": list(h.events),
+        "enabled": h.enabled,
+        "sink": h.sink_name,
+    }
+
+
+def _moves_secret(change: Change) -> bool:
+    """Whether applying ``change`` makes a signing secret: a create, or a new destination name."""
+    if change.action is Action.CREATE:
+        return True
+    before, after = change.before, change.after
+    return (
+        change.action is Action.UPDATE
+        and isinstance(before, Webhook)
+        and isinstance(after, Webhook)
+        and before.sink_name != after.sink_name
+    )
 
 
 def _managed(ctx: DiffContext, workspace: str) -> bool:
@@ -139,7 +158,11 @@ def _diff(ctx: DiffContext) -> Diffed:
         changes.append(Change(Action.CREATE, TYPE, webhook_key(ws, url), None, after))
     for key, after in sorted_items(desired, desired.keys() & current.keys()):
         before = current[key]
-        if (before.events, before.enabled) != (after.events, after.enabled):
+        if (before.events, before.enabled, before.sink_name) != (
+            after.events,
+            after.enabled,
+            after.sink_name,
+        ):
             changes.append(Change(Action.UPDATE, TYPE, webhook_key(*key), before, after))
     for (ws, url), before in sorted_items(current, current.keys() - desired.keys()):
         if _managed(ctx, ws):
@@ -192,12 +215,14 @@ def _create(c: Change, ctx: ApplyContext) -> str | None:
     if not isinstance(secret, str) or not secret:
         # A replayed answer never repeats the secret: make a new one to deliver.
         rotated = ctx.client.post(
-            f"{webhook_path(hook_id)}rotate_secret/", {}, idempotency_key=ctx.idempotency_key(c) + ":rotate"
+            f"{webhook_path(hook_id)}rotate_secret/",
+            {"delivered_to": hook.sink_name},
+            idempotency_key=ctx.idempotency_key(c) + ":rotate",
         )
         secret = convert("webhook endpoint", WEBHOOKS, lambda: str(rotated["secret"]))
         note = "made by an earlier attempt; its secret was rotated"
     try:
-        where = ctx.deliver(hook.workspace, f"webhook {hook.url}", secret_slug(hook.url), secret)
+        where = ctx.deliver(hook.workspace, f"webhook {hook.url}", "WEBHOOK", secret, hook.sink_name)
     except ProvisionerError as e:
         _undo(ctx, hook_id)
         raise Failed(
@@ -215,13 +240,48 @@ def _undo(ctx: ApplyContext, hook_id: str) -> None:
 
 
 def _update(c: Change, ctx: ApplyContext) -> str | None:
-    assert isinstance(c.before, Webhook) and isinstance(c.after, Webhook) and c.before.id
-    body = {"events": list(c.after.events), "enabled": c.after.enabled}
+    before, after = c.before, c.after
+    assert isinstance(before, Webhook) and isinstance(after, Webhook) and before.id
+    etag = before.etag
+    if (before.events, before.enabled) != (after.events, after.enabled):
+        body = {"events": list(after.events), "enabled": after.enabled}
+        try:
+            etag = ctx.client.patch(webhook_path(before.id), body, if_match=before.etag).get("etag")
+        except PreconditionFailedError:
+            raise Failed(RUN_PLAN_AGAIN) from None
+    if before.sink_name == after.sink_name:
+        return None
+    return _redeliver(c, ctx, before.id, etag)
+
+
+def _redeliver(c: Change, ctx: ApplyContext, hook_id: str, etag: Any) -> str:
+    """Rotate the signing secret and deliver the new one under the config's destination name.
+
+    The old secret cannot be read back, so a new destination gets a new
+    secret; the endpoint signs with it at once.
+    """
+    hook = c.after
+    assert isinstance(hook, Webhook)
     try:
-        ctx.client.patch(webhook_path(c.before.id), body, if_match=c.before.etag)
+        rotated = ctx.client.post(
+            f"{webhook_path(hook_id)}rotate_secret/",
+            {"delivered_to": hook.sink_name},
+            idempotency_key=ctx.idempotency_key(c) + ":rotate",
+            if_match=etag,
+        )
     except PreconditionFailedError:
         raise Failed(RUN_PLAN_AGAIN) from None
-    return None
+    secret = rotated.get("secret")
+    if not isinstance(secret, str) or not secret:
+        raise Failed("the rotation was answered from an earlier attempt without its secret; run apply again")
+    try:
+        where = ctx.deliver(hook.workspace, f"webhook {hook.url}", "WEBHOOK", secret, hook.sink_name)
+    except ProvisionerError as e:
+        raise Failed(
+            f"its new signing secret could not be delivered ({e}); rotate it again by applying once the "
+            "secret sink is fixed (the next plan shows the rotation)"
+        ) from None
+    return f"signing secret rotated and delivered to {where}"
 
 
 def _delete(c: Change, ctx: ApplyContext) -> str | None:
@@ -244,7 +304,9 @@ def create_line(change: Change, _: Counter[str]) -> str:
     h = change.after
     assert isinstance(h, Webhook)
     off = ", disabled" if not h.enabled else ""
-    return f"webhook {terminal(h.url)} ({terminal(h.workspace)}): {', '.join(map(terminal, h.events))}{off}"
+    sink = f", signing secret delivered as {terminal(h.sink_name)}" if h.sink_name else ""
+    events = ", ".join(map(terminal, h.events))
+    return f"webhook {terminal(h.url)} ({terminal(h.workspace)}): {events}{off}{sink}"
 
 
 def update_line(change: Change, _: Counter[str]) -> str:
@@ -254,6 +316,9 @@ def update_line(change: Change, _: Counter[str]) -> str:
     parts = [_events_change(before, after)]
     if before.enabled != after.enabled:
         parts.append("enabled" if after.enabled else "disabled")
+    if before.sink_name != after.sink_name:
+        was = terminal(before.sink_name) if before.sink_name else "an unknown name"
+        parts.append(f"signing secret rotated and delivered as {terminal(after.sink_name or '')} (was {was})")
     return f"webhook {terminal(after.url)} ({terminal(after.workspace)}): " + "; ".join(p for p in parts if p)
 
 
@@ -288,7 +353,7 @@ KIND = ResourceKind(
     lines={Action.CREATE: create_line, Action.UPDATE: update_line, Action.DELETE: delete_line},
     warning_texts={SHARED_URL: _shared_text},
     blocked_by=workspace_dependency,
-    makes_secret=lambda change: change.action is Action.CREATE,
+    makes_secret=_moves_secret,
 )
 
-__all__ = ["KIND", "WEBHOOKS", "secret_slug", "webhook_body", "webhook_key", "webhook_path"]
+__all__ = ["KIND", "WEBHOOKS", "webhook_body", "webhook_key", "webhook_path"]

@@ -7,11 +7,17 @@ non-secret ``prefix``. A key is disabled with ``PATCH {"disabled": true}``
 
 Decisions worth knowing:
 
-* **Who sees what.** An admin lists and manages every key. A developer
-  lists only their own (other users' keys are filtered out of lists, and a
-  single one is a 404, read or write, so its existence is not revealed) and
-  may create keys only for themselves (403 otherwise). These are the only
-  writes a developer may make (``DEVELOPER_WRITES``).
+* **Who sees what.** Every key of the organization reads every key's
+  metadata (name, owner, workspace, prefix, times, disabled, where its
+  secret was delivered), never a secret: a least-privilege plan must see the
+  keys it compares, or it would propose to make them again. An admin manages
+  every key; a developer may create, disable and delete only their own (403
+  otherwise). These are the only writes a developer may make
+  (``DEVELOPER_WRITES``).
+* **``delivered_to`` tells a tool's keys from others'.** Only an admin's key
+  may record where a new key's secret was delivered, at creation. A key with
+  a destination was made by an admin through a tool that delivered it; a key
+  without one (a developer's, or one made by hand) is never taken for it.
 * **Idempotent replays never show the secret again.** The recorded answer
   to a ``POST`` is the representation without ``key`` (``recorded_body``):
   storing the secret for a replay would keep it on disk in clear. A client
@@ -45,6 +51,7 @@ from provisioner.sandbox.resource import (
     Call,
     Resource,
     check_if_match,
+    delivered_to_problem,
     is_visible_name,
     json_response,
     list_page,
@@ -74,6 +81,7 @@ def api_key_json(row: sqlite3.Row) -> dict[str, Any]:
         "created_at": row["created_at"],
         "last_used_at": row["last_used_at"],
         "disabled": bool(row["disabled"]),
+        "delivered_to": row["delivered_to"],
         "etag": store.etag(row["id"], row["rev"]),
     }
 
@@ -117,30 +125,29 @@ def _is_admin(call: Call) -> bool:
     return bool(call.user["role"] == "admin")
 
 
-def visible(call: Call, row: sqlite3.Row) -> bool:
-    """Whether the caller may see the key ``row`` (the change feed asks too)."""
-    return _is_admin(call) or row["user_id"] == call.user["id"]
-
-
-def _fetch_visible(call: Call) -> sqlite3.Row:
-    """The key named in the path, if the caller may see it; else a 404 (not a 403)."""
+def _fetch(call: Call) -> sqlite3.Row:
+    """The key named in the path (every key reads every key's metadata); else a 404."""
     row: sqlite3.Row | None = call.conn.execute(
         "SELECT * FROM api_keys WHERE id = ?", (call.values["id"],)
     ).fetchone()
-    if row is None or not visible(call, row):
+    if row is None:
         raise ApiProblem.coded(404, "not_found", f"No API key with id {call.values['id']!r}.")
     return row
 
 
+def _fetch_writable(call: Call) -> sqlite3.Row:
+    """The key named in the path, if the caller may change it: an admin any, a developer their own."""
+    row = _fetch(call)
+    if not (_is_admin(call) or row["user_id"] == call.user["id"]):
+        raise ApiProblem.coded(
+            403, "permission_denied", "Developers may change only their own API keys; use an admin's key."
+        )
+    return row
+
+
 def list_api_keys(call: Call) -> Response:
-    """The organization's keys (a developer's own only), filterable by workspace and user."""
+    """The organization's keys (metadata only), filterable by workspace and user."""
     filters = {name: call.request.args[name] for name in API_KEYS.filters if name in call.request.args}
-    if not _is_admin(call):
-        if filters.get("user_id", call.user["id"]) != call.user["id"]:
-            # Page size and cursor are still checked, as on any list.
-            list_page(call, API_KEYS, {"user_id": call.user["id"]})
-            return json_response(200, {"next": None, "previous": None, "results": []})
-        filters["user_id"] = call.user["id"]
     return list_page(call, API_KEYS, filters)
 
 
@@ -168,12 +175,14 @@ def create_api_key(call: Call) -> Response:
             or call.conn.execute(f"SELECT 1 FROM {table} WHERE id = ?", (value,)).fetchone() is None
         ):
             errors[field] = [f"No {kind} with id {json.dumps(value)}."]
+    if problem := delivered_to_problem(call, data.get("delivered_to")):
+        errors["delivered_to"] = [problem]
     if errors:
         raise ApiProblem.fields(errors)
     secret = new_secret()
     call.conn.execute(
-        "INSERT INTO api_keys (id, hash, prefix, name, user_id, workspace_id, created_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO api_keys (id, hash, prefix, name, user_id, workspace_id, created_at, delivered_to) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
             store.new_id(),
             store.hash_key(secret),
@@ -182,6 +191,7 @@ def create_api_key(call: Call) -> Response:
             user_id,
             data["workspace_id"],
             store.now_iso(),
+            data.get("delivered_to"),
         ),
     )
     row = call.conn.execute("SELECT * FROM api_keys WHERE seq = last_insert_rowid()").fetchone()
@@ -197,12 +207,12 @@ def create_api_key(call: Call) -> Response:
 
 
 def get_api_key(call: Call) -> Response:
-    return single(_fetch_visible(call), API_KEYS)
+    return single(_fetch(call), API_KEYS)
 
 
 def update_api_key(call: Call) -> Response:
     """``{"disabled": true}`` disables the key; a disabled key is never enabled again."""
-    row = _fetch_visible(call)
+    row = _fetch_writable(call)
     check_if_match(call, row)
     data = call.body()
     if "disabled" not in data:
@@ -213,12 +223,12 @@ def update_api_key(call: Call) -> Response:
         )
     if not row["disabled"]:  # an unchanged resource keeps its ETag
         call.conn.execute("UPDATE api_keys SET disabled = 1, rev = rev + 1 WHERE id = ?", (row["id"],))
-        row = _fetch_visible(call)
+        row = _fetch(call)
     return single(row, API_KEYS)
 
 
 def delete_api_key(call: Call) -> Response:
-    row = _fetch_visible(call)
+    row = _fetch_writable(call)
     check_if_match(call, row)
     if not row["disabled"]:
         raise ApiProblem.coded(

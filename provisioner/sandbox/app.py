@@ -461,7 +461,9 @@ HANDLERS: dict[str, Callable[[Call], Response]] = {
     "memberships.get": get_membership,
     "memberships.delete": delete_membership,
     "revision.get": revision.revision,
-    "changes.list": lambda call: revision.feed(call, FEED_RESOURCES, {"api_keys": api_keys.visible}),
+    "changes.list": lambda call: revision.feed(
+        call, FEED_RESOURCES, {"credentials": credentials.as_caller_reads}
+    ),
 }
 # How an idempotent answer is recorded for replay, where it is not verbatim.
 # Secrets shown once are never recorded: a replay answers without them.

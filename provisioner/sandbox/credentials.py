@@ -23,6 +23,15 @@ Decisions worth knowing:
   nothing keeps the ETag, but writing a secret always changes it: a secret
   is written with a new salt even when its value is the same, and the
   sandbox cannot know that it is.
+* **Where each secret came from is non-secret metadata.** A write may label
+  each secret it sends (``secret_sources``, e.g. ``"env DEEPGRAM_KEY_PRODUCTION
+  v1"``); a secret written without a label gets ``null``, so a value written
+  by hand or by another tool never passes for the one a config declared. A
+  plan compares labels, never values: it needs no secret to be complete.
+* **Digests are for admins.** A developer's key reads every credential's
+  fields and labels, with ``null`` in place of each digest: a salted digest
+  of a low-entropy secret can be guessed offline, and only a job that holds
+  the secrets (an admin's drift check) compares values.
 * **Unknown names are refused**, at the top level and inside ``fields`` and
   ``secrets``: a misspelt secret silently dropped would leave the old one.
 
@@ -105,6 +114,7 @@ def credential_json(row: sqlite3.Row) -> dict[str, Any]:
         "kind": row["kind"],
         "fields": json.loads(row["fields"]),
         "secrets": json.loads(row["secrets"]),
+        "secret_sources": json.loads(row["secret_sources"]),
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
         "etag": store.etag(row["id"], row["rev"]),
@@ -112,6 +122,33 @@ def credential_json(row: sqlite3.Row) -> dict[str, Any]:
 
 
 CREDENTIALS = Resource("credentials", "credential", credential_json, ("workspace_id", "provider"))
+
+
+SOURCE_MAX = 300
+
+
+def _for_caller(call: Call, body: dict[str, Any]) -> dict[str, Any]:
+    """A credential as this caller may read it: no digests unless an admin."""
+    if call.user["role"] == "admin":
+        return body
+    return {**body, "secrets": {name: None for name in body["secrets"]}}
+
+
+def as_caller_reads(call: Call, body: dict[str, Any]) -> dict[str, Any]:
+    """A credential's representation as the caller reads it (the change feed shows it so too)."""
+    return _for_caller(call, body)
+
+
+def _shown(call: Call, response: Response) -> Response:
+    """``response`` (one credential or a page of them) with each credential as the caller may read it."""
+    if call.user["role"] == "admin":
+        return response
+    data = response.get_json()
+    if isinstance(data, dict) and isinstance(data.get("results"), list):
+        data["results"] = [_for_caller(call, item) for item in data["results"]]
+    elif isinstance(data, dict):
+        data = _for_caller(call, data)
+    return json_response(response.status_code, data, dict(response.headers))
 
 
 # --- validation ---------------------------------------------------------------------
@@ -165,12 +202,35 @@ def _secrets(
             errors[where] = [f"Enter a secret of 1 to {SECRET_MAX} characters."]
 
 
+def _sources(
+    provider: Provider, given: dict[str, Any], written: dict[str, Any], errors: dict[str, list[str]]
+) -> dict[str, str | None]:
+    """The labels of the secrets written: each a secret this write sends, a short text or null."""
+    errors.update(refuse_unknown(given, provider.secrets, "secret_sources."))
+    out: dict[str, str | None] = {}
+    for name in provider.secrets:
+        if name not in given:
+            continue
+        value = given[name]
+        if name not in written:
+            errors[f"secret_sources.{name}"] = ["Label only a secret this request writes."]
+        elif value is not None and (
+            not isinstance(value, str) or not 1 <= len(value) <= SOURCE_MAX or not NO_CONTROL.fullmatch(value)
+        ):
+            errors[f"secret_sources.{name}"] = [
+                f"Enter 1 to {SOURCE_MAX} characters without control characters, or null."
+            ]
+        else:
+            out[name] = value
+    return out
+
+
 # --- handlers ------------------------------------------------------------------------
 
 
 def create_credential(call: Call) -> Response:
     data = call.body()
-    errors = refuse_unknown(data, ("workspace_id", "provider", "fields", "secrets"))
+    errors = refuse_unknown(data, ("workspace_id", "provider", "fields", "secrets", "secret_sources"))
     if "workspace_id" not in data:
         errors["workspace_id"] = ["This field is required."]
     elif problem := workspace_problem(call, data["workspace_id"]):
@@ -185,8 +245,12 @@ def create_credential(call: Call) -> Response:
     written = _object(data, "secrets", errors)
     if provider is not None and fields is not None:
         _fields(provider, fields, errors, partial=False)
+    labels = _object(data, "secret_sources", errors)
+    sources: dict[str, str | None] = {}
     if provider is not None and written is not None:
         _secrets(provider, written, errors, partial=False)
+        if labels is not None:
+            sources = _sources(provider, labels, written, errors)
     if errors:
         raise ApiProblem.fields(errors)
     assert provider is not None and fields is not None and written is not None
@@ -200,8 +264,9 @@ def create_credential(call: Call) -> Response:
     ts = store.now_iso()
     digests = {secret: secret_digest(written[secret]) for secret in provider.secrets}
     call.conn.execute(
-        "INSERT INTO credentials (id, workspace_id, provider, kind, fields, secrets, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO credentials "
+        "(id, workspace_id, provider, kind, fields, secrets, secret_sources, created_at, updated_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             store.new_id(),
             data["workspace_id"],
@@ -209,6 +274,7 @@ def create_credential(call: Call) -> Response:
             provider.kind,
             json.dumps(fields, sort_keys=True),
             json.dumps(digests, sort_keys=True),
+            json.dumps({name: sources.get(name) for name in provider.secrets}, sort_keys=True),
             ts,
             ts,
         ),
@@ -216,11 +282,11 @@ def create_credential(call: Call) -> Response:
     row = call.conn.execute("SELECT * FROM credentials WHERE seq = last_insert_rowid()").fetchone()
     response = single(row, CREDENTIALS, 201)
     response.headers["Location"] = location(call, f"/credentials/{row['id']}/")
-    return response
+    return _shown(call, response)
 
 
 def get_credential(call: Call) -> Response:
-    return single(fetch(call, CREDENTIALS), CREDENTIALS)
+    return _shown(call, single(fetch(call, CREDENTIALS), CREDENTIALS))
 
 
 def update_credential(call: Call) -> Response:
@@ -229,13 +295,17 @@ def update_credential(call: Call) -> Response:
     check_if_match(call, row)
     data = call.body()
     provider = PROVIDERS[row["provider"]]
-    errors = refuse_unknown(data, ("fields", "secrets"))
+    errors = refuse_unknown(data, ("fields", "secrets", "secret_sources"))
     fields = _object(data, "fields", errors)
     written = _object(data, "secrets", errors)
+    labels = _object(data, "secret_sources", errors)
+    sources: dict[str, str | None] = {}
     if fields is not None:
         _fields(provider, fields, errors, partial=True)
     if written is not None:
         _secrets(provider, written, errors, partial=True)
+        if labels is not None:
+            sources = _sources(provider, labels, written, errors)
     if errors:
         raise ApiProblem.fields(errors)
     assert fields is not None and written is not None
@@ -245,17 +315,21 @@ def update_credential(call: Call) -> Response:
     if after_fields != before_fields or written:
         digests = json.loads(row["secrets"])
         digests.update({secret: secret_digest(value) for secret, value in written.items()})
+        # A secret written without a label has an unknown source from now on.
+        labelled = {**json.loads(row["secret_sources"]), **{name: sources.get(name) for name in written}}
         call.conn.execute(
-            "UPDATE credentials SET fields = ?, secrets = ?, updated_at = ?, rev = rev + 1 WHERE id = ?",
+            "UPDATE credentials SET fields = ?, secrets = ?, secret_sources = ?, updated_at = ?, "
+            "rev = rev + 1 WHERE id = ?",
             (
                 json.dumps(after_fields, sort_keys=True),
                 json.dumps(digests, sort_keys=True),
+                json.dumps(labelled, sort_keys=True),
                 store.now_iso(),
                 row["id"],
             ),
         )
         row = fetch(call, CREDENTIALS)
-    return single(row, CREDENTIALS)
+    return _shown(call, single(row, CREDENTIALS))
 
 
 def delete_credential(call: Call) -> Response:
@@ -266,7 +340,7 @@ def delete_credential(call: Call) -> Response:
 
 
 HANDLERS: dict[str, Callable[[Call], Response]] = {
-    "credentials.list": lambda call: list_page(call, CREDENTIALS),
+    "credentials.list": lambda call: _shown(call, list_page(call, CREDENTIALS)),
     "credentials.create": create_credential,
     "credentials.get": get_credential,
     "credentials.update": update_credential,

@@ -306,3 +306,27 @@ VISIBLE_CHARACTER = re.compile(
 def is_visible_name(value: object, most: int) -> bool:
     """1 to ``most`` characters, at least one of them not whitespace (the contract's pattern)."""
     return isinstance(value, str) and 0 < len(value) <= most and VISIBLE_CHARACTER.search(value) is not None
+
+
+# A destination name (``delivered_to``): what a secret store or an environment
+# variable may be called. Non-secret metadata that a client records so that a
+# change of destination is a change a plan can show.
+DESTINATION = re.compile(r"[A-Z][A-Z0-9_]{0,199}")
+
+
+def delivered_to_problem(call: Call, value: Any) -> str | None:
+    """Why ``value`` cannot be recorded as ``delivered_to`` by this caller, or None.
+
+    Only an admin's key records a destination: a recorded destination is how a
+    tool tells its own keys from keys others made (a developer may make keys
+    for themselves, but cannot pass one off as the tool's).
+    """
+    if value is None:
+        return None
+    if call.user["role"] != "admin":
+        raise ApiProblem.coded(
+            403, "permission_denied", "Only an admin's key may record where a secret was delivered."
+        )
+    if not isinstance(value, str) or not DESTINATION.fullmatch(value):
+        return "Enter a name of capital letters, digits and _ (starting with a letter), at most 200."
+    return None

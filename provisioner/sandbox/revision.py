@@ -137,18 +137,20 @@ def _within_history(call: Call, since: int, now: int) -> None:
         )
 
 
-# Whether the caller may see one object (of a table that has such a rule).
-Visible = Callable[[Call, sqlite3.Row], bool]
+# How one caller reads one object of a table whose reads depend on the caller (a
+# developer reads a credential without its digests): the object as that caller's list
+# shows it, or None when the list leaves it out.
+View = Callable[[Call, dict[str, Any]], dict[str, Any] | None]
 
 
-def feed(call: Call, resources: Mapping[str, Resource], visible: Mapping[str, Visible]) -> Response:
+def feed(call: Call, resources: Mapping[str, Resource], views: Mapping[str, View]) -> Response:
     """``GET /changes/?since=REV``: one page of the latest change of each object changed after REV.
 
     ``resources`` maps each object table to how its objects are shown;
-    ``visible`` the tables whose lists show a caller only some objects (a
-    developer's own API keys) to that rule: the feed leaves out what the list
-    would. The ``next`` link is the same request with ``since`` at the page's
-    last revision: the feed is its own keyset.
+    ``views`` the tables whose reads depend on the caller to that rule, so
+    the feed shows each object exactly as the caller's list would. The
+    ``next`` link is the same request with ``since`` at the page's last
+    revision: the feed is its own keyset.
     """
     # Every malformed parameter is a 400 before the history is consulted.
     since = _since(call)
@@ -160,7 +162,7 @@ def feed(call: Call, resources: Mapping[str, Resource], visible: Mapping[str, Vi
         (since, size + 1),
     ).fetchall()
     more = len(rows) > size
-    entries = (_entry(call, row, resources, visible) for row in rows[:size])
+    entries = (_entry(call, row, resources, views) for row in rows[:size])
     results = [entry for entry in entries if entry is not None]
     next_link = None
     if more:
@@ -170,7 +172,7 @@ def feed(call: Call, resources: Mapping[str, Resource], visible: Mapping[str, Vi
 
 
 def _entry(
-    call: Call, row: sqlite3.Row, resources: Mapping[str, Resource], visible: Mapping[str, Visible]
+    call: Call, row: sqlite3.Row, resources: Mapping[str, Resource], views: Mapping[str, View]
 ) -> dict[str, Any] | None:
     """One feed entry, or None when the caller's list would not show the object."""
     resource = resources[row["tbl"]]
@@ -180,10 +182,12 @@ def _entry(
             f"SELECT * FROM {resource.table} WHERE id = ?", (row["object_id"],)
         ).fetchone()
         if found is not None:
-            rule = visible.get(row["tbl"])
-            if rule is not None and not rule(call, found):
-                return None
             obj = resource.to_json(found)
+            view = views.get(row["tbl"])
+            if view is not None:
+                obj = view(call, obj)
+                if obj is None:
+                    return None
     return {
         "revision": row["rev"],
         "type": COLLECTIONS[row["tbl"]],

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from provisioner.sandbox import revision
 
 WORKSPACE_LIMIT = 50
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS org (
@@ -88,7 +88,10 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at TEXT NOT NULL,
     last_used_at TEXT,
     disabled INTEGER NOT NULL DEFAULT 0,
-    rev INTEGER NOT NULL DEFAULT 1
+    rev INTEGER NOT NULL DEFAULT 1,
+    -- Non-secret metadata (schema version 3): the name the secret was delivered
+    -- under, recorded by an admin's key only (a tool's own key), else NULL.
+    delivered_to TEXT
 );
 CREATE INDEX IF NOT EXISTS api_keys_by_workspace ON api_keys (workspace_id, seq);
 CREATE INDEX IF NOT EXISTS api_keys_by_user ON api_keys (user_id, seq);
@@ -106,6 +109,7 @@ CREATE TABLE IF NOT EXISTS webhook_endpoints (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     rev INTEGER NOT NULL DEFAULT 1,
+    delivered_to TEXT,  -- schema version 3: where the signing secret was delivered
     UNIQUE (workspace_id, url)
 );
 CREATE INDEX IF NOT EXISTS webhook_endpoints_by_workspace ON webhook_endpoints (workspace_id, seq);
@@ -117,6 +121,9 @@ CREATE TABLE IF NOT EXISTS credentials (
     kind TEXT NOT NULL,
     fields TEXT NOT NULL,  -- JSON object: readable values
     secrets TEXT NOT NULL,  -- JSON object: name -> {algorithm, iterations, salt, digest}
+    -- schema version 3: JSON object name -> the writer's non-secret label of
+    -- where the value came from (e.g. "env DEEPGRAM_KEY_PRODUCTION v1"), or null
+    secret_sources TEXT NOT NULL DEFAULT '{}',
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     rev INTEGER NOT NULL DEFAULT 1,
@@ -200,8 +207,17 @@ def _migrate(conn: sqlite3.Connection) -> None:
     """Bring a db made by an older sandbox up to ``SCHEMA_VERSION`` (new tables come from ``_SCHEMA``).
 
     Version 2 gave workspaces ``verification_secret_rotated_at``; a workspace
-    made before has had its secret since it was created.
+    made before has had its secret since it was created. Version 3 gave API
+    keys and webhook endpoints ``delivered_to`` and credentials
+    ``secret_sources``: unknown (NULL, ``{}``) for what was made before.
     """
+    for table, column, kind in (
+        ("api_keys", "delivered_to", "TEXT"),
+        ("webhook_endpoints", "delivered_to", "TEXT"),
+        ("credentials", "secret_sources", "TEXT NOT NULL DEFAULT '{}'"),
+    ):
+        if column not in {row["name"] for row in conn.execute(f"PRAGMA table_info({table})")}:
+            conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
     columns = {row["name"] for row in conn.execute("PRAGMA table_info(workspaces)")}
     if "verification_secret_rotated_at" not in columns:
         conn.execute("ALTER TABLE workspaces ADD COLUMN verification_secret_rotated_at TEXT")

@@ -41,6 +41,7 @@ from provisioner.sandbox.resource import (
     Call,
     Resource,
     check_if_match,
+    delivered_to_problem,
     fetch,
     json_response,
     list_page,
@@ -79,7 +80,7 @@ URL_PATTERN = (
 )
 """An absolute http or https URL with a host: the contract's ``WebhookUrl`` pattern, verbatim."""
 URL = re.compile(URL_PATTERN)
-FIELDS = ("workspace_id", "url", "events", "enabled")
+FIELDS = ("workspace_id", "url", "events", "enabled", "delivered_to")
 UPDATABLE = ("url", "events", "enabled")
 
 
@@ -96,6 +97,7 @@ def webhook_json(row: sqlite3.Row) -> dict[str, Any]:
         "events": json.loads(row["events"]),
         "enabled": bool(row["enabled"]),
         "secret_rotated_at": row["secret_rotated_at"],
+        "delivered_to": row["delivered_to"],
         "created_at": row["created_at"],
         "updated_at": row["updated_at"],
         "etag": store.etag(row["id"], row["rev"]),
@@ -173,6 +175,8 @@ def create_webhook(call: Call) -> Response:
     events = _events(data["events"], errors) if "events" in data else None
     if "enabled" in data:
         _enabled(data["enabled"], errors)
+    if problem := delivered_to_problem(call, data.get("delivered_to")):
+        errors["delivered_to"] = [problem]
     if errors:
         raise ApiProblem.fields(errors)
     workspace_id, url = data["workspace_id"], data["url"]
@@ -180,9 +184,19 @@ def create_webhook(call: Call) -> Response:
     ts = store.now_iso()
     call.conn.execute(
         "INSERT INTO webhook_endpoints "
-        "(id, workspace_id, url, events, enabled, secret_rotated_at, created_at, updated_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (store.new_id(), workspace_id, url, json.dumps(events), data.get("enabled", True), ts, ts, ts),
+        "(id, workspace_id, url, events, enabled, secret_rotated_at, created_at, updated_at, delivered_to) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            store.new_id(),
+            workspace_id,
+            url,
+            json.dumps(events),
+            data.get("enabled", True),
+            ts,
+            ts,
+            ts,
+            data.get("delivered_to"),
+        ),
     )
     row = call.conn.execute("SELECT * FROM webhook_endpoints WHERE seq = last_insert_rowid()").fetchone()
     return _with_secret(row, new_secret(), 201, call)
@@ -230,15 +244,24 @@ def delete_webhook(call: Call) -> Response:
 
 
 def rotate_secret(call: Call) -> Response:
-    """A new signing secret, in this answer only; the old one stops being valid at once."""
+    """A new signing secret, in this answer only; the old one stops being valid at once.
+
+    ``delivered_to`` records where the caller delivers the new secret; without
+    it the destination becomes unknown (null): whoever rotated has the secret.
+    """
     row = fetch(call, WEBHOOKS)
     check_if_match(call, row)
-    if errors := refuse_unknown(optional_body(call), ()):
+    data = optional_body(call)
+    errors = refuse_unknown(data, ("delivered_to",))
+    if problem := delivered_to_problem(call, data.get("delivered_to")):
+        errors["delivered_to"] = [problem]
+    if errors:
         raise ApiProblem.fields(errors)
     ts = store.now_iso()
     call.conn.execute(
-        "UPDATE webhook_endpoints SET secret_rotated_at = ?, updated_at = ?, rev = rev + 1 WHERE id = ?",
-        (ts, ts, row["id"]),
+        "UPDATE webhook_endpoints SET secret_rotated_at = ?, updated_at = ?, delivered_to = ?, "
+        "rev = rev + 1 WHERE id = ?",
+        (ts, ts, data.get("delivered_to"), row["id"]),
     )
     return _with_secret(fetch(call, WEBHOOKS), new_secret(), 200, call)
 

@@ -1,10 +1,13 @@
 """Secret references: reading the values a config points at, and comparing them with the API's digests.
 
 A config never holds a secret, only a ``SecretRef`` (``{env: NAME}`` or
-``{file: path}``). ``resolve`` reads every value a run needs, once, at plan
-time (``validate`` stays offline and never calls it), and reports every
-missing one at once. The values live only in a ``SecretValues``: never in a
-state, a change, a plan file or a message.
+``{file: path}``, and a ``version``). A plan reads no value: it compares the
+source the server recorded for each secret (``SecretRef.label``). ``resolve``
+reads the values an apply writes, once, after the plan and before any change
+(``validate`` and ``plan`` never call it), and reports every missing one at
+once; ``available`` reads what a drift check can compare. The values live
+only in a ``SecretValues``: never in a state, a change, a plan file or a
+message.
 
 Decisions worth knowing:
 
@@ -167,6 +170,26 @@ def _read_file(base: str, name: str) -> tuple[str | None, str | None]:
     if not text:
         return None, "is empty"
     return text, None
+
+
+def available(
+    uses: Iterable[SecretUse], *, base: str, environ: Mapping[str, str] | None = None
+) -> SecretValues:
+    """The values of the references in ``uses`` that can be read; the others are left out.
+
+    For ``drift`` in a job that holds some or all of the secrets: a value it
+    cannot read is not compared, never an error.
+    """
+    env = os.environ if environ is None else environ
+    values: dict[SecretRef, str] = {}
+    for use in uses:
+        ref = use.ref
+        if ref in values:
+            continue
+        value = env.get(ref.name) if ref.source == "env" else _read_file(base, ref.name)[0]
+        if value:
+            values[ref] = value
+    return SecretValues(values)
 
 
 def resolve(

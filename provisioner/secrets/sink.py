@@ -47,7 +47,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import re
 import secrets
 import shlex
 import shutil
@@ -61,11 +60,8 @@ from typing import Protocol
 from provisioner.errors import SinkError
 from provisioner.escape import log_text, terminal
 from provisioner.redaction import excerpt
+from provisioner.secrets.names import default_name, spelled
 
-NAME_PREFIX = "RECALL_"
-# Long enough for any real workspace and slug; short enough for every secret
-# store we know of. A longer name is cut and keeps a hash of the whole.
-MAX_NAME = 200
 # A directory sink's path component, in characters (all ASCII, so bytes too):
 # well under the 255 bytes file systems allow, leaving room for the temp name.
 MAX_COMPONENT = 100
@@ -76,7 +72,6 @@ DEFAULT_TIMEOUT = 60.0
 STDERR_READ = 64 * 1024
 STDERR_EXCERPT = 500
 
-_NOT_IN_NAME = re.compile(r"[^A-Z0-9]+")
 _KEPT = frozenset(string.ascii_letters + string.digits + "._-")
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
@@ -98,21 +93,16 @@ class GeneratedSecret:
 
     @property
     def name(self) -> str:
-        """The secret's name for a secret store or an environment variable.
+        """The secret's name for a secret store or an environment variable (``secrets.names``).
 
-        ``label`` when the config chose one, else ``RECALL_<WORKSPACE>_<SLUG>``;
-        uppercased, every run of characters
-        outside ``[A-Z0-9]`` turned into one ``_`` (so ``gh secret set`` and
-        every shell accept it). Two workspaces whose names differ only in
-        punctuation or case share a name; a name longer than ``MAX_NAME`` is cut
-        and ends in a hash of the whole, so cut names stay distinct.
+        ``label`` when the config chose one (the config's builder computed and
+        checked it, default included), else ``RECALL_<WORKSPACE>_<SLUG>``;
+        spelled ``[A-Z0-9_]`` either way, so ``gh secret set`` and every shell
+        accept it.
         """
-        chosen = self.label if self.label else f"{NAME_PREFIX}{self.workspace}_{self.slug}"
-        whole = _NOT_IN_NAME.sub("_", chosen.upper()).rstrip("_")
-        if len(whole) <= MAX_NAME:
-            return whole
-        digest = hashlib.sha256(whole.encode()).hexdigest()[:_HASH_CHARS].upper()
-        return f"{whole[: MAX_NAME - _HASH_CHARS - 1].rstrip('_')}_{digest}"
+        if self.label:
+            return spelled(self.label)
+        return default_name(self.workspace, self.slug)
 
 
 class SecretSink(Protocol):
@@ -174,7 +164,7 @@ def _failure(secret: GeneratedSecret, message: str) -> SinkError:
 
 
 class DirectorySink:
-    """``--secrets-dir DIR``: each secret in ``DIR/<organization>/<workspace>/<slug>``, mode 0600.
+    """``--secrets-dir DIR``: each secret in ``DIR/<organization>/<workspace>/<NAME>``, mode 0600.
 
     Construction reads nothing but the root's type; directories are created at
     the first delivery.
@@ -197,18 +187,20 @@ class DirectorySink:
         return f"directory {self.root}"
 
     def path_of(self, secret: GeneratedSecret) -> str:
-        """The file ``secret`` goes to (it need not exist)."""
+        """The file ``secret`` goes to (it need not exist): named after its destination name."""
         return os.path.join(
-            self.root, _component(secret.organization), _component(secret.workspace), _component(secret.slug)
+            self.root, _component(secret.organization), _component(secret.workspace), _component(secret.name)
         )
 
     def deliver(self, secret: GeneratedSecret) -> str:
         """Write ``secret`` to its file, atomically and mode 0600; return the file's path."""
         data = _secret_bytes(secret)
+        # The file is named after the secret's destination name (``sink:`` or the
+        # default), so a person tells two endpoints' secrets apart.
         organization, workspace, slug = (
             _component(secret.organization),
             _component(secret.workspace),
-            _component(secret.slug),
+            _component(secret.name),
         )
         path = os.path.join(self.root, organization, workspace, slug)
         what = f"the secret {secret.name} of {terminal(secret.object)}"

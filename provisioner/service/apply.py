@@ -47,9 +47,9 @@ from provisioner.service.interrupt import exit_code_for, stop_on_signals
 from provisioner.service.plan import (
     PlannedOrganization,
     check_not_stale,
-    config_secrets,
     guard,
     read_and_diff,
+    with_secret_values,
 )
 from provisioner.service.runner import Outcome, Run, run_organizations, utcnow
 
@@ -197,16 +197,17 @@ def _prepare(config: Config, options: ApplyOptions, connections: ExitStack) -> P
         # Read before connecting: an unreadable or edited file costs no API call.
         saved = load_plan(options.plan_file, tool_version=__version__, now=utcnow(), max_age=options.max_age)
         expectation = Expectation(saved.digest, f"--plan {options.plan_file}", saved.plan, saved.target)
-    secrets = config_secrets(config)  # before connecting: an unset reference costs no request
     endpoint, client = connections.enter_context(
         connect(config.organization, api_url=options.api_url, sandbox=options.sandbox, create_sandbox=True)
     )
-    planned = read_and_diff(config, client, now=utcnow(), parallelism=options.parallelism, secrets=secrets)
+    planned = read_and_diff(config, client, now=utcnow(), parallelism=options.parallelism, endpoint=endpoint)
     held_back = 0
     if options.rotate_only:
         due = tuple(c for c in planned.plan.changes if is_scheduled_rotation(c))
         held_back = len(planned.plan.changes) - len(due)
         planned = replace(planned, plan=replace(planned.plan, changes=due))
+    # The values of what this apply writes, and only those: before any change.
+    planned = with_secret_values(planned, client)
     digest = pin_fields(planned.plan, planned.target)["digest"]
     matched = expectation is not None and expectation.digest == digest
     difference = None

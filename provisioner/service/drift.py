@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from provisioner.audit import last_applied_state
 from provisioner.drift import DriftReport, detect_drift
 from provisioner.model import Config
+from provisioner.secrets.refs import available
 from provisioner.service.connection import connect
-from provisioner.service.plan import config_secrets, read_and_diff
+from provisioner.service.plan import read_and_diff
 from provisioner.service.runner import Outcome, Run, run_organizations, utcnow
 
 
@@ -51,15 +52,23 @@ def drift_orgs(
     """
 
     def step(config: Config) -> DriftResult:
-        secrets = config_secrets(config)  # before connecting: an unset reference costs no request
-        with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (_, client):
+        # Whatever secret values this job holds: a value that changed behind an
+        # unchanged reference is drift only a job with the secrets can see.
+        secrets = available(config.secret_uses, base=config.secret_base)
+        with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (
+            endpoint,
+            client,
+        ):
+            client.redact_also(secrets.values())
             now = utcnow()
-            planned = read_and_diff(config, client, now=now, parallelism=options.parallelism, secrets=secrets)
+            planned = read_and_diff(
+                config, client, now=now, parallelism=options.parallelism, endpoint=endpoint
+            )
         name = planned.identity.organization.name
         last = last_applied_state(options.audit_log, name) if options.audit_log else None
         # The same ``now`` as the plan's, so both agree on which grants ran out.
         drift = detect_drift(
-            planned.current, config, last_applied=last, now=now, organization=name, secrets=planned.secrets
+            planned.current, config, last_applied=last, now=now, organization=name, secrets=secrets
         )
         return DriftResult(drift, unrecorded=options.audit_log is not None and last is None)
 

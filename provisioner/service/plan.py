@@ -18,15 +18,16 @@ from provisioner import __version__
 from provisioner.api.client import ApiClient
 from provisioner.api.reader import read_state_and_identity
 from provisioner.api.snapshot import ReadReport, SnapshotCache, read_with_snapshot
+from provisioner.endpoint import Endpoint
 from provisioner.errors import StalePlanError
-from provisioner.model import Config, Identity, State
+from provisioner.model import Config, Credential, Identity, SecretRef, SecretUse, State
 from provisioner.plan.diff import diff
 from provisioner.plan.digest import PlanTarget
 from provisioner.plan.fingerprint import state_fingerprint
 from provisioner.plan.guards import check_guards
 from provisioner.plan.model import Plan
 from provisioner.plan.planfile import SavedPlan, load_plan, save_plan
-from provisioner.secrets.refs import SecretValues, resolve
+from provisioner.secrets.refs import SecretValues, available, resolve
 from provisioner.service.connection import connect
 from provisioner.service.runner import Outcome, Run, run_organizations, utcnow
 
@@ -39,8 +40,8 @@ class PlannedOrganization:
     identity: Identity
     current: State
     plan: Plan
-    # The values of the config's secret references (repr shows none): the
-    # diff compared them with the API's digests; apply sends the changed ones.
+    # The values of the secrets this plan writes (repr shows none): read by
+    # ``with_secret_values`` for an apply; a plan itself holds none.
     secrets: SecretValues = field(default_factory=SecretValues)
     # How ``current`` was read: in full, or from a snapshot (and the change feed).
     read: ReadReport = field(default_factory=lambda: ReadReport("full"))
@@ -60,13 +61,27 @@ class PlannedOrganization:
         return not self.plan.empty
 
 
-def config_secrets(config: Config) -> SecretValues:
-    """Read every secret reference of ``config`` (all missing ones reported at once).
+def written_uses(config: Config, plan: Plan) -> tuple[SecretUse, ...]:
+    """The config's secret references whose values ``plan`` sends (a credential's written secrets)."""
+    wanted: set[tuple[str, SecretRef]] = set()
+    for change in plan.changes:
+        after = change.after
+        if isinstance(after, Credential):
+            refs = dict(after.secrets)
+            wanted.update((after.workspace, refs[name]) for name in after.write if name in refs)
+    return tuple(u for u in config.secret_uses if (u.workspace, u.ref) in wanted)
 
-    Called before any request, so that an unset variable stops a run before
-    anything is read or changed.
+
+def with_secret_values(planned: PlannedOrganization, client: ApiClient) -> PlannedOrganization:
+    """``planned`` with the values of the secrets its plan writes (every missing one reported at once).
+
+    Only an apply reads values, and only those it sends: a plan is complete
+    without them. Called before any change; the client redacts each value
+    from every message from then on.
     """
-    return resolve(config.secret_uses, base=config.secret_base)
+    values = resolve(written_uses(planned.config, planned.plan), base=planned.config.secret_base)
+    client.redact_also(values.values())
+    return replace(planned, secrets=values)
 
 
 def read_and_diff(
@@ -75,24 +90,24 @@ def read_and_diff(
     *,
     now: datetime,
     parallelism: int = 8,
-    secrets: SecretValues | None = None,
+    endpoint: Endpoint | None = None,
     cache: SnapshotCache | None = None,
 ) -> PlannedOrganization:
-    """Read the current state and diff it against the config. Makes no change.
+    """Read the current state and diff it against the config. Makes no change; uses no secret value.
+
+    Whatever config secret values this job happens to hold are redacted from
+    every message (a hostile endpoint that once received one may echo it);
+    a missing one is no error: the plan is complete without them.
 
     With ``cache``, the state comes from its snapshot and the change feed where
     they can be trusted (``provisioner.api.snapshot``): the same state, fewer requests.
 
-    ``secrets`` are the values of the config's references (``config_secrets``);
-    read here when not given. The client redacts each of them from every
-    message from then on.
-
     The plan states its endpoint (``client.base_url``) and the organization's
     region (the config's, else the one the API reports), so that a plan read
     from elsewhere than the region's endpoint says so. ``client.endpoint`` never holds the key.
+    An embedded sandbox (``endpoint``) is named by its label instead: its port changes every run.
     """
-    values = secrets if secrets is not None else config_secrets(config)
-    client.redact_also(values.values())
+    client.redact_also(available(config.secret_uses, base=config.secret_base).values())
     if cache is None:
         current, identity = read_state_and_identity(client, parallelism=parallelism)
         how = ReadReport("full")
@@ -105,11 +120,11 @@ def read_and_diff(
         now=now,
         organization=identity.organization.name,
         config_digest=config.digest,
-        secrets=values,
     )
     region = config.organization.region or identity.organization.region or ""
-    plan = replace(plan, endpoint=client.endpoint, region=region)
-    return PlannedOrganization(config, identity, current, plan, values, how)
+    shown = endpoint.label if endpoint is not None and endpoint.embedded else client.endpoint
+    plan = replace(plan, endpoint=shown, region=region)
+    return PlannedOrganization(config, identity, current, plan, read=how)
 
 
 def guard(
@@ -198,7 +213,6 @@ def plan_orgs(
     """
 
     def step(config: Config) -> PlanResult:
-        secrets = config_secrets(config)  # before connecting: an unset reference costs no request
         with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (
             endpoint,
             client,
@@ -208,7 +222,7 @@ def plan_orgs(
                 client,
                 now=utcnow(),
                 parallelism=options.parallelism,
-                secrets=secrets,
+                endpoint=endpoint,
                 cache=options.cache(endpoint.label),
             )
             return PlanResult(planned)

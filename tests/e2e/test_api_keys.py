@@ -53,8 +53,13 @@ def plan(cli: Cli, *extra: str) -> subprocess.CompletedProcess:
     return cli("plan", "-c", "org.yaml", "--detailed-exitcode", *extra)
 
 
-def secret(cli: Cli, workspace: str, name: str = "ci-deploy") -> str:
-    return (cli.cwd / "sink" / "sandbox" / workspace / f"api-key-{name}").read_text()
+def secret(cli: Cli, workspace: str) -> str:
+    # The config's sink: RECALL_API_KEY_{ENVIRONMENT}; the file is named after it.
+    return (cli.cwd / "sink" / "sandbox" / workspace / sink_name(workspace)).read_text()
+
+
+def sink_name(workspace: str) -> str:
+    return f"RECALL_API_KEY_{workspace.rsplit('-', 1)[1].upper()}"
 
 
 def live_keys(api: Api) -> list[dict]:
@@ -80,7 +85,7 @@ def test_keys_per_environment_are_delivered_0600_and_authenticate(cli: Cli, sand
         in first.stdout
     )
     for workspace in ("notetaker-staging", "notetaker-production"):
-        path = cli.cwd / "sink" / "sandbox" / workspace / "api-key-ci-deploy"
+        path = cli.cwd / "sink" / "sandbox" / workspace / sink_name(workspace)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         value = path.read_text()
         assert use(sandbox, value)["email"] == "svc-ci@example.com"

@@ -156,10 +156,29 @@ def test_rotating_a_credential_changes_its_digest_and_the_plan_says_so(
     before = credentials(api)[("notetaker-production", "deepgram")]["secrets"]["api_key"]
     assert pbkdf2(KEYS["DEEPGRAM_KEY_PRODUCTION"], before) == before["digest"]
     rotated = {**KEYS, "DEEPGRAM_KEY_PRODUCTION": "dg-production-ROTATED-987654"}
+    # A new value behind the same reference changes no plan (a plan reads no value) ...
+    quiet = planned(cli, env=rotated)
+    assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+    # ... a drift check that holds the secrets reports it, with what to do.
+    drift = cli("drift", "-c", "org.yaml", extra_env=rotated)
+    assert drift.returncode == 2, drift.stdout + drift.stderr
+    assert "raise `version` to 2" in drift.stdout and "ROTATED" not in drift.stdout + drift.stderr
+    # Raising the reference's version is the reviewed way to send it.
+    (cli.cwd / "org.yaml").write_text(
+        org_config(
+            sandbox.base_url,
+            SETTINGS.replace(
+                'api_key: {env: "DEEPGRAM_KEY_{ENVIRONMENT}"}',
+                'api_key: {env: "DEEPGRAM_KEY_{ENVIRONMENT}", version: 2}',
+            ),
+        )
+    )
     plan = planned(cli, env=rotated)
     assert plan.returncode == 2
-    assert "~ credential deepgram (notetaker-production): api_key changed" in plan.stdout
-    assert "notetaker-staging" not in plan.stdout.split("Plan:")[0].split("Credentials:")[1]
+    assert (
+        "~ credential deepgram (notetaker-production): api_key written again from env "
+        "DEEPGRAM_KEY_PRODUCTION (version 2) (version 1 -> 2)" in plan.stdout
+    )
     assert "ROTATED" not in plan.stdout + plan.stderr
     applied(cli, env=rotated)
     after = credentials(api)[("notetaker-production", "deepgram")]["secrets"]["api_key"]
@@ -190,7 +209,7 @@ def test_out_of_band_changes_are_drift(cli: Cli, sandbox, api: Api) -> None:  # 
     assert "notetaker-production deepgram" in text
     assert "set-by-hand" not in text
     human = cli("drift", "-c", "org.yaml", "--audit-log", "audit.jsonl", extra_env=KEYS)
-    assert "api_key changed" in human.stdout and "enabled" in human.stdout
+    assert "written outside provisioner" in human.stdout and "enabled" in human.stdout
 
 
 def test_export_then_plan_with_the_listed_variables_shows_no_changes(
@@ -200,6 +219,14 @@ def test_export_then_plan_with_the_listed_variables_shows_no_changes(
 ) -> None:
     write_config(cli, sandbox)
     applied(cli)
+    # One secret written by hand: its source is unknown, so export names a variable for it.
+    credential = credentials(api)[("notetaker-production", "deepgram")]
+    status, _, _ = api.request(
+        "PATCH",
+        f"/credentials/{credential['id']}/",
+        {"secrets": {"api_key": KEYS["DEEPGRAM_KEY_PRODUCTION"]}},
+    )
+    assert status == 200
     exported = cli(
         "export", "--api-url", sandbox.base_url, "--token-env", "PROVISIONER_TEST_KEY", "-o", "org.yaml"
     )
@@ -208,19 +235,17 @@ def test_export_then_plan_with_the_listed_variables_shows_no_changes(
     assert "zoom-client-production" in text and "{env:" in text
     for value in KEYS.values():
         assert value not in text
+    # Recorded sources come back as the references that wrote them.
+    assert "webhook_secret: {env: ZOOM_HOOK_STAGING}" in text
+    assert 'client_secret: {file: "secrets/zoom-production"}' in text
     variables = [line.strip() for line in exported.stderr.splitlines() if line.startswith("  RECALL_SECRET_")]
-    assert len(variables) == 6  # deepgram api_key, zoom client_secret and webhook_secret, in two environments
-    values = {}
-    for name in variables:
-        env = "PRODUCTION" if "_PRODUCTION_" in name else "STAGING"
-        if name.endswith("DEEPGRAM_API_KEY"):
-            values[name] = KEYS[f"DEEPGRAM_KEY_{env}"]
-        elif name.endswith("ZOOM_WEBHOOK_SECRET"):
-            values[name] = KEYS[f"ZOOM_HOOK_{env}"]
-        else:
-            values[name] = f"zoom-secret-{env.lower()}-0123456789"
-    plan = planned(cli, env=values)
-    assert plan.returncode == 0, plan.stdout + plan.stderr
+    assert variables == ["RECALL_SECRET_NOTETAKER_PRODUCTION_DEEPGRAM_API_KEY"]
+    plan = planned(cli, env={**KEYS, **dict.fromkeys(variables, "dg-0123456789")})
+    # Only the secret whose source nobody recorded is written again; everything else is as exported.
+    assert plan.returncode == 2, plan.stdout + plan.stderr
+    assert (
+        plan.stdout.count("written again") == 1 and "Plan: 0 to add, 1 to change, 0 to remove." in plan.stdout
+    )
 
 
 def test_a_missing_secret_reference_names_every_one_and_changes_nothing(
@@ -244,7 +269,9 @@ def test_a_missing_secret_reference_names_every_one_and_changes_nothing(
     ):
         assert missing in err
     assert "org.yaml:" in err and "Traceback" not in err
-    assert sandbox.stats()["total"] == 0  # refused before a single request
+    # Refused after the read and before a single write (a plan reads no secret; only apply does).
+    writes = [r for r in sandbox.stats()["by_route"] if r.split()[0] in ("POST", "PATCH", "DELETE")]
+    assert writes == []
     # validate stays offline and secret-free: the same config is valid.
     assert cli("validate", "-c", "org.yaml").returncode == 0
 
@@ -368,6 +395,15 @@ def test_the_sentinel_secret_is_in_no_output_plan_file_audit_record_or_log(
     assert first.returncode == 0, first.stderr
     outputs += [first.stdout, first.stderr]
     rotated = {**keys, "DEEPGRAM_KEY_PRODUCTION": sentinel + "-2"}
+    # The rotated value goes out by raising the reference's version (a plan reads no value).
+    write_config(
+        cli,
+        sandbox,
+        SETTINGS.replace(
+            'api_key: {env: "DEEPGRAM_KEY_{ENVIRONMENT}"}',
+            'api_key: {env: "DEEPGRAM_KEY_{ENVIRONMENT}", version: 2}',
+        ),
+    )
     plan = cli("-v", "-v", "plan", "-c", "org.yaml", "--format", fmt, "--out", "plan.json", extra_env=rotated)
     assert plan.returncode == 0, plan.stderr
     outputs += [plan.stdout, plan.stderr, (cli.cwd / "plan.json").read_text()]
@@ -396,7 +432,8 @@ def test_the_sentinel_secret_is_in_no_output_plan_file_audit_record_or_log(
         (cli.cwd / "audit.jsonl").read_text(),
     ]
     saved = json.loads((cli.cwd / "plan.json").read_text())
-    assert [c["after"]["write"] for c in saved["changes"]] == [["api_key"]]
-    assert fmt == "json" or "api_key changed" in plan.stdout
+    # version: 2 on the template raises both environments' deepgram key.
+    assert [c["after"]["write"] for c in saved["changes"]] == [["api_key"], ["api_key"]]
+    assert fmt == "json" or "api_key written again" in plan.stdout
     for text in outputs:
         assert sentinel[:20] not in text

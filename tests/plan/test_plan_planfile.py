@@ -188,8 +188,8 @@ def test_an_old_plan_is_refused_and_show_reads_any_age(saved: Path) -> None:
 @pytest.mark.parametrize(
     "content, expected",
     [
-        (b"\xff\xfe not text", "cannot read plan file"),
-        (b"{not json", "cannot read plan file"),
+        (b"\xff\xfe not text", "is not a plan file"),
+        (b"{not json", "is not a plan file"),
         (b"[1, 2]", "is not a saved provisioner plan"),
         (b'{"format_version": 1}', "is not a saved provisioner plan"),
         (b'{"created_at": "2026-06-01T12:00:00+00:00", "tool_version": "0.1.0"}', "no digest"),

@@ -1,10 +1,11 @@
-"""The diff of workspace settings: digests instead of secrets, what is managed, warnings, rendering."""
+"""The diff of workspace settings: recorded sources instead of secrets, what is managed, warnings, rendering."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from provisioner.model import (
@@ -22,6 +23,7 @@ from provisioner.plan.model import Action, ResourceType
 from provisioner.plan.serialize import plan_from_dict, plan_to_dict, validate_plan_document
 from provisioner.render.plan_markdown import render_markdown
 from provisioner.render.plan_text import render_text
+from provisioner.resources.credential import changed_values
 from provisioner.secrets.refs import SecretValues
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -35,7 +37,11 @@ def digest_of(value: str, salt: str = "00" * 16, iterations: int = 1000) -> Secr
 
 
 def states(
-    server_digest: SecretDigest, *, manages: tuple[str, ...] = ("webhooks", "transcription")
+    server_digest: SecretDigest,
+    *,
+    manages: tuple[str, ...] = ("webhooks", "transcription"),
+    source: str | None = KEY.label,
+    ref: SecretRef = KEY,
 ) -> tuple[State, State]:
     current = State.build(
         USERS,
@@ -46,7 +52,13 @@ def states(
             Webhook("app-production", "https://h.example/keep", ("bot.done",), id="h2"),
         ],
         [
-            Credential("app-production", "deepgram", digests=(("api_key", server_digest),), id="c1"),
+            Credential(
+                "app-production",
+                "deepgram",
+                digests=(("api_key", server_digest),),
+                sources=(("api_key", source),),
+                id="c1",
+            ),
             Credential("app-production", "rev", digests=(("api_key", digest_of("x")),), id="c2"),
         ],
     )
@@ -61,39 +73,68 @@ def states(
             Webhook("app-production", "https://h.example/keep", ("bot.done", "transcript.done")),
             Webhook("app-staging", "https://h.example/new", ("bot.done",)),
         ],
-        [Credential("app-production", "deepgram", secrets=(("api_key", KEY),), write=("api_key",))],
+        [Credential("app-production", "deepgram", secrets=(("api_key", ref),), write=("api_key",))],
     )
     return current, desired
 
 
-def plan_for(server_digest: SecretDigest, value: str, **kw: object):  # noqa: ANN201
+def plan_for(server_digest: SecretDigest, value: str = "", **kw: object):  # noqa: ANN201
+    # ``value`` is what the variable holds: a plan never reads it, so it cannot matter.
     current, desired = states(server_digest, **kw)  # type: ignore[arg-type]
-    return diff(current, desired, Policy(), now=NOW, secrets=SecretValues({KEY: value}))
+    return diff(current, desired, Policy(), now=NOW)
 
 
 def lines(plan) -> list[str]:  # noqa: ANN001
     return [line.strip() for line in render_text(plan).splitlines() if line.startswith("  ")]
 
 
-def test_a_matching_digest_is_no_change_and_a_different_value_is_api_key_changed() -> None:
-    same = plan_for(digest_of("dg-prod-1"), "dg-prod-1")
-    assert [c for c in same.changes if c.type is ResourceType.CREDENTIAL and c.action is Action.UPDATE] == []
-    changed = plan_for(digest_of("dg-prod-1"), "dg-prod-2")
-    updates = [c for c in changed.changes if c.type is ResourceType.CREDENTIAL and c.action is Action.UPDATE]
-    assert len(updates) == 1 and updates[0].after.write == ("api_key",)  # type: ignore[union-attr]
-    assert "~ credential deepgram (app-production): api_key changed" in lines(changed)
-    assert "dg-prod-2" not in json.dumps(plan_to_dict(changed, tool_version="t"))
+def credential_updates(plan):  # noqa: ANN001, ANN201
+    return [c for c in plan.changes if c.type is ResourceType.CREDENTIAL and c.action is Action.UPDATE]
 
 
-def test_an_unknown_algorithm_or_a_huge_iteration_count_is_a_change_and_costs_no_work() -> None:
-    unknown = SecretDigest("argon9", 1000, "00" * 16, digest_of("v").digest)
-    assert "~ credential deepgram (app-production): api_key changed" in lines(plan_for(unknown, "v"))
+def test_a_recorded_source_is_no_change_whatever_the_value_and_a_new_version_or_reference_writes_again() -> (
+    None
+):
+    assert credential_updates(plan_for(digest_of("dg-prod-1"))) == []
+    # The value behind the reference is not the plan's business: same plan, same changes.
+    assert plan_for(digest_of("dg-prod-1")).changes == plan_for(digest_of("something else")).changes
+    bumped = plan_for(digest_of("v"), ref=SecretRef("env", "DG_PROD", 2))
+    assert [c.after.write for c in credential_updates(bumped)] == [("api_key",)]  # type: ignore[union-attr]
+    assert (
+        "~ credential deepgram (app-production): api_key written again from env DG_PROD (version 2) "
+        "(version 1 -> 2)" in lines(bumped)
+    )
+    moved = plan_for(digest_of("v"), ref=SecretRef("env", "DG_PRODUCTION"))
+    assert (
+        "~ credential deepgram (app-production): api_key written again from env DG_PRODUCTION "
+        "(was env DG_PROD v1)" in lines(moved)
+    )
+    by_hand = plan_for(digest_of("v"), source=None)
+    assert (
+        "~ credential deepgram (app-production): api_key written again from env DG_PROD "
+        "(its current value was written outside provisioner)" in lines(by_hand)
+    )
+    assert "dg-prod" not in json.dumps(plan_to_dict(bumped, tool_version="t"))
+
+
+def test_a_changed_value_is_found_only_with_the_value_and_an_unknown_digest_costs_no_work() -> None:
+    current, desired = states(digest_of("dg-prod-1"))
+    before, after = (
+        current.credentials[("app-production", "deepgram")],
+        desired.credentials[("app-production", "deepgram")],
+    )
+    assert changed_values(before, after, SecretValues({KEY: "dg-prod-1"})) == ()
+    assert changed_values(before, after, SecretValues({KEY: "dg-prod-2"})) == ("api_key",)
+    assert changed_values(before, after, SecretValues()) == ()  # no value held: not judged
     started = time.perf_counter()
-    huge = SecretDigest("pbkdf2_sha256", 10**9, "00" * 16, "00")
-    assert "~ credential deepgram (app-production): api_key changed" in lines(plan_for(huge, "v"))
+    for digest in (
+        SecretDigest("argon9", 1000, "00" * 16, digest_of("v").digest),
+        SecretDigest("pbkdf2_sha256", 10**9, "00" * 16, "00"),
+        SecretDigest("pbkdf2_sha256", 1000, "zz", "00"),
+    ):
+        odd = replace(before, digests=(("api_key", digest),))
+        assert changed_values(odd, after, SecretValues({KEY: "v"})) == ("api_key",)
     assert time.perf_counter() - started < 5  # 10**9 iterations would take many minutes
-    not_hex = SecretDigest("pbkdf2_sha256", 1000, "zz", "00")
-    assert "~ credential deepgram (app-production): api_key changed" in lines(plan_for(not_hex, "v"))
 
 
 def test_managed_sections_remove_what_is_not_listed_and_unmanaged_ones_are_left_alone() -> None:
@@ -109,18 +150,18 @@ def test_managed_sections_remove_what_is_not_listed_and_unmanaged_ones_are_left_
 def test_ignore_globs_leave_settings_alone() -> None:
     current, desired = states(digest_of("v"))
     policy = Policy(ignore_webhooks=("https://h.example/o*",), ignore_credentials=("r*",))
-    plan = diff(current, desired, policy, now=NOW, secrets=SecretValues({KEY: "v"}))
+    plan = diff(current, desired, policy, now=NOW)
     assert not any(c.action is Action.DELETE for c in plan.changes)
 
 
 def test_markdown_groups_settings_by_instance_production_first_and_the_document_round_trips() -> None:
-    plan = plan_for(digest_of("v"), "changed")
+    plan = plan_for(digest_of("v"), ref=SecretRef("env", "DG_PROD", 2))
     environments = {"app-production": "production", "app-staging": "staging"}
     text = render_markdown(plan, environments=environments)
     section = text.split("#### Settings by workspace instance", 1)[1]
     assert section.index("`app-production` (production)") < section.index("`app-staging`")
     assert "**Production settings changes**" in text
-    assert "`credential deepgram (app-production): api_key changed`" in text
+    assert "`credential deepgram (app-production): api_key written again from env DG_PROD (version 2)" in text
     document = plan_to_dict(plan, tool_version="t")
     validate_plan_document(document)
     assert plan_from_dict(document) == plan

@@ -14,6 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from provisioner.sandbox import start_sandbox
+from provisioner.secrets.names import api_key_slug, default_name
 from tests.reliability.rel_support import run_cli, write_config
 from tests.support import Api
 
@@ -78,7 +79,9 @@ def converge(tmp_path: Path, fault_seed: int) -> set[str]:
         live = [k for k in api.list("/api_keys/") if not k["disabled"]]
         assert sorted(k["name"] for k in live) == ["ci", "ci"]  # one per instance, no undelivered twin
         for instance in ("app-staging", "app-production"):
-            delivered = (tmp_path / "sink" / "sandbox" / instance / "api-key-ci").read_text()
+            delivered = (
+                tmp_path / "sink" / "sandbox" / instance / default_name(instance, api_key_slug("ci"))
+            ).read_text()
             status, me, _ = Api(clean.base_url, delivered).request("GET", "/me/")
             assert status == 200 and me["email"] == "svc@example.com"
         assert len(api.list("/webhook_endpoints/")) == 2

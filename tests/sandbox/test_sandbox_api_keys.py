@@ -188,7 +188,7 @@ def test_list_is_organization_wide_filterable_and_paged(
     assert both  # the data above has such keys, so the filter is really tested
 
 
-def test_developer_sees_and_manages_only_their_own_keys(
+def test_developer_reads_every_keys_metadata_and_manages_only_their_own(
     api: Api, workspace: dict[str, Any], developer: tuple[Api, dict[str, Any]]
 ) -> None:
     dev_api, dev = developer
@@ -197,21 +197,26 @@ def test_developer_sees_and_manages_only_their_own_keys(
     made_for_dev = create_key(api, "by-admin", workspace["id"], dev["id"])
     own = create_key(dev_api, "by-dev", workspace["id"], dev["id"])
     assert own["user_id"] == dev["id"] and own["key"]
-    # Lists: their own keys only, whatever the filter says.
-    assert [k["id"] for k in dev_api.walk("/api_keys/")] == [made_for_dev["id"], own["id"]]
-    assert dev_api.walk(f"/api_keys/?user_id={admin}") == []
-    assert [k["id"] for k in dev_api.walk(f"/api_keys/?workspace_id={workspace['id']}")] == [
-        made_for_dev["id"],
-        own["id"],
-    ]
-    # Another user's key is not found, read or write; it stays as it was.
+    # Lists: every key's metadata (a least-privilege plan must see the keys it compares), no secret.
+    listed = dev_api.walk("/api_keys/")
+    assert [k["id"] for k in listed] == [admins_key["id"], made_for_dev["id"], own["id"]]
+    assert all("key" not in k for k in listed)
+    assert [k["id"] for k in dev_api.walk(f"/api_keys/?user_id={admin}")] == [admins_key["id"]]
     other = f"/api_keys/{admins_key['id']}/"
-    for response in (dev_api.get(other), dev_api.patch(other, {"disabled": True}), dev_api.delete(other)):
-        assert (response.status_code, response.json()["code"]) == (404, "not_found")
+    assert dev_api.get(other).json()["name"] == "admin-key"
+    # Another user's key cannot be changed; it stays as it was.
+    for response in (dev_api.patch(other, {"disabled": True}), dev_api.delete(other)):
+        assert (response.status_code, response.json()["code"]) == (403, "permission_denied")
     assert api.get(other).json()["disabled"] is False
     # Creating a key for someone else is forbidden.
     refused = dev_api.post("/api_keys/", {"name": "x", "workspace_id": workspace["id"], "user_id": admin})
     assert (refused.status_code, refused.json()["code"]) == (403, "permission_denied")
+    # Only an admin's key records where a key was delivered: a developer cannot pass a key off as a tool's.
+    forged = dev_api.post(
+        "/api_keys/",
+        {"name": "ci", "workspace_id": workspace["id"], "user_id": dev["id"], "delivered_to": "RECALL_X"},
+    )
+    assert (forged.status_code, forged.json()["code"]) == (403, "permission_denied")
     assert len(api.walk("/api_keys/")) == 3
     # Their own: read, disable, delete.
     mine = f"/api_keys/{made_for_dev['id']}/"
@@ -220,6 +225,25 @@ def test_developer_sees_and_manages_only_their_own_keys(
     assert dev_api.delete(mine).status_code == 204
     # The exception is for keys only: other writes stay forbidden to developers.
     assert dev_api.post("/workspaces/", {"name": "w"}).status_code == 403
+
+
+def test_an_admin_records_where_a_keys_secret_was_delivered(api: Api, workspace: dict[str, Any]) -> None:
+    made = api.post(
+        "/api_keys/",
+        {
+            "name": "ci",
+            "workspace_id": workspace["id"],
+            "user_id": admin_id(api),
+            "delivered_to": "RECALL_CI",
+        },
+    ).json()
+    assert made["delivered_to"] == "RECALL_CI"
+    assert api.get(f"/api_keys/{made['id']}/").json()["delivered_to"] == "RECALL_CI"
+    bad = api.post(
+        "/api_keys/",
+        {"name": "ci", "workspace_id": workspace["id"], "user_id": admin_id(api), "delivered_to": "lower"},
+    )
+    assert bad.status_code == 400 and "delivered_to" in bad.json()
 
 
 def test_an_admin_manages_another_users_key(

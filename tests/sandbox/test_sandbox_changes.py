@@ -10,6 +10,7 @@ import pytest
 
 from provisioner.sandbox import RunningSandbox
 from tests.sandbox.conftest import Api
+from tests.sandbox.test_sandbox_credentials import create_credential, full_body
 
 HEADER = "X-Organization-Revision"
 
@@ -158,23 +159,18 @@ def test_the_feed_keeps_the_latency_knob(make_sandbox: Callable[..., RunningSand
     assert api.get("/_sandbox/stats").json()["by_route"]["GET /api/v1/changes/"] == 1
 
 
-def test_a_developer_s_feed_leaves_out_other_users_keys_as_their_list_does(
-    api: Api, developer_api: Api
+def test_the_feed_shows_each_object_as_the_caller_s_list_does(
+    api: Api, developer_api: Api, workspace: dict[str, Any]
 ) -> None:
-    developer = developer_api
-    space = api.post("/workspaces/", {"name": "keys"}).json()
-    me, dev = api.get("/me/").json(), developer.get("/me/").json()
+    """A developer reads a credential without its digests: in the feed too."""
     start = revision(api)
-    admins = api.post(
-        "/api_keys/", {"name": "admin's", "workspace_id": space["id"], "user_id": me["id"]}
-    ).json()
-    own = developer.post(
-        "/api_keys/", {"name": "own", "workspace_id": space["id"], "user_id": dev["id"]}
-    ).json()
-    seen = {entry["id"] for entry in feed(developer, start)[0]}
-    assert own["id"] in seen and admins["id"] not in seen
-    assert {k["id"] for k in developer.walk("/api_keys/")} == {own["id"]}
-    assert admins["id"] in {entry["id"] for entry in feed(api, start)[0]}
+    created = create_credential(api, full_body(workspace["id"], "assembly_ai"))
+    assert created["secrets"]["api_key"]["digest"]
+    as_admin = {entry["id"]: entry["object"] for entry in feed(api, start)[0]}
+    as_developer = {entry["id"]: entry["object"] for entry in feed(developer_api, start)[0]}
+    assert as_admin[created["id"]] == api.walk("/credentials/")[0]
+    assert as_developer[created["id"]] == developer_api.walk("/credentials/")[0]
+    assert as_developer[created["id"]]["secrets"] == {"api_key": None}
 
 
 def test_the_feed_and_the_revision_keep_the_rate_and_fault_knobs(

@@ -233,13 +233,16 @@ def test_idempotent_replay_of_a_create_is_the_same_credential(
     assert SENTINEL not in stored_text(sandbox.db_path)  # not in the recorded replay either
 
 
-def test_a_developer_reads_but_every_write_is_403(
+def test_a_developer_reads_without_digests_but_every_write_is_403(
     api: Api, developer_api: Api, workspace: dict[str, Any]
 ) -> None:
     created = create_credential(api, full_body(workspace["id"], "assembly_ai"))
+    assert created["secrets"]["api_key"]["digest"]  # an admin's key reads the digest
     path = f"/credentials/{created['id']}/"
-    assert developer_api.get(path).json() == created
-    assert developer_api.walk(f"/credentials/?workspace_id={workspace['id']}") == [created]
+    # A developer's key reads fields and labels, never a digest it could guess against offline.
+    as_developer = {**created, "secrets": {"api_key": None}}
+    assert developer_api.get(path).json() == as_developer
+    assert developer_api.walk(f"/credentials/?workspace_id={workspace['id']}") == [as_developer]
     for response in (
         developer_api.post("/credentials/", full_body(workspace["id"], "rev")),
         developer_api.patch(path, {"secrets": {"api_key": "x"}}),
@@ -254,3 +257,23 @@ def test_knobs_apply_to_the_new_routes(make_sandbox) -> None:  # noqa: ANN001
     response = Api(sandbox.base_url, sandbox.token).get("/credentials/")
     assert (response.status_code, response.json()["code"]) == (500, "server_error")
     assert sandbox.stats()["by_route"]["GET /api/v1/credentials/"] == 1
+
+
+def test_a_secret_written_without_a_label_has_an_unknown_source(api: Api, workspace: dict[str, Any]) -> None:
+    body = {**full_body(workspace["id"], "deepgram"), "secret_sources": {"api_key": "env DG v1"}}
+    created = create_credential(api, body)
+    assert created["secret_sources"] == {"api_key": "env DG v1"}
+    path = f"/credentials/{created['id']}/"
+    relabelled = api.patch(
+        path,
+        {"secrets": {"api_key": "v2"}, "secret_sources": {"api_key": "env DG v2"}},
+        headers={"If-Match": created["etag"]},
+    ).json()
+    assert relabelled["secret_sources"] == {"api_key": "env DG v2"}
+    by_hand = api.patch(path, {"secrets": {"api_key": "v3"}}, headers={"If-Match": relabelled["etag"]}).json()
+    assert by_hand["secret_sources"] == {"api_key": None}
+    # A label names only a secret the same request writes.
+    refused = api.patch(
+        path, {"secret_sources": {"api_key": "env DG v9"}}, headers={"If-Match": by_hand["etag"]}
+    )
+    assert refused.status_code == 400 and "secret_sources.api_key" in refused.json()
