@@ -150,7 +150,7 @@ def _digest(text: bytes) -> str:
 def _identity_of(cache: SnapshotCache, endpoint: str, identity: Identity) -> dict[str, Any]:
     """What a snapshot must have been made by to be used: the same tool, endpoint,
     organization, user and role (what a list shows depends on the role: a
-    developer sees only their own API keys, and a promotion changes no key)."""
+    developer reads credentials without their digests, and a promotion changes no credential)."""
     return {
         "format": FORMAT,
         "tool_version": cache.tool_version,

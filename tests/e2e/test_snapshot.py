@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from provisioner.sandbox import RunningSandbox, create_token
+from tests.sandbox.test_sandbox_credentials import full_body
 from tests.support import Api, Cli, org_config
 
 BODY = """
@@ -27,7 +28,6 @@ workspaces:
     members: [bob@acme.com]
 """
 CACHED = {"PROVISIONER_NO_CACHE": ""}
-ADMIN = "admin@example.com"
 PAGE_SIZE = 100  # the client's page size, for the feed too
 
 
@@ -210,28 +210,28 @@ def test_the_embedded_sandbox_plans_from_its_snapshot_although_its_port_changes(
 def test_a_snapshot_is_of_one_user_and_role_because_what_a_list_shows_depends_on_them(
     sandbox: RunningSandbox, cli: Cli, api: Api, tmp_path: Path
 ) -> None:
-    """A developer lists only their own API keys: once promoted, their snapshot would miss the others."""
+    """A developer reads credentials without their digests: once promoted, the credentials have
+    not changed, so the feed would not bring the digests; the role is part of the snapshot."""
     config = write(tmp_path, sandbox)
     assert cli("apply", "-c", config, "--auto-approve").returncode == 0
     users, spaces = api.users(), api.workspaces()
-    space = spaces["notetaker"]["id"]
-    made = api.request(
-        "POST", "/api_keys/", {"name": "ops", "workspace_id": space, "user_id": users[ADMIN]["id"]}
-    )
-    assert made[0] == 201
+    made = api.request("POST", "/credentials/", full_body(spaces["notetaker"]["id"], "assembly_ai"))
+    assert made[0] == 201 and made[1]["secrets"]["api_key"]["digest"]
     bob = Cli(tmp_path, create_token(sandbox.db_path, "bob@acme.com"))
     # The config promotes bob (a key never plans its own demotion).
     config = write(
         tmp_path, sandbox, BODY.replace("bob@acme.com, role: developer", "bob@acme.com, role: admin")
     )
-    cache = str(tmp_path / "cache")
-    as_developer = plan_json(bob, config, "--cache-dir", cache)
+    cache = tmp_path / "cache"
+    plan_json(bob, config, "--cache-dir", str(cache))
+    (snapshot,) = cache.glob("*.json")
+    assert made[1]["secrets"]["api_key"]["digest"] not in snapshot.read_text()  # a developer's read
     assert api.request("PATCH", f"/users/{users['bob@acme.com']['id']}/", {"role": "admin"})[0] == 200
     sandbox.reset_stats()
-    as_admin = plan_json(bob, config, "--cache-dir", cache)
-    assert "GET /api/v1/api_keys/" in requests_made(sandbox)  # read in full, not from the feed
+    as_admin = plan_json(bob, config, "--cache-dir", str(cache))
+    assert "GET /api/v1/credentials/" in requests_made(sandbox)  # read in full, not from the feed
     assert comparable(as_admin) == comparable(plan_json(bob, config, "--no-cache"))
-    assert as_admin["state_fingerprint"] != as_developer["state_fingerprint"]  # the key is seen now
+    assert made[1]["secrets"]["api_key"]["digest"] in snapshot.read_text()  # an admin's read now
 
 
 def test_a_plan_saved_from_a_snapshot_applies_and_its_digest_pins_the_apply(

@@ -38,7 +38,7 @@ EMAILS = ["ann@acme.com", "ben@acme.com", "cat@acme.com", "dov@acme.com"]
 SPACES = ["alpha", "beta", "gamma"]
 ADMIN = "admin@example.com"
 # A developer every config keeps, whose key plans too: what a developer's lists show differs
-# (only their own API keys), and so must their snapshot.
+# (credentials without their digests), and so must their snapshot.
 DEVELOPER = "obs@example.com"
 HOOK = "https://hooks.example.invalid/{name}"
 
