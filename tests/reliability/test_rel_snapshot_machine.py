@@ -1,7 +1,7 @@
 """A snapshot makes a plan faster, never different: a hypothesis state machine.
 
 Config edits, out-of-band edits (users, roles, memberships, workspaces,
-webhook endpoints, API keys and their use), applies, injected faults,
+webhook endpoints, credentials and their secrets, API keys and their use), applies, injected faults,
 compaction of the change history and corrupted snapshot files interleave
 with plans. Every ``compare`` step makes a plan from the snapshot cache and
 then one from a full read, with nothing written in between, and asserts that
@@ -32,6 +32,7 @@ from provisioner.errors import ProvisionerError
 from provisioner.plan.digest import PlanTarget, plan_digest
 from provisioner.sandbox import create_token, start_sandbox
 from provisioner.service.plan import PlannedOrganization, guard, read_and_diff
+from tests.sandbox.test_sandbox_credentials import full_body
 from tests.support import TOKEN_ENV, Api, org_config
 
 EMAILS = ["ann@acme.com", "ben@acme.com", "cat@acme.com", "dov@acme.com"]
@@ -55,6 +56,8 @@ OUT_OF_BAND = [
     "add-webhook",
     "drop-webhook",
     "make-key-and-use-it",
+    "add-credential",
+    "rotate-credential",
 ]
 
 
@@ -149,6 +152,11 @@ class SnapshotMachine(RuleBasedStateMachine):
         elif action == "drop-webhook":
             for hook in api.list("/webhook_endpoints/"):
                 api.request("DELETE", f"/webhook_endpoints/{hook['id']}/")
+        elif action == "add-credential" and workspace is not None:
+            api.request("POST", "/credentials/", full_body(workspace["id"], "assembly_ai"))
+        elif action == "rotate-credential":
+            for credential in api.list("/credentials/"):
+                api.request("PATCH", f"/credentials/{credential['id']}/", {"secrets": {"api_key": email}})
         elif action == "make-key-and-use-it" and user is not None and workspace is not None:
             status, made, _ = api.request(
                 "POST", "/api_keys/", {"name": "oob", "workspace_id": workspace["id"], "user_id": user["id"]}
