@@ -8,9 +8,9 @@ revision in ``organization.revision``). Then:
 * it is older: ``GET /changes/?since=REV`` brings every object created,
   changed or removed since, applied over the snapshot's objects;
 * anything unknown falls back to a full read: no snapshot, a 410 (or 400,
-  404) from the feed, a snapshot of another organization, endpoint, tool
-  version or format, one that fails its integrity check, or an API whose
-  ``/me/`` has no revision.
+  404) from the feed, a snapshot of another organization, endpoint, user,
+  role, tool version or format, one that fails its integrity check, or an
+  API whose ``/me/`` has no revision.
 
 Either way the objects go through the very same parsing as a full read (each
 type's ``read``, through ``read_state``, over a ``Lister`` that answers from
@@ -20,8 +20,12 @@ Decisions worth knowing:
 
 * **The snapshot holds the API's list objects as they came**, not parsed
   ones: the feed speaks in list objects too, and parsing stays in one place.
-  Lists show no secret (keys by prefix, credentials by salted digests); the
-  file is written ``0600`` anyway.
+  Lists show no secret (keys by prefix, credentials by salted digests, to
+  admins only); the file is written ``0600`` anyway. It is the body's JSON,
+  a newline, then the body's SHA-256, written streamed and checked before
+  it is parsed: that catches a torn or damaged file, not an attacker (whoever
+  can write the file can write the digest), which is why ``apply`` never
+  reads a snapshot.
 * **The revision saved is the one ``/me/`` answered before anything else was
   read.** Whatever changed after it, during the listings or the feed, is in
   the next feed again: applying an object's latest state twice is harmless,
