@@ -78,6 +78,9 @@ MAX_429_SHARE = 0.01
 # the latency bound of its reads; requests stay at the page minimum.
 PLAN_VS_FLOOR = 1.3
 VALIDATE_VS_BARE = 2.0
+# Targets (issue 24): plans from a snapshot cost what changed.
+SNAPSHOT_UNCHANGED_REQUESTS = 2
+OUT_OF_BAND_CHANGES = 100
 BARE_PARSE_CODE = "import sys, yaml; yaml.load(open(sys.argv[1], 'rb').read(), Loader=yaml.CSafeLoader)"
 
 
@@ -338,7 +341,8 @@ class CliRun:
 
 def run_cli(args: list[str], *, timeout: float = 300, env_extra: dict[str, str] | None = None) -> CliRun:
     """Run ``provisioner ARGS``; wall time, and peak RSS from wait4 on this very child."""
-    env = {**os.environ, TOKEN_ENV: TOKEN, "NO_COLOR": "1", **(env_extra or {})}
+    # Every plan here measures a full read unless it asks for the snapshot (issue 24's section).
+    env = {**os.environ, TOKEN_ENV: TOKEN, "NO_COLOR": "1", "PROVISIONER_NO_CACHE": "1", **(env_extra or {})}
     with tempfile.TemporaryFile("w+") as out:
         started = time.perf_counter()
         process = subprocess.Popen(
@@ -653,6 +657,109 @@ def keys_benchmark(tmp: Path) -> None:
         )
 
 
+# --- plans from a snapshot (issue 24) ------------------------------------------------------
+
+
+def _api(base_url: str, method: str, path: str, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        f"{base_url}{path}",
+        data=data,
+        method=method,
+        headers={"Authorization": f"Token {TOKEN}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        raw = response.read()
+    return json.loads(raw) if raw else {}
+
+
+def out_of_band_role_changes(base_url: str, count: int) -> int:
+    """Flip the role of ``count`` developers through the API, as someone would by hand."""
+    flipped, url = 0, f"/users/?page_size={PAGE_SIZE}"
+    while flipped < count and url:
+        page = _api(base_url, "GET", url)
+        for user in page["results"]:
+            if flipped < count and user["role"] == "developer":
+                _api(base_url, "PATCH", f"/users/{user['id']}/", {"role": "admin"})
+                flipped += 1
+        url = page["next"][len(base_url) :] if page["next"] else None
+    return flipped
+
+
+def _json_plan(sandbox: Sandbox, config: Path, *options: str) -> tuple[CliRun, dict, dict]:
+    """One ``plan --format json`` run: the run, the sandbox's stats, the plan document."""
+    sandbox.reset_stats()
+    run = run_cli(
+        ["plan", "-c", str(config), "--api-url", sandbox.base_url, "--format", "json", "--force", *options],
+        env_extra={"PROVISIONER_NO_CACHE": ""},
+    )
+    stats = sandbox.stats()
+    document = json.loads(run.stdout) if run.stdout.strip().startswith("{") else {}
+    return run, stats, document
+
+
+def _same_plan(a: dict, b: dict) -> bool:
+    fields = ("changes", "digest", "state_fingerprint")
+    return bool(a) and all(a.get(k) == b.get(k) for k in fields)
+
+
+def snapshot_benchmark(tmp: Path, template: Path, config: Path, bare: float) -> None:
+    """Unchanged and 100 out-of-band changes, planned from a snapshot, against the full read."""
+    db = tmp / "snapshot.db"
+    shutil.copy(template, db)
+    cache = tmp / "snapshot-cache"
+    with Sandbox(db, LATENCY_MS) as sandbox:
+        first, stats, full = _json_plan(sandbox, config, "--cache-dir", str(cache))
+        print(
+            f"  first plan (a full read, saves the snapshot): {stats['total']:,} requests, {first.wall:.2f} s"
+        )
+
+        run, stats, unchanged = _json_plan(sandbox, config, "--cache-dir", str(cache))
+        print(f"\n  unchanged, from the snapshot: {run.wall:.2f} s")
+        show_routes(stats)
+        check(
+            "unchanged plan from a snapshot: requests (issue 24)",
+            f"{stats['total']}",
+            f"<= {SNAPSHOT_UNCHANGED_REQUESTS}",
+            stats["total"] <= SNAPSHOT_UNCHANGED_REQUESTS,
+        )
+        check(
+            "unchanged plan from a snapshot = full read (issue 24)",
+            "same changes, digest, fingerprint" if _same_plan(unchanged, full) else "DIFFERENT",
+            "identical",
+            _same_plan(unchanged, full),
+        )
+
+        flipped = out_of_band_role_changes(sandbox.base_url, OUT_OF_BAND_CHANGES)
+        run, stats, fed = _json_plan(sandbox, config, "--cache-dir", str(cache))
+        allowed = 2 + math.ceil(flipped / PAGE_SIZE)
+        latency = stats["total"] * LATENCY_MS / 1000
+        print(f"\n  {flipped} out-of-band changes, from the snapshot and the feed: {run.wall:.2f} s")
+        show_routes(stats)
+        check(
+            f"{flipped} out-of-band changes from a snapshot: requests (issue 24)",
+            f"{stats['total']}",
+            f"<= 2 + ceil({flipped} / {PAGE_SIZE}) = {allowed}",
+            stats["total"] <= allowed,
+        )
+        floor = bare + latency
+        check(
+            f"{flipped} out-of-band changes from a snapshot: wall (issue 24)",
+            f"{run.wall:.2f} s = {run.wall / floor:.2f}x (bare parse {bare:.2f} s + {latency:.2f} s latency)",
+            f"< 1 x {floor:.2f} s",
+            run.wall < floor,
+        )
+        _, full_stats, full_again = _json_plan(sandbox, config, "--no-cache")
+        check(
+            "plan from snapshot + feed = full read (issue 24)",
+            f"{len(fed.get('changes', []))} changes each; "
+            + ("same digest" if _same_plan(fed, full_again) else "DIFFERENT"),
+            "identical",
+            _same_plan(fed, full_again),
+        )
+        print(f"  (the full read it was compared with: {full_stats['total']:,} requests)")
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
@@ -870,6 +977,9 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--per-instance", type=int, default=2_000, help="members per workspace instance")
     parser.add_argument("--skip-rate-limit", action="store_true", help="skip the --rate-limit run")
+    parser.add_argument(
+        "--only-snapshot", action="store_true", help="run only the snapshot plans (issue 24) after seeding"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
     print(f"machine: {machine()}")
@@ -903,6 +1013,12 @@ def main() -> None:
             configs.append(path)
             kinds = ", ".join(f"{n:,} {k}" for k, n in variant.counts.items()) or "none"
             print(f"  config {i}: {variant.name} ({kinds}); {path.stat().st_size / 2**20:.1f} MB")
+
+        if args.only_snapshot:
+            print(f"\n== plans from a snapshot (--latency-ms {LATENCY_MS}) ==")
+            snapshot_benchmark(tmp, template, configs[0], bare_parse_s(configs[0]))
+            summary(started)
+            return
 
         # 1. Local work, in-process, against a pre-read current state.
         print("\n== local work (load + validate + expand + diff + render; no network), best of 3 ==")
@@ -984,6 +1100,10 @@ def main() -> None:
         print(f"\n== API keys (plan and apply, --latency-ms {LATENCY_MS}) ==")
         keys_benchmark(tmp)
 
+        # 5b. plans from a snapshot: unchanged, and after out-of-band changes.
+        print(f"\n== plans from a snapshot (--latency-ms {LATENCY_MS}) ==")
+        snapshot_benchmark(tmp, template, configs[0], bares[0])
+
         # 6. apply under a rate limit.
         if not args.skip_rate_limit:
             print(f"\n== apply under --rate-limit {RATE_LIMIT} (and --latency-ms {LATENCY_MS}) ==")
@@ -1025,6 +1145,10 @@ def main() -> None:
                 not failed and run.returncode == 0 and len(progress) == variant.changes,
             )
 
+    summary(started)
+
+
+def summary(started: float) -> None:
     print("\n== summary ==")
     width = max(len(t.what) for t in TARGETS)
     for t in TARGETS:

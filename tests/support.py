@@ -46,6 +46,8 @@ class Cli:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PROVISIONER_", "RECALL_"))}
         env[TOKEN_ENV] = self.token if token is None else token
         env["NO_COLOR"] = "1"
+        # A test reads in full unless it asks for the snapshot (PROVISIONER_NO_CACHE="").
+        env["PROVISIONER_NO_CACHE"] = "1"
         env.update(self.env or {})
         env.update(extra_env or {})
         return subprocess.run(

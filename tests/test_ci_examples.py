@@ -351,6 +351,30 @@ def test_the_audit_log_cache_key_includes_the_run_attempt() -> None:
         assert "${{ github.run_attempt }}" in step["with"]["key"]
 
 
+def test_the_plan_jobs_keep_the_state_snapshot_between_runs() -> None:
+    """Issue 24: each plan job plans with --cache-dir and persists that folder in the CI cache."""
+    plan = yaml.safe_load(GITHUB.read_text())["jobs"]["plan"]
+    steps = plan["steps"]
+    folder = ".provisioner-cache"
+    cached = [
+        s for s in steps if str(s.get("uses", "")).startswith("actions/cache") and s["with"]["path"] == folder
+    ]
+    assert [s["uses"].split("@")[0] for s in cached] == ["actions/cache/restore", "actions/cache/save"]
+    assert all("${{ github.run_attempt }}" in s["with"]["key"] for s in cached)
+    (run,) = [s["run"] for s in steps if s.get("name") == "Plan"]
+    assert f'provisioner plan -c "$PROVISIONER_CONFIG" --cache-dir {folder}' in run
+    # Restored before the plan, saved after it.
+    names = [s.get("name") for s in steps]
+    assert (
+        names.index("Restore the state snapshot")
+        < names.index("Plan")
+        < names.index("Save the state snapshot")
+    )
+    gitlab = yaml.safe_load(GITLAB.read_text())["plan"]
+    assert {"key": "provisioner-snapshot", "paths": [folder], "policy": "pull-push"} in gitlab["cache"]
+    assert any(f"--cache-dir {folder}" in line for line in gitlab["script"])
+
+
 # --------------------------------------------------------------------------
 # An installable name (issue 11, item 4)
 

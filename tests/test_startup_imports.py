@@ -119,3 +119,17 @@ def test_the_import_chain_is_read_from_importtime() -> None:
     found = imports_of("-c", "import json")
     index = next(i for i, item in enumerate(found) if item.name == "json.decoder")
     assert chain(found, index).startswith("json.decoder <- json")
+
+
+def test_help_looks_up_no_version_and_sets_up_no_logging() -> None:
+    """Issue 24: ``--help`` costs 3 x ``python -c pass`` at most; importlib.metadata (the
+    version lookup, with the email package) and logging were a third of it."""
+    found = imports_of("-m", "provisioner", "--help")
+    slow = heavy_imports(found, ("importlib.metadata", "logging", "email"))
+    assert not slow, "`provisioner --help` imports:\n  " + "\n  ".join(slow)
+
+
+def test_validate_looks_up_no_version_and_reads_the_schema_without_importlib_resources() -> None:
+    found = imports_of("-m", "provisioner", "validate", "-c", str(QUICKSTART))
+    slow = heavy_imports(found, ("importlib.metadata", "importlib.resources", "email"))
+    assert not slow, "`provisioner validate` imports:\n  " + "\n  ".join(slow)

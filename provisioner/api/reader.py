@@ -20,10 +20,10 @@ from typing import Any, TypeVar
 from provisioner.api.client import ApiClient
 from provisioner.errors import NotABaseUrlError, NotFoundError
 from provisioner.model import DEFAULT_WORKSPACE_LIMIT, Identity, Organization, State, identity_key
-from provisioner.resources.base import ResourceType, convert
+from provisioner.resources.base import Lister, ResourceType, convert
 from provisioner.resources.registry import REGISTRY
 
-__all__ = ["ME", "parse_identity", "read_identity", "read_state", "read_state_and_identity"]
+__all__ = ["ME", "parse_identity", "read_identity", "read_me", "read_state", "read_state_and_identity"]
 
 T = TypeVar("T")
 
@@ -53,14 +53,19 @@ def parse_identity(data: dict[str, Any]) -> Identity:
 
 def read_identity(client: ApiClient) -> Identity:
     """Who the API key belongs to, and its organization (``GET /me/``)."""
+    return parse_identity(read_me(client))
+
+
+def read_me(client: ApiClient) -> dict[str, Any]:
+    """The body of ``GET /me/``; a 404 there says the base URL is wrong."""
     try:
         body, _ = client.get(ME)
     except NotFoundError:
         raise _not_a_base_url(client) from None
-    return parse_identity(body)
+    return body
 
 
-def read_state(client: ApiClient, *, parallelism: int = 8) -> State:
+def read_state(client: Lister, *, parallelism: int = 8) -> State:
     """The organization's current state: every object of every registered type.
 
     The types' listings start in table order and run concurrently (users and
@@ -102,7 +107,7 @@ def _not_a_base_url(client: ApiClient) -> NotABaseUrlError:
 class _Reading:
     """The ``Reading`` each type's ``read`` gets: the client, the pool, the other types' results."""
 
-    def __init__(self, client: ApiClient, pool: ThreadPoolExecutor) -> None:
+    def __init__(self, client: Lister, pool: ThreadPoolExecutor) -> None:
         self._client = client
         self._pool = pool
         self.pending: list[Future[Any]] = []
@@ -110,7 +115,7 @@ class _Reading:
         self.results: dict[ResourceType, list[Any]] = {}
 
     @property
-    def client(self) -> ApiClient:
+    def client(self) -> Lister:
         return self._client
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
@@ -124,7 +129,7 @@ class _Reading:
         return self.results[type_]
 
 
-def _read_state(client: ApiClient, pool: ThreadPoolExecutor) -> State:
+def _read_state(client: Lister, pool: ThreadPoolExecutor) -> State:
     reading = _Reading(client, pool)
     try:
         for kind in REGISTRY:

@@ -61,6 +61,31 @@ def parallelism_option(f: F) -> F:
     )(f)
 
 
+def cache_options(f: F) -> F:
+    """``--cache-dir``, ``--no-cache``, ``--refresh``: where the state snapshot lives, whether to use it."""
+    f = click.option(
+        "--refresh",
+        is_flag=True,
+        help="Read the whole organization even if a snapshot is current, and save a new snapshot.",
+    )(f)
+    f = click.option(
+        "--no-cache",
+        is_flag=True,
+        envvar="PROVISIONER_NO_CACHE",
+        help="Neither read nor save a snapshot: every plan reads the whole organization.",
+    )(f)
+    f = click.option(
+        "--cache-dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        envvar="PROVISIONER_CACHE_DIR",
+        metavar="DIR",
+        help="Keep the snapshot of what a plan read in DIR, so that the next plan reads only what "
+        "changed [default: $XDG_CACHE_HOME/provisioner, else ~/.cache/provisioner].",
+    )(f)
+    return f
+
+
 class FiniteFloatRange(click.FloatRange):
     """click's ``FloatRange`` without ``nan`` and ``inf``, which pass its comparisons."""
 

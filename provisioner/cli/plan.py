@@ -10,7 +10,8 @@ import shlex
 
 import click
 
-from provisioner.cli.options import config_option, endpoint_options, parallelism_option
+from provisioner.api.snapshot import default_cache_dir
+from provisioner.cli.options import cache_options, config_option, endpoint_options, parallelism_option
 from provisioner.cli.output import echo_text, show_outcome, use_color
 from provisioner.escape import terminal
 from provisioner.model import Config
@@ -89,6 +90,7 @@ def apply_hint(
 )
 @endpoint_options
 @parallelism_option
+@cache_options
 def plan(
     configs: tuple[str, ...],
     fmt: str,
@@ -98,6 +100,9 @@ def plan(
     api_url: str | None,
     sandbox: str | None,
     parallelism: int,
+    cache_dir: str | None,
+    no_cache: bool,
+    refresh: bool,
 ) -> int:
     """Show what apply would change: who gains and who loses what, and where.
 
@@ -134,7 +139,15 @@ def plan(
     def report(outcome: Outcome[PlanResult]) -> None:
         show_outcome(outcome, show)
 
-    options = PlanOptions(api_url=api_url, sandbox=sandbox, parallelism=parallelism, force=force, out=out)
+    options = PlanOptions(
+        api_url=api_url,
+        sandbox=sandbox,
+        parallelism=parallelism,
+        force=force,
+        out=out,
+        cache_dir=None if no_cache else (cache_dir or str(default_cache_dir())),
+        refresh=refresh,
+    )
     run = plan_orgs(loaded, options, report=report)
     if json_docs:
         echo_text(json_array(json_docs))

@@ -28,7 +28,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -178,11 +178,27 @@ def sorted_items(mapping: Mapping[Any, T], keys: Iterable[Any]) -> list[tuple[An
 # --- reading --------------------------------------------------------------------
 
 
+class Lister(Protocol):
+    """The part of the client a type's ``read`` uses: listings, and which key the run uses.
+
+    ``ApiClient`` is one; ``provisioner.api.snapshot`` answers the same calls
+    from a verified snapshot, so every type reads the same way from either.
+    """
+
+    def list_all(self, path: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]: ...
+
+    def iter_pages(
+        self, path: str, params: dict[str, Any] | None = None
+    ) -> Iterator[list[dict[str, Any]]]: ...
+
+    def authenticates_with(self, prefix: str) -> bool: ...
+
+
 class Reading(Protocol):
     """What a type's ``read`` gets from the reader: the client, the pool, the other types."""
 
     @property
-    def client(self) -> ApiClient: ...
+    def client(self) -> Lister: ...
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
         """Run ``fn(*args)`` on the reader's pool; the reader cancels it if the read fails."""

@@ -36,7 +36,7 @@ from werkzeug.exceptions import ClientDisconnected, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
-from provisioner.sandbox import api_keys, credentials, store, webhooks
+from provisioner.sandbox import api_keys, credentials, revision, store, webhooks
 from provisioner.sandbox.emails import email_problem
 from provisioner.sandbox.knobs import (
     FAULT_500,
@@ -133,6 +133,9 @@ URL_MAP = Map(
         Rule(f"{API_PREFIX}/credentials/<id>/", methods=["GET"], endpoint="credentials.get"),
         Rule(f"{API_PREFIX}/credentials/<id>/", methods=["PATCH"], endpoint="credentials.update"),
         Rule(f"{API_PREFIX}/credentials/<id>/", methods=["DELETE"], endpoint="credentials.delete"),
+        Rule(f"{API_PREFIX}/revision/", methods=["GET"], endpoint="revision.get"),
+        Rule(f"{API_PREFIX}/changes/", methods=["GET"], endpoint="changes.list"),
+        Rule(f"{API_PREFIX}/_sandbox/changes/compact", methods=["POST"], endpoint="sandbox.compact"),
         Rule(f"{API_PREFIX}/_sandbox/stats", methods=["GET"], endpoint="sandbox.stats"),
         Rule(f"{API_PREFIX}/_sandbox/stats/reset", methods=["POST"], endpoint="sandbox.reset"),
         Rule(f"{API_PREFIX}/_sandbox/clock", methods=["GET", "POST"], endpoint="sandbox.clock"),
@@ -209,6 +212,7 @@ def me(call: Call) -> Response:
             "name": org["name"],
             "region": org["region"],
             "limits": {"workspaces": org["workspace_limit"]},
+            "revision": revision.current(call.conn),
         },
     }
     return json_response(200, body, {"ETag": store.etag(user["id"], user["rev"])})
@@ -432,6 +436,19 @@ def delete_membership(call: Call) -> Response:
     return json_response(204, None)
 
 
+# How the change feed shows each object table's objects (as their lists do).
+FEED_RESOURCES: dict[str, Resource] = {
+    resource.table: resource
+    for resource in (
+        USERS,
+        WORKSPACES,
+        MEMBERSHIPS,
+        api_keys.API_KEYS,
+        webhooks.WEBHOOKS,
+        credentials.CREDENTIALS,
+    )
+}
+
 # An explicit mapping from endpoint to handler: the routing table above and
 # this one are the whole API surface.
 HANDLERS: dict[str, Callable[[Call], Response]] = {
@@ -454,6 +471,10 @@ HANDLERS: dict[str, Callable[[Call], Response]] = {
     "memberships.create": create_membership,
     "memberships.get": get_membership,
     "memberships.delete": delete_membership,
+    "revision.get": revision.revision,
+    "changes.list": lambda call: revision.feed(
+        call, FEED_RESOURCES, {"credentials": credentials.as_caller_reads}
+    ),
 }
 # How an idempotent answer is recorded for replay, where it is not verbatim.
 # Secrets shown once are never recorded: a replay answers without them.
@@ -634,7 +655,7 @@ class SandboxApp:
                 413, "payload_too_large", f"The request body is larger than {MAX_BODY_BYTES} bytes."
             )
         )
-        if rule.endpoint in ("sandbox.stats", "sandbox.reset", "sandbox.clock"):
+        if rule.endpoint in ("sandbox.stats", "sandbox.reset", "sandbox.clock", "sandbox.compact"):
             return problem_response(too_large) if too_large else self._sandbox_route(request, rule.endpoint)
         # Every route's converter is the default one: its values are strings.
         return self._api(request, rule, {k: str(v) for k, v in values.items()}, problem=too_large)
@@ -648,6 +669,9 @@ class SandboxApp:
                 return problem_response(problem)
         if endpoint == "sandbox.clock":
             return self._clock(request)
+        if endpoint == "sandbox.compact":
+            with self.store.transaction(write=True) as conn:
+                return json_response(200, {"horizon": revision.compact(conn)})
         if endpoint == "sandbox.reset":
             self.stats.reset()
         return json_response(200, self.stats.snapshot())
@@ -779,12 +803,16 @@ class SandboxApp:
             try:
                 if idempotency_key is not None:
                     check_idempotency_key(idempotency_key)
-                    return self._idempotent(call, endpoint, idempotency_key)
-                return HANDLERS[endpoint](call)
+                    response = self._idempotent(call, endpoint, idempotency_key)
+                else:
+                    response = HANDLERS[endpoint](call)
             except ApiProblem as problem:
                 # Handlers validate before they write, so committing after an
                 # error commits nothing.
-                return problem_response(problem)
+                response = problem_response(problem)
+            # The revision this transaction saw (after its own write), on every answer.
+            response.headers[revision.HEADER] = str(revision.current(conn))
+            return response
 
     @staticmethod
     def _authenticate(conn: sqlite3.Connection, request: Request, touch: bool = False) -> sqlite3.Row:

@@ -136,6 +136,11 @@ def _for_caller(call: Call, body: dict[str, Any]) -> dict[str, Any]:
     return {**body, "secrets": {name: None for name in body["secrets"]}}
 
 
+def as_caller_reads(call: Call, body: dict[str, Any]) -> dict[str, Any]:
+    """A credential's representation as the caller reads it (the change feed shows it so too)."""
+    return _for_caller(call, body)
+
+
 def _shown(call: Call, response: Response) -> Response:
     """``response`` (one credential or a page of them) with each credential as the caller may read it."""
     if call.user["role"] == "admin":

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 
+from provisioner.sandbox import revision
+
 WORKSPACE_LIMIT = 50
 SCHEMA_VERSION = 3
 
@@ -237,6 +239,7 @@ class Store:
         conn = self._checkout()
         try:
             conn.executescript(_SCHEMA)
+            conn.executescript(revision.SCHEMA)  # the change feed's table and triggers
             _migrate(conn)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         finally:

@@ -12,10 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from pathlib import Path
 
 from provisioner import __version__
 from provisioner.api.client import ApiClient
 from provisioner.api.reader import read_state_and_identity
+from provisioner.api.snapshot import ReadReport, SnapshotCache, read_with_snapshot
 from provisioner.endpoint import Endpoint
 from provisioner.errors import StalePlanError
 from provisioner.model import Config, Credential, Identity, SecretRef, SecretUse, State
@@ -41,6 +43,8 @@ class PlannedOrganization:
     # The values of the secrets this plan writes (repr shows none): read by
     # ``with_secret_values`` for an apply; a plan itself holds none.
     secrets: SecretValues = field(default_factory=SecretValues)
+    # How ``current`` was read: in full, or from a snapshot (and the change feed).
+    read: ReadReport = field(default_factory=lambda: ReadReport("full"))
 
     @property
     def target(self) -> PlanTarget:
@@ -87,6 +91,7 @@ def read_and_diff(
     now: datetime,
     parallelism: int = 8,
     endpoint: Endpoint | None = None,
+    cache: SnapshotCache | None = None,
 ) -> PlannedOrganization:
     """Read the current state and diff it against the config. Makes no change; uses no secret value.
 
@@ -94,13 +99,20 @@ def read_and_diff(
     every message (a hostile endpoint that once received one may echo it);
     a missing one is no error: the plan is complete without them.
 
+    With ``cache``, the state comes from its snapshot and the change feed where
+    they can be trusted (``provisioner.api.snapshot``): the same state, fewer requests.
+
     The plan states its endpoint (``client.base_url``) and the organization's
     region (the config's, else the one the API reports), so that a plan read
     from elsewhere than the region's endpoint says so. ``client.endpoint`` never holds the key.
     An embedded sandbox (``endpoint``) is named by its label instead: its port changes every run.
     """
     client.redact_also(available(config.secret_uses, base=config.secret_base).values())
-    current, identity = read_state_and_identity(client, parallelism=parallelism)
+    if cache is None:
+        current, identity = read_state_and_identity(client, parallelism=parallelism)
+        how = ReadReport("full")
+    else:
+        current, identity, how = read_with_snapshot(client, cache, parallelism=parallelism)
     plan = diff(
         current,
         config.desired,
@@ -112,7 +124,7 @@ def read_and_diff(
     region = config.organization.region or identity.organization.region or ""
     shown = endpoint.label if endpoint is not None and endpoint.embedded else client.endpoint
     plan = replace(plan, endpoint=shown, region=region)
-    return PlannedOrganization(config, identity, current, plan)
+    return PlannedOrganization(config, identity, current, plan, read=how)
 
 
 def guard(
@@ -155,6 +167,8 @@ class PlanOptions:
     """The options of one ``plan`` run, shared by every organization it covers.
 
     ``out`` saves the plan (one organization only: the caller checks).
+    ``cache_dir`` keeps state snapshots there (None: read in full, keep none);
+    ``refresh`` reads in full all the same and saves a new snapshot.
     """
 
     api_url: str | None = None
@@ -162,6 +176,16 @@ class PlanOptions:
     parallelism: int = 8
     force: bool = False
     out: str | None = None
+    cache_dir: str | None = None
+    refresh: bool = False
+
+    def cache(self, endpoint: str) -> SnapshotCache | None:
+        """The snapshot cache these options ask for, if any, for snapshots of ``endpoint``."""
+        if self.cache_dir is None:
+            return None
+        return SnapshotCache(
+            Path(self.cache_dir), refresh=self.refresh, tool_version=__version__, endpoint=endpoint
+        )
 
 
 @dataclass(frozen=True)
@@ -194,7 +218,12 @@ def plan_orgs(
             client,
         ):
             planned = read_and_diff(
-                config, client, now=utcnow(), parallelism=options.parallelism, endpoint=endpoint
+                config,
+                client,
+                now=utcnow(),
+                parallelism=options.parallelism,
+                endpoint=endpoint,
+                cache=options.cache(endpoint.label),
             )
             return PlanResult(planned)
 

@@ -73,6 +73,7 @@ def cli_env(token: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROVISIONER_", "RECALL_"))}
     env[TOKEN_ENV] = token
     env["NO_COLOR"] = "1"
+    env["PROVISIONER_NO_CACHE"] = "1"  # a full read unless a test asks for the snapshot
     env.update(extra or {})
     return env
 

@@ -186,6 +186,16 @@ KNOWN_FALSE_POSITIVES: tuple[tuple[str, Callable[[Finding], bool]], ...] = (
             )
         ),
     ),
+    # State, not shape: a revision the organization has not reached, or one before the
+    # horizon (schemathesis calls /_sandbox/changes/compact too), is 410 revision_gone.
+    (
+        "a revision outside the change history",
+        lambda f: (
+            f.check == POSITIVE
+            and f.operation == "GET /changes/"
+            and (f.exchange.status, f.exchange.code) == (410, "revision_gone")
+        ),
+    ),
     # State, not shape: the organization already has its 50 workspaces.
     (
         "workspace limit",

@@ -1,0 +1,169 @@
+"""snapshot: the HTTP edge cases of a plan from a snapshot (``responses``; the sandbox cases are e2e).
+
+Which feed answers mean "read everything again" (410, 400, 404), which are
+failures like any other (5xx), an API without a revision, a snapshot folder
+that cannot be written, and a snapshot that another user made.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+import responses
+
+from provisioner.api.snapshot import SnapshotCache, read_with_snapshot
+from provisioner.errors import ApiError
+from tests.api.test_api_reader import BASE, ME, client, register
+
+CHANGES = f"{BASE}/changes/"
+
+
+def me_at(revision: int | None, **changes: Any) -> dict[str, Any]:
+    body = copy.deepcopy(ME)
+    if revision is not None:
+        body["organization"]["revision"] = revision
+    body.update(changes)
+    return body
+
+
+def first_read(cache: SnapshotCache, revision: int = 5) -> None:
+    """A full read at ``revision`` that saves the snapshot."""
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{BASE}/me/", json=me_at(revision))
+        register(rsps)
+        _, _, report = read_with_snapshot(client(), cache)
+    assert report.source == "full" and list(cache.directory.glob("*.json"))
+
+
+@pytest.fixture
+def cache(tmp_path: Path) -> SnapshotCache:
+    return SnapshotCache(tmp_path / "cache", tool_version="1.0")
+
+
+@pytest.mark.parametrize("status", [400, 404, 410])
+def test_a_feed_that_cannot_serve_the_revision_means_a_full_read(cache: SnapshotCache, status: int) -> None:
+    first_read(cache)
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{BASE}/me/", json=me_at(9))
+        rsps.get(CHANGES, status=status, json={"detail": "no", "code": "revision_gone"})
+        register(rsps)
+        state, _, report = read_with_snapshot(client(), cache)
+    assert (report.source, report.reason) == ("full", f"the change feed answered {status}")
+    assert set(state.users) == {"admin@example.com", "dev@example.com"}
+
+
+def test_a_failing_feed_fails_the_plan_as_a_failing_list_would(cache: SnapshotCache) -> None:
+    first_read(cache)
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.get(f"{BASE}/me/", json=me_at(9))
+        rsps.get(CHANGES, status=500, json={"detail": "boom", "code": "server_error"})
+        with pytest.raises(ApiError) as raised:
+            read_with_snapshot(client(), cache)
+    assert raised.value.status == 500
+
+
+def test_the_feed_is_applied_over_the_snapshot(cache: SnapshotCache) -> None:
+    first_read(cache)
+    renamed = {"id": "w2", "name": "app-stage", "etag": '"w2b"'}
+    entries = [
+        {"revision": 6, "type": "workspaces", "id": "w2", "removed": False, "object": renamed},
+        {"revision": 7, "type": "users", "id": "u2", "removed": True, "object": None},
+    ]
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{BASE}/me/", json=me_at(7))
+        rsps.get(CHANGES, json={"next": None, "revision": 7, "results": entries})
+        state, _, report = read_with_snapshot(client(), cache)
+    assert (report.source, report.since, report.changes) == ("feed", 5, 2)
+    assert set(state.workspaces) == {"app-production", "app-stage", "ml-production"}
+    assert set(state.users) == {"admin@example.com"}
+    # Saved at the revision /me/ answered: the next plan asks nothing but /me/.
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{BASE}/me/", json=me_at(7))
+        again, _, report = read_with_snapshot(client(), cache)
+    assert report.source == "snapshot" and again == state
+
+
+def test_an_api_without_a_revision_is_read_in_full_and_nothing_is_saved(cache: SnapshotCache) -> None:
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{BASE}/me/", json=me_at(None))
+        register(rsps)
+        _, _, report = read_with_snapshot(client(), cache)
+    assert (report.source, report.reason) == ("full", "no revision")
+    assert not cache.directory.exists()
+
+
+def test_each_user_has_a_snapshot_of_their_own(cache: SnapshotCache) -> None:
+    first_read(cache)
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{BASE}/me/", json=me_at(5, id="u2", email="dev@example.com", role="developer"))
+        register(rsps)
+        _, _, report = read_with_snapshot(client(), cache)
+    assert (report.source, report.reason) == ("full", "no snapshot")
+    assert len(list(cache.directory.glob("*.json"))) == 2
+
+
+def test_a_snapshot_made_under_another_role_is_not_used(cache: SnapshotCache) -> None:
+    first_read(cache)
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{BASE}/me/", json=me_at(5, role="developer"))
+        register(rsps)
+        _, _, report = read_with_snapshot(client(), cache)
+    assert (report.source, report.reason) == ("full", "the snapshot's role differs")
+
+
+def test_another_tool_version_s_snapshot_is_not_used(cache: SnapshotCache) -> None:
+    first_read(cache)
+    newer = SnapshotCache(cache.directory, tool_version="2.0")
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{BASE}/me/", json=me_at(5))
+        register(rsps)
+        _, _, report = read_with_snapshot(client(), newer)
+    assert (report.source, report.reason) == ("full", "the snapshot's tool_version differs")
+
+
+def test_a_folder_that_cannot_be_written_costs_the_next_plan_a_full_read_nothing_more(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    cache = SnapshotCache(blocker / "cache", tool_version="1.0")
+    with responses.RequestsMock() as rsps, caplog.at_level(logging.WARNING, "provisioner.api"):
+        rsps.get(f"{BASE}/me/", json=me_at(5))
+        register(rsps)
+        state, _, report = read_with_snapshot(client(), cache)
+    assert report.source == "full" and state.users
+    assert "could not save the snapshot" in caplog.text
+    assert "t0ken" not in caplog.text
+
+
+def test_a_snapshot_newer_than_the_organization_is_not_used(cache: SnapshotCache) -> None:
+    first_read(cache, revision=50)
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{BASE}/me/", json=me_at(3))  # a restored backup, say
+        register(rsps)
+        _, _, report = read_with_snapshot(client(), cache)
+    assert (report.source, report.reason) == ("full", "the snapshot is newer than the organization")
+
+
+def test_the_feed_pages_are_followed(cache: SnapshotCache) -> None:
+    first_read(cache)
+    user = {"id": "u3", "email": "new@example.com", "role": "developer", "status": "invited", "etag": '"c"'}
+    second = {"revision": 9, "type": "users", "id": "u3", "removed": False, "object": user}
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{BASE}/me/", json=me_at(9))
+        rsps.get(
+            CHANGES,
+            match=[responses.matchers.query_param_matcher({"since": "5", "page_size": "100"})],
+            json={"next": f"{CHANGES}?since=8&page_size=100", "revision": 9, "results": []},
+        )
+        rsps.get(
+            CHANGES,
+            match=[responses.matchers.query_param_matcher({"since": "8", "page_size": "100"})],
+            json={"next": None, "revision": 9, "results": [second]},
+        )
+        state, _, _ = read_with_snapshot(client(), cache)
+    assert "new@example.com" in state.users
