@@ -41,7 +41,7 @@ from typing import IO, Any
 import click
 
 from provisioner.cli import hints
-from provisioner.cli.output import echo_error, run_redactor, safe_message
+from provisioner.cli.output import echo_error, run_redactor
 from provisioner.errors import ApplyAbortedError, ProvisionerError
 from provisioner.redaction import Redactor
 
@@ -282,17 +282,7 @@ def configure_logging(verbosity: int, redactor: Redactor) -> None:
     """
     import logging
 
-    class SafeFormatter(logging.Formatter):
-        """Log lines redacted and escaped like error messages: log arguments include
-        names from the config and the API, and stderr is a terminal or a CI log."""
-
-        def __init__(self, fmt: str, redactor: Redactor) -> None:
-            super().__init__(fmt)
-            # Held here: log records come from worker threads, which see no click context.
-            self.redactor = redactor
-
-        def format(self, record: logging.LogRecord) -> str:
-            return safe_message(super().format(record), self.redactor)
+    from provisioner.cli.logformat import SafeFormatter
 
     level = logging.WARNING - 10 * min(verbosity, 2)
     handler = logging.StreamHandler(sys.stderr)

@@ -152,11 +152,11 @@ workspaces:
       - {url: "https://hooks.example.invalid/recall", events: [bot.status_change]}
     transcription:
       deepgram:
-        api_key: {env: DEEPGRAM_SENTINEL}
+        api_key: {env: DEEPGRAM_SENTINEL_KEY}
 """
     config = write(tmp_path, sandbox, body)
     cache = tmp_path / "cache"
-    env = {**CACHED, "DEEPGRAM_SENTINEL": sentinel}
+    env = {**CACHED, "DEEPGRAM_SENTINEL_KEY": sentinel}
     secrets = tmp_path / "secrets"
     applied = cli("apply", "-c", config, "--auto-approve", "--secrets-dir", str(secrets), extra_env=env)
     assert applied.returncode == 0, applied.stdout + applied.stderr

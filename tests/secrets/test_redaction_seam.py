@@ -20,7 +20,7 @@ from click.testing import CliRunner
 
 from provisioner.apply.report import FAILED, ApplyReport, ChangeResult
 from provisioner.audit import AuditRecord, append_record
-from provisioner.cli.main import SafeFormatter
+from provisioner.cli.logformat import SafeFormatter
 from provisioner.cli.output import Progress, echo_error, echo_text, run_redactor
 from provisioner.model import State, Webhook
 from provisioner.plan.model import Action, Change, ResourceType
