@@ -48,7 +48,7 @@ from provisioner.model import (
     is_production_environment,  # one definition of "production"
 )
 from provisioner.plan.diff import diff, filter_ignored
-from provisioner.plan.model import Change, Plan, ResourceType
+from provisioner.plan.model import Change, Plan, ResourceType, describe_warning
 from provisioner.secrets.refs import SecretValues
 
 
@@ -114,7 +114,7 @@ class DriftReport:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        return tuple(w.text for w in self.plan.warnings)
+        return tuple(describe_warning(w) for w in self.plan.warnings)
 
 
 def detect_drift(

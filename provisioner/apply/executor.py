@@ -1,6 +1,6 @@
 """The applier: carries out a ``Plan`` against the API, phase by phase.
 
-It only ever receives a plan (never reads or diffs). Phases (``Change.phase``)
+It only ever receives a plan (never reads or diffs). Phases (``plan.model.phase_of``)
 run in order; within a phase up to ``parallelism`` changes are in flight. It
 is generic over the registered resource types: the API calls of a change, its
 dependency skips and the settling of cascades are its type's
@@ -54,7 +54,7 @@ from provisioner.apply.report import (
 )
 from provisioner.errors import ApiError, AuthenticationError, PermissionDeniedError, SinkError
 from provisioner.model import SecretRef, State
-from provisioner.plan.model import Action, Change, Phase, Plan, ResourceType
+from provisioner.plan.model import Action, Change, Phase, Plan, ResourceType, phase_of
 from provisioner.render.apply_report import render_report
 from provisioner.resources.base import RUN_PLAN_AGAIN, Failed
 from provisioner.resources.registry import REGISTRY
@@ -274,8 +274,8 @@ class _Run:
             max_workers=self.parallelism, thread_name_prefix="apply", initializer=_signals_to_the_main_thread
         )
         try:
-            for phase in sorted({c.phase for _, c in indexed}):
-                batch = [(i, c) for i, c in indexed if c.phase is phase and not c.cascade]
+            for phase in sorted({phase_of(c) for _, c in indexed}):
+                batch = [(i, c) for i, c in indexed if phase_of(c) is phase and not c.cascade]
                 self._run_phase(pool, batch)
         except KeyboardInterrupt:
             # Abort at once: the requests in flight are not waited for.
@@ -362,7 +362,7 @@ class _Run:
         if result.status != APPLIED:
             with self._lock:
                 self._not_applied.add((result.change.type, result.change.key))
-                self.failed_phases.add(result.change.phase)
+                self.failed_phases.add(phase_of(result.change))
         if self.progress is not None:
             self.progress(result)
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from provisioner.model import Membership, Policy, State
 from provisioner.plan.fingerprint import state_fingerprint
-from provisioner.plan.model import Change, Plan, PlanWarning
+from provisioner.plan.model import Change, Plan, PlanWarning, phase_of
 from provisioner.resources.base import DiffContext, IgnoreRules
 from provisioner.resources.membership import membership_key
 from provisioner.resources.registry import REGISTRY
@@ -59,7 +59,7 @@ def _keys_normalized(state: State) -> bool:
 
 
 def _sort_key(change: Change) -> tuple[int, int, str]:
-    return (int(REGISTRY[change.type].phase(change)), REGISTRY.order(change.type), change.key)
+    return (int(phase_of(change)), REGISTRY.order(change.type), change.key)
 
 
 def diff(

@@ -18,9 +18,8 @@ A ``ResourceKind`` is a frozen record of plain functions, one per concern:
 
 Decisions worth knowing:
 
-* ``ResourceType`` and ``Phase`` are closed enums here rather than strings in
-  each module: plan files are validated against the type names, and the apply
-  order is one decision across all types, so it is made in one visible place.
+* ``ResourceType`` and ``Phase`` live in ``provisioner.plan.change`` (the
+  bottom of the package: it imports no resource type) and are re-exported here.
 * Types talk to each other only through the contexts below (``DiffContext``,
   ``Reading``, ``ApplyContext``), never by importing each other.
 """
@@ -32,57 +31,24 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import Enum
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from provisioner.errors import ApiError, ConflictError, NotFoundError, PreconditionFailedError
-from provisioner.model import Policy, SecretRef, State
+from provisioner.model import Membership, Policy, SecretRef, State
+from provisioner.plan.change import Action, Change, ChangeResult, PlanWarning
+from provisioner.plan.change import Phase as Phase  # re-exported: the type modules import it from here
+from provisioner.plan.change import ResourceType as ResourceType  # likewise
 
-if TYPE_CHECKING:  # the plan model imports this module; these names are only annotations here
+if TYPE_CHECKING:
     from collections import Counter
 
     from provisioner.api.client import ApiClient
-    from provisioner.apply.report import ChangeResult
-    from provisioner.model import Membership
-    from provisioner.plan.model import Action, Change, PlanWarning
     from provisioner.secrets.refs import SecretValues
 
 T = TypeVar("T")
 
 RUN_PLAN_AGAIN = "changed on the server since the plan; run plan again"
-
-
-class ResourceType(str, Enum):
-    """The registered resource types, by the name plans and plan files use."""
-
-    USER = "user"
-    WORKSPACE = "workspace"
-    MEMBERSHIP = "membership"
-    WEBHOOK = "webhook"
-    CREDENTIAL = "credential"
-    API_KEY = "api_key"
-
-
-class Phase(int, Enum):
-    """Apply order. Lower phases run first; changes within a phase run concurrently.
-
-    Promotions run before demotions so that ``min_admins`` holds at every
-    moment; grants before revocations so nobody loses access they keep; a
-    new workspace is configured (webhooks, credentials) before anyone is
-    granted access to it; API keys are made once their owners have access,
-    and old ones disabled before anyone's access is revoked.
-    """
-
-    INVITE = 1
-    PROMOTE = 2
-    CREATE_WORKSPACE = 3
-    CONFIGURE = 4
-    GRANT = 5
-    KEYS = 6
-    REVOKE = 7
-    DEMOTE = 8
-    REMOVE_USER = 9
 
 
 class Failed(Exception):

@@ -38,6 +38,7 @@ from provisioner.errors import (
 )
 from provisioner.model import Config
 from provisioner.plan.digest import Expectation, pin_fields, render_difference
+from provisioner.plan.model import phase_of
 from provisioner.plan.planfile import SavedPlan, load_plan
 from provisioner.plan.replay import replay
 from provisioner.resources.api_key import is_scheduled_rotation
@@ -261,7 +262,7 @@ def audit_record(prepared: PreparedOrganization, report: ApplyReport) -> AuditRe
         config_digest=prepared.config.digest,
         state_fingerprint=planned.plan.state_fingerprint,
         report=report,
-        left_behind=replay(planned.current, sorted(applied, key=lambda c: c.phase)),
+        left_behind=replay(planned.current, sorted(applied, key=phase_of)),
         commit=config_commit(prepared.config),
         pin=Pin(
             applied_digest=prepared.digest,
