@@ -96,7 +96,9 @@ def test_warnings_are_codes_about_objects_in_table_order() -> None:
     assert dict(legacy.params) == {"memberships": 1}
     assert expired.params["until"] == (NOW - timedelta(days=1)).isoformat()
     # The sentence is made from the data, in one place.
-    assert describe_warning(legacy).startswith("workspace legacy exists in the organization but is not declared")
+    assert describe_warning(legacy).startswith(
+        "workspace legacy exists in the organization but is not declared"
+    )
     assert "1 membership is not managed" in describe_warning(legacy)
     assert describe_warning(expired).startswith("access p/a@x.io ran until 2026-05-30 ")
     assert describe_warning(expiring).startswith("access p/b@x.io runs until 2026-06-02; extend it")
