@@ -40,6 +40,7 @@ import math
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -575,6 +576,11 @@ def list_logins(call: Call) -> Response:
     for name in ("email", "group_id", "sso_v2_workspace_domain"):
         if name in args:
             filters.append((f"{name} = ?", args[name]))
+    if "group_id" in args:
+        try:
+            uuid.UUID(args["group_id"])
+        except ValueError:
+            raise Problem(400, {"group_id": ["Enter a valid UUID."]}) from None
     if "is_active" in args:
         if args["is_active"] not in ("true", "false"):
             raise Problem(400, {"is_active": ["Enter a valid boolean."]})
@@ -750,8 +756,13 @@ class V2Api:
                 (*slot, time.time() - IDEMPOTENCY_WINDOW_S),
             ).fetchone()
         if row is not None:
+            # The header is the sandbox's own (the reference names none): tests and fuzzers
+            # tell a replay from a fresh answer by it.
             return Response(
-                row["body"], status=row["status"], mimetype="application/json" if row["body"] else None
+                row["body"],
+                status=row["status"],
+                mimetype="application/json" if row["body"] else None,
+                headers={"Idempotent-Replayed": "true"},
             )
         with self._lock:
             if slot in self._in_flight:
