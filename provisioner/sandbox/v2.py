@@ -180,14 +180,18 @@ class WorkspaceLimits:
     no minute-long window ever sees more than the limit plus one burst.
     """
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, per_minute: tuple[int, int] | None = None
+    ) -> None:
         self._clock = clock
+        # (list, other) requests a minute; tests scale them up to stay fast.
+        self.per_minute = per_minute or (LIST_PER_MINUTE, OTHER_PER_MINUTE)
         self._lock = threading.Lock()
         self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
 
     def take(self, workspace_id: str, kind: str) -> int:
         """0 when the request may go on, else the seconds to wait (``Retry-After``)."""
-        per_minute = LIST_PER_MINUTE if kind == LIST else OTHER_PER_MINUTE
+        per_minute = self.per_minute[0] if kind == LIST else self.per_minute[1]
         rate = per_minute / 60.0
         now = self._clock()
         with self._lock:
