@@ -408,6 +408,8 @@ class OrganizationSettings:
     api_url: str | None = None
     token_env: str = DEFAULT_TOKEN_ENV
     name: str | None = None
+    # The variable of each workspace instance's own key (Recall.ai's v2 API), a template.
+    workspace_token_env: str | None = None
 
     def base_url(self) -> str:
         """``api_url`` when given, else the region's URL."""
@@ -439,3 +441,6 @@ class Config:
     # references are relative to.
     secret_uses: tuple[SecretUse, ...] = ()
     secret_base: str = ""
+    # Workspace instance name -> the variable holding its own key (Recall.ai's v2 API
+    # scopes a key to one workspace); only instances given one by the config.
+    workspace_token_envs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))

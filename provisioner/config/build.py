@@ -27,6 +27,7 @@ import re
 import string
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from provisioner.config.issues import Issues
@@ -133,6 +134,8 @@ class _Builder:
         self.credentials: list[Credential] = []
         self.secret_uses: list[tuple[SecretUse, Path]] = []
         self.api_keys: list[tuple[ApiKey, Path]] = []
+        self.workspace_token_envs: dict[str, str] = {}  # instance -> its key's variable (v2 API)
+        self.allowances = OperatorAllowances()
         self.settings_builder = SettingsBuilder(self.report, DEFAULT_TOKEN_ENV, self.check_email)
         self.work = 0  # expansion work done so far, against MAX_EXPANSION
         self.overflow = False  # expansion stopped (and reported): expand nothing more
@@ -196,11 +199,14 @@ class _Builder:
                 self.report(("organization", "token_env"), problem)
         name = org.get("name")
         self.free_text(name, ("organization", "name"))
+        self.allowances = allowances
+        workspace_token_env = org.get("workspace_token_env")
         return OrganizationSettings(
             region=region,
             api_url=api_url,
             token_env=token_env if isinstance(token_env, str) else DEFAULT_TOKEN_ENV,
             name=name if isinstance(name, str) else None,
+            workspace_token_env=workspace_token_env if isinstance(workspace_token_env, str) else None,
         )
 
     def name_format(self) -> str:
@@ -525,7 +531,36 @@ class _Builder:
         self.credentials.extend(made.credentials)
         self.api_keys.extend(made.api_keys)
         self.secret_uses.extend(zip(made.uses, made.use_paths, strict=True))
+        self.workspace_key(target, index)
         return Workspace(name=target.name, environment=env, manages=made.manages)
+
+    def workspace_key(self, target: _Instance, index: Any) -> None:
+        """The variable of the instance's own key: its workspace's ``token_env``, else the organization's.
+
+        Filled per instance, then held to ``token_env``'s rule (a RECALL or
+        PROVISIONER word, or the operator's allow-list), so that a pull request
+        cannot make the tool send another secret as a key.
+        """
+        spec = _list(self.data.get("workspaces"))[index] if isinstance(index, int) else {}
+        own = spec.get("token_env") if isinstance(spec, dict) else None
+        org = _dict(self.data.get("organization")).get("workspace_token_env")
+        path: Path
+        if isinstance(own, str):
+            template, path = own, ("workspaces", index, "token_env")
+        elif isinstance(org, str):
+            template, path = org, ("organization", "workspace_token_env")
+        else:
+            return
+        name = self.settings_builder.fill(template, path, target.base, target.environment)
+        if name is None:
+            return
+        problem = self.allowances.token_env_problem(name)
+        if problem:
+            self.report(
+                path, problem.replace("token_env may not", f"the key variable of {target.name} may not")
+            )
+            return
+        self.workspace_token_envs[target.name] = name
 
     def located_secret_uses(self) -> tuple[SecretUse, ...]:
         """Each secret reference with its ``file:line:column`` (the file is parsed again, once)."""
@@ -685,4 +720,5 @@ def build_config(merged: Merged, issues: Issues, allowances: OperatorAllowances 
         workspace_name_format=fmt,
         environments=tuple(b.environments),
         secret_uses=b.located_secret_uses() if not issues else (),
+        workspace_token_envs=MappingProxyType(dict(b.workspace_token_envs)),
     )
