@@ -301,6 +301,46 @@ class ApiKey:
         return (self.workspace, self.name, self.id or "")
 
 
+ZOOM_KINDS = ("user_level", "account_level")
+
+
+@dataclass(frozen=True, slots=True)
+class ZoomApp:
+    """The Zoom OAuth app of one workspace instance, on Recall.ai's real v2 API (one per instance).
+
+    An instance the API shows with more than one app has the oldest as its app
+    and the others as extras (``primary`` False), which a managed instance removes.
+
+    On the desired side ``secrets`` maps ``client_secret`` and ``webhook_secret``
+    to their references, and ``write`` names those an update sends. On the
+    current side the API returned both secrets in clear; the reader keeps only
+    ``digests`` of them (``SecretDigest``, salted by the app's id), so the
+    values are compared in memory and never stored. ``webhook_last_validation``
+    is when Zoom last validated the app's webhook (None: never).
+    """
+
+    workspace: str
+    client_id: str
+    kind: str = "account_level"
+    secrets: tuple[tuple[str, SecretRef], ...] = ()
+    digests: tuple[tuple[str, SecretDigest], ...] = ()
+    write: tuple[str, ...] = ()
+    id: str | None = None
+    webhook_last_validation: str | None = None
+    # Current side: where Zoom must send this app's events (it names the app's id).
+    webhook_url: str | None = None
+    # Desired side, on a change only: client_id or kind differ, which the API cannot
+    # change in place, so the app is replaced (and gets a new webhook URL).
+    replacement: bool = False
+    # Current side: False for a second (third, ...) app of the same instance.
+    primary: bool = True
+
+    @property
+    def key(self) -> str:
+        """The identity: the workspace instance's name (``<instance>/<id>`` for an extra app)."""
+        return self.workspace if self.primary else f"{self.workspace}/{self.id}"
+
+
 def _frozen(mapping: Mapping[_K, _V]) -> Mapping[_K, _V]:
     return MappingProxyType(dict(mapping))
 
@@ -319,6 +359,7 @@ class State:
     webhooks: Mapping[tuple[str, str], Webhook] = field(default_factory=lambda: MappingProxyType({}))
     credentials: Mapping[tuple[str, str], Credential] = field(default_factory=lambda: MappingProxyType({}))
     api_keys: Mapping[tuple[str, str, str], ApiKey] = field(default_factory=lambda: MappingProxyType({}))
+    zoom_apps: Mapping[str, ZoomApp] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def build(
@@ -329,6 +370,7 @@ class State:
         webhooks: list[Webhook] | tuple[Webhook, ...] = (),
         credentials: list[Credential] | tuple[Credential, ...] = (),
         api_keys: list[ApiKey] | tuple[ApiKey, ...] = (),
+        zoom_apps: list[ZoomApp] | tuple[ZoomApp, ...] = (),
     ) -> State:
         """Key the objects by identity. Later duplicates replace earlier ones."""
         return cls(
@@ -338,6 +380,7 @@ class State:
             webhooks=_frozen({h.key: h for h in webhooks}),
             credentials=_frozen({c.key: c for c in credentials}),
             api_keys=_frozen({k.key: k for k in api_keys}),
+            zoom_apps=_frozen({z.key: z for z in zoom_apps}),
         )
 
 

@@ -136,7 +136,7 @@ def idempotency_key(plan: Plan, change: Change, run_id: str = "") -> str:
 
 def apply_plan(
     plan: Plan,
-    client: ApiClient,
+    client: ApiClient | None,
     *,
     current: State,
     parallelism: int = 8,
@@ -146,6 +146,7 @@ def apply_plan(
     secrets: SecretValues | None = None,
     sink: SecretSink | None = None,
     environments: Mapping[str, str | None] | None = None,
+    workspace_clients: Mapping[str, ApiClient] | None = None,
 ) -> ApplyReport:
     """Apply ``plan`` through ``client`` and report what happened to each change.
 
@@ -158,8 +159,11 @@ def apply_plan(
     ``secrets`` are the values of the config's secret references (request
     bodies only); ``sink`` receives the secrets the server makes (webhook
     signing secrets), named by organization, workspace and ``environments``.
+    ``workspace_clients`` are the v2 clients of the instances with their own key
+    (``RECALL_V2`` types); ``client`` is None in an integrations-only run.
     """
     run = _Run(plan, client, current, max(1, parallelism), progress, run_id, stop)
+    run.workspace_clients = dict(workspace_clients or {})
     run.secrets = secrets if secrets is not None else SecretValues()
     run.sink = sink
     run.environments = dict(environments or {})
@@ -184,7 +188,7 @@ class _Run:
     def __init__(
         self,
         plan: Plan,
-        client: ApiClient,
+        client: ApiClient | None,
         current: State,
         parallelism: int,
         progress: Callable[[ChangeResult], None] | None,
@@ -211,12 +215,24 @@ class _Run:
         self.secrets = SecretValues()
         self.sink: SecretSink | None = None
         self.environments: dict[str, str | None] = {}
+        self.workspace_clients: dict[str, ApiClient] = {}
 
     # --- the ApplyContext the types' API calls see ---------------------------------
 
     @property
     def client(self) -> ApiClient:
+        if self._client is None:  # an integrations-only plan has no management change
+            raise Failed("this change needs the organization's key, and the run has none")
         return self._client
+
+    def client_for(self, workspace: str) -> ApiClient:
+        found = self.workspace_clients.get(workspace)
+        if found is None:
+            raise Failed(
+                f"no key for workspace {workspace}: set organization.workspace_token_env "
+                "(or the workspace's token_env) and its variable"
+            )
+        return found
 
     def idempotency_key(self, change: Change) -> str:
         return idempotency_key(self.plan, change, self.run_id)

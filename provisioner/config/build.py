@@ -54,6 +54,7 @@ from provisioner.model import (
     User,
     Webhook,
     Workspace,
+    ZoomApp,
     identity_key,
     is_production_environment,
 )
@@ -134,6 +135,7 @@ class _Builder:
         self.credentials: list[Credential] = []
         self.secret_uses: list[tuple[SecretUse, Path]] = []
         self.api_keys: list[tuple[ApiKey, Path]] = []
+        self.zoom_apps: list[ZoomApp] = []
         self.workspace_token_envs: dict[str, str] = {}  # instance -> its key's variable (v2 API)
         self.allowances = OperatorAllowances()
         self.settings_builder = SettingsBuilder(self.report, DEFAULT_TOKEN_ENV, self.check_email)
@@ -530,6 +532,7 @@ class _Builder:
         self.webhooks.extend(made.webhooks)
         self.credentials.extend(made.credentials)
         self.api_keys.extend(made.api_keys)
+        self.zoom_apps.extend(made.zoom_apps)
         self.secret_uses.extend(zip(made.uses, made.use_paths, strict=True))
         self.workspace_key(target, index)
         return Workspace(name=target.name, environment=env, manages=made.manages)
@@ -716,6 +719,7 @@ def build_config(merged: Merged, issues: Issues, allowances: OperatorAllowances 
             b.webhooks,
             b.credentials,
             [key for key, _ in b.api_keys],
+            b.zoom_apps,
         ),
         workspace_name_format=fmt,
         environments=tuple(b.environments),

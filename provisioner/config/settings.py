@@ -38,15 +38,19 @@ from provisioner.model import (
     PLATFORM,
     PROVIDERS,
     TRANSCRIPTION,
+    ZOOM_KINDS,
     ApiKey,
     Credential,
     SecretRef,
     SecretUse,
     Webhook,
+    ZoomApp,
 )
 from provisioner.secrets.refs import env_ref_problem, file_ref_problem
 
 SECTIONS = ("webhooks", "transcription", "platforms")
+ZOOM = "zoom"
+DEFAULT_ZOOM_KIND = "account_level"
 # The schema's caps (schemas/config.schema.json): entries past them are reported, never expanded.
 MAX_WEBHOOKS = 50
 MAX_API_KEYS = 100
@@ -73,6 +77,7 @@ class InstanceSettings:
     webhooks: list[Webhook] = field(default_factory=list)
     credentials: list[Credential] = field(default_factory=list)
     api_keys: list[tuple[ApiKey, Path]] = field(default_factory=list)  # with the place of the owner
+    zoom_apps: list[ZoomApp] = field(default_factory=list)
     manages: tuple[str, ...] = ()
     uses: list[SecretUse] = field(default_factory=list)
     # The place of each secret reference (merged path), in ``uses`` order.
@@ -154,6 +159,7 @@ class SettingsBuilder:
         out.manages = tuple(manages)
         hooks: dict[str, Webhook] = {}
         creds: dict[str, tuple[Credential, list[tuple[SecretUse, Path]]]] = {}
+        zoom_kind = DEFAULT_ZOOM_KIND
         envs = ws_spec_envs(ws_spec)
         place = Place(instance, workspace, environment, envs)
         for spec, base in layers:
@@ -180,6 +186,9 @@ class SettingsBuilder:
                     made = self.credential(provider, entry, path, place)
                     if made is not None:
                         creds[provider] = made  # the workspace's replaces the environment's, secrets and all
+                        if provider == ZOOM:
+                            kind = _dict(entry).get("kind", DEFAULT_ZOOM_KIND)
+                            zoom_kind = kind if kind in ZOOM_KINDS else DEFAULT_ZOOM_KIND
         names: dict[str, Path] = {}
         for i, entry in enumerate(_list(_dict(ws_spec).get("api_keys"))[:MAX_API_KEYS]):
             path = ws_path + ("api_keys", i)
@@ -195,9 +204,21 @@ class SettingsBuilder:
                 continue
             names[key.name] = path
             out.api_keys.append((key, path + ("owner",)))
+        if ZOOM in creds:
+            # Recall.ai's real API has the Zoom app (zoom_oauth_app), not the contract's credential.
+            zoom, _ = creds[ZOOM]
+            out.zoom_apps.append(
+                ZoomApp(
+                    workspace=instance,
+                    client_id=dict(zoom.fields)["client_id"],
+                    kind=zoom_kind,
+                    secrets=zoom.secrets,
+                )
+            )
         for provider in sorted(creds):
             credential, uses = creds[provider]
-            out.credentials.append(credential)
+            if provider != ZOOM:
+                out.credentials.append(credential)
             for use, use_path in uses:
                 out.uses.append(use)
                 out.use_paths.append(use_path)

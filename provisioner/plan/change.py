@@ -26,7 +26,7 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Final, Literal
 
-from provisioner.model import ApiKey, Credential, Membership, User, Webhook, Workspace
+from provisioner.model import ApiKey, Credential, Membership, User, Webhook, Workspace, ZoomApp
 
 __all__ = [
     "APPLIED",
@@ -54,6 +54,7 @@ class ResourceType(str, Enum):
     WEBHOOK = "webhook"
     CREDENTIAL = "credential"
     API_KEY = "api_key"
+    ZOOM_OAUTH_APP = "zoom_oauth_app"
 
 
 class Phase(int, Enum):
@@ -85,7 +86,7 @@ class Action(str, Enum):
     DELETE = "delete"
 
 
-Resource = User | Workspace | Membership | Webhook | Credential | ApiKey
+Resource = User | Workspace | Membership | Webhook | Credential | ApiKey | ZoomApp
 
 
 def format_expiry(expires: datetime) -> str:

@@ -27,6 +27,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import builtins
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -35,10 +36,11 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from provisioner.errors import ApiError, ConflictError, NotFoundError, PreconditionFailedError
-from provisioner.model import Membership, Policy, SecretRef, State
+from provisioner.model import Membership, Policy, SecretDigest, SecretRef, State
 from provisioner.plan.change import Action, Change, ChangeResult, PlanWarning
 from provisioner.plan.change import Phase as Phase  # re-exported: the type modules import it from here
 from provisioner.plan.change import ResourceType as ResourceType  # likewise
+from provisioner.secrets.refs import ALGORITHM, digest_of
 
 if TYPE_CHECKING:
     from collections import Counter
@@ -49,6 +51,18 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 RUN_PLAN_AGAIN = "changed on the server since the plan; run plan again"
+
+
+# Which API a type speaks, and so which key it needs (``ResourceKind.api``):
+# the management contract (schemas/openapi.yaml) with the organization's key,
+# or Recall.ai's own v2 API (schemas/recall-v2.yaml), where a key reaches one
+# workspace, with each workspace instance's own key.
+MANAGEMENT = "management"
+RECALL_V2 = "recall-v2"
+API_FAMILIES = (MANAGEMENT, RECALL_V2)
+ORGANIZATION_KEY = "organization"
+WORKSPACE_KEY = "workspace"
+KEY_OF_FAMILY = {MANAGEMENT: ORGANIZATION_KEY, RECALL_V2: WORKSPACE_KEY}
 
 
 class Failed(Exception):
@@ -161,6 +175,10 @@ class Reading(Protocol):
         """The parsed objects of an earlier-registered type (waits for its listing)."""
         ...
 
+    def workspace_clients(self) -> Mapping[str, ApiClient]:
+        """The v2 client of each workspace instance with its own key (``RECALL_V2`` types)."""
+        ...
+
 
 # A type's read: starts its listings, returns the function that finishes them.
 Read = Callable[[Reading], Callable[[], list[Any]]]
@@ -201,6 +219,10 @@ class ApplyContext(Protocol):
 
     def secret_value(self, ref: SecretRef) -> str:
         """The value of a config secret reference, for a request body (never to show)."""
+        ...
+
+    def client_for(self, workspace: str) -> ApiClient:
+        """The v2 client of ``workspace`` (its own key), for ``RECALL_V2`` types; Failed if none."""
         ...
 
     def deliver(self, workspace: str, what: str, slug: str, value: str, name: str | None = None) -> str:
@@ -361,6 +383,31 @@ class ResourceKind:
     # Whether applying a change makes a secret the server shows only once
     # (it must go to the operator's secret sink; see plan.guards).
     makes_secret: Callable[[Change], bool] = lambda change: False
+    # The API the type speaks (MANAGEMENT or RECALL_V2); its key follows (KEY_OF_FAMILY).
+    api: str = MANAGEMENT
+
+    @property
+    def key_scope(self) -> str:
+        """Which key the type needs: the organization's, or each workspace instance's own."""
+        return KEY_OF_FAMILY[self.api]
+
+
+# Secrets the v2 API returns in clear are kept only as digests of this strength.
+READ_SECRET_ITERATIONS = 20_000
+
+
+def read_secret_digest(value: str, seed: str) -> SecretDigest:
+    """A digest of a secret the API returned in clear; the value itself is dropped.
+
+    The salt comes from ``seed`` (the object's id and the secret's name), so
+    two reads of an unchanged secret give the same digest (the state
+    fingerprint stays put) and a changed one a different digest. The config's
+    value is compared with it in memory (``SecretValues.matches``).
+    """
+    salt = hashlib.sha256(f"provisioner-read-secret:{seed}".encode()).hexdigest()[:32]
+    return SecretDigest(
+        ALGORITHM, READ_SECRET_ITERATIONS, salt, digest_of(value, salt, READ_SECRET_ITERATIONS)
+    )
 
 
 def convert(what: str, path: str, fn: Callable[[], T]) -> T:

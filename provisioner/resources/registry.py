@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 
-from provisioner.resources import api_key, credential, membership, user, webhook, workspace
+from provisioner.resources import api_key, credential, membership, user, webhook, workspace, zoom_oauth_app
 from provisioner.resources.base import ResourceKind, ResourceType
 
 
@@ -56,5 +56,6 @@ REGISTRY = Registry(
         webhook.KIND,
         credential.KIND,
         api_key.KIND,
+        zoom_oauth_app.KIND,
     )
 )

@@ -27,8 +27,9 @@ def test_every_type_is_registered_once_in_plan_order() -> None:
         ResourceType.WEBHOOK,
         ResourceType.CREDENTIAL,
         ResourceType.API_KEY,
+        ResourceType.ZOOM_OAUTH_APP,
     ]
-    assert [REGISTRY.order(t) for t in ResourceType] == [0, 1, 2, 3, 4, 5]
+    assert [REGISTRY.order(t) for t in ResourceType] == [0, 1, 2, 3, 4, 5, 6]
     assert {k.field for k in REGISTRY} == {
         "users",
         "workspaces",
@@ -36,6 +37,7 @@ def test_every_type_is_registered_once_in_plan_order() -> None:
         "webhooks",
         "credentials",
         "api_keys",
+        "zoom_apps",
     }
 
 
