@@ -487,3 +487,18 @@ class Config:
     # Workspace instance name -> the variable holding its own key (Recall.ai's v2 API
     # scopes a key to one workspace); only instances given one by the config.
     workspace_token_envs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def integrations_only(self) -> bool:
+        """Whether the config declares only workspace instances with their own keys and v2 settings.
+
+        Such a config needs no organization key and makes no request to the
+        management contract: its instances exist already (Recall.ai's dashboard
+        makes workspaces), and everything it manages is on the v2 API.
+        """
+        d = self.desired
+        return (
+            bool(self.workspace_token_envs)
+            and set(self.workspace_token_envs) == set(d.workspaces)
+            and not (d.users or d.memberships or d.webhooks or d.credentials or d.api_keys)
+        )

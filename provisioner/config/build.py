@@ -534,10 +534,10 @@ class _Builder:
         self.api_keys.extend(made.api_keys)
         self.zoom_apps.extend(made.zoom_apps)
         self.secret_uses.extend(zip(made.uses, made.use_paths, strict=True))
-        self.workspace_key(target, index)
+        self.workspace_key(target, index, needs_key=bool(made.zoom_apps))
         return Workspace(name=target.name, environment=env, manages=made.manages)
 
-    def workspace_key(self, target: _Instance, index: Any) -> None:
+    def workspace_key(self, target: _Instance, index: Any, *, needs_key: bool = False) -> None:
         """The variable of the instance's own key: its workspace's ``token_env``, else the organization's.
 
         Filled per instance, then held to ``token_env``'s rule (a RECALL or
@@ -553,6 +553,14 @@ class _Builder:
         elif isinstance(org, str):
             template, path = org, ("organization", "workspace_token_env")
         else:
+            if needs_key:
+                self.report(
+                    target.name_path,
+                    f"{excerpt(target.name)} declares platforms.zoom, a Zoom OAuth app on Recall.ai's "
+                    "v2 API, which takes the instance's own key (a key reaches one workspace); set "
+                    'organization.workspace_token_env, e.g. "RECALL_API_KEY_{ENVIRONMENT}", or this '
+                    "workspace's token_env",
+                )
             return
         name = self.settings_builder.fill(template, path, target.base, target.environment)
         if name is None:

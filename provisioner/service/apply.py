@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Protocol, TextIO
 
@@ -43,7 +43,7 @@ from provisioner.plan.planfile import SavedPlan, load_plan
 from provisioner.plan.replay import replay
 from provisioner.resources.api_key import is_scheduled_rotation
 from provisioner.secrets.sink import SecretSink
-from provisioner.service.connection import connect
+from provisioner.service.connection import connect_config
 from provisioner.service.interrupt import exit_code_for, stop_on_signals
 from provisioner.service.plan import (
     PlannedOrganization,
@@ -96,7 +96,7 @@ class PreparedOrganization:
     """
 
     planned: PlannedOrganization
-    client: ApiClient
+    client: ApiClient | None  # None for an integrations-only config
     digest: str
     saved: SavedPlan | None = None
     expectation: Expectation | None = None
@@ -105,6 +105,8 @@ class PreparedOrganization:
     override_reason: str | None = None
     created_sandbox: bool = False
     held_back: int = 0  # changes ``--rotate-only`` left for a reviewed apply
+    # The v2 client of each workspace instance with its own key (Recall.ai's API).
+    workspace_clients: Mapping[str, ApiClient] = field(default_factory=dict)
 
     @property
     def config(self) -> Config:
@@ -199,10 +201,18 @@ def _prepare(config: Config, options: ApplyOptions, connections: ExitStack) -> P
         saved = load_plan(options.plan_file, tool_version=__version__, now=utcnow(), max_age=options.max_age)
         expectation = Expectation(saved.digest, f"--plan {options.plan_file}", saved.plan, saved.target)
     secrets = config_secrets(config)  # before connecting: an unset reference costs no request
-    endpoint, client = connections.enter_context(
-        connect(config.organization, api_url=options.api_url, sandbox=options.sandbox, create_sandbox=True)
+    connection = connections.enter_context(
+        connect_config(config, api_url=options.api_url, sandbox=options.sandbox, create_sandbox=True)
     )
-    planned = read_and_diff(config, client, now=utcnow(), parallelism=options.parallelism, secrets=secrets)
+    endpoint, client = connection.endpoint, connection.client
+    planned = read_and_diff(
+        config,
+        client,
+        now=utcnow(),
+        parallelism=options.parallelism,
+        secrets=secrets,
+        workspace_clients=connection.workspace_clients,
+    )
     held_back = 0
     if options.rotate_only:
         due = tuple(c for c in planned.plan.changes if is_scheduled_rotation(c))
@@ -225,6 +235,7 @@ def _prepare(config: Config, options: ApplyOptions, connections: ExitStack) -> P
         override_reason=None if saved is not None else options.override_reason,
         created_sandbox=endpoint.created,
         held_back=held_back,
+        workspace_clients=connection.workspace_clients,
     )
 
 
@@ -291,6 +302,7 @@ def _apply(
             secrets=planned.secrets,
             sink=options.sink,
             environments=planned.environments,
+            workspace_clients=prepared.workspace_clients,
         )
         # A signal from here on still finds the record written: the handler
         # only requests a stop (or aborts) while apply_plan runs.

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from provisioner.audit import last_applied_state
 from provisioner.drift import DriftReport, detect_drift
 from provisioner.model import Config
-from provisioner.service.connection import connect
+from provisioner.service.connection import connect_config
 from provisioner.service.plan import config_secrets, read_and_diff
 from provisioner.service.runner import Outcome, Run, run_organizations, utcnow
 
@@ -52,9 +52,16 @@ def drift_orgs(
 
     def step(config: Config) -> DriftResult:
         secrets = config_secrets(config)  # before connecting: an unset reference costs no request
-        with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (_, client):
+        with connect_config(config, api_url=options.api_url, sandbox=options.sandbox) as connection:
             now = utcnow()
-            planned = read_and_diff(config, client, now=now, parallelism=options.parallelism, secrets=secrets)
+            planned = read_and_diff(
+                config,
+                connection.client,
+                now=now,
+                parallelism=options.parallelism,
+                secrets=secrets,
+                workspace_clients=connection.workspace_clients,
+            )
         name = planned.identity.organization.name
         last = last_applied_state(options.audit_log, name) if options.audit_log else None
         # The same ``now`` as the plan's, so both agree on which grants ran out.

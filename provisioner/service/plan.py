@@ -9,23 +9,25 @@ here prints; the CLI renders the results.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from types import MappingProxyType
 
 from provisioner import __version__
 from provisioner.api.client import ApiClient
-from provisioner.api.reader import read_state_and_identity
+from provisioner.api.reader import read_state, read_state_and_identity
 from provisioner.errors import StalePlanError
-from provisioner.model import Config, Identity, State
+from provisioner.model import ADMIN, Config, Identity, Organization, State
 from provisioner.plan.diff import diff
 from provisioner.plan.digest import PlanTarget
 from provisioner.plan.fingerprint import state_fingerprint
 from provisioner.plan.guards import check_guards
 from provisioner.plan.model import Plan
 from provisioner.plan.planfile import SavedPlan, load_plan, save_plan
+from provisioner.resources.base import RECALL_V2
 from provisioner.secrets.refs import SecretValues, resolve
-from provisioner.service.connection import connect
+from provisioner.service.connection import connect_config
 from provisioner.service.runner import Outcome, Run, run_organizations, utcnow
 
 
@@ -67,11 +69,12 @@ def config_secrets(config: Config) -> SecretValues:
 
 def read_and_diff(
     config: Config,
-    client: ApiClient,
+    client: ApiClient | None,
     *,
     now: datetime,
     parallelism: int = 8,
     secrets: SecretValues | None = None,
+    workspace_clients: Mapping[str, ApiClient] | None = None,
 ) -> PlannedOrganization:
     """Read the current state and diff it against the config. Makes no change.
 
@@ -82,22 +85,61 @@ def read_and_diff(
     The plan states its endpoint (``client.base_url``) and the organization's
     region (the config's, else the one the API reports), so that a plan read
     from elsewhere than the region's endpoint says so. ``client.endpoint`` never holds the key.
+
+    ``workspace_clients`` (one per instance with its own key) read the
+    ``RECALL_V2`` types. ``client`` is None for an integrations-only config
+    (``Config.integrations_only``): then nothing but the v2 API is read.
     """
     values = secrets if secrets is not None else config_secrets(config)
-    client.redact_also(values.values())
-    current, identity = read_state_and_identity(client, parallelism=parallelism)
+    clients = dict(workspace_clients or {})
+    for each in [client, *clients.values()]:
+        if each is not None:
+            each.redact_also(values.values())
+    if client is None:
+        current, identity = read_integrations(config, clients, parallelism)
+    else:
+        current, identity = read_state_and_identity(
+            client, parallelism=parallelism, workspace_clients=clients
+        )
+    endpoint = (
+        client.endpoint if client is not None else next(iter(clients.values())).endpoint if clients else ""
+    )
+    # No user is managed without the management API: no admin count to keep either.
+    policy = replace(config.policy, min_admins=0) if client is None else config.policy
     plan = diff(
         current,
         config.desired,
-        config.policy,
+        policy,
         now=now,
         organization=identity.organization.name,
         config_digest=config.digest,
         secrets=values,
     )
     region = config.organization.region or identity.organization.region or ""
-    plan = replace(plan, endpoint=client.endpoint, region=region)
+    plan = replace(plan, endpoint=endpoint, region=region)
     return PlannedOrganization(config, identity, current, plan, values)
+
+
+INTEGRATIONS_ONLY = "(integrations only)"
+
+
+def read_integrations(
+    config: Config, clients: Mapping[str, ApiClient], parallelism: int
+) -> tuple[State, Identity]:
+    """The current state of an integrations-only config, from the v2 API alone.
+
+    Its workspace instances exist (the dashboard makes them, and each key
+    reaches its own), so they are taken as declared; the rest is read with
+    each instance's key. There is no ``/me/`` on the v2 API: the identity is
+    the config's organization, and no user.
+    """
+    state = read_state(None, parallelism=parallelism, workspace_clients=clients, families=(RECALL_V2,))
+    declared = [replace(w, manages=()) for w in config.desired.workspaces.values()]
+    state = replace(state, workspaces=MappingProxyType({w.name: w for w in declared}))
+    organization = Organization(
+        id="", name=config.organization.name or INTEGRATIONS_ONLY, region=config.organization.region or ""
+    )
+    return state, Identity(user_id="", email="", role=ADMIN, organization=organization)
 
 
 def guard(
@@ -175,9 +217,14 @@ def plan_orgs(
 
     def step(config: Config) -> PlanResult:
         secrets = config_secrets(config)  # before connecting: an unset reference costs no request
-        with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (_, client):
+        with connect_config(config, api_url=options.api_url, sandbox=options.sandbox) as connection:
             planned = read_and_diff(
-                config, client, now=utcnow(), parallelism=options.parallelism, secrets=secrets
+                config,
+                connection.client,
+                now=utcnow(),
+                parallelism=options.parallelism,
+                secrets=secrets,
+                workspace_clients=connection.workspace_clients,
             )
             return PlanResult(planned)
 

@@ -1,0 +1,147 @@
+"""Recall.ai's real v2 API end to end: the CLI against the sandbox server, a key per workspace instance.
+
+The config is integrations-only (workspace instances and their Zoom apps, no
+users): it needs no organization key, and the sandbox's request statistics
+show it never touches the management contract.
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from provisioner.sandbox import RunningSandbox
+from tests.support import Cli
+
+ENVIRONMENTS = ("staging", "production")
+# Secret values that must never appear in any output, file, record or log.
+SENTINELS = {
+    "ZOOM_CLIENT_SECRET_STAGING": "sentinel-cs-staging-7f3a",
+    "ZOOM_CLIENT_SECRET_PRODUCTION": "sentinel-cs-production-9b1c",
+    "ZOOM_WEBHOOK_SECRET_STAGING": "sentinel-ws-staging-2d4e",
+    "ZOOM_WEBHOOK_SECRET_PRODUCTION": "sentinel-ws-production-5e6f",
+}
+ZOOM = "/api/v2/zoom-oauth-apps/"
+
+
+def integrations_config(api_url: str, client_id: str = "zoom-{environment}") -> str:
+    return textwrap.dedent(
+        f"""\
+        version: 1
+        organization:
+          api_url: {api_url}
+          name: acme
+          workspace_token_env: "RECALL_API_KEY_{{ENVIRONMENT}}"
+        environments:
+          staging: {{}}
+          production: {{}}
+        workspaces:
+          - name: notetaker
+            environments: [staging, production]
+            platforms:
+              zoom:
+                client_id: "{client_id}"
+                client_secret: {{env: "ZOOM_CLIENT_SECRET_{{ENVIRONMENT}}"}}
+                webhook_secret: {{env: "ZOOM_WEBHOOK_SECRET_{{ENVIRONMENT}}"}}
+        """
+    )
+
+
+class V2:
+    """The sandbox's v2 API with one workspace's key (the test's own view, as curl would have it)."""
+
+    def __init__(self, sandbox: RunningSandbox, key: str) -> None:
+        self.url = sandbox.url
+        self.headers = {"Authorization": f"Token {key}"}
+
+    def __call__(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return requests.request(method, self.url + path, headers=self.headers, timeout=10, **kwargs)
+
+    def apps(self) -> list[dict[str, Any]]:
+        return list(self("GET", ZOOM).json()["results"])
+
+
+@pytest.fixture
+def world(make_sandbox: Callable[..., RunningSandbox], tmp_path: Path) -> dict[str, Any]:
+    sandbox = make_sandbox(recall_limits=True)
+    keys = {env: sandbox.workspace_key(f"notetaker-{env}") for env in ENVIRONMENTS}
+    env = {f"RECALL_API_KEY_{e.upper()}": key for e, key in keys.items()} | SENTINELS
+    # No organization key at all: an integrations-only config must not need one.
+    cli = Cli(tmp_path, token="", env=env)
+    config = tmp_path / "integrations.yaml"
+    config.write_text(integrations_config(sandbox.base_url))
+    sandbox.reset_stats()
+    return {
+        "sandbox": sandbox,
+        "cli": cli,
+        "config": config,
+        "v2": {e: V2(sandbox, k) for e, k in keys.items()},
+        "outputs": [],
+    }
+
+
+def run(world: dict[str, Any], *args: str, expect: int = 0) -> str:
+    result = world["cli"](*args)
+    world["outputs"].append(result.stdout + result.stderr)
+    assert result.returncode == expect, result.stdout + result.stderr
+    return str(result.stdout + result.stderr)
+
+
+def assert_only_v2(world: dict[str, Any]) -> None:
+    routes = world["sandbox"].stats()["by_route"]
+    assert routes, "no request at all"
+    assert [r for r in routes if " /api/v2/" not in r] == []
+    assert world["sandbox"].stats()["throttled"] == 0
+
+
+def assert_no_sentinel(world: dict[str, Any], tmp_path: Path) -> None:
+    texts = list(world["outputs"])
+    # Every file the runs wrote (plan files, audit log); not the sandbox's db, which holds
+    # the secrets as the real API does.
+    written = [p for p in tmp_path.rglob("*") if p.is_file() and not p.name.startswith("sandbox-")]
+    assert any(p.name == "audit.jsonl" for p in written)
+    texts += [p.read_text(errors="replace") for p in written]
+    for text in texts:
+        for value in SENTINELS.values():
+            assert value not in text
+
+
+def test_zoom_apps_per_environment_created_rotated_replaced_and_drift(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    config = str(world["config"])
+    plan = run(world, "plan", "--detailed-exitcode", "-c", config, "--out", "plan.json", expect=2)
+    assert "Zoom OAuth app zoom-staging (notetaker-staging)" in plan
+    assert "Zoom OAuth app zoom-production (notetaker-production)" in plan
+    run(world, "apply", "-c", config, "--plan", "plan.json", "--audit-log", "audit.jsonl", "-vv")
+    for env in ENVIRONMENTS:
+        (app,) = world["v2"][env].apps()
+        assert (app["client_id"], app["kind"]) == (f"zoom-{env}", "account_level")
+        assert app["client_secret"] == SENTINELS[f"ZOOM_CLIENT_SECRET_{env.upper()}"]
+    # Applied: nothing left to do (the secrets compare equal by value, in memory).
+    assert "No changes" in run(world, "plan", "--detailed-exitcode", "-c", config, expect=0)
+    # The webhooks never validated: plan says so, with the URL to set in Zoom.
+    staging_app = world["v2"]["staging"].apps()[0]
+    assert f"{ZOOM}{staging_app['id']}/webhook" in run(
+        world, "plan", "--detailed-exitcode", "-c", config, expect=0
+    )
+
+    # webhook_secret rotated: an in-place PATCH of that secret alone.
+    world["cli"].env["ZOOM_WEBHOOK_SECRET_STAGING"] = SENTINELS["ZOOM_WEBHOOK_SECRET_STAGING"] = (
+        "sentinel-ws-2-8a8a"
+    )
+    rotated = run(world, "plan", "--detailed-exitcode", "-c", config, expect=2)
+    assert "Zoom OAuth app zoom-staging (notetaker-staging): webhook_secret changed" in rotated
+    assert "Plan: 0 to add, 1 to change, 0 to remove" in rotated
+    run(world, "apply", "-c", config, "--auto-approve", "--audit-log", "audit.jsonl")
+    (after,) = world["v2"]["staging"].apps()
+    assert after["id"] == staging_app["id"] and after["webhook_secret"] == "sentinel-ws-2-8a8a"
+    assert_only_v2(world)
+    assert_no_sentinel(world, tmp_path)
+    json.loads(Path(tmp_path / "plan.json").read_text())  # still a plan document
