@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
 
@@ -45,6 +45,7 @@ from provisioner.model import (
     Membership,
     State,
     Webhook,
+    ZoomApp,
     is_production_environment,  # one definition of "production"
 )
 from provisioner.plan.diff import diff, filter_ignored
@@ -132,10 +133,12 @@ def detect_drift(
     ``None`` without an audit log. ``secrets``: the values of the config's
     secret references, compared with the server's digests as in ``plan``.
     """
+    # An integrations-only config manages no user: no admin count to keep (as in plan).
+    policy = replace(config.policy, min_admins=0) if config.integrations_only else config.policy
     plan = diff(
         current,
         config.desired,
-        config.policy,
+        policy,
         now=now,
         organization=organization,
         config_digest=config.digest,
@@ -189,13 +192,15 @@ def _workspace_of(change: Change) -> str:
     if change.type is ResourceType.WORKSPACE:
         return change.key
     obj = change.before if change.before is not None else change.after
-    assert isinstance(obj, (Membership, Webhook, Credential, ApiKey))
+    assert isinstance(obj, (Membership, Webhook, Credential, ApiKey, ZoomApp))
     return obj.workspace
 
 
 def _secret_only(change: Change) -> bool:
-    """A credential change that only rewrites secrets (its readable fields agree)."""
+    """A credential or Zoom app change that only rewrites secrets (its readable fields agree)."""
     before, after = change.before, change.after
+    if isinstance(before, ZoomApp) and isinstance(after, ZoomApp):
+        return not after.replacement
     return (
         isinstance(before, Credential)
         and isinstance(after, Credential)
@@ -218,6 +223,9 @@ def _value(state: State, change: Change) -> object:
     if isinstance(obj, Credential):
         credential = state.credentials.get(obj.key)
         return None if credential is None else credential.fields
+    if isinstance(obj, ZoomApp):
+        app = state.zoom_apps.get(obj.key)
+        return None if app is None else (app.client_id, app.kind)
     if isinstance(obj, ApiKey):
         # Live keys of the name, by owner: what a rotation or a disable changes.
         return sorted(

@@ -105,7 +105,6 @@ def assert_no_sentinel(world: dict[str, Any], tmp_path: Path) -> None:
     # Every file the runs wrote (plan files, audit log); not the sandbox's db, which holds
     # the secrets as the real API does.
     written = [p for p in tmp_path.rglob("*") if p.is_file() and not p.name.startswith("sandbox-")]
-    assert any(p.name == "audit.jsonl" for p in written)
     texts += [p.read_text(errors="replace") for p in written]
     for text in texts:
         for value in SENTINELS.values():
@@ -124,6 +123,8 @@ def test_zoom_apps_per_environment_created_rotated_replaced_and_drift(
         (app,) = world["v2"][env].apps()
         assert (app["client_id"], app["kind"]) == (f"zoom-{env}", "account_level")
         assert app["client_secret"] == SENTINELS[f"ZOOM_CLIENT_SECRET_{env.upper()}"]
+    for form in ("json", "markdown"):
+        assert "zoom-production" in run(world, "plan", "-c", config, "--format", form)
     # Applied: nothing left to do (the secrets compare equal by value, in memory).
     assert "No changes" in run(world, "plan", "--detailed-exitcode", "-c", config, expect=0)
     # The webhooks never validated: plan says so, with the URL to set in Zoom.
@@ -143,5 +144,51 @@ def test_zoom_apps_per_environment_created_rotated_replaced_and_drift(
     (after,) = world["v2"]["staging"].apps()
     assert after["id"] == staging_app["id"] and after["webhook_secret"] == "sentinel-ws-2-8a8a"
     assert_only_v2(world)
+    assert (tmp_path / "audit.jsonl").is_file() and (tmp_path / "plan.json").is_file()
     assert_no_sentinel(world, tmp_path)
     json.loads(Path(tmp_path / "plan.json").read_text())  # still a plan document
+
+
+def test_a_client_id_change_is_a_shown_replacement_and_apply_names_the_new_webhook_url(
+    world: dict[str, Any], tmp_path: Path
+) -> None:
+    config = str(world["config"])
+    run(world, "apply", "-c", config, "--auto-approve")
+    (old,) = world["v2"]["production"].apps()
+    world["config"].write_text(
+        integrations_config(world["sandbox"].base_url, client_id="zoom2-{environment}")
+    )
+    plan = run(world, "plan", "--detailed-exitcode", "-c", config, expect=2)
+    assert (
+        "Zoom OAuth app zoom2-production (notetaker-production): REPLACE (client_id zoom-production → zoom2-production"
+        in plan
+    )
+    assert f"{ZOOM}{old['id']}/webhook" in plan  # the URL that stops working
+    applied = run(world, "apply", "-c", config, "--auto-approve")
+    (new,) = world["v2"]["production"].apps()
+    assert new["id"] != old["id"] and new["client_id"] == "zoom2-production"
+    assert f"{world['sandbox'].url}{ZOOM}{new['id']}/webhook" in applied
+    assert_only_v2(world)
+    assert_no_sentinel(world, tmp_path)
+
+
+def test_out_of_band_changes_are_drift(world: dict[str, Any], tmp_path: Path) -> None:
+    config = str(world["config"])
+    run(world, "apply", "-c", config, "--auto-approve", "--audit-log", "audit.jsonl")
+    staging = world["v2"]["staging"]
+    (app,) = staging.apps()
+    # Someone rotates the client secret with curl, and adds a second app.
+    assert (
+        staging("PATCH", f"{ZOOM}{app['id']}/", json={"client_secret": "sentinel-oob-1"}).status_code == 200
+    )
+    extra = {"kind": "user_level", "client_id": "stray", "client_secret": "x-1", "webhook_secret": "x-2"}
+    assert staging("POST", ZOOM, json=extra).status_code == 201
+    SENTINELS["OOB"] = "sentinel-oob-1"
+    try:
+        drift = run(world, "drift", "-c", config, "--audit-log", "audit.jsonl", expect=2)
+        assert "notetaker-staging" in drift and "client_secret" in drift
+        assert "stray" in drift
+        assert_no_sentinel(world, tmp_path)
+    finally:
+        del SENTINELS["OOB"]
+    assert_only_v2(world)
