@@ -125,6 +125,8 @@ def test_zoom_apps_per_environment_created_rotated_replaced_and_drift(
         assert app["client_secret"] == SENTINELS[f"ZOOM_CLIENT_SECRET_{env.upper()}"]
     for form in ("json", "markdown"):
         assert "zoom-production" in run(world, "plan", "-c", config, "--format", form)
+    # -v logs each request (the live smoke test relies on this line).
+    assert "GET /api/v2/zoom-oauth-apps/ 200" in run(world, "plan", "-c", config, "-v")
     # Applied: nothing left to do (the secrets compare equal by value, in memory).
     assert "No changes" in run(world, "plan", "--detailed-exitcode", "-c", config, expect=0)
     # The webhooks never validated: plan says so, with the URL to set in Zoom.
