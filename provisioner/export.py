@@ -128,10 +128,16 @@ def export_document(
     region: str | None = None,
     api_url: str | None = None,
     token_env: str = DEFAULT_TOKEN_ENV,
+    workspace_token_env: str | None = None,
 ) -> Exported:
-    """Like ``export_config``, with the secret variables the config names."""
+    """Like ``export_config``, with the secret variables the config names.
+
+    With ``workspace_token_env`` (the variable template of each instance's own
+    key, for Recall.ai's v2 API) every instance is written as its own entry:
+    the template is filled with each instance's name (``{WORKSPACE}``).
+    """
     _check_consistent(current)
-    parse = _name_parser(workspace_name_format, environments)
+    parse = _name_parser(workspace_name_format, () if workspace_token_env else environments)
     layout = _layout(current, environments, parse)
     settings = _Settings(
         name=identity.organization.name,
@@ -140,6 +146,7 @@ def export_document(
         api_url=api_url,
         token_env=token_env,
         workspace_name_format=workspace_name_format,
+        workspace_token_env=workspace_token_env,
     )
     variables: list[str] = []
     text = _emit(settings, current, layout, variables)
@@ -158,6 +165,7 @@ class _Settings:
     api_url: str | None
     token_env: str
     workspace_name_format: str
+    workspace_token_env: str | None = None
 
 
 @dataclass
@@ -347,6 +355,8 @@ def _emit(settings: _Settings, current: State, layout: _Layout, variables: list[
     else:
         lines.append(f"  region: {_scalar(settings.region or '')}")
     lines.append(f"  token_env: {_scalar(settings.token_env)}")
+    if settings.workspace_token_env:
+        lines.append(f"  workspace_token_env: {_scalar(settings.workspace_token_env)}")
     lines.append(f"workspace_name_format: {_scalar(settings.workspace_name_format)}")
 
     if layout.env_members:
@@ -416,6 +426,13 @@ def _settings_lines(
         for (ws, provider), credential in sorted(current.credentials.items()):
             if ws == name:
                 creds.setdefault(provider, (credential, []))[1].append(env)
+        app = current.zoom_apps.get(name)
+        if app is not None:
+            # Written as ``platforms.zoom`` (Recall.ai's v2 API); its secrets as variables.
+            fields = (("client_id", app.client_id), ("kind", app.kind))
+            creds.setdefault("zoom", (Credential(name, "zoom", fields, digests=app.digests), []))[1].append(
+                env
+            )
     keys: dict[tuple[str, str], list[str | None]] = {}
     for env, name in instances.items():
         for key in sorted(current.api_keys.values(), key=lambda k: (k.name, k.owner)):

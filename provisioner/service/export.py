@@ -5,15 +5,33 @@ A plan against the exported config shows no changes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from pathlib import Path
+from types import MappingProxyType
 
-from provisioner.api.reader import read_state_and_identity
+from provisioner.api.reader import read_state, read_state_and_identity
+from provisioner.endpoint import OperatorAllowances, open_endpoint
 from provisioner.errors import ProvisionerError
 from provisioner.export import Exported, export_document
-from provisioner.model import DEFAULT_NAME_FORMAT, DEFAULT_TOKEN_ENV, OrganizationSettings
-from provisioner.service.connection import connect
+from provisioner.model import (
+    ADMIN,
+    DEFAULT_NAME_FORMAT,
+    DEFAULT_TOKEN_ENV,
+    Identity,
+    Organization,
+    OrganizationSettings,
+    State,
+    Workspace,
+)
+from provisioner.resources.base import RECALL_V2
+from provisioner.service.connection import client_limits_from_env, connect, workspace_clients
+from provisioner.service.plan import INTEGRATIONS_ONLY
+
+# Runs of characters a variable name cannot hold, as the config's {WORKSPACE} fills them.
+WORD_RUN = re.compile(r"[^A-Za-z0-9]+")
 
 
 class ExportError(ProvisionerError):
@@ -36,6 +54,11 @@ class ExportOptions:
     environments: Sequence[str] = ("development", "staging", "production")
     workspace_name_format: str = DEFAULT_NAME_FORMAT
     parallelism: int = 8
+    # Recall.ai's v2 API: the instances to export (there is no listing of workspaces
+    # there) and the variable template of each one's own key. With these, the export
+    # is integrations-only: no organization key, no request outside /api/v2/.
+    instances: Sequence[str] = ()
+    workspace_token_env: str | None = None
 
 
 def export_org(options: ExportOptions, *, output: str | None = None) -> Exported:
@@ -44,11 +67,14 @@ def export_org(options: ExportOptions, *, output: str | None = None) -> Exported
     settings = OrganizationSettings(
         region=region or ("us-east-1" if not api_url else None), api_url=api_url, token_env=options.token_env
     )
-    with connect(settings, api_url=None if options.sandbox else api_url, sandbox=options.sandbox) as (
-        _,
-        client,
-    ):
-        current, identity = read_state_and_identity(client, parallelism=options.parallelism)
+    if options.workspace_token_env:
+        current, identity = _read_instances(settings, options)
+    else:
+        with connect(settings, api_url=None if options.sandbox else api_url, sandbox=options.sandbox) as (
+            _,
+            client,
+        ):
+            current, identity = read_state_and_identity(client, parallelism=options.parallelism)
     exported = export_document(
         identity,
         current,
@@ -57,6 +83,7 @@ def export_org(options: ExportOptions, *, output: str | None = None) -> Exported
         region=None if api_url else (region or identity.organization.region),
         api_url=api_url,
         token_env=options.token_env,
+        workspace_token_env=options.workspace_token_env,
     )
     if output:
         try:
@@ -64,3 +91,35 @@ def export_org(options: ExportOptions, *, output: str | None = None) -> Exported
         except OSError as error:
             raise ExportError(f"cannot write {output}: {error.strerror}") from None
     return exported
+
+
+def _read_instances(settings: OrganizationSettings, options: ExportOptions) -> tuple[State, Identity]:
+    """The named instances' v2 objects, each read with its own key (``{WORKSPACE}`` filled in)."""
+    template = options.workspace_token_env or ""
+    if "{ENVIRONMENT}" in template or "{environment}" in template:
+        raise ExportError(
+            "--workspace-token-env may use {WORKSPACE} only: the export writes each instance as its own entry"
+        )
+    if not options.instances:
+        raise ExportError("--workspace-token-env needs --workspace for each instance to export")
+    allowances = OperatorAllowances.from_environ()
+    token_envs: dict[str, str] = {}
+    for instance in options.instances:
+        name = template.replace("{WORKSPACE}", WORD_RUN.sub("_", instance).upper())
+        problem = allowances.token_env_problem(name)
+        if problem:
+            raise ExportError(problem)
+        token_envs[instance] = name
+    limits = client_limits_from_env()
+    api_url = None if options.sandbox else options.api_url
+    with (
+        open_endpoint(settings, api_url=api_url, sandbox=options.sandbox, require_key=False) as endpoint,
+        ExitStack() as stack,
+    ):
+        clients = workspace_clients(token_envs, endpoint, stack, limits)
+        current = read_state(
+            None, parallelism=options.parallelism, workspace_clients=clients, families=(RECALL_V2,)
+        )
+    workspaces = MappingProxyType({name: Workspace(name) for name in options.instances})
+    organization = Organization(id="", name=INTEGRATIONS_ONLY, region=settings.region or "")
+    return replace(current, workspaces=workspaces), Identity("", "", ADMIN, organization)

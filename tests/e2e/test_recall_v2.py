@@ -194,3 +194,37 @@ def test_out_of_band_changes_are_drift(world: dict[str, Any], tmp_path: Path) ->
     finally:
         del SENTINELS["OOB"]
     assert_only_v2(world)
+
+
+def test_export_then_plan_shows_no_changes(world: dict[str, Any], tmp_path: Path) -> None:
+    run(world, "apply", "-c", str(world["config"]), "--auto-approve")
+    cli = world["cli"]
+    for env in ENVIRONMENTS:  # the export names each instance's key by the instance
+        cli.env[f"RECALL_API_KEY_NOTETAKER_{env.upper()}"] = cli.env[f"RECALL_API_KEY_{env.upper()}"]
+    exported = run(
+        world,
+        "export",
+        "--api-url",
+        world["sandbox"].base_url,
+        "--workspace-token-env",
+        "RECALL_API_KEY_{WORKSPACE}",
+        "--workspace",
+        "notetaker-staging",
+        "--workspace",
+        "notetaker-production",
+        "-o",
+        "exported.yaml",
+    )
+    text = (tmp_path / "exported.yaml").read_text()
+    assert "client_id: zoom-production" in text and "kind: account_level" in text
+    assert 'workspace_token_env: "RECALL_API_KEY_{WORKSPACE}"' in text
+    variables = [line.strip() for line in exported.splitlines() if line.startswith("  RECALL_SECRET_")]
+    assert len(variables) == 4  # client_secret and webhook_secret of two instances
+    for name in variables:
+        env = "PRODUCTION" if "_PRODUCTION_" in name else "STAGING"
+        secret = "CLIENT_SECRET" if name.endswith("_CLIENT_SECRET") else "WEBHOOK_SECRET"
+        cli.env[name] = SENTINELS[f"ZOOM_{secret}_{env}"]
+    plan = run(world, "plan", "--detailed-exitcode", "-c", "exported.yaml", expect=0)
+    assert "No changes" in plan
+    assert_only_v2(world)
+    assert_no_sentinel(world, tmp_path)
