@@ -341,6 +341,48 @@ class ZoomApp:
         return self.workspace if self.primary else f"{self.workspace}/{self.id}"
 
 
+LOGIN_MODES = ("always", "only_if_required")
+LOGIN_SECRETS = ("sso_v2_private_key", "sso_v2_cert")
+
+
+@dataclass(frozen=True, slots=True)
+class GoogleLogin:
+    """A Google account that signed-in Google Meet bots log in with, in a login group.
+
+    Its PEM private key and certificate are secrets: references on the desired
+    side, digests (made by the reader; the API returns them in clear) on the
+    current side. ``write`` names those an apply sends (set by the diff).
+    """
+
+    email: str
+    sso_v2_workspace_domain: str
+    is_active: bool = True
+    secrets: tuple[tuple[str, SecretRef], ...] = ()
+    digests: tuple[tuple[str, SecretDigest], ...] = ()
+    write: tuple[str, ...] = ()
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GoogleLoginGroup:
+    """A Google login group of one workspace instance (Recall.ai's v2 API), with its logins.
+
+    Identified by ``(workspace, name)``; its logins by email within it (the
+    API nests them in the group, and one listing reads both).
+    """
+
+    workspace: str
+    name: str
+    login_mode: str = "always"
+    logins: tuple[GoogleLogin, ...] = ()  # sorted by email
+    id: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The identity: ``(workspace instance, group name)``."""
+        return (self.workspace, self.name)
+
+
 def _frozen(mapping: Mapping[_K, _V]) -> Mapping[_K, _V]:
     return MappingProxyType(dict(mapping))
 
@@ -360,6 +402,9 @@ class State:
     credentials: Mapping[tuple[str, str], Credential] = field(default_factory=lambda: MappingProxyType({}))
     api_keys: Mapping[tuple[str, str, str], ApiKey] = field(default_factory=lambda: MappingProxyType({}))
     zoom_apps: Mapping[str, ZoomApp] = field(default_factory=lambda: MappingProxyType({}))
+    google_login_groups: Mapping[tuple[str, str], GoogleLoginGroup] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     @classmethod
     def build(
@@ -371,6 +416,7 @@ class State:
         credentials: list[Credential] | tuple[Credential, ...] = (),
         api_keys: list[ApiKey] | tuple[ApiKey, ...] = (),
         zoom_apps: list[ZoomApp] | tuple[ZoomApp, ...] = (),
+        google_login_groups: list[GoogleLoginGroup] | tuple[GoogleLoginGroup, ...] = (),
     ) -> State:
         """Key the objects by identity. Later duplicates replace earlier ones."""
         return cls(
@@ -381,6 +427,7 @@ class State:
             credentials=_frozen({c.key: c for c in credentials}),
             api_keys=_frozen({k.key: k for k in api_keys}),
             zoom_apps=_frozen({z.key: z for z in zoom_apps}),
+            google_login_groups=_frozen({g.key: g for g in google_login_groups}),
         )
 
 

@@ -45,6 +45,7 @@ from provisioner.model import (
     ApiKey,
     Config,
     Credential,
+    GoogleLoginGroup,
     Membership,
     OrganizationSettings,
     Policy,
@@ -136,6 +137,7 @@ class _Builder:
         self.secret_uses: list[tuple[SecretUse, Path]] = []
         self.api_keys: list[tuple[ApiKey, Path]] = []
         self.zoom_apps: list[ZoomApp] = []
+        self.google_login_groups: list[GoogleLoginGroup] = []
         self.workspace_token_envs: dict[str, str] = {}  # instance -> its key's variable (v2 API)
         self.allowances = OperatorAllowances()
         self.settings_builder = SettingsBuilder(self.report, DEFAULT_TOKEN_ENV, self.check_email)
@@ -533,8 +535,9 @@ class _Builder:
         self.credentials.extend(made.credentials)
         self.api_keys.extend(made.api_keys)
         self.zoom_apps.extend(made.zoom_apps)
+        self.google_login_groups.extend(made.google_login_groups)
         self.secret_uses.extend(zip(made.uses, made.use_paths, strict=True))
-        self.workspace_key(target, index, needs_key=bool(made.zoom_apps))
+        self.workspace_key(target, index, needs_key=bool(made.zoom_apps or made.google_login_groups))
         return Workspace(name=target.name, environment=env, manages=made.manages)
 
     def workspace_key(self, target: _Instance, index: Any, *, needs_key: bool = False) -> None:
@@ -556,7 +559,7 @@ class _Builder:
             if needs_key:
                 self.report(
                     target.name_path,
-                    f"{excerpt(target.name)} declares platforms.zoom, a Zoom OAuth app on Recall.ai's "
+                    f"{excerpt(target.name)} declares platforms.zoom or google_login_groups, on Recall.ai's "
                     "v2 API, which takes the instance's own key (a key reaches one workspace); set "
                     'organization.workspace_token_env, e.g. "RECALL_API_KEY_{ENVIRONMENT}", or this '
                     "workspace's token_env",
@@ -728,6 +731,7 @@ def build_config(merged: Merged, issues: Issues, allowances: OperatorAllowances 
             b.credentials,
             [key for key, _ in b.api_keys],
             b.zoom_apps,
+            b.google_login_groups,
         ),
         workspace_name_format=fmt,
         environments=tuple(b.environments),

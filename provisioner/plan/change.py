@@ -26,7 +26,16 @@ from enum import Enum
 from types import MappingProxyType
 from typing import Final, Literal
 
-from provisioner.model import ApiKey, Credential, Membership, User, Webhook, Workspace, ZoomApp
+from provisioner.model import (
+    ApiKey,
+    Credential,
+    GoogleLoginGroup,
+    Membership,
+    User,
+    Webhook,
+    Workspace,
+    ZoomApp,
+)
 
 __all__ = [
     "APPLIED",
@@ -55,6 +64,7 @@ class ResourceType(str, Enum):
     CREDENTIAL = "credential"
     API_KEY = "api_key"
     ZOOM_OAUTH_APP = "zoom_oauth_app"
+    GOOGLE_LOGIN_GROUP = "google_login_group"
 
 
 class Phase(int, Enum):
@@ -86,7 +96,7 @@ class Action(str, Enum):
     DELETE = "delete"
 
 
-Resource = User | Workspace | Membership | Webhook | Credential | ApiKey | ZoomApp
+Resource = User | Workspace | Membership | Webhook | Credential | ApiKey | ZoomApp | GoogleLoginGroup
 
 
 def format_expiry(expires: datetime) -> str:

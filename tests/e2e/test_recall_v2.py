@@ -228,3 +228,65 @@ def test_export_then_plan_shows_no_changes(world: dict[str, Any], tmp_path: Path
     assert "No changes" in plan
     assert_only_v2(world)
     assert_no_sentinel(world, tmp_path)
+
+
+GROUPS_CONFIG = """\
+      google_login_groups:
+        - name: meet-bots
+          login_mode: only_if_required
+          logins:
+            - email: bot1@acme.example
+              sso_v2_workspace_domain: acme.example
+              sso_v2_private_key: {file: "keys/bot1-{environment}.pem"}
+              sso_v2_cert: {file: "keys/bot1.crt"}
+            - email: bot2@acme.example
+              sso_v2_workspace_domain: acme.example
+              sso_v2_private_key: {file: "keys/bot2-{environment}.pem"}
+              sso_v2_cert: {file: "keys/bot2.crt"}
+              is_active: false
+"""
+
+
+def test_a_google_login_group_with_two_logins_one_deactivated(world: dict[str, Any], tmp_path: Path) -> None:
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    pems = {}
+    for bot in ("bot1", "bot2"):
+        for env in ENVIRONMENTS:
+            pems[f"{bot}-{env}"] = (
+                f"-----BEGIN PRIVATE KEY-----\nsentinel-pem-{bot}-{env}\n-----END PRIVATE KEY-----"
+            )
+            (keys / f"{bot}-{env}.pem").write_text(pems[f"{bot}-{env}"] + "\n")
+        (keys / f"{bot}.crt").write_text(
+            f"-----BEGIN CERTIFICATE-----\ncert-{bot}\n-----END CERTIFICATE-----\n"
+        )
+    world["config"].write_text(integrations_config(world["sandbox"].base_url) + GROUPS_CONFIG)
+    config = str(world["config"])
+    plan = run(world, "plan", "--detailed-exitcode", "-c", config, expect=2)
+    assert (
+        "Google login group meet-bots (notetaker-production): only_if_required; "
+        "logins bot1@acme.example (active), bot2@acme.example (inactive)"
+    ) in plan
+    run(world, "apply", "-c", config, "--auto-approve")
+    for env in ENVIRONMENTS:
+        (group,) = world["v2"][env]("GET", "/api/v2/google-login-groups/").json()["results"]
+        assert (group["name"], group["login_mode"]) == ("meet-bots", "only_if_required")
+        logins = {x["email"]: x for x in group["logins"]}
+        assert {e: x["is_active"] for e, x in logins.items()} == {
+            "bot1@acme.example": True,
+            "bot2@acme.example": False,
+        }
+        assert logins["bot1@acme.example"]["sso_v2_private_key"] == pems[f"bot1-{env}"]
+    assert "No changes" in run(world, "plan", "--detailed-exitcode", "-c", config, expect=0)
+    # Reactivate bot2 in staging only, out of band: drift names it.
+    (group,) = world["v2"]["staging"]("GET", "/api/v2/google-login-groups/").json()["results"]
+    bot2 = next(x for x in group["logins"] if x["email"] == "bot2@acme.example")
+    assert world["v2"]["staging"](
+        "PATCH", f"/api/v2/google-logins/{bot2['id']}/", json={"is_active": True}
+    ).ok
+    plan = run(world, "plan", "--detailed-exitcode", "-c", config, expect=2)
+    assert "login bot2@acme.example active → inactive" in plan
+    assert_only_v2(world)
+    texts = world["outputs"] + [p.read_text() for p in tmp_path.glob("*.json*")]
+    for pem in pems.values():
+        assert all(pem not in text and pem.splitlines()[1] not in text for text in texts)

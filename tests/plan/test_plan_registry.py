@@ -28,8 +28,9 @@ def test_every_type_is_registered_once_in_plan_order() -> None:
         ResourceType.CREDENTIAL,
         ResourceType.API_KEY,
         ResourceType.ZOOM_OAUTH_APP,
+        ResourceType.GOOGLE_LOGIN_GROUP,
     ]
-    assert [REGISTRY.order(t) for t in ResourceType] == [0, 1, 2, 3, 4, 5, 6]
+    assert [REGISTRY.order(t) for t in ResourceType] == [0, 1, 2, 3, 4, 5, 6, 7]
     assert {k.field for k in REGISTRY} == {
         "users",
         "workspaces",
@@ -38,6 +39,7 @@ def test_every_type_is_registered_once_in_plan_order() -> None:
         "credentials",
         "api_keys",
         "zoom_apps",
+        "google_login_groups",
     }
 
 
