@@ -145,6 +145,17 @@ def test_zoom_apps_per_environment_created_rotated_replaced_and_drift(
     run(world, "apply", "-c", config, "--auto-approve", "--audit-log", "audit.jsonl")
     (after,) = world["v2"]["staging"].apps()
     assert after["id"] == staging_app["id"] and after["webhook_secret"] == "sentinel-ws-2-8a8a"
+    # client_secret too is an in-place PATCH: the reference's PATCH takes it, so the
+    # app (and the webhook URL set in Zoom) stays.
+    world["cli"].env["ZOOM_CLIENT_SECRET_PRODUCTION"] = SENTINELS["ZOOM_CLIENT_SECRET_PRODUCTION"] = (
+        "sentinel-cs-2-4b4b"
+    )
+    assert "zoom-production (notetaker-production): client_secret changed" in run(world, "plan", "-c", config)
+    run(world, "apply", "-c", config, "--auto-approve")
+    (production,) = world["v2"]["production"].apps()
+    assert (
+        production["client_secret"] == "sentinel-cs-2-4b4b" and production["client_id"] == "zoom-production"
+    )
     assert_only_v2(world)
     assert (tmp_path / "audit.jsonl").is_file() and (tmp_path / "plan.json").is_file()
     assert_no_sentinel(world, tmp_path)
