@@ -78,6 +78,12 @@ PAGE_SIZE = 100
 # clock never line up exactly, and a 429 costs far more than a few ms.
 PACING_MARGIN = 0.9
 
+# Recall.ai's WAF answers 403 with an HTML page (reference/errors): a payload it flags,
+# such as one naming localhost, or a body on a GET.
+WAF_TODO = (
+    "check the request's values (a URL naming localhost is refused by Recall.ai); it is not a key problem"
+)
+
 # Status -> (exception class, what the user should do next).
 _STATUS_ERRORS: dict[int, tuple[type[ApiError], str]] = {
     401: (AuthenticationError, "check that the API key is set and belongs to this region"),
@@ -608,6 +614,9 @@ class ApiClient:
             return
         detail, code = self._error_details(response)
         cls, todo = _STATUS_ERRORS.get(status, (ApiError, ""))
+        if status == 403 and response.headers.get("Content-Type", "").startswith("text/html"):
+            # Recall.ai's firewall, not a permission: its page says nothing worth quoting.
+            detail, todo = "blocked by the API's firewall (WAF)", WAF_TODO
         if not todo:
             if status == 422:
                 todo = (

@@ -1,4 +1,4 @@
-"""Pacing to Recall.ai's published limits: token buckets per (key, class), Retry-After honoured."""
+"""The client on Recall.ai's v2 API: pacing to the published limits (token buckets per key and class, Retry-After honoured), and the WAF's 403."""
 
 from __future__ import annotations
 
@@ -90,3 +90,20 @@ def test_without_pacing_the_same_load_is_throttled_and_retry_after_is_honoured(
     assert sandbox.stats()["throttled"] == 0
     client.list_all("/zoom-oauth-apps/")  # the 61st: 429, Retry-After 1, retried and answered
     assert sandbox.stats()["throttled"] == 1
+
+
+def test_the_waf_403_says_firewall_not_permission(make_sandbox: Callable[..., RunningSandbox]) -> None:
+    from provisioner.errors import PermissionDeniedError
+
+    sandbox = make_sandbox()
+    client = ApiClient(sandbox.url + "/api/v2", sandbox.workspace_key("app-0"), page_size=None)
+    try:
+        client.post(
+            "/google-login-groups/",
+            {"name": "http://localhost/", "login_mode": "always"},
+            idempotency_key="k",
+        )
+    except PermissionDeniedError as refused:
+        assert "firewall (WAF)" in str(refused) and "not a key problem" in str(refused)
+    else:
+        raise AssertionError("the WAF let a payload naming localhost through")
