@@ -45,6 +45,7 @@ from provisioner.model import (
     PLATFORM,
     PROVIDERS,
     Credential,
+    GoogleLoginGroup,
     Identity,
     State,
 )
@@ -461,11 +462,17 @@ def _settings_lines(
             out.append(f"      - name: {_scalar(name)}")
             out.append(f"        owner: {_scalar(owner)}")
             out += only(envs, "        ")
+    # Google login groups (Recall.ai's v2 API) are read for instances exported one by one.
+    groups = [
+        g for (ws, _), g in sorted(current.google_login_groups.items()) if [ws] == list(instances.values())
+    ]
     for section, kind in (("transcription", False), ("platforms", True)):
         chosen = {p: c for p, c in sorted(creds.items()) if (_kind(p) == PLATFORM) == kind}
-        if not chosen:
+        if not chosen and not (kind and groups):
             continue
         out.append(f"    {section}:")
+        if kind and groups:
+            out += _group_lines(base, groups, variables)
         for provider, (credential, envs) in chosen.items():
             out.append(f"      {_scalar(provider)}:")
             for field_name, value in credential.fields:
@@ -479,6 +486,25 @@ def _settings_lines(
                 for env in envs:
                     variables.append(stem + (f"_{_var_part(env)}" if env is not None else "") + suffix)
             out += only(envs, "        ")
+    return out
+
+
+def _group_lines(base: str, groups: list[GoogleLoginGroup], variables: list[str]) -> list[str]:
+    """The ``google_login_groups`` of one instance; each login's PEM key and certificate as variables."""
+    out = ["      google_login_groups:"]
+    for group in groups:
+        out.append(f"        - name: {_scalar(group.name)}")
+        out.append(f"          login_mode: {_scalar(group.login_mode)}")
+        out.append("          logins:" if group.logins else "          logins: []")
+        for login in group.logins:
+            out.append(f"            - email: {_scalar(login.email)}")
+            out.append(f"              sso_v2_workspace_domain: {_scalar(login.sso_v2_workspace_domain)}")
+            for secret, _ in login.digests:
+                name = f"RECALL_SECRET_{_var_part(base)}_GOOGLE_{_var_part(login.email)}_{_var_part(secret)}"
+                out.append(f"              {secret}: {{env: {_scalar(name)}}}")
+                variables.append(name)
+            if not login.is_active:
+                out.append("              is_active: false")
     return out
 
 

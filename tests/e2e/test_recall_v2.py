@@ -297,6 +297,32 @@ def test_a_google_login_group_with_two_logins_one_deactivated(world: dict[str, A
     ).ok
     plan = run(world, "plan", "--detailed-exitcode", "-c", config, expect=2)
     assert "login bot2@acme.example active → inactive" in plan
+    run(world, "apply", "-c", config, "--auto-approve")
+    # Export the production instance; with the listed variables set, a plan shows no changes.
+    cli = world["cli"]
+    cli.env["RECALL_API_KEY_NOTETAKER_PRODUCTION"] = cli.env["RECALL_API_KEY_PRODUCTION"]
+    exported = run(
+        world,
+        "export",
+        "--api-url",
+        world["sandbox"].base_url,
+        "--workspace-token-env",
+        "RECALL_API_KEY_{WORKSPACE}",
+        "--workspace",
+        "notetaker-production",
+        "-o",
+        "exported.yaml",
+    )
+    assert "is_active: false" in (tmp_path / "exported.yaml").read_text()
+    for name in [line.strip() for line in exported.splitlines() if line.startswith("  RECALL_SECRET_")]:
+        if "_GOOGLE_" not in name:
+            secret = "CLIENT_SECRET" if name.endswith("_CLIENT_SECRET") else "WEBHOOK_SECRET"
+            cli.env[name] = SENTINELS[f"ZOOM_{secret}_PRODUCTION"]
+        elif name.endswith("_SSO_V2_PRIVATE_KEY"):
+            cli.env[name] = pems["bot1-production" if "_BOT1_" in name else "bot2-production"]
+        else:
+            cli.env[name] = (keys / ("bot1.crt" if "_BOT1_" in name else "bot2.crt")).read_text().rstrip("\n")
+    assert "No changes" in run(world, "plan", "--detailed-exitcode", "-c", "exported.yaml", expect=0)
     assert_only_v2(world)
     texts = world["outputs"] + [p.read_text() for p in tmp_path.glob("*.json*")]
     for pem in pems.values():
