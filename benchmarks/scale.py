@@ -52,6 +52,7 @@ from provisioner.model import State
 from provisioner.plan.diff import diff
 from provisioner.render.plan_text import render_text
 from provisioner.sandbox import seed, start_sandbox
+from provisioner.sandbox.server import create_workspace_key
 
 TOKEN = "scale-benchmark-key"
 # A config may only name a variable with RECALL or PROVISIONER as a word (provisioner.endpoint).
@@ -270,7 +271,7 @@ def seed_db(db: Path, org: Org) -> float:
 class Sandbox:
     """``provisioner sandbox serve`` in a subprocess on 127.0.0.1."""
 
-    def __init__(self, db: Path, latency_ms: int, rate_limit: int | None = None):
+    def __init__(self, db: Path, latency_ms: int, rate_limit: int | None = None, recall_limits: bool = False):
         command = [
             sys.executable,
             "-m",
@@ -290,6 +291,8 @@ class Sandbox:
         ]
         if rate_limit:
             command += ["--rate-limit", str(rate_limit)]
+        if recall_limits:
+            command.append("--recall-limits")
         self.process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
         banner = self.process.stderr.readline()  # "Sandbox API at http://127.0.0.1:PORT/api/v1 (db ...)"
         if not banner.startswith("Sandbox API at "):
@@ -972,6 +975,82 @@ def machine() -> str:
     )
 
 
+# --- Recall.ai's v2 API: integrations-only, per-workspace keys, published limits ----------
+
+V2_INSTANCES = 50  # the organization's workspace limit
+V2_LIST_PER_MINUTE = 60  # per workspace, as the reference publishes
+
+
+def v2_config(instances: int) -> str:
+    """An integrations-only config: ``instances`` workspaces (one environment each), a Zoom app each."""
+    lines = [
+        "version: 1",
+        "organization:",
+        "  api_url: {api_url}",
+        "  name: scale-v2",
+        '  workspace_token_env: "RECALL_API_KEY_{WORKSPACE}"',
+        "workspaces:",
+    ]
+    for i in range(instances):
+        lines += [
+            f"  - name: app{i:02d}",
+            "    platforms:",
+            "      zoom:",
+            f"        client_id: zoom-app{i:02d}",
+            '        client_secret: {env: "ZOOM_SECRET_{WORKSPACE}"}',
+            '        webhook_secret: {env: "ZOOM_HOOK_{WORKSPACE}"}',
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def v2_benchmark(tmp: Path, instances: int) -> None:
+    """Plan, apply and plan again ``instances`` Zoom apps, each instance with its own key.
+
+    Measures what issue 22 promises: no request outside /api/v2/ (the sandbox's
+    request statistics), no 429 under the published per-workspace limits
+    (``--recall-limits``), and the wall time against what the limits allow.
+    """
+    db = tmp / "v2.db"
+    seed(db, admin_email=ADMIN, org_name=ORG)
+    env: dict[str, str] = {}
+    for i in range(instances):
+        name = f"APP{i:02d}"
+        env[f"RECALL_API_KEY_{name}"] = create_workspace_key(db, f"app{i:02d}")
+        env[f"ZOOM_SECRET_{name}"] = f"zoom-secret-{i}-0123456789"
+        env[f"ZOOM_HOOK_{name}"] = f"zoom-hook-{i}-0123456789"
+    with Sandbox(db, LATENCY_MS, recall_limits=True) as sandbox:
+        config = tmp / "integrations.yaml"
+        config.write_text(v2_config(instances).replace("{api_url}", sandbox.base_url))
+        # No organization key at all: an integrations-only config needs none.
+        env[TOKEN_ENV] = ""
+        for step, args in (
+            ("plan", ["plan", "-c", str(config), "--detailed-exitcode"]),
+            ("apply", ["apply", "-c", str(config), "--auto-approve"]),
+            ("plan again", ["plan", "-c", str(config), "--detailed-exitcode"]),
+        ):
+            sandbox.reset_stats()
+            run = run_cli(args, env_extra=env)
+            stats = sandbox.stats()
+            outside = sum(n for route, n in stats["by_route"].items() if " /api/v2/" not in route)
+            print(f"  {step}: exit {run.returncode}; {run.wall:.1f} s; {stats['total']:,} requests")
+            show_routes(stats)
+            check(f"v2 {step}: requests outside /api/v2/", str(outside), "0", outside == 0)
+            check(f"v2 {step}: 429 answers", str(stats["throttled"]), "0", stats["throttled"] == 0)
+            if step == "plan again":
+                check(
+                    "v2 plan after apply",
+                    f"exit {run.returncode}",
+                    "exit 0 (no changes)",
+                    run.returncode == 0,
+                )
+        # Each instance lists its apps once per plan: one list request per workspace, far
+        # under 60/min, so the floor is latency; the limits bite only within one workspace.
+        print(
+            f"  {instances} instances, one key each; the published limits allow "
+            f"{V2_LIST_PER_MINUTE} lists/min per workspace"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, default=10_000)
@@ -980,8 +1059,22 @@ def main() -> None:
     parser.add_argument(
         "--only-snapshot", action="store_true", help="run only the snapshot plans (issue 24) after seeding"
     )
+    parser.add_argument(
+        "--v2-only",
+        type=int,
+        metavar="INSTANCES",
+        default=None,
+        help="run only the Recall.ai v2 measurement, with this many instances (a tiny run: 3)",
+    )
     args = parser.parse_args()
     started = time.perf_counter()
+    if args.v2_only is not None:
+        with tempfile.TemporaryDirectory(prefix="provisioner-scale-v2-") as tmp_name:
+            print(f"\n== Recall.ai v2 API: integrations-only, {args.v2_only} instances, --recall-limits ==")
+            v2_benchmark(Path(tmp_name), args.v2_only)
+        failed = [t for t in TARGETS if not t.ok]
+        print(f"\n{len(TARGETS) - len(failed)} of {len(TARGETS)} targets met")
+        raise SystemExit(1 if failed else 0)
     print(f"machine: {machine()}")
     print(
         f"sandbox: latency {LATENCY_MS} ms per request; CLI: --parallelism {PARALLELISM}, "
@@ -1144,6 +1237,10 @@ def main() -> None:
                 "0",
                 not failed and run.returncode == 0 and len(progress) == variant.changes,
             )
+
+        # 7. Recall.ai's v2 API: 50 instances with their own keys, under the published limits.
+        print(f"\n== Recall.ai v2 API: integrations-only, {V2_INSTANCES} instances, --recall-limits ==")
+        v2_benchmark(tmp, V2_INSTANCES)
 
     summary(started)
 

@@ -38,7 +38,18 @@ from typing import Any, TextIO
 
 from provisioner.apply.executor import ApplyReport, ChangeResult
 from provisioner.errors import ProvisionerError
-from provisioner.model import ACTIVE, ApiKey, Config, Credential, Membership, State, User, Webhook, Workspace
+from provisioner.model import (
+    ACTIVE,
+    ApiKey,
+    Config,
+    Credential,
+    Membership,
+    State,
+    User,
+    Webhook,
+    Workspace,
+    ZoomApp,
+)
 from provisioner.plan.model import Change
 
 AUDIT_FORMAT_VERSION = 1
@@ -110,6 +121,12 @@ def compact_state(state: State) -> dict[str, Any]:
         for (ws, provider), credential in sorted(state.credentials.items()):
             creds.setdefault(ws, {})[provider] = dict(credential.fields)
         out["credentials"] = creds
+    if state.zoom_apps:
+        # The readable part of each instance's Zoom app; its secrets are never kept.
+        out["zoom_apps"] = {
+            key: {"client_id": app.client_id, "kind": app.kind}
+            for key, app in sorted(state.zoom_apps.items())
+        }
     return out
 
 
@@ -140,7 +157,12 @@ def state_from_compact(data: dict[str, Any]) -> State:
         for name, owners in by_name.items()
         for i, owner in enumerate(owners)
     ]
-    return State.build(users, workspaces, memberships, webhooks, credentials, api_keys)
+    zoom_apps = [
+        ZoomApp(key.split("/")[0], str(app.get("client_id", "")), str(app.get("kind", "account_level")))
+        for key, app in data.get("zoom_apps", {}).items()
+        if "/" not in key  # an instance's extra app was drift, not an apply's result
+    ]
+    return State.build(users, workspaces, memberships, webhooks, credentials, api_keys, zoom_apps)
 
 
 @dataclass(frozen=True)

@@ -45,10 +45,11 @@ from provisioner.model import (
     Membership,
     State,
     Webhook,
+    ZoomApp,
     is_production_environment,  # one definition of "production"
 )
 from provisioner.plan.diff import diff, filter_ignored
-from provisioner.plan.model import Action, Change, Plan, ResourceType
+from provisioner.plan.model import Action, Change, Plan, ResourceType, describe_warning
 from provisioner.resources.credential import changed_values, credential_key
 from provisioner.secrets.refs import SecretValues
 
@@ -115,7 +116,7 @@ class DriftReport:
 
     @property
     def warnings(self) -> tuple[str, ...]:
-        return tuple(w.text for w in self.plan.warnings)
+        return tuple(describe_warning(w) for w in self.plan.warnings)
 
 
 def detect_drift(
@@ -134,13 +135,16 @@ def detect_drift(
     secret references this job holds; a value that differs from the server's
     digest behind an unchanged reference is drift the plan cannot show.
     """
+    # An integrations-only config manages no user: no admin count to keep (as in plan).
+    policy = replace(config.policy, min_admins=0) if config.integrations_only else config.policy
     plan = diff(
         current,
         config.desired,
-        config.policy,
+        policy,
         now=now,
         organization=organization,
         config_digest=config.digest,
+        secrets=secrets,
     )
     cur = filter_ignored(current, config.policy)
     des = filter_ignored(config.desired, config.policy)
@@ -218,13 +222,15 @@ def _workspace_of(change: Change) -> str:
     if change.type is ResourceType.WORKSPACE:
         return change.key
     obj = change.before if change.before is not None else change.after
-    assert isinstance(obj, (Membership, Webhook, Credential, ApiKey))
+    assert isinstance(obj, (Membership, Webhook, Credential, ApiKey, ZoomApp))
     return obj.workspace
 
 
 def _secret_only(change: Change) -> bool:
-    """A credential change that only rewrites secrets (its readable fields agree)."""
+    """A credential or Zoom app change that only rewrites secrets (its readable fields agree)."""
     before, after = change.before, change.after
+    if isinstance(before, ZoomApp) and isinstance(after, ZoomApp):
+        return not after.replacement
     return (
         isinstance(before, Credential)
         and isinstance(after, Credential)
@@ -247,6 +253,9 @@ def _value(state: State, change: Change) -> object:
     if isinstance(obj, Credential):
         credential = state.credentials.get(obj.key)
         return None if credential is None else credential.fields
+    if isinstance(obj, ZoomApp):
+        app = state.zoom_apps.get(obj.key)
+        return None if app is None else (app.client_id, app.kind)
     if isinstance(obj, ApiKey):
         # Live keys of the name, by owner: what a rotation or a disable changes.
         return sorted(

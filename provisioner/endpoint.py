@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -199,6 +199,9 @@ class Endpoint:
     label: str
     created: bool = False
     embedded: bool = False
+    # The embedded sandbox makes a workspace instance's own v2 key on request, as
+    # Recall.ai's dashboard would (see ``service.connection.workspace_clients``).
+    mint_workspace_key: Callable[[str], str] | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:  # the key stays out of every repr
         return f"Endpoint(base_url={self.base_url!r}, label={self.label!r})"
@@ -212,6 +215,7 @@ def open_endpoint(
     sandbox: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     create_sandbox: bool = False,
+    require_key: bool = True,
 ) -> Iterator[Endpoint]:
     """Resolve the endpoint for one organization; stop an embedded sandbox on exit.
 
@@ -219,6 +223,8 @@ def open_endpoint(
     config's ``api_url`` or ``region``. A ``sandbox`` database that does not
     exist yet is created only when ``create_sandbox`` (apply does; a mistyped
     path given to plan or drift must not look like an empty organization).
+    Without ``require_key`` (an integrations-only run, which uses each
+    workspace's own key) the organization's key may be unset: the token is then "".
     """
     if sandbox is not None and api_url is not None:
         raise EndpointError("--sandbox and --api-url exclude each other; give one of them")
@@ -247,7 +253,12 @@ def open_endpoint(
             raise EndpointError(f"--sandbox {db}: {error}") from None
         try:
             yield Endpoint(
-                running.base_url, running.token, embedded_sandbox_label(db), created=created, embedded=True
+                running.base_url,
+                running.token,
+                embedded_sandbox_label(db),
+                created=created,
+                embedded=True,
+                mint_workspace_key=running.workspace_key,
             )
         finally:
             running.stop()
@@ -256,6 +267,9 @@ def open_endpoint(
     env = os.environ if environ is None else environ
     base_url = (api_url or "").rstrip("/") or settings.base_url()
     token = env.get(settings.token_env, "").strip()
+    if not token and not require_key:
+        yield Endpoint(base_url, "", base_url)
+        return
     if not token:
         raise EndpointError(
             f"no API key: the environment variable {settings.token_env} is not set or empty. "

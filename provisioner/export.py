@@ -49,6 +49,7 @@ from provisioner.model import (
     PLATFORM,
     PROVIDERS,
     Credential,
+    GoogleLoginGroup,
     Identity,
     State,
 )
@@ -142,10 +143,16 @@ def export_document(
     api_url: str | None = None,
     token_env: str = DEFAULT_TOKEN_ENV,
     declared: Declared | None = None,
+    workspace_token_env: str | None = None,
 ) -> Exported:
-    """Like ``export_config``, with the secret variables the config names."""
+    """Like ``export_config``, with the secret variables the config names.
+
+    With ``workspace_token_env`` (the variable template of each instance's own
+    key, for Recall.ai's v2 API) every instance is written as its own entry:
+    the template is filled with each instance's name (``{WORKSPACE}``).
+    """
     _check_consistent(current)
-    parse = _name_parser(workspace_name_format, environments)
+    parse = _name_parser(workspace_name_format, () if workspace_token_env else environments)
     layout = _layout(current, environments, parse)
     settings = _Settings(
         name=identity.organization.name,
@@ -154,6 +161,7 @@ def export_document(
         api_url=api_url,
         token_env=token_env,
         workspace_name_format=workspace_name_format,
+        workspace_token_env=workspace_token_env,
     )
     variables: list[str] = []
     text = _emit(settings, current, layout, declared or Declared(), variables)
@@ -172,6 +180,7 @@ class _Settings:
     api_url: str | None
     token_env: str
     workspace_name_format: str
+    workspace_token_env: str | None = None
 
 
 @dataclass
@@ -376,12 +385,18 @@ def _organization_lines(settings: _Settings) -> list[str]:
         if settings.api_url
         else f"  region: {_scalar(settings.region or '')}"
     )
+    per_instance = (
+        [f"  workspace_token_env: {_scalar(settings.workspace_token_env)}"]
+        if settings.workspace_token_env
+        else []
+    )
     return [
         "version: 1",
         "organization:",
         f"  name: {_scalar(settings.name)}",
         where,
         f"  token_env: {_scalar(settings.token_env)}",
+        *per_instance,
         f"workspace_name_format: {_scalar(settings.workspace_name_format)}",
     ]
 
@@ -471,10 +486,17 @@ def _settings_lines(
     out = _webhook_lines(*_webhooks_by_entry(current, instances), only)
     out += _api_key_lines(*_keys_by_entry(current, instances, declared), only)
     creds = _credentials_by_provider(current, instances)
+    # Google login groups (Recall.ai's v2 API) are read for instances exported one by one.
+    groups = [
+        g for (ws, _), g in sorted(current.google_login_groups.items()) if [ws] == list(instances.values())
+    ]
     for section, kind in (("transcription", False), ("platforms", True)):
         chosen = {p: c for p, c in sorted(creds.items()) if (_kind(p) == PLATFORM) == kind}
-        if chosen:
+        if chosen or (kind and groups):
             out.append(f"    {section}:")
+        if kind and groups:
+            out += _google_group_lines(base, groups, variables)
+        if chosen:
             out += _credential_lines(current, base, instances, chosen, only, variables)
     return out
 
@@ -577,7 +599,32 @@ def _credentials_by_provider(
         for (ws, provider), credential in sorted(current.credentials.items()):
             if ws == name:
                 creds.setdefault(provider, (credential, []))[1].append(env)
+        app = current.zoom_apps.get(name)
+        if app is not None:
+            # Written as ``platforms.zoom`` (Recall.ai's v2 API); its secrets as variables.
+            fields = (("client_id", app.client_id), ("kind", app.kind))
+            zoom = Credential(name, "zoom", fields, digests=app.digests)
+            creds.setdefault("zoom", (zoom, []))[1].append(env)
     return creds
+
+
+def _google_group_lines(base: str, groups: list[GoogleLoginGroup], variables: list[str]) -> list[str]:
+    """The ``google_login_groups`` of one instance; each login's PEM key and certificate as variables."""
+    out = ["      google_login_groups:"]
+    for group in groups:
+        out.append(f"        - name: {_scalar(group.name)}")
+        out.append(f"          login_mode: {_scalar(group.login_mode)}")
+        out.append("          logins:" if group.logins else "          logins: []")
+        for login in group.logins:
+            out.append(f"            - email: {_scalar(login.email)}")
+            out.append(f"              sso_v2_workspace_domain: {_scalar(login.sso_v2_workspace_domain)}")
+            for secret, _ in login.digests:
+                name = f"SECRET_{_var_part(base)}_GOOGLE_{_var_part(login.email)}_{_var_part(secret)}"
+                out.append(f"              {secret}: {{env: {_scalar(name)}}}")
+                variables.append(name)
+            if not login.is_active:
+                out.append("              is_active: false")
+    return out
 
 
 def _credential_lines(

@@ -318,6 +318,88 @@ class ApiKey:
         return (self.workspace, self.name, self.id or "")
 
 
+ZOOM_KINDS = ("user_level", "account_level")
+
+
+@dataclass(frozen=True, slots=True)
+class ZoomApp:
+    """The Zoom OAuth app of one workspace instance, on Recall.ai's real v2 API (one per instance).
+
+    An instance the API shows with more than one app has the oldest as its app
+    and the others as extras (``primary`` False), which a managed instance removes.
+
+    On the desired side ``secrets`` maps ``client_secret`` and ``webhook_secret``
+    to their references, and ``write`` names those an update sends. On the
+    current side the API returned both secrets in clear; the reader keeps only
+    ``digests`` of them (``SecretDigest``, salted by the app's id), so the
+    values are compared in memory and never stored. ``webhook_last_validation``
+    is when Zoom last validated the app's webhook (None: never).
+    """
+
+    workspace: str
+    client_id: str
+    kind: str = "account_level"
+    secrets: tuple[tuple[str, SecretRef], ...] = ()
+    digests: tuple[tuple[str, SecretDigest], ...] = ()
+    write: tuple[str, ...] = ()
+    id: str | None = None
+    webhook_last_validation: str | None = None
+    # Current side: where Zoom must send this app's events (it names the app's id).
+    webhook_url: str | None = None
+    # Desired side, on a change only: client_id or kind differ, which the API cannot
+    # change in place, so the app is replaced (and gets a new webhook URL).
+    replacement: bool = False
+    # Current side: False for a second (third, ...) app of the same instance.
+    primary: bool = True
+
+    @property
+    def key(self) -> str:
+        """The identity: the workspace instance's name (``<instance>/<id>`` for an extra app)."""
+        return self.workspace if self.primary else f"{self.workspace}/{self.id}"
+
+
+LOGIN_MODES = ("always", "only_if_required")
+LOGIN_SECRETS = ("sso_v2_private_key", "sso_v2_cert")
+
+
+@dataclass(frozen=True, slots=True)
+class GoogleLogin:
+    """A Google account that signed-in Google Meet bots log in with, in a login group.
+
+    Its PEM private key and certificate are secrets: references on the desired
+    side, digests (made by the reader; the API returns them in clear) on the
+    current side. ``write`` names those an apply sends (set by the diff).
+    """
+
+    email: str
+    sso_v2_workspace_domain: str
+    is_active: bool = True
+    secrets: tuple[tuple[str, SecretRef], ...] = ()
+    digests: tuple[tuple[str, SecretDigest], ...] = ()
+    write: tuple[str, ...] = ()
+    id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GoogleLoginGroup:
+    """A Google login group of one workspace instance (Recall.ai's v2 API), with its logins.
+
+    Identified by ``(workspace, name)``; its logins by email within it (the
+    API nests them in the group, and one listing reads both).
+    """
+
+    workspace: str
+    name: str
+    login_mode: str = "always"
+    logins: tuple[GoogleLogin, ...] = ()  # sorted by email
+    id: str | None = None
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """The identity: ``(workspace instance, group name)``."""
+        return (self.workspace, self.name)
+
+
 def _frozen(mapping: Mapping[_K, _V]) -> Mapping[_K, _V]:
     return MappingProxyType(dict(mapping))
 
@@ -336,6 +418,10 @@ class State:
     webhooks: Mapping[tuple[str, str], Webhook] = field(default_factory=lambda: MappingProxyType({}))
     credentials: Mapping[tuple[str, str], Credential] = field(default_factory=lambda: MappingProxyType({}))
     api_keys: Mapping[tuple[str, str, str], ApiKey] = field(default_factory=lambda: MappingProxyType({}))
+    zoom_apps: Mapping[str, ZoomApp] = field(default_factory=lambda: MappingProxyType({}))
+    google_login_groups: Mapping[tuple[str, str], GoogleLoginGroup] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
 
     @classmethod
     def build(
@@ -346,6 +432,8 @@ class State:
         webhooks: list[Webhook] | tuple[Webhook, ...] = (),
         credentials: list[Credential] | tuple[Credential, ...] = (),
         api_keys: list[ApiKey] | tuple[ApiKey, ...] = (),
+        zoom_apps: list[ZoomApp] | tuple[ZoomApp, ...] = (),
+        google_login_groups: list[GoogleLoginGroup] | tuple[GoogleLoginGroup, ...] = (),
     ) -> State:
         """Key the objects by identity. Later duplicates replace earlier ones."""
         return cls(
@@ -355,6 +443,8 @@ class State:
             webhooks=_frozen({h.key: h for h in webhooks}),
             credentials=_frozen({c.key: c for c in credentials}),
             api_keys=_frozen({k.key: k for k in api_keys}),
+            zoom_apps=_frozen({z.key: z for z in zoom_apps}),
+            google_login_groups=_frozen({g.key: g for g in google_login_groups}),
         )
 
 
@@ -425,6 +515,8 @@ class OrganizationSettings:
     api_url: str | None = None
     token_env: str = DEFAULT_TOKEN_ENV
     name: str | None = None
+    # The variable of each workspace instance's own key (Recall.ai's v2 API), a template.
+    workspace_token_env: str | None = None
 
     def base_url(self) -> str:
         """``api_url`` when given, else the region's URL."""
@@ -456,3 +548,21 @@ class Config:
     # references are relative to.
     secret_uses: tuple[SecretUse, ...] = ()
     secret_base: str = ""
+    # Workspace instance name -> the variable holding its own key (Recall.ai's v2 API
+    # scopes a key to one workspace); only instances given one by the config.
+    workspace_token_envs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def integrations_only(self) -> bool:
+        """Whether the config declares only workspace instances with their own keys and v2 settings.
+
+        Such a config needs no organization key and makes no request to the
+        management contract: its instances exist already (Recall.ai's dashboard
+        makes workspaces), and everything it manages is on the v2 API.
+        """
+        d = self.desired
+        return (
+            bool(self.workspace_token_envs)
+            and set(self.workspace_token_envs) == set(d.workspaces)
+            and not (d.users or d.memberships or d.webhooks or d.credentials or d.api_keys)
+        )

@@ -29,10 +29,13 @@ from referencing.jsonschema import DRAFT202012
 _CONTRACT_URI = "urn:provisioner:contract"
 
 
-@lru_cache(maxsize=1)
-def load_contract() -> dict[str, Any]:
-    """The OpenAPI document, validated once per session."""
-    text = files("provisioner.schemas").joinpath("openapi.yaml").read_text(encoding="utf-8")
+V2_PREFIX = "/api/v2/"
+
+
+@lru_cache(maxsize=2)
+def load_contract(name: str = "openapi.yaml") -> dict[str, Any]:
+    """An OpenAPI document of ``schemas/`` (the v1 contract by default), validated once per session."""
+    text = files("provisioner.schemas").joinpath(name).read_text(encoding="utf-8")
     document = yaml.safe_load(text)
     validate_spec(document)
     return document
@@ -72,12 +75,19 @@ class ContractChecker:
             for template in templates
         ]
         self._lock = threading.Lock()
+        # The default (v1) checker also checks the v2 answers, against their own document.
+        self._v2 = ContractChecker(load_contract("recall-v2.yaml")) if document is None else None
         self.violations: list[Violation] = []
         self.checked = 0
 
     def __call__(self, method: str, path: str, status: int, headers: Mapping[str, str], body: bytes) -> None:
-        """The sandbox's ``response_hook``: check and record; never raises."""
-        problems = self.check(method, path, status, headers, body)
+        """The sandbox's ``response_hook``: check and record; never raises.
+
+        The sandbox also serves Recall.ai's own API under ``/api/v2/``: those
+        answers are checked against ``schemas/recall-v2.yaml`` and recorded here.
+        """
+        oracle = self._v2 if self._v2 is not None and path.startswith(V2_PREFIX) else self
+        problems = oracle.check(method, path, status, headers, body)
         with self._lock:
             self.checked += 1
             self.violations.extend(Violation(method, path, status, p) for p in problems)
@@ -147,6 +157,8 @@ class ContractChecker:
         content_type = lowered.get("content-type", "")
         if not content_type.startswith(media):
             problems.append(f"Content-Type {content_type!r} is not {media}")
+        if "json" not in media:
+            return problems  # the WAF's HTML page: its media type is all a schema says
         try:
             data = json.loads(body)
         except ValueError:

@@ -35,7 +35,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -48,6 +48,7 @@ from urllib3.util import parse_url
 from urllib3.util.retry import Retry
 
 from provisioner import __version__
+from provisioner.api.pacing import Pacing
 from provisioner.apiurl import UrlProblem, has_dot_segment, parse_api_url, url_character_problem
 from provisioner.errors import (
     ApiError,
@@ -76,6 +77,12 @@ PAGE_SIZE = 100
 # Pace at a little under the advertised limit: the server's window and our
 # clock never line up exactly, and a 429 costs far more than a few ms.
 PACING_MARGIN = 0.9
+
+# Recall.ai's WAF answers 403 with an HTML page (reference/errors): a payload it flags,
+# such as one naming localhost, or a body on a GET.
+WAF_TODO = (
+    "check the request's values (a URL naming localhost is refused by Recall.ai); it is not a key problem"
+)
 
 # Status -> (exception class, what the user should do next).
 _STATUS_ERRORS: dict[int, tuple[type[ApiError], str]] = {
@@ -131,6 +138,8 @@ class _Attempt:
 
     deadline_at: float
     retries: int = 0
+    # Told every Retry-After the server sends, so the run's pacing holds back too.
+    on_retry_after: Callable[[float], None] | None = None
 
 
 class _Retry(Retry):
@@ -164,9 +173,11 @@ class _Retry(Retry):
             if retry_after is not None and retry_after > self.max_retry_after:
                 raise _RetryAfterTooLong(retry_after, self.max_retry_after)
             wait = retry_after or None
+        attempt: _Attempt | None = getattr(self.attempt_state, "current", None)
+        if wait is not None and attempt is not None and attempt.on_retry_after is not None:
+            attempt.on_retry_after(wait)
         if wait is None:
             wait = self.get_backoff_time()
-        attempt: _Attempt | None = getattr(self.attempt_state, "current", None)
         if attempt is not None:
             attempt.retries += 1
             if time.monotonic() + wait > attempt.deadline_at:
@@ -260,6 +271,8 @@ class ApiClient:
         backoff_max: float = 10,
         user_agent: str = f"provisioner/{__version__}",
         pool_size: int = 16,
+        pacing: Pacing | None = None,
+        page_size: int | None = PAGE_SIZE,
     ):
         self._token = token
         # The key, and every secret value a request body may carry (redact_also).
@@ -318,6 +331,10 @@ class ApiClient:
         )
         self.session = session
         self._pacer = _Pacer()
+        # Recall.ai's v2 API: the published per-workspace limits (api/pacing.py) instead of
+        # the rate the v1 contract advertises; and its cursor pages take no page_size.
+        self._pacing = pacing
+        self.page_size = page_size
 
     # --- public API -----------------------------------------------------------
 
@@ -333,7 +350,8 @@ class ApiClient:
         Any failure raises: a partial listing must never look like deletions.
         """
         query = dict(params or {})
-        query.setdefault("page_size", PAGE_SIZE)
+        if self.page_size is not None:
+            query.setdefault("page_size", self.page_size)
         url: str | None = self._url(path, query)
         seen: set[str] = set()
         while url is not None:
@@ -370,10 +388,24 @@ class ApiClient:
         response = self._send("POST", self._url(path), json_body=body, headers=headers)
         return self._json(response)
 
-    def patch(self, path: str, body: dict[str, Any], *, if_match: str | None) -> dict[str, Any]:
-        """PATCH a resource; with ``if_match`` the server refuses (412) if it changed."""
+    def patch(
+        self, path: str, body: dict[str, Any], *, if_match: str | None, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
+        """PATCH a resource; with ``if_match`` the server refuses (412) if it changed.
+
+        ``idempotency_key`` is for the v2 API, which honours it on PATCH and PUT too.
+        """
         headers = {"If-Match": if_match} if if_match else {}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
         response = self._send("PATCH", self._url(path), json_body=body, headers=headers)
+        return self._json(response)
+
+    def put(self, path: str, body: dict[str, Any], *, idempotency_key: str) -> dict[str, Any]:
+        """PUT (the v2 API's full update), made safe to retry by ``idempotency_key``."""
+        response = self._send(
+            "PUT", self._url(path), json_body=body, headers={"Idempotency-Key": idempotency_key}
+        )
         return self._json(response)
 
     def delete(self, path: str, *, if_match: str | None) -> None:
@@ -476,8 +508,13 @@ class ApiClient:
     ) -> requests.Response:
         """Send one request (urllib3 does the retries) and map its outcome."""
         self._check_origin(method, url)
-        self._pacer.wait()
         attempt = _Attempt(deadline_at=time.monotonic() + self.deadline)
+        if self._pacing is not None:
+            pacing, path = self._pacing, parse_url(url).path or "/"
+            pacing.wait(self._token, method, path)
+            attempt.on_retry_after = lambda seconds: pacing.retry_after(self._token, method, path, seconds)
+        else:
+            self._pacer.wait()
         self._attempt_state.current = attempt
         started = time.monotonic()
         try:
@@ -581,6 +618,9 @@ class ApiClient:
             return
         detail, code = self._error_details(response)
         cls, todo = _STATUS_ERRORS.get(status, (ApiError, ""))
+        if status == 403 and response.headers.get("Content-Type", "").startswith("text/html"):
+            # Recall.ai's firewall, not a permission: its page says nothing worth quoting.
+            detail, todo = "blocked by the API's firewall (WAF)", WAF_TODO
         if not todo:
             if status == 422:
                 todo = (

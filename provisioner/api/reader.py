@@ -12,15 +12,15 @@ like deletions to the diff.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import MappingProxyType
 from typing import Any, TypeVar
 
 from provisioner.api.client import ApiClient
-from provisioner.errors import NotABaseUrlError, NotFoundError
+from provisioner.errors import NotABaseUrlError, NotFoundError, ProvisionerError
 from provisioner.model import DEFAULT_WORKSPACE_LIMIT, Identity, Organization, State, identity_key
-from provisioner.resources.base import Lister, ResourceType, convert
+from provisioner.resources.base import API_FAMILIES, Lister, ResourceType, convert
 from provisioner.resources.registry import REGISTRY
 
 __all__ = ["ME", "parse_identity", "read_identity", "read_me", "read_state", "read_state_and_identity"]
@@ -65,24 +65,36 @@ def read_me(client: ApiClient) -> dict[str, Any]:
     return body
 
 
-def read_state(client: Lister, *, parallelism: int = 8) -> State:
+def read_state(
+    client: Lister | None,
+    *,
+    parallelism: int = 8,
+    workspace_clients: Mapping[str, ApiClient] | None = None,
+    families: tuple[str, ...] = API_FAMILIES,
+) -> State:
     """The organization's current state: every object of every registered type.
 
     The types' listings start in table order and run concurrently (users and
     workspaces at once, then each workspace's memberships as soon as the
     workspaces are known), at most ``parallelism`` at a time. Raises if
     anything fails; never returns a partial state.
+
+    ``workspace_clients`` are the v2 clients of the instances with their own
+    key; only the types of ``families`` are read (an integrations-only run
+    reads ``RECALL_V2`` alone, and ``client`` may then be None).
     """
     with ThreadPoolExecutor(max_workers=max(1, parallelism), thread_name_prefix="read") as pool:
-        return _read_state(client, pool)
+        return _read_state(client, pool, workspace_clients or {}, families)
 
 
-def read_state_and_identity(client: ApiClient, parallelism: int = 8) -> tuple[State, Identity]:
+def read_state_and_identity(
+    client: ApiClient, parallelism: int = 8, workspace_clients: Mapping[str, ApiClient] | None = None
+) -> tuple[State, Identity]:
     """``read_state`` and ``read_identity`` at once (``/me/`` overlaps the listings)."""
     with ThreadPoolExecutor(max_workers=max(2, parallelism), thread_name_prefix="read") as pool:
         me = pool.submit(read_identity, client)
         try:
-            state = _read_state(client, pool)
+            state = _read_state(client, pool, workspace_clients or {}, API_FAMILIES)
         except NotFoundError:
             # A listing answered 404. If /me/ does too, the base URL is wrong,
             # which says more than "it may have been removed meanwhile".
@@ -107,8 +119,11 @@ def _not_a_base_url(client: ApiClient) -> NotABaseUrlError:
 class _Reading:
     """The ``Reading`` each type's ``read`` gets: the client, the pool, the other types' results."""
 
-    def __init__(self, client: Lister, pool: ThreadPoolExecutor) -> None:
+    def __init__(
+        self, client: Lister | None, pool: ThreadPoolExecutor, workspace_clients: Mapping[str, ApiClient]
+    ) -> None:
         self._client = client
+        self._workspace_clients = workspace_clients
         self._pool = pool
         self.pending: list[Future[Any]] = []
         self.finishers: dict[ResourceType, Callable[[], list[Any]]] = {}
@@ -116,7 +131,14 @@ class _Reading:
 
     @property
     def client(self) -> Lister:
+        if self._client is None:  # only MANAGEMENT types ask, and they are not read then
+            raise ProvisionerError(
+                "internal error: a management type was read without the organization's key"
+            )
         return self._client
+
+    def workspace_clients(self) -> Mapping[str, ApiClient]:
+        return self._workspace_clients
 
     def submit(self, fn: Callable[..., T], /, *args: Any) -> Future[T]:
         future = self._pool.submit(fn, *args)
@@ -129,11 +151,17 @@ class _Reading:
         return self.results[type_]
 
 
-def _read_state(client: Lister, pool: ThreadPoolExecutor) -> State:
-    reading = _Reading(client, pool)
+def _read_state(
+    client: Lister | None,
+    pool: ThreadPoolExecutor,
+    workspace_clients: Mapping[str, ApiClient],
+    families: tuple[str, ...],
+) -> State:
+    reading = _Reading(client, pool, workspace_clients)
     try:
         for kind in REGISTRY:
-            reading.finishers[kind.type] = kind.read(reading)
+            # A type of another API family is not read at all: it has no objects.
+            reading.finishers[kind.type] = kind.read(reading) if kind.api in families else list
         objects = {kind.type: reading.result(kind.type) for kind in REGISTRY}
     except BaseException:
         # Don't start listings that no longer matter; running ones finish.

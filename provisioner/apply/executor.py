@@ -1,6 +1,6 @@
 """The applier: carries out a ``Plan`` against the API, phase by phase.
 
-It only ever receives a plan (never reads or diffs). Phases (``Change.phase``)
+It only ever receives a plan (never reads or diffs). Phases (``plan.model.phase_of``)
 run in order; within a phase up to ``parallelism`` changes are in flight. It
 is generic over the registered resource types: the API calls of a change, its
 dependency skips and the settling of cascades are its type's
@@ -54,7 +54,7 @@ from provisioner.apply.report import (
 )
 from provisioner.errors import ApiError, AuthenticationError, PermissionDeniedError, SinkError
 from provisioner.model import SecretRef, State
-from provisioner.plan.model import Action, Change, Phase, Plan, ResourceType
+from provisioner.plan.model import Action, Change, Phase, Plan, ResourceType, phase_of
 from provisioner.render.apply_report import render_report
 from provisioner.resources.base import RUN_PLAN_AGAIN, Failed
 from provisioner.resources.registry import REGISTRY
@@ -136,7 +136,7 @@ def idempotency_key(plan: Plan, change: Change, run_id: str = "") -> str:
 
 def apply_plan(
     plan: Plan,
-    client: ApiClient,
+    client: ApiClient | None,
     *,
     current: State,
     parallelism: int = 8,
@@ -146,6 +146,7 @@ def apply_plan(
     secrets: SecretValues | None = None,
     sink: SecretSink | None = None,
     environments: Mapping[str, str | None] | None = None,
+    workspace_clients: Mapping[str, ApiClient] | None = None,
 ) -> ApplyReport:
     """Apply ``plan`` through ``client`` and report what happened to each change.
 
@@ -158,8 +159,11 @@ def apply_plan(
     ``secrets`` are the values of the config's secret references (request
     bodies only); ``sink`` receives the secrets the server makes (webhook
     signing secrets), named by organization, workspace and ``environments``.
+    ``workspace_clients`` are the v2 clients of the instances with their own key
+    (``RECALL_V2`` types); ``client`` is None in an integrations-only run.
     """
     run = _Run(plan, client, current, max(1, parallelism), progress, run_id, stop)
+    run.workspace_clients = dict(workspace_clients or {})
     run.secrets = secrets if secrets is not None else SecretValues()
     run.sink = sink
     run.environments = dict(environments or {})
@@ -184,7 +188,7 @@ class _Run:
     def __init__(
         self,
         plan: Plan,
-        client: ApiClient,
+        client: ApiClient | None,
         current: State,
         parallelism: int,
         progress: Callable[[ChangeResult], None] | None,
@@ -211,12 +215,24 @@ class _Run:
         self.secrets = SecretValues()
         self.sink: SecretSink | None = None
         self.environments: dict[str, str | None] = {}
+        self.workspace_clients: dict[str, ApiClient] = {}
 
     # --- the ApplyContext the types' API calls see ---------------------------------
 
     @property
     def client(self) -> ApiClient:
+        if self._client is None:  # an integrations-only plan has no management change
+            raise Failed("this change needs the organization's key, and the run has none")
         return self._client
+
+    def client_for(self, workspace: str) -> ApiClient:
+        found = self.workspace_clients.get(workspace)
+        if found is None:
+            raise Failed(
+                f"no key for workspace {workspace}: set organization.workspace_token_env "
+                "(or the workspace's token_env) and its variable"
+            )
+        return found
 
     def idempotency_key(self, change: Change) -> str:
         return idempotency_key(self.plan, change, self.run_id)
@@ -274,8 +290,8 @@ class _Run:
             max_workers=self.parallelism, thread_name_prefix="apply", initializer=_signals_to_the_main_thread
         )
         try:
-            for phase in sorted({c.phase for _, c in indexed}):
-                batch = [(i, c) for i, c in indexed if c.phase is phase and not c.cascade]
+            for phase in sorted({phase_of(c) for _, c in indexed}):
+                batch = [(i, c) for i, c in indexed if phase_of(c) is phase and not c.cascade]
                 self._run_phase(pool, batch)
         except KeyboardInterrupt:
             # Abort at once: the requests in flight are not waited for.
@@ -362,7 +378,7 @@ class _Run:
         if result.status != APPLIED:
             with self._lock:
                 self._not_applied.add((result.change.type, result.change.key))
-                self.failed_phases.add(result.change.phase)
+                self.failed_phases.add(phase_of(result.change))
         if self.progress is not None:
             self.progress(result)
 

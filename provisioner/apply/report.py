@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final, Literal
 
 from provisioner.escape import terminal
-from provisioner.plan.model import Change
+from provisioner.plan.change import APPLIED, FAILED, SKIPPED, Change, ChangeResult, Status
 
-APPLIED: Final = "applied"
-FAILED: Final = "failed"
-SKIPPED: Final = "skipped"
-Status = Literal["applied", "failed", "skipped"]
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeResult:
-    """The outcome of one change. ``message`` says why it failed or was skipped
-    (or a note on an applied one, such as "already existed")."""
-
-    change: Change
-    status: Status
-    message: str | None = None
+__all__ = ["APPLIED", "FAILED", "SKIPPED", "ApplyReport", "ChangeResult", "Status", "describe"]
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,18 @@ from provisioner.service.export import ExportOptions, export_org
 )
 @click.option("--workspace-name-format", default=DEFAULT_NAME_FORMAT, show_default=True)
 @click.option(
+    "--workspace-token-env",
+    default=None,
+    help="Export only Recall.ai's v2 settings (integrations-only), each instance read with its own key "
+    "from this variable; {WORKSPACE} is the instance's name, e.g. RECALL_API_KEY_{WORKSPACE}.",
+)
+@click.option(
+    "--workspace",
+    "instances",
+    multiple=True,
+    help="A workspace instance to export with --workspace-token-env (repeat for each).",
+)
+@click.option(
     "-o",
     "--output",
     type=click.Path(dir_okay=False),
@@ -53,6 +65,8 @@ def export(
     token_env: str,
     environments: str,
     workspace_name_format: str,
+    workspace_token_env: str | None,
+    instances: tuple[str, ...],
     output: str | None,
     parallelism: int,
     audit_log: str | None,
@@ -73,6 +87,8 @@ def export(
         workspace_name_format=workspace_name_format,
         parallelism=parallelism,
         audit_log=audit_log,
+        instances=instances,
+        workspace_token_env=workspace_token_env,
     )
     exported = export_org(options, output=output)
     if exported.unrecorded:

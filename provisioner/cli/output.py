@@ -177,7 +177,9 @@ class Progress:
     def _line(self, result: ChangeResult) -> str:
         change = result.change
         line = f"{result.status}: {change.action.value} {change.type.value} {terminal(change.key)}"
-        if result.message and result.status != "applied":
+        if result.message:
+            # An applied change's note can be a step left to the operator (a Zoom
+            # app's new webhook URL), so it is shown too.
             line += f" ({terminal(self.redact(result.message))})"
         return line
 

@@ -10,7 +10,7 @@ import click
 from provisioner.cli.options import FiniteFloatRange
 from provisioner.sandbox import SandboxError, create_token
 from provisioner.sandbox.app import API_PREFIX
-from provisioner.sandbox.server import build_app, check_host, make_wsgi_server, prepare
+from provisioner.sandbox.server import build_app, check_host, create_workspace_key, make_wsgi_server, prepare
 
 
 def _sandbox_errors(error: SandboxError) -> click.ClickException:
@@ -58,6 +58,11 @@ def sandbox() -> None:
     help="Probability that a request fails (500, 503 or dropped connection).",
 )
 @click.option("--seed", default=None, type=int, help="Seed for --fail-rate, for repeatable faults.")
+@click.option(
+    "--recall-limits",
+    is_flag=True,
+    help="Enforce Recall.ai's per-workspace limits on /api/v2/ (60 lists and 300 others a minute; 429).",
+)
 @click.option("--public", is_flag=True, help="Allow a non-loopback --host. The sandbox has no real security.")
 def serve(
     host: str,
@@ -71,6 +76,7 @@ def serve(
     rate_limit: float | None,
     fail_rate: float,
     seed: int | None,
+    recall_limits: bool,
     public: bool,
 ) -> None:
     """Serve the sandbox API in the foreground until interrupted."""
@@ -79,7 +85,14 @@ def serve(
         prepared = prepare(db_path, token=token, admin_email=admin_email, org_name=org_name, region=region)
     except SandboxError as error:
         raise _sandbox_errors(error) from None
-    app = build_app(prepared.db, latency_ms=latency_ms, rate_limit=rate_limit, fail_rate=fail_rate, seed=seed)
+    app = build_app(
+        prepared.db,
+        latency_ms=latency_ms,
+        rate_limit=rate_limit,
+        fail_rate=fail_rate,
+        seed=seed,
+        recall_limits=recall_limits,
+    )
     server = make_wsgi_server(host, port, app)
     click.echo(f"Sandbox API at http://{host}:{server.server_port}{API_PREFIX} (db {db_path})", err=True)
     if prepared.generated:
@@ -108,10 +121,21 @@ def token() -> None:
     type=click.Path(exists=True, dir_okay=False),
     help="The sandbox's SQLite file.",
 )
-@click.option("--email", required=True, help="An existing user's email.")
-def token_create(db_path: str, email: str) -> None:
-    """Print a new API key for an existing user (e.g. a developer)."""
+@click.option("--email", default=None, help="An existing user's email (default with --workspace: the admin).")
+@click.option(
+    "--workspace",
+    default=None,
+    help="Mint a v2 key scoped to this workspace instance (made if new), as Recall.ai's dashboard does.",
+)
+def token_create(db_path: str, email: str | None, workspace: str | None) -> None:
+    """Print a new API key for an existing user (e.g. a developer), or a workspace's v2 key."""
+    if email is None and workspace is None:
+        raise click.UsageError("give --email, --workspace, or both")
     try:
-        click.echo(create_token(db_path, email))
+        if workspace is not None:
+            click.echo(create_workspace_key(db_path, workspace, email))
+        else:
+            assert email is not None
+            click.echo(create_token(db_path, email))
     except SandboxError as error:
         raise _sandbox_errors(error) from None

@@ -27,6 +27,7 @@ import re
 import string
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
+from types import MappingProxyType
 from typing import Any
 
 from provisioner.config.issues import Issues
@@ -44,6 +45,7 @@ from provisioner.model import (
     ApiKey,
     Config,
     Credential,
+    GoogleLoginGroup,
     Membership,
     OrganizationSettings,
     Policy,
@@ -53,6 +55,7 @@ from provisioner.model import (
     User,
     Webhook,
     Workspace,
+    ZoomApp,
     identity_key,
     is_production_environment,
 )
@@ -134,6 +137,10 @@ class _Builder:
         self.secret_uses: list[tuple[SecretUse, Path]] = []
         self.api_keys: list[tuple[ApiKey, Path]] = []
         self.destinations: list[Destination] = []
+        self.zoom_apps: list[ZoomApp] = []
+        self.google_login_groups: list[GoogleLoginGroup] = []
+        self.workspace_token_envs: dict[str, str] = {}  # instance -> its key's variable (v2 API)
+        self.allowances = OperatorAllowances()
         self.settings_builder = SettingsBuilder(self.report, DEFAULT_TOKEN_ENV, self.check_email)
         self.work = 0  # expansion work done so far, against MAX_EXPANSION
         self.overflow = False  # expansion stopped (and reported): expand nothing more
@@ -197,11 +204,14 @@ class _Builder:
                 self.report(("organization", "token_env"), problem)
         name = org.get("name")
         self.free_text(name, ("organization", "name"))
+        self.allowances = allowances
+        workspace_token_env = org.get("workspace_token_env")
         return OrganizationSettings(
             region=region,
             api_url=api_url,
             token_env=token_env if isinstance(token_env, str) else DEFAULT_TOKEN_ENV,
             name=name if isinstance(name, str) else None,
+            workspace_token_env=workspace_token_env if isinstance(workspace_token_env, str) else None,
         )
 
     def name_format(self) -> str:
@@ -526,8 +536,47 @@ class _Builder:
         self.credentials.extend(made.credentials)
         self.api_keys.extend(made.api_keys)
         self.destinations.extend(made.destinations)
+        self.zoom_apps.extend(made.zoom_apps)
+        self.google_login_groups.extend(made.google_login_groups)
         self.secret_uses.extend(zip(made.uses, made.use_paths, strict=True))
+        self.workspace_key(target, index, needs_key=bool(made.zoom_apps or made.google_login_groups))
         return Workspace(name=target.name, environment=env, manages=made.manages)
+
+    def workspace_key(self, target: _Instance, index: Any, *, needs_key: bool = False) -> None:
+        """The variable of the instance's own key: its workspace's ``token_env``, else the organization's.
+
+        Filled per instance, then held to ``token_env``'s rule (a RECALL or
+        PROVISIONER word, or the operator's allow-list), so that a pull request
+        cannot make the tool send another secret as a key.
+        """
+        spec = _list(self.data.get("workspaces"))[index] if isinstance(index, int) else {}
+        own = spec.get("token_env") if isinstance(spec, dict) else None
+        org = _dict(self.data.get("organization")).get("workspace_token_env")
+        path: Path
+        if isinstance(own, str):
+            template, path = own, ("workspaces", index, "token_env")
+        elif isinstance(org, str):
+            template, path = org, ("organization", "workspace_token_env")
+        else:
+            if needs_key:
+                self.report(
+                    target.name_path,
+                    f"{excerpt(target.name)} declares platforms.zoom or google_login_groups, on Recall.ai's "
+                    "v2 API, which takes the instance's own key (a key reaches one workspace); set "
+                    'organization.workspace_token_env, e.g. "RECALL_API_KEY_{ENVIRONMENT}", or this '
+                    "workspace's token_env",
+                )
+            return
+        name = self.settings_builder.fill(template, path, target.base, target.environment)
+        if name is None:
+            return
+        problem = self.allowances.token_env_problem(name)
+        if problem:
+            self.report(
+                path, problem.replace("token_env may not", f"the key variable of {target.name} may not")
+            )
+            return
+        self.workspace_token_envs[target.name] = name
 
     def located_secret_uses(self) -> tuple[SecretUse, ...]:
         """Each secret reference with its ``file:line:column`` (the file is parsed again, once)."""
@@ -706,8 +755,11 @@ def build_config(merged: Merged, issues: Issues, allowances: OperatorAllowances 
             b.webhooks,
             b.credentials,
             [key for key, _ in b.api_keys],
+            b.zoom_apps,
+            b.google_login_groups,
         ),
         workspace_name_format=fmt,
         environments=tuple(b.environments),
         secret_uses=b.located_secret_uses() if not issues else (),
+        workspace_token_envs=MappingProxyType(dict(b.workspace_token_envs)),
     )

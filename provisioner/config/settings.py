@@ -35,19 +35,28 @@ from provisioner.apiurl import is_loopback_host
 from provisioner.config.text import excerpt
 from provisioner.config.yamlsource import Path
 from provisioner.model import (
+    LOGIN_MODES,
+    LOGIN_SECRETS,
     PLATFORM,
     PROVIDERS,
     TRANSCRIPTION,
+    ZOOM_KINDS,
     ApiKey,
     Credential,
+    GoogleLogin,
+    GoogleLoginGroup,
     SecretRef,
     SecretUse,
     Webhook,
+    ZoomApp,
 )
 from provisioner.secrets.names import api_key_slug, chosen_name_problem, default_name, webhook_slug
 from provisioner.secrets.refs import env_ref_problem, file_ref_problem
 
 SECTIONS = ("webhooks", "transcription", "platforms")
+ZOOM = "zoom"
+GOOGLE_LOGIN_GROUPS = "google_login_groups"
+DEFAULT_ZOOM_KIND = "account_level"
 # The schema's caps (schemas/config.schema.json): entries past them are reported, never expanded.
 MAX_WEBHOOKS = 50
 MAX_API_KEYS = 100
@@ -76,6 +85,8 @@ class InstanceSettings:
     api_keys: list[tuple[ApiKey, Path]] = field(default_factory=list)  # with the place of the owner
     # Each server-made secret's destination name: (name, what it is, where the config decides it).
     destinations: list[Destination] = field(default_factory=list)
+    zoom_apps: list[ZoomApp] = field(default_factory=list)
+    google_login_groups: list[GoogleLoginGroup] = field(default_factory=list)
     manages: tuple[str, ...] = ()
     uses: list[SecretUse] = field(default_factory=list)
     # The place of each secret reference (merged path), in ``uses`` order.
@@ -164,12 +175,29 @@ class SettingsBuilder:
         out = InstanceSettings()
         layers = [(_dict(env_spec), env_path), (_dict(ws_spec), ws_path)]
         manages = [s for s in SECTIONS if any(s in spec for spec, _ in layers)]
-        out.manages = tuple(manages)
         hooks: dict[str, Webhook] = {}
         hook_paths: dict[str, Path] = {}
         creds: dict[str, tuple[Credential, list[tuple[SecretUse, Path]]]] = {}
+        zoom_kind = DEFAULT_ZOOM_KIND
         envs = ws_spec_envs(ws_spec)
         place = Place(instance, workspace, environment, envs)
+        groups: dict[str, tuple[GoogleLoginGroup, list[tuple[SecretUse, Path]]]] = {}
+        for spec, base in layers:
+            entries = _dict(spec.get("platforms")).get(GOOGLE_LOGIN_GROUPS)
+            if entries is not None:
+                manages.append(GOOGLE_LOGIN_GROUPS)
+            for i, entry in enumerate(_list(entries)):
+                path = base + ("platforms", GOOGLE_LOGIN_GROUPS, i)
+                made_group = self.google_login_group(entry, path, place)
+                if made_group is not None:
+                    groups[made_group[0].name] = made_group  # the workspace's replaces the environment's
+        for name in sorted(groups):
+            group, group_uses = groups[name]
+            out.google_login_groups.append(group)
+            for use, use_path in group_uses:
+                out.uses.append(use)
+                out.use_paths.append(use_path)
+        out.manages = tuple(dict.fromkeys(manages))
         for spec, base in layers:
             # A URL twice in one list is a mistake; across lists, the workspace wins.
             listed: dict[str, Path] = {}
@@ -195,6 +223,9 @@ class SettingsBuilder:
                     made = self.credential(provider, entry, path, place)
                     if made is not None:
                         creds[provider] = made  # the workspace's replaces the environment's, secrets and all
+                        if provider == ZOOM:
+                            kind = _dict(entry).get("kind", DEFAULT_ZOOM_KIND)
+                            zoom_kind = kind if kind in ZOOM_KINDS else DEFAULT_ZOOM_KIND
         names: dict[str, Path] = {}
         for i, entry in enumerate(_list(_dict(ws_spec).get("api_keys"))[:MAX_API_KEYS]):
             path = ws_path + ("api_keys", i)
@@ -213,9 +244,21 @@ class SettingsBuilder:
             if key.sink_name:
                 what = f"the API key {key.name} of {instance}"
                 out.destinations.append(Destination(key.sink_name, what, path))
+        if ZOOM in creds:
+            # Recall.ai's real API has the Zoom app (zoom_oauth_app), not the contract's credential.
+            zoom, _ = creds[ZOOM]
+            out.zoom_apps.append(
+                ZoomApp(
+                    workspace=instance,
+                    client_id=dict(zoom.fields)["client_id"],
+                    kind=zoom_kind,
+                    secrets=zoom.secrets,
+                )
+            )
         for provider in sorted(creds):
             credential, uses = creds[provider]
-            out.credentials.append(credential)
+            if provider != ZOOM:
+                out.credentials.append(credential)
             for use, use_path in uses:
                 out.uses.append(use)
                 out.use_paths.append(use_path)
@@ -329,6 +372,69 @@ class SettingsBuilder:
             write=tuple(n for n, _ in secrets),
         )
         return credential, uses
+
+    def google_login_group(
+        self, entry: Any, path: Path, place: Place
+    ) -> tuple[GoogleLoginGroup, list[tuple[SecretUse, Path]]] | None:
+        """One Google login group (Recall.ai's v2 API) for one instance, with its secret references."""
+        instance, workspace, environment, _ = place
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            return None  # the schema reported it
+        if not self._wanted_here(entry, path, environment, place.envs):
+            return None
+        name = self.fill(entry["name"], path + ("name",), workspace, environment)
+        mode = entry.get("login_mode", "always")
+        if name is None or mode not in LOGIN_MODES:
+            return None
+        logins: dict[str, GoogleLogin] = {}
+        uses: list[tuple[SecretUse, Path]] = []
+        for j, raw in enumerate(_list(entry.get("logins"))):
+            at = path + ("logins", j)
+            made = self._google_login(raw, at, place, uses)
+            if made is None:
+                return None
+            if made.email in logins:
+                self._once(at + ("email",), f"login `{excerpt(made.email)}` is listed twice in this group")
+                return None
+            logins[made.email] = made
+        group = GoogleLoginGroup(
+            workspace=instance,
+            name=name,
+            login_mode=mode,
+            logins=tuple(logins[e] for e in sorted(logins)),
+        )
+        return group, uses
+
+    def _google_login(
+        self, raw: Any, at: Path, place: Place, uses: list[tuple[SecretUse, Path]]
+    ) -> GoogleLogin | None:
+        instance, workspace, environment, _ = place
+        if not isinstance(raw, dict) or not isinstance(raw.get("email"), str):
+            return None
+        email = self.fill(raw["email"], at + ("email",), workspace, environment)
+        domain_raw = raw.get("sso_v2_workspace_domain")
+        domain = (
+            self.fill(domain_raw, at + ("sso_v2_workspace_domain",), workspace, environment)
+            if isinstance(domain_raw, str)
+            else None
+        )
+        if email is None or domain is None:
+            return None
+        secrets: list[tuple[str, SecretRef]] = []
+        for secret in LOGIN_SECRETS:
+            ref = self.secret_ref(raw.get(secret), at + (secret,), workspace, environment)
+            if ref is None:
+                return None
+            secrets.append((secret, ref))
+            use = SecretUse(ref, instance, environment, f"Google login {email} {secret}")
+            uses.append((use, at + (secret,)))
+        active = raw.get("is_active", True)
+        return GoogleLogin(
+            email=email.lower(),
+            sso_v2_workspace_domain=domain,
+            is_active=active if isinstance(active, bool) else True,
+            secrets=tuple(secrets),
+        )
 
     def api_key(
         self,

@@ -24,11 +24,12 @@ from typing import Any
 
 from provisioner.model import Membership, Policy, State
 from provisioner.plan.fingerprint import state_fingerprint
-from provisioner.plan.model import Change, Plan, PlanWarning
+from provisioner.plan.model import Change, Plan, PlanWarning, phase_of
 from provisioner.resources.base import DiffContext, IgnoreRules
 from provisioner.resources.membership import membership_key
 from provisioner.resources.registry import REGISTRY
 from provisioner.resources.user import active_admins, users_after
+from provisioner.secrets.refs import SecretValues
 
 # Shared with the guards and drift, which reason in the diff's terms.
 __all__ = ["active_admins", "diff", "filter_ignored", "membership_key", "users_after"]
@@ -58,7 +59,7 @@ def _keys_normalized(state: State) -> bool:
 
 
 def _sort_key(change: Change) -> tuple[int, int, str]:
-    return (int(REGISTRY[change.type].phase(change)), REGISTRY.order(change.type), change.key)
+    return (int(phase_of(change)), REGISTRY.order(change.type), change.key)
 
 
 def diff(
@@ -70,13 +71,16 @@ def diff(
     organization: str = "",
     config_digest: str = "",
     expiring_within: timedelta = timedelta(days=7),
+    secrets: SecretValues | None = None,
 ) -> Plan:
     """The plan that takes ``current`` to ``desired``.
 
     ``now`` (timezone-aware) decides which grants have expired (``expires <=
     now`` counts as absent) and which expire within ``expiring_within``
-    (reported in ``Plan.expiring_soon`` and as a warning). No secret value
-    takes part: a secret compares by the source the server recorded for it.
+    (reported in ``Plan.expiring_soon`` and as a warning). A management
+    contract secret compares by the source the server recorded for it, never
+    by value; ``secrets`` holds only the values of secrets Recall.ai's real
+    API returns, which its types compare in memory.
     """
     cur = filter_ignored(current, policy)
     des = filter_ignored(desired, policy)
@@ -92,6 +96,7 @@ def diff(
             now=now,
             expiring_within=expiring_within,
             earlier=tuple(changes),
+            secrets=secrets if secrets is not None else SecretValues(),
         )
         part = kind.diff(context)
         changes += part.changes

@@ -4,23 +4,29 @@ The vocabulary is Terraform's: an action is create, update or delete; a change
 holds ``before`` and ``after``. The diff (``provisioner.plan.diff``) makes a
 ``Plan``; guards check it; renderers show it; the applier only ever receives a
 ``Plan``.
+
+The vocabulary itself (``Change``, ``Action``, ``Phase``, ``PlanWarning``)
+lives in ``provisioner.plan.change``, below the resource types; this module
+sits above them and asks the registry what depends on a type's rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, time, timedelta
-from enum import Enum
-from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 from provisioner.apiurl import endpoint_note
-from provisioner.model import ApiKey, Credential, Membership, User, Webhook, Workspace
-from provisioner.resources.base import Phase, ResourceType
-
-if TYPE_CHECKING:
-    from provisioner.resources.registry import Registry
+from provisioner.model import Membership
+from provisioner.plan.change import (
+    TEXT,
+    Action,
+    Change,
+    Phase,
+    PlanWarning,
+    Resource,
+    ResourceType,
+    format_expiry,
+)
+from provisioner.resources.registry import REGISTRY
 
 __all__ = [
     "Action",
@@ -34,126 +40,23 @@ __all__ = [
     "Summary",
     "describe_warning",
     "format_expiry",
+    "phase_of",
 ]
 
 
-def _registry() -> Registry:
-    # The type modules build Changes, so they import this module; the registry
-    # that lists them is looked up when a change first asks, not at import.
-    from provisioner.resources.registry import REGISTRY
-
-    return REGISTRY
-
-
-def format_expiry(expires: datetime) -> str:
-    """The last day of a grant as the config wrote it, else the exact moment.
-
-    A config date such as ``2026-12-31`` means "through that day", so the
-    loader makes it expire at 00:00 UTC the next day; show it back as
-    ``2026-12-31``. Other moments read ``2026-12-31 14:30 UTC``.
-    """
-    moment = expires.astimezone(UTC)
-    if moment.time() == time(0, 0):
-        return (moment.date() - timedelta(days=1)).isoformat()
-    return moment.strftime("%Y-%m-%d %H:%M UTC")
-
-
-class Action(str, Enum):
-    """What a change does to its resource (Terraform's vocabulary)."""
-
-    CREATE = "create"
-    UPDATE = "update"
-    DELETE = "delete"
-
-
-Resource = User | Workspace | Membership | Webhook | Credential | ApiKey
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One change to one resource.
-
-    * ``key`` is the resource's identity as text: an email, a workspace name,
-      or ``"<workspace>/<email>"`` for a membership.
-    * ``before`` is the current object (with its server id), ``None`` on create.
-    * ``after`` is the desired object, ``None`` on delete.
-    * ``cascade`` marks a membership removal that is a consequence of removing
-      its user: the server does it, so it costs no API call.
-    """
-
-    action: Action
-    type: ResourceType
-    key: str
-    before: Resource | None
-    after: Resource | None
-    cascade: bool = False
-
-    @property
-    def phase(self) -> Phase:
-        """The apply phase of this change (see ``Phase``), as its type's module decides."""
-        return _registry()[self.type].phase(self)
-
-    @property
-    def reason(self) -> str | None:
-        """The grant's reason, for a change whose ``after`` has one."""
-        return self.after.reason if isinstance(self.after, Membership) else None
-
-    @property
-    def expires(self) -> datetime | None:
-        """The grant's expiry, for a change whose ``after`` has one."""
-        return self.after.expires if isinstance(self.after, Membership) else None
-
-
-@dataclass(frozen=True, slots=True)
-class PlanWarning:
-    """Something a plan does not change but a reviewer should know, as data.
-
-    ``code`` says what (e.g. ``undeclared-workspace``), ``type`` and ``key``
-    which object it is about (``key`` is ``""`` for the organization), and
-    ``params`` the numbers and values the sentence needs. The sentence itself
-    comes from one place, ``describe_warning`` (``text``), so JSON consumers
-    can match on the code and renderers escape one string.
-    """
-
-    code: str
-    type: ResourceType | None  # None only for a ``TEXT`` warning
-    key: str = ""
-    params: Mapping[str, str | int] = field(default_factory=lambda: MappingProxyType({}))
-
-    @property
-    def text(self) -> str:
-        """The warning as one English sentence (untrusted values included: escape it)."""
-        return describe_warning(self)
-
-    def to_dict(self) -> dict[str, object]:
-        """The warning's plain form (the plan document's ``warning_details``)."""
-        kind = None if self.type is None else self.type.value
-        return {"code": self.code, "type": kind, "key": self.key, "params": dict(self.params)}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, object]) -> PlanWarning:
-        """``to_dict``'s inverse."""
-        params = d.get("params") or {}
-        assert isinstance(params, Mapping)
-        kind = d.get("type")
-        return cls(
-            code=str(d["code"]),
-            type=None if kind is None else ResourceType(str(kind)),
-            key=str(d.get("key", "")),
-            params=MappingProxyType(dict(params)),
-        )
-
-
-# A warning known only by its sentence: read from a plan file written before
-# warnings had codes (``params["text"]``).
-TEXT = "text"
+def phase_of(change: Change) -> Phase:
+    """The apply phase of ``change`` (see ``Phase``), as its type's module decides."""
+    return REGISTRY[change.type].phase(change)
 
 
 def describe_warning(warning: PlanWarning) -> str:
-    """The sentence of a warning, from the module of the type it is about."""
+    """The sentence of a warning, from the module of the type it is about.
+
+    The result holds untrusted values: escape it for its destination.
+    """
     if warning.type is None or warning.code == TEXT:
         return str(warning.params.get("text", warning.code))
-    return _registry()[warning.type].warning_texts[warning.code](warning)
+    return REGISTRY[warning.type].warning_texts[warning.code](warning)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,16 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-from provisioner.plan.model import TEXT, Action, Change, Plan, PlanWarning, Resource, ResourceType
+from provisioner.plan.model import (
+    TEXT,
+    Action,
+    Change,
+    Plan,
+    PlanWarning,
+    Resource,
+    ResourceType,
+    describe_warning,
+)
 from provisioner.plan.plain import to_plain
 from provisioner.resources.membership import from_plain as membership_from_dict
 from provisioner.resources.registry import REGISTRY
@@ -87,7 +96,7 @@ def plan_to_dict(plan: Plan, *, tool_version: str, extra: Mapping[str, Any] | No
         "config_digest": plan.config_digest,
         "state_fingerprint": plan.state_fingerprint,
         "changes": [change_to_dict(c) for c in plan.changes],
-        "warnings": [w.text for w in plan.warnings],
+        "warnings": [describe_warning(w) for w in plan.warnings],
         "warning_details": [w.to_dict() for w in plan.warnings],
         "summary": {"create": summary.create, "update": summary.update, "delete": summary.delete},
         "expiring_soon": [to_plain(m) for m in plan.expiring_soon],

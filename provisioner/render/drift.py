@@ -210,7 +210,9 @@ _DESCRIBE: Mapping[ResourceType, Callable[[DriftItem], list[Part]]] = {
 
 def describe(item: DriftItem, escape: Escape) -> str:
     """One item as a sentence, every untrusted value passed through ``escape``."""
-    return "".join(escape(p.text) if isinstance(p, Name) else p for p in _DESCRIBE[item.change.type](item))
+    # A type without its own sentence is described by its plan line (as settings are).
+    parts = _DESCRIBE.get(item.change.type, _describe_setting)(item)
+    return "".join(escape(p.text) if isinstance(p, Name) else p for p in parts)
 
 
 def _marker(item: DriftItem) -> str:

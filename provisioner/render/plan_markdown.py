@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 from provisioner.escape import markdown_code, markdown_fence
 from provisioner.model import ROLES, Credential, Membership, State, User, Webhook, is_production_environment
-from provisioner.plan.model import Action, Change, Plan, ResourceType
+from provisioner.plan.model import Action, Change, Plan, ResourceType, describe_warning
 from provisioner.plan.power import plan_environments, power_grants
 from provisioner.render.plan_text import LINE_RENDERERS, NO_CHANGES, grant_details, render_text
 from provisioner.resources.api_key import KEY_IMPACT
@@ -239,7 +239,12 @@ def _warnings(plan: Plan) -> str:
     What a removal breaks is not repeated here: it heads the comment (``_breaks``).
     """
     return _callout(
-        "Warnings", [f"⚠️ {_md(_clip(w.text, WARNING_CHARS))}" for w in plan.warnings if w.code != KEY_IMPACT]
+        "Warnings",
+        [
+            f"⚠️ {_md(_clip(describe_warning(w), WARNING_CHARS))}"
+            for w in plan.warnings
+            if w.code != KEY_IMPACT
+        ],
     )
 
 
@@ -247,7 +252,7 @@ def _breaks(plan: Plan) -> str:
     """What the plan's removals break, each on its own line, first in the comment."""
     return _callout(
         "⚠️ What this plan breaks",
-        [_md(_clip(w.text, WARNING_CHARS)) for w in plan.warnings if w.code == KEY_IMPACT],
+        [_md(_clip(describe_warning(w), WARNING_CHARS)) for w in plan.warnings if w.code == KEY_IMPACT],
         limit=KEY_CALLOUT_LIMIT,
     )
 

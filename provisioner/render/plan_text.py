@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 from provisioner.escape import terminal
 from provisioner.model import Membership
-from provisioner.plan.model import Action, Change, Plan, ResourceType
+from provisioner.plan.model import Action, Change, Plan, ResourceType, describe_warning
 from provisioner.plan.power import PowerGrants, power_grants
 from provisioner.resources.base import LineRenderer
 from provisioner.resources.membership import grant_details as grant_details  # render_markdown's import
@@ -94,7 +94,9 @@ def render_text(
     ``render_markdown``); it tells which access grants are production access.
     """
     warnings = [
-        f"{_WARN}Warning:{_RESET} {terminal(w.text)}" if color else f"Warning: {terminal(w.text)}"
+        f"{_WARN}Warning:{_RESET} {terminal(describe_warning(w))}"
+        if color
+        else f"Warning: {terminal(describe_warning(w))}"
         for w in plan.warnings
     ]
     note = f" ({terminal(plan.endpoint_note)})" if plan.endpoint_note else ""

@@ -9,7 +9,7 @@
 * ``registry``: the table (``REGISTRY``) that lists the types, in the order
   the diff and the plan walk them.
 
-This package file imports nothing, so that ``provisioner.plan.model`` can use
-``base`` while the type modules use ``plan.model`` (see ``docs/architecture.md``,
-"Adding a resource type").
+The type modules import the vocabulary from ``provisioner.plan.change``,
+which imports no resource type; ``provisioner.plan.model`` sits above the
+registry (see ``docs/architecture.md``, "Adding a resource type").
 """

@@ -54,7 +54,7 @@ from typing import Any
 from provisioner.errors import ConflictError, NotFoundError, PreconditionFailedError, ProvisionerError
 from provisioner.escape import terminal
 from provisioner.model import ADMIN, DEVELOPER, ApiKey, Membership, User, is_production_environment
-from provisioner.plan.model import Action, Change, PlanWarning
+from provisioner.plan.change import Action, Change, PlanWarning
 from provisioner.resources.base import (
     RUN_PLAN_AGAIN,
     ApplyContext,

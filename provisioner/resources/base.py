@@ -18,9 +18,8 @@ A ``ResourceKind`` is a frozen record of plain functions, one per concern:
 
 Decisions worth knowing:
 
-* ``ResourceType`` and ``Phase`` are closed enums here rather than strings in
-  each module: plan files are validated against the type names, and the apply
-  order is one decision across all types, so it is made in one visible place.
+* ``ResourceType`` and ``Phase`` live in ``provisioner.plan.change`` (the
+  bottom of the package: it imports no resource type) and are re-exported here.
 * Types talk to each other only through the contexts below (``DiffContext``,
   ``Reading``, ``ApplyContext``), never by importing each other.
 """
@@ -28,60 +27,41 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import builtins
+import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import Enum
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from provisioner.errors import ApiError, ConflictError, NotFoundError, PreconditionFailedError
-from provisioner.model import Policy, SecretRef, State
+from provisioner.model import Membership, Policy, SecretDigest, SecretRef, State
+from provisioner.plan.change import Action, Change, ChangeResult, PlanWarning
+from provisioner.plan.change import Phase as Phase  # re-exported: the type modules import it from here
+from provisioner.plan.change import ResourceType as ResourceType  # likewise
+from provisioner.secrets.refs import ALGORITHM, MIN_ITERATIONS, SecretValues, digest_of
 
-if TYPE_CHECKING:  # the plan model imports this module; these names are only annotations here
+if TYPE_CHECKING:
     from collections import Counter
 
     from provisioner.api.client import ApiClient
-    from provisioner.apply.report import ChangeResult
-    from provisioner.model import Membership
-    from provisioner.plan.model import Action, Change, PlanWarning
 
 T = TypeVar("T")
 
 RUN_PLAN_AGAIN = "changed on the server since the plan; run plan again"
 
 
-class ResourceType(str, Enum):
-    """The registered resource types, by the name plans and plan files use."""
-
-    USER = "user"
-    WORKSPACE = "workspace"
-    MEMBERSHIP = "membership"
-    WEBHOOK = "webhook"
-    CREDENTIAL = "credential"
-    API_KEY = "api_key"
-
-
-class Phase(int, Enum):
-    """Apply order. Lower phases run first; changes within a phase run concurrently.
-
-    Promotions run before demotions so that ``min_admins`` holds at every
-    moment; grants before revocations so nobody loses access they keep; a
-    new workspace is configured (webhooks, credentials) before anyone is
-    granted access to it; API keys are made once their owners have access,
-    and old ones disabled before anyone's access is revoked.
-    """
-
-    INVITE = 1
-    PROMOTE = 2
-    CREATE_WORKSPACE = 3
-    CONFIGURE = 4
-    GRANT = 5
-    KEYS = 6
-    REVOKE = 7
-    DEMOTE = 8
-    REMOVE_USER = 9
+# Which API a type speaks, and so which key it needs (``ResourceKind.api``):
+# the management contract (schemas/openapi.yaml) with the organization's key,
+# or Recall.ai's own v2 API (schemas/recall-v2.yaml), where a key reaches one
+# workspace, with each workspace instance's own key.
+MANAGEMENT = "management"
+RECALL_V2 = "recall-v2"
+API_FAMILIES = (MANAGEMENT, RECALL_V2)
+ORGANIZATION_KEY = "organization"
+WORKSPACE_KEY = "workspace"
+KEY_OF_FAMILY = {MANAGEMENT: ORGANIZATION_KEY, RECALL_V2: WORKSPACE_KEY}
 
 
 class Failed(Exception):
@@ -159,6 +139,9 @@ class DiffContext:
     now: datetime
     expiring_within: timedelta
     earlier: tuple[Change, ...]
+    # The values of the secrets Recall.ai's real API returns (compared by value
+    # there, as it reads them back); no management-contract secret is here.
+    secrets: SecretValues = field(default_factory=lambda: SecretValues())
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +191,10 @@ class Reading(Protocol):
         """The parsed objects of an earlier-registered type (waits for its listing)."""
         ...
 
+    def workspace_clients(self) -> Mapping[str, ApiClient]:
+        """The v2 client of each workspace instance with its own key (``RECALL_V2`` types)."""
+        ...
+
 
 # A type's read: starts its listings, returns the function that finishes them.
 Read = Callable[[Reading], Callable[[], list[Any]]]
@@ -248,6 +235,10 @@ class ApplyContext(Protocol):
 
     def secret_value(self, ref: SecretRef) -> str:
         """The value of a config secret reference, for a request body (never to show)."""
+        ...
+
+    def client_for(self, workspace: str) -> ApiClient:
+        """The v2 client of ``workspace`` (its own key), for ``RECALL_V2`` types; Failed if none."""
         ...
 
     def deliver(self, workspace: str, what: str, slug: str, value: str, name: str | None = None) -> str:
@@ -408,6 +399,32 @@ class ResourceKind:
     # Whether applying a change makes a secret the server shows only once
     # (it must go to the operator's secret sink; see plan.guards).
     makes_secret: Callable[[Change], bool] = lambda change: False
+    # The API the type speaks (MANAGEMENT or RECALL_V2); its key follows (KEY_OF_FAMILY).
+    api: str = MANAGEMENT
+
+    @property
+    def key_scope(self) -> str:
+        """Which key the type needs: the organization's, or each workspace instance's own."""
+        return KEY_OF_FAMILY[self.api]
+
+
+# Secrets the v2 API returns in clear are kept only as digests of this strength:
+# the floor a digest must meet to be compared at all (``secrets.refs.MIN_ITERATIONS``).
+READ_SECRET_ITERATIONS = MIN_ITERATIONS
+
+
+def read_secret_digest(value: str, seed: str) -> SecretDigest:
+    """A digest of a secret the API returned in clear; the value itself is dropped.
+
+    The salt comes from ``seed`` (the object's id and the secret's name), so
+    two reads of an unchanged secret give the same digest (the state
+    fingerprint stays put) and a changed one a different digest. The config's
+    value is compared with it in memory (``SecretValues.matches``).
+    """
+    salt = hashlib.sha256(f"provisioner-read-secret:{seed}".encode()).hexdigest()[:32]
+    return SecretDigest(
+        ALGORITHM, READ_SECRET_ITERATIONS, salt, digest_of(value, salt, READ_SECRET_ITERATIONS)
+    )
 
 
 def convert(what: str, path: str, fn: Callable[[], T]) -> T:

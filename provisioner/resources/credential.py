@@ -35,7 +35,7 @@ from typing import Any
 from provisioner.errors import ConflictError, PreconditionFailedError
 from provisioner.escape import terminal
 from provisioner.model import PLATFORM, PROVIDERS, Credential, SecretDigest, SecretRef
-from provisioner.plan.model import Action, Change, PlanWarning
+from provisioner.plan.change import Action, Change, PlanWarning
 from provisioner.resources.base import (
     RUN_PLAN_AGAIN,
     ApplyContext,

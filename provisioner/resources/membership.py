@@ -21,11 +21,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from provisioner.apply.report import APPLIED, SKIPPED, ChangeResult
 from provisioner.errors import ConflictError
 from provisioner.escape import terminal
 from provisioner.model import Membership
-from provisioner.plan.model import Action, Change, PlanWarning, format_expiry
+from provisioner.plan.change import APPLIED, SKIPPED, Action, Change, ChangeResult, PlanWarning, format_expiry
 from provisioner.resources.base import (
     ApplyContext,
     DiffContext,

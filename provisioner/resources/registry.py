@@ -12,7 +12,16 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 
-from provisioner.resources import api_key, credential, membership, user, webhook, workspace
+from provisioner.resources import (
+    api_key,
+    credential,
+    google_login_group,
+    membership,
+    user,
+    webhook,
+    workspace,
+    zoom_oauth_app,
+)
 from provisioner.resources.base import ResourceKind, ResourceType
 
 
@@ -56,5 +65,7 @@ REGISTRY = Registry(
         webhook.KIND,
         credential.KIND,
         api_key.KIND,
+        zoom_oauth_app.KIND,
+        google_login_group.KIND,
     )
 )

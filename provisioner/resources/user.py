@@ -23,7 +23,7 @@ from typing import Any
 from provisioner.errors import NotFoundError, PreconditionFailedError
 from provisioner.escape import terminal
 from provisioner.model import ACTIVE, ADMIN, INVITED, State, User, identity_key
-from provisioner.plan.model import Action, Change, PlanWarning
+from provisioner.plan.change import Action, Change, PlanWarning
 from provisioner.resources.base import (
     RUN_PLAN_AGAIN,
     ApplyContext,

@@ -33,7 +33,7 @@ from provisioner.model import (
     Webhook,
     is_production_environment,  # one definition of "production"
 )
-from provisioner.plan.model import Action, Change, PlanWarning
+from provisioner.plan.change import Action, Change, PlanWarning
 from provisioner.resources.base import (
     RUN_PLAN_AGAIN,
     ApplyContext,

@@ -15,7 +15,7 @@ from typing import Any
 
 from provisioner.escape import terminal
 from provisioner.model import Workspace
-from provisioner.plan.model import Action, Change, PlanWarning
+from provisioner.plan.change import Action, Change, PlanWarning
 from provisioner.resources.base import (
     ApplyContext,
     DiffContext,

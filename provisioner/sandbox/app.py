@@ -36,7 +36,7 @@ from werkzeug.exceptions import ClientDisconnected, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, RequestRedirect, Rule
 from werkzeug.wrappers import Request, Response
 
-from provisioner.sandbox import api_keys, credentials, revision, store, webhooks
+from provisioner.sandbox import api_keys, credentials, revision, store, v2, webhooks
 from provisioner.sandbox.emails import email_problem
 from provisioner.sandbox.knobs import (
     FAULT_500,
@@ -583,6 +583,7 @@ class SandboxApp:
         rate_limiter: RateLimiter | None = None,
         faults: FaultInjector | None = None,
         response_hook: ResponseHook | None = None,
+        recall_limits: bool = False,
     ) -> None:
         self.store = db
         self.latency_s = latency_ms / 1000.0
@@ -591,6 +592,8 @@ class SandboxApp:
         self.response_hook = response_hook
         self.stats = Stats()
         self.clock_offset = 0.0  # seconds added to real time (POST /_sandbox/clock)
+        # Recall.ai's own v2 endpoints: their keys, pages, limits and errors (sandbox/v2.py).
+        self.v2 = v2.V2Api(db, self.stats, recall_limits=recall_limits)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         body_fits = read_body(environ)
@@ -624,6 +627,8 @@ class SandboxApp:
         return response(environ, start_response)
 
     def _route(self, request: Request, body_fits: bool) -> Response:
+        if request.path.startswith(v2.PREFIX + "/"):
+            return self.v2(request) if body_fits else v2.too_large()
         adapter = URL_MAP.bind_to_environ(request.environ)
         try:
             rule, values = adapter.match(return_rule=True)

@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wsgi import LimitedStream
 
-from provisioner.sandbox import store
+from provisioner.sandbox import store, v2
 from provisioner.sandbox.app import API_PREFIX, MAX_BODY_BYTES, ResponseHook, SandboxApp
 from provisioner.sandbox.knobs import FaultInjector, RateLimiter
 from provisioner.sandbox.store import SandboxError
@@ -248,14 +248,20 @@ def build_app(
     fail_rate: float = 0.0,
     seed: int | None = None,
     response_hook: ResponseHook | None = None,
+    recall_limits: bool = False,
 ) -> SandboxApp:
-    """The WSGI app with the requested knobs."""
+    """The WSGI app with the requested knobs.
+
+    ``recall_limits`` enforces Recall.ai's published per-workspace limits on
+    the v2 endpoints (60 list and 300 other requests a minute).
+    """
     return SandboxApp(
         db,
         latency_ms=latency_ms,
         rate_limiter=RateLimiter(rate_limit) if rate_limit else None,
         faults=FaultInjector(fail_rate, seed) if fail_rate > 0 else None,
         response_hook=response_hook,
+        recall_limits=recall_limits,
     )
 
 
@@ -279,6 +285,10 @@ class RunningSandbox:
     def stats(self) -> dict[str, Any]:
         """``GET /api/v1/_sandbox/stats`` (read in-process: no request, nothing counted)."""
         return self.app.stats.snapshot()
+
+    def workspace_key(self, workspace: str, email: str | None = None) -> str:
+        """A new v2 key scoped to ``workspace`` (made if new), of ``email`` (default: the admin)."""
+        return create_workspace_key(self.db_path, workspace, email)
 
     def reset_stats(self) -> None:
         """``POST /api/v1/_sandbox/stats/reset``, in-process."""
@@ -313,6 +323,7 @@ def start_sandbox(
     fail_rate: float = 0.0,
     seed: int | None = None,
     response_hook: ResponseHook | None = None,
+    recall_limits: bool = False,
 ) -> RunningSandbox:
     """Serve the sandbox from ``db_path`` in a background daemon thread.
 
@@ -330,6 +341,7 @@ def start_sandbox(
         fail_rate=fail_rate,
         seed=seed,
         response_hook=response_hook,
+        recall_limits=recall_limits,
     )
     server = make_wsgi_server(host, port, app)
     url = f"http://{host}:{server.server_port}"
@@ -363,6 +375,28 @@ def create_token(db_path: str | os.PathLike[str], email: str) -> str:
                 raise SandboxError(f"no user {email.lower()!r} in {os.fspath(db_path)}; invite them first")
             store.add_token(conn, user["id"], key)
         return key
+    finally:
+        db.close()
+
+
+def create_workspace_key(db_path: str | os.PathLike[str], workspace: str, email: str | None = None) -> str:
+    """Mint a v2 key of ``email`` (default: the organization's first admin) scoped to ``workspace``.
+
+    On the real service both the workspace and the key are made in the
+    dashboard; the workspace is made here when it does not exist yet.
+    """
+    db = store.Store(db_path)
+    try:
+        with db.transaction(write=True) as conn:
+            if email is None:
+                user = conn.execute(
+                    "SELECT * FROM users WHERE role = 'admin' ORDER BY seq LIMIT 1"
+                ).fetchone()
+            else:
+                user = store.user_by_email(conn, email)
+            if user is None:
+                raise SandboxError(f"no user {email or 'admin'!r} in {os.fspath(db_path)}; invite them first")
+            return v2.workspace_key(conn, user_id=user["id"], workspace=workspace, name=f"{workspace} (v2)")
     finally:
         db.close()
 

@@ -250,6 +250,10 @@ class SecretValues:
         except KeyError:
             raise KeyError(str(ref)) from None
 
+    def merged(self, other: SecretValues) -> SecretValues:
+        """These values and ``other``'s (``other`` wins on the same reference)."""
+        return SecretValues({**self._values, **other._values})
+
     def values(self) -> tuple[str, ...]:
         """Every value (to redact from messages)."""
         return tuple(self._values.values())

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
@@ -38,13 +38,14 @@ from provisioner.errors import (
 )
 from provisioner.model import Config
 from provisioner.plan.digest import Expectation, pin_fields, render_difference
+from provisioner.plan.model import phase_of
 from provisioner.plan.planfile import SavedPlan, load_plan
 from provisioner.plan.replay import replay
 from provisioner.redaction import Redactor
 from provisioner.resources.api_key import is_scheduled_rotation
 from provisioner.secrets.refs import available
 from provisioner.secrets.sink import RememberingSink, SecretSink, check_passed_env
-from provisioner.service.connection import connect
+from provisioner.service.connection import connect_config
 from provisioner.service.interrupt import exit_code_for, stop_on_signals
 from provisioner.service.plan import (
     PlannedOrganization,
@@ -102,7 +103,7 @@ class PreparedOrganization:
     """
 
     planned: PlannedOrganization
-    client: ApiClient
+    client: ApiClient | None  # None for an integrations-only config
     digest: str
     saved: SavedPlan | None = None
     expectation: Expectation | None = None
@@ -111,6 +112,8 @@ class PreparedOrganization:
     override_reason: str | None = None
     created_sandbox: bool = False
     held_back: int = 0  # changes ``--rotate-only`` left for a reviewed apply
+    # The v2 client of each workspace instance with its own key (Recall.ai's API).
+    workspace_clients: Mapping[str, ApiClient] = field(default_factory=dict)
 
     @property
     def config(self) -> Config:
@@ -212,18 +215,26 @@ def _prepare(config: Config, options: ApplyOptions, connections: ExitStack) -> P
         expectation = Expectation(saved.digest, f"--plan {options.plan_file}", saved.plan, saved.target)
     referenced = (use.ref.name for use in config.secret_uses if use.ref.source == "env")
     check_passed_env(options.sink, config.organization.token_env, referenced)
-    endpoint, client = connections.enter_context(
-        connect(config.organization, api_url=options.api_url, sandbox=options.sandbox, create_sandbox=True)
+    connection = connections.enter_context(
+        connect_config(config, api_url=options.api_url, sandbox=options.sandbox, create_sandbox=True)
     )
+    endpoint, client = connection.endpoint, connection.client
     options.redactor.learn(endpoint.token)
-    planned = read_and_diff(config, client, now=utcnow(), parallelism=options.parallelism, endpoint=endpoint)
+    planned = read_and_diff(
+        config,
+        client,
+        now=utcnow(),
+        parallelism=options.parallelism,
+        workspace_clients=connection.workspace_clients,
+        endpoint=endpoint,
+    )
     held_back = 0
     if options.rotate_only:
         due = tuple(c for c in planned.plan.changes if is_scheduled_rotation(c))
         held_back = len(planned.plan.changes) - len(due)
         planned = replace(planned, plan=replace(planned.plan, changes=due))
     # The values of what this apply writes, and only those: before any change.
-    planned = with_secret_values(planned, client)
+    planned = with_secret_values(planned, [client, *connection.workspace_clients.values()])
     options.redactor.learn(
         *planned.secrets.values(), *available(config.secret_uses, base=config.secret_base).values()
     )
@@ -244,6 +255,7 @@ def _prepare(config: Config, options: ApplyOptions, connections: ExitStack) -> P
         override_reason=None if saved is not None else options.override_reason,
         created_sandbox=endpoint.created,
         held_back=held_back,
+        workspace_clients=connection.workspace_clients,
     )
 
 
@@ -281,7 +293,7 @@ def audit_record(prepared: PreparedOrganization, options: ApplyOptions, report: 
         config_digest=prepared.config.digest,
         state_fingerprint=planned.plan.state_fingerprint,
         report=report,
-        left_behind=replay(planned.current, sorted(applied, key=lambda c: c.phase)),
+        left_behind=replay(planned.current, sorted(applied, key=phase_of)),
         commit=config_commit(prepared.config),
         pin=Pin(
             applied_digest=prepared.digest,
@@ -313,6 +325,7 @@ def _apply(
             # Each secret is learned before the sink sees it: whatever the sink says quotes it redacted.
             sink=None if options.sink is None else RememberingSink(options.sink, options.redactor.learn),
             environments=planned.environments,
+            workspace_clients=prepared.workspace_clients,
         )
         # A signal from here on still finds the record written: the handler
         # only requests a stop (or aborts) while apply_plan runs.

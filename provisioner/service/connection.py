@@ -15,15 +15,18 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from provisioner import __version__
 from provisioner.api.client import ApiClient
-from provisioner.endpoint import Endpoint, open_endpoint
+from provisioner.api.pacing import Pacing
+from provisioner.endpoint import Endpoint, EndpointError, open_endpoint
 from provisioner.errors import ProvisionerError
 from provisioner.escape import terminal
-from provisioner.model import OrganizationSettings
+from provisioner.model import Config, OrganizationSettings
 
 CLIENT_LIMIT_ENV: dict[str, tuple[str, type]] = {
     "PROVISIONER_MAX_RETRY_AFTER": ("max_retry_after", float),
@@ -85,3 +88,91 @@ def connect(
             endpoint.base_url, endpoint.token, user_agent=f"provisioner/{__version__}", **limits
         ) as client:
             yield endpoint, client
+
+
+@dataclass(frozen=True)
+class Connection:
+    """What one run of one config talks to.
+
+    ``client`` speaks the management contract with the organization's key; it
+    is None for an integrations-only config, which needs only Recall.ai's v2
+    API. ``workspace_clients`` speak the v2 API, one per instance with its own key.
+    """
+
+    endpoint: Endpoint
+    client: ApiClient | None
+    workspace_clients: Mapping[str, ApiClient]
+
+
+@contextmanager
+def connect_config(
+    config: Config, *, api_url: str | None, sandbox: str | None, create_sandbox: bool = False
+) -> Iterator[Connection]:
+    """``connect`` for a config: its management client unless integrations-only, and its v2 clients."""
+    limits = client_limits_from_env()
+    needs_organization_key = not config.integrations_only
+    with (
+        open_endpoint(
+            config.organization,
+            api_url=api_url,
+            sandbox=sandbox,
+            create_sandbox=create_sandbox,
+            require_key=needs_organization_key,
+        ) as endpoint,
+        ExitStack() as stack,
+    ):
+        client = None
+        if needs_organization_key:
+            client = stack.enter_context(
+                ApiClient(
+                    endpoint.base_url, endpoint.token, user_agent=f"provisioner/{__version__}", **limits
+                )
+            )
+        clients = workspace_clients(config.workspace_token_envs, endpoint, stack, limits)
+        yield Connection(endpoint, client, clients)
+
+
+def v2_base_url(base_url: str) -> str:
+    """Recall.ai's v2 API beside the management base URL: the same origin, ``/api/v2``."""
+    parts = urlsplit(base_url)
+    return f"{parts.scheme}://{parts.netloc}/api/v2"
+
+
+def workspace_clients(
+    token_envs: Mapping[str, str],
+    endpoint: Endpoint,
+    stack: ExitStack,
+    limits: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, ApiClient]:
+    """A v2 client per workspace instance, with its own key, all paced together (closed with ``stack``).
+
+    Every unset key variable is reported at once, before any request. The
+    embedded sandbox makes the keys it is asked for, as the dashboard would.
+    """
+    env = os.environ if environ is None else environ
+    keys: dict[str, str] = {}
+    missing: list[str] = []
+    for instance, variable in sorted(token_envs.items()):
+        key = env.get(variable, "").strip()
+        if not key and endpoint.mint_workspace_key is not None:
+            key = endpoint.mint_workspace_key(instance)
+        if key:
+            keys[instance] = key
+        else:
+            missing.append(f"{variable} (the key of {instance})")
+    if missing:
+        raise EndpointError(
+            "no workspace key: " + "; ".join(terminal(m) for m in missing) + " not set. Export each "
+            "workspace instance's own Recall.ai API key (made in its dashboard) in its variable"
+        )
+    pacing = Pacing()
+    base = v2_base_url(endpoint.base_url)
+    return {
+        instance: stack.enter_context(
+            ApiClient(
+                base, key, user_agent=f"provisioner/{__version__}", pacing=pacing, page_size=None, **limits
+            )
+        )
+        for instance, key in keys.items()
+    }

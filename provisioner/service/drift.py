@@ -9,7 +9,7 @@ from provisioner.audit import last_applied_state
 from provisioner.drift import DriftReport, detect_drift
 from provisioner.model import Config
 from provisioner.secrets.refs import available
-from provisioner.service.connection import connect
+from provisioner.service.connection import connect_config
 from provisioner.service.plan import read_and_diff
 from provisioner.service.runner import Outcome, Run, run_organizations, utcnow
 
@@ -55,14 +55,18 @@ def drift_orgs(
         # Whatever secret values this job holds: a value that changed behind an
         # unchanged reference is drift only a job with the secrets can see.
         secrets = available(config.secret_uses, base=config.secret_base)
-        with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (
-            endpoint,
-            client,
-        ):
-            client.redact_also(secrets.values())
+        with connect_config(config, api_url=options.api_url, sandbox=options.sandbox) as connection:
+            for each in [connection.client, *connection.workspace_clients.values()]:
+                if each is not None:
+                    each.redact_also(secrets.values())
             now = utcnow()
             planned = read_and_diff(
-                config, client, now=now, parallelism=options.parallelism, endpoint=endpoint
+                config,
+                connection.client,
+                now=now,
+                parallelism=options.parallelism,
+                workspace_clients=connection.workspace_clients,
+                endpoint=connection.endpoint,
             )
         name = planned.identity.organization.name
         last = last_applied_state(options.audit_log, name) if options.audit_log else None

@@ -9,26 +9,28 @@ here prints; the CLI renders the results.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from types import MappingProxyType
 
 from provisioner import __version__
 from provisioner.api.client import ApiClient
-from provisioner.api.reader import read_state_and_identity
+from provisioner.api.reader import read_state, read_state_and_identity
 from provisioner.api.snapshot import ReadReport, SnapshotCache, read_with_snapshot
 from provisioner.endpoint import Endpoint
 from provisioner.errors import StalePlanError
-from provisioner.model import Config, Credential, Identity, SecretRef, SecretUse, State
+from provisioner.model import ADMIN, Config, Credential, Identity, Organization, SecretRef, SecretUse, State
 from provisioner.plan.diff import diff
 from provisioner.plan.digest import PlanTarget
 from provisioner.plan.fingerprint import state_fingerprint
 from provisioner.plan.guards import check_guards
 from provisioner.plan.model import Plan
 from provisioner.plan.planfile import SavedPlan, load_plan, save_plan
+from provisioner.resources.base import RECALL_V2
 from provisioner.secrets.refs import SecretValues, available, resolve
-from provisioner.service.connection import connect
+from provisioner.service.connection import connect_config
 from provisioner.service.runner import Outcome, Run, run_organizations, utcnow
 
 
@@ -72,26 +74,46 @@ def written_uses(config: Config, plan: Plan) -> tuple[SecretUse, ...]:
     return tuple(u for u in config.secret_uses if (u.workspace, u.ref) in wanted)
 
 
-def with_secret_values(planned: PlannedOrganization, client: ApiClient) -> PlannedOrganization:
+def with_secret_values(
+    planned: PlannedOrganization, clients: Iterable[ApiClient | None]
+) -> PlannedOrganization:
     """``planned`` with the values of the secrets its plan writes (every missing one reported at once).
 
-    Only an apply reads values, and only those it sends: a plan is complete
-    without them. Called before any change; the client redacts each value
-    from every message from then on.
+    Only an apply reads management-contract values, and only those it sends:
+    a plan is complete without them. Called before any change; each client
+    redacts each value from every message from then on.
     """
     values = resolve(written_uses(planned.config, planned.plan), base=planned.config.secret_base)
-    client.redact_also(values.values())
-    return replace(planned, secrets=values)
+    for client in clients:
+        if client is not None:
+            client.redact_also(values.values())
+    return replace(planned, secrets=planned.secrets.merged(values))
+
+
+def compared_by_value(use: SecretUse) -> bool:
+    """Whether a secret is one Recall.ai's real API returns (a Zoom app's, a Google login's).
+
+    Those are compared by value, as the API reads them back; every other
+    secret compares by the source its server recorded, without a value.
+    """
+    return use.what.startswith(("credential zoom ", "Google login "))
+
+
+def real_api_secrets(config: Config) -> SecretValues:
+    """The values of the secrets Recall.ai's real API returns (all missing ones reported at once)."""
+    return resolve([u for u in config.secret_uses if compared_by_value(u)], base=config.secret_base)
 
 
 def read_and_diff(
     config: Config,
-    client: ApiClient,
+    client: ApiClient | None,
     *,
     now: datetime,
     parallelism: int = 8,
     endpoint: Endpoint | None = None,
     cache: SnapshotCache | None = None,
+    secrets: SecretValues | None = None,
+    workspace_clients: Mapping[str, ApiClient] | None = None,
 ) -> PlannedOrganization:
     """Read the current state and diff it against the config. Makes no change; uses no secret value.
 
@@ -106,25 +128,68 @@ def read_and_diff(
     region (the config's, else the one the API reports), so that a plan read
     from elsewhere than the region's endpoint says so. ``client.endpoint`` never holds the key.
     An embedded sandbox (``endpoint``) is named by its label instead: its port changes every run.
+
+    ``workspace_clients`` (one per instance with its own key) read the
+    ``RECALL_V2`` types. ``client`` is None for an integrations-only config
+    (``Config.integrations_only``): then nothing but the v2 API is read.
+    Recall.ai's real API returns its secrets, so those (and only those) are
+    compared by value: ``secrets`` holds them (read here when not given).
     """
-    client.redact_also(available(config.secret_uses, base=config.secret_base).values())
-    if cache is None:
-        current, identity = read_state_and_identity(client, parallelism=parallelism)
-        how = ReadReport("full")
+    values = secrets if secrets is not None else real_api_secrets(config)
+    held = available(config.secret_uses, base=config.secret_base)
+    clients = dict(workspace_clients or {})
+    for each in [client, *clients.values()]:
+        if each is not None:
+            each.redact_also((*values.values(), *held.values()))
+    how = ReadReport("full")
+    if client is None:
+        current, identity = read_integrations(config, clients, parallelism)
+    elif cache is None or clients:
+        current, identity = read_state_and_identity(
+            client, parallelism=parallelism, workspace_clients=clients
+        )
     else:
         current, identity, how = read_with_snapshot(client, cache, parallelism=parallelism)
+    address = (
+        client.endpoint if client is not None else next(iter(clients.values())).endpoint if clients else ""
+    )
+    # No user is managed without the management API: no admin count to keep either.
+    policy = replace(config.policy, min_admins=0) if client is None else config.policy
     plan = diff(
         current,
         config.desired,
-        config.policy,
+        policy,
         now=now,
         organization=identity.organization.name,
         config_digest=config.digest,
+        secrets=values,
     )
     region = config.organization.region or identity.organization.region or ""
-    shown = endpoint.label if endpoint is not None and endpoint.embedded else client.endpoint
+    shown = endpoint.label if endpoint is not None and endpoint.embedded else address
     plan = replace(plan, endpoint=shown, region=region)
-    return PlannedOrganization(config, identity, current, plan, read=how)
+    return PlannedOrganization(config, identity, current, plan, values, read=how)
+
+
+INTEGRATIONS_ONLY = "(integrations only)"
+
+
+def read_integrations(
+    config: Config, clients: Mapping[str, ApiClient], parallelism: int
+) -> tuple[State, Identity]:
+    """The current state of an integrations-only config, from the v2 API alone.
+
+    Its workspace instances exist (the dashboard makes them, and each key
+    reaches its own), so they are taken as declared; the rest is read with
+    each instance's key. There is no ``/me/`` on the v2 API: the identity is
+    the config's organization, and no user.
+    """
+    state = read_state(None, parallelism=parallelism, workspace_clients=clients, families=(RECALL_V2,))
+    declared = [replace(w, manages=()) for w in config.desired.workspaces.values()]
+    state = replace(state, workspaces=MappingProxyType({w.name: w for w in declared}))
+    organization = Organization(
+        id="", name=config.organization.name or INTEGRATIONS_ONLY, region=config.organization.region or ""
+    )
+    return state, Identity(user_id="", email="", role=ADMIN, organization=organization)
 
 
 def guard(
@@ -213,17 +278,15 @@ def plan_orgs(
     """
 
     def step(config: Config) -> PlanResult:
-        with connect(config.organization, api_url=options.api_url, sandbox=options.sandbox) as (
-            endpoint,
-            client,
-        ):
+        with connect_config(config, api_url=options.api_url, sandbox=options.sandbox) as connection:
             planned = read_and_diff(
                 config,
-                client,
+                connection.client,
                 now=utcnow(),
                 parallelism=options.parallelism,
-                endpoint=endpoint,
-                cache=options.cache(endpoint.label),
+                workspace_clients=connection.workspace_clients,
+                endpoint=connection.endpoint,
+                cache=options.cache(connection.endpoint.label),
             )
             return PlanResult(planned)
 

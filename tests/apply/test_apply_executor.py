@@ -13,6 +13,7 @@ from provisioner.apply.executor import RUN_PLAN_AGAIN, apply_plan, idempotency_k
 from provisioner.apply.report import ChangeResult
 from provisioner.model import Membership, State, User, Workspace
 from provisioner.plan.model import Action, Change, Phase, Plan, ResourceType
+from provisioner.plan.model import phase_of as change_phase
 from provisioner.render.apply_report import render_report
 
 BASE = "https://api.example.invalid/api/v1"
@@ -46,7 +47,7 @@ ALL = (INVITE, PROMOTE, CREATE_WS, GRANT, REVOKE, CASCADE, DEMOTE, REMOVE)
 
 
 def make_plan(*changes: Change) -> Plan:
-    ordered = tuple(sorted(changes, key=lambda c: (c.phase, c.key)))
+    ordered = tuple(sorted(changes, key=lambda c: (change_phase(c), c.key)))
     return Plan("Acme", ordered, state_fingerprint="f" * 64, config_digest="d" * 64)
 
 

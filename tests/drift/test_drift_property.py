@@ -32,6 +32,7 @@ from provisioner.model import (
     Workspace,
 )
 from provisioner.plan.diff import diff
+from provisioner.plan.model import phase_of
 from provisioner.plan.replay import replay
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -75,7 +76,7 @@ def test_drift_agrees_with_plan_over_any_history(first: State, history: list[tup
             server, server_moved = arg, True
         else:
             plan = diff(server, desired, POLICY, now=NOW)
-            server = replay(server, sorted(plan.changes, key=lambda c: c.phase))
+            server = replay(server, sorted(plan.changes, key=phase_of))
             assert diff(server, desired, POLICY, now=NOW).empty
             if arg == "logged":
                 # What `apply --audit-log FILE` writes, read back as `drift` reads it.

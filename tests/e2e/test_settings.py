@@ -37,17 +37,14 @@ workspaces:
       deepgram:
         api_key: {env: "DEEPGRAM_KEY_{ENVIRONMENT}"}
     platforms:
-      zoom:
-        client_id: zoom-client-{environment}
-        client_secret: {file: "secrets/zoom-{environment}"}
-        webhook_secret: {env: "ZOOM_HOOK_{ENVIRONMENT}"}
+      google_calendar:
+        client_id: gcal-client-{environment}
+        client_secret: {file: "secrets/gcal-{environment}"}
 """
 
 KEYS = {
     "DEEPGRAM_KEY_STAGING": "dg-staging-0123456789",
     "DEEPGRAM_KEY_PRODUCTION": "dg-production-0123456789",
-    "ZOOM_HOOK_STAGING": "zh-staging-0123456789",
-    "ZOOM_HOOK_PRODUCTION": "zh-production-0123456789",
 }
 
 
@@ -57,7 +54,7 @@ def write_config(cli: Cli, sandbox, body: str = SETTINGS) -> Path:  # noqa: ANN0
     secrets = cli.cwd / "secrets"
     secrets.mkdir(exist_ok=True)
     for env in ("staging", "production"):
-        (secrets / f"zoom-{env}").write_text(f"zoom-secret-{env}-0123456789\n")
+        (secrets / f"gcal-{env}").write_text(f"gcal-secret-{env}-0123456789\n")
     return path
 
 
@@ -232,12 +229,11 @@ def test_export_then_plan_with_the_listed_variables_shows_no_changes(
     )
     assert exported.returncode == 0, exported.stderr
     text = (cli.cwd / "org.yaml").read_text()
-    assert "zoom-client-production" in text and "{env:" in text
+    assert "gcal-client-production" in text and "{env:" in text
     for value in KEYS.values():
         assert value not in text
     # Recorded sources come back as the references that wrote them.
-    assert "webhook_secret: {env: ZOOM_HOOK_STAGING}" in text
-    assert 'client_secret: {file: "secrets/zoom-production"}' in text
+    assert 'client_secret: {file: "secrets/gcal-production"}' in text
     variables = [line.strip() for line in exported.stderr.splitlines() if line.startswith("  SECRET_")]
     assert variables == ["SECRET_NOTETAKER_PRODUCTION_DEEPGRAM_API_KEY"]
     plan = planned(cli, env={**KEYS, **dict.fromkeys(variables, "dg-0123456789")})
@@ -254,18 +250,16 @@ def test_a_missing_secret_reference_names_every_one_and_changes_nothing(
     api: Api,  # noqa: ANN001
 ) -> None:
     write_config(cli, sandbox)
-    (cli.cwd / "secrets" / "zoom-staging").unlink()
+    (cli.cwd / "secrets" / "gcal-staging").unlink()
     sandbox.reset_stats()
     partial = {"DEEPGRAM_KEY_STAGING": KEYS["DEEPGRAM_KEY_STAGING"]}
     result = cli("apply", "-c", "org.yaml", "--auto-approve", "--secrets-dir", "sink", extra_env=partial)
     assert result.returncode == 1
     err = result.stderr
-    assert "4 secret references cannot be read" in err
+    assert "2 secret references cannot be read" in err
     for missing in (
         "DEEPGRAM_KEY_PRODUCTION",
-        "ZOOM_HOOK_STAGING",
-        "ZOOM_HOOK_PRODUCTION",
-        "secrets/zoom-staging",
+        "secrets/gcal-staging",
     ):
         assert missing in err
     assert "org.yaml:" in err and "Traceback" not in err

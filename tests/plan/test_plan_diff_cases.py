@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from provisioner.plan.diff import diff
+from provisioner.plan.model import describe_warning
 from tests.plan.plan_testkit import CASES, policy_from_data, state_from_data
 
 CASE_FILES = sorted(CASES.glob("*.yaml"))
@@ -50,6 +51,6 @@ def test_case(path: Path) -> None:
     want_warnings = expected.get("warnings", [])
     assert len(plan.warnings) == len(want_warnings), plan.warnings
     for text, warning in zip(want_warnings, plan.warnings):
-        assert text in warning.text
+        assert text in describe_warning(warning)
 
     assert [f"{m.workspace}/{m.user}" for m in plan.expiring_soon] == expected.get("expiring_soon", [])

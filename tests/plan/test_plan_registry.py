@@ -9,7 +9,7 @@ import pytest
 
 from provisioner.model import Membership, Policy, State, User, Workspace
 from provisioner.plan.diff import diff
-from provisioner.plan.model import TEXT, Action, PlanWarning, ResourceType
+from provisioner.plan.model import TEXT, Action, PlanWarning, ResourceType, describe_warning
 from provisioner.plan.serialize import plan_from_dict, plan_to_dict
 from provisioner.render.plan_json import render_json
 from provisioner.render.plan_text import HEADINGS, LINE_RENDERERS
@@ -27,8 +27,10 @@ def test_every_type_is_registered_once_in_plan_order() -> None:
         ResourceType.WEBHOOK,
         ResourceType.CREDENTIAL,
         ResourceType.API_KEY,
+        ResourceType.ZOOM_OAUTH_APP,
+        ResourceType.GOOGLE_LOGIN_GROUP,
     ]
-    assert [REGISTRY.order(t) for t in ResourceType] == [0, 1, 2, 3, 4, 5]
+    assert [REGISTRY.order(t) for t in ResourceType] == [0, 1, 2, 3, 4, 5, 6, 7]
     assert {k.field for k in REGISTRY} == {
         "users",
         "workspaces",
@@ -36,6 +38,8 @@ def test_every_type_is_registered_once_in_plan_order() -> None:
         "webhooks",
         "credentials",
         "api_keys",
+        "zoom_apps",
+        "google_login_groups",
     }
 
 
@@ -96,16 +100,18 @@ def test_warnings_are_codes_about_objects_in_table_order() -> None:
     assert dict(legacy.params) == {"memberships": 1}
     assert expired.params["until"] == (NOW - timedelta(days=1)).isoformat()
     # The sentence is made from the data, in one place.
-    assert legacy.text.startswith("workspace legacy exists in the organization but is not declared")
-    assert "1 membership is not managed" in legacy.text
-    assert expired.text.startswith("access p/a@x.io ran until 2026-05-30 ")
-    assert expiring.text.startswith("access p/b@x.io runs until 2026-06-02; extend it")
+    assert describe_warning(legacy).startswith(
+        "workspace legacy exists in the organization but is not declared"
+    )
+    assert "1 membership is not managed" in describe_warning(legacy)
+    assert describe_warning(expired).startswith("access p/a@x.io ran until 2026-05-30 ")
+    assert describe_warning(expiring).startswith("access p/b@x.io runs until 2026-06-02; extend it")
 
 
 def test_json_keeps_the_sentences_and_adds_the_codes_and_reads_them_back() -> None:
     plan = _plan_with_every_warning()
     document = json.loads(render_json(plan, tool_version="1.0"))
-    assert document["warnings"] == [w.text for w in plan.warnings]
+    assert document["warnings"] == [describe_warning(w) for w in plan.warnings]
     assert [d["code"] for d in document["warning_details"]] == [w.code for w in plan.warnings]
     assert document["warning_details"][1] == {
         "code": "undeclared-workspace",
@@ -121,7 +127,7 @@ def test_a_plan_document_without_codes_still_reads_back_with_its_sentences() -> 
     document = plan_to_dict(plan, tool_version="1.0")
     del document["warning_details"]
     warnings = plan_from_dict(document).warnings
-    assert [w.text for w in warnings] == [w.text for w in plan.warnings]
+    assert [describe_warning(w) for w in warnings] == [describe_warning(w) for w in plan.warnings]
     assert {w.code for w in warnings} == {TEXT}
 
 

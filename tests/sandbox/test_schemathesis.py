@@ -275,24 +275,36 @@ def read_report(path: Path) -> tuple[list[Finding], set[str], list[str]]:
     return findings, hosts, errors
 
 
-def run_schemathesis(sandbox: RunningSandbox, workdir: Path) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """``st run`` against ``sandbox``, all checks and phases, time-boxed; (process, NDJSON report)."""
+def run_schemathesis(
+    sandbox: RunningSandbox,
+    workdir: Path,
+    *,
+    contract: Path = CONTRACT,
+    url: str | None = None,
+    token: str | None = None,
+    seconds: int = SECONDS,
+) -> tuple[subprocess.CompletedProcess[str], Path]:
+    """``st run`` against ``sandbox``, all checks and phases, time-boxed; (process, NDJSON report).
+
+    By default the v1 contract at the sandbox's v1 URL with the admin's key;
+    ``test_schemathesis_v2.py`` passes recall-v2.yaml, the server's root and a workspace key.
+    """
     report = workdir / "events.ndjson"
     command = [
         sys.executable,
         str(RUNNER),
         "run",
-        str(CONTRACT),
+        str(contract),
         "--url",
-        sandbox.base_url,
+        url or sandbox.base_url,
         "--header",
-        f"Authorization: Token {sandbox.token}",
+        f"Authorization: Token {token or sandbox.token}",
         "--checks",
         "all",
         "--phases",
         "examples,coverage,fuzzing,stateful",
         "--max-time",
-        str(SECONDS),
+        str(seconds),
         "--max-examples",
         "25",  # per operation and cycle; the time box repeats cycles
         "--continue-on-failure",  # a known false positive must not hide a later real failure
@@ -327,7 +339,7 @@ def run_schemathesis(sandbox: RunningSandbox, workdir: Path) -> tuple[subprocess
         PYTHONDONTWRITEBYTECODE="1",
     )
     process = subprocess.run(
-        command, cwd=workdir, env=env, capture_output=True, text=True, timeout=SECONDS + 90, check=False
+        command, cwd=workdir, env=env, capture_output=True, text=True, timeout=seconds + 90, check=False
     )
     return process, report
 
