@@ -229,7 +229,7 @@ def test_export_then_plan_shows_no_changes(world: dict[str, Any], tmp_path: Path
     text = (tmp_path / "exported.yaml").read_text()
     assert "client_id: zoom-production" in text and "kind: account_level" in text
     assert 'workspace_token_env: "RECALL_API_KEY_{WORKSPACE}"' in text
-    variables = [line.strip() for line in exported.splitlines() if line.startswith("  RECALL_SECRET_")]
+    variables = [line.strip() for line in exported.splitlines() if line.startswith("  SECRET_")]
     assert len(variables) == 4  # client_secret and webhook_secret of two instances
     for name in variables:
         env = "PRODUCTION" if "_PRODUCTION_" in name else "STAGING"
@@ -314,7 +314,7 @@ def test_a_google_login_group_with_two_logins_one_deactivated(world: dict[str, A
         "exported.yaml",
     )
     assert "is_active: false" in (tmp_path / "exported.yaml").read_text()
-    for name in [line.strip() for line in exported.splitlines() if line.startswith("  RECALL_SECRET_")]:
+    for name in [line.strip() for line in exported.splitlines() if line.startswith("  SECRET_")]:
         if "_GOOGLE_" not in name:
             secret = "CLIENT_SECRET" if name.endswith("_CLIENT_SECRET") else "WEBHOOK_SECRET"
             cli.env[name] = SENTINELS[f"ZOOM_{secret}_PRODUCTION"]
