@@ -47,6 +47,12 @@ CHANGE_TEXT: dict[tuple[str, str], str] = {
     ("api_key", "create"): "API key created",
     ("api_key", "update"): "API key rotated",
     ("api_key", "delete"): "API key disabled",
+    ("zoom_oauth_app", "create"): "Zoom OAuth app added",
+    ("zoom_oauth_app", "update"): "Zoom OAuth app changed",
+    ("zoom_oauth_app", "delete"): "Zoom OAuth app removed",
+    ("google_login_group", "create"): "Google login group added",
+    ("google_login_group", "update"): "Google login group changed",
+    ("google_login_group", "delete"): "Google login group removed",
 }
 
 ARROW = "->"
