@@ -12,6 +12,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from provisioner.plan.deliveries import deliveries
 from provisioner.plan.model import Plan
 from provisioner.plan.serialize import plan_to_dict, validate_plan_document
 
@@ -23,5 +24,7 @@ def render_json(plan: Plan, *, tool_version: str, extra: Mapping[str, Any] | Non
     digest and the organization's id and region, see ``provisioner.plan.digest``).
     """
     document = plan_to_dict(plan, tool_version=tool_version, extra=extra)
+    # Where each server-made secret goes: derived from the changes, for readers of this form.
+    document["secrets_written"] = [{"name": d.name, "object": d.what} for d in deliveries(plan)]
     validate_plan_document(document)
     return json.dumps(document, sort_keys=True, indent=2, separators=(",", ": "), ensure_ascii=False) + "\n"

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 
 from provisioner.escape import markdown_code, markdown_fence
 from provisioner.model import ROLES, Credential, Membership, State, User, Webhook, is_production_environment
+from provisioner.plan.deliveries import deliveries
 from provisioner.plan.model import Action, Change, Plan, ResourceType, describe_warning
 from provisioner.plan.power import plan_environments, power_grants
 from provisioner.render.plan_text import LINE_RENDERERS, NO_CHANGES, grant_details, render_text
@@ -274,10 +275,30 @@ def _title(plan: Plan) -> str:
     return f"### provisioner plan{org}\n\n{endpoint}"
 
 
+DELIVERIES_LISTED = 200  # past this many, the section names the destinations alone
+
+
+def _deliveries(plan: Plan) -> str:
+    """ "Secrets this apply writes": never shortened; it comes before everything that can be.
+
+    Each line is ``NAME`` ← the object whose secret goes there; past
+    ``DELIVERIES_LISTED`` entries the names alone, every one of them.
+    """
+    made = deliveries(plan)
+    if not made:
+        return ""
+    head = f"**🔑 Secrets this apply writes ({len(made):,})**\n\n"
+    if len(made) > DELIVERIES_LISTED:
+        names = sorted({d.name for d in made})
+        return head + ", ".join(markdown_code(n) for n in names) + "\n\n"
+    return head + "".join(f"- {markdown_code(d.name)} ← {markdown_code(d.what)}\n" for d in made) + "\n"
+
+
 def _summary(view: _View) -> str:
     plan = view.plan
     s = plan.summary
     text = f"**Plan: {s.create} to add, {s.update} to change, {s.delete} to remove.**\n\n"
+    text += _deliveries(plan)
     text += _breaks(plan)
     text += _callout(
         "API keys (created, rotated, disabled)",

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 
 from provisioner.escape import terminal
 from provisioner.model import Membership
+from provisioner.plan.deliveries import deliveries
 from provisioner.plan.model import Action, Change, Plan, ResourceType, describe_warning
 from provisioner.plan.power import PowerGrants, power_grants
 from provisioner.resources.base import LineRenderer
@@ -85,6 +86,15 @@ def power_callout(grants: PowerGrants, cascades: Counter[str], *, color: bool = 
     return "\n".join(lines)
 
 
+def _deliveries(plan: Plan) -> list[str]:
+    """ "Secrets this apply writes": each destination name and whose secret goes there."""
+    made = deliveries(plan)
+    if not made:
+        return []
+    lines = [f"  {terminal(d.name)} <- {terminal(d.what)}" for d in made]
+    return ["\n".join([f"Secrets this apply writes ({len(made)}):", *lines])]
+
+
 def render_text(
     plan: Plan, *, color: bool = False, environments: Mapping[str, str | None] | None = None
 ) -> str:
@@ -109,11 +119,15 @@ def render_text(
     for change in plan.changes:
         groups[change.type].append(change_line(change, cascades, color=color))
 
-    blocks = endpoint + [
-        "\n".join([f"{_BOLD}{HEADINGS[t]}:{_RESET}" if color else f"{HEADINGS[t]}:", *lines])
-        for t, lines in groups.items()
-        if lines
-    ]
+    blocks = (
+        endpoint
+        + _deliveries(plan)
+        + [
+            "\n".join([f"{_BOLD}{HEADINGS[t]}:{_RESET}" if color else f"{HEADINGS[t]}:", *lines])
+            for t, lines in groups.items()
+            if lines
+        ]
+    )
     total = summary_line(plan)
     blocks.append(f"{_BOLD}{total}{_RESET}" if color else total)
     power = power_callout(power_grants(plan, environments), cascades, color=color)

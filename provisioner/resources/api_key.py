@@ -69,6 +69,7 @@ from provisioner.resources.base import (
     workspace_dependency,
     workspace_id,
 )
+from provisioner.secrets.names import api_key_slug, default_name
 
 log = logging.getLogger("provisioner.api")
 
@@ -477,6 +478,15 @@ def _blocked_by(c: Change, ctx: ApplyContext) -> str | None:
 # --- text -------------------------------------------------------------------------
 
 
+def _delivery(change: Change) -> tuple[str, str, bool] | None:
+    """Where a made key's secret goes, whose it is, and whether ``sink:`` chose the name."""
+    k = change.after
+    if not isinstance(k, ApiKey) or not k.sink_name:
+        return None
+    chosen = k.sink_name != default_name(k.workspace, api_key_slug(k.name))
+    return k.sink_name, f"API key {k.name} ({k.workspace})", chosen
+
+
 def create_line(change: Change, _: Counter[str]) -> str:
     """``api key ci-deploy (notetaker-production) of svc-ci@acme.com``."""
     k = change.after
@@ -525,6 +535,7 @@ KIND = ResourceKind(
     warning_texts={KEY_IMPACT: impact_text, ROTATION_WAITS: _waits_text, UNMANAGED: _unmanaged_text},
     blocked_by=_blocked_by,
     makes_secret=lambda change: change.action is not Action.DELETE,
+    delivery=_delivery,
 )
 
 __all__ = [

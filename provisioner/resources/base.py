@@ -399,6 +399,10 @@ class ResourceKind:
     # Whether applying a change makes a secret the server shows only once
     # (it must go to the operator's secret sink; see plan.guards).
     makes_secret: Callable[[Change], bool] = lambda change: False
+    # For such a change: (destination name, the object whose secret it is, whether
+    # the config chose the name), for the plan's "Secrets this apply writes"
+    # section (``plan.deliveries``).
+    delivery: Callable[[Change], tuple[str, str, bool] | None] = lambda change: None
     # The API the type speaks (MANAGEMENT or RECALL_V2); its key follows (KEY_OF_FAMILY).
     api: str = MANAGEMENT
 

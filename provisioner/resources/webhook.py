@@ -26,6 +26,7 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 from provisioner.errors import ConflictError, PreconditionFailedError, ProvisionerError
 from provisioner.escape import terminal
@@ -51,6 +52,7 @@ from provisioner.resources.base import (
     workspace_dependency,
     workspace_id,
 )
+from provisioner.secrets.names import default_name, webhook_slug
 
 log = logging.getLogger("provisioner.api")
 
@@ -292,6 +294,15 @@ def _delete(c: Change, ctx: ApplyContext) -> str | None:
 # --- text -------------------------------------------------------------------------
 
 
+def _delivery(change: Change) -> tuple[str, str, bool] | None:
+    """Where a signing secret goes, whose it is, and whether ``sink:`` chose the name."""
+    h = change.after
+    if not isinstance(h, Webhook) or not h.sink_name:
+        return None
+    chosen = h.sink_name != default_name(h.workspace, webhook_slug(h.url, urlsplit(h.url).hostname))
+    return h.sink_name, f"signing secret of webhook {h.url} ({h.workspace})", chosen
+
+
 def _events_change(before: Webhook, after: Webhook) -> str:
     added = sorted(set(after.events) - set(before.events))
     removed = sorted(set(before.events) - set(after.events))
@@ -354,6 +365,7 @@ KIND = ResourceKind(
     warning_texts={SHARED_URL: _shared_text},
     blocked_by=workspace_dependency,
     makes_secret=_moves_secret,
+    delivery=_delivery,
 )
 
 __all__ = ["KIND", "WEBHOOKS", "webhook_body", "webhook_key", "webhook_path"]
