@@ -548,6 +548,11 @@ class Config:
     # references are relative to.
     secret_uses: tuple[SecretUse, ...] = ()
     secret_base: str = ""
+    # Set when the config is held to a base config (``plan --base``,
+    # ``config.against_base``): what it changes in policy, and the instances
+    # it relabelled from production (they stay production in ``desired``).
+    policy_changes: tuple[tuple[str, str, str], ...] = ()
+    relabelled: tuple[str, ...] = ()
     # Workspace instance name -> the variable holding its own key (Recall.ai's v2 API
     # scopes a key to one workspace); only instances given one by the config.
     workspace_token_envs: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))

@@ -17,7 +17,14 @@ import click
 
 from provisioner.apply.report import ChangeResult
 from provisioner.cli.approval import approval_from_options, approval_options
-from provisioner.cli.options import DurationType, config_option, endpoint_options, parallelism_option
+from provisioner.cli.options import (
+    DurationType,
+    base_option,
+    config_option,
+    endpoint_options,
+    held_to_bases,
+    parallelism_option,
+)
 from provisioner.cli.output import Progress, echo_text, run_redactor, show_outcome
 from provisioner.cli.plan import plan_view
 from provisioner.endpoint import other_sandbox_databases
@@ -248,6 +255,7 @@ def checked_override_reason(reason: str | None) -> str | None:
     help="With --sandbox: create DBPATH even when another sandbox database is in its folder "
     "(without it, a path that looks like a typo is asked about, or refused without a terminal).",
 )
+@base_option
 def apply(
     configs: tuple[str, ...],
     auto_approve: bool,
@@ -269,6 +277,7 @@ def apply(
     api_url: str | None,
     sandbox: str | None,
     new_sandbox: bool,
+    bases: tuple[str, ...],
 ) -> int:
     """Make the organization match the config.
 
@@ -291,7 +300,7 @@ def apply(
         raise click.UsageError("--new-sandbox goes with --sandbox DBPATH")
     sink = sink_from_options(secrets_dir, secrets_command, secrets_command_env)
     approval = approval_from_options(pull_request, approvers, merged_by)
-    loaded = load_organizations(configs, api_url=api_url)
+    loaded = held_to_bases(load_organizations(configs, api_url=api_url), bases, api_url=api_url)
     check_new_sandbox(sandbox, new_sandbox)
     if plan_file and len(loaded) > 1:
         raise click.UsageError("--plan applies one organization's plan; give a single -c with --plan")

@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from provisioner.escape import terminal
+from provisioner.model import Config
 
 F = Callable[..., object]
 
@@ -49,6 +50,31 @@ def endpoint_options(f: F) -> F:
         "four regions when it is the same URL; PROVISIONER_ALLOWED_API_URLS does so too.",
     )(f)
     return f
+
+
+def base_option(f: F) -> F:
+    """``--base PATH``: the target branch's config, which the plan is held to (one per ``-c``, in order)."""
+    return click.option(
+        "--base",
+        "bases",
+        multiple=True,
+        metavar="PATH",
+        help="The target branch's config (file or folder; one per -c, in order). Policy changes are "
+        "shown first and in the digest, guards use the stricter policy, and an instance that is "
+        "production there stays production here.",
+    )(f)
+
+
+def held_to_bases(configs: list[Config], bases: tuple[str, ...], *, api_url: str | None) -> list[Config]:
+    """Each config held to its base config (``config.against_base``); as they are without ``--base``."""
+    if not bases:
+        return configs
+    if len(bases) != len(configs):
+        raise click.UsageError(f"give one --base per -c ({len(configs)} -c, {len(bases)} --base)")
+    from provisioner.config.against_base import hold_to_base
+    from provisioner.service.runner import load_organizations
+
+    return [hold_to_base(c, b) for c, b in zip(configs, load_organizations(bases, api_url=api_url))]
 
 
 def parallelism_option(f: F) -> F:

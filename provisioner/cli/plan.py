@@ -11,7 +11,14 @@ import shlex
 import click
 
 from provisioner.api.snapshot import default_cache_dir
-from provisioner.cli.options import cache_options, config_option, endpoint_options, parallelism_option
+from provisioner.cli.options import (
+    base_option,
+    cache_options,
+    config_option,
+    endpoint_options,
+    held_to_bases,
+    parallelism_option,
+)
 from provisioner.cli.output import echo_text, show_outcome, use_color
 from provisioner.escape import terminal
 from provisioner.model import Config
@@ -91,6 +98,7 @@ def apply_hint(
 @endpoint_options
 @parallelism_option
 @cache_options
+@base_option
 def plan(
     configs: tuple[str, ...],
     fmt: str,
@@ -103,12 +111,13 @@ def plan(
     cache_dir: str | None,
     no_cache: bool,
     refresh: bool,
+    bases: tuple[str, ...],
 ) -> int:
     """Show what apply would change: who gains and who loses what, and where.
 
     Read-only; works with a developer's key.
     """
-    loaded = load_organizations(configs, api_url=api_url)
+    loaded = held_to_bases(load_organizations(configs, api_url=api_url), bases, api_url=api_url)
     if out and len(loaded) > 1:
         raise click.UsageError("--out saves one organization's plan; give a single -c with --out")
     many = len(loaded) > 1

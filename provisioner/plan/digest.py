@@ -14,6 +14,8 @@ What the digest covers (and why):
   URL itself is left out: the same organization is reached through different
   URLs (an embedded sandbox gets a new loopback port on every run, a proxy may
   sit in front), and the organization's id already says where the plan goes.
+* Which declared instances count as production, and what the pull request
+  changes in ``policy`` against its base (``plan --base``).
 * Every change, in plan order: its action, type and key, whether it is a
   cascaded removal, and the values of ``before`` and ``after`` that say what
   the change does: a user's role; a workspace's environment; a grant's
@@ -51,7 +53,7 @@ from provisioner.plan.model import Change, Plan, ResourceType
 from provisioner.plan.plain import canonical_json
 from provisioner.resources.registry import REGISTRY
 
-DIGEST_SCHEME = "provisioner-plan-digest/1"
+DIGEST_SCHEME = "provisioner-plan-digest/2"
 PREFIX = "sha256:"
 _HEX = re.compile(r"[0-9a-f]{64}")
 # How a digest appears as a line of a plan: "Plan digest: sha256:…" in text,
@@ -109,6 +111,10 @@ def plan_digest(plan: Plan, target: PlanTarget) -> str:
             "region": target.region,
         },
         "changes": [material_change(c) for c in plan.changes],
+        # What counts as production and what the policy change is: decisions a
+        # reviewer must have seen, so a comment without them cannot pass --expect.
+        "production": sorted(plan.production),
+        "policy_changes": [list(c) for c in plan.policy_changes],
     }
     return PREFIX + hashlib.sha256(canonical_json(document).encode("utf-8")).hexdigest()
 

@@ -92,6 +92,14 @@ class Plan:
     expiring_soon: tuple[Membership, ...] = field(default=())
     endpoint: str = ""
     region: str = ""
+    # The declared instances that count as production: the config's, and every
+    # one the reviewed base config (``plan --base``) had as production, so a
+    # pull request cannot drop production call-outs by relabelling. In the digest.
+    production: tuple[str, ...] = ()
+    # What the pull request changes in ``policy`` against the base config:
+    # (path, before, after), shown first and part of the digest. Guards use
+    # the stricter of the two.
+    policy_changes: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def endpoint_note(self) -> str:

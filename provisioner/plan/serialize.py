@@ -93,6 +93,8 @@ def plan_to_dict(plan: Plan, *, tool_version: str, extra: Mapping[str, Any] | No
         "organization": plan.organization,
         "endpoint": plan.endpoint,
         "region": plan.region,
+        "production": list(plan.production),
+        "policy_changes": [list(c) for c in plan.policy_changes],
         "config_digest": plan.config_digest,
         "state_fingerprint": plan.state_fingerprint,
         "changes": [change_to_dict(c) for c in plan.changes],
@@ -139,4 +141,6 @@ def plan_from_dict(document: Mapping[str, Any]) -> Plan:
         expiring_soon=tuple(membership_from_dict(m) for m in document["expiring_soon"]),
         endpoint=document.get("endpoint", ""),
         region=document.get("region", ""),
+        production=tuple(document.get("production") or ()),
+        policy_changes=tuple((str(a), str(b), str(c)) for a, b, c in document.get("policy_changes") or ()),
     )

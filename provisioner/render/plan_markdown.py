@@ -161,7 +161,10 @@ class _View:
         )
 
     def is_production(self, workspace: str) -> bool:
-        return is_production_environment(self.environments.get(workspace))
+        # The plan's own list first: it keeps what the base config had as production.
+        return workspace in self.plan.production or is_production_environment(
+            self.environments.get(workspace)
+        )
 
     def workspace_order(self, names: Iterable[str]) -> list[str]:
         return sorted(names, key=lambda name: (not self.is_production(name), name))
@@ -292,6 +295,15 @@ def _deliveries(plan: Plan) -> str:
         names = sorted({d.name for d in made})
         return head + ", ".join(markdown_code(n) for n in names) + "\n\n"
     return head + "".join(f"- {markdown_code(d.name)} ← {markdown_code(d.what)}\n" for d in made) + "\n"
+
+
+def _policy_changes(plan: Plan) -> str:
+    """What the pull request changes in policy against its base: first, never shortened."""
+    return _callout(
+        f"⚠️ Policy changes ({len(plan.policy_changes)}; this plan's guards use the stricter side)",
+        [f"{_md(path)}: {_md(before)} → {_md(after)}" for path, before, after in plan.policy_changes],
+        limit=len(plan.policy_changes),
+    )
 
 
 def _summary(view: _View) -> str:
@@ -454,7 +466,7 @@ def render_markdown(
     those cells are blank.
     """
     view = _View(plan, environments or {}, current)
-    title = _title(plan)
+    title = _title(plan) + _policy_changes(plan)
     if plan.empty:
         text = title + NO_CHANGES + "\n\n" + _breaks(plan) + _warnings(plan)
     else:

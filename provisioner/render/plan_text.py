@@ -95,6 +95,18 @@ def _deliveries(plan: Plan) -> list[str]:
     return ["\n".join([f"Secrets this apply writes ({len(made)}):", *lines])]
 
 
+def _policy_changes(plan: Plan) -> list[str]:
+    """What the pull request changes in policy against its base: first, since it judges the rest."""
+    if not plan.policy_changes:
+        return []
+    lines = [
+        f"  {terminal(path)}: {terminal(before)} -> {terminal(after)}"
+        for path, before, after in plan.policy_changes
+    ]
+    head = f"Policy changes ({len(lines)}; the guards of this plan use the stricter side):"
+    return ["\n".join([head, *lines])]
+
+
 def render_text(
     plan: Plan, *, color: bool = False, environments: Mapping[str, str | None] | None = None
 ) -> str:
@@ -112,7 +124,8 @@ def render_text(
     note = f" ({terminal(plan.endpoint_note)})" if plan.endpoint_note else ""
     endpoint = [f"Endpoint: {terminal(plan.endpoint)}{note}"] if plan.endpoint else []
     if plan.empty:
-        return "\n\n".join([*endpoint, NO_CHANGES, *(["\n".join(warnings)] if warnings else [])]) + "\n"
+        blocks = [*endpoint, *_policy_changes(plan), NO_CHANGES]
+        return "\n\n".join([*blocks, *(["\n".join(warnings)] if warnings else [])]) + "\n"
 
     cascades = cascade_counts(plan)
     groups: dict[ResourceType, list[str]] = {kind.type: [] for kind in REGISTRY}

@@ -232,6 +232,28 @@ def _declared_key(
     return changes, warnings
 
 
+def _breaks_production(ctx: DiffContext, key: ApiKey) -> list[PlanWarning]:
+    """Disabling an unmanaged key that production used recently: what it breaks, for the guards.
+
+    The same refusal as a removal's (``KEY_IMPACT`` with ``recent_production``):
+    ``policy.api_keys.unmanaged: disable`` is no way around it.
+    """
+    declared = ctx.desired.workspaces.get(key.workspace)
+    recent = timedelta(days=ctx.policy.recent_use_days)
+    used = key.last_used_at is not None and ctx.now - key.last_used_at <= recent
+    if declared is None or not is_production_environment(declared.environment) or not used:
+        return []
+    params: dict[str, str | int] = {
+        "verb": "disabling the unmanaged key of",
+        "effect": "(policy.api_keys.unmanaged: disable) disables",
+        "user": key.owner,
+        "count": 1,
+        "keys": f"{key.name} on {key.workspace} ({_ago(key.last_used_at, ctx.now)})",
+        "recent_production": f"{key.name} on {key.workspace}",
+    }
+    return [PlanWarning(KEY_IMPACT, TYPE, key.owner, params)]
+
+
 def _why_rotate(now: datetime, newest: ApiKey, wanted: ApiKey) -> str | None:
     """Why the newest key of a declared name is replaced by a new one, or None."""
     if newest.owner != wanted.owner:
@@ -262,6 +284,7 @@ def _unmanaged(
             if policy.unmanaged_keys == "disable" and not key.in_use:
                 before = replace(key, note=f"not in the config ({_ago(key.last_used_at, now)})")
                 changes.append(Change(Action.DELETE, TYPE, key_text(key), before, None))
+                warnings += _breaks_production(ctx, key)
             elif policy.unmanaged_keys != "keep" or (ws, key.name) in declared:
                 used = "the key this run authenticates with, so not disabled" if key.in_use else ""
                 params = {"owner": key.owner, "used": used or _ago(key.last_used_at, now)}

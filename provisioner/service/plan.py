@@ -19,6 +19,7 @@ from provisioner import __version__
 from provisioner.api.client import ApiClient
 from provisioner.api.reader import read_state, read_state_and_identity
 from provisioner.api.snapshot import ReadReport, SnapshotCache, read_with_snapshot
+from provisioner.config.against_base import production_of
 from provisioner.endpoint import Endpoint
 from provisioner.errors import StalePlanError
 from provisioner.model import ADMIN, Config, Credential, Identity, Organization, SecretRef, SecretUse, State
@@ -26,7 +27,7 @@ from provisioner.plan.diff import diff
 from provisioner.plan.digest import PlanTarget
 from provisioner.plan.fingerprint import state_fingerprint
 from provisioner.plan.guards import check_guards
-from provisioner.plan.model import Plan
+from provisioner.plan.model import TEXT, Plan, PlanWarning
 from provisioner.plan.planfile import SavedPlan, load_plan, save_plan
 from provisioner.resources.base import RECALL_V2
 from provisioner.secrets.refs import SecretValues, available, resolve
@@ -61,6 +62,12 @@ class PlannedOrganization:
     @property
     def changed(self) -> bool:
         return not self.plan.empty
+
+
+RELABELLED = (
+    "is production in the base config and not in this one: it keeps every production call-out and "
+    "guard in this plan. Relabelling production is a decision for review: say so in the pull request"
+)
 
 
 def written_uses(config: Config, plan: Plan) -> tuple[SecretUse, ...]:
@@ -166,7 +173,17 @@ def read_and_diff(
     )
     region = config.organization.region or identity.organization.region or ""
     shown = endpoint.label if endpoint is not None and endpoint.embedded else address
-    plan = replace(plan, endpoint=shown, region=region)
+    relabels = tuple(
+        PlanWarning(TEXT, None, name, {"text": f"{name} {RELABELLED}"}) for name in config.relabelled
+    )
+    plan = replace(
+        plan,
+        endpoint=shown,
+        region=region,
+        production=tuple(sorted(production_of(config.desired))),
+        policy_changes=config.policy_changes,
+        warnings=relabels + plan.warnings,
+    )
     return PlannedOrganization(config, identity, current, plan, values, read=how)
 
 
