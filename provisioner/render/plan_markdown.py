@@ -278,23 +278,31 @@ def _title(plan: Plan) -> str:
     return f"### provisioner plan{org}\n\n{endpoint}"
 
 
-DELIVERIES_LISTED = 200  # past this many, the section names the destinations alone
+DELIVERIES_LISTED = 100  # past this many, chosen names are listed alone and default names counted
 
 
 def _deliveries(plan: Plan) -> str:
     """ "Secrets this apply writes": never shortened; it comes before everything that can be.
 
-    Each line is ``NAME`` ← the object whose secret goes there; past
-    ``DELIVERIES_LISTED`` entries the names alone, every one of them.
+    Each line is ``NAME`` ← the object whose secret goes there. Past
+    ``DELIVERIES_LISTED`` entries every name a config chose (``sink:``) is
+    still listed, by name alone, and the names that follow the default
+    pattern (``RECALL_<INSTANCE>_...``, unique by the config's check) are counted.
     """
     made = deliveries(plan)
     if not made:
         return ""
     head = f"**🔑 Secrets this apply writes ({len(made):,})**\n\n"
-    if len(made) > DELIVERIES_LISTED:
-        names = sorted({d.name for d in made})
-        return head + ", ".join(markdown_code(n) for n in names) + "\n\n"
-    return head + "".join(f"- {markdown_code(d.name)} ← {markdown_code(d.what)}\n" for d in made) + "\n"
+    if len(made) <= DELIVERIES_LISTED:
+        return head + "".join(f"- {markdown_code(d.name)} ← {markdown_code(d.what)}\n" for d in made) + "\n"
+    chosen = sorted({d.name for d in made if d.chosen})
+    defaults = sum(1 for d in made if not d.chosen)
+    listed = f"Names chosen by `sink:` ({len(chosen):,}): " + ", ".join(map(markdown_code, chosen)) + "\n\n"
+    rest = (
+        f"and {defaults:,} under their default names (`RECALL_<INSTANCE>_API_KEY_<NAME>`, "
+        "`RECALL_<INSTANCE>_WEBHOOK_<HOST>_<HASH>`).\n\n"
+    )
+    return head + (listed if chosen else "") + (rest if defaults else "")
 
 
 def _policy_changes(plan: Plan) -> str:
