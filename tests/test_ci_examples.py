@@ -542,7 +542,8 @@ def test_the_rotation_example_applies_only_due_rotations_with_the_admin_key_in_t
     doc = yaml.safe_load(ROTATE.read_text())
     (job,) = doc["jobs"].values()
     assert job["environment"] == "access" and job["if"] == "github.ref == 'refs/heads/main'"
-    assert job["concurrency"] == {"group": "provisioner-apply", "cancel-in-progress": False}
+    # Its own group (issue 21): a queued rotation never cancels a pending apply, nor the reverse.
+    assert job["concurrency"] == {"group": "provisioner-rotate", "cancel-in-progress": False}
     assert doc["permissions"] == {"contents": "read"}
     keyed = [s for s in job["steps"] if "RECALL_API_KEY" in (s.get("env") or {})]
     assert [s["env"]["RECALL_API_KEY"] for s in keyed] == ["${{ secrets.RECALL_ADMIN_KEY }}"]
@@ -550,3 +551,25 @@ def test_the_rotation_example_applies_only_due_rotations_with_the_admin_key_in_t
     # Issue 21: the command gets a minimal environment; gh's own token is passed by name, nothing more.
     assert "--secrets-command-env GH_TOKEN" in keyed[0]["run"]
     assert "--secrets-command-env RECALL_API_KEY" not in keyed[0]["run"]
+
+
+def test_third_party_actions_are_pinned_to_a_commit() -> None:
+    """Issue 21: a tag can be moved; a 40-character commit SHA cannot."""
+    for path in sorted((GITHUB.parent).glob("*.yml")):
+        for uses in re.findall(r"uses:\s*(\S+)", path.read_text()):
+            assert re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", uses), (path.name, uses)
+
+
+def test_the_plan_job_holds_no_secret_and_the_comment_is_cut_only_by_the_tool() -> None:
+    """Issue 21: the pull-request job has the developer key and nothing else; no slice() of the plan."""
+    text = GITHUB.read_text()
+    jobs = yaml.safe_load(text)["jobs"]
+    plan_env = yaml.safe_dump(jobs["plan"])
+    assert "secrets." in plan_env and set(re.findall(r"secrets\.(\w+)", plan_env)) == {"RECALL_DEVELOPER_KEY"}
+    assert (
+        "slice(" not in text
+        and "--base" in yaml.safe_dump(jobs["plan"])
+        and "--base" in yaml.safe_dump(jobs["apply"])
+    )
+    apply_env = yaml.safe_dump(jobs["apply"])
+    assert "--secrets-command" in apply_env and "DEEPGRAM_KEY_PRODUCTION" in apply_env

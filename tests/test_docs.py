@@ -291,7 +291,7 @@ def test_every_block_on_the_embedded_sandbox_runs(block: ShellBlock, tmp_path: P
     )
     assert result.returncode == 0, f"{block.where} fails as written:\n{result.stdout}\n{result.stderr}"
     assert "Error" not in result.stderr, result.stderr
-    assert list(work.rglob("sandbox.db")), "the block ran no command on the embedded sandbox"
+    assert list(work.rglob("*.db")), "the block ran no command on the embedded sandbox"
 
 
 QUICKSTART_KEYS = {
