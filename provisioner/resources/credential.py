@@ -34,7 +34,14 @@ from typing import Any
 
 from provisioner.errors import ConflictError, PreconditionFailedError
 from provisioner.escape import terminal
-from provisioner.model import PLATFORM, PROVIDERS, Credential, SecretDigest, SecretRef
+from provisioner.model import (
+    PLATFORM,
+    PROVIDERS,
+    Credential,
+    SecretDigest,
+    SecretRef,
+    is_production_environment,
+)
 from provisioner.plan.change import Action, Change, PlanWarning
 from provisioner.resources.base import (
     RUN_PLAN_AGAIN,
@@ -219,20 +226,29 @@ def _diff(ctx: DiffContext) -> Diffed:
 
 
 def _shared_references(ctx: DiffContext) -> list[PlanWarning]:
-    """A secret reference that instances of two environments use."""
-    envs: dict[SecretRef, set[str]] = defaultdict(set)
+    """A reference that instances of two environments use, or a production one a plain workspace reuses.
+
+    References compare by source and name (a raised ``version`` reads the same variable).
+    """
+    envs: dict[tuple[str, str], set[str]] = defaultdict(set)
+    plain: dict[tuple[str, str], set[str]] = defaultdict(set)
     for credential in ctx.desired.credentials.values():
         declared = ctx.desired.workspaces.get(credential.workspace)
         env = declared.environment if declared is not None else None
-        if env is None:
-            continue
         for _, ref in credential.secrets:
-            envs[ref].add(env)
-    return [
-        PlanWarning(SHARED_SECRET, TYPE, str(ref), {"environments": ", ".join(sorted(names))})
-        for ref, names in sorted(envs.items(), key=lambda kv: (kv[0].source, kv[0].name))
-        if len(names) > 1
-    ]
+            if env is None:
+                plain[(ref.source, ref.name)].add(f"plain workspace {credential.workspace}")
+            else:
+                envs[(ref.source, ref.name)].add(env)
+    out = []
+    for (source, name), names in sorted(envs.items()):
+        reused = (
+            plain.get((source, name), set()) if any(is_production_environment(e) for e in names) else set()
+        )
+        if len(names) > 1 or reused:
+            where = ", ".join([*sorted(names), *sorted(reused)])
+            out.append(PlanWarning(SHARED_SECRET, TYPE, f"{source} {name}", {"environments": where}))
+    return out
 
 
 def _shared_text(w: PlanWarning) -> str:

@@ -20,7 +20,7 @@ from provisioner.model import (
     Workspace,
 )
 from provisioner.plan.diff import diff
-from provisioner.plan.model import Action, ResourceType
+from provisioner.plan.model import Action, ResourceType, describe_warning
 from provisioner.plan.serialize import plan_from_dict, plan_to_dict, validate_plan_document
 from provisioner.render.plan_markdown import render_markdown
 from provisioner.render.plan_text import render_text
@@ -185,3 +185,26 @@ def test_markdown_groups_settings_by_instance_production_first_and_the_document_
     document = plan_to_dict(plan, tool_version="t")
     validate_plan_document(document)
     assert plan_from_dict(document) == plan
+
+
+def test_a_production_reference_reused_by_a_plain_workspace_is_warned() -> None:
+    # Issue 21: a plain workspace reusing production's key is the same leak as another environment.
+    current = State.build(USERS, [Workspace("app-production", id="w1"), Workspace("sandbox", id="w3")])
+    desired = State.build(
+        [User("alice@acme.com", "admin")],
+        [
+            Workspace("app-production", environment="production", manages=("transcription",)),
+            Workspace("sandbox", manages=("transcription",)),
+        ],
+        (),
+        (),
+        [
+            Credential("app-production", "deepgram", secrets=(("api_key", KEY),), write=("api_key",)),
+            Credential("sandbox", "deepgram", secrets=(("api_key", SecretRef("env", "DG_PROD", 2)),)),
+        ],
+    )
+    plan = diff(current, desired, Policy(), now=NOW)
+    (warning,) = [w for w in plan.warnings if w.code == "secret-shared-across-environments"]
+    assert "plain workspace sandbox" in describe_warning(warning) and "production" in describe_warning(
+        warning
+    )
