@@ -161,14 +161,7 @@ def detect_drift(
     for change in plan.changes:
         if change.cascade:
             continue  # shown with its user's removal (``DriftItem.reach``)
-        if last is None or _secret_only(change):
-            # A secret is never read back: whether the server's or the config's
-            # value moved since the last apply cannot be told.
-            origin = Origin.UNKNOWN
-        elif _value(cur, change) == _value(last, change):
-            origin = Origin.UNAPPLIED
-        else:
-            origin = Origin.OUT_OF_BAND
+        origin = _origin(change, cur, last)
         if change.type is ResourceType.USER:
             server_user, config_user = cur.users.get(change.key), des.users.get(change.key)
             last_user = last.users.get(change.key) if last is not None else None
@@ -191,6 +184,17 @@ def detect_drift(
         workspace = _workspace_of(change)
         items.append(DriftItem(change, Origin.UNKNOWN, reach=(Reach(workspace, workspace in production),)))
     return DriftReport(organization, plan, tuple(items), with_audit_log=last is not None)
+
+
+def _origin(change: Change, current: State, last: State | None) -> Origin:
+    """Which side moved away from the last logged apply, as far as can be told."""
+    if last is None or _secret_only(change):
+        # A secret is never read back: whether the server's or the config's
+        # value moved since the last apply cannot be told.
+        return Origin.UNKNOWN
+    if _value(current, change) == _value(last, change):
+        return Origin.UNAPPLIED
+    return Origin.OUT_OF_BAND
 
 
 def _changed_values(current: State, desired: State, plan: Plan, secrets: SecretValues) -> list[Change]:

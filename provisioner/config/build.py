@@ -632,51 +632,68 @@ class _Builder:
 
     # --- policy -------------------------------------------------------------------
     def policy(self) -> Policy:
+        """The ``policy`` section (checked values; the schema reported the rest)."""
         spec = _dict(self.data.get("policy"))
-        min_admins = spec.get("min_admins", 1)
-        if not isinstance(min_admins, int) or isinstance(min_admins, bool) or min_admins < 0:
-            min_admins = 1
-        limit = RemovalLimit()
-        raw = spec.get("max_removals")
+        ignore = _dict(spec.get("ignore"))
+        return Policy(
+            min_admins=_count_or(spec.get("min_admins"), 1),
+            max_removals=self._removal_limit(spec.get("max_removals")),
+            protected_users=self._protected_users(spec.get("protected_users")),
+            ignore_users=self._ignored_users(ignore.get("users")),
+            ignore_workspaces=_strings(ignore.get("workspaces")),
+            ignore_webhooks=_strings(ignore.get("webhooks")),
+            ignore_credentials=_strings(ignore.get("credentials")),
+            **_key_policy(_dict(spec.get("api_keys"))),
+        )
+
+    def _removal_limit(self, raw: Any) -> RemovalLimit:
         if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
-            limit = RemovalLimit(count=raw, percent=None)
-        elif isinstance(raw, str) and re.fullmatch(r"(100|[0-9]{1,2})(\.[0-9]+)?%", raw):
+            return RemovalLimit(count=raw, percent=None)
+        if isinstance(raw, str) and re.fullmatch(r"(100|[0-9]{1,2})(\.[0-9]+)?%", raw):
             percent = float(raw[:-1])
-            if percent > 100:
-                self.report(("policy", "max_removals"), "a percentage is at most 100%")
-            else:
-                limit = RemovalLimit(count=None, percent=percent)
+            if percent <= 100:
+                return RemovalLimit(count=None, percent=percent)
+            self.report(("policy", "max_removals"), "a percentage is at most 100%")
+        return RemovalLimit()
+
+    def _protected_users(self, entries: Any) -> frozenset[str]:
         protected = set()
-        for i, entry in enumerate(_list(spec.get("protected_users"))):
+        for i, entry in enumerate(_list(entries)):
             email = self.check_email(entry, ("policy", "protected_users", i))
             if email:
                 protected.add(email)
-        ignore = _dict(spec.get("ignore"))
-        ignore_users = []
-        for i, glob in enumerate(_list(ignore.get("users"))):
+        return frozenset(protected)
+
+    def _ignored_users(self, globs: Any) -> tuple[str, ...]:
+        out = []
+        for i, glob in enumerate(_list(globs)):
             if isinstance(glob, str):
                 problem = char_problem(glob, spaces=True)
                 if problem:
                     self.report(("policy", "ignore", "users", i), problem)
-                ignore_users.append(identity_key(glob))
-        keys = _dict(spec.get("api_keys"))
-        owners = keys.get("production_owners")
-        unmanaged = keys.get("unmanaged")
-        grace = parse_duration(keys.get("rotation_grace"))
-        recent = keys.get("recent_use_days")
-        return Policy(
-            production_key_owners=owners if owners in ("anyone", "service_accounts") else "anyone",
-            unmanaged_keys=unmanaged if unmanaged in ("keep", "report", "disable") else "keep",
-            rotation_grace_s=grace if grace is not None else 24 * 3600,
-            recent_use_days=recent if isinstance(recent, int) and not isinstance(recent, bool) else 7,
-            min_admins=min_admins,
-            max_removals=limit,
-            protected_users=frozenset(protected),
-            ignore_users=tuple(ignore_users),
-            ignore_workspaces=tuple(g for g in _list(ignore.get("workspaces")) if isinstance(g, str)),
-            ignore_webhooks=tuple(g for g in _list(ignore.get("webhooks")) if isinstance(g, str)),
-            ignore_credentials=tuple(g for g in _list(ignore.get("credentials")) if isinstance(g, str)),
-        )
+                out.append(identity_key(glob))
+        return tuple(out)
+
+
+def _count_or(value: Any, default: int) -> int:
+    """A non-negative integer from the config, else ``default`` (the schema reported it)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else default
+
+
+def _strings(value: Any) -> tuple[str, ...]:
+    return tuple(g for g in _list(value) if isinstance(g, str))
+
+
+def _key_policy(keys: dict[Any, Any]) -> dict[str, Any]:
+    """``policy.api_keys`` as ``Policy`` fields, each defaulted when absent or invalid."""
+    owners, unmanaged = keys.get("production_owners"), keys.get("unmanaged")
+    grace, recent = parse_duration(keys.get("rotation_grace")), keys.get("recent_use_days")
+    return {
+        "production_key_owners": owners if owners in ("anyone", "service_accounts") else "anyone",
+        "unmanaged_keys": unmanaged if unmanaged in ("keep", "report", "disable") else "keep",
+        "rotation_grace_s": grace if grace is not None else 24 * 3600,
+        "recent_use_days": recent if isinstance(recent, int) and not isinstance(recent, bool) else 7,
+    }
 
 
 def _grant(grants: dict[str, Grant], email: str, grant: Grant) -> None:

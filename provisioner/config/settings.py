@@ -174,33 +174,55 @@ class SettingsBuilder:
         """The settings of instance ``instance`` of workspace ``workspace`` in ``environment``."""
         out = InstanceSettings()
         layers = [(_dict(env_spec), env_path), (_dict(ws_spec), ws_path)]
+        place = Place(instance, workspace, environment, ws_spec_envs(ws_spec))
         manages = [s for s in SECTIONS if any(s in spec for spec, _ in layers)]
-        hooks: dict[str, Webhook] = {}
-        hook_paths: dict[str, Path] = {}
-        creds: dict[str, tuple[Credential, list[tuple[SecretUse, Path]]]] = {}
-        zoom_kind = DEFAULT_ZOOM_KIND
-        envs = ws_spec_envs(ws_spec)
-        place = Place(instance, workspace, environment, envs)
+        if self._google_login_groups(layers, place, out):
+            manages.append(GOOGLE_LOGIN_GROUPS)
+        out.manages = tuple(dict.fromkeys(manages))
+        hooks = self._webhooks(layers, place)
+        creds, zoom_kind = self._credentials(layers, place)
+        self._api_keys(ws_spec, ws_path, place, out)
+        self._collect_credentials(creds, zoom_kind, place, out)
+        out.webhooks = [hooks[url][0] for url in sorted(hooks)]
+        for hook, path in (hooks[url] for url in sorted(hooks)):
+            if hook.sink_name:
+                out.destinations.append(
+                    Destination(hook.sink_name, f"the webhook {hook.url} of {instance}", path)
+                )
+        return out
+
+    def _google_login_groups(
+        self, layers: list[tuple[dict[Any, Any], Path]], place: Place, out: InstanceSettings
+    ) -> bool:
+        """The instance's Google login groups (the workspace's replace the environment's).
+
+        Returns whether any layer lists them (the section is then managed).
+        """
         groups: dict[str, tuple[GoogleLoginGroup, list[tuple[SecretUse, Path]]]] = {}
+        listed = False
         for spec, base in layers:
             entries = _dict(spec.get("platforms")).get(GOOGLE_LOGIN_GROUPS)
-            if entries is not None:
-                manages.append(GOOGLE_LOGIN_GROUPS)
+            listed = listed or entries is not None
             for i, entry in enumerate(_list(entries)):
-                path = base + ("platforms", GOOGLE_LOGIN_GROUPS, i)
-                made_group = self.google_login_group(entry, path, place)
-                if made_group is not None:
-                    groups[made_group[0].name] = made_group  # the workspace's replaces the environment's
+                made = self.google_login_group(entry, base + ("platforms", GOOGLE_LOGIN_GROUPS, i), place)
+                if made is not None:
+                    groups[made[0].name] = made
         for name in sorted(groups):
-            group, group_uses = groups[name]
+            group, uses = groups[name]
             out.google_login_groups.append(group)
-            for use, use_path in group_uses:
+            for use, use_path in uses:
                 out.uses.append(use)
                 out.use_paths.append(use_path)
-        out.manages = tuple(dict.fromkeys(manages))
+        return listed
+
+    def _webhooks(
+        self, layers: list[tuple[dict[Any, Any], Path]], place: Place
+    ) -> dict[str, tuple[Webhook, Path]]:
+        """The instance's webhooks by URL, with where each is declared (the workspace's win)."""
+        hooks: dict[str, tuple[Webhook, Path]] = {}
         for spec, base in layers:
             # A URL twice in one list is a mistake; across lists, the workspace wins.
-            listed: dict[str, Path] = {}
+            listed: set[str] = set()
             # Past the schema's cap nothing is expanded: 50 instances would multiply any excess.
             for i, entry in enumerate(_list(spec.get("webhooks"))[:MAX_WEBHOOKS]):
                 path = base + ("webhooks", i)
@@ -210,22 +232,37 @@ class SettingsBuilder:
                 if hook.url in listed:
                     self._once(
                         path + ("url",),
-                        f"webhook `{excerpt(hook.url)}` is listed twice for {excerpt(instance)}; "
+                        f"webhook `{excerpt(hook.url)}` is listed twice for {excerpt(place.instance)}; "
                         "list each URL once",
                     )
                     continue
-                listed[hook.url] = path
-                hooks[hook.url] = hook
-                hook_paths[hook.url] = path
+                listed.add(hook.url)
+                hooks[hook.url] = (hook, path)
+        return hooks
+
+    def _credentials(
+        self, layers: list[tuple[dict[Any, Any], Path]], place: Place
+    ) -> tuple[dict[str, tuple[Credential, list[tuple[SecretUse, Path]]]], str]:
+        """The instance's credentials by provider (the workspace's replace the environment's).
+
+        Also the Zoom app's kind, which only Recall.ai's real Zoom app has.
+        """
+        creds: dict[str, tuple[Credential, list[tuple[SecretUse, Path]]]] = {}
+        zoom_kind = DEFAULT_ZOOM_KIND
+        for spec, base in layers:
             for section in ("transcription", "platforms"):
                 for provider, entry in _dict(spec.get(section)).items():
-                    path = base + (section, provider)
-                    made = self.credential(provider, entry, path, place)
-                    if made is not None:
-                        creds[provider] = made  # the workspace's replaces the environment's, secrets and all
-                        if provider == ZOOM:
-                            kind = _dict(entry).get("kind", DEFAULT_ZOOM_KIND)
-                            zoom_kind = kind if kind in ZOOM_KINDS else DEFAULT_ZOOM_KIND
+                    made = self.credential(provider, entry, base + (section, provider), place)
+                    if made is None:
+                        continue
+                    creds[provider] = made  # the workspace's replaces the environment's, secrets and all
+                    if provider == ZOOM:
+                        kind = _dict(entry).get("kind", DEFAULT_ZOOM_KIND)
+                        zoom_kind = kind if kind in ZOOM_KINDS else DEFAULT_ZOOM_KIND
+        return creds, zoom_kind
+
+    def _api_keys(self, ws_spec: Any, ws_path: Path, place: Place, out: InstanceSettings) -> None:
+        """The workspace's declared keys for this instance, each name once, with its destination."""
         names: dict[str, Path] = {}
         for i, entry in enumerate(_list(_dict(ws_spec).get("api_keys"))[:MAX_API_KEYS]):
             path = ws_path + ("api_keys", i)
@@ -242,14 +279,23 @@ class SettingsBuilder:
             names[key.name] = path
             out.api_keys.append((key, path + ("owner",)))
             if key.sink_name:
-                what = f"the API key {key.name} of {instance}"
+                what = f"the API key {key.name} of {place.instance}"
                 out.destinations.append(Destination(key.sink_name, what, path))
+
+    @staticmethod
+    def _collect_credentials(
+        creds: dict[str, tuple[Credential, list[tuple[SecretUse, Path]]]],
+        zoom_kind: str,
+        place: Place,
+        out: InstanceSettings,
+    ) -> None:
+        """The credentials and their secret uses into ``out``; Zoom becomes Recall.ai's real Zoom app."""
         if ZOOM in creds:
             # Recall.ai's real API has the Zoom app (zoom_oauth_app), not the contract's credential.
             zoom, _ = creds[ZOOM]
             out.zoom_apps.append(
                 ZoomApp(
-                    workspace=instance,
+                    workspace=place.instance,
                     client_id=dict(zoom.fields)["client_id"],
                     kind=zoom_kind,
                     secrets=zoom.secrets,
@@ -262,12 +308,6 @@ class SettingsBuilder:
             for use, use_path in uses:
                 out.uses.append(use)
                 out.use_paths.append(use_path)
-        out.webhooks = [hooks[url] for url in sorted(hooks)]
-        for hook in out.webhooks:
-            if hook.sink_name:
-                what = f"the webhook {hook.url} of {instance}"
-                out.destinations.append(Destination(hook.sink_name, what, hook_paths[hook.url]))
-        return out
 
     def _wanted_here(
         self, entry: dict[Any, Any], path: Path, environment: str | None, envs: list[str]

@@ -320,56 +320,60 @@ def _impacts(ctx: DiffContext, live: Mapping[tuple[str, str], list[ApiKey]]) -> 
             owned[key.owner].append(key)
     if not owned:
         return []
-    environments = {name: w.environment for name, w in ctx.desired.workspaces.items()}
-    recent = timedelta(days=ctx.policy.recent_use_days)
     out = []
     for change in ctx.earlier:
-        if change.cascade:
-            continue
-        hit: list[ApiKey] = []
-        if change.type is ResourceType.USER and isinstance(change.before, User):
-            user = change.before.email
-            if change.action is Action.DELETE:
-                verb, effect, hit = "removing", "disables", owned.get(user, [])
-            elif (
-                change.action is Action.UPDATE
-                and isinstance(change.after, User)
-                and (change.before.role, change.after.role) == (ADMIN, DEVELOPER)
-            ):
-                verb, effect, hit = "demoting", "leaves read-only", owned.get(user, [])
-        elif change.type is ResourceType.MEMBERSHIP and change.action is Action.DELETE:
-            m = change.before
-            assert isinstance(m, Membership)
-            user = m.user
-            verb, effect = "revoking the access of", "disables"
-            hit = [k for k in owned.get(user, []) if k.workspace == m.workspace]
-            if hit:
-                effect = f"to {m.workspace} disables"
-        if not hit:
-            continue
-        hit = sorted(
-            hit, key=lambda k: (not is_production_environment(environments.get(k.workspace)), k.workspace)
-        )
-        described = [f"{k.name} on {k.workspace} ({_ago(k.last_used_at, ctx.now)})" for k in hit]
-        more = len(described) - IMPACT_LISTED
-        listed = ", ".join(described[:IMPACT_LISTED]) + (f", and {more} more" if more > 0 else "")
-        used = [
-            f"{k.name} on {k.workspace}"
-            for k in hit
-            if is_production_environment(environments.get(k.workspace))
-            and k.last_used_at is not None
-            and ctx.now - k.last_used_at <= recent
-        ]
-        params: dict[str, str | int] = {
-            "verb": verb,
-            "effect": effect,
-            "user": user,
-            "count": len(hit),
-            "keys": listed,
-            "recent_production": ", ".join(used),
-        }
-        out.append(PlanWarning(KEY_IMPACT, TYPE, user, params))
+        hit = None if change.cascade else _what_breaks(change, owned)
+        if hit is not None:
+            out.append(_impact(ctx, *hit))
     return out
+
+
+def _what_breaks(
+    change: Change, owned: Mapping[str, list[ApiKey]]
+) -> tuple[str, str, str, list[ApiKey]] | None:
+    """``(verb, effect, user, keys)`` when ``change`` takes something from the owner of live keys."""
+    before, after = change.before, change.after
+    if change.type is ResourceType.USER and isinstance(before, User):
+        keys = owned.get(before.email, [])
+        if change.action is Action.DELETE and keys:
+            return "removing", "disables", before.email, keys
+        demoted = isinstance(after, User) and (before.role, after.role) == (ADMIN, DEVELOPER)
+        if change.action is Action.UPDATE and demoted and keys:
+            return "demoting", "leaves read-only", before.email, keys
+        return None
+    if change.type is ResourceType.MEMBERSHIP and change.action is Action.DELETE:
+        assert isinstance(before, Membership)
+        keys = [k for k in owned.get(before.user, []) if k.workspace == before.workspace]
+        if keys:
+            return "revoking the access of", f"to {before.workspace} disables", before.user, keys
+    return None
+
+
+def _impact(ctx: DiffContext, verb: str, effect: str, user: str, hit: list[ApiKey]) -> PlanWarning:
+    """The warning that names the keys a change breaks, production first, and the recently used ones."""
+
+    def production(k: ApiKey) -> bool:
+        declared = ctx.desired.workspaces.get(k.workspace)
+        return is_production_environment(declared.environment if declared is not None else None)
+
+    hit = sorted(hit, key=lambda k: (not production(k), k.workspace))
+    described = [f"{k.name} on {k.workspace} ({_ago(k.last_used_at, ctx.now)})" for k in hit]
+    more = len(described) - IMPACT_LISTED
+    recent = timedelta(days=ctx.policy.recent_use_days)
+    used = [
+        f"{k.name} on {k.workspace}"
+        for k in hit
+        if production(k) and k.last_used_at is not None and ctx.now - k.last_used_at <= recent
+    ]
+    params: dict[str, str | int] = {
+        "verb": verb,
+        "effect": effect,
+        "user": user,
+        "count": len(hit),
+        "keys": ", ".join(described[:IMPACT_LISTED]) + (f", and {more} more" if more > 0 else ""),
+        "recent_production": ", ".join(used),
+    }
+    return PlanWarning(KEY_IMPACT, TYPE, user, params)
 
 
 def is_scheduled_rotation(change: Change) -> bool:
