@@ -31,12 +31,14 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import email.utils
 import json
 import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import urlencode, urljoin
@@ -498,6 +500,33 @@ class ApiClient:
             )
         return str(next_url)  # a str by now (urljoin's result); str() tells the type checker
 
+    def _note_server_clock(self, date: str | None) -> None:
+        """Remember the server's clock (its ``Date``) against ours, for ``server_now``."""
+        if not date:
+            return
+        try:
+            moment = email.utils.parsedate_to_datetime(date)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        if moment.tzinfo is None:
+            return
+        self._server_clock = (moment, time.monotonic())
+
+    def server_now(self) -> datetime | None:
+        """The server's time now, from the ``Date`` of its latest answer (None before any).
+
+        API key ages are measured on the server's clock, the one that stamped
+        the keys: a CI runner whose clock is off never rotates early or late.
+        """
+        clock: tuple[datetime, float] | None = getattr(self, "_server_clock", None)
+        if clock is None:
+            return None
+        moment, seen = clock
+        server = moment + timedelta(seconds=time.monotonic() - seen)
+        local = datetime.now(server.tzinfo)
+        # ``Date`` is whole seconds: within that, this machine's finer clock is the better reading.
+        return local if abs(server - local) < timedelta(seconds=2) else server
+
     def _send(
         self,
         method: str,
@@ -557,6 +586,7 @@ class ApiClient:
             raise self._transport_failure(method, url, e, attempt) from None
         finally:
             self._attempt_state.current = None
+        self._note_server_clock(response.headers.get("Date"))
         if log.isEnabledFor(logging.INFO):  # the short URL is redacted: worth building only to log it
             short = self._short(url)
             elapsed_ms = (time.monotonic() - started) * 1000

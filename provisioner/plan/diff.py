@@ -72,6 +72,7 @@ def diff(
     config_digest: str = "",
     expiring_within: timedelta = timedelta(days=7),
     secrets: SecretValues | None = None,
+    key_clock: datetime | None = None,
 ) -> Plan:
     """The plan that takes ``current`` to ``desired``.
 
@@ -80,7 +81,8 @@ def diff(
     (reported in ``Plan.expiring_soon`` and as a warning). A management
     contract secret compares by the source the server recorded for it, never
     by value; ``secrets`` holds only the values of secrets Recall.ai's real
-    API returns, which its types compare in memory.
+    API returns, which its types compare in memory. ``key_clock`` is the
+    server's time, on which API key ages are measured (``now`` when None).
     """
     cur = filter_ignored(current, policy)
     des = filter_ignored(desired, policy)
@@ -96,6 +98,7 @@ def diff(
             now=now,
             expiring_within=expiring_within,
             earlier=tuple(changes),
+            key_clock=key_clock,
             secrets=secrets if secrets is not None else SecretValues(),
         )
         part = kind.diff(context)

@@ -188,6 +188,9 @@ def _live(ctx: DiffContext) -> dict[tuple[str, str], list[ApiKey]]:
 
 def _diff(ctx: DiffContext) -> Diffed:
     """Each declared key made, rotated or retired; every other live key by the unmanaged policy."""
+    if ctx.key_clock is not None:
+        # The clock that stamped the keys measures their ages, not this machine's.
+        ctx = replace(ctx, now=ctx.key_clock)
     live = _live(ctx)
     desired = {(k.workspace, k.name): k for k in ctx.desired.api_keys.values()}
     changes: list[Change] = []

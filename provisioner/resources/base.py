@@ -139,6 +139,9 @@ class DiffContext:
     now: datetime
     expiring_within: timedelta
     earlier: tuple[Change, ...]
+    # The server's clock (its ``Date``), which stamped the API keys: their ages
+    # are measured on it. None: ``now``.
+    key_clock: datetime | None = None
     # The values of the secrets Recall.ai's real API returns (compared by value
     # there, as it reads them back); no management-contract secret is here.
     secrets: SecretValues = field(default_factory=lambda: SecretValues())

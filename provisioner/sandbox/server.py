@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import email.utils
 import ipaddress
 import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any, cast
@@ -56,6 +58,12 @@ class QuietRequestHandler(WSGIRequestHandler):
     # Headers and body go out in separate writes; with Nagle's algorithm the
     # body would wait for the client's delayed ACK (40 ms) on a kept-alive connection.
     disable_nagle_algorithm = True
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` of an answer on the sandbox's clock (``POST /_sandbox/clock``)."""
+        offset = float(getattr(getattr(self.server, "app", None), "clock_offset", 0.0) or 0.0)
+        moment = (time.time() if timestamp is None else timestamp) + offset
+        return email.utils.formatdate(moment, usegmt=True)
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         pass

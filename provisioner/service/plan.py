@@ -170,6 +170,7 @@ def read_and_diff(
         organization=identity.organization.name,
         config_digest=config.digest,
         secrets=values,
+        key_clock=client.server_now() if client is not None else None,
     )
     region = config.organization.region or identity.organization.region or ""
     shown = endpoint.label if endpoint is not None and endpoint.embedded else address

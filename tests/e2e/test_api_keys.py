@@ -502,3 +502,16 @@ def test_no_key_secret_in_any_output_plan_file_audit_record_or_log(cli: Cli, san
     for value in first + rotated:
         for text in texts:
             assert value[4:20] not in text
+
+
+def test_key_ages_come_from_the_servers_clock_in_both_directions(cli: Cli, sandbox, api: Api) -> None:  # noqa: ANN001
+    """Issue 23: a key's age is measured on the clock that stamped it (the server's ``Date``)."""
+    write(cli, sandbox)
+    apply(cli)
+    assert plan(cli).returncode == 0  # fresh keys: nothing due
+    set_clock(api, 97 * DAY)  # the server's clock runs 97 days ahead of this machine's
+    due = plan(cli)
+    assert due.returncode == 2, due.stdout + due.stderr
+    assert "rotate api key ci-deploy (notetaker-production): 97 days old, rotate_every 90d" in due.stdout
+    set_clock(api, 0)
+    assert plan(cli).returncode == 0  # and back: the keys are new again on the server's clock
