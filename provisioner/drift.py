@@ -234,7 +234,7 @@ def _secret_only(change: Change) -> bool:
     """A credential or Zoom app change that only rewrites secrets (its readable fields agree)."""
     before, after = change.before, change.after
     if isinstance(before, ZoomApp) and isinstance(after, ZoomApp):
-        return not after.replacement
+        return (before.client_id, before.kind) == (after.client_id, after.kind)
     return (
         isinstance(before, Credential)
         and isinstance(after, Credential)

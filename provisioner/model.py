@@ -346,9 +346,11 @@ class ZoomApp:
     webhook_last_validation: str | None = None
     # Current side: where Zoom must send this app's events (it names the app's id).
     webhook_url: str | None = None
-    # Desired side, on a change only: client_id or kind differ, which the API cannot
-    # change in place, so the app is replaced (and gets a new webhook URL).
+    # Desired side, on a change only: client_id, kind or client_secret differ, so the
+    # app is replaced (and gets a new webhook URL); ``replaced_secrets`` names the
+    # changed secrets that made it one (``client_secret``), for the plan's line.
     replacement: bool = False
+    replaced_secrets: tuple[str, ...] = ()
     # Current side: False for a second (third, ...) app of the same instance.
     primary: bool = True
 

@@ -13,19 +13,21 @@ instance. It speaks ``RECALL_V2`` with each instance's own key.
   (``base.read_secret_digest``) and drops the value; the diff compares the
   config's value with that digest in memory. No value is in a state, change,
   plan, record or message.
-* Diff: a changed secret is an in-place PATCH of the changed ones only. A
-  changed ``client_id`` or ``kind`` cannot be changed in place: the app is
-  *replaced* (a new app, then the old one deleted), which gives it a new
-  webhook URL, ``https://{region}.recall.ai/api/v2/zoom-oauth-apps/{id}/webhook``,
-  to set in the Zoom app's event subscription. The plan says so, and the
-  apply names the new URL. An instance whose ``platforms`` section the config
-  manages loses apps it does not declare.
+* Diff: a changed ``webhook_secret`` is an in-place PATCH. A changed
+  ``client_id``, ``kind`` or ``client_secret`` *replaces* the app (a new app,
+  then the old one deleted), as issue 22 asks: a new client secret means a new
+  OAuth app on Zoom's side, and the replacement gives it a new webhook URL,
+  ``https://{region}.recall.ai/api/v2/zoom-oauth-apps/{id}/webhook``, to set
+  in the Zoom app's event subscription. The plan says so, and the apply names
+  the new URL. An instance whose ``platforms`` section the config manages
+  loses apps it does not declare.
 * Status: an app whose webhook Zoom never validated
-  (``webhook_last_validation`` null) is a warning in plan and drift.
+  (``webhook_last_validation`` null) is a warning in plan, drift and review.
 
-The reference's PATCH accepts ``client_secret`` too
-(reference/zoom_oauth_apps_partial_update), so a new client secret is an
-update, not a replacement: replacing would change the webhook URL for nothing.
+The reference's PATCH lists ``client_secret`` too
+(reference/zoom_oauth_apps_partial_update); the tool does not use it, so that
+a client secret change is always reviewed as the replacement it is on Zoom's
+side, with the webhook URL it moves.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ from provisioner.resources.base import (
 TYPE = ResourceType.ZOOM_OAUTH_APP
 ZOOM_APPS = "/zoom-oauth-apps/"
 SECRETS = ("client_secret", "webhook_secret")
+# A new client secret is a new app (issue 22); only the webhook secret is patched in place.
+REPLACING_SECRET = "client_secret"
 NOT_VALIDATED = "zoom-webhook-not-validated"
 PROVIDER = "zoom"  # the name ``policy.ignore.credentials`` globs match
 
@@ -128,6 +132,7 @@ def _from_plain(d: Mapping[str, Any]) -> ZoomApp:
         webhook_last_validation=d.get("webhook_last_validation"),
         webhook_url=d.get("webhook_url"),
         replacement=bool(d.get("replacement", False)),
+        replaced_secrets=tuple(d.get("replaced_secrets") or ()),
         primary=bool(d.get("primary", True)),
     )
 
@@ -141,6 +146,7 @@ def _material(z: ZoomApp) -> dict[str, Any]:
         "secrets": [[name, str(ref)] for name, ref in z.secrets],
         "write": list(z.write),
         "replacement": z.replacement,
+        "replaced_secrets": list(z.replaced_secrets),
     }
 
 
@@ -161,6 +167,16 @@ def _changed_secrets(before: ZoomApp, after: ZoomApp, ctx: DiffContext) -> tuple
     )
 
 
+def _replaces(before: ZoomApp, wanted: ZoomApp, changed_secrets: tuple[str, ...]) -> bool:
+    """Whether the change needs a new app: what PATCH is not used for changed."""
+    moved = (before.client_id, before.kind) != (wanted.client_id, wanted.kind)
+    return moved or REPLACING_SECRET in changed_secrets
+
+
+def _replacing(changed_secrets: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(n for n in changed_secrets if n == REPLACING_SECRET)
+
+
 def _diff(ctx: DiffContext) -> Diffed:
     current, desired = ctx.current.zoom_apps, ctx.desired.zoom_apps
     changes: list[Change] = []
@@ -168,10 +184,11 @@ def _diff(ctx: DiffContext) -> Diffed:
         changes.append(Change(Action.CREATE, TYPE, ws, None, replace(after, write=SECRETS)))
     for ws, wanted in sorted_items(desired, desired.keys() & current.keys()):
         before = current[ws]
-        if (before.client_id, before.kind) != (wanted.client_id, wanted.kind):
-            after = replace(wanted, write=SECRETS, replacement=True)
+        write = _changed_secrets(before, wanted, ctx)
+        if _replaces(before, wanted, write):
+            after = replace(wanted, write=SECRETS, replacement=True, replaced_secrets=_replacing(write))
             changes.append(Change(Action.UPDATE, TYPE, ws, before, after))
-        elif write := _changed_secrets(before, wanted, ctx):
+        elif write:
             changes.append(Change(Action.UPDATE, TYPE, ws, before, replace(wanted, write=write)))
     for key, before in sorted_items(current, current.keys() - desired.keys()):
         if _managed(ctx, before.workspace):
@@ -274,8 +291,11 @@ def update_line(change: Change, _: Counter[str]) -> str:
         what.append(f"client_id {terminal(before.client_id)} → {terminal(after.client_id)}")
     if before.kind != after.kind:
         what.append(f"kind {terminal(before.kind)} → {terminal(after.kind)}")
+    refs = dict(after.secrets)
+    for name in after.replaced_secrets:
+        what.append(f"{terminal(name)} changed (new value from {terminal(str(refs[name]))})")
     return (
-        f"{_what(after)}: REPLACE ({', '.join(what)}; the API cannot change them in place). "
+        f"{_what(after)}: REPLACE ({', '.join(what)}; a new app, the old one deleted). "
         f"Its webhook URL changes from {terminal(before.webhook_url or '(unknown)')} to the new app's "
         "…/api/v2/zoom-oauth-apps/<new id>/webhook, which apply prints: set it in the Zoom app"
     )

@@ -145,17 +145,25 @@ def test_zoom_apps_per_environment_created_rotated_replaced_and_drift(
     run(world, "apply", "-c", config, "--auto-approve", "--audit-log", "audit.jsonl")
     (after,) = world["v2"]["staging"].apps()
     assert after["id"] == staging_app["id"] and after["webhook_secret"] == "sentinel-ws-2-8a8a"
-    # client_secret too is an in-place PATCH: the reference's PATCH takes it, so the
-    # app (and the webhook URL set in Zoom) stays.
+    # client_secret changed: a shown replacement (a new app, then the old one deleted),
+    # with its consequence, the webhook URL to set on Zoom's side.
+    (old,) = world["v2"]["production"].apps()
     world["cli"].env["ZOOM_CLIENT_SECRET_PRODUCTION"] = SENTINELS["ZOOM_CLIENT_SECRET_PRODUCTION"] = (
         "sentinel-cs-2-4b4b"
     )
-    assert "zoom-production (notetaker-production): client_secret changed" in run(world, "plan", "-c", config)
-    run(world, "apply", "-c", config, "--auto-approve")
-    (production,) = world["v2"]["production"].apps()
+    replacing = run(world, "plan", "--detailed-exitcode", "-c", config, expect=2)
     assert (
-        production["client_secret"] == "sentinel-cs-2-4b4b" and production["client_id"] == "zoom-production"
+        "Zoom OAuth app zoom-production (notetaker-production): REPLACE (client_secret changed "
+        "(new value from env ZOOM_CLIENT_SECRET_PRODUCTION)" in replacing
     )
+    assert f"{ZOOM}{old['id']}/webhook" in replacing  # the URL that stops working
+    assert "sentinel-cs-2-4b4b" not in replacing
+    applied = run(world, "apply", "-c", config, "--auto-approve", "--audit-log", "audit.jsonl")
+    (production,) = world["v2"]["production"].apps()
+    assert production["id"] != old["id"]
+    assert (production["client_secret"], production["client_id"]) == ("sentinel-cs-2-4b4b", "zoom-production")
+    assert f"{world['sandbox'].url}{ZOOM}{production['id']}/webhook" in applied
+    assert "No changes" in run(world, "plan", "--detailed-exitcode", "-c", config, expect=0)
     assert_only_v2(world)
     assert (tmp_path / "audit.jsonl").is_file() and (tmp_path / "plan.json").is_file()
     assert_no_sentinel(world, tmp_path)
