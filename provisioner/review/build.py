@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from provisioner.model import (
     ADMIN,
     Config,
+    GoogleLoginGroup,
     Identity,
     Membership,
     State,
@@ -45,6 +46,7 @@ from provisioner.review.model import (
     Grant,
     History,
     Instance,
+    Integration,
     Key,
     Origin,
     Provenance,
@@ -127,6 +129,7 @@ def build_review(
         changes=_changes(entries or (), since),
         expiry_window_days=EXPIRY_WINDOW.days,
         api_keys=_keys(config, current, environment_of),
+        integrations=_integrations(config, current, environment_of),
     )
 
 
@@ -240,6 +243,59 @@ def _keys(config: Config, current: State, environment_of: dict[str, str | None])
     ]
     keys.sort(key=lambda k: (k.owner, not k.production, k.workspace, k.name, k.prefix))
     return tuple(keys)
+
+
+ZOOM_OAUTH_APP = "zoom_oauth_app"
+GOOGLE_LOGIN = "google_login"
+VALIDATED, NEVER_VALIDATED = "validated", "never validated"
+ACTIVE, INACTIVE = "active", "inactive"
+
+
+def _integrations(
+    config: Config, current: State, environment_of: dict[str, str | None]
+) -> tuple[Integration, ...]:
+    """The Zoom apps and Google logins on the v2 API: production first, then by workspace and name."""
+    desired = config.desired
+
+    def production(workspace: str) -> bool:
+        return is_production_environment(environment_of.get(workspace))
+
+    zoom = [
+        Integration(
+            kind=ZOOM_OAUTH_APP,
+            workspace=app.workspace,
+            production=production(app.workspace),
+            name=app.client_id,
+            status=VALIDATED if app.webhook_last_validation else NEVER_VALIDATED,
+            checked_at=app.webhook_last_validation,
+            declared=app.primary
+            and (wanted := desired.zoom_apps.get(app.workspace)) is not None
+            and wanted.client_id == app.client_id,
+            attention=not app.webhook_last_validation,
+        )
+        for app in current.zoom_apps.values()
+    ]
+    logins = [
+        Integration(
+            kind=GOOGLE_LOGIN,
+            workspace=group.workspace,
+            production=production(group.workspace),
+            name=f"{group.name} / {login.email}",
+            status=ACTIVE if login.is_active else INACTIVE,
+            checked_at=None,
+            declared=_declares_login(desired.google_login_groups.get(group.key), login.email),
+            attention=False,
+        )
+        for group in current.google_login_groups.values()
+        for login in group.logins
+    ]
+    rows = zoom + logins
+    rows.sort(key=lambda i: (not i.production, i.workspace, i.kind, i.name))
+    return tuple(rows)
+
+
+def _declares_login(group: GoogleLoginGroup | None, email: str) -> bool:
+    return group is not None and any(login.email == email for login in group.logins)
 
 
 def _origin(config: Config, workspace: str, email: str, declared: Membership | None, now: datetime) -> Origin:

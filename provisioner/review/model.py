@@ -179,6 +179,28 @@ class Key:
     service_account: bool  # the owner is declared with service_account: true
 
 
+@dataclass(frozen=True, slots=True)
+class Integration:
+    """A platform integration on Recall.ai's v2 API, and whether it works.
+
+    A Zoom OAuth app (``kind`` ``zoom_oauth_app``; ``name`` its client id;
+    ``status`` ``validated`` or ``never validated``, from the app's
+    ``webhook_last_validation``, which ``checked_at`` holds) or a Google login
+    of a login group (``google_login``; ``name`` ``group / email``; ``status``
+    ``active`` or ``inactive``). ``attention``: an app whose webhook Zoom never
+    validated gets no meeting events.
+    """
+
+    kind: str
+    workspace: str
+    production: bool
+    name: str
+    status: str
+    checked_at: str | None
+    declared: bool  # the config declares it in this instance
+    attention: bool
+
+
 @dataclass(frozen=True)
 class Review:
     """Everything one access review shows, for one organization.
@@ -198,6 +220,7 @@ class Review:
     changes: tuple[Change, ...]
     expiry_window_days: int = 30
     api_keys: tuple[Key, ...] = ()  # live keys by owner, production first
+    integrations: tuple[Integration, ...] = ()  # Zoom apps and Google logins, production first
 
     @property
     def production_grants(self) -> tuple[Grant, ...]:

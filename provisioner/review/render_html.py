@@ -37,7 +37,7 @@ from dataclasses import replace
 
 from provisioner.escape import html as esc
 from provisioner.review import text
-from provisioner.review.model import Change, Grant, Origin, Provenance, Review, Run
+from provisioner.review.model import Change, Grant, Integration, Origin, Provenance, Review, Run
 
 # A pull request is linked only when it is a web address, nothing else (no javascript:, no data:).
 WEB_URL = re.compile(r"https?://[^\s\"'<>]+\Z", re.IGNORECASE)
@@ -173,6 +173,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("matrix", "Access matrix"),
     ("expiring", "Expiring"),
     ("api-keys", "API keys"),
+    ("integrations", "Integrations"),
     ("changes", "Changes in the period"),
     ("sign-off", "Sign-off"),
 )
@@ -210,6 +211,7 @@ def render_html(review: Review) -> str:
         _matrix(review),
         _expiring(review),
         _keys(review),
+        _integrations(review),
         _changes(review),
         _sign_off(),
         "</main>",
@@ -280,6 +282,26 @@ def _keys(review: Review) -> str:
     table = _table(("Owner", "Key", "Workspace", "Created", "Last used", "In config"), rows, "No API keys.")
     title = f"API keys by owner and last use ({len(review.api_keys)})"
     return f'<section id="api-keys"><h2>{title}</h2>{table}</section>'
+
+
+def _integrations(review: Review) -> str:
+    """Zoom apps and Google logins on the v2 API: a webhook Zoom never validated stands out."""
+    rows = (
+        f'<tr{OOB_ROW if i.attention else ""}><th scope="row">{esc(text.INTEGRATION_KINDS[i.kind])}</th>'
+        f"<td>{esc(i.name)}</td>"
+        f"<td>{esc(i.workspace)}{PRODUCTION_FLAG if i.production else ''}</td>"
+        f"<td>{_integration_status(i)}</td>"
+        f"<td>{'yes' if i.declared else BY_HAND}</td></tr>"
+        for i in review.integrations
+    )
+    table = _table(("Integration", "Name", "Workspace", "Status", "In config"), rows, text.NO_INTEGRATIONS)
+    title = f"Integrations on Recall.ai's v2 API ({len(review.integrations)})"
+    return f'<section id="integrations"><h2>{esc(title)}</h2>{table}</section>'
+
+
+def _integration_status(i: Integration) -> str:
+    status = text.integration_status(i, esc) if i.checked_at else esc(text.integration_status(i))
+    return f'<span class="flag">{status}</span>' if i.attention else status
 
 
 def _admins(review: Review) -> str:

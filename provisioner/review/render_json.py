@@ -135,6 +135,19 @@ def review_document(review: Review) -> dict[str, Any]:
             }
             for k in review.api_keys
         ],
+        "integrations": [
+            {
+                "kind": i.kind,
+                "workspace": i.workspace,
+                "production": i.production,
+                "name": i.name,
+                "status": i.status,
+                "checked_at": i.checked_at,
+                "declared": i.declared,
+                "attention": i.attention,
+            }
+            for i in review.integrations
+        ],
     }
 
 

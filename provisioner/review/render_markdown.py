@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from provisioner.escape import markdown_code as code
 from provisioner.review import text
-from provisioner.review.model import Admin, Change, Grant, Key, Origin, Review
+from provisioner.review.model import Admin, Change, Grant, Integration, Key, Origin, Review
 
 # The checklist is for attesting grants; the period's changes are context, so a
 # long history is cut here (the other formats hold all of it).
@@ -66,6 +66,17 @@ def _key_item(k: Key) -> str:
         parts.append("production")
     parts.append(f"last used {code(text.moment(k.last_used_at))}" if k.last_used_at else "never used")
     if not k.declared:
+        parts.append("**made by hand: not in the config**")
+    return "- [ ] " + " — ".join(parts)
+
+
+def _integration_item(i: Integration) -> str:
+    parts = [f"{text.INTEGRATION_KINDS[i.kind]} {code(i.name)}", code(i.workspace)]
+    if i.production:
+        parts.append("production")
+    status = text.integration_status(i, code)
+    parts.append(f"**{status}**" if i.attention else status)
+    if not i.declared:
         parts.append("**made by hand: not in the config**")
     return "- [ ] " + " — ".join(parts)
 
@@ -124,6 +135,10 @@ def render_markdown(review: Review) -> str:
         f"### API keys by owner and last use ({len(review.api_keys)})",
         "",
         *([_key_item(k) for k in review.api_keys] or ["No API keys."]),
+        "",
+        f"### Integrations on Recall.ai's v2 API ({len(review.integrations)})",
+        "",
+        *([_integration_item(i) for i in review.integrations] or [text.NO_INTEGRATIONS]),
         "",
         f"### Expiring within {review.expiry_window_days} days ({len(review.expiring)})",
         "",

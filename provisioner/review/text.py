@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from provisioner.plan.model import format_expiry
-from provisioner.review.model import Change, History, Origin, Provenance, Run, Summary
+from provisioner.review.model import Change, History, Integration, Origin, Provenance, Run, Summary
 
 SHORT_COMMIT = 12
 
@@ -67,6 +67,22 @@ SIGN_OFF_SECTIONS: tuple[str, ...] = (
     "Changes in the period",
 )
 DECISIONS = "approved / changes needed"
+
+# The review's platform integrations (``review.model.Integration.kind``), as people call them.
+INTEGRATION_KINDS: dict[str, str] = {"zoom_oauth_app": "Zoom OAuth app", "google_login": "Google login"}
+NO_INTEGRATIONS = "No Zoom OAuth apps or Google logins on Recall.ai's v2 API."
+
+
+def integration_status(integration: Integration, value: Callable[[str], str] = str) -> str:
+    """``webhook validated 2026-…``, ``webhook never validated: …``, or a login's status.
+
+    ``value`` escapes the server's timestamp for where the text goes.
+    """
+    if integration.kind != "zoom_oauth_app":
+        return integration.status
+    if integration.checked_at:
+        return f"webhook validated {value(integration.checked_at)}"
+    return "webhook never validated: Zoom sends it no meeting events; set its webhook URL in the Zoom app"
 
 
 def moment(value: datetime) -> str:

@@ -1,6 +1,8 @@
 """``review``: the periodic access review of one organization, as a plain function.
 
-Reads the organization as ``plan`` does, reads the audit log, and hands both
+Reads the organization as ``plan`` does (its Zoom apps and Google logins on
+Recall.ai's v2 API with each instance's key, so a webhook Zoom never
+validated is in the report), reads the audit log, and hands both
 with the config to ``provisioner.review.build.build_review`` (pure). Changes
 nothing; works with a developer's key. The CLI only parses options and
 renders the returned ``ReviewResult``.
@@ -23,7 +25,8 @@ from provisioner.model import Config
 from provisioner.review.audit_history import read_audit_log
 from provisioner.review.build import DEFAULT_PERIOD, build_review
 from provisioner.review.model import Review
-from provisioner.service.connection import connect
+from provisioner.service.connection import connect_config
+from provisioner.service.plan import read_integrations
 from provisioner.service.runner import utcnow
 
 
@@ -52,9 +55,19 @@ def review_org(
     """Read one organization and build its access review (default period: 90 days)."""
     missing = audit_log is not None and not Path(audit_log).exists()
     records = None if audit_log is None else () if missing else read_audit_log(audit_log)
-    with connect(config.organization, api_url=api_url, sandbox=sandbox) as (_endpoint, client):
-        current, identity = read_state_and_identity(client, parallelism=parallelism)
-        endpoint = client.endpoint
+    with connect_config(config, api_url=api_url, sandbox=sandbox) as connection:
+        # The v2 API's Zoom apps and Google logins too, each with its instance's key.
+        clients = connection.workspace_clients
+        if connection.client is None:
+            current, identity = read_integrations(config, clients, parallelism)
+            endpoint = connection.endpoint.label
+        else:
+            current, identity = read_state_and_identity(
+                connection.client, parallelism=parallelism, workspace_clients=clients
+            )
+            # An embedded sandbox by its label: its port changes every run.
+            embedded = connection.endpoint.embedded
+            endpoint = connection.endpoint.label if embedded else connection.client.endpoint
     moment = now or utcnow()
     review = build_review(
         config,

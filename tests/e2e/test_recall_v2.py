@@ -17,6 +17,7 @@ import pytest
 import requests
 
 from provisioner.sandbox import RunningSandbox
+from tests.contract import ContractChecker
 from tests.support import Cli
 
 ENVIRONMENTS = ("staging", "production")
@@ -335,3 +336,46 @@ def test_a_google_login_group_with_two_logins_one_deactivated(world: dict[str, A
     texts = world["outputs"] + [p.read_text() for p in tmp_path.glob("*.json*")]
     for pem in pems.values():
         assert all(pem not in text and pem.splitlines()[1] not in text for text in texts)
+
+
+def test_review_shows_each_zoom_webhook_validated_or_never(
+    world: dict[str, Any], tmp_path: Path, contract_checker: ContractChecker
+) -> None:
+    """``webhook_last_validation`` feeds the access review: an app Zoom never validated stands out."""
+    from jsonschema import Draft202012Validator
+
+    config = str(world["config"])
+    run(world, "apply", "-c", config, "--auto-approve")
+    (staging,) = world["v2"]["staging"].apps()
+    # Zoom validates the staging app's webhook (its endpoint.url_validation event, no key).
+    event = {"event": "endpoint.url_validation", "payload": {"plainToken": "tok-1"}}
+    answer = requests.post(f"{world['sandbox'].url}{ZOOM}{staging['id']}/webhook", json=event, timeout=10)
+    assert answer.status_code == 200
+    # Zoom's receiver is left out of recall-v2.yaml on purpose (Zoom calls it, provisioner never does).
+    contract_checker.violations[:] = [
+        v for v in contract_checker.violations if not v.path.endswith("/webhook")
+    ]
+
+    document = json.loads(run(world, "review", "-c", config, "--format", "json"))
+    schema = json.loads(Path("schemas/review.schema.json").read_text())
+    assert list(Draft202012Validator(schema).iter_errors(document)) == []
+    by_workspace = {i["workspace"]: i for i in document["integrations"]}
+    assert by_workspace["notetaker-production"]["status"] == "never validated"
+    assert by_workspace["notetaker-production"]["attention"] is True
+    assert by_workspace["notetaker-staging"]["status"] == "validated"
+    assert by_workspace["notetaker-staging"]["checked_at"]
+    assert all(i["declared"] and i["kind"] == "zoom_oauth_app" for i in document["integrations"])
+
+    markdown = run(world, "review", "-c", config, "--format", "markdown")
+    assert (
+        "Zoom OAuth app `zoom-production` — `notetaker-production` — production — **webhook never validated"
+        in (markdown)
+    )
+    html = run(world, "review", "-c", config, "--format", "html")
+    assert 'href="#integrations"' in html and "webhook never validated" in html
+    # drift says so too, for the production app only (staging's webhook now validates).
+    drift = run(world, "drift", "-c", config)
+    assert "zoom-production of notetaker-production has never validated its webhook" in drift
+    assert "notetaker-staging has never validated" not in drift
+    assert_only_v2(world)
+    assert_no_sentinel(world, tmp_path)
