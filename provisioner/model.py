@@ -230,6 +230,19 @@ class SecretDigest:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadSecretDigest(SecretDigest):
+    """A digest provisioner made, in memory, of a secret Recall.ai's v2 API returned in clear.
+
+    Salted SHA-256 (``algorithm`` ``sha256-read``): fast, since it never leaves
+    the process as it is. The API hands the value to every holder of the
+    workspace's key anyway; what must not be cheap is guessing it from what a
+    plan publishes, so the state fingerprint covers these digests only through
+    one slow PBKDF2 (``plan.fingerprint``). Only the reader makes one: a
+    server's ``SecretDigest`` is never taken for it (``secrets.refs.SecretValues.matches``).
+    """
+
+
+@dataclass(frozen=True, slots=True)
 class Webhook:
     """A webhook endpoint of one workspace instance, identified by its URL there.
 

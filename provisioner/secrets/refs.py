@@ -56,7 +56,7 @@ from collections.abc import Iterable, Mapping
 
 from provisioner.errors import SecretReferenceError
 from provisioner.escape import terminal
-from provisioner.model import SecretDigest, SecretRef, SecretUse
+from provisioner.model import ReadSecretDigest, SecretDigest, SecretRef, SecretUse
 
 ALGORITHM = "pbkdf2_sha256"
 # OWASP's Password Storage Cheat Sheet figure for PBKDF2-HMAC-SHA256 (2023).
@@ -207,6 +207,14 @@ def digest_of(value: str, salt: str, iterations: int) -> str:
     return hashlib.pbkdf2_hmac("sha256", value.encode("utf-8"), bytes.fromhex(salt), iterations).hex()
 
 
+READ_ALGORITHM = "sha256-read"
+
+
+def read_digest_of(value: str, salt: str) -> str:
+    """Salted SHA-256 of a value the v2 API returned in clear (``ReadSecretDigest.digest``)."""
+    return hashlib.sha256(bytes.fromhex(salt) + value.encode("utf-8")).hexdigest()
+
+
 def digest_problem(digest: SecretDigest) -> str | None:
     """Why the server's ``digest`` cannot be compared with a value, or None."""
     if digest.algorithm != ALGORITHM:
@@ -266,6 +274,9 @@ class SecretValues:
         salt that is not hex: an unknown is a change.
         """
         value = self._values.get(ref)
+        if value is not None and isinstance(digest, ReadSecretDigest):
+            # Made by our reader from the value itself (never parsed from a server's answer).
+            return hmac.compare_digest(read_digest_of(value, digest.salt), digest.digest)
         if value is None or digest_problem(digest) is not None:
             return False
         try:
