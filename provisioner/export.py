@@ -43,11 +43,12 @@ import yaml
 from provisioner.audit import Declared
 from provisioner.model import (
     ADMIN,
+    CONFIG_PROVIDERS,
     DEFAULT_NAME_FORMAT,
     DEFAULT_TOKEN_ENV,
     INVITED,
     PLATFORM,
-    PROVIDERS,
+    ZOOM,
     Credential,
     GoogleLoginGroup,
     Identity,
@@ -603,8 +604,8 @@ def _credentials_by_provider(
         if app is not None:
             # Written as ``platforms.zoom`` (Recall.ai's v2 API); its secrets as variables.
             fields = (("client_id", app.client_id), ("kind", app.kind))
-            zoom = Credential(name, "zoom", fields, digests=app.digests)
-            creds.setdefault("zoom", (zoom, []))[1].append(env)
+            zoom = Credential(name, ZOOM, fields, digests=app.digests)
+            creds.setdefault(ZOOM, (zoom, []))[1].append(env)
     return creds
 
 
@@ -717,7 +718,8 @@ def _parse_label(label: str | None) -> tuple[str, str, int] | None:
 
 
 def _kind(provider: str) -> str:
-    spec = PROVIDERS.get(provider)
+    """Which config section ``provider`` is written in (``platforms.zoom`` too)."""
+    spec = CONFIG_PROVIDERS.get(provider)
     return spec.kind if spec is not None else ""
 
 

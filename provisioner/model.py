@@ -138,8 +138,12 @@ class Provider:
 TRANSCRIPTION = "transcription"
 PLATFORM = "platform"
 
-# The contract's providers (schemas/openapi.yaml, "Credentials"); the config
-# schema lists the same (a test checks they agree).
+# The management contract's providers: what ``/credentials/`` holds
+# (schemas/openapi.yaml, ``CredentialProvider``; a test checks they agree).
+# Transcription keys and calendar OAuth clients are here because Recall.ai
+# publishes no API for them. Zoom is not: Recall.ai's real v2 API holds the
+# Zoom OAuth app (``/api/v2/zoom-oauth-apps/``, ``ZoomApp``), and where the
+# real API has the data the contract has no second path to it (issue 22).
 PROVIDERS: Mapping[str, Provider] = MappingProxyType(
     {
         p.name: p
@@ -153,11 +157,20 @@ PROVIDERS: Mapping[str, Provider] = MappingProxyType(
             ),
             Provider("gladia", TRANSCRIPTION),
             Provider("elevenlabs", TRANSCRIPTION),
-            Provider("zoom", PLATFORM, ("client_id",), (), ("client_secret", "webhook_secret")),
             Provider("google_calendar", PLATFORM, ("client_id",), (), ("client_secret",)),
             Provider("microsoft_calendar", PLATFORM, ("client_id",), (), ("client_secret",)),
         )
     }
+)
+
+ZOOM = "zoom"
+
+# What a config's ``transcription`` and ``platforms`` sections take: the
+# contract's providers and ``platforms.zoom``, which is read like them but
+# becomes Recall.ai's real Zoom app (``ZoomApp``), never a credential. The
+# config schema lists the same (a test checks they agree).
+CONFIG_PROVIDERS: Mapping[str, Provider] = MappingProxyType(
+    {**PROVIDERS, ZOOM: Provider(ZOOM, PLATFORM, ("client_id",), (), ("client_secret", "webhook_secret"))}
 )
 
 # The webhook event types the contract knows (schemas/openapi.yaml, "Webhook endpoints").

@@ -35,11 +35,12 @@ from provisioner.apiurl import is_loopback_host
 from provisioner.config.text import excerpt
 from provisioner.config.yamlsource import Path
 from provisioner.model import (
+    CONFIG_PROVIDERS,
     LOGIN_MODES,
     LOGIN_SECRETS,
     PLATFORM,
-    PROVIDERS,
     TRANSCRIPTION,
+    ZOOM,
     ZOOM_KINDS,
     ApiKey,
     Credential,
@@ -54,7 +55,6 @@ from provisioner.secrets.names import api_key_slug, chosen_name_problem, default
 from provisioner.secrets.refs import env_ref_problem, file_ref_problem
 
 SECTIONS = ("webhooks", "transcription", "platforms")
-ZOOM = "zoom"
 GOOGLE_LOGIN_GROUPS = "google_login_groups"
 DEFAULT_ZOOM_KIND = "account_level"
 # The schema's caps (schemas/config.schema.json): entries past them are reported, never expanded.
@@ -370,9 +370,13 @@ class SettingsBuilder:
         path: Path,
         place: Place,
     ) -> tuple[Credential, list[tuple[SecretUse, Path]]] | None:
-        """One provider's credential for one instance, with the secret references it uses."""
+        """One provider's credential for one instance, with the secret references it uses.
+
+        ``zoom`` is read the same way, for ``_collect_credentials`` to turn into
+        Recall.ai's real Zoom app: it is never a credential of the contract.
+        """
         instance, workspace, environment, envs = place
-        spec = PROVIDERS.get(provider)
+        spec = CONFIG_PROVIDERS.get(provider)
         if spec is None or not isinstance(entry, dict):
             return None  # the schema reported it
         if not self._wanted_here(entry, path, environment, envs):
@@ -394,13 +398,14 @@ class SettingsBuilder:
             fields.append((name, filled))
         secrets: list[tuple[str, SecretRef]] = []
         uses: list[tuple[SecretUse, Path]] = []
+        owner = "Zoom app" if provider == ZOOM else f"credential {provider}"
         for name in spec.secrets:
             ref = self.secret_ref(entry.get(name), path + (name,), workspace, environment)
             if ref is None:
                 ok = False
                 continue
             secrets.append((name, ref))
-            use = SecretUse(ref, instance, environment, f"credential {provider} {name}")
+            use = SecretUse(ref, instance, environment, f"{owner} {name}")
             uses.append((use, path + (name,)))
         if not ok:
             return None

@@ -2,6 +2,11 @@
 
 Identified by ``(workspace, provider)``: one per provider per workspace.
 
+* Providers: the contract's (``model.PROVIDERS``), transcription keys and
+  calendar OAuth clients, which Recall.ai publishes no API for. The Zoom app
+  is not one: Recall.ai's real v2 API holds it (``zoom_oauth_app``), so a
+  ``zoom`` credential is never sent, and one a server lists is skipped.
+
 * Wire shape: ``GET /credentials/`` (one organization-wide listing), objects
   ``id``, ``workspace_id``, ``provider``, ``fields`` (readable), ``secrets``
   (a ``SecretDigest`` per write-only secret, never a value), ``etag``;
@@ -81,10 +86,16 @@ def credential_path(credential_id: str) -> str:
     return f"{CREDENTIALS}{credential_id}/"
 
 
-def section_of(provider: str) -> str:
-    """The config section a provider is declared in: ``transcription`` or ``platforms``."""
+def section_of(provider: str) -> str | None:
+    """The config section a contract provider is declared in: ``transcription`` or ``platforms``.
+
+    None for any other name: such a credential belongs to no section, so no
+    config manages (deletes) it.
+    """
     spec = PROVIDERS.get(provider)
-    return "platforms" if spec is not None and spec.kind == PLATFORM else "transcription"
+    if spec is None:
+        return None
+    return "platforms" if spec.kind == PLATFORM else "transcription"
 
 
 # --- wire shape -------------------------------------------------------------------
@@ -103,6 +114,17 @@ def _parse(data: dict[str, Any], names: Mapping[str, str]) -> Credential | None:
     name = names.get(str(data.get("workspace_id")))
     if name is None:
         log.warning("skipping credential %s: its workspace is not in the listing", data.get("id"))
+        return None
+    if data.get("provider") not in PROVIDERS:
+        # Only the contract's providers are credentials. A `zoom` one an older
+        # server still lists is not the instance's Zoom app (that is Recall.ai's
+        # real v2 API, ``resources.zoom_oauth_app``): it is left alone, never diffed.
+        log.warning(
+            "skipping credential %s: %s is not a provider of %s",
+            data.get("id"),
+            terminal(str(data.get("provider"))),
+            CREDENTIALS,
+        )
         return None
     return convert(
         "credential",

@@ -7,6 +7,10 @@ the contract's table.
 
 Decisions worth knowing:
 
+* **Only what has no public API.** Transcription keys and calendar OAuth
+  clients are here because Recall.ai publishes no API for them. The Zoom
+  OAuth app is on Recall.ai's real v2 API (``v2``), so ``provider: zoom`` is
+  refused with the path that holds it (``ON_THE_REAL_API``), not invented twice.
 * **Secrets are never kept, only digests.** Each written secret is stored
   and returned as ``{"algorithm": "pbkdf2_sha256", "iterations", "salt",
   "digest"}``: PBKDF2-HMAC-SHA256 over the secret's UTF-8 with a fresh
@@ -93,9 +97,14 @@ PROVIDERS: dict[str, Provider] = {
     "aws_transcribe": Provider("transcription", ("region", "access_key_id"), secrets=("secret_access_key",)),
     "gladia": Provider("transcription"),
     "elevenlabs": Provider("transcription"),
-    "zoom": Provider("platform", ("client_id",), secrets=("client_secret", "webhook_secret")),
     "google_calendar": Provider("platform", ("client_id",), secrets=("client_secret",)),
     "microsoft_calendar": Provider("platform", ("client_id",), secrets=("client_secret",)),
+}
+
+# What Recall.ai's real API holds, by the provider name a client might still
+# send, and where: the contract keeps no second copy of it (issue 22).
+ON_THE_REAL_API: dict[str, tuple[str, str]] = {
+    "zoom": ("the Zoom OAuth app", "/api/v2/zoom-oauth-apps/"),
 }
 
 
@@ -227,6 +236,17 @@ def _sources(
     return out
 
 
+def _not_a_provider(name: Any) -> str:
+    """Why ``name`` is refused, and where its data lives if Recall.ai's real API has it."""
+    if isinstance(name, str) and name in ON_THE_REAL_API:
+        what, path = ON_THE_REAL_API[name]
+        return (
+            f"{json.dumps(name)} is not a provider of /credentials/: Recall.ai's real API holds "
+            f"{what}; write it at {path} with the workspace's own key."
+        )
+    return f"{json.dumps(name)} is not a provider; use one of: {', '.join(PROVIDERS)}."
+
+
 # --- handlers ------------------------------------------------------------------------
 
 
@@ -242,7 +262,7 @@ def create_credential(call: Call) -> Response:
     if "provider" not in data:
         errors["provider"] = ["This field is required."]
     elif provider is None:
-        errors["provider"] = [f"{json.dumps(name)} is not a provider; use one of: {', '.join(PROVIDERS)}."]
+        errors["provider"] = [_not_a_provider(name)]
     fields = _object(data, "fields", errors)
     written = _object(data, "secrets", errors)
     if provider is not None and fields is not None:

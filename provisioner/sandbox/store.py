@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from provisioner.sandbox import revision
 
 WORKSPACE_LIMIT = 50
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS org (
@@ -210,6 +210,8 @@ def _migrate(conn: sqlite3.Connection) -> None:
     made before has had its secret since it was created. Version 3 gave API
     keys and webhook endpoints ``delivered_to`` and credentials
     ``secret_sources``: unknown (NULL, ``{}``) for what was made before.
+    Version 4 has no ``zoom`` credential: Recall.ai's real v2 API holds the
+    Zoom app (``v2``), so one an older sandbox made is removed.
     """
     for table, column, kind in (
         ("api_keys", "delivered_to", "TEXT"),
@@ -225,6 +227,7 @@ def _migrate(conn: sqlite3.Connection) -> None:
         "UPDATE workspaces SET verification_secret_rotated_at = created_at "
         "WHERE verification_secret_rotated_at IS NULL"
     )
+    conn.execute("DELETE FROM credentials WHERE provider = 'zoom'")
 
 
 class Store:

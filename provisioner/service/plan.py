@@ -103,7 +103,7 @@ def compared_by_value(use: SecretUse) -> bool:
     Those are compared by value, as the API reads them back; every other
     secret compares by the source its server recorded, without a value.
     """
-    return use.what.startswith(("credential zoom ", "Google login "))
+    return use.what.startswith(("Zoom app ", "Google login "))
 
 
 def real_api_secrets(config: Config) -> SecretValues:

@@ -130,6 +130,16 @@ CREDENTIALS = [
         "secrets": {"api_key": DIGEST},
         "etag": '"c1"',
     },
+    {
+        # An older server's: the Zoom app is on Recall.ai's real v2 API, never a contract credential.
+        "id": "c9",
+        "workspace_id": "w2",
+        "provider": "zoom",
+        "kind": "platform",
+        "fields": {"client_id": "z"},
+        "secrets": {"client_secret": DIGEST, "webhook_secret": DIGEST},
+        "etag": '"c9"',
+    },
 ]
 
 
@@ -182,6 +192,7 @@ def test_read_state_converts_and_skips_dangling_memberships(caplog: pytest.LogCa
     )
     assert key.created_at == datetime(2026, 1, 1, tzinfo=UTC)
     assert any("h9" in r.getMessage() for r in caplog.records)
+    assert any("c9" in r.getMessage() and "zoom" in r.getMessage() for r in caplog.records)
     assert any("m9" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
 
 

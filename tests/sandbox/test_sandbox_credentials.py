@@ -6,6 +6,9 @@ fixture as well, including the per-provider rules of ``Credential``.
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -85,17 +88,18 @@ def test_a_rewritten_secret_gets_a_new_salt_and_still_verifies(api: Api, workspa
 def test_patch_replaces_what_it_names_and_null_removes_an_optional_field(
     api: Api, workspace: dict[str, Any]
 ) -> None:
-    created = create_credential(api, full_body(workspace["id"], "zoom"))
+    created = create_credential(api, full_body(workspace["id"], "aws_transcribe"))
     path = f"/credentials/{created['id']}/"
-    new_id = api.patch(path, {"fields": {"client_id": "zoom-2"}}).json()
-    assert new_id["fields"] == {"client_id": "zoom-2"} and new_id["secrets"] == created["secrets"]
-    one_secret = api.patch(path, {"secrets": {"webhook_secret": "w2"}}).json()
-    assert one_secret["secrets"]["client_secret"] == created["secrets"]["client_secret"]
-    assert matches("w2", one_secret["secrets"]["webhook_secret"])
-    nothing = api.patch(path, {"fields": {"client_id": "zoom-2"}})
+    region = api.patch(path, {"fields": {"region": "eu-west-1"}}).json()
+    assert region["fields"] == {"region": "eu-west-1", "access_key_id": "access_key_id-value"}
+    assert region["secrets"] == created["secrets"]
+    one_secret = api.patch(path, {"secrets": {"secret_access_key": "s2"}}).json()
+    assert one_secret["fields"] == region["fields"]
+    assert matches("s2", one_secret["secrets"]["secret_access_key"])
+    nothing = api.patch(path, {"fields": {"region": "eu-west-1"}})
     assert nothing.status_code == 200 and nothing.json()["etag"] == one_secret["etag"]
-    required = api.patch(path, {"fields": {"client_id": None}})
-    assert (required.status_code, required.json()) == (400, {"fields.client_id": [REQUIRED_NOT_NULL]})
+    required = api.patch(path, {"fields": {"access_key_id": None}})
+    assert (required.status_code, required.json()) == (400, {"fields.access_key_id": [REQUIRED_NOT_NULL]})
 
     speechmatics = create_credential(api, full_body(workspace["id"], "speechmatics"))
     spath = f"/credentials/{speechmatics['id']}/"
@@ -131,7 +135,7 @@ def test_one_credential_per_provider_per_workspace(api: Api, workspace: dict[str
 
 def test_list_filters_by_workspace_and_provider_and_pages(api: Api) -> None:
     staging, production = create_workspace(api, "staging"), create_workspace(api, "production")
-    providers = ["deepgram", "rev", "gladia", "zoom"]
+    providers = ["deepgram", "rev", "gladia", "google_calendar"]
     made = [
         create_credential(api, full_body(ws["id"], provider))
         for provider in providers
@@ -142,8 +146,8 @@ def test_list_filters_by_workspace_and_provider_and_pages(api: Api) -> None:
     assert len(first["results"]) == 3 and first["next"]
     in_production = api.walk(f"/credentials/?workspace_id={production['id']}&page_size=3")
     assert [c["provider"] for c in in_production] == providers  # 4 items, 2 pages
-    zoom = api.walk("/credentials/?provider=zoom")
-    assert {c["workspace_id"] for c in zoom} == {staging["id"], production["id"]}
+    calendar = api.walk("/credentials/?provider=google_calendar")
+    assert {c["workspace_id"] for c in calendar} == {staging["id"], production["id"]}
     both = api.walk(f"/credentials/?provider=rev&workspace_id={staging['id']}")
     assert [(c["provider"], c["workspace_id"]) for c in both] == [("rev", staging["id"])]
 
@@ -180,8 +184,8 @@ def test_create_refuses_bad_fields_naming_each(
         ("aws_transcribe", {"fields": {"region": "eu-west-1"}}, {"fields.access_key_id"}),
         ("aws_transcribe", {"secrets": {}}, {"secrets.secret_access_key"}),
         (
-            "zoom",
-            {"fields": {}, "secrets": {"client_secret": "c"}},
+            "google_calendar",
+            {"fields": {}, "secrets": {"client_secret": "c", "webhook_secret": "w"}},
             {"fields.client_id", "secrets.webhook_secret"},
         ),
         ("google_calendar", {"fields": {"client_id": "a\x07b"}}, {"fields.client_id"}),
@@ -281,3 +285,43 @@ def test_a_secret_written_without_a_label_has_an_unknown_source(api: Api, worksp
         path, {"secret_sources": {"api_key": "env DG v9"}}, headers={"If-Match": by_hand["etag"]}
     )
     assert refused.status_code == 400 and "secret_sources.api_key" in refused.json()
+
+
+def test_zoom_is_refused_with_the_real_api_path_that_holds_it(api: Api, workspace: dict[str, Any]) -> None:
+    # Recall.ai's real v2 API holds the Zoom OAuth app: the contract keeps no second copy (issue 22).
+    body = {
+        "workspace_id": workspace["id"],
+        "provider": "zoom",
+        "fields": {"client_id": "zoom-client"},
+        "secrets": {"client_secret": SENTINEL, "webhook_secret": SENTINEL},
+    }
+    response = api.post("/credentials/", body)
+    assert (response.status_code, set(response.json())) == (400, {"provider"}), response.text
+    assert "/api/v2/zoom-oauth-apps/" in response.json()["provider"][0]
+    assert SENTINEL not in response.text
+    assert api.walk("/credentials/") == [] and api.walk("/credentials/?provider=zoom") == []
+
+
+def test_a_zoom_credential_an_older_sandbox_made_is_gone_after_a_restart(
+    make_sandbox: Callable[..., RunningSandbox], tmp_path: Path
+) -> None:
+    db = tmp_path / "older.db"
+    first = make_sandbox(db_path=db, token="fixed-key")
+    api = Api(first.base_url, first.token)
+    workspace = create_workspace(api, "notetaker-production")
+    kept = create_credential(api, full_body(workspace["id"], "deepgram"))
+    first.stop()
+    # What schema version 3 could hold: a zoom row beside the deepgram one.
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO credentials (id, workspace_id, provider, kind, fields, secrets, secret_sources, "
+            "created_at, updated_at) SELECT 'old-zoom', workspace_id, 'zoom', 'platform', "
+            "'{\"client_id\": \"z\"}', '{}', '{}', created_at, updated_at FROM credentials"
+        )
+        conn.execute("PRAGMA user_version=3")
+    conn.close()
+
+    second = make_sandbox(db_path=db)
+    again = Api(second.base_url, second.token)
+    assert [c["id"] for c in again.walk("/credentials/")] == [kept["id"]]
+    assert again.get("/credentials/old-zoom/").status_code == 404
