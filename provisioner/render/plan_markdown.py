@@ -33,7 +33,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from provisioner.escape import markdown_code, markdown_fence
-from provisioner.model import ROLES, Credential, Membership, State, User, Webhook, is_production_environment
+from provisioner.model import (
+    ROLES,
+    Credential,
+    GoogleLoginGroup,
+    Membership,
+    State,
+    User,
+    Webhook,
+    ZoomApp,
+    is_production_environment,
+)
 from provisioner.plan.deliveries import deliveries
 from provisioner.plan.model import Action, Change, Plan, ResourceType, describe_warning
 from provisioner.plan.power import plan_environments, power_grants
@@ -48,7 +58,16 @@ WARNING_CHARS = 400  # longest warning text quoted in the summary
 MATRIX_COLUMNS = 20  # a wider table is unreadable in a PR comment
 
 GRANTED, REVOKED, UNCHANGED, NO_ACCESS = "✅", "❌", "·", ""
-SETTINGS_TYPES = frozenset({ResourceType.WEBHOOK, ResourceType.CREDENTIAL})
+# Per-instance settings: each change names its instance (``.workspace``) and is shown by the
+# text plan's line, under that instance. The v2 types (Zoom app, Google login groups) too.
+SETTINGS_TYPES = frozenset(
+    {
+        ResourceType.WEBHOOK,
+        ResourceType.CREDENTIAL,
+        ResourceType.ZOOM_OAUTH_APP,
+        ResourceType.GOOGLE_LOGIN_GROUP,
+    }
+)
 SETTINGS_MARKS = {Action.CREATE: "➕", Action.UPDATE: "✏️", Action.DELETE: "➖"}
 KEY_CALLOUT_LIMIT = 50  # API key changes and what removals break: listed in full up to this many
 _LOCAL = "run `provisioner plan` locally for the full plan"
@@ -146,7 +165,7 @@ class _View:
                 self.key_changes.append(change)
             elif change.type in SETTINGS_TYPES:
                 target = change.after if change.after is not None else change.before
-                assert isinstance(target, (Webhook, Credential))
+                assert isinstance(target, (Webhook, Credential, ZoomApp, GoogleLoginGroup))
                 self.settings_by_workspace[target.workspace].append(change)
             else:
                 m = change.after if change.action is Action.CREATE else change.before

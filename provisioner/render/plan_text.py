@@ -134,6 +134,7 @@ def render_text(
 
     blocks = (
         endpoint
+        + _policy_changes(plan)  # first, as in the empty plan: it judges everything below
         + _deliveries(plan)
         + [
             "\n".join([f"{_BOLD}{HEADINGS[t]}:{_RESET}" if color else f"{HEADINGS[t]}:", *lines])

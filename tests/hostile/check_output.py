@@ -16,6 +16,13 @@ an error is shown. The kinds:
 * ``output-annotations`` -- ``validate --format github`` and ``plan`` on a
   hostile config (and optionally a hostile server): no output line may start a
   workflow command other than the tool's own one-line ``::error``.
+* ``output-every-form`` -- an in-process plan whose newer sections carry the
+  hostile values ("Secrets this apply writes": destination names and instance
+  names; ``--base``'s policy-change lines; Zoom app and Google login group
+  lines), checked in every form: the comment as ``output-markdown`` checks it,
+  the coloured text on an emulated terminal (no cursor control, every value
+  visible), and the JSON (each value read back exactly, no raw control
+  character). ``policy_changes`` is a list of ``[path, before, after]``.
 
 How markdown is judged: with ``cmarkgfm``, GitHub's own cmark-gfm, with the
 GFM extensions GitHub enables (table, autolink, tagfilter, strikethrough,
@@ -46,6 +53,7 @@ import sys
 import termios
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
@@ -58,6 +66,8 @@ from provisioner.escape import terminal
 from provisioner.model import (
     ApiKey,
     Credential,
+    GoogleLogin,
+    GoogleLoginGroup,
     Membership,
     Policy,
     SecretRef,
@@ -65,11 +75,14 @@ from provisioner.model import (
     User,
     Webhook,
     Workspace,
+    ZoomApp,
 )
+from provisioner.plan.deliveries import deliveries
 from provisioner.plan.diff import diff
 from provisioner.plan.model import Change, Plan, ResourceType
 from provisioner.plan.power import power_grants
 from provisioner.plan.serialize import plan_from_dict
+from provisioner.render.plan_json import render_json
 from provisioner.render.plan_markdown import render_markdown
 from provisioner.render.plan_text import cascade_counts, change_line, render_text
 from provisioner.sandbox import RunningSandbox, seed, start_sandbox
@@ -145,6 +158,7 @@ def _state(spec: dict[str, Any], *, current: bool) -> State:
             tuple(sorted(h.get("events", ["bot.done"]))),
             h.get("enabled", True),
             id=f"h{i}" if current else None,
+            sink_name=h.get("sink"),
         )
         for i, h in enumerate(spec.get("webhooks", []))
     ]
@@ -172,10 +186,39 @@ def _state(spec: dict[str, Any], *, current: bool) -> State:
             last_used_at=datetime.fromisoformat(k["last_used_at"])
             if current and "last_used_at" in k
             else None,
+            sink_name=k.get("sink"),
         )
         for i, k in enumerate(spec.get("api_keys", []))
     ]
-    return State.build(users, workspaces, memberships, webhooks, credentials, api_keys)
+    zoom_apps = [
+        ZoomApp(
+            z["workspace"],
+            z["client_id"],
+            secrets=(
+                ("client_secret", SecretRef("env", "ZOOM_CS")),
+                ("webhook_secret", SecretRef("env", "ZOOM_WS")),
+            ),
+            id=f"z{i}" if current else None,
+            webhook_url=z.get("webhook_url") if current else None,
+            webhook_last_validation=z.get("webhook_last_validation") if current else None,
+        )
+        for i, z in enumerate(spec.get("zoom_apps", []))
+    ]
+    groups = [
+        GoogleLoginGroup(
+            g["workspace"],
+            g["name"],
+            logins=tuple(
+                GoogleLogin(
+                    login["email"], login.get("domain", "acme.com"), id=f"l{i}{j}" if current else None
+                )
+                for j, login in enumerate(g.get("logins", []))
+            ),
+            id=f"g{i}" if current else None,
+        )
+        for i, g in enumerate(spec.get("google_login_groups", []))
+    ]
+    return State.build(users, workspaces, memberships, webhooks, credentials, api_keys, zoom_apps, groups)
 
 
 def _plan(case: dict[str, Any]) -> tuple[Plan, dict[str, str | None]]:
@@ -208,6 +251,10 @@ def _names(change: Change) -> list[str]:
         return [terminal(setting.url), terminal(setting.workspace)]
     if isinstance(setting, ApiKey):
         return [terminal(setting.name), terminal(setting.workspace), terminal(setting.owner)]
+    if isinstance(setting, ZoomApp):
+        return [terminal(setting.client_id), terminal(setting.workspace)]
+    if isinstance(setting, GoogleLoginGroup):
+        return [terminal(setting.name), terminal(setting.workspace)]
     if isinstance(setting, Credential):
         return [
             terminal(setting.provider),
@@ -568,7 +615,70 @@ def _json_plan(sandbox: RunningSandbox, config: str, tmp_path: Path) -> Plan:
     return plan_from_dict(json.loads(result.stdout))
 
 
+# --- every form of a plan's newer sections ---------------------------------------------
+
+# A raw C0 control character: JSON's encoder must have escaped each.
+RAW_CONTROL = re.compile(r"[\x00-\x1f]")
+
+
+def _plan_with_policy_changes(case: dict[str, Any]) -> tuple[Plan, dict[str, str | None]]:
+    plan, environments = _plan(case)
+    changes = tuple((str(p), str(b), str(a)) for p, b, a in case.get("policy_changes", ()))
+    return replace(plan, policy_changes=changes), environments
+
+
+def check_every_form(case: dict[str, Any], tmp_path: Path) -> None:
+    """The newer sections' hostile values, safe and visible in markdown, text and JSON."""
+    plan, environments = _plan_with_policy_changes(case)
+    hostile = case.get("hostile", [])
+    assert hostile, "an every-form case names the hostile values it plants"
+    # The sections under test are there at all (else the case tests nothing).
+    for section, present in (
+        ("deliveries", bool(deliveries(plan))),
+        ("policy_changes", bool(plan.policy_changes)),
+    ):
+        assert present or section not in case.get("sections", ()), f"the plan has no {section}"
+    # Markdown: the pull-request comment.
+    assert_markdown_safe(
+        render_markdown(plan, environments=environments), plan, {**case, "environments": environments}
+    )
+    # Text: on a terminal, with colour; the values move no cursor and each is seen as escaped.
+    text = render_text(plan, color=True, environments=environments)
+    control = CURSOR_CONTROL.search(text.encode())
+    assert control is None, (
+        f"the text plan moves the cursor: {text[control.start() - 20 : control.end() + 20]!r}"
+    )
+    screen = screen_of((text + PROMPT).replace("\n", "\r\n").encode())
+    assert_lines_on_screen(screen, plan)
+    for value in hostile:
+        assert any(terminal(value) in line for line in screen), f"{value!r} is not shown visibly"
+    for name in {d.name for d in deliveries(plan)}:
+        assert any(line.startswith(f"  {terminal(name)} <- ") for line in screen), (
+            f"destination {name!r} not listed"
+        )
+    for path, before, after in plan.policy_changes:
+        line = f"  {terminal(path)}: {terminal(before)} -> {terminal(after)}"
+        assert line in screen, f"policy change not on the screen: {line!r}"
+    # JSON: every value read back exactly, none as a raw control character.
+    document_text = render_json(plan, tool_version="0")
+    raw = RAW_CONTROL.search(document_text.replace("\n", ""))
+    assert raw is None, (
+        f"a raw control character in the JSON: {document_text[raw.start() - 20 : raw.end() + 20]!r}"
+    )
+    document = json.loads(document_text)
+    assert [tuple(c) for c in document["policy_changes"]] == list(plan.policy_changes)
+    assert [(d["name"], d["object"]) for d in document["secrets_written"]] == [
+        (d.name, d.what) for d in deliveries(plan)
+    ]
+    strings = json.dumps(document, ensure_ascii=False)
+    for value in hostile:
+        assert json.dumps(value, ensure_ascii=False)[1:-1] in strings, (
+            f"{value!r} is not in the JSON as it is"
+        )
+
+
 CHECKS: dict[str, Callable[[dict[str, Any], Path], None]] = {
+    "output-every-form": check_every_form,
     "output-markdown": check_markdown,
     "output-markdown-e2e": check_markdown_e2e,
     "output-terminal": check_terminal,
