@@ -68,10 +68,11 @@ def limit_class(method: str, path: str) -> str:
     return LIST if method.upper() == "GET" and top and top.group(1) not in SINGLE_OBJECTS else OTHER
 
 
+# What ``--pace`` accepts besides LIST/OTHER numbers, and the modes a ``Pace`` is in.
 PACE_AUTO = "auto"
 PACE_PUBLISHED = "published"
 PACE_OFF = "off"
-PACE_CHOICES = (PACE_AUTO, PACE_PUBLISHED, PACE_OFF)
+PACE_ON = "on"  # a mode only: ``published`` and LIST/OTHER numbers both mean it
 _PER_MINUTE = re.compile(r"^([0-9]{1,7})/([0-9]{1,7})$", re.ASCII)
 
 
@@ -105,10 +106,10 @@ class Pace:
         if word in (PACE_AUTO, PACE_OFF):
             return cls(word)
         if word == PACE_PUBLISHED:
-            return cls("on")
+            return cls(PACE_ON)
         numbers = per_minute_pair(word)
         if numbers is not None:
-            return cls("on", *numbers)
+            return cls(PACE_ON, *numbers)
         raise ValueError(
             "write auto, published, off, or the list and other requests a minute as LIST/OTHER "
             "(whole numbers from 1, e.g. 600/3000)"
@@ -122,7 +123,7 @@ class Pace:
 
     def paces_management(self, regional: bool) -> bool:
         """Whether the management contract is paced at an endpoint that is (or is not) a region's."""
-        return self.mode == "on" or (self.mode == PACE_AUTO and regional)
+        return self.mode == PACE_ON or (self.mode == PACE_AUTO and regional)
 
 
 # The default: Recall.ai's v2 API always, the management contract on a region's endpoint.
