@@ -133,3 +133,11 @@ def test_validate_looks_up_no_version_and_reads_the_schema_without_importlib_res
     found = imports_of("-m", "provisioner", "validate", "-c", str(QUICKSTART))
     slow = heavy_imports(found, ("importlib.metadata", "importlib.resources", "email"))
     assert not slow, "`provisioner validate` imports:\n  " + "\n  ".join(slow)
+
+
+def test_validate_imports_no_html_tables() -> None:
+    """Issue 24: the html package and its entity tables are for the review's page
+    (``escape.html``), not for every command that imports ``provisioner.escape``."""
+    found = imports_of("-m", "provisioner", "validate", "-c", str(QUICKSTART))
+    slow = heavy_imports(found, ("html",))
+    assert not slow, "`provisioner validate` imports:\n  " + "\n  ".join(slow)
