@@ -112,6 +112,13 @@ def _files(arg: str) -> tuple[list[tuple[str, str, FsPath]], list[ConfigIssue]]:
     return [(shown_arg, path.name, path)], []
 
 
+def config_files(arg: str) -> list[tuple[str, str, FsPath]] | None:
+    """(shown name, path relative to ``arg``, path) of each file ``-c arg`` loads; None when
+    ``arg`` has a problem (loading it reports the problem)."""
+    files, problems = _files(arg)
+    return None if problems else files
+
+
 def _load(
     arg: str | os.PathLike[str], issues: Issues, allowances: OperatorAllowances | None = None
 ) -> Config | None:

@@ -20,6 +20,7 @@ from provisioner.api.client import ApiClient
 from provisioner.api.reader import read_state, read_state_and_identity
 from provisioner.api.snapshot import ReadReport, SnapshotCache, read_with_snapshot
 from provisioner.config.against_base import production_of
+from provisioner.config.cache import ConfigCache
 from provisioner.endpoint import Endpoint
 from provisioner.errors import StalePlanError
 from provisioner.model import ADMIN, Config, Credential, Identity, Organization, SecretRef, SecretUse, State
@@ -281,6 +282,16 @@ class PlanResult:
     @property
     def changed(self) -> bool:
         return self.planned.changed
+
+
+def config_cache(cache_dir: str | None, *, refresh: bool = False) -> ConfigCache | None:
+    """The loaded configs kept beside the state snapshots in ``cache_dir`` (None: no cache).
+
+    For ``plan`` only: ``apply`` loads its config from the files, always.
+    """
+    if cache_dir is None:
+        return None
+    return ConfigCache(Path(cache_dir), tool_version=__version__, refresh=refresh)
 
 
 def plan_orgs(
