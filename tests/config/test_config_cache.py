@@ -76,12 +76,16 @@ def test_an_entry_builds_only_the_models_types() -> None:
     config = load_config(EXAMPLES[0])
     text = json.dumps(encode([config]), separators=(",", ":"))
     forged = [
-        text.replace('"$User"', '"$Path"'),  # not a model type
-        text.replace('"$User"', '"$__class__"'),
+        text.replace('{"$Policy":[', '{"$Path":[', 1),  # not a model type
+        text.replace('{"$Policy":[', '{"$__class__":[', 1),
         text.replace('{"$Policy":[', '{"$Policy":[1,', 1),  # one argument too many
         text.replace('{"(":', '{"(":1,"x":', 1),  # not a one-key object
+        text.replace('["User",', '["Path",', 1),  # a state's row of no model type
+        text.replace('["User",', '["Config",', 1),  # of the wrong model type
+        text.replace('["User",', '[],["User",', 1),  # an empty row
+        text.replace('["User",', '[7,"User",', 1),
     ]
-    assert text not in forged
+    assert len(set(forged)) == len(forged) and text not in forged
     for entry in [*forged, '{"$Config": []}', "[1, 2]", "{"]:
         with pytest.raises(CacheMiss):
             decode(entry)
