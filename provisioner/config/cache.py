@@ -52,7 +52,7 @@ from typing import Any
 
 from provisioner import model
 from provisioner.config import fastcheck
-from provisioner.config.loader import config_files
+from provisioner.config.files import config_files
 from provisioner.endpoint import OperatorAllowances
 from provisioner.model import Config, State
 

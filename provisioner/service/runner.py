@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
-from provisioner.config import load_configs
 from provisioner.endpoint import OperatorAllowances
 from provisioner.errors import ProvisionerError
 from provisioner.model import Config
@@ -126,14 +125,18 @@ def load_organizations(
     """
     allowances = OperatorAllowances.from_environ(api_url=api_url)
     if cache is None:
-        return load_configs(list(paths), allowances=allowances)
-    from provisioner.config.cache import load_cached  # only plan pays for it
+        return _load_configs(paths, allowances)
+    # Imported here: only plan has a cache, and its hits need neither the loader nor YAML.
+    from provisioner.config.cache import load_cached
 
     configs, _ = load_cached(list(paths), allowances, cache, _load_configs)
     return configs
 
 
 def _load_configs(paths: Sequence[str], allowances: OperatorAllowances) -> list[Config]:
+    """Load the files (YAML, schema, checks): imported here, so that a cached plan never does."""
+    from provisioner.config import load_configs
+
     return load_configs(list(paths), allowances=allowances)
 
 
