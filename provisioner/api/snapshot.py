@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from provisioner import collector
 from provisioner.api.client import ApiClient
 from provisioner.api.reader import parse_identity, read_me, read_state
 from provisioner.errors import ApiError
@@ -341,13 +342,15 @@ def _read(client: ApiClient, cache: SnapshotCache, parallelism: int) -> tuple[St
         return read_state(client, parallelism=parallelism), identity, ReadReport("full", reason="no revision")
     reason = "refresh"
     if not cache.refresh:
-        snapshot, reason = _load(cache, endpoint, identity)
+        with collector.paused():  # ~30 MB of JSON to objects, then to the state: no cycles
+            snapshot, reason = _load(cache, endpoint, identity)
         if snapshot is not None:
             report, objects = _from_snapshot(client, snapshot, revision)
             if objects is not None:
-                state = read_state(_Held(client, objects), parallelism=1)
-                if report.source != "snapshot":  # an unchanged snapshot is not written again
-                    _save(cache, endpoint, identity, _Snapshot(revision, objects))
+                with collector.paused():
+                    state = read_state(_Held(client, objects), parallelism=1)
+                    if report.source != "snapshot":  # an unchanged snapshot is not written again
+                        _save(cache, endpoint, identity, _Snapshot(revision, objects))
                 return state, identity, report
             reason = report.reason
     recorder = _Recorder(client)

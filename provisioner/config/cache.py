@@ -50,7 +50,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from provisioner import model
+from provisioner import collector, model
 from provisioner.config import fastcheck
 from provisioner.config.files import config_files
 from provisioner.endpoint import OperatorAllowances
@@ -242,7 +242,8 @@ class ConfigCache:
         head, _, configs = body.partition(b"\n")
         if head != self._head(key):
             raise CacheMiss("the files, tool, schema or allowances differ from the cached config's")
-        loaded = decode(configs)
+        with collector.paused():
+            loaded = decode(configs)
         log.info("config: from the cache (%s)", path.name)
         return loaded
 
