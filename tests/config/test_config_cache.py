@@ -136,3 +136,19 @@ def test_the_key_changes_with_everything_loading_depends_on(tmp_path: Path, monk
     monkeypatch.chdir(tmp_path / "sub")
     assert cache.key(["../org.yaml"], allowances) != key
     assert cache.key(["missing.yaml"], allowances) is None  # loading reports it
+
+
+def test_an_entry_holds_secret_references_never_their_values(tmp_path: Path, monkeypatch) -> None:
+    values = {"DEEPGRAM_KEY_DEVELOPMENT": "dev-v4lue", "DEEPGRAM_KEY_STAGING": "stg-v4lue"}
+    values["DEEPGRAM_KEY_PRODUCTION"] = "prd-v4lue"
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    cache = ConfigCache(tmp_path / "cache", tool_version="1.0")
+    paths = [str(EXAMPLES[0])]
+    key = cache.key(paths, OperatorAllowances())
+    assert key is not None
+    cache.save(paths, key, load_configs(paths))
+    saved = cache.path(paths).read_bytes()
+    assert b"DEEPGRAM_KEY_PRODUCTION" in saved  # the reference, by name
+    assert not any(value.encode() in saved for value in values.values())
+    assert cache.load(paths, key) == load_configs(paths)
