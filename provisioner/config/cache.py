@@ -17,6 +17,11 @@ Decisions worth knowing:
   name). Any difference is a miss, and a miss is the ordinary load: an edited
   config is read again, and its errors are reported exactly as without a
   cache. Only a load that succeeded is saved, so a hit has no error to report.
+* **And by the code that loads.** A release's version changes with its code,
+  but a source checkout or an editable install keeps its version while the
+  loader or the model changes; the key therefore also covers the bytes of the
+  modules that make a ``Config`` (``config/``, ``model.py``, ``secrets/`` and
+  the few helpers they use; ~0.2 MB, hashed once a run in about a millisecond).
 * **One entry per set of ``-c`` arguments** (and working folder): an edited
   config replaces its entry rather than adding one, so the folder does not
   grow with every commit.
@@ -38,6 +43,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -196,6 +202,32 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+# The modules whose code decides what a config loads to (the generated schema check is
+# covered by the schema's digest, which it records).
+_LOADING_CODE = (
+    "config/*.py",
+    "secrets/*.py",
+    "model.py",
+    "endpoint.py",
+    "apiurl.py",
+    "errors.py",
+    "escape.py",
+)
+_GENERATED = "_schema_compiled.py"
+
+
+@functools.cache
+def _code_digest() -> str:
+    """SHA-256 over the names and bytes of the modules that load a config."""
+    package = Path(__file__).resolve().parent.parent
+    digest = hashlib.sha256()
+    for pattern in _LOADING_CODE:
+        for path in sorted(package.glob(pattern)):
+            if path.name != _GENERATED:
+                digest.update(f"{path.relative_to(package)}\0".encode() + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class ConfigCache:
     """Loaded configs kept in ``directory`` (the snapshot folder), for ``plan`` only."""
@@ -210,9 +242,10 @@ class ConfigCache:
         (A path with a problem is loaded the ordinary way, which reports it.)
         """
         digest = hashlib.sha256()
-        for part in (str(FORMAT), self.tool_version, fastcheck.schema_digest(fastcheck.schema_bytes())):
+        schema = fastcheck.schema_digest(fastcheck.schema_bytes())
+        for part in (str(FORMAT), self.tool_version, schema, _code_digest(), repr(allowances)):
             digest.update(part.encode() + b"\0")
-        digest.update(repr(allowances).encode() + b"\0" + os.getcwd().encode() + b"\0")
+        digest.update(os.getcwd().encode("utf-8", "surrogateescape") + b"\0")
         for arg in paths:
             files = config_files(arg)
             if files is None:
@@ -310,5 +343,6 @@ def load_cached(
     if cached is not None:
         return cached, True
     configs = load(paths, allowances)
-    cache.save(paths, key, configs)
+    if cache.key(paths, allowances) == key:  # not edited while it was loading
+        cache.save(paths, key, configs)
     return configs, False

@@ -9,6 +9,7 @@ loading depends on. The CLI's use of it is in ``tests/e2e/test_config_cache.py``
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, is_dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -17,8 +18,9 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
+from provisioner.config import cache as cache_module
 from provisioner.config import load_config, load_configs
-from provisioner.config.cache import CacheMiss, ConfigCache, decode, encode
+from provisioner.config.cache import CacheMiss, ConfigCache, decode, encode, load_cached
 from provisioner.endpoint import OperatorAllowances
 from provisioner.export import export_config
 from provisioner.model import Config, State, User
@@ -152,3 +154,28 @@ def test_an_entry_holds_secret_references_never_their_values(tmp_path: Path, mon
     assert b"DEEPGRAM_KEY_PRODUCTION" in saved  # the reference, by name
     assert not any(value.encode() in saved for value in values.values())
     assert cache.load(paths, key) == load_configs(paths)
+
+
+def test_the_key_follows_the_code_that_loads(tmp_path: Path, monkeypatch) -> None:
+    # A source checkout keeps its version while the loader or the model changes.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "org.yaml").write_text(EXAMPLES[0].read_text())
+    cache = ConfigCache(tmp_path / "cache", tool_version="1.0")
+    key = cache.key(["org.yaml"], OperatorAllowances())
+    monkeypatch.setattr(cache_module, "_code_digest", lambda: "another loader")
+    assert cache.key(["org.yaml"], OperatorAllowances()) != key
+
+
+def test_a_config_edited_while_it_loads_is_not_saved_under_the_old_key(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = tmp_path / "org.yaml"
+    config.write_text(EXAMPLES[0].read_text())
+    cache = ConfigCache(tmp_path / "cache", tool_version="1.0")
+
+    def load_while_edited(paths: Sequence[str], allowances: OperatorAllowances) -> list[Config]:
+        config.write_text(config.read_text().replace("eli@example.com", "eve@example.com"))
+        return load_configs(list(paths), allowances=allowances)
+
+    (loaded,), cached = load_cached(["org.yaml"], OperatorAllowances(), cache, load_while_edited)
+    assert not cached and "eve@example.com" in loaded.desired.users
+    assert not cache.path(["org.yaml"]).exists()  # it would have served the new config for the old bytes
