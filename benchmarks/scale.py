@@ -20,6 +20,12 @@ local work (load, validate, expand, diff, render) in-process against a bare
 ``yaml.load`` with libyaml, and checks apply under ``--rate-limit 20``.
 Every figure is printed next to its target with PASS or FAIL.
 
+``--only-published-limits`` (issue 24) runs instead, against ``sandbox serve
+--recall-limits`` (Recall.ai's 60 list and 300 other requests a minute per
+key), with ``--pace published``: a full-read plan, snapshot plans unchanged
+and after 100 out-of-band changes, and an apply, each against the time the
+limits allow (``Allowed``).
+
 Not a test: nothing here is asserted in the test suite.
 """
 
@@ -51,7 +57,7 @@ from provisioner.config import load_config
 from provisioner.model import State
 from provisioner.plan.diff import diff
 from provisioner.render.plan_text import render_text
-from provisioner.sandbox import seed, start_sandbox
+from provisioner.sandbox import create_token, seed, start_sandbox
 from provisioner.sandbox.server import create_workspace_key
 
 TOKEN = "scale-benchmark-key"
@@ -763,6 +769,174 @@ def snapshot_benchmark(tmp: Path, template: Path, config: Path, bare: float) -> 
         print(f"  (the full read it was compared with: {full_stats['total']:,} requests)")
 
 
+# --- the published limits (issue 24) ----------------------------------------------------------
+
+# Recall.ai's published limits a minute per workspace (= per key), and how a paced run is asked for.
+PUBLISHED_LIST_PER_MINUTE = 60
+PUBLISHED_OTHER_PER_MINUTE = 300
+PUBLISHED_PACE = ["--pace", "published"]
+PUBLISHED_VS_ALLOWED = 1.10
+PUBLISHED_SNAPSHOT_WALL_S = 10.0
+PUBLISHED_APPLY_CHANGES = 300
+# Every GET of a collection of the contract, as the sandbox counts them: the list class.
+LIST_ROUTES = frozenset(
+    f"GET /api/v1/{name}/"
+    for name in (
+        "users",
+        "workspaces",
+        "workspace_memberships",
+        "api_keys",
+        "webhook_endpoints",
+        "credentials",
+        "changes",
+    )
+)
+
+
+@dataclass(frozen=True)
+class Allowed:
+    """The time the published limits allow for a run's requests, and how it was counted.
+
+    Each class's bucket holds a minute's allowance (the first minute's burst)
+    and refills at its rate: lists beyond 60 take 1 s each, others beyond 300
+    take 0.2 s each. A run can never be faster than its latency rounds either,
+    nor than a bare parse of its config (it parses before its first request).
+    A plan's two classes run side by side: allowed = bare parse +
+    max(list time, other time, latency rounds). An apply writes after its
+    read, with a full other bucket (a bucket holds no more than a minute's
+    allowance, however long the read): allowed = bare parse + max(list time,
+    read latency) + max(other time, write latency rounds).
+    """
+
+    lists: int
+    others: int
+    read_s: float
+    writes_s: float
+    bare_s: float
+
+    @classmethod
+    def of(
+        cls, stats: dict, *, read_latency_s: float, bare_s: float, write_latency_s: float | None = None
+    ) -> Allowed:
+        """``write_latency_s`` for an apply (its writes come after the read), None for a plan."""
+        lists = sum(n for route, n in stats["by_route"].items() if route in LIST_ROUTES)
+        others = stats["total"] - lists
+        list_s = max(0, lists - PUBLISHED_LIST_PER_MINUTE) * 60 / PUBLISHED_LIST_PER_MINUTE
+        other_s = max(0, others - PUBLISHED_OTHER_PER_MINUTE) * 60 / PUBLISHED_OTHER_PER_MINUTE
+        if write_latency_s is None:
+            return cls(lists, others, max(list_s, other_s, read_latency_s), 0.0, bare_s)
+        return cls(lists, others, max(list_s, read_latency_s), max(other_s, write_latency_s), bare_s)
+
+    @property
+    def seconds(self) -> float:
+        return self.bare_s + self.read_s + self.writes_s
+
+    def why(self) -> str:
+        return (
+            f"{self.lists:,} lists, {self.others:,} others (lists past 60 at 1/s, others past 300 at 5/s): "
+            f"bare parse {self.bare_s:.2f} s + read {self.read_s:.1f} s + writes {self.writes_s:.1f} s "
+            f"= {self.seconds:.1f} s"
+        )
+
+
+def _paced(sandbox: Sandbox, key: str, args: list[str], *, cache: Path | None = None) -> tuple[CliRun, dict]:
+    """One CLI run with ``key``, paced to the published limits; the sandbox's counts of it."""
+    sandbox.reset_stats()
+    env = {TOKEN_ENV: key, "PROVISIONER_NO_CACHE": "" if cache else "1"}
+    options = ["--cache-dir", str(cache)] if cache else []
+    run = run_cli(
+        [*args, "--api-url", sandbox.base_url, *PUBLISHED_PACE, *options], timeout=3600, env_extra=env
+    )
+    return run, sandbox.stats()
+
+
+def _report_published(label: str, run: CliRun, stats: dict, allowed: Allowed | None) -> None:
+    print(f"\n  {label}: exit {run.returncode}; {run.wall:.1f} s; {plan_summary(run.stdout)}")
+    if run.returncode not in (0, 2):
+        print("    stderr:", "\n".join(line for _, line in run.stderr[-10:]))
+    show_routes(stats)
+    check(
+        f"{label}: 429 answers", f"{stats['throttled']} of {stats['total']:,}", "0", stats["throttled"] == 0
+    )
+    if allowed is not None:
+        print(f"    time the limits allow: {allowed.why()}")
+        check(
+            f"{label}: wall vs what the limits allow",
+            f"{run.wall:.1f} s = {run.wall / allowed.seconds:.3f}x {allowed.seconds:.1f} s",
+            f"<= {PUBLISHED_VS_ALLOWED} x",
+            run.wall <= PUBLISHED_VS_ALLOWED * allowed.seconds,
+        )
+
+
+def published_limits_benchmark(
+    tmp: Path, template: Path, base: Org, shape: ReadShape, config: Path, bare: float, apply_changes: int
+) -> None:
+    """A full-read plan, snapshot plans and an apply, paced, under ``sandbox serve --recall-limits``.
+
+    Each CI job has its own key, so each step starts with its key's full
+    buckets: the plans with one key (a pull request's), the apply with
+    another (the merge job's), the out-of-band changes with a third.
+    """
+    db = tmp / "published.db"
+    shutil.copy(template, db)
+    cache = tmp / "published-cache"
+    latency = LATENCY_MS / 1000
+    with Sandbox(db, LATENCY_MS, recall_limits=True) as sandbox:
+        plan_key, apply_key = create_token(db, ADMIN), create_token(db, ADMIN)
+        # A full read (--refresh reads in full, as --no-cache does) that also saves the snapshot.
+        run, stats = _paced(sandbox, plan_key, ["plan", "-c", str(config), "--refresh"], cache=cache)
+        rounds, _ = shape.rounds(PARALLELISM)
+        allowed = Allowed.of(stats, read_latency_s=rounds * latency, bare_s=bare)
+        _report_published("full-read plan", run, stats, allowed)
+        check(
+            "full-read plan: requests",
+            f"{stats['total']:,}",
+            f"= the page minimum {shape.minimum:,}",
+            stats["total"] == shape.minimum,
+        )
+
+        for label in (
+            "snapshot plan, unchanged",
+            f"snapshot plan, {OUT_OF_BAND_CHANGES} out-of-band changes",
+        ):
+            if "out-of-band" in label:
+                out_of_band_role_changes(sandbox.base_url, OUT_OF_BAND_CHANGES)
+            run, stats = _paced(sandbox, plan_key, ["plan", "-c", str(config)], cache=cache)
+            _report_published(label, run, stats, None)
+            check(
+                f"{label}: wall",
+                f"{run.wall:.2f} s, {stats['total']} requests",
+                f"< {PUBLISHED_SNAPSHOT_WALL_S:g} s",
+                run.wall < PUBLISHED_SNAPSHOT_WALL_S,
+            )
+
+        if apply_changes:
+            variant = mutate(base, apply_changes, seed_=24)
+            path = tmp / "config-published.yaml"
+            path.write_text(config_text(variant.org))
+            run, stats = _paced(sandbox, apply_key, ["apply", "-c", str(path), "--auto-approve"])
+            allowed = Allowed.of(
+                stats,
+                read_latency_s=rounds * latency,
+                bare_s=bare,
+                write_latency_s=apply_rounds(variant, PARALLELISM) * latency,
+            )
+            # The config's changes, and the out-of-band role changes above undone: the plan's count.
+            planned = sum(map(int, re.findall(r"(\d+) to (?:add|change|remove)", run.stdout)))
+            label = f"apply of {planned:,} changes"
+            _report_published(label, run, stats, allowed)
+            progress = progress_lines(run)
+            failed = [line for _, line in progress if not line.startswith("applied: ")]
+            check(
+                f"{label}: applied",
+                f"{len(progress) - len(failed):,} applied, {len(failed)} not (exit {run.returncode})",
+                f"all {planned:,}",
+                run.returncode == 0 and not failed and len(progress) == planned,
+            )
+        print(f"\n  one full read is {shape.minimum:,} requests; paced at the published limits it takes")
+        print("  about (lists - 60) / 0.95 s, since the client refills at 95 % of the published rate")
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "FAIL"
 
@@ -1060,6 +1234,18 @@ def main() -> None:
         "--only-snapshot", action="store_true", help="run only the snapshot plans (issue 24) after seeding"
     )
     parser.add_argument(
+        "--only-published-limits",
+        action="store_true",
+        help="run only the plans and the apply paced under sandbox serve --recall-limits (issue 24) after "
+        "seeding; about 2 minutes at --users 1000 --per-instance 200, about 40 at the full size",
+    )
+    parser.add_argument(
+        "--published-apply-changes",
+        type=int,
+        default=PUBLISHED_APPLY_CHANGES,
+        help="changes the apply under the published limits makes (0: no apply)",
+    )
+    parser.add_argument(
         "--v2-only",
         type=int,
         metavar="INSTANCES",
@@ -1106,6 +1292,22 @@ def main() -> None:
             configs.append(path)
             kinds = ", ".join(f"{n:,} {k}" for k, n in variant.counts.items()) or "none"
             print(f"  config {i}: {variant.name} ({kinds}); {path.stat().st_size / 2**20:.1f} MB")
+
+        if args.only_published_limits:
+            print(
+                f"\n== under the published limits (sandbox serve --recall-limits, --latency-ms {LATENCY_MS}) =="
+            )
+            published_limits_benchmark(
+                tmp, template, base, shape, configs[0], bare_parse_s(configs[0]), args.published_apply_changes
+            )
+            print(
+                "\n  the full-size run (10,000 users: the plan and the apply each read 1,105 pages at 60 a "
+                "minute, ~18 min each):\n    python benchmarks/scale.py --only-published-limits\n"
+                "  without the apply (~19 min):\n"
+                "    python benchmarks/scale.py --only-published-limits --published-apply-changes 0"
+            )
+            summary(started)
+            return
 
         if args.only_snapshot:
             print(f"\n== plans from a snapshot (--latency-ms {LATENCY_MS}) ==")

@@ -77,6 +77,16 @@ def is_loopback_host(host: str) -> bool:
 
 def url_character_problem(text: str) -> str | None:
     """Why ``text`` holds a character no API URL needs (backslash, whitespace, control, non-ASCII)."""
+    # Every request and every page's next link comes through here: the common
+    # case (printable ASCII with no space or backslash) is decided by three C
+    # calls instead of a Python loop over the characters.
+    if text.isascii() and text.isprintable() and " " not in text and "\\" not in text:
+        return None
+    return _first_character_problem(text)
+
+
+def _first_character_problem(text: str) -> str | None:
+    """``url_character_problem``'s answer, character by character, naming the first one."""
     for position, char in enumerate(text, start=1):
         if char == "\\":
             return f"it contains a backslash (character {position})"

@@ -333,8 +333,9 @@ class ApiClient:
         )
         self.session = session
         self._pacer = _Pacer()
-        # Recall.ai's v2 API: the published per-workspace limits (api/pacing.py) instead of
-        # the rate the v1 contract advertises; and its cursor pages take no page_size.
+        # Recall.ai's published per-workspace limits (api/pacing.py), when the run paces this API;
+        # the rate a server advertises in X-RateLimit-Limit is kept to as well (``_pacer``).
+        # Recall.ai's v2 cursor pages take no page_size.
         self._pacing = pacing
         self.page_size = page_size
 
@@ -457,6 +458,11 @@ class ApiClient:
             url += "?" + urlencode({k: v for k, v in params.items() if v is not None})
         return url
 
+    def _below_base(self, url: str) -> str:
+        """The path of ``url`` below the base URL (``/users/``): what the limit classes are named by."""
+        path = parse_url(url).path or "/"
+        return path[len(self._base_path) - 1 :] if path.startswith(self._base_path) else path
+
     def _short(self, url: str) -> str:
         """The URL without the origin, for messages and logs."""
         try:
@@ -539,11 +545,10 @@ class ApiClient:
         self._check_origin(method, url)
         attempt = _Attempt(deadline_at=time.monotonic() + self.deadline)
         if self._pacing is not None:
-            pacing, path = self._pacing, parse_url(url).path or "/"
+            pacing, path = self._pacing, self._below_base(url)
             pacing.wait(self._token, method, path)
             attempt.on_retry_after = lambda seconds: pacing.retry_after(self._token, method, path, seconds)
-        else:
-            self._pacer.wait()
+        self._pacer.wait()
         self._attempt_state.current = attempt
         started = time.monotonic()
         try:

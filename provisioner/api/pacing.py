@@ -1,22 +1,39 @@
 """Client-side pacing to Recall.ai's published limits: a token bucket per (key, limit class).
 
-The real v2 API limits each workspace to 60 list requests and 300 other
-requests a minute, and answers 429 with ``Retry-After`` beyond them. A key
-reaches exactly one workspace, so pacing per key is pacing per workspace.
-Waiting before a request is cheaper than a 429: the bucket spends a token
-per request and, when it is empty, the caller sleeps until one is back.
+Recall.ai limits each workspace to 60 list requests and 300 other requests a
+minute, and answers 429 with ``Retry-After`` beyond them. A key reaches
+exactly one workspace, so pacing per key is pacing per workspace. Waiting
+before a request is cheaper than a 429: the bucket spends a token per request
+and, when it is empty, the caller sleeps until one is back.
 
 Decisions worth knowing:
 
-* **A little under the limit.** The buckets hold ``BURST_SHARE`` of a minute's
-  allowance and refill at ``RATE_SHARE`` of the published rate: the server's
-  clock and ours never line up, and its bucket may be part-spent by another
-  run (a person with ``curl``).
+* **One classifier for both APIs.** ``limit_class`` takes the path below the
+  API's base (``/users/``, ``/zoom-oauth-apps/``): a GET of a top-level
+  collection is ``LIST``, and so is the change feed (``/changes/``); the two
+  top-level retrieves of the management contract, ``/me/`` and
+  ``/revision/``, and everything else are ``OTHER``. A collection the
+  contract adds later is paced as a list, the slower class: a mistake there
+  costs time, never a 429.
+* **A whole minute's burst, then a little under the rate.** A bucket starts
+  with the minute's allowance, as the server's does, and refills at
+  ``RATE_SHARE`` of the published rate (the server's clock and ours never
+  line up). Half a burst would cost every plan half a minute; a run that
+  starts while another run of the same key has spent the server's bucket gets
+  a 429, whose ``Retry-After`` then paces it (next point).
 * **Retry-After wins.** A 429 that gets through anyway empties the bucket and
   holds it for the seconds the server asked, so the other threads of the run
   wait too instead of each earning its own 429.
-* **One ``Pacing`` per run**, handed to every client of that run; nothing is
-  global. Buckets are keyed by a digest of the key, never the key itself.
+* **When pacing applies** is ``Pace`` (``--pace``, ``PROVISIONER_PACE``):
+  ``auto`` paces Recall.ai's v2 API always and the management contract only
+  on a region's endpoint (``https://{region}.recall.ai``), where the limits
+  are real; a sandbox or another ``--api-url`` is not paced unless asked
+  (``published``, or scaled numbers such as ``600/3000`` for a sandbox
+  started with the same ``--recall-limits``); ``off`` paces nothing (a 429
+  is still retried after its ``Retry-After``).
+* **One ``Pacing`` per connection**, handed to the management client and
+  every workspace client of that run; nothing is global. Buckets are keyed by
+  a digest of the key, never the key itself.
 """
 
 from __future__ import annotations
@@ -30,17 +47,87 @@ from dataclasses import dataclass
 
 LIST = "list"
 OTHER = "other"
-# Requests a minute per workspace, as each v2 reference page states.
+# Requests a minute per workspace, as Recall.ai publishes them.
 PUBLISHED_PER_MINUTE: dict[str, int] = {LIST: 60, OTHER: 300}
-BURST_SHARE = 0.5
+BURST_SHARE = 1.0
 RATE_SHARE = 0.95
-# A v2 collection: ``/api/v2/<family>/``; anything deeper names one object.
-_COLLECTION = re.compile(r"^/api/v2/[a-z0-9-]+/?$")
+# A top-level path below the API's base: a collection (``/users/``), or one of the retrieves below.
+_TOP_LEVEL = re.compile(r"^/([a-z0-9_-]+)/?$")
+# The management contract's top-level retrieves: one object each, not a list.
+SINGLE_OBJECTS = frozenset({"me", "revision"})
 
 
 def limit_class(method: str, path: str) -> str:
-    """``LIST`` for a GET of a v2 collection (60/min), ``OTHER`` for the rest (300/min)."""
-    return LIST if method.upper() == "GET" and _COLLECTION.match(path) else OTHER
+    """``LIST`` for a GET of a collection (60/min), ``OTHER`` for the rest (300/min).
+
+    ``path`` is below the API's base: ``/users/``, ``/changes/``,
+    ``/zoom-oauth-apps/`` are lists; ``/me/``, ``/revision/``,
+    ``/users/{id}/`` and every write are not.
+    """
+    top = _TOP_LEVEL.match(path)
+    return LIST if method.upper() == "GET" and top and top.group(1) not in SINGLE_OBJECTS else OTHER
+
+
+# What ``--pace`` accepts besides LIST/OTHER numbers, and the modes a ``Pace`` is in.
+PACE_AUTO = "auto"
+PACE_PUBLISHED = "published"
+PACE_OFF = "off"
+PACE_ON = "on"  # a mode only: ``published`` and LIST/OTHER numbers both mean it
+_PER_MINUTE = re.compile(r"^([0-9]{1,7})/([0-9]{1,7})$", re.ASCII)
+
+
+def per_minute_pair(text: str) -> tuple[int, int] | None:
+    """``(list, other)`` requests a minute from ``LIST/OTHER`` (``600/3000``), or None if malformed."""
+    numbers = _PER_MINUTE.match(text.strip())
+    if numbers is None or int(numbers.group(1)) < 1 or int(numbers.group(2)) < 1:
+        return None
+    return int(numbers.group(1)), int(numbers.group(2))
+
+
+@dataclass(frozen=True)
+class Pace:
+    """When a run paces itself, and to which limits a minute (``--pace``, ``PROVISIONER_PACE``).
+
+    ``mode`` is ``auto`` (v2 always, the management contract on a region's
+    endpoint), ``on`` (both APIs, wherever) or ``off`` (neither).
+    """
+
+    mode: str = PACE_AUTO
+    list_per_minute: int = PUBLISHED_PER_MINUTE[LIST]
+    other_per_minute: int = PUBLISHED_PER_MINUTE[OTHER]
+
+    @classmethod
+    def parse(cls, text: str) -> Pace:
+        """``auto``, ``published``, ``off`` or ``LIST/OTHER`` requests a minute (``600/3000``).
+
+        Raises ``ValueError`` with what to write instead.
+        """
+        word = text.strip().lower()
+        if word in (PACE_AUTO, PACE_OFF):
+            return cls(word)
+        if word == PACE_PUBLISHED:
+            return cls(PACE_ON)
+        numbers = per_minute_pair(word)
+        if numbers is not None:
+            return cls(PACE_ON, *numbers)
+        raise ValueError(
+            "write auto, published, off, or the list and other requests a minute as LIST/OTHER "
+            "(whole numbers from 1, e.g. 600/3000)"
+        )
+
+    def pacing(self) -> Pacing | None:
+        """The buckets of one connection, or None when nothing is paced."""
+        if self.mode == PACE_OFF:
+            return None
+        return Pacing(per_minute={LIST: self.list_per_minute, OTHER: self.other_per_minute})
+
+    def paces_management(self, regional: bool) -> bool:
+        """Whether the management contract is paced at an endpoint that is (or is not) a region's."""
+        return self.mode == PACE_ON or (self.mode == PACE_AUTO and regional)
+
+
+# The default: Recall.ai's v2 API always, the management contract on a region's endpoint.
+AUTO_PACE = Pace()
 
 
 class TokenBucket:

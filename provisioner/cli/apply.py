@@ -15,6 +15,7 @@ from datetime import timedelta
 
 import click
 
+from provisioner.api.pacing import Pace
 from provisioner.apply.report import ChangeResult
 from provisioner.cli.approval import approval_from_options, approval_options
 from provisioner.cli.options import (
@@ -276,6 +277,7 @@ def apply(
     merged_by: str | None,
     api_url: str | None,
     sandbox: str | None,
+    pace: Pace,
     new_sandbox: bool,
     bases: tuple[str, ...],
 ) -> int:
@@ -315,6 +317,7 @@ def apply(
         audit_log=audit_log,
         api_url=api_url,
         sandbox=sandbox,
+        pace=pace,
         expectation=expectation_from_options(expect, expect_file),
         override_reason=reason,
         sink=sink,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from provisioner.api.pacing import Pace
 from provisioner.cli.options import config_option, endpoint_options, parallelism_option
 from provisioner.cli.output import echo_text, show_outcome
 from provisioner.escape import terminal
@@ -32,6 +33,7 @@ def drift(
     fmt: str,
     api_url: str | None,
     sandbox: str | None,
+    pace: Pace,
     parallelism: int,
 ) -> int:
     """Check, read-only, whether the organization still matches the config.
@@ -60,7 +62,9 @@ def drift(
     def report(outcome: Outcome[DriftResult]) -> None:
         show_outcome(outcome, show)
 
-    options = DriftOptions(audit_log=audit_log, api_url=api_url, sandbox=sandbox, parallelism=parallelism)
+    options = DriftOptions(
+        audit_log=audit_log, api_url=api_url, sandbox=sandbox, parallelism=parallelism, pace=pace
+    )
     run = drift_orgs(loaded, options, report=report)
     if json_docs:
         echo_text(json_array(json_docs))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from provisioner.api.pacing import Pace
 from provisioner.cli.options import endpoint_options, parallelism_option
 from provisioner.escape import terminal
 from provisioner.model import DEFAULT_NAME_FORMAT, DEFAULT_TOKEN_ENV, REGIONS
@@ -61,6 +62,7 @@ from provisioner.service.export import ExportOptions, export_org
 def export(
     api_url: str | None,
     sandbox: str | None,
+    pace: Pace,
     region: str | None,
     token_env: str,
     environments: str,
@@ -89,6 +91,7 @@ def export(
         audit_log=audit_log,
         instances=instances,
         workspace_token_env=workspace_token_env,
+        pace=pace,
     )
     exported = export_org(options, output=output)
     if exported.unrecorded:

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from provisioner.api.pacing import PACE_PUBLISHED, Pace, per_minute_pair
 from provisioner.escape import terminal
 from provisioner.model import Config
 
@@ -32,6 +33,20 @@ def config_option(f: F) -> F:
 
 
 def endpoint_options(f: F) -> F:
+    """``--api-url``, ``--sandbox`` and ``--pace``: where requests go, and how fast."""
+    f = click.option(
+        "--pace",
+        type=PaceType(),
+        default="auto",
+        show_default=True,
+        envvar="PROVISIONER_PACE",
+        metavar="auto|published|off|LIST/OTHER",
+        help="Keep to Recall.ai's published limits (60 list and 300 other requests a minute per key): "
+        "auto paces the v2 API always and the management API on a region's endpoint only; published "
+        "paces both wherever; off paces neither; LIST/OTHER (e.g. 600/3000) paces both at those "
+        "numbers, for a sandbox started with the same --recall-limits. A 429 is always retried after "
+        "its Retry-After.",
+    )(f)
     f = click.option(
         "--sandbox",
         "sandbox",
@@ -110,6 +125,43 @@ def cache_options(f: F) -> F:
         "changed [default: $XDG_CACHE_HOME/provisioner, else ~/.cache/provisioner].",
     )(f)
     return f
+
+
+class PaceType(click.ParamType):  # type: ignore[type-arg]  # generic only in recent click; subscripting fails on 8.1
+    """``--pace``: ``auto``, ``published``, ``off`` or ``LIST/OTHER`` requests a minute."""
+
+    name = "pace"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Pace:
+        if isinstance(value, Pace):
+            return value
+        try:
+            return Pace.parse(str(value))
+        except ValueError as problem:
+            self.fail(f"{_excerpt(value)}: {problem}", param, ctx)
+
+
+class PerMinuteType(click.ParamType):  # type: ignore[type-arg]  # generic only in recent click; subscripting fails on 8.1
+    """``--recall-limits``: ``published`` (60/300) or ``LIST/OTHER`` requests a minute."""
+
+    name = "per-minute"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, int]:
+        if isinstance(value, tuple):
+            return value
+        if str(value).strip().lower() == PACE_PUBLISHED:
+            return Pace().list_per_minute, Pace().other_per_minute
+        numbers = per_minute_pair(str(value))
+        if numbers is None:
+            self.fail(
+                f"{_excerpt(value)} is not published nor LIST/OTHER requests a minute "
+                "(whole numbers from 1, e.g. 600/3000)",
+                param,
+                ctx,
+            )
+        return numbers
 
 
 class FiniteFloatRange(click.FloatRange):

@@ -10,6 +10,7 @@ import shlex
 
 import click
 
+from provisioner.api.pacing import Pace
 from provisioner.api.snapshot import default_cache_dir
 from provisioner.cli.options import (
     base_option,
@@ -107,6 +108,7 @@ def plan(
     force: bool,
     api_url: str | None,
     sandbox: str | None,
+    pace: Pace,
     parallelism: int,
     cache_dir: str | None,
     no_cache: bool,
@@ -156,6 +158,7 @@ def plan(
     options = PlanOptions(
         api_url=api_url,
         sandbox=sandbox,
+        pace=pace,
         parallelism=parallelism,
         force=force,
         out=out,

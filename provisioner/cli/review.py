@@ -10,6 +10,7 @@ from datetime import UTC, datetime, time
 
 import click
 
+from provisioner.api.pacing import Pace
 from provisioner.cli.options import config_option, endpoint_options, parallelism_option
 from provisioner.config import load_configs
 from provisioner.endpoint import OperatorAllowances
@@ -77,6 +78,7 @@ def review(
     output: str | None,
     api_url: str | None,
     sandbox: str | None,
+    pace: Pace,
     parallelism: int,
 ) -> None:
     """Write an access review of the organization as it is now: admins, production
@@ -87,7 +89,13 @@ def review(
         raise click.UsageError("review covers one organization: give one -c")
     (config,) = load_configs(list(configs), allowances=OperatorAllowances.from_environ(api_url=api_url))
     result = review_org(
-        config, audit_log=audit_log, since=since, api_url=api_url, sandbox=sandbox, parallelism=parallelism
+        config,
+        audit_log=audit_log,
+        since=since,
+        api_url=api_url,
+        sandbox=sandbox,
+        parallelism=parallelism,
+        pace=pace,
     )
     report = result.review
     if result.audit_log_missing:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import click
 
-from provisioner.cli.options import FiniteFloatRange
+from provisioner.cli.options import FiniteFloatRange, PerMinuteType
 from provisioner.sandbox import SandboxError, create_token
 from provisioner.sandbox.app import API_PREFIX
 from provisioner.sandbox.server import build_app, check_host, create_workspace_key, make_wsgi_server, prepare
@@ -60,8 +60,14 @@ def sandbox() -> None:
 @click.option("--seed", default=None, type=int, help="Seed for --fail-rate, for repeatable faults.")
 @click.option(
     "--recall-limits",
-    is_flag=True,
-    help="Enforce Recall.ai's per-workspace limits on /api/v2/ (60 lists and 300 others a minute; 429).",
+    type=PerMinuteType(),
+    is_flag=False,
+    flag_value="published",
+    default=None,
+    metavar="[LIST/OTHER]",
+    help="Enforce Recall.ai's published limits: 60 list and 300 other requests a minute, per "
+    "workspace on /api/v2/ and per key on /api/v1/ (429 with Retry-After beyond them); "
+    "LIST/OTHER (e.g. 600/3000) scales them for tests.",
 )
 @click.option("--public", is_flag=True, help="Allow a non-loopback --host. The sandbox has no real security.")
 def serve(
@@ -76,7 +82,7 @@ def serve(
     rate_limit: float | None,
     fail_rate: float,
     seed: int | None,
-    recall_limits: bool,
+    recall_limits: tuple[int, int] | None,
     public: bool,
 ) -> None:
     """Serve the sandbox API in the foreground until interrupted."""
@@ -91,7 +97,7 @@ def serve(
         rate_limit=rate_limit,
         fail_rate=fail_rate,
         seed=seed,
-        recall_limits=recall_limits,
+        recall_limits=recall_limits or False,
     )
     server = make_wsgi_server(host, port, app)
     click.echo(f"Sandbox API at http://{host}:{server.server_port}{API_PREFIX} (db {db_path})", err=True)

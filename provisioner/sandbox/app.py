@@ -6,7 +6,9 @@ A request goes through these steps, each in one place:
 2. routing (``URL_MAP``; a 405 names the allowed methods in ``Allow``);
    ``_sandbox`` routes are answered at once, for any valid key, and a wrong
    method on one is a 405 at once: neither is counted, faulted nor limited;
-3. counting, latency, rate limiting and fault injection (``SandboxApp._api``);
+3. counting, latency, rate limiting (the ``--rate-limit`` knob, then the
+   published limits of ``sandbox/limits.py`` when ``recall_limits`` is on)
+   and fault injection (``SandboxApp._api``);
 4. one transaction: authentication, permission, idempotency, the handler
    (``SandboxApp._dispatch``);
 5. the response hook, then the response.
@@ -36,7 +38,7 @@ from werkzeug.exceptions import ClientDisconnected, MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
 
-from provisioner.sandbox import api_keys, credentials, revision, store, v2, webhooks
+from provisioner.sandbox import api_keys, credentials, limits, revision, store, v2, webhooks
 from provisioner.sandbox.emails import email_problem
 from provisioner.sandbox.knobs import (
     FAULT_500,
@@ -580,7 +582,7 @@ class SandboxApp:
         rate_limiter: RateLimiter | None = None,
         faults: FaultInjector | None = None,
         response_hook: ResponseHook | None = None,
-        recall_limits: bool = False,
+        published_limits: limits.PublishedLimits | None = None,
     ) -> None:
         self.store = db
         self.latency_s = latency_ms / 1000.0
@@ -589,8 +591,10 @@ class SandboxApp:
         self.response_hook = response_hook
         self.stats = Stats()
         self.clock_offset = 0.0  # seconds added to real time (POST /_sandbox/clock)
+        # Recall.ai's published limits, on the contract (per key) and on v2 (per workspace).
+        self.limits = published_limits
         # Recall.ai's own v2 endpoints: their keys, pages, limits and errors (sandbox/v2.py).
-        self.v2 = v2.V2Api(db, self.stats, recall_limits=recall_limits)
+        self.v2 = v2.V2Api(db, self.stats, published_limits=published_limits)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         body_fits = read_body(environ)
@@ -747,6 +751,9 @@ class SandboxApp:
                     )
                 )
                 return self._rate_headers(response, decision)
+        published = self._published_limit(request, rule)
+        if published is not None:
+            return self._rate_headers(published, decision)
         is_write = request.method in WRITE_METHODS
         fault = self.faults.decide(is_write) if self.faults is not None else None
         if fault is not None and not fault.commit_first:
@@ -764,6 +771,19 @@ class SandboxApp:
         if fault is not None:  # committed above; now fail anyway
             return self._rate_headers(self._fault(fault), decision)
         return self._rate_headers(response, decision)
+
+    def _published_limit(self, request: Request, rule: Route | None) -> Response | None:
+        """The 429 of Recall.ai's published limits for this request's key and class, or None."""
+        if self.limits is None:
+            return None
+        kind = limits.limit_class(request.method, rule.endpoint if rule is not None else "")
+        wait = self.limits.take(limits.key_bucket(store.hash_key(presented_key(request) or "")), kind)
+        if not wait:
+            return None
+        self.stats.count_throttled()
+        return problem_response(
+            ApiProblem.coded(429, "throttled", limits.throttled_text(wait), **{"Retry-After": str(wait)})
+        )
 
     @staticmethod
     def _rate_headers(response: Response, decision: RateDecision | None) -> Response:

@@ -15,7 +15,7 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import NamedTuple
 
 from werkzeug.routing import Map, Rule, RuleFactory
@@ -45,3 +45,10 @@ def match(table: Map, request: Request) -> tuple[Route, dict[str, str]]:
     endpoints = dict(rule.endpoint)
     method = "GET" if request.method == "HEAD" else request.method
     return Route(rule.rule, endpoints[method]), {key: str(value) for key, value in values.items()}
+
+
+def routes(table: Map) -> Iterator[tuple[str, str, str]]:
+    """``(rule, method, endpoint)`` of every route of ``table`` (HEAD, answered as GET, not listed)."""
+    for rule in table.iter_rules():
+        for method, endpoint in rule.endpoint:
+            yield rule.rule, method, endpoint

@@ -21,6 +21,7 @@ from werkzeug.wsgi import LimitedStream
 from provisioner.sandbox import store, v2
 from provisioner.sandbox.app import API_PREFIX, MAX_BODY_BYTES, ResponseHook, SandboxApp
 from provisioner.sandbox.knobs import FaultInjector, RateLimiter
+from provisioner.sandbox.limits import PublishedLimits
 from provisioner.sandbox.store import SandboxError
 
 log = logging.getLogger(__name__)
@@ -307,20 +308,25 @@ def build_app(
     fail_rate: float = 0.0,
     seed: int | None = None,
     response_hook: ResponseHook | None = None,
-    recall_limits: bool = False,
+    recall_limits: bool | tuple[int, int] = False,
 ) -> SandboxApp:
     """The WSGI app with the requested knobs.
 
-    ``recall_limits`` enforces Recall.ai's published per-workspace limits on
-    the v2 endpoints (60 list and 300 other requests a minute).
+    ``recall_limits`` enforces Recall.ai's published limits (``sandbox/limits.py``)
+    on the v2 endpoints, per workspace, and on the management contract, per
+    key: 60 list and 300 other requests a minute when True, or the
+    ``(list, other)`` requests a minute given (scaled for tests).
     """
+    published = None
+    if recall_limits:
+        published = PublishedLimits(per_minute=recall_limits if isinstance(recall_limits, tuple) else None)
     return SandboxApp(
         db,
         latency_ms=latency_ms,
         rate_limiter=RateLimiter(rate_limit) if rate_limit else None,
         faults=FaultInjector(fail_rate, seed) if fail_rate > 0 else None,
         response_hook=response_hook,
-        recall_limits=recall_limits,
+        published_limits=published,
     )
 
 
@@ -382,7 +388,7 @@ def start_sandbox(
     fail_rate: float = 0.0,
     seed: int | None = None,
     response_hook: ResponseHook | None = None,
-    recall_limits: bool = False,
+    recall_limits: bool | tuple[int, int] = False,
 ) -> RunningSandbox:
     """Serve the sandbox from ``db_path`` in a background daemon thread.
 

@@ -21,7 +21,8 @@ not the way our v1 contract does things:
   included, because the real API does so (see ``docs/threat-model.md``).
 * **Rate limits** (``recall_limits``): per workspace, 60 list requests and
   300 other requests a minute, as token buckets; over them, 429 with
-  ``Retry-After``.
+  ``Retry-After``. ``sandbox/limits.py`` owns them, for the management
+  contract too.
 * Zoom calls ``POST /api/v2/zoom-oauth-apps/{id}/webhook`` to validate the
   URL (its ``endpoint.url_validation`` event, without a key): answering it
   sets the app's ``webhook_last_validation``.
@@ -36,7 +37,6 @@ import binascii
 import hashlib
 import hmac
 import json
-import math
 import sqlite3
 import threading
 import time
@@ -50,22 +50,18 @@ from urllib.parse import urlencode
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.wrappers import Request, Response
 
-from provisioner.sandbox import api_keys, store
+from provisioner.sandbox import api_keys, limits, store
 from provisioner.sandbox.knobs import Stats
 from provisioner.sandbox.routing import match, route_map
 
 PREFIX = "/api/v2"
 PAGE_SIZE = 50  # not published; small enough that a test can page
-LIST_PER_MINUTE = 60
-OTHER_PER_MINUTE = 300
 IDEMPOTENCY_WINDOW_S = 3600
 IDEMPOTENT_METHODS = frozenset({"POST", "PUT", "PATCH"})
 ZOOM_KINDS = ("user_level", "account_level")
 LOGIN_MODES = ("always", "only_if_required")
 ZOOM_SECRET_FIELDS = ("client_id", "client_secret", "webhook_secret")
 MAX_TEXT = 64 * 1024  # a PEM chain fits; a runaway body does not
-LIST = "list"
-OTHER = "other"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS zoom_oauth_apps (
@@ -161,45 +157,6 @@ def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Resp
 
 def _problem(problem: Problem) -> Response:
     return _json(problem.status, problem.body, problem.headers)
-
-
-def is_list(method: str, endpoint: str) -> bool:
-    """Whether a request counts against the list limit (60/min) rather than the other (300/min)."""
-    return method == "GET" and endpoint.endswith(".list")
-
-
-# --- rate limits -------------------------------------------------------------------
-
-
-class WorkspaceLimits:
-    """The published limits as one token bucket per (workspace, class), refilled continuously.
-
-    A bucket holds at most a minute's allowance and refills at that rate, so
-    no minute-long window ever sees more than the limit plus one burst.
-    """
-
-    def __init__(
-        self, clock: Callable[[], float] = time.monotonic, per_minute: tuple[int, int] | None = None
-    ) -> None:
-        self._clock = clock
-        # (list, other) requests a minute; tests scale them up to stay fast.
-        self.per_minute = per_minute or (LIST_PER_MINUTE, OTHER_PER_MINUTE)
-        self._lock = threading.Lock()
-        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
-
-    def take(self, workspace_id: str, kind: str) -> int:
-        """0 when the request may go on, else the seconds to wait (``Retry-After``)."""
-        per_minute = self.per_minute[0] if kind == LIST else self.per_minute[1]
-        rate = per_minute / 60.0
-        now = self._clock()
-        with self._lock:
-            tokens, then = self._buckets.get((workspace_id, kind), (float(per_minute), now))
-            tokens = min(float(per_minute), tokens + (now - then) * rate)
-            if tokens >= 1.0:
-                self._buckets[(workspace_id, kind)] = (tokens - 1.0, now)
-                return 0
-            self._buckets[(workspace_id, kind)] = (tokens, now)
-            return max(1, math.ceil((1.0 - tokens) / rate))
 
 
 # --- representations ------------------------------------------------------------------
@@ -665,10 +622,12 @@ def _waf_blocks(request: Request) -> bool:
 class V2Api:
     """The v2 endpoints of one sandbox: routing, keys, limits, idempotency, then a handler."""
 
-    def __init__(self, db: store.Store, stats: Stats, *, recall_limits: bool = False) -> None:
+    def __init__(
+        self, db: store.Store, stats: Stats, *, published_limits: limits.PublishedLimits | None = None
+    ) -> None:
         self.store = db
         self.stats = stats
-        self.limits = WorkspaceLimits() if recall_limits else None
+        self.limits = published_limits
         self._in_flight: set[tuple[str, str, str]] = set()
         self._lock = threading.Lock()
         with db.transaction(write=True) as conn:
@@ -702,14 +661,11 @@ class V2Api:
         with self.store.transaction(write=False) as conn:
             user_id, workspace_id = self._authenticate(conn, request)
         if self.limits is not None:
-            wait = self.limits.take(workspace_id, LIST if is_list(request.method, endpoint) else OTHER)
+            kind = limits.limit_class(request.method, endpoint)
+            wait = self.limits.take(limits.workspace_bucket(workspace_id), kind)
             if wait:
                 self.stats.count_throttled()
-                raise Problem.detail(
-                    429,
-                    f"Request was throttled. Expected available in {wait} seconds.",
-                    **{"Retry-After": str(wait)},
-                )
+                raise Problem.detail(429, limits.throttled_text(wait), **{"Retry-After": str(wait)})
         key = request.headers.get("Idempotency-Key") if request.method in IDEMPOTENT_METHODS else None
         if key is None:
             return self._run(request, endpoint, values, user_id, workspace_id)

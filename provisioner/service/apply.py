@@ -27,6 +27,7 @@ from typing import Protocol, TextIO
 
 from provisioner import __version__
 from provisioner.api.client import ApiClient
+from provisioner.api.pacing import AUTO_PACE, Pace
 from provisioner.apply.executor import ApplyReport, ChangeResult, StopRequest, apply_plan
 from provisioner.audit import Approval, AuditRecord, Declared, Pin, append_record, config_commit
 from provisioner.errors import (
@@ -78,6 +79,7 @@ class ApplyOptions:
     audit_log: str | None = None
     api_url: str | None = None
     sandbox: str | None = None
+    pace: Pace = AUTO_PACE  # pacing to Recall.ai's published limits (``--pace``)
     expectation: Expectation | None = None
     override_reason: str | None = None
     # Where secrets the server makes (webhook signing secrets) go; see provisioner.secrets.sink.
@@ -216,7 +218,9 @@ def _prepare(config: Config, options: ApplyOptions, connections: ExitStack) -> P
     referenced = (use.ref.name for use in config.secret_uses if use.ref.source == "env")
     check_passed_env(options.sink, config.organization.token_env, referenced)
     connection = connections.enter_context(
-        connect_config(config, api_url=options.api_url, sandbox=options.sandbox, create_sandbox=True)
+        connect_config(
+            config, api_url=options.api_url, sandbox=options.sandbox, create_sandbox=True, pace=options.pace
+        )
     )
     endpoint, client = connection.endpoint, connection.client
     options.redactor.learn(endpoint.token)

@@ -8,6 +8,10 @@ Decisions worth knowing:
   (documented in docs/guarantees.md) so that tests and soak runs can make
   retries fast; they tune limits only, never turn a safety off (TLS,
   redirects, the key's origin).
+* Pacing to Recall.ai's published limits is the run's ``Pace`` (``--pace``,
+  ``PROVISIONER_PACE``; ``api/pacing.py``): one ``Pacing`` per connection,
+  shared by the management client (when the pace covers its endpoint: by
+  default a region's, not a sandbox's) and every workspace's v2 client.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from urllib.parse import urlsplit
 
 from provisioner import __version__
 from provisioner.api.client import ApiClient
-from provisioner.api.pacing import Pacing
+from provisioner.api.pacing import AUTO_PACE, Pace, Pacing
+from provisioner.apiurl import UrlProblem, is_regional, parse_api_url
 from provisioner.endpoint import Endpoint, EndpointError, open_endpoint
 from provisioner.errors import ProvisionerError
 from provisioner.escape import terminal
@@ -76,18 +81,34 @@ def connect(
     api_url: str | None,
     sandbox: str | None,
     create_sandbox: bool = False,
+    pace: Pace = AUTO_PACE,
 ) -> Iterator[tuple[Endpoint, ApiClient]]:
     """The endpoint and a client for one organization, both closed on exit.
 
     Only apply passes ``create_sandbox``: it may start a new sandbox
-    organization (``Endpoint.created`` then says so).
+    organization (``Endpoint.created`` then says so). ``pace`` says whether
+    the client keeps to Recall.ai's published limits (by default only on a
+    region's endpoint).
     """
     limits = client_limits_from_env()
     with open_endpoint(settings, api_url=api_url, sandbox=sandbox, create_sandbox=create_sandbox) as endpoint:
         with ApiClient(
-            endpoint.base_url, endpoint.token, user_agent=f"provisioner/{__version__}", **limits
+            endpoint.base_url,
+            endpoint.token,
+            user_agent=f"provisioner/{__version__}",
+            pacing=management_pacing(pace, pace.pacing(), endpoint),
+            **limits,
         ) as client:
             yield endpoint, client
+
+
+def management_pacing(pace: Pace, pacing: Pacing | None, endpoint: Endpoint) -> Pacing | None:
+    """``pacing`` if ``pace`` covers the management contract at ``endpoint``, else None."""
+    try:
+        regional = is_regional(parse_api_url(endpoint.base_url))
+    except UrlProblem:  # the client refuses such a URL with its own message
+        regional = False
+    return pacing if pace.paces_management(regional) else None
 
 
 @dataclass(frozen=True)
@@ -106,10 +127,19 @@ class Connection:
 
 @contextmanager
 def connect_config(
-    config: Config, *, api_url: str | None, sandbox: str | None, create_sandbox: bool = False
+    config: Config,
+    *,
+    api_url: str | None,
+    sandbox: str | None,
+    create_sandbox: bool = False,
+    pace: Pace = AUTO_PACE,
 ) -> Iterator[Connection]:
-    """``connect`` for a config: its management client unless integrations-only, and its v2 clients."""
+    """``connect`` for a config: its management client unless integrations-only, and its v2 clients.
+
+    All of them share one ``Pacing`` (per key and limit class), as ``pace`` says.
+    """
     limits = client_limits_from_env()
+    pacing = pace.pacing()
     needs_organization_key = not config.integrations_only
     with (
         open_endpoint(
@@ -125,10 +155,14 @@ def connect_config(
         if needs_organization_key:
             client = stack.enter_context(
                 ApiClient(
-                    endpoint.base_url, endpoint.token, user_agent=f"provisioner/{__version__}", **limits
+                    endpoint.base_url,
+                    endpoint.token,
+                    user_agent=f"provisioner/{__version__}",
+                    pacing=management_pacing(pace, pacing, endpoint),
+                    **limits,
                 )
             )
-        clients = workspace_clients(config.workspace_token_envs, endpoint, stack, limits)
+        clients = workspace_clients(config.workspace_token_envs, endpoint, stack, limits, pacing=pacing)
         yield Connection(endpoint, client, clients)
 
 
@@ -144,8 +178,10 @@ def workspace_clients(
     stack: ExitStack,
     limits: Mapping[str, Any],
     environ: Mapping[str, str] | None = None,
+    *,
+    pacing: Pacing | None,
 ) -> dict[str, ApiClient]:
-    """A v2 client per workspace instance, with its own key, all paced together (closed with ``stack``).
+    """A v2 client per workspace instance, with its own key, all paced by ``pacing`` (closed with ``stack``).
 
     Every unset key variable is reported at once, before any request. The
     embedded sandbox makes the keys it is asked for, as the dashboard would.
@@ -166,7 +202,6 @@ def workspace_clients(
             "no workspace key: " + "; ".join(terminal(m) for m in missing) + " not set. Export each "
             "workspace instance's own Recall.ai API key (made in its dashboard) in its variable"
         )
-    pacing = Pacing()
     base = v2_base_url(endpoint.base_url)
     return {
         instance: stack.enter_context(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from provisioner.api.pacing import AUTO_PACE, Pace
 from provisioner.audit import last_applied_state
 from provisioner.drift import DriftReport, detect_drift
 from provisioner.model import Config
@@ -22,6 +23,7 @@ class DriftOptions:
     api_url: str | None = None
     sandbox: str | None = None
     parallelism: int = 8
+    pace: Pace = AUTO_PACE  # pacing to Recall.ai's published limits (``--pace``)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,9 @@ def drift_orgs(
         # Whatever secret values this job holds: a value that changed behind an
         # unchanged reference is drift only a job with the secrets can see.
         secrets = available(config.secret_uses, base=config.secret_base)
-        with connect_config(config, api_url=options.api_url, sandbox=options.sandbox) as connection:
+        with connect_config(
+            config, api_url=options.api_url, sandbox=options.sandbox, pace=options.pace
+        ) as connection:
             for each in [connection.client, *connection.workspace_clients.values()]:
                 if each is not None:
                     each.redact_also(secrets.values())

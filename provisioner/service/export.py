@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from types import MappingProxyType
 
+from provisioner.api.pacing import AUTO_PACE, Pace
 from provisioner.api.reader import read_state, read_state_and_identity
 from provisioner.audit import last_declared
 from provisioner.endpoint import OperatorAllowances, open_endpoint
@@ -63,6 +64,7 @@ class ExportOptions:
     # is integrations-only: no organization key, no request outside /api/v2/.
     instances: Sequence[str] = ()
     workspace_token_env: str | None = None
+    pace: Pace = AUTO_PACE  # pacing to Recall.ai's published limits (``--pace``)
 
 
 def export_org(options: ExportOptions, *, output: str | None = None) -> Exported:
@@ -74,10 +76,9 @@ def export_org(options: ExportOptions, *, output: str | None = None) -> Exported
     if options.workspace_token_env:
         current, identity = _read_instances(settings, options)
     else:
-        with connect(settings, api_url=None if options.sandbox else api_url, sandbox=options.sandbox) as (
-            _,
-            client,
-        ):
+        with connect(
+            settings, api_url=None if options.sandbox else api_url, sandbox=options.sandbox, pace=options.pace
+        ) as (_, client):
             current, identity = read_state_and_identity(client, parallelism=options.parallelism)
     declared = (
         None if options.audit_log is None else last_declared(options.audit_log, identity.organization.name)
@@ -126,7 +127,7 @@ def _read_instances(settings: OrganizationSettings, options: ExportOptions) -> t
         open_endpoint(settings, api_url=api_url, sandbox=options.sandbox, require_key=False) as endpoint,
         ExitStack() as stack,
     ):
-        clients = workspace_clients(token_envs, endpoint, stack, limits)
+        clients = workspace_clients(token_envs, endpoint, stack, limits, pacing=options.pace.pacing())
         current = read_state(
             None, parallelism=options.parallelism, workspace_clients=clients, families=(RECALL_V2,)
         )

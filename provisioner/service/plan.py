@@ -17,6 +17,7 @@ from types import MappingProxyType
 
 from provisioner import __version__, collector
 from provisioner.api.client import ApiClient
+from provisioner.api.pacing import AUTO_PACE, Pace
 from provisioner.api.reader import read_state, read_state_and_identity
 from provisioner.api.snapshot import ReadReport, SnapshotCache, read_with_snapshot
 from provisioner.config.against_base import production_of
@@ -264,6 +265,7 @@ class PlanOptions:
     out: str | None = None
     cache_dir: str | None = None
     refresh: bool = False
+    pace: Pace = AUTO_PACE  # pacing to Recall.ai's published limits (``--pace``)
 
     def cache(self, endpoint: str) -> SnapshotCache | None:
         """The snapshot cache these options ask for, if any, for snapshots of ``endpoint``."""
@@ -309,7 +311,9 @@ def plan_orgs(
     """
 
     def step(config: Config) -> PlanResult:
-        with connect_config(config, api_url=options.api_url, sandbox=options.sandbox) as connection:
+        with connect_config(
+            config, api_url=options.api_url, sandbox=options.sandbox, pace=options.pace
+        ) as connection:
             planned = read_and_diff(
                 config,
                 connection.client,

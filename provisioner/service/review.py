@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from provisioner.api.pacing import AUTO_PACE, Pace
 from provisioner.api.reader import read_state_and_identity
 from provisioner.audit import config_commit
 from provisioner.model import Config
@@ -51,11 +52,12 @@ def review_org(
     sandbox: str | None,
     parallelism: int,
     now: datetime | None = None,
+    pace: Pace = AUTO_PACE,
 ) -> ReviewResult:
     """Read one organization and build its access review (default period: 90 days)."""
     missing = audit_log is not None and not Path(audit_log).exists()
     records = None if audit_log is None else () if missing else read_audit_log(audit_log)
-    with connect_config(config, api_url=api_url, sandbox=sandbox) as connection:
+    with connect_config(config, api_url=api_url, sandbox=sandbox, pace=pace) as connection:
         # The v2 API's Zoom apps and Google logins too, each with its instance's key.
         clients = connection.workspace_clients
         if connection.client is None:

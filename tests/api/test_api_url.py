@@ -9,9 +9,18 @@ from __future__ import annotations
 
 import pytest
 import responses
+from hypothesis import given
+from hypothesis import strategies as st
 
 from provisioner.api.client import ApiClient, excerpt, redact, token_problem
-from provisioner.apiurl import UrlProblem, endpoint_note, is_regional, parse_api_url
+from provisioner.apiurl import (
+    UrlProblem,
+    _first_character_problem,
+    endpoint_note,
+    is_regional,
+    parse_api_url,
+    url_character_problem,
+)
 from provisioner.endpoint import EndpointError, OperatorAllowances
 from provisioner.errors import ApiError, TransportError
 
@@ -49,6 +58,18 @@ def test_urls_the_key_must_not_follow_are_refused(url: str, why: str) -> None:
         parse_api_url(url)
     with pytest.raises(TransportError, match="refusing to send the API key"):
         ApiClient(url, KEY)
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0x3000), max_size=40))
+def test_the_fast_character_check_answers_as_the_character_by_character_one(text: str) -> None:
+    # Every request and next link takes the fast path; it must never let through
+    # what the full check names (control characters, whitespace, non-ASCII, backslash).
+    assert url_character_problem(text) == _first_character_problem(text)
+
+
+@pytest.mark.parametrize("char", ["\x1c", "\x1f", "\x7f", "\x00", "\t", "\x0b", " ", "\\", "\u00a0"])
+def test_the_ascii_characters_a_printable_check_might_miss_are_still_named(char: str) -> None:
+    assert url_character_problem(f"https://a.example/{char}x") is not None
 
 
 @pytest.mark.parametrize(

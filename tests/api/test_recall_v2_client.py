@@ -7,23 +7,9 @@ from collections.abc import Callable
 import pytest
 
 from provisioner.api.client import ApiClient
-from provisioner.api.pacing import LIST, OTHER, Pacing, TokenBucket, limit_class
+from provisioner.api.pacing import LIST, OTHER, Pacing, TokenBucket
 from provisioner.sandbox import RunningSandbox
-from provisioner.sandbox.v2 import WorkspaceLimits
-
-
-@pytest.mark.parametrize(
-    ("method", "path", "expected"),
-    [
-        ("GET", "/api/v2/zoom-oauth-apps/", LIST),
-        ("GET", "/api/v2/google-login-groups/", LIST),
-        ("GET", "/api/v2/zoom-oauth-apps/3fa8/", OTHER),
-        ("POST", "/api/v2/zoom-oauth-apps/", OTHER),
-        ("PATCH", "/api/v2/google-logins/3fa8/", OTHER),
-    ],
-)
-def test_lists_and_the_rest_are_limited_apart(method: str, path: str, expected: str) -> None:
-    assert limit_class(method, path) == expected
+from provisioner.sandbox.limits import PublishedLimits
 
 
 def test_a_bucket_spends_its_burst_then_waits_one_interval_per_request() -> None:
@@ -45,10 +31,10 @@ def test_retry_after_holds_the_bucket_for_every_thread() -> None:
 def test_keys_have_their_own_buckets_and_only_a_digest_is_kept() -> None:
     slept: list[float] = []
     pacing = Pacing(per_minute={LIST: 2, OTHER: 10}, clock=lambda: 0.0, sleep=slept.append)
-    for _ in range(2):
-        pacing.wait("key-a", "GET", "/api/v2/zoom-oauth-apps/")
-    pacing.wait("key-b", "GET", "/api/v2/zoom-oauth-apps/")
-    assert len(slept) == 1  # a's second list waited (burst 1); b's first did not
+    for _ in range(3):
+        pacing.wait("key-a", "GET", "/zoom-oauth-apps/")
+    pacing.wait("key-b", "GET", "/zoom-oauth-apps/")
+    assert len(slept) == 1  # a's third list waited (a burst of a minute's 2); b's first did not
     assert all("key-a" not in str(k) for k in pacing._buckets)
 
 
@@ -63,7 +49,7 @@ def test_a_paced_client_gets_no_429_from_a_limited_sandbox(
         now[0] += seconds
 
     sandbox = make_sandbox(recall_limits=True)
-    sandbox.app.v2.limits = WorkspaceLimits(clock=lambda: now[0])
+    sandbox.app.v2.limits = PublishedLimits(clock=lambda: now[0])
     pacing = Pacing(clock=lambda: now[0], sleep=sleep)
     keys = [sandbox.workspace_key(f"app-{n}") for n in range(3)]
     clients = [ApiClient(sandbox.url + "/api/v2", key, pacing=pacing, page_size=None) for key in keys]
@@ -73,15 +59,15 @@ def test_a_paced_client_gets_no_429_from_a_limited_sandbox(
     stats = sandbox.stats()
     assert stats["by_route"]["GET /api/v2/zoom-oauth-apps/"] == 300
     assert stats["throttled"] == 0
-    # Close to what the limits allow: the 70 lists beyond a key's burst of 30 at 0.95 a second.
-    assert 70 / 0.95 <= now[0] <= 70 / 0.95 + 1
+    # Close to what the limits allow: the 40 lists beyond a key's burst of 60, at 0.95 a second.
+    assert 40 / 0.95 <= now[0] <= 40 / 0.95 + 1
 
 
 def test_without_pacing_the_same_load_is_throttled_and_retry_after_is_honoured(
     make_sandbox: Callable[..., RunningSandbox],
 ) -> None:
     sandbox = make_sandbox(recall_limits=True)
-    sandbox.app.v2.limits = WorkspaceLimits(per_minute=(60, 300))
+    sandbox.app.v2.limits = PublishedLimits(per_minute=(60, 300))
     client = ApiClient(
         sandbox.url + "/api/v2", sandbox.workspace_key("app-0"), page_size=None, max_retry_after=2
     )

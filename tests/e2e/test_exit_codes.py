@@ -67,6 +67,11 @@ def test_a_missing_config_file_is_exit_1_with_the_same_message_everywhere(run: C
         ),
         (["sandbox", "serve", "--db", "x.db", "--port", "-5"], "'--port'"),
         (["sandbox", "serve", "--db", "x.db", "--rate-limit", "nan"], "'nan' is not a finite number"),
+        (
+            ["sandbox", "serve", "--db", "x.db", "--recall-limits", "0/300"],
+            "'0/300' is not published nor LIST/OTHER",
+        ),
+        (["plan", "-c", QUICKSTART, "--pace", "fast"], "'fast': write auto, published, off"),
     ],
 )
 def test_usage_errors_exit_1_not_2(run: Cli, args: list[str], words: str) -> None:

@@ -12,8 +12,9 @@ import pytest
 import requests
 
 from provisioner.sandbox import RunningSandbox
+from provisioner.sandbox import limits as published
 from provisioner.sandbox import v2 as sandbox_v2
-from provisioner.sandbox.v2 import WorkspaceLimits
+from provisioner.sandbox.limits import PublishedLimits
 from tests.contract import ContractChecker
 
 ZOOM = "/api/v2/zoom-oauth-apps/"
@@ -230,8 +231,8 @@ def test_published_limits_answer_429_with_retry_after(make_sandbox: Callable[...
     limited = make_sandbox(recall_limits=True)
     staging = V2(limited, limited.workspace_key("app-staging"))
     other = V2(limited, limited.workspace_key("app-production"))
-    statuses = [staging("GET", ZOOM).status_code for _ in range(sandbox_v2.LIST_PER_MINUTE + 1)]
-    assert statuses[:-1] == [200] * sandbox_v2.LIST_PER_MINUTE
+    statuses = [staging("GET", ZOOM).status_code for _ in range(published.LIST_PER_MINUTE + 1)]
+    assert statuses[:-1] == [200] * published.LIST_PER_MINUTE
     throttled = staging("GET", ZOOM)
     assert throttled.status_code == 429 and int(throttled.headers["Retry-After"]) >= 1
     # The list limit is per workspace and apart from the 300/min of the other endpoints.
@@ -242,10 +243,10 @@ def test_published_limits_answer_429_with_retry_after(make_sandbox: Callable[...
 
 def test_the_bucket_refills_at_the_published_rate() -> None:
     now = [0.0]
-    limits = WorkspaceLimits(clock=lambda: now[0])
-    assert all(limits.take("w", sandbox_v2.LIST) == 0 for _ in range(60))
-    assert limits.take("w", sandbox_v2.LIST) == 1  # one more each second
+    limits = PublishedLimits(clock=lambda: now[0])
+    assert all(limits.take("w", published.LIST) == 0 for _ in range(60))
+    assert limits.take("w", published.LIST) == 1  # one more each second
     now[0] += 1.0
-    assert limits.take("w", sandbox_v2.LIST) == 0
-    assert all(limits.take("w", sandbox_v2.OTHER) == 0 for _ in range(300))
-    assert limits.take("w", sandbox_v2.OTHER) == 1
+    assert limits.take("w", published.LIST) == 0
+    assert all(limits.take("w", published.OTHER) == 0 for _ in range(300))
+    assert limits.take("w", published.OTHER) == 1

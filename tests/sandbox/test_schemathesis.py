@@ -11,7 +11,7 @@ below: a short list of findings that follow from what the contract says but
 a schema cannot (server state, opaque cursors, cascades). Each entry says why.
 
 Knobs (environment): ``PROVISIONER_SCHEMATHESIS_SECONDS`` (time box, default
-75) and ``PROVISIONER_SCHEMATHESIS_SEED`` (default fixed, for a stable CI;
+50) and ``PROVISIONER_SCHEMATHESIS_SEED`` (default fixed, for a stable CI;
 set another to explore).
 """
 
@@ -34,7 +34,7 @@ from tests.sandbox.schemathesis_loopback import REFUSED_MARKER
 
 CONTRACT = Path(__file__).resolve().parents[2] / "schemas" / "openapi.yaml"
 RUNNER = Path(__file__).with_name("schemathesis_loopback.py")
-SECONDS = int(os.environ.get("PROVISIONER_SCHEMATHESIS_SECONDS", "75"))
+SECONDS = int(os.environ.get("PROVISIONER_SCHEMATHESIS_SECONDS", "50"))
 SEED = os.environ.get("PROVISIONER_SCHEMATHESIS_SEED", "20261130")
 
 

@@ -6,7 +6,7 @@ The runner, the report reader and the loopback guard are
 paths carry ``/api/v2/``), a workspace-scoped key, and the few findings that
 follow from what the reference says but a schema cannot.
 
-Knob: ``PROVISIONER_SCHEMATHESIS_V2_SECONDS`` (time box, default 40).
+Knob: ``PROVISIONER_SCHEMATHESIS_V2_SECONDS`` (time box, default 25).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tests.sandbox.schemathesis_loopback import REFUSED_MARKER
 from tests.sandbox.test_schemathesis import NEGATIVE, POSITIVE, Finding, read_report, run_schemathesis
 
 V2_CONTRACT = Path(__file__).resolve().parents[2] / "schemas" / "recall-v2.yaml"
-SECONDS = int(os.environ.get("PROVISIONER_SCHEMATHESIS_V2_SECONDS", "40"))
+SECONDS = int(os.environ.get("PROVISIONER_SCHEMATHESIS_V2_SECONDS", "25"))
 
 # (why, matches). Every entry hides a class of findings: keep it short.
 KNOWN_V2_FALSE_POSITIVES: tuple[tuple[str, Callable[[Finding], bool]], ...] = (
