@@ -34,7 +34,6 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-import html as _html
 import re
 import unicodedata
 
@@ -153,6 +152,10 @@ def html(text: str) -> str:
     show two different names alike, or reorder them with a bidi override.
     Never use it for an unquoted attribute, a URL, or inside ``<script>``/``<style>``.
     """
+    # Imported here: the html package (and its entity tables) is for the review's
+    # page only, and every command imports this module.
+    import html as _html
+
     return _html.escape(terminal(text), quote=True)
 
 

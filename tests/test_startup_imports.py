@@ -14,6 +14,7 @@ so the import to make lazy is plain.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -32,11 +33,12 @@ class Imported:
     depth: int
 
 
-def imports_of(*args: str) -> list[Imported]:
+def imports_of(*args: str, env: dict[str, str] | None = None) -> list[Imported]:
     """The modules ``python -X importtime ARGS`` imports, in the order importtime prints them."""
     result = subprocess.run(
         [sys.executable, "-X", "importtime", *args],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -133,3 +135,39 @@ def test_validate_looks_up_no_version_and_reads_the_schema_without_importlib_res
     found = imports_of("-m", "provisioner", "validate", "-c", str(QUICKSTART))
     slow = heavy_imports(found, ("importlib.metadata", "importlib.resources", "email"))
     assert not slow, "`provisioner validate` imports:\n  " + "\n  ".join(slow)
+
+
+def test_validate_imports_no_html_tables() -> None:
+    """Issue 24: the html package and its entity tables are for the review's page
+    (``escape.html``), not for every command that imports ``provisioner.escape``."""
+    found = imports_of("-m", "provisioner", "validate", "-c", str(QUICKSTART))
+    slow = heavy_imports(found, ("html",))
+    assert not slow, "`provisioner validate` imports:\n  " + "\n  ".join(slow)
+
+
+def test_a_plan_whose_config_is_cached_imports_no_yaml_and_no_config_checks(tmp_path) -> None:
+    """Issue 24: a cached config (``provisioner.config.cache``) is the loaded result itself;
+    the plan that uses it needs neither the YAML parser nor the schema check nor the loader."""
+    env = {
+        **os.environ,
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "DEEPGRAM_KEY_DEVELOPMENT": "dev-key",
+        "DEEPGRAM_KEY_STAGING": "staging-key",
+        "DEEPGRAM_KEY_PRODUCTION": "prod-key",
+    }
+    env.pop("PROVISIONER_NO_CACHE", None)
+    env.pop("PROVISIONER_CACHE_DIR", None)
+    db, secrets = str(tmp_path / "sandbox.db"), str(tmp_path / "secrets")
+    plan = ["-m", "provisioner", "plan", "-c", str(QUICKSTART), "--sandbox", db]
+    for args in (
+        ["-m", "provisioner", "apply", "-c", str(QUICKSTART), "--sandbox", db, "--auto-approve"]
+        + ["--secrets-dir", secrets],
+        plan,  # loads the files, and caches the result
+    ):
+        done = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True, timeout=120)
+        assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    found = imports_of(*plan, env=env)
+    slow = heavy_imports(
+        found, ("yaml", "provisioner.config.loader", "provisioner.config.schema", "fastjsonschema")
+    )
+    assert not slow, "a plan of a cached config imports:\n  " + "\n  ".join(slow)

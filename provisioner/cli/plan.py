@@ -26,7 +26,7 @@ from provisioner.model import Config
 from provisioner.plan.guards import secrets_made
 from provisioner.render import heading, json_array
 from provisioner.render.plan import PLAN_RENDERERS, PlanView, render_plan
-from provisioner.service.plan import PlannedOrganization, PlanOptions, PlanResult, plan_orgs
+from provisioner.service.plan import PlannedOrganization, PlanOptions, PlanResult, config_cache, plan_orgs
 from provisioner.service.runner import Outcome, load_organizations
 
 
@@ -119,7 +119,12 @@ def plan(
 
     Read-only; works with a developer's key.
     """
-    loaded = held_to_bases(load_organizations(configs, api_url=api_url), bases, api_url=api_url)
+    cache_folder = None if no_cache else (cache_dir or str(default_cache_dir()))
+    loaded = held_to_bases(
+        load_organizations(configs, api_url=api_url, cache=config_cache(cache_folder, refresh=refresh)),
+        bases,
+        api_url=api_url,
+    )
     if out and len(loaded) > 1:
         raise click.UsageError("--out saves one organization's plan; give a single -c with --out")
     many = len(loaded) > 1
@@ -157,7 +162,7 @@ def plan(
         parallelism=parallelism,
         force=force,
         out=out,
-        cache_dir=None if no_cache else (cache_dir or str(default_cache_dir())),
+        cache_dir=cache_folder,
         refresh=refresh,
     )
     run = plan_orgs(loaded, options, report=report)

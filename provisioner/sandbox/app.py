@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.exceptions import ClientDisconnected, MethodNotAllowed, NotFound
-from werkzeug.routing import Map, RequestRedirect, Rule
+from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Request, Response
 
 from provisioner.sandbox import api_keys, credentials, limits, revision, store, v2, webhooks
@@ -67,6 +67,7 @@ from provisioner.sandbox.resource import (
     refuse_unknown,
     single,
 )
+from provisioner.sandbox.routing import Route, match, route_map
 
 if TYPE_CHECKING:  # typing-only names of the WSGI protocol
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -93,54 +94,50 @@ ResponseHook = Callable[[str, str, int, dict[str, str], bytes], None]
 # How far the sandbox's clock may be set from real time: ten years either way.
 MAX_CLOCK_OFFSET_S = 10 * 365 * 24 * 3600
 
-URL_MAP = Map(
+URL_MAP = route_map(
     [
-        Rule(f"{API_PREFIX}/me/", methods=["GET"], endpoint="me"),
-        Rule(f"{API_PREFIX}/users/", methods=["GET"], endpoint="users.list"),
-        Rule(f"{API_PREFIX}/users/", methods=["POST"], endpoint="users.create"),
-        Rule(f"{API_PREFIX}/users/<id>/", methods=["GET"], endpoint="users.get"),
-        Rule(f"{API_PREFIX}/users/<id>/", methods=["PATCH"], endpoint="users.update"),
-        Rule(f"{API_PREFIX}/users/<id>/", methods=["DELETE"], endpoint="users.delete"),
-        Rule(f"{API_PREFIX}/workspaces/", methods=["GET"], endpoint="workspaces.list"),
-        Rule(f"{API_PREFIX}/workspaces/", methods=["POST"], endpoint="workspaces.create"),
-        Rule(f"{API_PREFIX}/workspaces/<id>/", methods=["GET"], endpoint="workspaces.get"),
-        Rule(f"{API_PREFIX}/workspaces/<id>/", methods=["PATCH"], endpoint="workspaces.update"),
-        Rule(f"{API_PREFIX}/workspaces/<id>/", methods=["DELETE"], endpoint="workspaces.delete"),
-        Rule(
+        (f"{API_PREFIX}/me/", {"GET": "me"}),
+        (f"{API_PREFIX}/users/", {"GET": "users.list", "POST": "users.create"}),
+        (
+            f"{API_PREFIX}/users/<id>/",
+            {"GET": "users.get", "PATCH": "users.update", "DELETE": "users.delete"},
+        ),
+        (f"{API_PREFIX}/workspaces/", {"GET": "workspaces.list", "POST": "workspaces.create"}),
+        (
+            f"{API_PREFIX}/workspaces/<id>/",
+            {"GET": "workspaces.get", "PATCH": "workspaces.update", "DELETE": "workspaces.delete"},
+        ),
+        (
             f"{API_PREFIX}/workspaces/<id>/rotate_verification_secret/",
-            methods=["POST"],
-            endpoint="workspaces.rotate_verification_secret",
+            {"POST": "workspaces.rotate_verification_secret"},
         ),
-        Rule(f"{API_PREFIX}/workspace_memberships/", methods=["GET"], endpoint="memberships.list"),
-        Rule(f"{API_PREFIX}/workspace_memberships/", methods=["POST"], endpoint="memberships.create"),
-        Rule(f"{API_PREFIX}/workspace_memberships/<id>/", methods=["GET"], endpoint="memberships.get"),
-        Rule(f"{API_PREFIX}/workspace_memberships/<id>/", methods=["DELETE"], endpoint="memberships.delete"),
-        Rule(f"{API_PREFIX}/api_keys/", methods=["GET"], endpoint="api_keys.list"),
-        Rule(f"{API_PREFIX}/api_keys/", methods=["POST"], endpoint="api_keys.create"),
-        Rule(f"{API_PREFIX}/api_keys/<id>/", methods=["GET"], endpoint="api_keys.get"),
-        Rule(f"{API_PREFIX}/api_keys/<id>/", methods=["PATCH"], endpoint="api_keys.update"),
-        Rule(f"{API_PREFIX}/api_keys/<id>/", methods=["DELETE"], endpoint="api_keys.delete"),
-        Rule(f"{API_PREFIX}/webhook_endpoints/", methods=["GET"], endpoint="webhooks.list"),
-        Rule(f"{API_PREFIX}/webhook_endpoints/", methods=["POST"], endpoint="webhooks.create"),
-        Rule(f"{API_PREFIX}/webhook_endpoints/<id>/", methods=["GET"], endpoint="webhooks.get"),
-        Rule(f"{API_PREFIX}/webhook_endpoints/<id>/", methods=["PATCH"], endpoint="webhooks.update"),
-        Rule(f"{API_PREFIX}/webhook_endpoints/<id>/", methods=["DELETE"], endpoint="webhooks.delete"),
-        Rule(
-            f"{API_PREFIX}/webhook_endpoints/<id>/rotate_secret/",
-            methods=["POST"],
-            endpoint="webhooks.rotate_secret",
+        (f"{API_PREFIX}/workspace_memberships/", {"GET": "memberships.list", "POST": "memberships.create"}),
+        (
+            f"{API_PREFIX}/workspace_memberships/<id>/",
+            {"GET": "memberships.get", "DELETE": "memberships.delete"},
         ),
-        Rule(f"{API_PREFIX}/credentials/", methods=["GET"], endpoint="credentials.list"),
-        Rule(f"{API_PREFIX}/credentials/", methods=["POST"], endpoint="credentials.create"),
-        Rule(f"{API_PREFIX}/credentials/<id>/", methods=["GET"], endpoint="credentials.get"),
-        Rule(f"{API_PREFIX}/credentials/<id>/", methods=["PATCH"], endpoint="credentials.update"),
-        Rule(f"{API_PREFIX}/credentials/<id>/", methods=["DELETE"], endpoint="credentials.delete"),
-        Rule(f"{API_PREFIX}/revision/", methods=["GET"], endpoint="revision.get"),
-        Rule(f"{API_PREFIX}/changes/", methods=["GET"], endpoint="changes.list"),
-        Rule(f"{API_PREFIX}/_sandbox/changes/compact", methods=["POST"], endpoint="sandbox.compact"),
-        Rule(f"{API_PREFIX}/_sandbox/stats", methods=["GET"], endpoint="sandbox.stats"),
-        Rule(f"{API_PREFIX}/_sandbox/stats/reset", methods=["POST"], endpoint="sandbox.reset"),
-        Rule(f"{API_PREFIX}/_sandbox/clock", methods=["GET", "POST"], endpoint="sandbox.clock"),
+        (f"{API_PREFIX}/api_keys/", {"GET": "api_keys.list", "POST": "api_keys.create"}),
+        (
+            f"{API_PREFIX}/api_keys/<id>/",
+            {"GET": "api_keys.get", "PATCH": "api_keys.update", "DELETE": "api_keys.delete"},
+        ),
+        (f"{API_PREFIX}/webhook_endpoints/", {"GET": "webhooks.list", "POST": "webhooks.create"}),
+        (
+            f"{API_PREFIX}/webhook_endpoints/<id>/",
+            {"GET": "webhooks.get", "PATCH": "webhooks.update", "DELETE": "webhooks.delete"},
+        ),
+        (f"{API_PREFIX}/webhook_endpoints/<id>/rotate_secret/", {"POST": "webhooks.rotate_secret"}),
+        (f"{API_PREFIX}/credentials/", {"GET": "credentials.list", "POST": "credentials.create"}),
+        (
+            f"{API_PREFIX}/credentials/<id>/",
+            {"GET": "credentials.get", "PATCH": "credentials.update", "DELETE": "credentials.delete"},
+        ),
+        (f"{API_PREFIX}/revision/", {"GET": "revision.get"}),
+        (f"{API_PREFIX}/changes/", {"GET": "changes.list"}),
+        (f"{API_PREFIX}/_sandbox/changes/compact", {"POST": "sandbox.compact"}),
+        (f"{API_PREFIX}/_sandbox/stats", {"GET": "sandbox.stats"}),
+        (f"{API_PREFIX}/_sandbox/stats/reset", {"POST": "sandbox.reset"}),
+        (f"{API_PREFIX}/_sandbox/clock", {"GET": "sandbox.clock", "POST": "sandbox.clock"}),
     ]
 )
 
@@ -633,9 +630,8 @@ class SandboxApp:
     def _route(self, request: Request, body_fits: bool) -> Response:
         if request.path.startswith(v2.PREFIX + "/"):
             return self.v2(request) if body_fits else v2.too_large()
-        adapter = URL_MAP.bind_to_environ(request.environ)
         try:
-            rule, values = adapter.match(return_rule=True)
+            rule, values = match(URL_MAP, request)
         except RequestRedirect as redirect:
             return redirect.get_response(request.environ)
         except MethodNotAllowed as refused:
@@ -666,8 +662,7 @@ class SandboxApp:
         )
         if rule.endpoint in ("sandbox.stats", "sandbox.reset", "sandbox.clock", "sandbox.compact"):
             return problem_response(too_large) if too_large else self._sandbox_route(request, rule.endpoint)
-        # Every route's converter is the default one: its values are strings.
-        return self._api(request, rule, {k: str(v) for k, v in values.items()}, problem=too_large)
+        return self._api(request, rule, values, problem=too_large)
 
     def _sandbox_route(self, request: Request, endpoint: str) -> Response:
         """The stats routes: any key of the organization, never counted, faulted nor limited."""
@@ -717,7 +712,7 @@ class SandboxApp:
     def _api(
         self,
         request: Request,
-        rule: Rule | None,
+        rule: Route | None,
         values: dict[str, str],
         problem: ApiProblem | None = None,
     ) -> Response:
@@ -739,7 +734,7 @@ class SandboxApp:
                 time.sleep(remaining)
 
     def _answer(
-        self, request: Request, rule: Rule | None, values: dict[str, str], problem: ApiProblem | None
+        self, request: Request, rule: Route | None, values: dict[str, str], problem: ApiProblem | None
     ) -> Response:
         """Rate limiting, fault injection and the request itself."""
         decision: RateDecision | None = None
@@ -777,11 +772,11 @@ class SandboxApp:
             return self._rate_headers(self._fault(fault), decision)
         return self._rate_headers(response, decision)
 
-    def _published_limit(self, request: Request, rule: Rule | None) -> Response | None:
+    def _published_limit(self, request: Request, rule: Route | None) -> Response | None:
         """The 429 of Recall.ai's published limits for this request's key and class, or None."""
         if self.limits is None:
             return None
-        kind = limits.limit_class(request.method, str(rule.endpoint) if rule is not None else "")
+        kind = limits.limit_class(request.method, rule.endpoint if rule is not None else "")
         wait = self.limits.take(limits.key_bucket(store.hash_key(presented_key(request) or "")), kind)
         if not wait:
             return None

@@ -6,6 +6,7 @@ import email.utils
 import ipaddress
 import logging
 import os
+import selectors
 import socket
 import threading
 import time
@@ -175,12 +176,60 @@ class QuietRequestHandler(WSGIRequestHandler):
 
 class SandboxServer(ThreadedWSGIServer):
     """Werkzeug's threaded server (a thread per connection) that closes its open
-    keep-alive connections when it closes, so that a stopped sandbox answers no one."""
+    keep-alive connections when it closes, so that a stopped sandbox answers no one.
+
+    It also stops at once: ``socketserver``'s loop notices ``shutdown()`` only at
+    its next poll (``poll_interval``, 50 ms for a background sandbox), which every
+    command on an embedded sandbox paid at exit. Here ``shutdown()`` wakes the
+    loop's ``select`` through a socket pair.
+    """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
+        self._wake_read, self._wake_write = socket.socketpair()
         super().__init__(*args, **kwargs)
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:
+        """Serve until ``shutdown()`` (or Ctrl-C in the foreground), then close the server."""
+        self._stopped.clear()
+        try:
+            self._serve_until_stopped(poll_interval)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            self._stopping.clear()
+            self._stopped.set()
+            self.server_close()
+
+    def _serve_until_stopped(self, poll_interval: float) -> None:
+        # socketserver's loop, with the wake-up socket beside the listening one.
+        with selectors.DefaultSelector() as selector:
+            selector.register(self, selectors.EVENT_READ)
+            selector.register(self._wake_read, selectors.EVENT_READ)
+            while not self._stopping.is_set():
+                ready = selector.select(poll_interval)
+                if self._stopping.is_set():
+                    break
+                woken = {key.fd for key, _ in ready}
+                if self.fileno() in woken:
+                    # socketserver's own accept-and-handle step (private, so not in typeshed).
+                    self._handle_request_noblock()  # type: ignore[attr-defined]
+                if self._wake_read.fileno() in woken:  # a stray byte: read it, or select never blocks again
+                    self._wake_read.recv(64)
+                self.service_actions()
+
+    def shutdown(self) -> None:
+        """Stop the serving loop and wait for it; it must be running in another thread."""
+        self._stopping.set()
+        try:
+            self._wake_write.send(b"\0")
+        except OSError:  # already closed: the loop has ended
+            pass
+        self._stopped.wait()
 
     def track(self, connection: socket.socket, open_: bool) -> None:
         with self._connections_lock:
@@ -191,6 +240,8 @@ class SandboxServer(ThreadedWSGIServer):
 
     def server_close(self) -> None:
         super().server_close()
+        self._wake_read.close()
+        self._wake_write.close()
         with self._connections_lock:
             connections = list(self._connections)
         for connection in connections:

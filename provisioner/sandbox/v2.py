@@ -48,11 +48,11 @@ from typing import Any
 from urllib.parse import urlencode
 
 from werkzeug.exceptions import MethodNotAllowed, NotFound
-from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
 from provisioner.sandbox import api_keys, limits, store
 from provisioner.sandbox.knobs import Stats
+from provisioner.sandbox.routing import match, route_map
 
 PREFIX = "/api/v2"
 PAGE_SIZE = 50  # not published; small enough that a test can page
@@ -113,26 +113,24 @@ _WAF_PAGE = (
     b"Request blocked. (sandbox: the payload names localhost, or a GET carries a body)</BODY></HTML>"
 )
 
-URL_MAP = Map(
+URL_MAP = route_map(
     [
-        Rule(f"{PREFIX}/zoom-oauth-apps/", methods=["GET"], endpoint="zoom.list"),
-        Rule(f"{PREFIX}/zoom-oauth-apps/", methods=["POST"], endpoint="zoom.create"),
-        Rule(f"{PREFIX}/zoom-oauth-apps/<id>/", methods=["GET"], endpoint="zoom.get"),
-        Rule(f"{PREFIX}/zoom-oauth-apps/<id>/", methods=["PATCH"], endpoint="zoom.patch"),
-        Rule(f"{PREFIX}/zoom-oauth-apps/<id>/", methods=["DELETE"], endpoint="zoom.delete"),
-        Rule(f"{PREFIX}/zoom-oauth-apps/<id>/webhook", methods=["POST"], endpoint="zoom.webhook"),
-        Rule(f"{PREFIX}/google-login-groups/", methods=["GET"], endpoint="groups.list"),
-        Rule(f"{PREFIX}/google-login-groups/", methods=["POST"], endpoint="groups.create"),
-        Rule(f"{PREFIX}/google-login-groups/<id>/", methods=["GET"], endpoint="groups.get"),
-        Rule(f"{PREFIX}/google-login-groups/<id>/", methods=["PUT"], endpoint="groups.put"),
-        Rule(f"{PREFIX}/google-login-groups/<id>/", methods=["PATCH"], endpoint="groups.patch"),
-        Rule(f"{PREFIX}/google-login-groups/<id>/", methods=["DELETE"], endpoint="groups.delete"),
-        Rule(f"{PREFIX}/google-logins/", methods=["GET"], endpoint="logins.list"),
-        Rule(f"{PREFIX}/google-logins/", methods=["POST"], endpoint="logins.create"),
-        Rule(f"{PREFIX}/google-logins/<id>/", methods=["GET"], endpoint="logins.get"),
-        Rule(f"{PREFIX}/google-logins/<id>/", methods=["PUT"], endpoint="logins.put"),
-        Rule(f"{PREFIX}/google-logins/<id>/", methods=["PATCH"], endpoint="logins.patch"),
-        Rule(f"{PREFIX}/google-logins/<id>/", methods=["DELETE"], endpoint="logins.delete"),
+        (f"{PREFIX}/zoom-oauth-apps/", {"GET": "zoom.list", "POST": "zoom.create"}),
+        (
+            f"{PREFIX}/zoom-oauth-apps/<id>/",
+            {"GET": "zoom.get", "PATCH": "zoom.patch", "DELETE": "zoom.delete"},
+        ),
+        (f"{PREFIX}/zoom-oauth-apps/<id>/webhook", {"POST": "zoom.webhook"}),
+        (f"{PREFIX}/google-login-groups/", {"GET": "groups.list", "POST": "groups.create"}),
+        (
+            f"{PREFIX}/google-login-groups/<id>/",
+            {"GET": "groups.get", "PUT": "groups.put", "PATCH": "groups.patch", "DELETE": "groups.delete"},
+        ),
+        (f"{PREFIX}/google-logins/", {"GET": "logins.list", "POST": "logins.create"}),
+        (
+            f"{PREFIX}/google-logins/<id>/",
+            {"GET": "logins.get", "PUT": "logins.put", "PATCH": "logins.patch", "DELETE": "logins.delete"},
+        ),
     ]
 )
 
@@ -638,9 +636,8 @@ class V2Api:
                     conn.execute(statement)
 
     def __call__(self, request: Request) -> Response:
-        adapter = URL_MAP.bind_to_environ(request.environ)
         try:
-            rule, values = adapter.match(return_rule=True)
+            rule, values = match(URL_MAP, request)
         except MethodNotAllowed as refused:
             self.stats.count(f"{request.method} <unmatched v2>")
             allow = ", ".join(sorted(refused.valid_methods or ()))
@@ -652,12 +649,11 @@ class V2Api:
         self.stats.count(f"{request.method} {template}")
         if _waf_blocks(request):
             return Response(_WAF_PAGE, status=403, mimetype="text/html")
-        values = {k: str(v) for k, v in values.items()}
         if rule.endpoint == "zoom.webhook":
             with self.store.transaction(write=True) as conn:
                 return zoom_webhook(conn, values["id"], request)
         try:
-            return self._authorized(request, str(rule.endpoint), values)
+            return self._authorized(request, rule.endpoint, values)
         except Problem as problem:
             return _problem(problem)
 

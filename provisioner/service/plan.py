@@ -15,12 +15,13 @@ from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
 
-from provisioner import __version__
+from provisioner import __version__, collector
 from provisioner.api.client import ApiClient
 from provisioner.api.pacing import AUTO_PACE, Pace
 from provisioner.api.reader import read_state, read_state_and_identity
 from provisioner.api.snapshot import ReadReport, SnapshotCache, read_with_snapshot
 from provisioner.config.against_base import production_of
+from provisioner.config.cache import ConfigCache
 from provisioner.endpoint import Endpoint
 from provisioner.errors import StalePlanError
 from provisioner.model import ADMIN, Config, Credential, Identity, Organization, SecretRef, SecretUse, State
@@ -163,16 +164,18 @@ def read_and_diff(
     )
     # No user is managed without the management API: no admin count to keep either.
     policy = replace(config.policy, min_admins=0) if client is None else config.policy
-    plan = diff(
-        current,
-        config.desired,
-        policy,
-        now=now,
-        organization=identity.organization.name,
-        config_digest=config.digest,
-        secrets=values,
-        key_clock=client.server_now() if client is not None else None,
-    )
+    key_clock = client.server_now() if client is not None else None
+    with collector.paused():  # pure data: two states in, a plan out
+        plan = diff(
+            current,
+            config.desired,
+            policy,
+            now=now,
+            organization=identity.organization.name,
+            config_digest=config.digest,
+            secrets=values,
+            key_clock=key_clock,
+        )
     region = config.organization.region or identity.organization.region or ""
     shown = endpoint.label if endpoint is not None and endpoint.embedded else address
     relabels = tuple(
@@ -283,6 +286,16 @@ class PlanResult:
     @property
     def changed(self) -> bool:
         return self.planned.changed
+
+
+def config_cache(cache_dir: str | None, *, refresh: bool = False) -> ConfigCache | None:
+    """The loaded configs kept beside the state snapshots in ``cache_dir`` (None: no cache).
+
+    For ``plan`` only: ``apply`` loads its config from the files, always.
+    """
+    if cache_dir is None:
+        return None
+    return ConfigCache(Path(cache_dir), tool_version=__version__, refresh=refresh)
 
 
 def plan_orgs(

@@ -18,12 +18,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
-from provisioner.config import load_configs
 from provisioner.endpoint import OperatorAllowances
 from provisioner.errors import ProvisionerError
 from provisioner.model import Config
+
+if TYPE_CHECKING:
+    from provisioner.config.cache import ConfigCache
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -111,13 +113,31 @@ def run_organizations(
     return Run(tuple(outcomes))
 
 
-def load_organizations(paths: Sequence[str], *, api_url: str | None = None) -> list[Config]:
+def load_organizations(
+    paths: Sequence[str], *, api_url: str | None = None, cache: ConfigCache | None = None
+) -> list[Config]:
     """Every config, loaded and checked before anything is read or changed anywhere.
 
     ``api_url`` is the operator's ``--api-url``: it allows a config's own
     ``api_url`` outside the regions when the two are the same URL.
+    ``cache`` (``plan`` only, never ``apply``): reuse the configs an earlier
+    plan loaded from the very same files (``provisioner.config.cache``).
     """
-    return load_configs(list(paths), allowances=OperatorAllowances.from_environ(api_url=api_url))
+    allowances = OperatorAllowances.from_environ(api_url=api_url)
+    if cache is None:
+        return _load_configs(paths, allowances)
+    # Imported here: only plan has a cache, and its hits need neither the loader nor YAML.
+    from provisioner.config.cache import load_cached
+
+    configs, _ = load_cached(list(paths), allowances, cache, _load_configs)
+    return configs
+
+
+def _load_configs(paths: Sequence[str], allowances: OperatorAllowances) -> list[Config]:
+    """Load the files (YAML, schema, checks): imported here, so that a cached plan never does."""
+    from provisioner.config import load_configs
+
+    return load_configs(list(paths), allowances=allowances)
 
 
 def utcnow() -> datetime:

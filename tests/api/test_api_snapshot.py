@@ -8,6 +8,7 @@ that cannot be written, and a snapshot that another user made.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 import responses
 
-from provisioner.api.snapshot import SnapshotCache, read_with_snapshot
+from provisioner.api.snapshot import _BATCH, SnapshotCache, _encoded, read_with_snapshot
 from provisioner.errors import ApiError
 from tests.api.test_api_reader import BASE, ME, client, register
 
@@ -167,3 +168,15 @@ def test_the_feed_pages_are_followed(cache: SnapshotCache) -> None:
         )
         state, _, _ = read_with_snapshot(client(), cache)
     assert "new@example.com" in state.users
+
+
+def test_the_snapshot_text_is_the_json_of_its_head_and_objects_in_any_number_of_batches() -> None:
+    # Encoded a batch of objects at a time (the C encoder; iterencode is pure Python and
+    # was most of a plan from a snapshot): empty collections, a batch's edge and beyond.
+    head = {"format": 1, "revision": 7, "endpoint": "https://ex.invalid/api/v1", "name": 'é\u2028"'}
+    for sizes in ((), (0,), (1, 0), (_BATCH - 1, _BATCH, _BATCH + 1), (2 * _BATCH + 5,)):
+        objects = {
+            f"/c{n}/": {str(i): {"id": i, "email": f"u{i}@ex.invalid", "tag": "ü"} for i in range(size)}
+            for n, size in enumerate(sizes)
+        }
+        assert json.loads("".join(_encoded(head, objects))) == {**head, "objects": objects}

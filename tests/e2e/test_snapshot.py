@@ -44,6 +44,11 @@ def plan_json(cli: Cli, config: str, *options: str) -> dict[str, Any]:
     return document
 
 
+def snapshots(cache: Path) -> list[Path]:
+    """The state snapshots in a cache folder (beside them: the loaded configs, ``config-*.json``)."""
+    return [path for path in cache.glob("*.json") if not path.name.startswith("config-")]
+
+
 def comparable(document: dict[str, Any]) -> dict[str, Any]:
     """What must not differ between a plan from a snapshot and one from a full read."""
     return {k: document[k] for k in ("changes", "digest", "state_fingerprint", "summary", "warnings")}
@@ -95,7 +100,7 @@ def test_unknown_snapshots_fall_back_to_a_full_read_with_the_same_plan(
     config = write(tmp_path, sandbox)
     cache = tmp_path / "cache"
     plan_json(cli, config, "--cache-dir", str(cache))
-    (snapshot,) = cache.glob("*.json")
+    (snapshot,) = snapshots(cache)
 
     # A removal, then the history compacted: the feed answers 410, the plan reads everything.
     carol = api.request("POST", "/users/", {"email": "carol@acme.com", "role": "developer"})[1]
@@ -124,7 +129,7 @@ def test_unknown_snapshots_fall_back_to_a_full_read_with_the_same_plan(
     assert "GET /api/v1/users/" in requests_made(sandbox)
 
     # Another organization at another endpoint never uses this one's snapshot.
-    assert len(list(cache.glob("*.json"))) == 1
+    assert len(snapshots(cache)) == 1
 
 
 def test_another_organization_gets_its_own_snapshot(make_sandbox: Any, cli: Cli, tmp_path: Path) -> None:
@@ -138,7 +143,7 @@ def test_another_organization_gets_its_own_snapshot(make_sandbox: Any, cli: Cli,
         other.reset_stats()
         plan_json(own, str(config), "--cache-dir", cache)
         assert requests_made(other) == {"GET /api/v1/me/": 1}
-    assert len(list(Path(cache).glob("*.json"))) == 2
+    assert len(snapshots(Path(cache))) == 2
 
 
 def test_the_snapshot_holds_no_key_and_no_secret(sandbox: RunningSandbox, cli: Cli, tmp_path: Path) -> None:
@@ -162,7 +167,7 @@ workspaces:
     assert applied.returncode == 0, applied.stdout + applied.stderr
     done = cli("plan", "-c", config, "--cache-dir", str(cache), extra_env=env)
     assert done.returncode == 0, done.stderr
-    (snapshot,) = cache.glob("*.json")
+    (snapshot,) = snapshots(cache)
     text = snapshot.read_text()
     assert "/credentials/" in text  # the credential is there, by digest
     assert "/webhook_endpoints/" in text
@@ -207,7 +212,7 @@ def test_the_embedded_sandbox_plans_from_its_snapshot_although_its_port_changes(
     assert states[0] == "read in full (no snapshot)"
     assert states[1] == states[2]
     assert states[1].startswith("from the snapshot at revision") and states[1].endswith("(unchanged)")
-    assert len(list(Path(cache).glob("*.json"))) == 1
+    assert len(snapshots(Path(cache))) == 1
 
 
 def test_a_snapshot_is_of_one_user_and_role_because_what_a_list_shows_depends_on_them(
@@ -227,7 +232,7 @@ def test_a_snapshot_is_of_one_user_and_role_because_what_a_list_shows_depends_on
     )
     cache = tmp_path / "cache"
     plan_json(bob, config, "--cache-dir", str(cache))
-    (snapshot,) = cache.glob("*.json")
+    (snapshot,) = snapshots(cache)
     assert made[1]["secrets"]["api_key"]["digest"] not in snapshot.read_text()  # a developer's read
     assert api.request("PATCH", f"/users/{users['bob@acme.com']['id']}/", {"role": "admin"})[0] == 200
     sandbox.reset_stats()

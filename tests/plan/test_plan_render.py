@@ -262,6 +262,11 @@ def test_json_is_schema_valid_stable_and_round_trips() -> None:
     assert plan_from_dict(document) == plan
 
 
+def test_the_plan_schema_is_a_valid_draft_2020_12_schema() -> None:
+    # Checked here, not on every `plan --format json` (that cost ~0.3 s a run).
+    jsonschema.Draft202012Validator.check_schema(plan_schema())
+
+
 def test_json_schema_rejects_what_we_never_emit() -> None:
     document = json.loads(render_json(_small()[2], tool_version="0.1.0"))
     validator = jsonschema.Draft202012Validator(plan_schema())

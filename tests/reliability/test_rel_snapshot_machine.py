@@ -2,11 +2,13 @@
 
 Config edits, out-of-band edits (users, roles, memberships, workspaces,
 webhook endpoints, credentials and their secrets, API keys and their use), applies, injected faults,
-compaction of the change history and corrupted snapshot files interleave
-with plans. Every ``compare`` step makes a plan from the snapshot cache and
-then one from a full read, with nothing written in between, and asserts that
-the current states, the changes, the digests and the state fingerprints are
-identical. In-process (``read_and_diff``) against a real sandbox on loopback.
+compaction of the change history and corrupted cache files (snapshots and
+cached configs alike) interleave with plans. Every ``compare`` step makes a
+plan from the cache folder (its config from the config cache, its state from
+the snapshot) and then one from the files and a full read, with nothing
+written in between, and asserts that the configs, the current states, the
+changes, the digests and the state fingerprints are identical. In-process
+(``read_and_diff``) against a real sandbox on loopback.
 
 Bounded for CI (well under a minute); ``PROVISIONER_SNAPSHOT_SM_EXAMPLES`` /
 ``PROVISIONER_SNAPSHOT_SM_STEPS`` raise it for a soak.
@@ -17,6 +19,7 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -27,8 +30,11 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 from provisioner.api.client import ApiClient
 from provisioner.api.snapshot import SnapshotCache
 from provisioner.apply.executor import apply_plan
-from provisioner.config import load_config
+from provisioner.config import load_config, load_configs
+from provisioner.config.cache import ConfigCache, load_cached
+from provisioner.endpoint import OperatorAllowances
 from provisioner.errors import ProvisionerError
+from provisioner.model import Config
 from provisioner.plan.digest import PlanTarget, plan_digest
 from provisioner.sandbox import create_token, start_sandbox
 from provisioner.service.plan import PlannedOrganization, guard, read_and_diff
@@ -68,6 +74,7 @@ class SnapshotMachine(RuleBasedStateMachine):
         self.db = self.dir / "org.db"
         self.token = "snap-" + uuid.uuid4().hex
         self.cache = SnapshotCache(self.dir / "cache", tool_version="test")
+        self.config_cache = ConfigCache(self.dir / "cache", tool_version="test")
         self.sandbox = start_sandbox(self.db, token=self.token)
         Api(self.sandbox.base_url, self.token).request(
             "POST", "/users/", {"email": DEVELOPER, "role": "developer"}
@@ -78,7 +85,9 @@ class SnapshotMachine(RuleBasedStateMachine):
         self.members: dict[str, set[str]] = {SPACES[0]: set()}
         self.hooks = False
         self.compared = 0
+        self.config_hits: list[bool] = []  # each cached load: from the cache (True) or the files
         self.sources: list[str] = []  # how each compared snapshot plan read its state
+        self.configs: list[bool] = []  # whether each compared cached plan's config was the cached one
 
     def teardown(self) -> None:
         if hasattr(self, "sandbox"):
@@ -105,8 +114,21 @@ class SnapshotMachine(RuleBasedStateMachine):
         path.write_text(org_config(self.sandbox.base_url, body))
         return path
 
+    def _load(self, cached: bool) -> Config:
+        """The config, from the files or (``cached``) through the config cache, as ``plan`` loads it."""
+        path = str(self._config())
+        if not cached:
+            return load_config(path)
+
+        def load(paths: Sequence[str], allowances: OperatorAllowances) -> list[Config]:
+            return load_configs(list(paths), allowances=allowances)
+
+        (config,), hit = load_cached([path], OperatorAllowances.from_environ(), self.config_cache, load)
+        self.config_hits.append(hit)
+        return config
+
     def _plan(self, cache: SnapshotCache | None, token: str | None = None) -> PlannedOrganization:
-        config = load_config(self._config())
+        config = self._load(cached=cache is not None)
         key = token or self.token
         os.environ[TOKEN_ENV] = key
         with ApiClient(self.sandbox.base_url, key, backoff_max=0.01, max_retries=3) as client:
@@ -205,6 +227,7 @@ class SnapshotMachine(RuleBasedStateMachine):
             full = self._plan(None, token)
         except ProvisionerError:
             return  # an injected fault failed a read: nothing to compare
+        assert cached.config == full.config
         assert cached.current == full.current
         assert cached.plan.changes == full.plan.changes
         assert cached.plan.state_fingerprint == full.plan.state_fingerprint
@@ -212,6 +235,7 @@ class SnapshotMachine(RuleBasedStateMachine):
         assert plan_digest(cached.plan, target) == plan_digest(full.plan, target)
         self.compared += 1
         self.sources.append(cached.read.source)
+        self.configs.append(self.config_hits[-1])
 
 
 SnapshotMachine.TestCase.settings = settings(
@@ -244,7 +268,21 @@ def test_the_machine_compares_plans_from_the_snapshot_and_the_feed() -> None:
         machine.out_of_band("remove", "ben@acme.com", "alpha")
         machine.compact_history()
         machine.compare()
-        sources = machine.sources
+        # A config edit: loaded from the files, then from the cache again.
+        machine.edit_config({"ann@acme.com": "admin"}, {"alpha": {"ann@acme.com"}, "beta": set()}, False)
+        machine.compare()
+        machine.compare()
+        # A damaged cached config (every file in the folder is damaged once): loaded from the files.
+        for which in range(len(list(machine.cache.directory.glob("*.json")))):
+            machine.corrupt_snapshot(which, 40, 1)
+        machine.compare()
+        sources, configs = machine.sources, machine.configs
     finally:
         machine.teardown()
-    assert sources == ["feed", "snapshot", "feed", "feed", "feed", "full", "snapshot", "full"]
+    assert sources == ["feed", "snapshot", "feed", "feed", "feed", "full", "snapshot", "full", "snapshot"] + [
+        "snapshot",
+        "full",
+    ]
+    # The first compare's config was cached by the apply's plan before it; every
+    # later one by the plan before it, but after an edit and after the damage.
+    assert configs == [True] * 8 + [False, True, False]

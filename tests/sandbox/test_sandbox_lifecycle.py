@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 
 import pytest
 import requests
@@ -11,6 +12,7 @@ from click.testing import CliRunner
 
 from provisioner.cli.sandbox import sandbox as sandbox_cli
 from provisioner.sandbox import SandboxError, create_token, start_sandbox
+from provisioner.sandbox.server import build_app, make_wsgi_server, prepare
 from tests.contract import ContractChecker, load_contract
 from tests.sandbox.conftest import Api
 
@@ -43,6 +45,28 @@ def test_state_survives_a_restart(make_sandbox, tmp_path) -> None:
     assert second.token != "fixed-key"
     for key in (second.token, "fixed-key"):
         assert Api(second.base_url, key).get(f"/users/{user['id']}/").json() == user
+
+
+def test_shutdown_wakes_the_serving_loop_instead_of_waiting_for_its_poll(tmp_path) -> None:
+    # Every command on an embedded sandbox stops it at exit; socketserver's loop
+    # only looked at a shutdown once per poll interval (50 ms a command). With a
+    # poll interval of an hour, only a woken loop stops within the join's bound.
+    prepared = prepare(
+        tmp_path / "x.db", token="k", admin_email="a@example.com", org_name="o", region="us-east-1"
+    )
+    server = make_wsgi_server("127.0.0.1", 0, build_app(prepared.db))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 3600}, daemon=True)
+    thread.start()
+    answer = requests.get(
+        f"http://127.0.0.1:{server.server_port}/api/v1/me/", headers={"Authorization": "Token k"}
+    )
+    assert answer.status_code == 200  # the loop is serving
+    stopper = threading.Thread(target=server.shutdown, daemon=True)
+    stopper.start()
+    stopper.join(timeout=30)
+    thread.join(timeout=30)
+    prepared.db.close()
+    assert not stopper.is_alive() and not thread.is_alive(), "shutdown() waited for the loop's next poll"
 
 
 def test_start_sandbox_refuses_a_non_loopback_host(tmp_path) -> None:
