@@ -59,7 +59,7 @@ from typing import Any
 
 from provisioner import collector, model
 from provisioner.config import fastcheck
-from provisioner.config.files import config_files
+from provisioner.config.files import MAX_BYTES, config_files
 from provisioner.endpoint import OperatorAllowances
 from provisioner.model import Config, State
 
@@ -216,6 +216,22 @@ _LOADING_CODE = (
 _GENERATED = "_schema_compiled.py"
 
 
+def _bounded_bytes(path: Path) -> bytes | None:
+    """The file's bytes, or None if it cannot be read or is bigger than a config may be.
+
+    Its size is checked before a byte is read: a 10 GB file named by a pull
+    request costs the key no more memory than the loader's own refusal does.
+    """
+    try:
+        with open(path, "rb") as fh:
+            if os.fstat(fh.fileno()).st_size > MAX_BYTES:
+                return None
+            raw = fh.read(MAX_BYTES + 1)  # and bounded, should it grow meanwhile
+    except OSError:
+        return None
+    return raw if len(raw) <= MAX_BYTES else None
+
+
 @functools.cache
 def _code_digest() -> str:
     """SHA-256 over the names and bytes of the modules that load a config."""
@@ -252,9 +268,8 @@ class ConfigCache:
                 return None
             digest.update(b"-c\0" + arg.encode("utf-8", "surrogateescape") + b"\0")
             for shown, rel, path in files:
-                try:
-                    raw = path.read_bytes()
-                except OSError:
+                raw = _bounded_bytes(path)
+                if raw is None:  # unreadable or too big: the loader reports it, bounded
                     return None
                 named = f"{shown}\0{rel}\0{len(raw)}\0".encode("utf-8", "surrogateescape")
                 digest.update(named + raw)

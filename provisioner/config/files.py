@@ -26,6 +26,9 @@ from pathlib import Path as FsPath
 from provisioner.errors import ConfigIssue, Location
 from provisioner.escape import terminal
 
+# The largest config file read at all (the loader refuses a bigger one with its
+# own message; the config cache's key does not read one either).
+MAX_BYTES = 10 * 1024 * 1024
 _SUFFIXES = (".yaml", ".yml")
 _SYSTEM_TREES = ("/proc", "/sys", "/dev")
 

@@ -36,10 +36,10 @@ from yaml.events import (
 )
 from yaml.nodes import ScalarNode
 
+from provisioner.config.files import MAX_BYTES
 from provisioner.config.text import excerpt
 from provisioner.errors import ConfigIssue, Location
 
-MAX_BYTES = 10 * 1024 * 1024
 MAX_DEPTH = 64
 
 # The C parser when PyYAML was built with libyaml; the pure-Python one otherwise.
