@@ -172,3 +172,30 @@ def test_a_string_file_is_described_never_quoted(tmp_path: Path) -> None:
     errors = _load_error(tmp_path, "https://x-access-token:ghs_abcdefghijklmnop@github.com\n")
     assert not any("ghs_" in e or "x-access-token" in e for e in errors), errors
     assert any("got a string (not shown)" in e for e in errors), errors
+
+
+def _webhooks_config(tmp_path: Path, count: int, bad_at: int) -> list[str]:
+    """The errors of a production default of ``count`` webhooks, entry ``bad_at`` without its events."""
+    lines = [
+        "version: 1",
+        "organization: {region: us-east-1}",
+        "users:",
+        "  - {email: a@example.com, role: admin}",
+    ]
+    lines += ["environments:", "  production:", "    webhooks:"]
+    for i in range(count):
+        events = "" if i == bad_at else ", events: [bot.done]"
+        lines.append(f'      - {{url: "https://h{i}.example.invalid/x"{events}}}')
+    lines += ["workspaces:", "  - {name: w, environments: [production]}"]
+    return _load_error(tmp_path, "\n".join(lines) + "\n")
+
+
+def test_a_list_over_its_cap_is_checked_entry_by_entry_only_up_to_the_cap(tmp_path: Path) -> None:
+    # Entries past a list's maxItems are refused with the list, not checked one by one:
+    # a pull request's 20,000 entries under a cap of 50 cost 51 checks.
+    past_the_cap = _webhooks_config(tmp_path, 60, bad_at=59)
+    assert any("at most 50 webhook endpoints" in issue for issue in past_the_cap), past_the_cap
+    assert not any("events" in issue for issue in past_the_cap), past_the_cap
+    within_the_cap = _webhooks_config(tmp_path, 60, bad_at=3)
+    assert any("at most 50 webhook endpoints" in issue for issue in within_the_cap), within_the_cap
+    assert any("events" in issue for issue in within_the_cap), within_the_cap
