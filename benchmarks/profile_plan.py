@@ -201,7 +201,7 @@ def main() -> None:
             stats_path = str(tmp / "plan.prof")
             env = {**os.environ, TOKEN_ENV: TOKEN, "NO_COLOR": "1", "PROVISIONER_NO_CACHE": "1"}
             started = time.perf_counter()
-            subprocess.run(
+            done = subprocess.run(
                 [
                     sys.executable,
                     __file__,
@@ -217,10 +217,14 @@ def main() -> None:
                 ],
                 env=env,
                 stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
                 check=False,
                 timeout=600,
             )
             wall = time.perf_counter() - started
+        if done.returncode not in (0, 2):  # a failed plan's profile would describe the failure
+            raise SystemExit(f"the plan failed (exit {done.returncode}):\n{done.stderr[-2000:]}")
         parts = grouped(stats_path)
         cpu, imports = (float(n) for n in Path(stats_path + ".cpu").read_text().split())
     parts["imports of the plan path (timed before the run)"] = imports
