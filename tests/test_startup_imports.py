@@ -9,7 +9,7 @@ so the import to make lazy is plain.
   need it), no requests (only commands that talk to an API) and no jsonschema
   (only a config with errors needs it).
 * ``validate`` of a valid config does not import jsonschema: the schema check
-  is generated ahead of time (``provisioner/config/fastcheck.py``).
+  is generated ahead of time (``provisioner/fastcheck.py``).
 """
 
 from __future__ import annotations

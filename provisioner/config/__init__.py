@@ -8,8 +8,8 @@ Public API::
 See docs/configuration.md for the format.
 
 The loader is imported on first use, not with the package: importing a light
-submodule (``config.fastcheck``, run as a script to regenerate the schema
-check) then does not load the whole language.
+submodule (the generated schema check, ``config._schema_compiled``) then does
+not load the whole language.
 """
 
 from __future__ import annotations

@@ -57,8 +57,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from provisioner import collector, model
-from provisioner.config import fastcheck
+from provisioner import collector, fastcheck, model
 from provisioner.config.files import MAX_BYTES, config_files
 from provisioner.endpoint import OperatorAllowances
 from provisioner.model import Config, State
@@ -206,6 +205,7 @@ def _digest(data: bytes) -> str:
 # covered by the schema's digest, which it records).
 _LOADING_CODE = (
     "config/*.py",
+    "fastcheck.py",
     "secrets/*.py",
     "model.py",
     "endpoint.py",
@@ -258,7 +258,7 @@ class ConfigCache:
         (A path with a problem is loaded the ordinary way, which reports it.)
         """
         digest = hashlib.sha256()
-        schema = fastcheck.schema_digest(fastcheck.schema_bytes())
+        schema = fastcheck.schema_digest(fastcheck.CONFIG.schema_bytes())
         for part in (str(FORMAT), self.tool_version, schema, _code_digest(), repr(allowances)):
             digest.update(part.encode() + b"\0")
         digest.update(os.getcwd().encode("utf-8", "surrogateescape") + b"\0")

@@ -3,7 +3,7 @@
 ``schemas/config.schema.json`` is the single source of structural rules
 (types, required keys, enums, unknown keys). Each file is validated once, as
 a whole: first by the yes/no check generated ahead of time from the schema
-(``config.fastcheck``), and only on a "no" by jsonschema, which is imported
+(``provisioner.fastcheck``), and only on a "no" by jsonschema, which is imported
 then and not before (it costs tens of milliseconds to import, and a valid
 config never needs it). Errors are translated here: an unknown key
 gets a "did you mean", a YAML 1.1 coercion (``role: yes``) is explained, an
@@ -20,7 +20,7 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from provisioner.config import fastcheck
+from provisioner import fastcheck
 from provisioner.config.issues import Issues
 from provisioner.config.suggest import closest
 from provisioner.config.text import char_problem, excerpt
@@ -44,7 +44,7 @@ _TYPE_NAMES = {
 @lru_cache(maxsize=1)
 def config_schema() -> dict[str, Any]:
     """The config JSON Schema, read from the installed package."""
-    schema: dict[str, Any] = json.loads(fastcheck.schema_bytes())
+    schema: dict[str, Any] = json.loads(fastcheck.CONFIG.schema_bytes())
     return schema
 
 
@@ -75,14 +75,14 @@ def _validator() -> Draft202012Validator:
 
 @lru_cache(maxsize=1)
 def _fast_check() -> Callable[[Any], bool] | None:
-    """A yes/no check of the same schema, generated ahead of time (see ``config.fastcheck``).
+    """A yes/no check of the same schema, generated ahead of time (see ``provisioner.fastcheck``).
 
     jsonschema spends ~30 µs a node: seconds on a config with 100,000
     memberships. Almost every config is valid, so the compiled check answers
     first; jsonschema runs only on a "no", to produce the located errors.
     None when the schema cannot be compiled: then jsonschema alone decides.
     """
-    return fastcheck.load_check()
+    return fastcheck.CONFIG.load_check()
 
 
 # Once ``issues`` is full, jsonschema errors are only counted, and only this many:

@@ -8,19 +8,21 @@ and read back is what we document.
 
 Decisions worth knowing:
 
-* ``jsonschema`` is imported when a document is validated, not with this
-  module: commands that never touch a plan document (``validate``, ``--help``)
-  do not pay for it.
+* A document is checked first by the plan schema's check generated ahead of
+  time (``provisioner.fastcheck``); ``jsonschema`` is imported only when that
+  check says no, to raise the located error. Commands that never touch a plan
+  document (``validate``, ``--help``) pay for neither.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from provisioner import fastcheck
 from provisioner.plan.model import (
     TEXT,
     Action,
@@ -52,8 +54,23 @@ def plan_schema() -> Mapping[str, Any]:
     return schema
 
 
+@lru_cache(maxsize=1)
+def _fast_check() -> Callable[[Any], bool] | None:
+    """The plan schema's yes/no check, generated ahead of time (``provisioner.fastcheck``)."""
+    return fastcheck.PLAN.load_check()
+
+
 def validate_plan_document(document: Mapping[str, Any]) -> None:
-    """Raise ``jsonschema.ValidationError`` if ``document`` is not a valid plan document."""
+    """Raise ``jsonschema.ValidationError`` if ``document`` is not a valid plan document.
+
+    The generated check answers first: jsonschema took ~0.3 s of a 100-change
+    ``plan --format json`` (its import and ~30 µs a node), and almost every
+    document we emit is valid. Only on its "no" does jsonschema decide, and
+    raise with the located error.
+    """
+    fast = _fast_check()
+    if fast is not None and fast(document):
+        return
     import jsonschema
 
     jsonschema.Draft202012Validator(plan_schema()).validate(document)

@@ -1,7 +1,7 @@
 """The schema check generated ahead of time: fresh, used, and replaced when stale.
 
 ``provisioner/config/_schema_compiled.py`` is generated from the schema by
-``python -m provisioner.config.fastcheck``; ``test_fuzz.py`` checks that the
+``python -m provisioner.fastcheck``; ``test_fuzz.py`` checks that the
 check agrees with jsonschema on generated documents.
 """
 
@@ -12,31 +12,34 @@ from pathlib import Path
 
 import yaml
 
-from provisioner.config import _schema_compiled, fastcheck
+from provisioner import fastcheck
+from provisioner.config import _schema_compiled
+
+CONFIG = fastcheck.CONFIG
 
 QUICKSTART = yaml.safe_load((Path(__file__).parents[2] / "examples" / "quickstart.yaml").read_text("utf-8"))
 
 
 def test_generated_check_matches_the_shipped_schema() -> None:
-    digest = fastcheck.schema_digest(fastcheck.schema_bytes())
+    digest = fastcheck.schema_digest(CONFIG.schema_bytes())
     assert _schema_compiled.SCHEMA_SHA256 == digest, (
         "provisioner/config/_schema_compiled.py was generated from another version of "
-        "schemas/config.schema.json; regenerate it: python -m provisioner.config.fastcheck"
+        "schemas/config.schema.json; regenerate it: python -m provisioner.fastcheck"
     )
 
 
 def test_the_generated_module_is_what_a_fresh_digest_loads() -> None:
-    digest = fastcheck.schema_digest(fastcheck.schema_bytes())
-    assert fastcheck._generated(digest) is _schema_compiled.validate
+    digest = fastcheck.schema_digest(CONFIG.schema_bytes())
+    assert CONFIG.generated(digest) is _schema_compiled.validate
 
 
 def test_a_stale_generated_module_is_not_used() -> None:
-    assert fastcheck._generated("0" * 64) is None
+    assert CONFIG.generated("0" * 64) is None
 
 
 def test_generate_stamps_the_digest_and_names_the_root_validator() -> None:
-    raw = fastcheck.schema_bytes()
-    source = fastcheck.generate(raw)
+    raw = CONFIG.schema_bytes()
+    source = CONFIG.generate(raw)
     assert f'SCHEMA_SHA256 = "{fastcheck.schema_digest(raw)}"' in source
     namespace: dict[str, object] = {}
     exec(compile(source, "<generated>", "exec"), namespace)  # our own generated code
@@ -46,7 +49,7 @@ def test_generate_stamps_the_digest_and_names_the_root_validator() -> None:
 
 
 def test_the_check_answers_yes_and_no() -> None:
-    check = fastcheck.load_check()
+    check = CONFIG.load_check()
     assert check is not None
     assert check(QUICKSTART) is True
     assert check({**QUICKSTART, "unknown_key": 1}) is False
@@ -54,9 +57,9 @@ def test_the_check_answers_yes_and_no() -> None:
 
 
 def test_the_compiled_fallback_agrees_with_the_generated_check() -> None:
-    compiled = fastcheck._compile(fastcheck.schema_bytes())
+    compiled = fastcheck._compile(CONFIG.schema_bytes())
     assert compiled is not None
-    generated = importlib.import_module(fastcheck.GENERATED_MODULE).validate
+    generated = importlib.import_module(CONFIG.module).validate
     for doc in (QUICKSTART, {**QUICKSTART, "users": "nobody"}, {}, []):
         assert _outcome(compiled, doc) == _outcome(generated, doc)
 
