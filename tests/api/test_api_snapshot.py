@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +181,90 @@ def test_the_snapshot_text_is_the_json_of_its_head_and_objects_in_any_number_of_
             for n, size in enumerate(sizes)
         }
         assert json.loads("".join(_encoded(head, objects))) == {**head, "objects": objects}
+
+
+# --- the journal: after a feed only what it brought is written -----------------------------
+
+RENAMED = {"id": "w2", "name": "app-stage", "etag": '"w2b"'}
+RENAME = {"revision": 6, "type": "workspaces", "id": "w2", "removed": False, "object": RENAMED}
+REMOVE = {"revision": 7, "type": "users", "id": "u2", "removed": True, "object": None}
+
+
+def fed(cache: SnapshotCache, since: int, revision: int, entries: list[dict[str, Any]]) -> Any:
+    """A plan whose feed, asked from ``since``, brings ``entries``: its state and report."""
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{BASE}/me/", json=me_at(revision))
+        rsps.get(
+            CHANGES,
+            match=[responses.matchers.query_param_matcher({"since": str(since), "page_size": "100"})],
+            json={"next": None, "revision": revision, "results": entries},
+        )
+        state, _, report = read_with_snapshot(client(), cache)
+    return state, report
+
+
+def files(cache: SnapshotCache) -> tuple[Path, Path]:
+    """The one snapshot in the folder, and its journal's path."""
+    (snapshot,) = [p for p in cache.directory.glob("*.json") if not p.name.endswith(".journal.json")]
+    return snapshot, snapshot.with_name(snapshot.name.replace(".json", ".journal.json"))
+
+
+def test_a_feed_is_kept_in_a_journal_and_the_snapshot_is_not_written_again(tmp_path: Path) -> None:
+    cache = SnapshotCache(tmp_path / "cache", tool_version="1.0", journal_share=math.inf)
+    first_read(cache)
+    snapshot, journal = files(cache)
+    before = snapshot.read_bytes()
+    state, report = fed(cache, 5, 7, [RENAME, REMOVE])
+    assert (report.source, report.changes) == ("feed", 2)
+    assert snapshot.read_bytes() == before and journal.exists()
+    assert oct(journal.stat().st_mode & 0o777) == "0o600"
+    # Unchanged since: the snapshot and its journal alone, no feed.
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{BASE}/me/", json=me_at(7))
+        again, _, report = read_with_snapshot(client(), cache)
+    assert report.source == "snapshot" and again == state
+    # A further change: the feed is asked from the journal's revision, the journal grows.
+    user = {"id": "u3", "email": "new@example.com", "role": "developer", "status": "invited", "etag": '"c"'}
+    added = {"revision": 8, "type": "users", "id": "u3", "removed": False, "object": user}
+    later, report = fed(cache, 7, 8, [added])
+    assert (report.since, report.changes) == (7, 1)
+    assert set(later.users) == {"admin@example.com", "new@example.com"}
+    assert set(later.workspaces) == {"app-production", "app-stage", "ml-production"}
+    assert snapshot.read_bytes() == before
+    assert [e["revision"] for e in json.loads(journal.read_bytes().rpartition(b"\n")[0])["entries"]] == [
+        6,
+        7,
+        8,
+    ]
+
+
+def test_a_damaged_journal_is_ignored_and_the_feed_starts_at_the_snapshot(tmp_path: Path) -> None:
+    cache = SnapshotCache(tmp_path / "cache", tool_version="1.0", journal_share=math.inf)
+    first_read(cache)
+    fed(cache, 5, 7, [RENAME, REMOVE])
+    _, journal = files(cache)
+    raw = bytearray(journal.read_bytes())
+    raw[10] ^= 1
+    journal.write_bytes(bytes(raw))
+    state, report = fed(cache, 5, 7, [RENAME, REMOVE])  # the matcher: asked from 5, the snapshot's
+    assert (report.source, report.since) == ("feed", 5)
+    assert set(state.workspaces) == {"app-production", "app-stage", "ml-production"}
+
+
+def test_a_journal_past_its_share_writes_the_snapshot_whole_and_is_removed(tmp_path: Path) -> None:
+    cache = SnapshotCache(tmp_path / "cache", tool_version="1.0", journal_share=math.inf)
+    first_read(cache)
+    fed(cache, 5, 6, [RENAME])
+    snapshot, journal = files(cache)
+    stale = journal.read_bytes()
+    strict = SnapshotCache(cache.directory, tool_version="1.0", journal_share=0)
+    state, _ = fed(strict, 6, 7, [REMOVE])
+    assert not journal.exists()
+    body = json.loads(snapshot.read_bytes().rpartition(b"\n")[0])
+    assert body["revision"] == 7 and "u2" not in body["objects"]["/users/"]
+    # A journal of the snapshot before (a crash between the two writes, say) is not used.
+    journal.write_bytes(stale)
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{BASE}/me/", json=me_at(7))
+        again, _, report = read_with_snapshot(client(), cache)
+    assert report.source == "snapshot" and again == state

@@ -16,6 +16,7 @@ Bounded for CI (well under a minute); ``PROVISIONER_SNAPSHOT_SM_EXAMPLES`` /
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import uuid
@@ -23,6 +24,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
@@ -68,12 +70,14 @@ OUT_OF_BAND = [
 
 
 class SnapshotMachine(RuleBasedStateMachine):
-    @initialize()
-    def start(self) -> None:
+    # The journal's share as shipped, and one that keeps every feed in the journal
+    # (at test scale the shipped share mostly writes the snapshot whole).
+    @initialize(journal_share=st.sampled_from([0.1, math.inf]))
+    def start(self, journal_share: float = 0.1) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="rel-snap-"))
         self.db = self.dir / "org.db"
         self.token = "snap-" + uuid.uuid4().hex
-        self.cache = SnapshotCache(self.dir / "cache", tool_version="test")
+        self.cache = SnapshotCache(self.dir / "cache", tool_version="test", journal_share=journal_share)
         self.config_cache = ConfigCache(self.dir / "cache", tool_version="test")
         self.sandbox = start_sandbox(self.db, token=self.token)
         Api(self.sandbox.base_url, self.token).request(
@@ -246,11 +250,14 @@ SnapshotMachine.TestCase.settings = settings(
 test_snapshot_plans_equal_full_read_plans = SnapshotMachine.TestCase
 
 
-def test_the_machine_compares_plans_from_the_snapshot_and_the_feed() -> None:
-    """The machine's comparison is not vacuous: a fixed run goes through every kind of read."""
+@pytest.mark.parametrize("journal_share", [0.1, math.inf])
+def test_the_machine_compares_plans_from_the_snapshot_and_the_feed(journal_share: float) -> None:
+    """The machine's comparison is not vacuous: a fixed run goes through every kind of read
+    (with every feed kept in the journal, too)."""
     machine = SnapshotMachine()
+    journals: list[int] = []
     try:
-        machine.start()
+        machine.start(journal_share)
         machine.edit_config({"ann@acme.com": "developer"}, {"alpha": {"ann@acme.com"}}, True)
         machine.apply()
         for step in (
@@ -262,6 +269,7 @@ def test_the_machine_compares_plans_from_the_snapshot_and_the_feed() -> None:
         ):
             step()
             machine.compare()
+            journals.append(len(list(machine.cache.directory.glob("*.journal.json"))))
         machine.compare(as_developer=True)  # another user's snapshot: read in full
         machine.compare(as_developer=True)  # then their own
         # A removal the history then forgets: the feed answers 410, the plan reads in full.
@@ -283,6 +291,9 @@ def test_the_machine_compares_plans_from_the_snapshot_and_the_feed() -> None:
         "snapshot",
         "full",
     ]
+    # Every feed went to the journal when its share allows any; at the shipped share the
+    # few objects of this organization are written whole.
+    assert journals == ([1] * 5 if journal_share == math.inf else [0] * 5)
     # The first compare's config was cached by the apply's plan before it; every
     # later one by the plan before it, but after an edit and after the damage.
     assert configs == [True] * 8 + [False, True, False]
