@@ -22,11 +22,12 @@ uses ``id`` to address an object and ``etag`` for ``If-Match``.
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -599,3 +600,32 @@ class Config:
             and set(self.workspace_token_envs) == set(d.workspaces)
             and not (d.users or d.memberships or d.webhooks or d.credentials or d.api_keys)
         )
+
+
+_T = TypeVar("_T")
+
+
+def fast_constructor(cls: type[_T]) -> Callable[..., _T]:
+    """A constructor of ``cls`` (a frozen, slotted dataclass) taking every field positionally.
+
+    ``fast_constructor(Membership)(*values)`` equals ``Membership(*values)``
+    and is about a third faster: a frozen dataclass's ``__init__`` sets each
+    field through ``object.__setattr__`` by name, this sets each slot through
+    its own descriptor. For where 100,000 objects are built at once (the
+    memberships a plan reads, and the ones the config cache holds): ~0.1 s
+    of every plan at 10,000 users on each side. Only for classes with nothing
+    to run at construction (no ``__post_init__``).
+    """
+    params = getattr(cls, "__dataclass_params__", None)
+    if params is None or not params.frozen or "__slots__" not in vars(cls):
+        raise TypeError(f"{cls.__name__} is not a frozen, slotted dataclass")
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} runs __post_init__: construct it with its own __init__")
+    names = tuple(f.name for f in dataclass_fields(cls))  # type: ignore[arg-type]  # checked above
+    # Generated as dataclasses generates __init__: one line per field, no loop.
+    scope: dict[str, Any] = {"new": object.__new__, "cls": cls}
+    scope.update({f"set_{name}": vars(cls)[name].__set__ for name in names})
+    body = "".join(f"    set_{name}(obj, {name})\n" for name in names)
+    exec(f"def build({', '.join(names)}):\n    obj = new(cls)\n{body}    return obj\n", scope)  # noqa: S102
+    build: Callable[..., _T] = scope["build"]
+    return build

@@ -377,6 +377,21 @@ class _Recorder:
         return self._client.authenticates_with(prefix)
 
 
+def _index(
+    objects: Iterable[dict[str, Any]], names: tuple[str, ...]
+) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    """``objects`` by the values of the filters ``names``, as the API compares them (as text)."""
+    index: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    if len(names) == 1:  # the usual listing (memberships by workspace): no loop per object
+        (name,) = names
+        for obj in objects:
+            index.setdefault((str(obj.get(name)),), []).append(obj)
+        return index
+    for obj in objects:
+        index.setdefault(tuple([str(obj.get(name)) for name in names]), []).append(obj)
+    return index
+
+
 class _Held:
     """A ``Lister`` that answers listings from held objects, filtered as the API filters them."""
 
@@ -393,9 +408,7 @@ class _Held:
         with self._lock:
             index = self._indexes.get((path, names))
             if index is None:
-                index = {}
-                for obj in self._objects.get(path, {}).values():
-                    index.setdefault(tuple(str(obj.get(name)) for name in names), []).append(obj)
+                index = _index(self._objects.get(path, {}).values(), names)
                 self._indexes[(path, names)] = index
         return list(index.get(tuple(wanted[name] for name in names), ()))
 

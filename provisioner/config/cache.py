@@ -86,6 +86,14 @@ def _model_types() -> dict[str, type]:
     }
 
 
+def _constructor(cls: type) -> Callable[..., Any]:
+    """How a state's runs build objects of ``cls``: the model's fast constructor where it has one."""
+    try:
+        return model.fast_constructor(cls)
+    except TypeError:  # a type with something to run at construction
+        return cls
+
+
 _TYPES = _model_types()
 _FIELDS = {name: tuple(f.name for f in fields(cls)) for name, cls in _TYPES.items()}
 _STATE_FIELDS = _FIELDS["State"]
@@ -135,13 +143,18 @@ def _state_objects(state: State, name: str) -> list[list[Any]]:
     return runs
 
 
+@functools.cache
+def _run_constructor(name: str) -> Callable[..., Any]:
+    return _constructor(_TYPES[name])  # KeyError for a forged type name: a miss
+
+
 def _state(mappings: list[list[list[Any]]]) -> State:
     """A ``State`` from ``_state_objects``'s runs (one list of runs per mapping, in field order)."""
     lists: list[list[Any]] = []
     for runs in mappings:
         objects: list[Any] = []
         for run in runs:
-            objects.extend(starmap(_TYPES[run[0]], run[1:]))
+            objects.extend(starmap(_run_constructor(run[0]), run[1:]))
         lists.append(objects)
     return State.build(*lists)
 

@@ -55,7 +55,7 @@ def filter_ignored(state: State, policy: Policy) -> State:
 
 def _keys_normalized(state: State) -> bool:
     """Whether every key is already in identity form (as the reader and the loader make them)."""
-    return all(all(map(kind.normalized, kind.of(state))) for kind in REGISTRY)
+    return all(kind.normalized_keys(kind.of(state)) for kind in REGISTRY)
 
 
 def _sort_key(change: Change) -> tuple[int, int, str]:

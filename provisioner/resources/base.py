@@ -160,6 +160,17 @@ class Diffed:
     expiring_soon: tuple[Membership, ...] = ()
 
 
+def all_lowercase(texts: Iterable[str]) -> bool:
+    """Whether every text equals its ``str.lower()``.
+
+    One join and one ``lower`` over all of them rather than a comparison per
+    text: the same answer (``lower`` maps each character on its own, but for
+    Σ, which it always changes), a fraction of the time on 100,000 keys.
+    """
+    joined = "\n".join(texts)
+    return joined == joined.lower()
+
+
 def sorted_items(mapping: Mapping[Any, T], keys: Iterable[Any]) -> list[tuple[Any, T]]:
     """``(key, mapping[key])`` for ``keys`` in sorted order (the diff's determinism)."""
     return [(k, mapping[k]) for k in sorted(keys)]
@@ -388,7 +399,9 @@ class ResourceKind:
     field: str  # the State field, also the fingerprint's section name
     heading: str  # the text plan's heading over this type's lines
     identity: Callable[[Any], Any]
-    normalized: Callable[[Any], bool]  # whether a State key is already in identity form
+    # Whether every key of a State mapping is already in identity form (asked of all keys at
+    # once: 100,000 membership keys are checked at C speed, see ``all_lowercase``).
+    normalized_keys: Callable[[Iterable[Any]], bool]
     text_key: Callable[[Any], str]
     of: Callable[[State], Mapping[Any, Any]]
     ignored: Callable[[Any, IgnoreRules], bool]
