@@ -49,16 +49,12 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import json
-import logging
 import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-log = logging.getLogger(__name__)
 
 Check = Callable[[Any], bool]
 
@@ -139,7 +135,7 @@ class GeneratedCheck:
         """Python source for a validator of the schema ``raw``, stamped with its digest."""
         import fastjsonschema  # only here: a run never compiles when the module is fresh
 
-        code = fastjsonschema.compile_to_code(draft7(json.loads(raw)), use_default=False, use_formats=False)
+        code = fastjsonschema.compile_to_code(draft7(_schema(raw)), use_default=False, use_formats=False)
         # The root schema's function comes first; its name is derived from the
         # schema's $id. Give it a fixed name to import.
         root = re.search(r"^def (\w+)\(", code, re.MULTILINE)
@@ -152,7 +148,7 @@ class GeneratedCheck:
             "# (generated code, checked by the agreement tests rather than by mypy)\n"
             f'SCHEMA_SHA256 = "{schema_digest(raw)}"\n'
         )
-        return f"{header}{code}\n\nvalidate = {root.group(1)}\n"
+        return f"{header}{_standalone(code)}\n\nvalidate = {root.group(1)}\n"
 
     def load_check(self) -> Check | None:
         """The yes/no check: the generated module when it matches the schema, else compiled now.
@@ -173,18 +169,69 @@ class GeneratedCheck:
         try:
             module = importlib.import_module(self.module)
         except ImportError:
-            log.debug("no generated check of %s; compiling the schema", self.schema_file)
+            _log("no generated check of %s; compiling the schema", self.schema_file)
             return None
         if getattr(module, "SCHEMA_SHA256", None) != digest:
-            log.debug("the generated check of %s is stale; compiling the schema", self.schema_file)
+            _log("the generated check of %s is stale; compiling the schema", self.schema_file)
             return None
         validate: Callable[[Any], Any] = module.validate
         return validate
 
 
+# What the generated code imports, and what it gets instead: nothing but ``re``.
+# fastjsonschema's package (its generators, a ref resolver, urllib) and decimal cost
+# ~8 ms of every ``validate``, for two exception classes and an isinstance check.
+_LIBRARY_IMPORTS = {
+    "from decimal import Decimal\n": (
+        "class Decimal:\n"
+        '    """No document checked here holds a decimal.Decimal (YAML and JSON give int and float);\n'
+        '    one would get a no from this check, and jsonschema the decision."""\n'
+    ),
+    "from fastjsonschema import JsonSchemaValueException, JsonSchemaValuesException\n": (
+        "class JsonSchemaValueException(ValueError):\n"
+        '    """The document does not match (the check answers no)."""\n\n'
+        "    def __init__(self, message, value=None, name=None, definition=None, rule=None):\n"
+        "        super().__init__(message)\n\n\n"
+        "class JsonSchemaValuesException(ValueError):\n"
+        '    """The document does not match (the check answers no)."""\n'
+    ),
+}
+
+
+def _standalone(code: str) -> str:
+    """The generated code with its library imports replaced (``_LIBRARY_IMPORTS``).
+
+    Raises RuntimeError when fastjsonschema's code no longer starts with those
+    imports (a new release): regenerate only after updating them here.
+    """
+    for line, replacement in _LIBRARY_IMPORTS.items():
+        if line not in code:
+            raise RuntimeError(
+                f"fastjsonschema's code no longer imports {line.strip()!r}; update _LIBRARY_IMPORTS"
+            )
+        code = code.replace(line, replacement, 1)
+    if re.search(r"^(from|import) (?!re$)", code, re.MULTILINE):
+        raise RuntimeError("the generated code imports more than re; update _LIBRARY_IMPORTS")
+    return code
+
+
 CONFIG = GeneratedCheck("config.schema.json", "provisioner.config._schema_compiled")
 PLAN = GeneratedCheck("plan.schema.json", "provisioner.plan._schema_compiled")
 _ALL = (CONFIG, PLAN)
+
+
+def _log(message: str, *args: Any) -> None:
+    # logging is imported only here: ~8 ms of every ``validate``, for a debug line that a
+    # fresh module never writes.
+    import logging
+
+    logging.getLogger(__name__).debug(message, *args)
+
+
+def _schema(raw: bytes) -> Any:
+    import json  # only to generate or compile: a fresh module needs no schema parsed
+
+    return json.loads(raw)
 
 
 def schema_digest(raw: bytes) -> str:
@@ -197,7 +244,7 @@ def _compile(raw: bytes) -> Callable[[Any], Any] | None:
 
     try:
         compiled: Callable[[Any], Any] = fastjsonschema.compile(
-            draft7(json.loads(raw)), use_default=False, use_formats=False
+            draft7(_schema(raw)), use_default=False, use_formats=False
         )
     except (fastjsonschema.JsonSchemaDefinitionException, ValueError):
         return None
@@ -205,13 +252,13 @@ def _compile(raw: bytes) -> Callable[[Any], Any] | None:
 
 
 def _as_check(validate: Callable[[Any], Any]) -> Check:
-    # fastjsonschema itself is light to import (the generated code imports it too).
-    from fastjsonschema import JsonSchemaException
-
     def check(data: Any) -> bool:
+        # A mismatch is a ValueError, whether the generated code's own exception or
+        # fastjsonschema's (the fallback compiled now). Any other ValueError is a no
+        # too: a no is always safe, as jsonschema then decides.
         try:
             validate(data)
-        except JsonSchemaException:
+        except ValueError:
             return False
         return True
 

@@ -116,6 +116,14 @@ def test_validate_of_a_valid_config_does_not_import_jsonschema() -> None:
     )
 
 
+def test_the_schema_checks_generated_ahead_of_time_import_no_library() -> None:
+    """Issue 24: fastjsonschema's package and decimal cost ~8 ms of every ``validate``;
+    the generated modules define what they used of them (``provisioner/fastcheck.py``)."""
+    found = imports_of("-m", "provisioner", "validate", "-c", str(QUICKSTART))
+    slow = heavy_imports(found, ("fastjsonschema", "decimal"))
+    assert not slow, "`provisioner validate` imports:\n  " + "\n  ".join(slow)
+
+
 def test_the_import_chain_is_read_from_importtime() -> None:
     # The helper itself: a module's importer is found, so a failure above names it.
     found = imports_of("-c", "import json")

@@ -13,7 +13,6 @@ editors through yaml-language-server) supplies the wording for patterns.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -44,6 +43,8 @@ _TYPE_NAMES = {
 @lru_cache(maxsize=1)
 def config_schema() -> dict[str, Any]:
     """The config JSON Schema, read from the installed package."""
+    import json  # here: only a config with errors needs the schema parsed
+
     schema: dict[str, Any] = json.loads(fastcheck.CONFIG.schema_bytes())
     return schema
 

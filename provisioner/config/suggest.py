@@ -19,7 +19,6 @@ suggestion costs milliseconds even among tens of thousands of users.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 _PREFILTER_ABOVE = 200
@@ -78,6 +77,8 @@ def closest(name: str, options: Iterable[str]) -> str | None:
         size = max(len(name), 1)
         cutoff = max(0.5, 2 * (size - 2) / (2 * size + 2))
         prefixed = [o for o in pool if len(name) >= 3 and o.startswith(name)][:3]
+        import difflib  # here: only a config with a typo needs it (~3 ms of every validate)
+
         pool = prefixed + difflib.get_close_matches(name, pool, n=10, cutoff=cutoff)
     best: tuple[int, str] | None = None
     for option in pool:

@@ -10,7 +10,6 @@ A renderer returns a ``Rendered``: what goes to stdout and what to stderr.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -93,6 +92,8 @@ def validate_text(result: Validation) -> Rendered:
 
 
 def validate_json(result: Validation) -> Rendered:
+    import json  # here: the text form (the pre-commit hook's) needs no JSON
+
     """One JSON document on stdout; JSON's encoder escapes every value."""
     if result.error is None:
         return Rendered(stdout=json.dumps({"valid": True, "errors": []}, indent=2) + "\n")
