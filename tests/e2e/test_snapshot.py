@@ -45,8 +45,18 @@ def plan_json(cli: Cli, config: str, *options: str) -> dict[str, Any]:
 
 
 def snapshots(cache: Path) -> list[Path]:
-    """The state snapshots in a cache folder (beside them: the loaded configs, ``config-*.json``)."""
-    return [path for path in cache.glob("*.json") if not path.name.startswith("config-")]
+    """The state snapshots in a cache folder (beside them: the loaded configs, ``config-*.json``,
+    and the snapshots' journals, ``*.journal.json``)."""
+    return [
+        path
+        for path in cache.glob("*.json")
+        if not path.name.startswith("config-") and not path.name.endswith(".journal.json")
+    ]
+
+
+def journals(cache: Path) -> list[Path]:
+    """The journals in a cache folder: the feed's entries since each snapshot was written."""
+    return list(cache.glob("*.journal.json"))
 
 
 def comparable(document: dict[str, Any]) -> dict[str, Any]:
@@ -92,6 +102,41 @@ def test_unchanged_costs_one_request_and_changes_cost_the_feed(
     full = plan_json(cli, config, "--no-cache")
     assert comparable(from_feed) == comparable(full)
     assert len(full["changes"]) == 131  # 130 removals and bob's role back
+
+
+def test_a_few_changes_go_to_the_journal_and_the_snapshot_is_not_written_again(
+    sandbox: RunningSandbox, cli: Cli, api: Api, tmp_path: Path
+) -> None:
+    config = write(tmp_path, sandbox)
+    cache = tmp_path / "cache"
+    for i in range(60):  # enough objects that a few changes are under a tenth of them
+        assert api.request("POST", "/users/", {"email": f"many{i}@acme.com", "role": "developer"})[0] == 201
+    plan_json(cli, config, "--cache-dir", str(cache))
+    (snapshot,) = snapshots(cache)
+    written = snapshot.read_bytes()
+
+    first = api.users()["many0@acme.com"]
+    assert api.request("PATCH", f"/users/{first['id']}/", {"role": "admin"})[0] == 200
+    assert api.request("POST", "/users/", {"email": "late@acme.com", "role": "developer"})[0] == 201
+    sandbox.reset_stats()
+    fed = plan_json(cli, config, "--cache-dir", str(cache))
+    assert requests_made(sandbox) == {"GET /api/v1/me/": 1, "GET /api/v1/changes/": 1}
+    assert snapshot.read_bytes() == written and len(journals(cache)) == 1
+    assert comparable(fed) == comparable(plan_json(cli, config, "--no-cache"))
+
+    # Unchanged since: the snapshot and its journal alone.
+    sandbox.reset_stats()
+    assert comparable(plan_json(cli, config, "--cache-dir", str(cache))) == comparable(fed)
+    assert requests_made(sandbox) == {"GET /api/v1/me/": 1}
+
+    # One more change: the feed from the journal's revision, the snapshot still as written.
+    carol = api.request("POST", "/users/", {"email": "carol@acme.com", "role": "developer"})[1]
+    sandbox.reset_stats()
+    later = plan_json(cli, config, "--cache-dir", str(cache))
+    assert requests_made(sandbox) == {"GET /api/v1/me/": 1, "GET /api/v1/changes/": 1}
+    assert any(c["key"] == carol["email"] for c in later["changes"])
+    assert snapshot.read_bytes() == written
+    assert comparable(later) == comparable(plan_json(cli, config, "--no-cache"))
 
 
 def test_unknown_snapshots_fall_back_to_a_full_read_with_the_same_plan(
