@@ -25,10 +25,10 @@ from __future__ import annotations
 
 import ipaddress
 import unicodedata
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, unquote, urlsplit
 
+from provisioner.frozen import frozen
 from provisioner.model import REGIONS, region_base_url
 
 if TYPE_CHECKING:  # urllib3 is imported when a URL is parsed, not before
@@ -41,7 +41,7 @@ class UrlProblem(ValueError):
     """Why a URL is refused. The message never repeats the URL; callers show it escaped."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class ApiUrl:
     """A URL as urllib3 will connect to it."""
 

@@ -31,13 +31,14 @@ import os
 import re
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from provisioner.apply.executor import ApplyReport, ChangeResult
 from provisioner.errors import ProvisionerError
+from provisioner.frozen import frozen
 from provisioner.model import (
     ACTIVE,
     ApiKey,
@@ -165,7 +166,7 @@ def state_from_compact(data: dict[str, Any]) -> State:
     return State.build(users, workspaces, memberships, webhooks, credentials, api_keys, zoom_apps)
 
 
-@dataclass(frozen=True)
+@frozen
 class Declared:
     """What the applied config declared that the API cannot tell back, for ``export``.
 
@@ -278,7 +279,7 @@ NAME_LIMIT = 100
 APPROVERS_LIMIT = 20
 
 
-@dataclass(frozen=True)
+@frozen
 class Approval:
     """Who approved a run, as far as CI tells: the pull request, its approvers, the merge actor.
 
@@ -302,7 +303,7 @@ class Approval:
         }
 
 
-@dataclass(frozen=True)
+@frozen
 class Pin:
     """What the applied plan was checked against (see ``provisioner.plan.digest``).
 
@@ -326,7 +327,7 @@ class Pin:
         }
 
 
-@dataclass(frozen=True)
+@frozen
 class AuditRecord:
     """What one apply of one organization did."""
 

@@ -34,10 +34,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from enum import Enum
 
+from provisioner.frozen import frozen
 from provisioner.model import (
     ApiKey,
     Config,
@@ -62,7 +63,7 @@ class Origin(str, Enum):
     UNKNOWN = "unknown"  # no audit log: every difference is drift
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Reach:
     """One workspace instance a user reaches (or would reach)."""
 
@@ -70,7 +71,7 @@ class Reach:
     production: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class DriftItem:
     """One difference: the plan's change that would remove it, and where it came from.
 
@@ -91,7 +92,7 @@ class DriftItem:
     last_role: str | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class DriftReport:
     """The items of a drift check, in the plan's order, and the plan they come from."""
 

@@ -26,7 +26,7 @@ import re
 import shlex
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import field
 from pathlib import Path
 
 from provisioner.apiurl import (
@@ -38,6 +38,7 @@ from provisioner.apiurl import (
     parse_api_url,
 )
 from provisioner.errors import ProvisionerError
+from provisioner.frozen import frozen
 from provisioner.model import OrganizationSettings
 from provisioner.secrets.refs import allowed_secret_envs
 
@@ -58,7 +59,7 @@ class EndpointError(ProvisionerError):
     """The endpoint or its key could not be resolved."""
 
 
-@dataclass(frozen=True)
+@frozen
 class OperatorAllowances:
     """What the operator allowed outside the repo: extra API URLs and key variables.
 
@@ -184,7 +185,7 @@ def embedded_sandbox_label(db: str | os.PathLike[str]) -> str:
     return f"{EMBEDDED_SANDBOX} ({db})"
 
 
-@dataclass(frozen=True)
+@frozen
 class Endpoint:
     """A resolved API endpoint.
 

@@ -11,7 +11,7 @@ request or response goes through ``provisioner.api.client``, which redacts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from provisioner.frozen import frozen
 
 
 class ProvisionerError(Exception):
@@ -20,7 +20,7 @@ class ProvisionerError(Exception):
     exit_code: int = 1
 
 
-@dataclass(frozen=True)
+@frozen
 class Location:
     """A place in a config file: 1-based line and column."""
 
@@ -32,7 +32,7 @@ class Location:
         return f"{self.file}:{self.line}:{self.column}"
 
 
-@dataclass(frozen=True)
+@frozen
 class ConfigIssue:
     """One problem found in a config: where, at which path, and what to do."""
 

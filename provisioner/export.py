@@ -41,6 +41,7 @@ from urllib.parse import urlsplit
 import yaml
 
 from provisioner.audit import Declared
+from provisioner.frozen import frozen
 from provisioner.model import (
     ADMIN,
     CONFIG_PROVIDERS,
@@ -66,7 +67,7 @@ def _var_part(text: str) -> str:
     return _NOT_NAME.sub("_", text).upper()
 
 
-@dataclass(frozen=True)
+@frozen
 class Exported:
     """An exported config and the secret variables it names (to be set before a plan)."""
 
@@ -173,7 +174,7 @@ def export_document(
 # Laying out
 
 
-@dataclass(frozen=True)
+@frozen
 class _Settings:
     name: str
     org_id: str

@@ -52,9 +52,10 @@ import importlib
 import re
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from provisioner.frozen import frozen
 
 Check = Callable[[Any], bool]
 
@@ -107,7 +108,7 @@ def draft7(node: Any, *, keys_are_names: bool = False) -> Any:
     return out
 
 
-@dataclass(frozen=True)
+@frozen
 class GeneratedCheck:
     """One shipped schema and the module generated from it."""
 

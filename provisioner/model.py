@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, TypeVar
+
+from provisioner.frozen import frozen, is_frozen
 
 _K = TypeVar("_K")
 _V = TypeVar("_V")
@@ -72,7 +74,7 @@ def region_base_url(region: str) -> str:
     return f"https://{region}.recall.ai/api/v1"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class User:
     """A user of the organization. ``email`` is lowercased and is the identity."""
 
@@ -85,7 +87,7 @@ class User:
     service_account: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Workspace:
     """A workspace instance, identified by its full name (e.g. ``notetaker-production``).
 
@@ -104,7 +106,7 @@ class Workspace:
     manages: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Membership:
     """Access of one user to one workspace instance.
 
@@ -125,7 +127,7 @@ class Membership:
         return (self.workspace, self.user)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Provider:
     """A credential provider: which readable fields and which write-only secrets it has."""
 
@@ -190,7 +192,7 @@ WEBHOOK_EVENTS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class SecretRef:
     """Where a write-only secret's value comes from: an environment variable or a file.
 
@@ -215,7 +217,7 @@ class SecretRef:
         return f"{self.source} {self.name} v{self.version}"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class SecretUse:
     """One place a config uses a secret reference: for messages and guards.
 
@@ -229,7 +231,7 @@ class SecretUse:
     where: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class SecretDigest:
     """What the API says about a write-only secret instead of its value.
 
@@ -243,7 +245,7 @@ class SecretDigest:
     digest: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class ReadSecretDigest(SecretDigest):
     """A digest provisioner made, in memory, of a secret Recall.ai's v2 API returned in clear.
 
@@ -256,7 +258,7 @@ class ReadSecretDigest(SecretDigest):
     """
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Webhook:
     """A webhook endpoint of one workspace instance, identified by its URL there.
 
@@ -280,7 +282,7 @@ class Webhook:
         return (self.workspace, self.url)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Credential:
     """A provider's credential in one workspace instance (one per provider).
 
@@ -309,7 +311,7 @@ class Credential:
         return (self.workspace, self.provider)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class ApiKey:
     """An API key: it belongs to a user (``owner``) and is scoped to a workspace instance.
 
@@ -348,7 +350,7 @@ class ApiKey:
 ZOOM_KINDS = ("user_level", "account_level")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class ZoomApp:
     """The Zoom OAuth app of one workspace instance, on Recall.ai's real v2 API (one per instance).
 
@@ -391,7 +393,7 @@ LOGIN_MODES = ("always", "only_if_required")
 LOGIN_SECRETS = ("sso_v2_private_key", "sso_v2_cert")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class GoogleLogin:
     """A Google account that signed-in Google Meet bots log in with, in a login group.
 
@@ -409,7 +411,7 @@ class GoogleLogin:
     id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class GoogleLoginGroup:
     """A Google login group of one workspace instance (Recall.ai's v2 API), with its logins.
 
@@ -433,7 +435,7 @@ def _frozen(mapping: Mapping[_K, _V]) -> Mapping[_K, _V]:
     return MappingProxyType(dict(mapping))
 
 
-@dataclass(frozen=True)
+@frozen
 class State:
     """One side of the reconciliation: users, workspaces and memberships by identity.
 
@@ -477,7 +479,7 @@ class State:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Organization:
     """What the API says about the key's organization (``GET /me/``)."""
 
@@ -487,7 +489,7 @@ class Organization:
     workspace_limit: int = DEFAULT_WORKSPACE_LIMIT
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Identity:
     """Who the API key belongs to (``GET /me/``)."""
 
@@ -497,7 +499,7 @@ class Identity:
     organization: Organization
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class RemovalLimit:
     """``policy.max_removals``: an absolute count or a percentage of existing objects."""
 
@@ -518,7 +520,7 @@ class RemovalLimit:
         return f"{pct:g}%"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Policy:
     """The ``policy`` section of the config."""
 
@@ -536,7 +538,7 @@ class Policy:
     recent_use_days: int = 7
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class OrganizationSettings:
     """The ``organization`` section of the config: where and how to connect."""
 
@@ -556,7 +558,7 @@ class OrganizationSettings:
         raise ValueError("organization needs a region or an api_url")
 
 
-@dataclass(frozen=True)
+@frozen
 class Config:
     """A loaded, validated config: one organization's desired state and settings.
 
@@ -616,8 +618,7 @@ def fast_constructor(cls: type[_T]) -> Callable[..., _T]:
     of every plan at 10,000 users on each side. Only for classes with nothing
     to run at construction (no ``__post_init__``).
     """
-    params = getattr(cls, "__dataclass_params__", None)
-    if params is None or not params.frozen or "__slots__" not in vars(cls):
+    if not is_frozen(cls) or "__slots__" not in vars(cls):
         raise TypeError(f"{cls.__name__} is not a frozen, slotted dataclass")
     if hasattr(cls, "__post_init__"):
         raise TypeError(f"{cls.__name__} runs __post_init__: construct it with its own __init__")

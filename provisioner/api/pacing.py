@@ -45,6 +45,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from provisioner.frozen import frozen
+
 LIST = "list"
 OTHER = "other"
 # Requests a minute per workspace, as Recall.ai publishes them.
@@ -84,7 +86,7 @@ def per_minute_pair(text: str) -> tuple[int, int] | None:
     return int(numbers.group(1)), int(numbers.group(2))
 
 
-@dataclass(frozen=True)
+@frozen
 class Pace:
     """When a run paces itself, and to which limits a minute (``--pace``, ``PROVISIONER_PACE``).
 

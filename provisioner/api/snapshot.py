@@ -59,7 +59,6 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +66,7 @@ from provisioner import collector
 from provisioner.api.client import ApiClient
 from provisioner.api.reader import parse_identity, read_me, read_state
 from provisioner.errors import ApiError
+from provisioner.frozen import frozen
 from provisioner.model import Identity, State
 
 __all__ = [
@@ -110,7 +110,7 @@ def default_cache_dir() -> Path:
     return root / "provisioner"
 
 
-@dataclass(frozen=True)
+@frozen
 class SnapshotCache:
     """A folder of snapshots, one per (endpoint, organization, user); ``refresh`` reads in full and saves."""
 
@@ -142,7 +142,7 @@ class SnapshotCache:
         return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-@dataclass(frozen=True)
+@frozen
 class ReadReport:
     """How a plan's state was read: ``full``, ``snapshot`` (unchanged) or ``feed``."""
 
@@ -168,7 +168,7 @@ Objects = dict[str, dict[str, dict[str, Any]]]  # list path -> id -> object
 Entry = dict[str, Any]  # one entry of the change feed
 
 
-@dataclass(frozen=True)
+@frozen
 class _Snapshot:
     """Objects at a revision; ``base``: the snapshot file they came from, and the journal over it."""
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from provisioner.escape import terminal
+from provisioner.frozen import frozen
 from provisioner.plan.change import APPLIED, FAILED, SKIPPED, Change, ChangeResult, Status
 
 __all__ = ["APPLIED", "FAILED", "SKIPPED", "ApplyReport", "ChangeResult", "Status", "describe"]
 
 
-@dataclass(frozen=True)
+@frozen
 class ApplyReport:
     """Every change of the plan, in plan order, sorted by outcome."""
 

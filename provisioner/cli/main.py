@@ -35,7 +35,6 @@ import importlib
 import os
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import IO, Any
 
 import click
@@ -43,6 +42,7 @@ import click
 from provisioner.cli import hints
 from provisioner.cli.output import echo_error, run_redactor
 from provisioner.errors import ApplyAbortedError, ProvisionerError
+from provisioner.frozen import frozen
 from provisioner.redaction import Redactor
 
 
@@ -131,7 +131,7 @@ def _with_global_options(command: click.Command) -> None:
             _with_global_options(sub)
 
 
-@dataclass(frozen=True)
+@frozen
 class LazyCommand:
     """Where a command lives (``module:attribute``) and its one-line help for ``--help``."""
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import string
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from types import MappingProxyType
 from typing import Any
@@ -37,6 +37,7 @@ from provisioner.config.suggest import closest
 from provisioner.config.text import char_problem, email_problem, excerpt
 from provisioner.config.yamlsource import Path
 from provisioner.endpoint import OperatorAllowances
+from provisioner.frozen import frozen
 from provisioner.model import (
     DEFAULT_NAME_FORMAT,
     DEFAULT_TOKEN_ENV,
@@ -69,7 +70,7 @@ MAX_MEMBERSHIPS = 300_000
 MAX_EXPANSION = 2_000_000
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Grant:
     """The terms of one user's access to a workspace instance."""
 
@@ -77,7 +78,7 @@ class Grant:
     reason: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class _Members:
     """A list of member entries and where it sits in the config."""
 
@@ -85,7 +86,7 @@ class _Members:
     path: Path
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class _Instance:
     """One workspace instance the config declares, before any member is expanded."""
 
@@ -96,7 +97,7 @@ class _Instance:
     base: str = ""  # the workspace's own name (before the environment is added)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class _Targets:
     """What the workspaces section declares.
 

@@ -50,7 +50,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import fields, is_dataclass
 from datetime import date, datetime
 from itertools import starmap
 from pathlib import Path
@@ -60,6 +60,7 @@ from typing import Any
 from provisioner import collector, fastcheck, model
 from provisioner.config.files import MAX_BYTES, config_files
 from provisioner.endpoint import OperatorAllowances
+from provisioner.frozen import frozen
 from provisioner.model import Config, State
 
 __all__ = ["FORMAT", "ConfigCache", "decode", "encode", "load_cached"]
@@ -257,7 +258,7 @@ def _code_digest() -> str:
     return digest.hexdigest()
 
 
-@dataclass(frozen=True)
+@frozen
 class ConfigCache:
     """Loaded configs kept in ``directory`` (the snapshot folder), for ``plan`` only."""
 

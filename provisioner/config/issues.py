@@ -13,17 +13,17 @@ that can stop early ask ``full``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from provisioner.config.yamlsource import Document, NodeInfo, Path, format_path
 from provisioner.errors import ConfigIssue, Location
+from provisioner.frozen import frozen
 
 Message = str | Callable[[NodeInfo], str]
 
 MAX_ISSUES = 200
 
 
-@dataclass(frozen=True)
+@frozen
 class Pending:
     """An issue whose position is not known yet."""
 

@@ -14,7 +14,6 @@ editors through yaml-language-server) supplies the wording for patterns.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import date, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -24,6 +23,7 @@ from provisioner.config.issues import Issues
 from provisioner.config.suggest import closest
 from provisioner.config.text import char_problem, excerpt
 from provisioner.config.yamlsource import Document, NodeInfo, Path
+from provisioner.frozen import frozen
 
 if TYPE_CHECKING:
     from jsonschema import Draft202012Validator
@@ -180,7 +180,7 @@ def _type_message(error: ValidationError, path: Path) -> Any:
 _Found = Iterator[tuple[Path, Any, bool]]
 
 
-@dataclass(frozen=True)
+@frozen
 class _Error:
     """One jsonschema error, with the parts every translation step reads."""
 

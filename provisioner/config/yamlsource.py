@@ -39,6 +39,7 @@ from yaml.nodes import ScalarNode
 from provisioner.config.files import MAX_BYTES
 from provisioner.config.text import excerpt
 from provisioner.errors import ConfigIssue, Location
+from provisioner.frozen import frozen
 
 MAX_DEPTH = 64
 
@@ -84,7 +85,7 @@ def format_path(path: Iterable[str | int]) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True)
+@frozen
 class NodeInfo:
     """Where a value (and, in a mapping, its key) sits in the file, and how it was written."""
 

@@ -20,12 +20,13 @@ Decisions worth knowing:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import UTC, datetime, time, timedelta
 from enum import Enum
 from types import MappingProxyType
 from typing import Final, Literal
 
+from provisioner.frozen import frozen
 from provisioner.model import (
     ApiKey,
     Credential,
@@ -112,7 +113,7 @@ def format_expiry(expires: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Change:
     """One change to one resource.
 
@@ -149,7 +150,7 @@ class Change:
 TEXT = "text"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class PlanWarning:
     """Something a plan does not change but a reviewer should know, as data.
 
@@ -190,7 +191,7 @@ SKIPPED: Final = "skipped"
 Status = Literal["applied", "failed", "skipped"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class ChangeResult:
     """The outcome of one change. ``message`` says why it failed or was skipped
     (or a note on an applied one, such as "already existed")."""

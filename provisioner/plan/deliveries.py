@@ -13,13 +13,12 @@ the reviewed plan.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
+from provisioner.frozen import frozen
 from provisioner.plan.model import Plan
 from provisioner.resources.registry import REGISTRY
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Delivery:
     """One secret an apply delivers: its destination ``name``, the object it belongs to (``what``),
     and whether the config chose the name (``sink:``) rather than taking the default."""

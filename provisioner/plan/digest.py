@@ -44,10 +44,10 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from provisioner.errors import ProvisionerError
+from provisioner.frozen import frozen
 from provisioner.model import Organization
 from provisioner.plan.model import Change, Plan, ResourceType
 from provisioner.plan.plain import canonical_json
@@ -66,7 +66,7 @@ class DigestError(ProvisionerError):
     """A digest given to provisioner is malformed, or none could be found."""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class PlanTarget:
     """The organization a plan is for, as the API named it when the plan was made."""
 
@@ -159,7 +159,7 @@ def markdown_line(digest: str) -> str:
 # --- the difference between a reviewed and a fresh plan -----------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class PlanDifference:
     """How a fresh plan differs from the reviewed one, change by change.
 
@@ -203,7 +203,7 @@ def compare(reviewed: Plan, fresh: Plan, *, same_target: bool = True) -> PlanDif
     return PlanDifference(tuple(added), tuple(dropped), tuple(altered), target_changed=not same_target)
 
 
-@dataclass(frozen=True)
+@frozen
 class Expectation:
     """The reviewed plan an apply must match: its digest, where it came from, and its
     changes and target when the source carried them (a JSON plan or a saved plan)."""

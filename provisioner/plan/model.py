@@ -12,9 +12,10 @@ sits above them and asks the registry what depends on a type's rules.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from provisioner.apiurl import endpoint_note
+from provisioner.frozen import frozen
 from provisioner.model import Membership
 from provisioner.plan.change import (
     TEXT,
@@ -59,7 +60,7 @@ def describe_warning(warning: PlanWarning) -> str:
     return REGISTRY[warning.type].warning_texts[warning.code](warning)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Summary:
     """Counts of a plan's changes by action."""
 
@@ -72,7 +73,7 @@ class Summary:
         return self.create + self.update + self.delete
 
 
-@dataclass(frozen=True)
+@frozen
 class Plan:
     """The ordered changes for one organization, and what they were made from.
 

@@ -41,12 +41,13 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from provisioner.errors import ProvisionerError, StalePlanError
+from provisioner.frozen import frozen
 from provisioner.plan.digest import (
     DigestError,
     Expectation,
@@ -68,7 +69,7 @@ class PlanFileError(ProvisionerError):
 _REPLAN = "run `provisioner plan --out {path}` again"
 
 
-@dataclass(frozen=True)
+@frozen
 class SavedPlan:
     """A plan read back from a file, with what it was made for.
 

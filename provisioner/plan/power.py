@@ -19,8 +19,8 @@ Decisions worth knowing:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 
+from provisioner.frozen import frozen
 from provisioner.model import ADMIN, Membership, User, Workspace, is_production_environment
 from provisioner.plan.model import Action, Change, Plan, ResourceType
 
@@ -34,7 +34,7 @@ def plan_environments(plan: Plan, environments: Mapping[str, str | None] | None)
     return known
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class PowerGrants:
     """The changes of a plan that grant power, in plan order, by kind."""
 

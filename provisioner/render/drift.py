@@ -14,17 +14,17 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 
 from provisioner import __version__
 from provisioner.drift import DriftItem, DriftReport, Origin, Reach
 from provisioner.escape import markdown_code, terminal
+from provisioner.frozen import frozen
 from provisioner.model import Membership
 from provisioner.plan.model import Action, ResourceType
 from provisioner.render.plan_text import LINE_RENDERERS
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Name:
     """An untrusted value inside a description; each format escapes it."""
 
@@ -42,7 +42,7 @@ _MARKERS: Mapping[Origin, Mapping[Action, str]] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class _Section:
     title: str
     items: tuple[DriftItem, ...]

@@ -9,9 +9,10 @@ last line of the text and of the markdown comment (where
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 
 from provisioner import __version__
+from provisioner.frozen import frozen
 from provisioner.model import State
 from provisioner.plan.digest import PlanTarget, markdown_line, pin_fields, text_line
 from provisioner.plan.model import Plan
@@ -20,7 +21,7 @@ from provisioner.render.plan_markdown import render_markdown
 from provisioner.render.plan_text import render_text
 
 
-@dataclass(frozen=True)
+@frozen
 class PlanView:
     """What every plan renderer gets: the plan, who it is for, and what it was made from.
 

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 from provisioner.escape import markdown_code, markdown_fence
+from provisioner.frozen import frozen
 from provisioner.model import (
     ROLES,
     Credential,
@@ -76,7 +76,7 @@ _SHORTENED = f"_This comment is shortened to stay under the size limit; {_LOCAL}
 _SAFETY = 200
 
 
-@dataclass(frozen=True)
+@frozen
 class _Section:
     """A section that can be cut: ``head`` and ``tail`` always go together.
 

@@ -11,15 +11,15 @@ A renderer returns a ``Rendered``: what goes to stdout and what to stderr.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 from provisioner.errors import ConfigError, ConfigIssue
 from provisioner.escape import github_message, github_property, log_text, terminal_lines
+from provisioner.frozen import frozen
 from provisioner.model import Config
 from provisioner.service.validate import Validation
 
 
-@dataclass(frozen=True)
+@frozen
 class Rendered:
     """Output bound for the two streams; each ends with a newline unless empty."""
 

@@ -30,12 +30,13 @@ import builtins
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from provisioner.errors import ApiError, ConflictError, NotFoundError, PreconditionFailedError
+from provisioner.frozen import frozen
 from provisioner.model import Membership, Policy, ReadSecretDigest, SecretRef, State
 from provisioner.plan.change import Action, Change, ChangeResult, PlanWarning
 from provisioner.plan.change import Phase as Phase  # re-exported: the type modules import it from here
@@ -80,7 +81,7 @@ def _matches(value: str, globs: Iterable[str]) -> bool:
     return any(fnmatchcase(value, glob) for glob in globs)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class IgnoreRules:
     """``policy.ignore_users`` / ``ignore_workspaces``, compiled once per diff.
 
@@ -125,7 +126,7 @@ class IgnoreRules:
 # --- diff -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class DiffContext:
     """What one type's diff rules see.
 
@@ -151,7 +152,7 @@ class DiffContext:
     secrets: SecretValues = field(default_factory=lambda: SecretValues())
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Diffed:
     """One type's part of a plan."""
 
@@ -390,7 +391,7 @@ def _no_dependency(change: Change, ctx: ApplyContext) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@frozen
 class ResourceKind:
     """Everything provisioner knows about one resource type (see the module docstring)."""
 

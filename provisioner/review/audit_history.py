@@ -23,15 +23,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from provisioner.audit import AuditLogError
+from provisioner.frozen import frozen
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class AppliedChange:
     """One change a run applied: ``action``, ``type`` and ``key`` as the plan named them.
 
@@ -49,7 +49,7 @@ class AppliedChange:
         return dict(self.subject).get(name)
 
 
-@dataclass(frozen=True)
+@frozen
 class AuditEntry:
     """One apply run of one organization, as its audit record says."""
 

@@ -26,9 +26,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from provisioner.frozen import frozen
 from provisioner.model import (
     ADMIN,
     Config,
@@ -65,7 +65,7 @@ USER = "user"
 WORKSPACE = "workspace"
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class _Event:
     granted: bool
     run: Run

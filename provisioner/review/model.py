@@ -28,9 +28,10 @@ Decisions worth knowing:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
+
+from provisioner.frozen import frozen
 
 
 class Origin(str, Enum):
@@ -60,7 +61,7 @@ class History(str, Enum):
     RECORDED = "recorded"  # history starts at the first record of this organization
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Run:
     """One apply, as the audit log records it: when, from which commit, which log line, who approved."""
 
@@ -74,7 +75,7 @@ class Run:
     merged_by: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Summary:
     """Which organization, read when, from which config."""
 
@@ -103,7 +104,7 @@ class Summary:
         return max(self.period_start, self.history_start)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Admin:
     """A user with the admin role on the server."""
 
@@ -114,7 +115,7 @@ class Admin:
     since: Run | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Grant:
     """One user's access to one workspace instance on the server now."""
 
@@ -131,7 +132,7 @@ class Grant:
     expires: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Instance:
     """A workspace instance, a column of the matrix."""
 
@@ -140,7 +141,7 @@ class Instance:
     production: bool
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Change:
     """One change applied in the review period, from the audit log.
 
@@ -164,7 +165,7 @@ class Change:
     prefix_after: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Key:
     """A live API key on the server: whose, where, and when it was last used."""
 
@@ -179,7 +180,7 @@ class Key:
     service_account: bool  # the owner is declared with service_account: true
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Integration:
     """A platform integration on Recall.ai's v2 API, and whether it works.
 
@@ -201,7 +202,7 @@ class Integration:
     attention: bool
 
 
-@dataclass(frozen=True)
+@frozen
 class Review:
     """Everything one access review shows, for one organization.
 

@@ -50,11 +50,11 @@ import json
 import secrets
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.wrappers import Response
 
+from provisioner.frozen import frozen
 from provisioner.sandbox import store
 from provisioner.sandbox.resource import (
     NO_CONTROL,
@@ -79,7 +79,7 @@ REQUIRED_NOT_NULL = "This field is required; only an optional field can be remov
 SECRET_MAX = 4096
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class Provider:
     """What one provider's credential holds: its kind, readable fields and write-only secrets."""
 

@@ -12,7 +12,8 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from provisioner.frozen import frozen
 
 # The three ways an injected fault shows itself to a client.
 FAULT_500 = "500"
@@ -50,7 +51,7 @@ class Stats:
             self._throttled = 0
 
 
-@dataclass(frozen=True)
+@frozen
 class RateDecision:
     """Whether a request may proceed, and the numbers for the rate headers."""
 
@@ -89,7 +90,7 @@ class RateLimiter:
             return RateDecision(False, self.rate, 0, max(1, math.ceil(wait)))
 
 
-@dataclass(frozen=True)
+@frozen
 class Fault:
     """An injected failure: how it shows, and (for writes) whether the change is committed first."""
 

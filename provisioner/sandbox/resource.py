@@ -34,6 +34,7 @@ from urllib.parse import urlencode
 
 from werkzeug.wrappers import Request, Response
 
+from provisioner.frozen import frozen
 from provisioner.sandbox import store
 
 API_PREFIX = "/api/v1"
@@ -82,7 +83,7 @@ def problem_response(problem: ApiProblem) -> Response:
     return json_response(problem.status, problem.body, problem.headers)
 
 
-@dataclass(frozen=True)
+@frozen
 class Resource:
     """How one collection is stored and shown: its table, JSON and list filters."""
 

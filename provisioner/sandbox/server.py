@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wsgi import LimitedStream
 
+from provisioner.frozen import frozen
 from provisioner.sandbox import store, v2
 from provisioner.sandbox.app import API_PREFIX, MAX_BODY_BYTES, ResponseHook, SandboxApp
 from provisioner.sandbox.knobs import FaultInjector, RateLimiter
@@ -268,7 +269,7 @@ def check_host(host: str, public: bool = False) -> None:
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class Prepared:
     """A db ready to serve: the store, the admin's key, and whether it was generated."""
 

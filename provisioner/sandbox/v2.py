@@ -42,7 +42,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -50,6 +49,7 @@ from urllib.parse import urlencode
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.wrappers import Request, Response
 
+from provisioner.frozen import frozen
 from provisioner.sandbox import api_keys, limits, store
 from provisioner.sandbox.knobs import Stats
 from provisioner.sandbox.routing import match, route_map
@@ -188,7 +188,7 @@ def login_json(row: sqlite3.Row) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
+@frozen
 class Call:
     """One authenticated v2 request: the db, the request, the key's user and workspace."""
 

@@ -65,11 +65,12 @@ import string
 import subprocess
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Protocol
 
 from provisioner.errors import SinkError
 from provisioner.escape import log_text, terminal
+from provisioner.frozen import frozen
 from provisioner.redaction import excerpt
 from provisioner.secrets.names import default_name, spelled
 
@@ -93,7 +94,7 @@ _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
 
 
-@dataclass(frozen=True, slots=True)
+@frozen(slots=True)
 class GeneratedSecret:
     """A secret the server generated (a webhook signing secret, a rotated verification secret)."""
 

@@ -21,7 +21,7 @@ import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import timedelta
 from typing import Protocol, TextIO
 
@@ -37,6 +37,7 @@ from provisioner.errors import (
     RefusedError,
     StalePlanError,
 )
+from provisioner.frozen import frozen
 from provisioner.model import Config
 from provisioner.plan.digest import Expectation, pin_fields, render_difference
 from provisioner.plan.model import phase_of
@@ -62,7 +63,7 @@ from provisioner.service.runner import Outcome, Run, run_organizations, utcnow
 DIFFERS = "the fresh plan differs from the reviewed plan: nothing was applied"
 
 
-@dataclass(frozen=True)
+@frozen
 class ApplyOptions:
     """The options of one ``apply`` run, shared by every organization it covers.
 
@@ -94,7 +95,7 @@ class ApplyOptions:
     redactor: Redactor = field(default_factory=Redactor)
 
 
-@dataclass(frozen=True)
+@frozen
 class PreparedOrganization:
     """One organization read, planned and compared with its reviewed plan: ready to check, then apply.
 
@@ -131,7 +132,7 @@ class PreparedOrganization:
         return self.difference is not None and self.override_reason is not None
 
 
-@dataclass(frozen=True)
+@frozen
 class AppliedOrganization:
     """One organization applied: what happened, and the audit record when one was written."""
 
@@ -140,7 +141,7 @@ class AppliedOrganization:
     record: AuditRecord | None = None
 
 
-@dataclass(frozen=True)
+@frozen
 class ApplyRun:
     """The whole run: every organization's preparation, and those applied."""
 

@@ -20,7 +20,6 @@ import math
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -31,6 +30,7 @@ from provisioner.apiurl import UrlProblem, is_regional, parse_api_url
 from provisioner.endpoint import Endpoint, EndpointError, open_endpoint
 from provisioner.errors import ProvisionerError
 from provisioner.escape import terminal
+from provisioner.frozen import frozen
 from provisioner.model import Config, OrganizationSettings
 
 CLIENT_LIMIT_ENV: dict[str, tuple[str, type]] = {
@@ -111,7 +111,7 @@ def management_pacing(pace: Pace, pacing: Pacing | None, endpoint: Endpoint) -> 
     return pacing if pace.paces_management(regional) else None
 
 
-@dataclass(frozen=True)
+@frozen
 class Connection:
     """What one run of one config talks to.
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from provisioner.api.pacing import AUTO_PACE, Pace
 from provisioner.audit import last_applied_state
 from provisioner.drift import DriftReport, detect_drift
+from provisioner.frozen import frozen
 from provisioner.model import Config
 from provisioner.secrets.refs import available
 from provisioner.service.connection import connect_config
@@ -15,7 +15,7 @@ from provisioner.service.plan import read_and_diff
 from provisioner.service.runner import Outcome, Run, run_organizations, utcnow
 
 
-@dataclass(frozen=True)
+@frozen
 class DriftOptions:
     """The options of one ``drift`` run. ``audit_log``: the log of earlier applies, if any."""
 
@@ -26,7 +26,7 @@ class DriftOptions:
     pace: Pace = AUTO_PACE  # pacing to Recall.ai's published limits (``--pace``)
 
 
-@dataclass(frozen=True)
+@frozen
 class DriftResult:
     """One organization's drift report.
 

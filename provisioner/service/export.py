@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from types import MappingProxyType
 
@@ -20,6 +20,7 @@ from provisioner.audit import last_declared
 from provisioner.endpoint import OperatorAllowances, open_endpoint
 from provisioner.errors import ProvisionerError
 from provisioner.export import Exported, export_document
+from provisioner.frozen import frozen
 from provisioner.model import (
     ADMIN,
     DEFAULT_NAME_FORMAT,
@@ -42,7 +43,7 @@ class ExportError(ProvisionerError):
     """The export could not be written."""
 
 
-@dataclass(frozen=True)
+@frozen
 class ExportOptions:
     """Which organization to export, and how to write its config.
 

@@ -10,7 +10,7 @@ here prints; the CLI renders the results.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from datetime import datetime
 from pathlib import Path
 from types import MappingProxyType
@@ -24,6 +24,7 @@ from provisioner.config.against_base import production_of
 from provisioner.config.cache import ConfigCache
 from provisioner.endpoint import Endpoint
 from provisioner.errors import StalePlanError
+from provisioner.frozen import frozen
 from provisioner.model import ADMIN, Config, Credential, Identity, Organization, SecretRef, SecretUse, State
 from provisioner.plan.diff import diff
 from provisioner.plan.digest import PlanTarget
@@ -37,7 +38,7 @@ from provisioner.service.connection import connect_config
 from provisioner.service.runner import Outcome, Run, run_organizations, utcnow
 
 
-@dataclass(frozen=True)
+@frozen
 class PlannedOrganization:
     """What one organization's plan was made from, and the plan itself."""
 
@@ -249,7 +250,7 @@ def check_not_stale(saved: Plan, fresh: PlannedOrganization) -> None:
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class PlanOptions:
     """The options of one ``plan`` run, shared by every organization it covers.
 
@@ -276,7 +277,7 @@ class PlanOptions:
         )
 
 
-@dataclass(frozen=True)
+@frozen
 class PlanResult:
     """One organization planned; ``saved_digest`` when the plan was saved to ``PlanOptions.out``."""
 

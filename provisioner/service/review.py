@@ -15,13 +15,13 @@ itself says that the history is missing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from provisioner.api.pacing import AUTO_PACE, Pace
 from provisioner.api.reader import read_state_and_identity
 from provisioner.audit import config_commit
+from provisioner.frozen import frozen
 from provisioner.model import Config
 from provisioner.review.audit_history import read_audit_log
 from provisioner.review.build import DEFAULT_PERIOD, build_review
@@ -31,7 +31,7 @@ from provisioner.service.plan import read_integrations
 from provisioner.service.runner import utcnow
 
 
-@dataclass(frozen=True)
+@frozen
 class ReviewResult:
     """The review, and whether the audit log knew the organization at all."""
 

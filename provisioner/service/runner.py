@@ -16,12 +16,12 @@ see ``provisioner.service.interrupt``).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from provisioner.endpoint import OperatorAllowances
 from provisioner.errors import ProvisionerError
+from provisioner.frozen import frozen
 from provisioner.model import Config
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ class Result(Protocol):
 R = TypeVar("R", bound=Result)
 
 
-@dataclass(frozen=True)
+@frozen
 class Outcome(Generic[R]):
     """One organization's part of a run.
 
@@ -62,7 +62,7 @@ class Outcome(Generic[R]):
         return self.error is not None
 
 
-@dataclass(frozen=True)
+@frozen
 class Run(Generic[R]):
     """Every organization's outcome, in the order given."""
 

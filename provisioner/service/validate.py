@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from provisioner.config import load_configs
 from provisioner.errors import ConfigError
+from provisioner.frozen import frozen
 from provisioner.model import Config
 from provisioner.service.runner import EXIT_ERROR, EXIT_OK
 
 
-@dataclass(frozen=True)
+@frozen
 class Validation:
     """The configs given, and either each one loaded or every issue found in them."""
 
