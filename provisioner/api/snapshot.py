@@ -268,9 +268,19 @@ def _load_journal(
     revision, entries = body.get("revision"), body.get("entries")
     if not isinstance(revision, int) or revision < base.revision or not isinstance(entries, list):
         return None, 0, "not a journal"
-    if not all(isinstance(entry, dict) for entry in entries):
+    if not all(map(_well_formed, entries)):
         return None, 0, "not a journal"
     return entries, revision, ""
+
+
+def _well_formed(entry: Any) -> bool:
+    """Whether a change-feed entry has the shape ``_apply_entries`` reads."""
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("type"), str)
+        and isinstance(entry.get("id"), str | int)
+        and isinstance(entry.get("object"), dict | None)
+    )
 
 
 _BATCH = 2000  # objects encoded at once: C-speed encoding in pieces of ~0.5 MB
@@ -434,6 +444,9 @@ def _apply_feed(client: ApiClient, snapshot: _Snapshot, revision: int) -> _Snaps
     """The snapshot's objects with every change since its revision applied, at ``revision``;
     its ``journal``: the feed's entries."""
     entries = [entry for page in client.iter_pages(CHANGES, {"since": snapshot.revision}) for entry in page]
+    if not all(map(_well_formed, entries)):
+        # Never a partial state: a feed we cannot read fails the plan, as a broken list would.
+        raise ApiError("the change feed answered an entry without a type, an id or an object", method="GET")
     objects = {path: dict(held) for path, held in snapshot.objects.items()}
     _apply_entries(objects, entries)
     return _Snapshot(revision, objects, journal=tuple(entries))

@@ -8,6 +8,7 @@ that cannot be written, and a snapshot that another user made.
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import math
@@ -268,3 +269,22 @@ def test_a_journal_past_its_share_writes_the_snapshot_whole_and_is_removed(tmp_p
         rsps.get(f"{BASE}/me/", json=me_at(7))
         again, _, report = read_with_snapshot(client(), cache)
     assert report.source == "snapshot" and again == state
+
+
+def test_a_malformed_feed_entry_fails_the_plan_and_a_malformed_journal_is_ignored(tmp_path: Path) -> None:
+    cache = SnapshotCache(tmp_path / "cache", tool_version="1.0", journal_share=math.inf)
+    first_read(cache)
+    with responses.RequestsMock() as rsps:
+        rsps.get(f"{BASE}/me/", json=me_at(6))
+        rsps.get(CHANGES, json={"next": None, "revision": 6, "results": [{"revision": 6, "id": "w2"}]})
+        with pytest.raises(ApiError, match="change feed answered an entry without a type"):
+            read_with_snapshot(client(), cache)
+    fed(cache, 5, 6, [RENAME])
+    _, journal = files(cache)
+    # A journal whose digest holds but whose entry has no type (written by hand, say).
+    body = json.loads(journal.read_bytes().rpartition(b"\n")[0])
+    body["entries"] = [{"id": "w2", "object": None}]
+    text = json.dumps(body).encode()
+    journal.write_bytes(text + b"\n" + hashlib.sha256(text).hexdigest().encode())
+    state, report = fed(cache, 5, 6, [RENAME])  # the feed from the snapshot's own revision
+    assert report.since == 5 and "app-stage" in state.workspaces
