@@ -220,6 +220,7 @@ def _digest(data: bytes) -> str:
 _LOADING_CODE = (
     "config/*.py",
     "fastcheck.py",
+    "frozen.py",
     "secrets/*.py",
     "model.py",
     "endpoint.py",
