@@ -126,11 +126,12 @@ def _getter(names: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
 
 def _init(cls: type[Any], fields: tuple[Field[Any], ...]) -> Callable[..., None]:
     """``__init__`` as dataclasses writes it: one parameter per init field, defaults and factories."""
-    scope: dict[str, Any] = {"_set": object.__setattr__, "_FACTORY": _HasFactory}
+    # Names no field can have (as dataclasses uses __dataclass_builtins_object__ and the like).
+    scope: dict[str, Any] = {"__frozen_set__": object.__setattr__, "__frozen_factory__": _HasFactory}
     params: list[str] = []
     body: list[str] = []
     for f in fields:
-        default = f"_default_{f.name}"
+        default = f"__frozen_default_{f.name}__"
         if f.default is not MISSING:
             scope[default] = f.default
         elif f.default_factory is not MISSING:
@@ -139,15 +140,15 @@ def _init(cls: type[Any], fields: tuple[Field[Any], ...]) -> Callable[..., None]
             if f.default is not MISSING:
                 params.append(f"{f.name}={default}")
             elif f.default_factory is not MISSING:
-                params.append(f"{f.name}=_FACTORY")
-                body.append(f"    {f.name} = {default}() if {f.name} is _FACTORY else {f.name}")
+                params.append(f"{f.name}=__frozen_factory__")
+                body.append(f"    {f.name} = {default}() if {f.name} is __frozen_factory__ else {f.name}")
             else:
                 params.append(f.name)
-            body.append(f"    _set(self, {f.name!r}, {f.name})")
+            body.append(f"    __frozen_set__(self, {f.name!r}, {f.name})")
         elif f.default is not MISSING:
-            body.append(f"    _set(self, {f.name!r}, {default})")
+            body.append(f"    __frozen_set__(self, {f.name!r}, {default})")
         elif f.default_factory is not MISSING:
-            body.append(f"    _set(self, {f.name!r}, {default}())")
+            body.append(f"    __frozen_set__(self, {f.name!r}, {default}())")
     if hasattr(cls, "__post_init__"):
         body.append("    self.__post_init__()")
     source = f"def __init__(self, {', '.join(params)}):\n" + ("\n".join(body) or "    pass") + "\n"

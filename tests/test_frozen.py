@@ -245,3 +245,14 @@ def test_methods_the_class_writes_itself_are_kept_as_dataclasses_keeps_them() ->
             a: int
 
             def __setattr__(self, name: str, value: object) -> None: ...
+
+
+def test_a_field_may_have_any_name_the_generated_init_uses_itself() -> None:
+    @frozen(slots=True)
+    class Odd:
+        _set: int
+        _FACTORY: int = 2
+        object: tuple[int, ...] = field(default_factory=tuple)
+
+    odd = Odd(1)
+    assert (odd._set, odd._FACTORY, odd.object) == (1, 2, ())
